@@ -1,0 +1,389 @@
+"""The one catalogue of op cases, shared by the parity tests and by ``tinycnn check``.
+
+NumPy only (no torch): the checker builds inputs from these cases in a process without torch.
+Each case is a frozen `OpCase`; `make_inputs(case)` turns it into arrays, deterministically from
+the case's seed. The float32 twin of a case has the same seed, so it sees the same values rounded.
+
+Random values are continuous (no accidental ties, no exact zeros); ties and zeros are tested on
+purpose, in cases tagged ``"ties"``, ``"constant"`` and ``"exact-zeros"``.
+
+Examples
+--------
+>>> case = find_case("conv-n2c3f4-h7w5-k3x2-s2-p1-f64")
+>>> case.describe()
+'conv2d, x (2, 3, 7, 5), w (4, 3, 3, 2), stride 2, padding 1, float64'
+>>> sorted(make_inputs(case))
+['b', 'dy', 'w', 'x']
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+OPS = ("conv2d", "relu", "maxpool2d", "linear", "softmax_cross_entropy")
+DTYPES = ("float64", "float32")
+
+# What each tag means; the checker turns a failure pattern over tags into a hint.
+TAGS = {
+    "ties": "pooling windows hold equal maxima on purpose (integer-valued input)",
+    "constant": "every input value is equal, so every pooling window is one big tie",
+    "exact-zeros": "ReLU input holds exact 0.0 and -0.0, where the gradient must be 0",
+    "large-logits": "logits of magnitude 1000 or more: exp overflows without subtracting the max",
+    "odd-size": "the windows do not tile the (padded) input exactly: the output size is floored",
+    "symmetric-kernel": "kernel unchanged by flipping either spatial axis: a flipped kernel passes",
+    "asymmetric-kernel": "kernel changes when flipped: catches convolution instead of correlation",
+    "non-square": "height differs from width (input or kernel): catches swapped axes",
+    "overlap": "pooling windows overlap (size > stride): their gradients add up",
+    "stride": "stride > 1",
+    "padding": "padding > 0",
+}
+
+# Tags that change the values but not the shapes: they go into the id to keep ids unique.
+_ID_SUFFIX = {"symmetric-kernel": "sym", "ties": "ties", "constant": "const", "exact-zeros": "zeros"}
+_DTYPE_SUFFIX = {"float64": "f64", "float32": "f32"}
+
+
+@dataclass(frozen=True)
+class OpCase:
+    """One parity case: an op, its input shapes and hyper-parameters, a dtype and a seed.
+
+    Attributes
+    ----------
+    op : str
+        One of `OPS`.
+    x_shape : tuple of int
+        Input shape: (N, C, H, W) for conv2d and maxpool2d, (N, C, H, W) or (N, D) for relu,
+        (N, D) for linear, logits (N, K) for softmax_cross_entropy.
+    w_shape : tuple of int or None
+        Weight shape: (F, C, KH, KW) for conv2d, (M, D) for linear, None otherwise.
+    stride : int
+        Stride of conv2d and maxpool2d (ignored by the other ops).
+    padding : int
+        Zero padding of conv2d (ignored by the other ops).
+    size : int
+        Pooling window size (maxpool2d only).
+    dtype : str
+        ``"float64"`` or ``"float32"``.
+    seed : int
+        Seed of `numpy.random.default_rng` for the inputs.
+    tags : tuple of str
+        Keys of `TAGS`.
+    scale : float
+        Standard deviation of the random values (1000 for "logits of magnitude 1000").
+    """
+
+    op: str
+    x_shape: tuple[int, ...]
+    w_shape: tuple[int, ...] | None = None
+    stride: int = 1
+    padding: int = 0
+    size: int = 2
+    dtype: str = "float64"
+    seed: int = 0
+    tags: tuple[str, ...] = ()
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise ValueError(f"unknown op {self.op!r}; expected one of {OPS}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}; expected one of {DTYPES}")
+        unknown = [tag for tag in self.tags if tag not in TAGS]
+        if unknown:
+            raise ValueError(f"unknown tags {unknown}; known tags: {sorted(TAGS)}")
+        ranks = {"conv2d": (4, 4), "maxpool2d": (4, None), "linear": (2, 2),
+                 "softmax_cross_entropy": (2, None)}
+        x_rank, w_rank = ranks.get(self.op, (len(self.x_shape), None))
+        if len(self.x_shape) != x_rank or (w_rank and len(self.w_shape or ()) != w_rank):
+            raise ValueError(f"{self.op}: x shape {self.x_shape} or w shape {self.w_shape} "
+                             f"has the wrong rank (expected {x_rank} and {w_rank})")
+
+    @property
+    def id(self) -> str:
+        """Readable unique id, e.g. ``conv-n2c3f4-h7w5-k3x2-s2-p1-f64``."""
+        if self.op == "conv2d":
+            N, C, H, W = self.x_shape
+            F, _, KH, KW = self.w_shape
+            parts = ["conv", f"n{N}c{C}f{F}", f"h{H}w{W}", f"k{KH}x{KW}",
+                     f"s{self.stride}", f"p{self.padding}"]
+        elif self.op == "maxpool2d":
+            N, C, H, W = self.x_shape
+            parts = ["pool", f"n{N}c{C}", f"h{H}w{W}", f"k{self.size}", f"s{self.stride}"]
+        elif self.op == "relu":
+            if len(self.x_shape) == 4:
+                N, C, H, W = self.x_shape
+                parts = ["relu", f"n{N}c{C}", f"h{H}w{W}"]
+            else:
+                N, D = self.x_shape
+                parts = ["relu", f"n{N}d{D}"]
+        elif self.op == "linear":
+            N, D = self.x_shape
+            M, _ = self.w_shape
+            parts = ["linear", f"n{N}d{D}m{M}"]
+        else:
+            N, K = self.x_shape
+            parts = ["ce", f"n{N}k{K}", f"mag{self.scale:g}"]
+        parts += [_ID_SUFFIX[tag] for tag in self.tags if tag in _ID_SUFFIX]
+        parts.append(_DTYPE_SUFFIX[self.dtype])
+        return "-".join(parts)
+
+    def __str__(self) -> str:
+        return self.id
+
+    def describe(self) -> str:
+        """The case in words for a student, e.g.
+        ``conv2d, x (2, 3, 7, 5), w (4, 3, 3, 2), stride 2, padding 1, float64``."""
+        if self.op == "conv2d":
+            words = [f"x {self.x_shape}", f"w {self.w_shape}", f"stride {self.stride}",
+                     f"padding {self.padding}"]
+        elif self.op == "maxpool2d":
+            words = [f"x {self.x_shape}", f"size {self.size}", f"stride {self.stride}"]
+        elif self.op == "relu":
+            words = [f"x {self.x_shape}"]
+        elif self.op == "linear":
+            words = [f"x {self.x_shape}", f"w {self.w_shape}", f"b ({self.w_shape[0]},)"]
+        else:
+            words = [f"logits {self.x_shape} of magnitude ~{self.scale:g}",
+                     f"labels ({self.x_shape[0]},)"]
+        words.append(self.dtype)
+        notes = {
+            "symmetric-kernel": "symmetric kernel",
+            "ties": "integer values with ties",
+            "constant": "all values equal",
+            "exact-zeros": "with exact zeros",
+        }
+        if self.op == "softmax_cross_entropy":
+            notes["ties"] = "all logits equal"
+        words += [notes[tag] for tag in self.tags if tag in notes]
+        return ", ".join([self.op, *words])
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        """The dtype as a `numpy.dtype`."""
+        return np.dtype(self.dtype)
+
+
+def output_shape(case: OpCase) -> tuple[int, ...]:
+    """Shape of the op's forward output, computed here independently of any implementation.
+
+    Returns ``()`` for softmax_cross_entropy (the loss is a scalar).
+    """
+    if case.op == "conv2d":
+        N, C, H, W = case.x_shape
+        F, _, KH, KW = case.w_shape
+        H_out = (H + 2 * case.padding - KH) // case.stride + 1
+        W_out = (W + 2 * case.padding - KW) // case.stride + 1
+        return (N, F, H_out, W_out)
+    if case.op == "maxpool2d":
+        N, C, H, W = case.x_shape
+        H_out = (H - case.size) // case.stride + 1
+        W_out = (W - case.size) // case.stride + 1
+        return (N, C, H_out, W_out)
+    if case.op == "relu":
+        return case.x_shape
+    if case.op == "linear":
+        N, _ = case.x_shape
+        M, _ = case.w_shape
+        return (N, M)
+    return ()
+
+
+def make_inputs(case: OpCase) -> dict[str, np.ndarray]:
+    """Build the case's input arrays, deterministically from ``case.seed``.
+
+    Parameters
+    ----------
+    case : OpCase
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        conv2d: x (N, C, H, W), w (F, C, KH, KW), b (F,), dy (N, F, H_out, W_out);
+        relu and maxpool2d: x, dy (shape of the output);
+        linear: x (N, D), w (M, D), b (M,), dy (N, M);
+        softmax_cross_entropy: logits (N, K) and int64 labels (N,). No dy: the loss is the end of
+        the chain, and dlogits is its gradient.
+        Float arrays have ``case.dtype``; fresh arrays on every call.
+    """
+    rng = np.random.default_rng(case.seed)
+
+    def normal(shape: tuple[int, ...]) -> np.ndarray:
+        # Draw in float64 and round, so the float32 twin sees the same values.
+        return (case.scale * rng.standard_normal(shape)).astype(case.dtype)
+
+    if case.op == "conv2d":
+        inputs = {"x": normal(case.x_shape), "w": normal(case.w_shape), "b": normal(case.w_shape[:1])}
+        if "symmetric-kernel" in case.tags:
+            w = inputs["w"].astype(np.float64)
+            # Average over both flips: the kernel is then unchanged by flipping either axis.
+            w = (w + w[:, :, ::-1, :] + w[:, :, :, ::-1] + w[:, :, ::-1, ::-1]) / 4
+            inputs["w"] = w.astype(case.dtype)
+    elif case.op == "maxpool2d":
+        if "constant" in case.tags:
+            inputs = {"x": np.full(case.x_shape, 0.5, dtype=case.dtype)}
+        elif "ties" in case.tags:
+            # Three integer levels: most windows hold their maximum more than once.
+            inputs = {"x": rng.integers(-1, 2, size=case.x_shape).astype(case.dtype)}
+        else:
+            inputs = {"x": normal(case.x_shape)}
+    elif case.op == "relu":
+        x = normal(case.x_shape)
+        if "exact-zeros" in case.tags:
+            # A third of the entries become 0.0 or -0.0 (both count as x <= 0).
+            zero_mask = rng.random(case.x_shape) < 1 / 3
+            signs = rng.random(case.x_shape) < 0.5
+            x[zero_mask & signs] = 0.0
+            x[zero_mask & ~signs] = -0.0
+        inputs = {"x": x}
+    elif case.op == "linear":
+        inputs = {"x": normal(case.x_shape), "w": normal(case.w_shape), "b": normal(case.w_shape[:1])}
+    else:
+        N, K = case.x_shape
+        if "ties" in case.tags:
+            logits = np.full((N, K), case.scale, dtype=case.dtype)
+        else:
+            logits = normal((N, K))
+        return {"logits": logits, "labels": rng.integers(0, K, size=N).astype(np.int64)}
+    inputs["dy"] = rng.standard_normal(output_shape(case)).astype(case.dtype)
+    return inputs
+
+
+# --- the catalogue -------------------------------------------------------------------------------
+
+
+def _seed(base_id: str) -> int:
+    # Derived from the dtype-free id: stable when cases are added, shared by the float32 twin.
+    return zlib.crc32(base_id.encode())
+
+
+def _both_dtypes(template: OpCase) -> list[OpCase]:
+    base_id = template.id.rsplit("-", 1)[0]
+    seed = _seed(base_id)
+    return [replace(template, dtype=dtype, seed=seed) for dtype in DTYPES]
+
+
+def _conv(x_shape, w_shape, stride, padding, *extra_tags: str) -> list[OpCase]:
+    N, C, H, W = x_shape
+    F, _, KH, KW = w_shape
+    tags = list(extra_tags)
+    if "symmetric-kernel" not in tags and (KH, KW) != (1, 1):
+        tags.append("asymmetric-kernel")
+    if H != W or KH != KW:
+        tags.append("non-square")
+    if (H + 2 * padding - KH) % stride or (W + 2 * padding - KW) % stride:
+        tags.append("odd-size")
+    if stride > 1:
+        tags.append("stride")
+    if padding > 0:
+        tags.append("padding")
+    return _both_dtypes(OpCase("conv2d", x_shape, w_shape, stride=stride, padding=padding,
+                               tags=tuple(tags)))
+
+
+def _pool(x_shape, size, stride, *extra_tags: str) -> list[OpCase]:
+    N, C, H, W = x_shape
+    tags = list(extra_tags)
+    if size > stride:
+        tags.append("overlap")
+    if H != W:
+        tags.append("non-square")
+    if (H - size) % stride or (W - size) % stride:
+        tags.append("odd-size")
+    if stride > 1:
+        tags.append("stride")
+    return _both_dtypes(OpCase("maxpool2d", x_shape, size=size, stride=stride, tags=tuple(tags)))
+
+
+def _relu(x_shape, *tags: str) -> list[OpCase]:
+    return _both_dtypes(OpCase("relu", x_shape, tags=tags))
+
+
+def _linear(x_shape, w_shape) -> list[OpCase]:
+    return _both_dtypes(OpCase("linear", x_shape, w_shape))
+
+
+def _cross_entropy(logits_shape, scale, *extra_tags: str) -> list[OpCase]:
+    tags = list(extra_tags)
+    if scale >= 1000:
+        tags.append("large-logits")
+    return _both_dtypes(OpCase("softmax_cross_entropy", logits_shape, scale=scale,
+                               tags=tuple(tags)))
+
+
+CASES: tuple[OpCase, ...] = tuple(
+    [
+        # conv2d: N, C, F > 1; kernels 1-5 (square and not), stride 1-3, padding 0-2.
+        *_conv((2, 3, 7, 5), (4, 3, 3, 3), 1, 0),
+        *_conv((2, 3, 7, 5), (4, 3, 3, 2), 2, 1),
+        *_conv((3, 2, 8, 6), (3, 2, 1, 1), 1, 0),
+        *_conv((2, 2, 6, 9), (3, 2, 2, 2), 2, 0),
+        *_conv((2, 3, 9, 7), (2, 3, 5, 5), 1, 2),
+        *_conv((2, 2, 10, 8), (3, 2, 4, 3), 3, 1),
+        *_conv((3, 2, 6, 11), (2, 2, 2, 5), 3, 2),
+        *_conv((2, 2, 3, 8), (3, 2, 1, 3), 2, 0),
+        *_conv((2, 3, 4, 4), (2, 3, 5, 5), 1, 1),  # kernel larger than the input, padding rescues
+        *_conv((2, 1, 8, 8), (3, 1, 3, 3), 1, 0),  # TinyCNN's own conv layer
+        # The same shapes with symmetric and with random kernels: tells a flipped kernel apart.
+        *_conv((2, 3, 5, 6), (4, 3, 3, 3), 1, 1, "symmetric-kernel"),
+        *_conv((2, 3, 5, 6), (4, 3, 3, 3), 1, 1),
+        *_conv((2, 2, 7, 7), (2, 2, 5, 4), 2, 2, "symmetric-kernel"),
+        *_conv((2, 2, 7, 7), (2, 2, 5, 4), 2, 2),
+        # relu: 4-d after conv, 2-d after a dense layer; exact zeros on purpose.
+        *_relu((2, 3, 4, 5)),
+        *_relu((2, 3, 4, 5), "exact-zeros"),
+        *_relu((4, 18)),
+        *_relu((4, 18), "exact-zeros"),
+        # maxpool2d: continuous values (no ties), odd sizes, overlapping windows.
+        *_pool((2, 3, 4, 6), 2, 2),
+        *_pool((2, 3, 7, 5), 2, 2),
+        *_pool((2, 2, 7, 7), 3, 2),
+        *_pool((2, 2, 8, 6), 3, 1),
+        *_pool((2, 3, 9, 8), 3, 3),
+        *_pool((2, 2, 6, 7), 2, 1),
+        *_pool((2, 2, 9, 6), 4, 3),
+        *_pool((2, 3, 6, 6), 2, 2),  # TinyCNN's own pooling layer
+        # ... and ties on purpose: the gradient goes to the first maximum in row-major order.
+        *_pool((2, 3, 4, 6), 2, 2, "ties"),
+        *_pool((2, 2, 7, 5), 3, 2, "ties"),
+        *_pool((2, 2, 6, 6), 2, 1, "ties"),
+        *_pool((2, 2, 9, 7), 3, 3, "ties"),
+        *_pool((2, 2, 5, 6), 2, 2, "ties", "constant"),
+        *_pool((2, 2, 5, 5), 3, 1, "ties", "constant"),
+        # linear: y = x @ w.T + b.
+        *_linear((4, 7), (5, 7)),
+        *_linear((3, 27), (3, 27)),  # TinyCNN's dense layer
+        *_linear((5, 64), (18, 64)),  # MLP's hidden layer
+        *_linear((2, 1), (3, 1)),
+        # softmax_cross_entropy: ordinary, large (1000, 1e4), batch of one, all logits equal.
+        *_cross_entropy((4, 3), 1.0),
+        *_cross_entropy((5, 4), 10.0),
+        *_cross_entropy((4, 3), 1000.0),
+        *_cross_entropy((6, 5), 1e4),
+        *_cross_entropy((1, 4), 1.0),
+        *_cross_entropy((3, 4), 1.0, "ties"),
+    ]
+)
+
+_ids = [case.id for case in CASES]
+if len(set(_ids)) != len(_ids):
+    duplicates = sorted({case_id for case_id in _ids if _ids.count(case_id) > 1})
+    raise RuntimeError(f"case ids must be unique; duplicated: {duplicates}")
+del _ids
+
+
+def cases_for(op: str, *, dtype: str | None = None) -> tuple[OpCase, ...]:
+    """The catalogue's cases of one op, optionally of one dtype."""
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}; expected one of {OPS}")
+    return tuple(c for c in CASES if c.op == op and (dtype is None or c.dtype == dtype))
+
+
+def find_case(case_id: str) -> OpCase:
+    """The catalogue case with this id."""
+    for case in CASES:
+        if case.id == case_id:
+            return case
+    raise ValueError(f"no case with id {case_id!r} in the catalogue ({len(CASES)} cases)")

@@ -1,0 +1,69 @@
+"""Expected outputs of every op, from ``torch.nn.functional`` and autograd, in the case's dtype.
+
+Backward passes use the case's random upstream gradient: ``(out * dy).sum().backward()``, so a
+gradient that is right only for ``dy = 1`` still fails. Cross-entropy is
+``F.cross_entropy(logits, labels, reduction="mean")`` and its own backward.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from parity_tests.cases import OpCase, make_inputs
+
+
+def expected_outputs(case: OpCase) -> dict[str, np.ndarray]:
+    """Forward and backward outputs of ``case`` computed by PyTorch.
+
+    Parameters
+    ----------
+    case : OpCase
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        conv2d and linear: y, dx, dw, db; relu and maxpool2d: y, dx;
+        softmax_cross_entropy: loss (0-d), dlogits. Fresh copies, in ``case.dtype``.
+    """
+    return {name: array.copy() for name, array in _expected_outputs_cached(case).items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _expected_outputs_cached(case: OpCase) -> dict[str, np.ndarray]:
+    inputs = make_inputs(case)
+    # from_numpy shares memory; copies keep the catalogue's arrays out of autograd's reach.
+    t = {name: torch.from_numpy(array.copy()) for name, array in inputs.items()}
+    leaves = {"conv2d": ("x", "w", "b"), "linear": ("x", "w", "b"), "relu": ("x",),
+              "maxpool2d": ("x",), "softmax_cross_entropy": ("logits",)}[case.op]
+    for name in leaves:
+        t[name].requires_grad_(True)
+
+    if case.op == "softmax_cross_entropy":
+        loss = F.cross_entropy(t["logits"], t["labels"], reduction="mean")
+        loss.backward()
+        return {"loss": _numpy(loss), "dlogits": _numpy(t["logits"].grad)}
+
+    if case.op == "conv2d":
+        y = F.conv2d(t["x"], t["w"], t["b"], stride=case.stride, padding=case.padding)
+    elif case.op == "relu":
+        y = F.relu(t["x"])
+    elif case.op == "maxpool2d":
+        y = F.max_pool2d(t["x"], kernel_size=case.size, stride=case.stride, padding=0,
+                         ceil_mode=False)
+    else:
+        y = F.linear(t["x"], t["w"], t["b"])
+    (y * t["dy"]).sum().backward()
+    outputs = {"y": _numpy(y)}
+    for name in leaves:
+        outputs["d" + name] = _numpy(t[name].grad)
+    return outputs
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    array = tensor.detach().numpy().copy()
+    array.setflags(write=False)  # cached: a test must not change the oracle for the next one
+    return array

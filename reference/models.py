@@ -1,0 +1,359 @@
+"""TinyCNN and the one-hidden-layer MLP, built from the ops in :mod:`reference.ops`.
+
+Parameters live in a plain dict whose keys and array layouts are exactly PyTorch's
+``state_dict`` of the twin modules in :mod:`torch_impl`, so weights move between the two with
+no renaming or transposing.
+
+A model is a dict of parameters plus two functions: ``forward_with_activations`` keeps every
+intermediate array the backward pass needs, and ``backward`` walks the same layers in reverse.
+The ops module is a constructor argument, so the same model trains with a student's ops too.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping
+
+import numpy as np
+
+from reference import ops as reference_ops
+
+__all__ = ["MLP", "TinyCNN", "init_uniform"]
+
+IMAGE_CHANNELS = 1  # the synthetic images are grayscale
+
+
+def init_uniform(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
+    """Draw from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``: PyTorch's default for Conv2d and Linear.
+
+    PyTorch's ``kaiming_uniform_(a=sqrt(5))`` on the weight and its bias rule both reduce to this
+    bound, so a model initialised here starts from the same distribution as ``nn.Conv2d`` and
+    ``nn.Linear`` (not the same numbers: the numbers come from NumPy's generator and a seed).
+    """
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, size=shape)
+
+
+class _Model:
+    """What TinyCNN and MLP share: parameters, loss and gradients, prediction."""
+
+    #: Name of the layer kind, for messages.
+    name = "model"
+
+    def __init__(self, params: dict[str, np.ndarray], ops: types.ModuleType | None):
+        self.ops = reference_ops if ops is None else ops
+        self.params = params
+
+    # -- parameters -------------------------------------------------------------------------
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The floating dtype shared by every parameter."""
+        return next(iter(self.params.values())).dtype
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of trainable scalars, counted from the parameter arrays."""
+        return sum(int(p.size) for p in self.params.values())
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape each parameter must have, derived from the constructor arguments."""
+        raise NotImplementedError
+
+    def load_params(self, params: Mapping[str, np.ndarray]) -> _Model:
+        """Replace the parameters with copies of ``params`` (names and shapes checked).
+
+        The dtype of ``params`` is kept: loading float32 arrays makes a float32 model.
+        """
+        expected = self.parameter_shapes()
+        if set(params) != set(expected):
+            raise ValueError(
+                f"{self.name} expects parameters {sorted(expected)}, got {sorted(params)}"
+            )
+        dtypes = {np.asarray(params[key]).dtype for key in expected}
+        if len(dtypes) != 1 or next(iter(dtypes)) not in (np.float32, np.float64):
+            raise ValueError(f"parameters must all be float32 or all float64, got {dtypes}")
+        for key, shape in expected.items():
+            if np.shape(params[key]) != shape:
+                raise ValueError(
+                    f"parameter {key!r} must have shape {shape}, got {np.shape(params[key])}"
+                )
+        self.params = {key: np.array(params[key], copy=True) for key in expected}
+        return self
+
+    def astype(self, dtype) -> _Model:
+        """Cast every parameter to ``dtype`` (float32 or float64) in place; returns ``self``."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        self.params = {key: p.astype(dtype) for key, p in self.params.items()}
+        return self
+
+    # -- computation --------------------------------------------------------------------------
+
+    def _check_images(self, x: np.ndarray) -> np.ndarray:
+        """Check ``x`` is ``(N, 1, S, S)`` and cast it to the model dtype."""
+        S = self.config["image_size"]
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[1:] != (IMAGE_CHANNELS, S, S):
+            raise ValueError(
+                f"{self.name} expects images of shape (N, {IMAGE_CHANNELS}, {S}, {S}), "
+                f"got {x.shape}"
+            )
+        return x.astype(self.dtype, copy=False)
+
+    def forward_with_activations(self, x: np.ndarray) -> tuple[np.ndarray, dict]:
+        """Logits ``(N, K)`` and the intermediate arrays the backward pass needs."""
+        raise NotImplementedError
+
+    def backward(self, dlogits: np.ndarray, activations: dict) -> dict[str, np.ndarray]:
+        """Gradient of the loss for every parameter, given ``dloss/dlogits``."""
+        raise NotImplementedError
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Logits ``(N, n_classes)`` for images ``x (N, 1, S, S)``."""
+        return self.forward_with_activations(x)[0]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted class index per image, ``(N,)``."""
+        return self.forward(x).argmax(axis=1)
+
+    def loss_and_gradients(
+        self, x: np.ndarray, labels: np.ndarray
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """Batch-mean softmax cross-entropy on ``(x, labels)`` and its gradient per parameter."""
+        logits, activations = self.forward_with_activations(x)
+        loss, dlogits = self.ops.softmax_cross_entropy(logits, np.asarray(labels))
+        return float(loss), self.backward(dlogits, activations)
+
+    def layer_summary(self) -> list[dict]:
+        """One row per layer: ``layer``, ``output_shape`` (per sample) and ``n_parameters``.
+
+        Output shapes come from running one blank image through the model, so they are what the
+        code computes, not what the docstring says.
+        """
+        S = self.config["image_size"]
+        blank = np.zeros((1, IMAGE_CHANNELS, S, S), dtype=self.dtype)
+        _, activations = self.forward_with_activations(blank)
+        rows = [{"layer": "Input", "output_shape": (IMAGE_CHANNELS, S, S), "n_parameters": 0}]
+        for layer, key, param_prefix in self._summary_layers():
+            n_params = sum(
+                int(p.size) for name, p in self.params.items()
+                if param_prefix and name.startswith(param_prefix + ".")
+            )
+            rows.append({
+                "layer": layer,
+                "output_shape": tuple(activations[key].shape[1:]),
+                "n_parameters": n_params,
+            })
+        return rows
+
+    def _summary_layers(self) -> list[tuple[str, str, str | None]]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args}) with {self.n_parameters} parameters, {self.dtype}"
+
+
+class TinyCNN(_Model):
+    """Conv2D -> ReLU -> MaxPool -> Flatten -> Dense, on ``(N, 1, S, S)`` images.
+
+    Parameters
+    ----------
+    n_filters : int, default 3
+        Number of convolution filters ``F``.
+    kernel_size : int, default 3
+        Side ``K`` of each square filter.
+    n_classes : int, default 3
+        Number of output logits.
+    image_size : int, default 8
+        Side ``S`` of the square grayscale input.
+    pool_size : int, default 2
+        Side and stride of the max-pooling window.
+    seed : int, default 0
+        Seed of the initial parameters.
+    dtype : float32 or float64, default float64
+    ops : module, default :mod:`reference.ops`
+        Any module implementing the op contract.
+
+    Shapes
+    ------
+    ``(N, 1, S, S)`` -conv-> ``(N, F, S-K+1, S-K+1)`` -pool-> ``(N, F, P, P)`` with
+    ``P = (S-K+1) // pool_size`` -flatten-> ``(N, F*P*P)`` -dense-> ``(N, n_classes)``.
+    Parameters: ``conv.weight (F, 1, K, K)``, ``conv.bias (F,)``,
+    ``fc.weight (n_classes, F*P*P)``, ``fc.bias (n_classes,)``.
+    With the defaults: 3 * 9 + 3 = 30 conv and 27 * 3 + 3 = 84 dense parameters, 114 in all.
+    """
+
+    name = "TinyCNN"
+
+    def __init__(
+        self,
+        n_filters: int = 3,
+        kernel_size: int = 3,
+        n_classes: int = 3,
+        *,
+        image_size: int = 8,
+        pool_size: int = 2,
+        seed: int = 0,
+        dtype=np.float64,
+        ops: types.ModuleType | None = None,
+    ):
+        for arg, value in (("n_filters", n_filters), ("kernel_size", kernel_size),
+                           ("n_classes", n_classes), ("image_size", image_size),
+                           ("pool_size", pool_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+        if n_classes < 2:
+            raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+        conv_size = reference_ops.conv_output_size(image_size, kernel_size)
+        pooled = reference_ops.conv_output_size(conv_size, pool_size, 0, pool_size)
+        self.config = {"n_filters": n_filters, "kernel_size": kernel_size,
+                       "n_classes": n_classes, "image_size": image_size, "pool_size": pool_size}
+        self.n_features = n_filters * pooled * pooled
+
+        rng = np.random.default_rng(seed)
+        shapes = self.parameter_shapes()
+        conv_fan_in = IMAGE_CHANNELS * kernel_size * kernel_size
+        params = {
+            "conv.weight": init_uniform(rng, shapes["conv.weight"], conv_fan_in),
+            "conv.bias": init_uniform(rng, shapes["conv.bias"], conv_fan_in),
+            "fc.weight": init_uniform(rng, shapes["fc.weight"], self.n_features),
+            "fc.bias": init_uniform(rng, shapes["fc.bias"], self.n_features),
+        }
+        super().__init__(params, ops)
+        self.astype(dtype)
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        F, K, n_classes = (self.config[k] for k in ("n_filters", "kernel_size", "n_classes"))
+        return {
+            "conv.weight": (F, IMAGE_CHANNELS, K, K),
+            "conv.bias": (F,),
+            "fc.weight": (n_classes, self.n_features),
+            "fc.bias": (n_classes,),
+        }
+
+    def forward_with_activations(self, x):
+        x = self._check_images(x)
+        p, ops, pool = self.params, self.ops, self.config["pool_size"]
+        conv = ops.conv2d_forward(x, p["conv.weight"], p["conv.bias"])  # N, F, S-K+1, S-K+1
+        relu = ops.relu_forward(conv)  # N, F, S-K+1, S-K+1
+        pooled = ops.maxpool2d_forward(relu, pool, pool)  # N, F, P, P
+        flat = pooled.reshape(len(x), -1)  # N, F*P*P (row-major, as torch.flatten)
+        logits = ops.linear_forward(flat, p["fc.weight"], p["fc.bias"])  # N, n_classes
+        activations = {"input": x, "conv": conv, "relu": relu, "pool": pooled, "flatten": flat,
+                       "logits": logits}
+        return logits, activations
+
+    def backward(self, dlogits, activations):
+        p, ops, pool = self.params, self.ops, self.config["pool_size"]
+        a = activations
+        dflat, dfc_w, dfc_b = ops.linear_backward(dlogits, a["flatten"], p["fc.weight"],
+                                                  p["fc.bias"])  # N, F*P*P
+        dpooled = dflat.reshape(a["pool"].shape)  # N, F, P, P
+        drelu = ops.maxpool2d_backward(dpooled, a["relu"], pool, pool)  # N, F, S-K+1, S-K+1
+        dconv = ops.relu_backward(drelu, a["conv"])
+        _, dconv_w, dconv_b = ops.conv2d_backward(dconv, a["input"], p["conv.weight"],
+                                                  p["conv.bias"])
+        return {"conv.weight": dconv_w, "conv.bias": dconv_b, "fc.weight": dfc_w,
+                "fc.bias": dfc_b}
+
+    def _summary_layers(self):
+        F, K = self.config["n_filters"], self.config["kernel_size"]
+        pool = self.config["pool_size"]
+        return [
+            (f"Conv2D ({F} filters, {K}x{K})", "conv", "conv"),
+            ("ReLU", "relu", None),
+            (f"MaxPool ({pool}x{pool})", "pool", None),
+            ("Flatten", "flatten", None),
+            ("Dense + bias", "logits", "fc"),
+        ]
+
+
+class MLP(_Model):
+    """Flatten -> Dense (hidden) -> ReLU -> Dense, on ``(N, 1, S, S)`` images.
+
+    Parameters
+    ----------
+    hidden : int, default 18
+        Width of the single hidden layer.
+    n_classes : int, default 3
+    image_size : int, default 8
+        The ``S * S`` pixels are the input features.
+    seed : int, default 0
+    dtype : float32 or float64, default float64
+    ops : module, default :mod:`reference.ops`
+
+    Parameters: ``hidden.weight (hidden, S*S)``, ``hidden.bias (hidden,)``,
+    ``out.weight (n_classes, hidden)``, ``out.bias (n_classes,)``:
+    ``(S*S + 1) * hidden + (hidden + 1) * n_classes`` in all.
+    """
+
+    name = "MLP"
+
+    def __init__(
+        self,
+        hidden: int = 18,
+        n_classes: int = 3,
+        *,
+        image_size: int = 8,
+        seed: int = 0,
+        dtype=np.float64,
+        ops: types.ModuleType | None = None,
+    ):
+        for arg, value in (("hidden", hidden), ("n_classes", n_classes),
+                           ("image_size", image_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+        if n_classes < 2:
+            raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+        self.config = {"hidden": hidden, "n_classes": n_classes, "image_size": image_size}
+        n_inputs = IMAGE_CHANNELS * image_size * image_size
+        rng = np.random.default_rng(seed)
+        shapes = self.parameter_shapes()
+        params = {
+            "hidden.weight": init_uniform(rng, shapes["hidden.weight"], n_inputs),
+            "hidden.bias": init_uniform(rng, shapes["hidden.bias"], n_inputs),
+            "out.weight": init_uniform(rng, shapes["out.weight"], hidden),
+            "out.bias": init_uniform(rng, shapes["out.bias"], hidden),
+        }
+        super().__init__(params, ops)
+        self.astype(dtype)
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        hidden, n_classes, S = (self.config[k] for k in ("hidden", "n_classes", "image_size"))
+        return {
+            "hidden.weight": (hidden, IMAGE_CHANNELS * S * S),
+            "hidden.bias": (hidden,),
+            "out.weight": (n_classes, hidden),
+            "out.bias": (n_classes,),
+        }
+
+    def forward_with_activations(self, x):
+        x = self._check_images(x)
+        p, ops = self.params, self.ops
+        flat = x.reshape(len(x), -1)  # N, S*S
+        pre = ops.linear_forward(flat, p["hidden.weight"], p["hidden.bias"])  # N, hidden
+        hidden = ops.relu_forward(pre)  # N, hidden
+        logits = ops.linear_forward(hidden, p["out.weight"], p["out.bias"])  # N, n_classes
+        activations = {"flatten": flat, "hidden": pre, "relu": hidden, "logits": logits}
+        return logits, activations
+
+    def backward(self, dlogits, activations):
+        p, ops, a = self.params, self.ops, activations
+        drelu, dout_w, dout_b = ops.linear_backward(dlogits, a["relu"], p["out.weight"],
+                                                    p["out.bias"])  # N, hidden
+        dpre = ops.relu_backward(drelu, a["hidden"])  # N, hidden
+        _, dhidden_w, dhidden_b = ops.linear_backward(dpre, a["flatten"], p["hidden.weight"],
+                                                      p["hidden.bias"])
+        return {"hidden.weight": dhidden_w, "hidden.bias": dhidden_b, "out.weight": dout_w,
+                "out.bias": dout_b}
+
+    def _summary_layers(self):
+        return [
+            ("Flatten", "flatten", None),
+            (f"Dense ({self.config['hidden']} hidden)", "hidden", "hidden"),
+            ("ReLU", "relu", None),
+            ("Dense + bias", "logits", "out"),
+        ]

@@ -1,0 +1,200 @@
+"""The ``tinycnn`` command: ``tinycnn train``, ``tinycnn report``, ``tinycnn check``, ``tinycnn bench``.
+
+Every subcommand reports a bad argument or an unreadable file as one line on stderr and exits
+with a non-zero status; a traceback means a bug in this project, not in the user's input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["CommandError", "main"]
+
+USAGE_ERROR = 2  # argparse's status for a bad command line
+
+
+class CommandError(Exception):
+    """A problem with the user's input, reported as one line (status ``USAGE_ERROR``)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: what is wrong and where to read more."""
+
+    def error(self, message: str):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(text) if text.lstrip("-").isdigit() else None
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------
+# tinycnn train
+# ------------------------------------------------------------------------------------------
+
+
+def _register_train(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train TinyCNN or an MLP on the stripe images (NumPy or PyTorch)",
+        description="Train TinyCNN or an MLP on the synthetic stripe images and print the final "
+                    "accuracy. Weights saved by one backend load in the other.",
+    )
+    parser.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
+                        help="implementation to train with (default: numpy)")
+    parser.add_argument("--model", choices=("tinycnn", "mlp"), default=None,
+                        help="architecture (default: tinycnn, or the one in --load)")
+    parser.add_argument("--hidden", type=positive_int, default=None,
+                        help="hidden width of the MLP (default: 18)")
+    parser.add_argument("--classes", type=int, choices=(3, 4), default=None,
+                        help="3: vertical/horizontal/diagonal; 4 adds dot (default: 3)")
+    parser.add_argument("--epochs", type=non_negative_int, default=80,
+                        help="training epochs (default: 80; 0 only evaluates)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the data, the initial weights and the batch order "
+                             "(default: 0)")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="floating-point precision (default: float64)")
+    parser.add_argument("--save", metavar="PATH", help="write the trained weights to PATH (.npz)")
+    parser.add_argument("--load", metavar="PATH",
+                        help="start from the weights in PATH (.npz, from either backend)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run_train)
+
+
+def _build_model(args):
+    """The NumPy model the arguments ask for (its weights are the starting point either way)."""
+    import reference
+    from reference.checkpoint import CheckpointError, load_checkpoint
+
+    if args.hidden is not None and args.model != "mlp" and args.load is None:
+        raise CommandError("--hidden applies only to --model mlp")
+    if args.load is None:
+        kind = args.model or "tinycnn"
+        n_classes = args.classes or 3
+        if kind == "tinycnn":
+            model = reference.TinyCNN(n_classes=n_classes, seed=args.seed)
+        else:
+            model = reference.MLP(args.hidden or 18, n_classes, seed=args.seed)
+        return kind, model.astype(args.dtype)
+
+    try:
+        params, kind, config = load_checkpoint(args.load)
+    except CheckpointError as error:
+        raise CommandError(str(error)) from None
+    if kind not in ("tinycnn", "mlp"):
+        raise CommandError(f"{args.load}: unknown model {kind!r}")
+    for flag, wanted, stored in (("--model", args.model, kind),
+                                 ("--classes", args.classes, config.get("n_classes")),
+                                 ("--hidden", args.hidden, config.get("hidden"))):
+        if wanted is not None and wanted != stored:
+            raise CommandError(f"{flag} {wanted} conflicts with {args.load}, which holds "
+                               f"{kind} with {config}")
+    cls = reference.TinyCNN if kind == "tinycnn" else reference.MLP
+    try:
+        model = cls(**config).load_params(params)
+    except (TypeError, ValueError) as error:
+        raise CommandError(f"{args.load}: weights do not fit {kind} {config}: {error}") from None
+    return kind, model.astype(args.dtype)
+
+
+def run_train(args) -> int:
+    import reference
+    from reference.checkpoint import save_checkpoint
+
+    kind, model = _build_model(args)
+    if args.save is not None:
+        _check_writable(args.save)
+    dataset = reference.make_dataset(n_classes=model.config["n_classes"], seed=args.seed)
+    config = reference.TrainConfig(epochs=args.epochs, seed=args.seed)
+    progress = not args.no_progress
+
+    if args.backend == "numpy":
+        history = reference.train(model, dataset, config, progress=progress)
+        params = model.params
+    else:
+        import torch_impl
+
+        module = torch_impl.from_reference(model)
+        history = torch_impl.train(module, dataset, config, progress=progress)
+        params = torch_impl.params_of(module)
+
+    n_val = len(dataset.y_val)
+    val_acc = history.val_acc[-1]
+    print(f"{kind} ({model.n_parameters} parameters, {args.backend}, {model.dtype}) after "
+          f"{args.epochs} epochs: train accuracy {history.train_acc[-1]:.4f}, "
+          f"validation accuracy {val_acc:.4f} ({round(val_acc * n_val)}/{n_val})")
+    if args.save is not None:
+        save_checkpoint(args.save, params, kind, model.config)
+        print(f"saved weights to {args.save}")
+    return 0
+
+
+def _check_writable(path: str) -> None:
+    """Fail before training, not after, if the weights cannot be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CommandError(f"cannot write {path}: it is a directory")
+    if not os.path.isdir(directory):
+        raise CommandError(f"cannot write {path}: no such directory {directory}")
+    if not os.access(path if os.path.exists(path) else directory, os.W_OK):
+        raise CommandError(f"cannot write {path}: permission denied")
+
+
+# ------------------------------------------------------------------------------------------
+# entry point
+# ------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="tinycnn",
+        description="TinyCNN from scratch in NumPy, checked against PyTorch.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                       parser_class=OneLineParser)
+    _register_train(subparsers)
+    for register in _optional_commands():
+        register(subparsers)
+    return parser
+
+
+def _optional_commands():
+    """``register`` functions of the subcommands that live in their own packages."""
+    import importlib
+    import importlib.util
+
+    for module_name in ("reports.command", "tinycnn.grading.command", "tinycnn.bench"):
+        if importlib.util.find_spec(module_name) is not None:
+            yield importlib.import_module(module_name).register
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CommandError as error:
+        print(f"tinycnn {args.command}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print(f"tinycnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""The child-process side of ``tinycnn check``: run a submission, write its raw results to files.
+
+This file is run as a script (``python -I -B child.py JOB.json``) by :mod:`tinycnn.grading.sandbox`
+and is never imported by the checker. It imports only the standard library and NumPy (plus, in
+``train`` mode, the reference model that trains with the submission's ops), so a submission cannot
+reach the checker's own code, and the checker never imports the submission.
+
+What the child does, in order:
+
+1. apply the resource limits (address space, CPU time) from the job;
+2. import NumPy and load every input array, *before* the submission runs;
+3. capture every builtin and library function it needs, so a submission that replaces ``open``,
+   ``isinstance`` or ``numpy.save`` cannot change what is written;
+4. import the submission under an import guard (the policy) and write ``import.json``;
+5. ``probe`` mode stops there; ``function`` mode calls one contract function on every case and
+   writes one result file per call; ``train`` mode trains TinyCNN with the submission's ops.
+
+Results are JSON (metadata) plus raw bytes (array data), written atomically (temporary file, then
+rename) so the parent only ever sees complete files. Nothing is written to stdout: whatever the
+submission prints goes to the parent's ``/dev/null``. No comparison happens here; the parent
+checks every array against the reference itself.
+
+Record format of one value (``encode``):
+
+- ``{"kind": "array", "dtype": "<f8", "shape": [2, 3], "offset": 0, "nbytes": 48,
+  "container": "ndarray"|"numpy scalar"|"python float"|"python int"}``, the bytes in the ``.bin``
+  file at ``offset``;
+- ``{"kind": "tuple", "type": "tuple"|"list", "items": [record, ...]}``;
+- ``{"kind": "other", "type": "NoneType"}`` for anything else (the parent reports the type).
+"""
+
+import builtins
+import json
+import os
+import struct
+import sys
+import time
+import traceback
+
+# -- what the harness uses after the submission has run: captured before it runs ---------------
+_open = builtins.open
+_isinstance = builtins.isinstance
+_type = builtins.type
+_len = builtins.len
+_str = builtins.str
+_repr = builtins.repr
+_float = builtins.float
+_int = builtins.int
+_list = builtins.list
+_tuple = builtins.tuple
+_dict = builtins.dict
+_sorted = builtins.sorted
+_getattr = builtins.getattr
+_callable = builtins.callable
+_id = builtins.id
+_real_import = builtins.__import__
+_BaseException = builtins.BaseException
+_json_dumps = json.dumps
+_os_replace = os.replace
+_os_exit = os._exit
+_os_path_join = os.path.join
+_perf_counter = time.perf_counter
+_struct_pack = struct.pack
+_extract_tb = traceback.extract_tb
+_getframe = sys._getframe
+_sys_modules = sys.modules
+
+SUBMISSION_MODULE = "submission"
+#: Modules whose namespaces a submission must leave alone (checked after import and after calls).
+GUARDED_MODULE_PREFIXES = ("numpy", "builtins")
+
+
+def is_public_guarded(module_name):
+    """``numpy``, ``numpy.linalg``, ``builtins``... but not private modules with internal caches."""
+    parts = module_name.split(".")
+    return parts[0] in GUARDED_MODULE_PREFIXES and not any(p.startswith("_") for p in parts)
+
+
+def apply_limits(memory_bytes, cpu_seconds):
+    """Cap the address space (so a huge allocation raises MemoryError) and the CPU time."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system: run without limits
+        return
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    if cpu_seconds:
+        # A backstop for an orphaned child: the parent normally kills it much earlier.
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+
+
+def write_atomically(path, data, binary=False):
+    tmp = path + ".tmp"
+    with _open(tmp, "wb" if binary else "w") as handle:
+        handle.write(data)
+    _os_replace(tmp, path)
+
+
+class Writer:
+    """Collects records and their array bytes; ``save`` writes ``NAME.bin`` then ``NAME.json``."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def save(self, name, payload, chunks):
+        write_atomically(_os_path_join(self.directory, name + ".bin"), b"".join(chunks), True)
+        # The JSON is written last: its existence tells the parent the record is complete.
+        write_atomically(_os_path_join(self.directory, name + ".json"), _json_dumps(payload))
+
+
+def encode(value, np_ndarray, np_generic, chunks, offset, depth=0):
+    """Describe ``value`` as a JSON record; array bytes are appended to ``chunks``.
+
+    Returns ``(record, new_offset)``. Only ndarray methods (which a submission cannot replace, as
+    ndarray is a built-in type) and captured builtins are used.
+    """
+    if _isinstance(value, (np_ndarray, np_generic)):
+        container = "ndarray" if _isinstance(value, np_ndarray) else "numpy scalar"
+        dtype = value.dtype
+        if dtype.kind not in "biufc" or dtype.fields is not None or dtype.subdtype is not None:
+            return {"kind": "other", "type": f"{container} of dtype {_str(dtype)}"}, offset
+        data = value.tobytes()  # C order, a copy
+        chunks.append(data)
+        record = {
+            "kind": "array",
+            "container": container,
+            "dtype": dtype.str,
+            "shape": [_int(n) for n in value.shape],
+            "offset": offset,
+            "nbytes": _len(data),
+        }
+        return record, offset + _len(data)
+    if _type(value) in (_float, _int):  # exactly float or int (bool is "other")
+        # Python numbers travel as float64 / int64, so the parent can report the dtype problem.
+        try:
+            data = _struct_pack("<d" if _type(value) is _float else "<q", value)
+        except _BaseException:  # an int too large for int64
+            return {"kind": "other", "type": "int (out of range)"}, offset
+        chunks.append(data)
+        record = {
+            "kind": "array",
+            "container": "python " + _type(value).__name__,
+            "dtype": "<f8" if _type(value) is _float else "<i8",
+            "shape": [],
+            "offset": offset,
+            "nbytes": _len(data),
+        }
+        return record, offset + _len(data)
+    if _type(value) in (_tuple, _list) and depth == 0:
+        items = []
+        for item in value:
+            record, offset = encode(item, np_ndarray, np_generic, chunks, offset, depth + 1)
+            items.append(record)
+        return {"kind": "tuple", "type": _type(value).__name__, "items": items}, offset
+    return {"kind": "other", "type": _type(value).__name__}, offset
+
+
+def describe_exception(error, submission_path):
+    """Type, message and the last line of the submission that was running."""
+    try:
+        message = _str(error)
+    except _BaseException:  # a hostile __str__
+        message = "<message unavailable>"
+    if _isinstance(error, SystemExit):
+        message = f"sys.exit({error.code!r}) was called"
+    where = None
+    try:
+        for frame in _extract_tb(error.__traceback__):
+            if frame.filename == submission_path:
+                where = f"line {frame.lineno}, in {frame.name}"
+    except _BaseException:
+        where = None
+    return {
+        "type": _type(error).__name__,
+        "message": message[:500],
+        "where": where,
+        "memory_error": _isinstance(error, MemoryError),
+    }
+
+
+class ImportGuard:
+    """``builtins.__import__`` replacement enforcing the import policy on the submission's code.
+
+    Only imports *made by the submission* (the importing frame's globals belong to the submission
+    module) are checked, so NumPy's own lazy imports keep working. ``__import__("torch")`` called
+    by hand is caught too, because the caller's frame is inspected.
+    """
+
+    def __init__(self, allowed):
+        self.allowed = frozenset(allowed)
+        self.blocked = []
+
+    def __call__(self, name, globals=None, locals=None, fromlist=(), level=0):
+        caller = _getframe(1)
+        importer = globals if _isinstance(globals, _dict) else caller.f_globals
+        if importer.get("__name__") == SUBMISSION_MODULE or (
+            caller.f_globals.get("__name__") == SUBMISSION_MODULE
+        ):
+            top = "." * level + _str(name).partition(".")[0]
+            if level or top not in self.allowed:
+                line = caller.f_lineno if caller.f_globals.get("__name__") == SUBMISSION_MODULE else None
+                self.blocked.append({"module": top, "line": line})
+                raise ImportError(
+                    f"importing {top!r} is not allowed in a submission "
+                    f"(allowed: {', '.join(_sorted(self.allowed))})"
+                )
+        return _real_import(name, globals, locals, fromlist, level)
+
+
+def snapshot_namespaces():
+    """``{"numpy.allclose": id(obj), ...}`` for the guarded modules loaded so far."""
+    ids = {}
+    for module_name, module in _list(_sys_modules.items()):
+        if module is None or not is_public_guarded(module_name):
+            continue
+        namespace = _getattr(module, "__dict__", None)
+        if not _isinstance(namespace, _dict):
+            continue
+        for key, value in _list(namespace.items()):
+            if not key.startswith("__"):
+                ids[module_name + "." + key] = _id(value)
+    return ids
+
+
+def tampered_names(before, submission_path):
+    """Names in NumPy or builtins that the submission replaced, deleted or injected."""
+    after = snapshot_namespaces()
+    changed = {name for name, ident in before.items() if after.get(name) != ident}
+    # Functions the submission defined, found anywhere in a guarded namespace (this also covers
+    # NumPy submodules that were only imported after the snapshot, such as numpy.testing).
+    for module_name, module in _list(_sys_modules.items()):
+        if module is None or module_name.split(".")[0] not in GUARDED_MODULE_PREFIXES:
+            continue
+        namespace = _getattr(module, "__dict__", None)
+        if not _isinstance(namespace, _dict):
+            continue
+        for key, value in _list(namespace.items()):
+            code = _getattr(value, "__code__", None)
+            if code is not None and _getattr(code, "co_filename", None) == submission_path:
+                changed.add(module_name + "." + key)
+    return _sorted(changed)
+
+
+def import_submission(path, guard):
+    """Execute the submission as module ``submission``; returns the module (raises on failure)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(SUBMISSION_MODULE, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    _sys_modules[SUBMISSION_MODULE] = module
+    builtins.__import__ = guard
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(job_path):
+    with _open(job_path) as handle:
+        job = json.load(handle)
+    apply_limits(job.get("memory_bytes"), job.get("cpu_seconds"))
+    out_dir = job["out_dir"]
+    submission_path = job["submission"]
+    writer = Writer(out_dir)
+
+    import numpy as np
+
+    np_ndarray, np_generic = np.ndarray, np.generic
+    inputs = {}
+    if job.get("inputs"):
+        with np.load(job["inputs"], allow_pickle=False) as archive:
+            inputs = {key: archive[key] for key in archive.files}
+    training = None
+    if job["mode"] == "train":
+        # The reference model and loop are loaded before the submission, from the project.
+        for path in job.get("project_paths", []):
+            if path not in sys.path:
+                sys.path.append(path)
+        from reference.models import TinyCNN
+        from reference.train import TrainConfig, train
+
+        training = (TinyCNN, TrainConfig, train)
+    writer.save("started", {"pid": os.getpid()}, [])
+
+    guard = ImportGuard(job["allowed_imports"])
+    before = snapshot_namespaces()
+    started = _perf_counter()
+    try:
+        module = import_submission(submission_path, guard)
+    except _BaseException as error:  # SyntaxError, SystemExit, policy ImportError, anything
+        builtins.__import__ = _real_import
+        writer.save("import", {
+            "ok": False,
+            "error": describe_exception(error, submission_path),
+            "blocked": guard.blocked,
+            "tampered": tampered_names(before, submission_path),
+            "seconds": _perf_counter() - started,
+        }, [])
+        _os_exit(0)
+    functions = {}
+    for name in job["functions"]:
+        value = _getattr(module, name, None)
+        functions[name] = "missing" if value is None else (
+            "callable" if _callable(value) else "not callable")
+    writer.save("import", {
+        "ok": True,
+        "functions": functions,
+        "blocked": guard.blocked,
+        "tampered": tampered_names(before, submission_path),
+        "seconds": _perf_counter() - started,
+    }, [])
+
+    if job["mode"] == "function":
+        run_calls(job, module, inputs, writer, np_ndarray, np_generic, submission_path)
+    elif job["mode"] == "train":
+        run_training(job, module, inputs, writer, training, np_ndarray, np_generic,
+                     submission_path)
+    writer.save("done", {
+        "blocked": guard.blocked,
+        "tampered": tampered_names(before, submission_path),
+    }, [])
+    # Leave at once: no atexit handlers or threads the submission may have set up get to run.
+    _os_exit(0)
+
+
+def run_calls(job, module, inputs, writer, np_ndarray, np_generic, submission_path):
+    """Call one contract function on every case; one ``call_NNNNN`` record per call."""
+    function = _getattr(module, job["function"], None)
+    for index, call in enumerate(job["calls"]):
+        # Arrays by key into the inputs, hyper-parameters (stride, padding, size) as Python ints;
+        # everything positional, as the reference models call the ops.
+        args = [inputs[arg["array"]] if "array" in arg else arg["value"] for arg in call["args"]]
+        started = _perf_counter()
+        try:
+            result = function(*args)
+        except _BaseException as error:  # includes SystemExit and KeyboardInterrupt
+            payload = {"outcome": "raised", "error": describe_exception(error, submission_path)}
+            chunks = []
+        else:
+            chunks = []
+            record, offset = encode(result, np_ndarray, np_generic, chunks, 0)
+            after = {}
+            for arg, value in zip(call["args"], args):
+                if "array" in arg:  # the input as it is now: the parent checks it is unchanged
+                    after[arg["array"]], offset = encode(value, np_ndarray, np_generic, chunks,
+                                                         offset, 1)
+            payload = {"outcome": "returned", "result": record, "inputs_after": after}
+        payload["seconds"] = _perf_counter() - started
+        writer.save(f"call_{index:05d}", payload, chunks)
+
+
+def run_training(job, module, inputs, writer, training, np_ndarray, np_generic, submission_path):
+    """Train TinyCNN with the submission's ops; write the final parameters and the history."""
+    TinyCNN, TrainConfig, train = training
+    settings = job["training"]
+    model = TinyCNN(**settings["model"], ops=module)
+
+    class Dataset:  # duck-types reference.data.Dataset for reference.train.train
+        x_train, y_train = inputs["x_train"], inputs["y_train"]
+        x_val, y_val = inputs["x_val"], inputs["y_val"]
+
+    started = _perf_counter()
+    try:
+        history = train(model, Dataset, TrainConfig(**settings["config"]))
+    except _BaseException as error:
+        writer.save("train", {"outcome": "raised",
+                              "error": describe_exception(error, submission_path)}, [])
+        return
+    chunks, offset, params = [], 0, {}
+    for key, value in model.params.items():
+        params[key], offset = encode(value, np_ndarray, np_generic, chunks, offset, 1)
+    losses = []
+    for loss in history.step_loss:
+        try:
+            losses.append(_float(loss))
+        except _BaseException:
+            losses.append(None)
+    writer.save("train", {
+        "outcome": "returned",
+        "params": params,
+        "step_loss": [loss if loss == loss and loss not in (_float("inf"), -_float("inf"))
+                      else None for loss in losses],
+        "seconds": _perf_counter() - started,
+    }, chunks)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,66 @@
+"""The PyTorch twin of :func:`reference.train.train`: ``torch.optim.SGD`` on the same batches.
+
+Data, minibatch order and the history record come from :mod:`reference` (they are data, not
+model code); every forward pass, gradient and update here is PyTorch's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reference.data import Dataset
+from reference.train import History, TrainConfig, _progress_bar, epoch_batches
+from torch_impl.weights import params_of
+
+__all__ = ["evaluate", "train"]
+
+
+@torch.no_grad()
+def evaluate(module: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``module`` on ``(x, labels)``."""
+    logits = module(x)
+    loss = F.cross_entropy(logits, labels)
+    return float(loss), float((logits.argmax(dim=1) == labels).double().mean())
+
+
+def train(
+    module: nn.Module,
+    dataset: Dataset,
+    config: TrainConfig | None = None,
+    progress: bool | Callable[[int, History], None] = False,
+) -> History:
+    """Train ``module`` in place; same arguments and history as the NumPy ``train``."""
+    config = config or TrainConfig()
+    dtype = next(module.parameters()).dtype
+    x_train = torch.as_tensor(dataset.x_train, dtype=dtype)
+    x_val = torch.as_tensor(dataset.x_val, dtype=dtype)
+    y_train = torch.as_tensor(dataset.y_train)
+    y_val = torch.as_tensor(dataset.y_val)
+    optimizer = torch.optim.SGD(module.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    history = History()
+
+    def end_of_epoch(epoch: int) -> None:
+        history.record(evaluate(module, x_train, y_train),
+                       evaluate(module, x_val, y_val) if len(y_val) else (np.nan, np.nan))
+        if epoch in config.snapshot_epochs:
+            history.snapshots[epoch] = params_of(module)
+
+    end_of_epoch(0)
+    with _progress_bar(progress, config.epochs, type(module).__name__ + " (torch)") as report:
+        for epoch in range(1, config.epochs + 1):
+            for batch in epoch_batches(len(y_train), config.batch_size, epoch, config.seed):
+                index = torch.from_numpy(batch)
+                optimizer.zero_grad()
+                loss = F.cross_entropy(module(x_train[index]), y_train[index])
+                loss.backward()
+                optimizer.step()
+                history.step_loss.append(loss.item())
+            end_of_epoch(epoch)
+            report(epoch, history)
+    return history
