@@ -8,12 +8,14 @@ gradient that is right only for ``dy = 1`` still fails. Cross-entropy is
 from __future__ import annotations
 
 import functools
+from types import ModuleType
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from parity_tests.cases import OpCase, make_inputs
+from parity_tests.harness import check_outputs, run_contract
 
 
 def expected_outputs(case: OpCase) -> dict[str, np.ndarray]:
@@ -67,3 +69,14 @@ def _numpy(tensor: torch.Tensor) -> np.ndarray:
     array = tensor.detach().numpy().copy()
     array.setflags(write=False)  # cached: a test must not change the oracle for the next one
     return array
+
+
+def assert_matches_torch(ops: ModuleType, case: OpCase, direction: str) -> None:
+    """Run ``direction`` of ``case`` on ``ops`` and assert every output matches PyTorch.
+
+    Raises
+    ------
+    AssertionError
+        Naming the case and the stage (``"forward"``, ``"backward dw"``, ...) that differs.
+    """
+    check_outputs(run_contract(ops, case, direction), expected_outputs(case), case, direction)

@@ -1,14 +1,16 @@
 """The child-process side of ``tinycnn check``: run a submission, write its raw results to files.
 
 This file is run as a script (``python -I -B child.py JOB.json``) by :mod:`tinycnn.grading.sandbox`
-and is never imported by the checker. It imports only the standard library and NumPy (plus, in
-``train`` mode, the reference model that trains with the submission's ops), so a submission cannot
-reach the checker's own code, and the checker never imports the submission.
+and is never imported by the checker. It imports the standard library, NumPy and the NumPy-only
+project code that builds the inputs (``parity_tests.cases``/``harness``, or ``reference`` for the
+training run), never the checker's comparison or report code; the checker, in turn, never
+imports the submission.
 
 What the child does, in order:
 
 1. apply the resource limits (address space, CPU time) from the job;
-2. import NumPy and load every input array, *before* the submission runs;
+2. import NumPy and the project code it needs (the case catalogue and the parity harness, or the
+   reference model), and build every input array, *before* the submission runs;
 3. capture every builtin and library function it needs, so a submission that replaces ``open``,
    ``isinstance`` or ``numpy.save`` cannot change what is written;
 4. import the submission under an import guard (the policy) and write ``import.json``;
@@ -266,20 +268,27 @@ def main(job_path):
     import numpy as np
 
     np_ndarray, np_generic = np.ndarray, np.generic
-    inputs = {}
-    if job.get("inputs"):
-        with np.load(job["inputs"], allow_pickle=False) as archive:
-            inputs = {key: archive[key] for key in archive.files}
-    training = None
-    if job["mode"] == "train":
-        # The reference model and loop are loaded before the submission, from the project.
-        for path in job.get("project_paths", []):
-            if path not in sys.path:
-                sys.path.append(path)
+    # The project's own code (case catalogue, reference model) is loaded before the submission.
+    for path in job.get("project_paths", []):
+        if path not in sys.path:
+            sys.path.append(path)
+    prepared = None
+    if job["mode"] == "function":
+        from parity_tests.cases import find_case, make_inputs
+        from parity_tests.harness import call_op
+
+        calls = []
+        for item in job["cases"]:
+            case = find_case(item["id"])
+            calls.append((case, item["direction"], make_inputs(case)))
+        prepared = (call_op, calls)
+    elif job["mode"] == "train":
+        from reference.data import DatasetConfig, make_dataset
         from reference.models import TinyCNN
         from reference.train import TrainConfig, train
 
-        training = (TinyCNN, TrainConfig, train)
+        dataset = make_dataset(DatasetConfig(**job["training"]["data"]))
+        prepared = (TinyCNN, TrainConfig, train, dataset)
     writer.save("started", {"pid": os.getpid()}, [])
 
     guard = ImportGuard(job["allowed_imports"])
@@ -311,10 +320,9 @@ def main(job_path):
     }, [])
 
     if job["mode"] == "function":
-        run_calls(job, module, inputs, writer, np_ndarray, np_generic, submission_path)
+        run_calls(module, prepared, writer, np_ndarray, np_generic, submission_path)
     elif job["mode"] == "train":
-        run_training(job, module, inputs, writer, training, np_ndarray, np_generic,
-                     submission_path)
+        run_training(job, module, prepared, writer, np_ndarray, np_generic, submission_path)
     writer.save("done", {
         "blocked": guard.blocked,
         "tampered": tampered_names(before, submission_path),
@@ -323,16 +331,14 @@ def main(job_path):
     _os_exit(0)
 
 
-def run_calls(job, module, inputs, writer, np_ndarray, np_generic, submission_path):
+def run_calls(module, prepared, writer, np_ndarray, np_generic, submission_path):
     """Call one contract function on every case; one ``call_NNNNN`` record per call."""
-    function = _getattr(module, job["function"], None)
-    for index, call in enumerate(job["calls"]):
-        # Arrays by key into the inputs, hyper-parameters (stride, padding, size) as Python ints;
-        # everything positional, as the reference models call the ops.
-        args = [inputs[arg["array"]] if "array" in arg else arg["value"] for arg in call["args"]]
+    call_op, calls = prepared
+    for index, (case, direction, inputs) in enumerate(calls):
         started = _perf_counter()
         try:
-            result = function(*args)
+            # The parity suite's own calling convention (keywords stride=, padding=, size=).
+            result = call_op(module, case, direction, inputs)
         except _BaseException as error:  # includes SystemExit and KeyboardInterrupt
             payload = {"outcome": "raised", "error": describe_exception(error, submission_path)}
             chunks = []
@@ -340,28 +346,22 @@ def run_calls(job, module, inputs, writer, np_ndarray, np_generic, submission_pa
             chunks = []
             record, offset = encode(result, np_ndarray, np_generic, chunks, 0)
             after = {}
-            for arg, value in zip(call["args"], args):
-                if "array" in arg:  # the input as it is now: the parent checks it is unchanged
-                    after[arg["array"]], offset = encode(value, np_ndarray, np_generic, chunks,
-                                                         offset, 1)
+            for key, value in inputs.items():  # as they are now: the parent checks them
+                after[key], offset = encode(value, np_ndarray, np_generic, chunks, offset, 1)
             payload = {"outcome": "returned", "result": record, "inputs_after": after}
         payload["seconds"] = _perf_counter() - started
         writer.save(f"call_{index:05d}", payload, chunks)
 
 
-def run_training(job, module, inputs, writer, training, np_ndarray, np_generic, submission_path):
-    """Train TinyCNN with the submission's ops; write the final parameters and the history."""
-    TinyCNN, TrainConfig, train = training
+def run_training(job, module, prepared, writer, np_ndarray, np_generic, submission_path):
+    """Train TinyCNN with the submission's ops; write the final parameters and step losses."""
+    TinyCNN, TrainConfig, train, dataset = prepared
     settings = job["training"]
-    model = TinyCNN(**settings["model"], ops=module)
-
-    class Dataset:  # duck-types reference.data.Dataset for reference.train.train
-        x_train, y_train = inputs["x_train"], inputs["y_train"]
-        x_val, y_val = inputs["x_val"], inputs["y_val"]
-
     started = _perf_counter()
     try:
-        history = train(model, Dataset, TrainConfig(**settings["config"]))
+        model = TinyCNN(**settings["model"], ops=module)
+        history = train(model, dataset, TrainConfig(**settings["config"]))
+        losses = [_float(loss) for loss in history.step_loss]
     except _BaseException as error:
         writer.save("train", {"outcome": "raised",
                               "error": describe_exception(error, submission_path)}, [])
@@ -369,17 +369,11 @@ def run_training(job, module, inputs, writer, training, np_ndarray, np_generic, 
     chunks, offset, params = [], 0, {}
     for key, value in model.params.items():
         params[key], offset = encode(value, np_ndarray, np_generic, chunks, offset, 1)
-    losses = []
-    for loss in history.step_loss:
-        try:
-            losses.append(_float(loss))
-        except _BaseException:
-            losses.append(None)
     writer.save("train", {
         "outcome": "returned",
         "params": params,
-        "step_loss": [loss if loss == loss and loss not in (_float("inf"), -_float("inf"))
-                      else None for loss in losses],
+        # NaN and infinity are not JSON: sent as null.
+        "step_loss": [loss if loss - loss == 0 else None for loss in losses],
         "seconds": _perf_counter() - started,
     }, chunks)
 

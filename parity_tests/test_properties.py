@@ -1,0 +1,71 @@
+"""Property-based parity: hypothesis draws shapes, kernels, stride and padding; PyTorch decides.
+
+Every drawn configuration becomes an `OpCase`, so the same inputs, oracle and comparison serve
+here as in the catalogue. Derandomized (the same examples on every run, so CI is deterministic)
+and few examples each, to stay fast.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parity_tests.cases import DTYPES, OpCase
+from parity_tests.torch_oracle import assert_matches_torch
+
+PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
+SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
+
+
+@st.composite
+def conv_cases(draw: st.DrawFn) -> OpCase:
+    """Any valid conv2d: kernels 1-5 (not always square), stride 1-3, padding 0-2."""
+    KH, KW = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride, padding = draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    # The smallest input the padded kernel fits, up to 7 more.
+    H_min, W_min = max(1, KH - 2 * padding), max(1, KW - 2 * padding)
+    H, W = draw(st.integers(H_min, H_min + 7)), draw(st.integers(W_min, W_min + 7))
+    N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return OpCase("conv2d", (N, C, H, W), (F, C, KH, KW), stride=stride, padding=padding,
+                  dtype=draw(st.sampled_from(DTYPES)), seed=draw(SEEDS))
+
+
+@st.composite
+def pool_cases(draw: st.DrawFn) -> OpCase:
+    """Any valid maxpool2d: window 1-4, stride 1-4 (overlapping or not), odd sizes."""
+    size, stride = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    H, W = draw(st.integers(size, size + 7)), draw(st.integers(size, size + 7))
+    N, C = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    tags = ("ties",) if draw(st.booleans()) else ()
+    return OpCase("maxpool2d", (N, C, H, W), size=size, stride=stride, tags=tags,
+                  dtype=draw(st.sampled_from(DTYPES)), seed=draw(SEEDS))
+
+
+@st.composite
+def cross_entropy_cases(draw: st.DrawFn) -> OpCase:
+    """Batches of 1-6 samples, 2-6 classes, logits of magnitude 0.1 to 1e4."""
+    N, K = draw(st.integers(1, 6)), draw(st.integers(2, 6))
+    scale = draw(st.sampled_from([0.1, 1.0, 30.0, 1000.0, 1e4]))
+    return OpCase("softmax_cross_entropy", (N, K), scale=scale,
+                  dtype=draw(st.sampled_from(DTYPES)), seed=draw(SEEDS))
+
+
+@PROPERTY_SETTINGS
+@given(case=conv_cases())
+def test_conv2d_matches_torch(ops, case):
+    assert_matches_torch(ops, case, "forward")
+    assert_matches_torch(ops, case, "backward")
+
+
+@PROPERTY_SETTINGS
+@given(case=pool_cases())
+def test_maxpool2d_matches_torch(ops, case):
+    assert_matches_torch(ops, case, "forward")
+    assert_matches_torch(ops, case, "backward")
+
+
+@PROPERTY_SETTINGS
+@given(case=cross_entropy_cases())
+def test_softmax_cross_entropy_matches_torch(ops, case):
+    assert_matches_torch(ops, case, "forward")
+    assert_matches_torch(ops, case, "backward")

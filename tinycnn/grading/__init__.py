@@ -1,0 +1,17 @@
+"""``tinycnn check``: grade student implementations of the op contract.
+
+- :mod:`.sandbox` runs a submission in a child process (time and memory limits, results as
+  arrays); :mod:`.child` is the script that child runs;
+- :mod:`.policy` is the "from scratch" import rule; :mod:`.hints` names likely mistakes;
+- :mod:`.grader` compares everything with the reference, in the checker's own process;
+- :mod:`.report` renders the table, ``--json``, Gradescope's ``results.json`` and the CSV;
+- :mod:`.folder` grades a folder in parallel; :mod:`.command` is the ``check`` subcommand.
+
+>>> from tinycnn.grading import grade_submission  # doctest: +SKIP
+>>> grade_submission("student.py").passed  # doctest: +SKIP
+True
+"""
+
+from tinycnn.grading.grader import SubmissionReport, grade_submission
+
+__all__ = ["SubmissionReport", "grade_submission"]

@@ -1,0 +1,169 @@
+"""``tinycnn check``: grade a student's implementation of the op contract (or a folder of them).
+
+``register(subparsers)`` adds the subcommand to the ``tinycnn`` parser; ``run_check(args)``
+returns the exit status: 0 when every function passes (every submission, in folder mode), 1
+when anything fails, 2 for a usage error (argparse's own status for a bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from tinycnn.grading.sandbox import Limits
+
+__all__ = ["register", "run_check"]
+
+PASSED, FAILED, USAGE_ERROR = 0, 1, 2
+DEFAULT_SUMMARY_NAME = "check_summary.csv"
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")  # reported just below
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
+def _module_name(text: str) -> str:
+    if not all(part.isidentifier() for part in text.split(".")):
+        raise argparse.ArgumentTypeError(f"expected a module name such as scipy, got {text!r}")
+    return text.partition(".")[0]
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``check`` subcommand (``func=run_check``) to a ``tinycnn`` subparsers object."""
+    parser = subparsers.add_parser(
+        "check",
+        help="grade a student's implementation of the op contract",
+        description=(
+            "Grade a file implementing the op contract (conv2d_forward ... "
+            "softmax_cross_entropy): each function runs on the parity cases in a separate "
+            "process with time and memory limits, and is compared with the reference. If all "
+            "nine pass, TinyCNN is trained with them. Give a folder to grade every .py file in "
+            "it and write a summary CSV."
+        ),
+        epilog="exit status: 0 all functions pass, 1 something fails, 2 usage error",
+    )
+    parser.add_argument("submission", metavar="SUBMISSION",
+                        help="the student's .py file, or a folder of them")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write the verdicts as JSON to PATH")
+    parser.add_argument("--gradescope", metavar="PATH",
+                        help="also write Gradescope's results.json to PATH (single file only)")
+    parser.add_argument("--timeout", type=_positive_seconds, default=Limits.timeout,
+                        metavar="SECONDS",
+                        help=f"time limit per function, all its cases together "
+                             f"(default: {Limits.timeout:g})")
+    parser.add_argument("--allow-import", type=_module_name, action="append", default=[],
+                        metavar="NAME",
+                        help="let the submission import NAME besides numpy and math "
+                             "(repeatable)")
+    parser.add_argument("--memory", type=_positive_int, default=Limits.memory_mb, metavar="MIB",
+                        help=f"memory limit of the submission's process in MiB "
+                             f"(default: {Limits.memory_mb})")
+    parser.add_argument("--no-train", action="store_true",
+                        help="skip the training run that follows when every function passes")
+    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                        help="folder mode: submissions graded at the same time "
+                             "(default: the number of CPUs)")
+    parser.add_argument("--csv", metavar="PATH",
+                        help=f"folder mode: where to write the summary "
+                             f"(default: FOLDER/{DEFAULT_SUMMARY_NAME})")
+    parser.set_defaults(func=run_check)
+    return parser
+
+
+def _usage_error(message: str) -> int:
+    print(f"tinycnn check: error: {message}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+def _check_output_path(option: str, value: str | None) -> str | None:
+    """A problem with an output path, found before any grading starts."""
+    if value is None:
+        return None
+    parent = Path(value).expanduser().resolve().parent
+    if not parent.is_dir():
+        return f"{option} {value}: no such directory {parent}"
+    if Path(value).is_dir():
+        return f"{option} {value} is a directory, expected a file name"
+    return None
+
+
+def _write(path: str, text: str) -> None:
+    Path(path).expanduser().write_text(text, encoding="utf-8")
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Run ``tinycnn check`` for parsed arguments; returns the exit status."""
+    from tinycnn.grading.folder import grade_folder
+    from tinycnn.grading.grader import grade_submission
+    from tinycnn.grading.report import (
+        folder_table,
+        gradescope_results,
+        report_json,
+        submission_table,
+        summary_csv,
+    )
+
+    target = Path(args.submission)
+    if not target.exists():
+        return _usage_error(f"no such file or folder: {args.submission}")
+    folder_mode = target.is_dir()
+    if not folder_mode and target.suffix != ".py":
+        return _usage_error(f"{args.submission} is not a .py file")
+    if folder_mode and args.gradescope:
+        return _usage_error("--gradescope grades one file; give a .py file, not a folder")
+    if not folder_mode and (args.csv or args.jobs):
+        return _usage_error("--csv and --jobs apply to a folder of submissions only")
+    for option, value in (("--json", args.json), ("--gradescope", args.gradescope),
+                          ("--csv", args.csv)):
+        problem = _check_output_path(option, value)
+        if problem:
+            return _usage_error(problem)
+    try:
+        limits = Limits(timeout=args.timeout, memory_mb=args.memory,
+                        train_timeout=max(6 * args.timeout, Limits.train_timeout))
+    except ValueError as error:
+        return _usage_error(str(error))
+    allow = tuple(args.allow_import)
+
+    if not folder_mode:
+        report = grade_submission(target, allow_imports=allow, limits=limits,
+                                  train=not args.no_train)
+        print(submission_table(report))
+        if args.json:
+            _write(args.json, json.dumps(report_json(report), indent=2, allow_nan=False) + "\n")
+        if args.gradescope:
+            _write(args.gradescope,
+                   json.dumps(gradescope_results(report), indent=2, allow_nan=False) + "\n")
+        return PASSED if report.passed else FAILED
+
+    files = sorted(p for p in target.glob("*.py") if p.is_file())
+    if not files:
+        return _usage_error(f"no .py files in {args.submission}")
+    jobs = args.jobs or os.cpu_count() or 1
+    reports = grade_folder(files, jobs=jobs, allow_imports=allow, limits=limits,
+                           train=not args.no_train)
+    print(folder_table(reports))
+    summary_path = args.csv or str(target / DEFAULT_SUMMARY_NAME)
+    _write(summary_path, summary_csv(reports))
+    print(f"summary written to {summary_path}")
+    if args.json:
+        document = {"passed": all(r.passed for r in reports),
+                    "submissions": {r.submission: report_json(r) for r in reports}}
+        _write(args.json, json.dumps(document, indent=2, allow_nan=False) + "\n")
+    return PASSED if all(r.passed for r in reports) else FAILED

@@ -1,0 +1,223 @@
+"""Render grading reports: the terminal table, ``--json``, Gradescope's ``results.json``, the CSV.
+
+Pure functions from :class:`~tinycnn.grading.grader.SubmissionReport` to text or dicts; the
+command writes them. Nothing here looks at the submission again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import textwrap
+
+from reference.ops import CONTRACT_FUNCTIONS
+from tinycnn.grading.grader import FunctionResult, SubmissionReport
+
+__all__ = [
+    "folder_table",
+    "gradescope_results",
+    "report_json",
+    "submission_table",
+    "summary_csv",
+]
+
+_STATUS_SHOWN = {"pass": "pass", "fail": "FAIL", "error": "ERROR", "timeout": "TIMEOUT",
+                 "missing": "missing"}
+_WIDTH = 100
+
+
+def _error_text(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "inf" if math.isinf(value) else f"{value:.1e}"
+
+
+def _json_number(value: float | None) -> float | None:
+    # NaN and infinity are not JSON: "no finite error" is null.
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _wrapped(label: str, text: str) -> list[str]:
+    return textwrap.wrap(f"{label}{text}", width=_WIDTH, initial_indent="    ",
+                         subsequent_indent="      ", break_on_hyphens=False)
+
+
+def _function_rows(result: FunctionResult) -> list[str]:
+    rows = [f"{result.name:<22} {_STATUS_SHOWN[result.status]:<8} "
+            f"{_error_text(result.max_rel_error):>13}"]
+    if result.detail:
+        rows += _wrapped("", result.detail)
+    if result.hint:
+        rows += _wrapped("hint: ", result.hint)
+    return rows
+
+
+def submission_table(report: SubmissionReport) -> str:
+    """The report as the table ``tinycnn check`` prints: one row per contract function.
+
+    Failing rows are followed by their first failing case in words and, where known, a hint.
+    """
+    lines = [f"tinycnn check {report.submission}", "",
+             f"{'function':<22} {'status':<8} {'max rel error':>13}"]
+    for name in CONTRACT_FUNCTIONS:
+        lines += _function_rows(report.functions[name])
+    lines.append("")
+    if report.policy:
+        lines.append("import policy: VIOLATED")
+        for message in report.policy:
+            lines += _wrapped("- ", message)
+    else:
+        lines.append("import policy: ok")
+    training = report.training
+    if training is None:
+        lines.append("training: not run (it runs once every function passes)")
+    elif training.status == "skipped":
+        lines.append(f"training: skipped ({training.detail.rstrip('.')})")
+    else:
+        accuracy = (f"validation accuracy {training.val_accuracy:.3f}"
+                    if training.val_accuracy is not None else "no accuracy")
+        lines += textwrap.wrap(
+            f"training ({training.setup}): {accuracy}, reference run "
+            f"{training.reference_val_accuracy:.3f}; {training.detail}",
+            width=_WIDTH, subsequent_indent="    ")
+    verdict = "PASS" if report.passed else "FAIL"
+    lines.append(f"result: {verdict}, {report.n_passed} of {len(CONTRACT_FUNCTIONS)} functions "
+                 f"pass{'' if not report.policy else ', import policy violated'} "
+                 f"({report.seconds:.1f} s)")
+    return "\n".join(lines)
+
+
+def report_json(report: SubmissionReport) -> dict:
+    """The ``--json`` document: ``passed``, ``functions`` (all nine names), ``policy``.
+
+    Also carries ``submission``, ``training`` (None unless every function passed) and
+    ``seconds``. Every value is JSON-safe: a non-finite error is ``null``.
+    """
+    functions = {
+        name: {
+            "status": result.status,
+            "max_rel_error": _json_number(result.max_rel_error),
+            "detail": result.full_detail,
+        }
+        for name, result in report.functions.items()
+    }
+    training = None
+    if report.training is not None:
+        t = report.training
+        training = {
+            "status": t.status,
+            "setup": t.setup,
+            "val_accuracy": _json_number(t.val_accuracy),
+            "reference_val_accuracy": _json_number(t.reference_val_accuracy),
+            "max_param_rel_error": _json_number(t.max_param_rel_error),
+            "detail": t.detail,
+        }
+    return {
+        "passed": report.passed,
+        "functions": functions,
+        "policy": list(report.policy),
+        "submission": report.submission,
+        "training": training,
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def gradescope_results(report: SubmissionReport) -> dict:
+    """Gradescope's ``results.json``: one test per contract function, one point each.
+
+    A violated import policy sets the total ``score`` to 0 (its own test says why); the
+    training run is an informational test worth 0 points.
+    """
+    tests = []
+    for name in CONTRACT_FUNCTIONS:
+        result = report.functions[name]
+        if result.status == "pass":
+            output = f"pass (max relative error {_error_text(result.max_rel_error)})"
+        else:
+            output = f"{result.status}: {result.full_detail}"
+        tests.append({
+            "name": name,
+            "score": 1.0 if result.status == "pass" else 0.0,
+            "max_score": 1.0,
+            "output": output,
+            "visibility": "visible",
+        })
+    if report.policy:
+        tests.append({
+            "name": "import policy (from scratch: numpy and math only)",
+            "score": 0.0,
+            "max_score": 0.0,
+            "output": "\n".join(report.policy),
+            "visibility": "visible",
+        })
+    if report.training is not None and report.training.status != "skipped":
+        t = report.training
+        accuracy = "-" if t.val_accuracy is None else f"{t.val_accuracy:.3f}"
+        tests.append({
+            "name": "training TinyCNN with your ops (information, no points)",
+            "score": 0.0,
+            "max_score": 0.0,
+            "output": (f"{t.setup}: validation accuracy {accuracy}, reference run "
+                       f"{t.reference_val_accuracy:.3f}. {t.detail}"),
+            "visibility": "visible",
+        })
+    score = 0.0 if report.policy else sum(test["score"] for test in tests)
+    return {
+        "score": score,
+        "output": (f"{report.n_passed} of {len(CONTRACT_FUNCTIONS)} contract functions pass"
+                   + ("; the import policy is violated, so the score is 0." if report.policy
+                      else ".")),
+        "tests": tests,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Folder mode
+# --------------------------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = ("submission", "passed", "functions_passed", *CONTRACT_FUNCTIONS,
+                   "policy", "val_accuracy", "seconds")
+
+
+def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
+    """One row per submission: overall verdict, each function's status, policy, accuracy."""
+    rows = []
+    for report in reports:
+        row = {
+            "submission": report.submission,
+            "passed": report.passed,
+            "functions_passed": report.n_passed,
+            **{name: report.functions[name].status for name in CONTRACT_FUNCTIONS},
+            "policy": "; ".join(report.policy),
+            "val_accuracy": ("" if report.training is None or report.training.val_accuracy is None
+                             else f"{report.training.val_accuracy:.4f}"),
+            "seconds": f"{report.seconds:.1f}",
+        }
+        rows.append(row)
+    return rows
+
+
+def summary_csv(reports: list[SubmissionReport]) -> str:
+    """The folder summary as CSV text (columns `SUMMARY_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(summary_rows(reports))
+    return buffer.getvalue()
+
+
+def folder_table(reports: list[SubmissionReport]) -> str:
+    """One line per submission: verdict, functions passed, and what failed."""
+    width = max([len("submission"), *(len(r.submission) for r in reports)])
+    lines = [f"{'submission':<{width}}  result  passed  not passing"]
+    for report in reports:
+        failing = [f"{name} ({r.status})" for name, r in report.functions.items()
+                   if r.status != "pass"]
+        if report.policy:
+            failing.append("import policy")
+        lines.append(f"{report.submission:<{width}}  {'PASS' if report.passed else 'FAIL':<6}  "
+                     f"{report.n_passed:>3}/9  {', '.join(failing) or '-'}")
+    n_passed = sum(r.passed for r in reports)
+    lines.append(f"{n_passed} of {len(reports)} submissions pass")
+    return "\n".join(lines)
