@@ -42,7 +42,9 @@ TAGS = {
 }
 
 # Tags that change the values but not the shapes: they go into the id to keep ids unique.
-_ID_SUFFIX = {"symmetric-kernel": "sym", "ties": "ties", "constant": "const", "exact-zeros": "zeros"}
+_ID_SUFFIX = {
+    "symmetric-kernel": "sym", "ties": "ties", "constant": "const", "exact-zeros": "zeros"
+}
 _DTYPE_SUFFIX = {"float64": "f64", "float32": "f32"}
 
 
@@ -214,13 +216,15 @@ def make_inputs(case: OpCase) -> dict[str, np.ndarray]:
         # Draw in float64 and round, so the float32 twin sees the same values.
         return (case.scale * rng.standard_normal(shape)).astype(case.dtype)
 
-    if case.op == "conv2d":
-        inputs = {"x": normal(case.x_shape), "w": normal(case.w_shape), "b": normal(case.w_shape[:1])}
+    if case.op in ("conv2d", "linear"):
+        inputs = {"x": normal(case.x_shape), "w": normal(case.w_shape)}
+        inputs["b"] = normal(case.w_shape[:1])
         if "symmetric-kernel" in case.tags:
-            w = inputs["w"].astype(np.float64)
-            # Average over both flips: the kernel is then unchanged by flipping either axis.
-            w = (w + w[:, :, ::-1, :] + w[:, :, :, ::-1] + w[:, :, ::-1, ::-1]) / 4
-            inputs["w"] = w.astype(case.dtype)
+            # Mirror the top-left quarter: the kernel is unchanged by flipping either axis.
+            KH, KW = case.w_shape[2:]
+            rows = np.minimum(np.arange(KH), KH - 1 - np.arange(KH))
+            cols = np.minimum(np.arange(KW), KW - 1 - np.arange(KW))
+            inputs["w"] = inputs["w"][:, :, rows][:, :, :, cols]
     elif case.op == "maxpool2d":
         if "constant" in case.tags:
             inputs = {"x": np.full(case.x_shape, 0.5, dtype=case.dtype)}
@@ -238,8 +242,6 @@ def make_inputs(case: OpCase) -> dict[str, np.ndarray]:
             x[zero_mask & signs] = 0.0
             x[zero_mask & ~signs] = -0.0
         inputs = {"x": x}
-    elif case.op == "linear":
-        inputs = {"x": normal(case.x_shape), "w": normal(case.w_shape), "b": normal(case.w_shape[:1])}
     else:
         N, K = case.x_shape
         if "ties" in case.tags:
@@ -266,8 +268,8 @@ def _both_dtypes(template: OpCase) -> list[OpCase]:
 
 
 def _conv(x_shape, w_shape, stride, padding, *extra_tags: str) -> list[OpCase]:
-    N, C, H, W = x_shape
-    F, _, KH, KW = w_shape
+    H, W = x_shape[2:]
+    KH, KW = w_shape[2:]
     tags = list(extra_tags)
     if "symmetric-kernel" not in tags and (KH, KW) != (1, 1):
         tags.append("asymmetric-kernel")
@@ -284,7 +286,7 @@ def _conv(x_shape, w_shape, stride, padding, *extra_tags: str) -> list[OpCase]:
 
 
 def _pool(x_shape, size, stride, *extra_tags: str) -> list[OpCase]:
-    N, C, H, W = x_shape
+    H, W = x_shape[2:]
     tags = list(extra_tags)
     if size > stride:
         tags.append("overlap")

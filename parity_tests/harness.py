@@ -61,7 +61,7 @@ def stage_name(direction: str, output: str) -> str:
 def call_op(
     ops: ModuleType, case: OpCase, direction: str, inputs: dict[str, np.ndarray]
 ) -> object:
-    """Call the contract function for ``case.op`` and ``direction`` on ``inputs``; return its result.
+    """Call the contract function of ``case.op`` and ``direction`` on ``inputs``; return its result.
 
     Raises
     ------

@@ -34,7 +34,7 @@ def expected_outputs(case: OpCase) -> dict[str, np.ndarray]:
     return {name: array.copy() for name, array in _expected_outputs_cached(case).items()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _expected_outputs_cached(case: OpCase) -> dict[str, np.ndarray]:
     inputs = make_inputs(case)
     # from_numpy shares memory; copies keep the catalogue's arrays out of autograd's reach.

@@ -164,7 +164,7 @@ def describe_exception(error, submission_path):
     except _BaseException:  # a hostile __str__
         message = "<message unavailable>"
     if _isinstance(error, SystemExit):
-        message = f"sys.exit({error.code!r}) was called"
+        message = f"the process was asked to end with SystemExit({error.code!r})"
     where = None
     try:
         for frame in _extract_tb(error.__traceback__):

@@ -23,7 +23,7 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -238,6 +238,7 @@ def _judge_call(case: OpCase, direction: str, call: dict) -> tuple[CaseOutcome, 
             return CaseOutcome(case, False, "structure"), message, errors
         values = result
     first_failure = None
+    failed, passed = [], []
     for name, actual in zip(names, values, strict=True):
         want = expected[name]
         if isinstance(actual, ForeignValue):
@@ -249,6 +250,7 @@ def _judge_call(case: OpCase, direction: str, call: dict) -> tuple[CaseOutcome, 
                              case_id=case.id)
         if comparison.max_rel_error is not None:
             errors.append(comparison.max_rel_error)
+        (passed if comparison.passed else failed).append(name)
         if comparison.passed or first_failure is not None:
             continue
         problem = _problem_of(comparison.message, comparison.max_rel_error)
@@ -256,14 +258,16 @@ def _judge_call(case: OpCase, direction: str, call: dict) -> tuple[CaseOutcome, 
         first_failure = (CaseOutcome(case, False, problem, name, actual, want),
                          f"{name}: {reason}")
     if first_failure is not None:
-        return first_failure[0], first_failure[1], errors
+        outcome, message = first_failure
+        outcome = replace(outcome, failed_outputs=tuple(failed), passed_outputs=tuple(passed))
+        return outcome, message, errors
     for name, original in inputs.items():
         after = call["inputs_after"].get(name)
         if not (isinstance(after, np.ndarray) and after.shape == original.shape
                 and np.array_equal(after, original, equal_nan=original.dtype.kind == "f")):
             return (CaseOutcome(case, False, "modified-input", name),
                     f"modified its input {name} in place", errors)
-    return CaseOutcome(case, True), "", errors
+    return CaseOutcome(case, True, passed_outputs=tuple(passed)), "", errors
 
 
 def _problem_of(message: str, error: float | None) -> str:
@@ -273,14 +277,16 @@ def _problem_of(message: str, error: float | None) -> str:
 
 
 def _exception_text(error: dict, memory_mb: int) -> str:
+    """An exception from the child in words: what, where, and what to do for the odd ones."""
     kind, message = error.get("type", "?"), error.get("message", "")
     where = f" at {error['where']}" if error.get("where") else ""
     if kind == "SystemExit":
-        return f"{message}{where}: a submission must return, not end the process"
+        return (f"{message}{where} (sys.exit, exit() or raise SystemExit): a submission must "
+                f"return its result, not end the process")
+    what = f"{kind}: {message}" if message else kind
     if error.get("memory_error"):
-        return (f"ran out of memory{where} ({kind}: {message}); the checker allows "
-                f"{memory_mb} MiB")
-    return f"raised {kind}: {message}{where}".rstrip(": ")
+        return f"ran out of memory{where} ({what}); the checker allows {memory_mb} MiB"
+    return f"raised {what}{where}"
 
 
 def _judge_function(name: str, run: ChildRun, cases: list[tuple[OpCase, str]],
@@ -334,9 +340,9 @@ def _judge_function(name: str, run: ChildRun, cases: list[tuple[OpCase, str]],
     if raised:
         case, error = raised[0]
         result.status = "error"
-        others = f"; {len(raised)} of {len(cases)} cases raise" if len(raised) > 1 else ""
-        result.detail = (f"{_exception_text(error, limits.memory_mb)} on {case.describe()} "
-                         f"(case {case.id}){others}.")
+        others = f" {len(raised)} of {len(cases)} cases raise." if len(raised) > 1 else ""
+        result.detail = (f"first error: {case.describe()} (case {case.id}): "
+                         f"{_exception_text(error, limits.memory_mb)}.{others}")
         return result
     failures = [(o, m) for o, m in zip(outcomes, messages, strict=True) if not o.passed]
     if failures:

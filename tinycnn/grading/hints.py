@@ -38,6 +38,9 @@ class CaseOutcome:
         "modified-input") concerned.
     actual, expected : object
         The output as returned and as expected (for failures that got that far).
+    failed_outputs, passed_outputs : tuple of str
+        Every output whose values were compared, by result (a case can fail on dw and pass on
+        dx): the tag rules look at each output separately.
     """
 
     case: object
@@ -46,40 +49,43 @@ class CaseOutcome:
     output: str | None = None
     actual: object = None
     expected: object = None
+    failed_outputs: tuple[str, ...] = ()
+    passed_outputs: tuple[str, ...] = ()
 
 
 # Tag -> (contrasting tag or None, which functions the rule speaks about, the hint).
-# "{outputs}" is replaced by the outputs that differ, e.g. "dx and dw".
+# "{outputs}" is replaced by the outputs that differ, e.g. "dx and dw", and "{differ}" / "{is}"
+# by the verb agreeing with them.
 _TAG_RULES: tuple[tuple[str, str | None, tuple[str, ...], str], ...] = (
     ("asymmetric-kernel", "symmetric-kernel", ("conv2d_forward", "conv2d_backward"),
-     "{outputs} differ only when the kernel is asymmetric: is the kernel flipped? The contract "
+     "{outputs} {differ} only when the kernel is asymmetric: is the kernel flipped? The contract "
      "is cross-correlation (no flip), like torch.nn.functional.conv2d."),
     ("ties", None, ("maxpool2d_backward", "maxpool2d_forward"),
-     "{outputs} differ only when a window holds its maximum more than once: ties must go to the "
+     "{outputs} {differ} only when a window holds its maximum more than once: ties must go to the "
      "first maximum in row-major order (exactly one winner per window)."),
     ("exact-zeros", None, ("relu_backward", "relu_forward"),
-     "{outputs} differ only where x is exactly 0: the gradient at exactly 0 is 0 (pass dy where "
+     "{outputs} {differ} only where x is exactly 0: the gradient at exactly 0 is 0 (pass dy where "
      "x > 0, not where x >= 0)."),
     ("large-logits", None, ("softmax_cross_entropy",),
-     "{outputs} wrong only for large logits: subtract each row's maximum before exp "
+     "{outputs} {is} wrong only for large logits: subtract each row's maximum before exp "
      "(exp(1000) overflows to inf)."),
     ("overlap", None, ("maxpool2d_backward",),
-     "{outputs} differ only when windows overlap (size > stride): a position that wins several "
+     "{outputs} {differ} only when windows overlap (size > stride): a position that wins several "
      "windows must receive the sum of their gradients (+=, not =)."),
     ("padding", None, ("conv2d_forward", "conv2d_backward"),
-     "{outputs} differ only with padding > 0: pad all four sides with `padding` zeros (and crop "
+     "{outputs} {differ} only with padding > 0: pad all four sides with `padding` zeros (and crop "
      "the padding off dx in the backward pass)."),
     ("stride", None, ("conv2d_forward", "conv2d_backward", "maxpool2d_forward",
                       "maxpool2d_backward"),
-     "{outputs} differ only with stride > 1: window (i, j) starts at row i*stride and column "
+     "{outputs} {differ} only with stride > 1: window (i, j) starts at row i*stride and column "
      "j*stride, and H_out = (H + 2*padding - KH) // stride + 1."),
     ("odd-size", None, ("conv2d_forward", "conv2d_backward", "maxpool2d_forward",
                         "maxpool2d_backward"),
-     "{outputs} differ only when the windows do not tile the input exactly: the output size is "
+     "{outputs} {differ} only when the windows do not tile the input exactly: the output size is "
      "floored, and rows or columns no window reaches get zero gradient."),
     ("non-square", None, ("conv2d_forward", "conv2d_backward", "maxpool2d_forward",
                           "maxpool2d_backward"),
-     "{outputs} differ only when height and width (or KH and KW) differ: are two axes swapped?"),
+     "{outputs} {differ} only when height and width (or KH and KW) differ: are two axes swapped?"),
 )
 
 
@@ -89,22 +95,29 @@ def _join(names: Sequence[str]) -> str:
 
 
 def _tag_hint(function: str, outcomes: Sequence[CaseOutcome]) -> str | None:
-    failed = [o for o in outcomes if not o.passed and o.problem in ("values", "non-finite")]
-    if not failed or len(failed) != sum(not o.passed for o in outcomes):
+    """A rule whose tag every failure of some output carries, while that output passes a case
+    without the tag (with the contrasting tag, if the rule has one)."""
+    if any(o.problem not in ("values", "non-finite") for o in outcomes if not o.passed):
         return None  # other kinds of failure (shape, dtype, exceptions) explain themselves
-    passed = [o for o in outcomes if o.passed]
-    for tag, contrast, functions, text in _TAG_RULES:
-        if function not in functions:
-            continue
-        if not all(tag in o.case.tags for o in failed):
-            continue
-        # Evidence the rest works: a passing case without the tag (with the contrasting tag if
-        # the catalogue has one, e.g. a symmetric kernel of the same shape).
-        witnesses = [o for o in passed if tag not in o.case.tags
-                     and (contrast is None or contrast in o.case.tags)]
-        if witnesses:
-            return text.format(outputs=_join([o.output for o in failed if o.output]))
-    return None
+    outputs = list(dict.fromkeys(name for o in outcomes for name in o.failed_outputs))
+    matched: dict[int, list[str]] = {}
+    for output in outputs:
+        failed = [o for o in outcomes if output in o.failed_outputs]
+        passed = [o for o in outcomes if output in o.passed_outputs]
+        for index, (tag, contrast, functions, _) in enumerate(_TAG_RULES):
+            if function not in functions or not all(tag in o.case.tags for o in failed):
+                continue
+            if any(tag not in o.case.tags and (contrast is None or contrast in o.case.tags)
+                   for o in passed):
+                matched.setdefault(index, []).append(output)
+                break
+    if not matched:
+        return None
+    index = min(matched)
+    names = matched[index]
+    plural = len(names) > 1
+    return _TAG_RULES[index][3].format(outputs=_join(names), differ="differ" if plural else
+                                       "differs", **{"is": "are" if plural else "is"})
 
 
 def _ratio(actual: object, expected: object) -> float | None:
@@ -153,11 +166,15 @@ def _first_failure_hint(function: str, first: CaseOutcome) -> str | None:
                 what = "dlogits must be divided" if first.output == "dlogits" else (
                     "the loss is the batch mean, so it must be divided")
                 return f"{first.output} is exactly N = {N} times too large: {what} by N."
-        if function == "conv2d_forward" or (function == "conv2d_backward"
-                                            and first.output == "dw"):
-            k = _ratio(first.actual, first.expected)
-            if k is not None and abs(k + 1) < 1e-6:
-                return f"{first.output} has the wrong sign."
+        if function == "conv2d_backward" and first.output == "dw":
+            flipped = np.asarray(first.expected)[:, :, ::-1, ::-1]
+            if _ratio(first.actual, flipped) is not None and abs(
+                    _ratio(first.actual, flipped) - 1) < 1e-6:
+                return ("dw is the right kernel gradient flipped in both spatial axes: is the "
+                        "kernel flipped? The contract is cross-correlation (no flip).")
+        k = _ratio(first.actual, first.expected)
+        if k is not None and abs(k + 1) < 1e-6:
+            return f"{first.output} has the wrong sign."
     return None
 
 

@@ -10,6 +10,7 @@ import csv
 import io
 import math
 import textwrap
+from dataclasses import replace
 
 from reference.ops import CONTRACT_FUNCTIONS
 from tinycnn.grading.grader import FunctionResult, SubmissionReport
@@ -60,8 +61,15 @@ def submission_table(report: SubmissionReport) -> str:
     """
     lines = [f"tinycnn check {report.submission}", "",
              f"{'function':<22} {'status':<8} {'max rel error':>13}"]
-    for name in CONTRACT_FUNCTIONS:
-        lines += _function_rows(report.functions[name])
+    results = [report.functions[name] for name in CONTRACT_FUNCTIONS]
+    details = {(r.detail, r.hint) for r in results}
+    if len(details) == 1 and results[0].detail:
+        # One cause for all nine (the file does not compile or import): say it once.
+        lines += [row for r in results for row in _function_rows(replace(r, detail="", hint=None))]
+        lines += _wrapped("every function: ", results[0].full_detail)
+    else:
+        for result in results:
+            lines += _function_rows(result)
     lines.append("")
     if report.policy:
         lines.append("import policy: VIOLATED")

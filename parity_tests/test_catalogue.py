@@ -1,0 +1,139 @@
+"""The catalogue holds what issue 2 asks for, and its inputs are what their tags promise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parity_tests.cases import CASES, TAGS, OpCase, cases_for, find_case, make_inputs, output_shape
+
+CONV = cases_for("conv2d")
+POOL = cases_for("maxpool2d")
+
+
+def _pool_windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
+    # (N, C, H_out, W_out, size * size), written independently of any implementation.
+    N, C, H, W = x.shape
+    H_out, W_out = (H - size) // stride + 1, (W - size) // stride + 1
+    return np.stack([
+        x[:, :, i * stride : i * stride + size, j * stride : j * stride + size].reshape(N, C, -1)
+        for i in range(H_out) for j in range(W_out)
+    ], axis=2).reshape(N, C, H_out, W_out, size * size)
+
+
+def test_catalogue_size_keeps_the_suite_fast():
+    assert 60 <= len(CASES) <= 150, f"{len(CASES)} cases"
+
+
+def test_every_case_has_a_float32_twin_with_the_same_values():
+    by_id = {case.id: case for case in CASES}
+    for case in cases_for("conv2d", dtype="float64") + tuple(
+        c for c in CASES if c.op != "conv2d" and c.dtype == "float64"
+    ):
+        twin = by_id[case.id.removesuffix("-f64") + "-f32"]
+        assert twin.seed == case.seed
+        for name, array in make_inputs(case).items():
+            expected = array.astype(np.float32) if array.dtype == np.float64 else array
+            assert np.array_equal(make_inputs(twin)[name], expected), f"{twin.id}: {name}"
+
+
+def test_conv_cases_cover_batch_channels_filters_strides_paddings_and_kernels():
+    assert all(c.x_shape[0] > 1 for c in CONV), "N > 1 everywhere"
+    assert any(c.x_shape[1] > 1 and c.w_shape[0] > 1 for c in CONV), "C, F > 1"
+    assert {c.stride for c in CONV} == {1, 2, 3}
+    assert {c.padding for c in CONV} == {0, 1, 2}
+    assert {c.w_shape[2] for c in CONV} | {c.w_shape[3] for c in CONV} == {1, 2, 3, 4, 5}
+    assert any(c.w_shape[2] != c.w_shape[3] for c in CONV), "a non-square kernel"
+    assert any(c.x_shape[2] != c.x_shape[3] for c in CONV), "a non-square input"
+    assert any("odd-size" in c.tags for c in CONV)
+
+
+def test_symmetric_kernel_cases_have_twins_with_random_kernels():
+    # The checker's hint "is the kernel flipped?" compares the two.
+    for case in [c for c in CONV if "symmetric-kernel" in c.tags]:
+        assert find_case(case.id.replace("-sym", "")).w_shape == case.w_shape
+
+
+@pytest.mark.parametrize("case", [c for c in CONV if c.w_shape[2:] != (1, 1)], ids=str)
+def test_kernel_symmetry_matches_its_tag(case):
+    w = make_inputs(case)["w"]
+    flips = [w[:, :, ::-1, :], w[:, :, :, ::-1]]
+    symmetric = all(np.array_equal(w, flipped) for flipped in flips)
+    assert symmetric == ("symmetric-kernel" in case.tags)
+
+
+def test_pool_cases_cover_odd_sizes_overlap_and_ties():
+    assert any("odd-size" in c.tags and "ties" not in c.tags for c in POOL)
+    assert any("overlap" in c.tags and "ties" in c.tags for c in POOL)
+    assert any(c.size == 3 and c.stride == 2 for c in POOL)
+    assert any("constant" in c.tags for c in POOL)
+
+
+@pytest.mark.parametrize("case", POOL, ids=str)
+def test_pool_inputs_have_ties_only_where_tagged(case):
+    windows = _pool_windows(make_inputs(case)["x"], case.size, case.stride)
+    first = windows.argmax(axis=-1)
+    last = windows.shape[-1] - 1 - windows[..., ::-1].argmax(axis=-1)
+    routed_differently = int(np.sum(first != last))
+    if "ties" in case.tags:
+        assert routed_differently > 0, "no window where first and last maximum differ"
+    else:
+        assert routed_differently == 0, "accidental tie in a continuous case"
+
+
+@pytest.mark.parametrize("case", cases_for("relu"), ids=str)
+def test_relu_inputs_have_exact_zeros_only_where_tagged(case):
+    x = make_inputs(case)["x"]
+    zeros = x == 0
+    if "exact-zeros" in case.tags:
+        assert zeros.any() and np.signbit(x[zeros]).any() and not np.signbit(x[zeros]).all()
+    else:
+        assert not zeros.any()
+
+
+def test_cross_entropy_cases_reach_logits_of_1000_and_1e4():
+    magnitudes = {c.scale for c in cases_for("softmax_cross_entropy")}
+    assert {1000.0, 1e4} <= magnitudes
+    cases = cases_for("softmax_cross_entropy")
+    largest = max(np.abs(make_inputs(case)["logits"]).max() for case in cases)
+    assert largest > 1e4
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_inputs_are_deterministic_and_shaped_as_declared(case):
+    first, second = make_inputs(case), make_inputs(case)
+    assert first.keys() == second.keys()
+    for name in first:
+        assert np.array_equal(first[name], second[name]), name
+    if "dy" in first:
+        assert first["dy"].shape == output_shape(case)
+        assert first["dy"].dtype == case.np_dtype
+    for name in ("x", "w", "logits"):
+        if name in first:
+            assert first[name].dtype == case.np_dtype
+
+
+def test_ids_and_descriptions_read_well():
+    case = find_case("conv-n2c3f4-h7w5-k3x2-s2-p1-f64")
+    assert case.describe() == "conv2d, x (2, 3, 7, 5), w (4, 3, 3, 2), stride 2, padding 1, float64"
+    assert str(case) == case.id
+    assert "ties" in find_case("pool-n2c2-h7w5-k3-s2-ties-f32").describe()
+
+
+def test_every_tag_used_is_documented_and_every_documented_tag_is_used():
+    used = {tag for case in CASES for tag in case.tags}
+    assert used == set(TAGS)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"op": "conv3d", "x_shape": (1, 1, 3, 3)},
+        {"op": "relu", "x_shape": (2, 3), "dtype": "float16"},
+        {"op": "relu", "x_shape": (2, 3), "tags": ("shiny",)},
+        {"op": "conv2d", "x_shape": (1, 3, 3), "w_shape": (1, 1, 3, 3)},
+    ],
+)
+def test_malformed_case_is_rejected(fields):
+    with pytest.raises(ValueError):
+        OpCase(**fields)

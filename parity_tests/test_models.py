@@ -1,0 +1,108 @@
+"""Whole-model parity: the NumPy TinyCNN and MLP against their PyTorch twins, same weights.
+
+Logits, loss and every parameter gradient are compared (shape, dtype, values) with the
+``"model"`` tolerance; the float64 models also pass a numerical gradient check, and weights make
+an exact round trip NumPy -> PyTorch -> NumPy in both dtypes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import reference
+import torch_impl
+from parity_tests.compare import assert_close
+from parity_tests.tolerances import GRADCHECK_EPS, GRADCHECK_MAX_REL_ERROR
+
+# (id, constructor, kwargs): the lecture's models plus variants that move every dimension.
+MODELS = [
+    ("tinycnn", reference.TinyCNN, {}),
+    ("tinycnn-4class", reference.TinyCNN, {"n_classes": 4}),
+    ("tinycnn-f5-k5-img10-pool3", reference.TinyCNN,
+     {"n_filters": 5, "kernel_size": 5, "image_size": 10, "pool_size": 3}),
+    ("mlp18", reference.MLP, {"hidden": 18}),
+    ("mlp4-4class", reference.MLP, {"hidden": 4, "n_classes": 4}),
+]
+DTYPES = [np.float64, np.float32]
+
+
+def batch(model, n: int = 6, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Random images (not from the generator: no structure the models could hide behind)."""
+    rng = np.random.default_rng(seed)
+    S, K = model.config["image_size"], model.config["n_classes"]
+    x = rng.normal(size=(n, 1, S, S)).astype(model.dtype)
+    return x, rng.integers(0, K, size=n)
+
+
+def torch_loss_and_gradients(module, x, labels):
+    logits = module(torch.from_numpy(x))
+    loss = F.cross_entropy(logits, torch.from_numpy(labels))
+    module.zero_grad()
+    loss.backward()
+    grads = {name: p.grad.numpy() for name, p in module.named_parameters()}
+    return logits.detach().numpy(), loss.detach().numpy(), grads
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("name", "cls", "kwargs"), MODELS, ids=[m[0] for m in MODELS])
+def test_logits_loss_and_gradients_match_torch(name, cls, kwargs, dtype):
+    model = cls(**kwargs, seed=3, dtype=dtype)
+    x, labels = batch(model)
+    logits, activations = model.forward_with_activations(x)
+    loss, dlogits = model.ops.softmax_cross_entropy(logits, labels)
+    grads = model.backward(dlogits, activations)
+
+    expected_logits, expected_loss, expected_grads = torch_loss_and_gradients(
+        torch_impl.from_reference(model), x, labels)
+    case = f"{name}-{np.dtype(dtype).name}"
+    assert_close(logits, expected_logits, op="model", stage="logits", case_id=case)
+    assert_close(loss, expected_loss, op="model", stage="loss", case_id=case)
+    assert set(grads) == set(expected_grads)
+    for key, grad in grads.items():
+        assert_close(grad, expected_grads[key], op="model", stage=f"gradient {key}", case_id=case)
+
+
+@pytest.mark.parametrize(("name", "cls", "kwargs"), MODELS, ids=[m[0] for m in MODELS])
+def test_numerical_gradient_check(name, cls, kwargs):
+    model = cls(**kwargs, seed=5)
+    x, labels = batch(model, n=4, seed=2)
+    errors = reference.gradient_check(model, x, labels, eps=GRADCHECK_EPS)
+    assert set(errors) == set(model.params)
+    assert max(errors.values()) < GRADCHECK_MAX_REL_ERROR, errors
+
+
+def test_gradient_check_catches_a_wrong_backward_pass():
+    """A backward pass that forgets the ReLU mask is flagged as a bug (e_rel > 1e-3)."""
+    model = reference.TinyCNN(seed=5)
+    broken_ops = type("BrokenOps", (), {})()
+    for name in reference.ops.CONTRACT_FUNCTIONS:
+        setattr(broken_ops, name, getattr(reference.ops, name))
+    broken_ops.relu_backward = lambda dy, x: dy.copy()
+    model.ops = broken_ops
+    x, labels = batch(model, n=4, seed=2)
+    errors = reference.gradient_check(model, x, labels)
+    assert reference.gradcheck.error_band(errors["conv.weight"]) == "bug", errors
+    assert errors["fc.weight"] < GRADCHECK_MAX_REL_ERROR  # layers after the ReLU are still right
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("name", "cls", "kwargs"), MODELS, ids=[m[0] for m in MODELS])
+def test_weights_round_trip_exactly_and_keep_dtype(name, cls, kwargs, dtype):
+    model = cls(**kwargs, seed=7, dtype=dtype)
+    module = torch_impl.from_reference(model)
+    assert {p.dtype for p in module.parameters()} == {torch.from_numpy(np.zeros(0, dtype)).dtype}
+    back = torch_impl.to_reference(module)
+    assert back.config == model.config
+    for key, value in model.params.items():
+        assert back.params[key].dtype == value.dtype
+        np.testing.assert_array_equal(back.params[key], value)
+
+
+def test_parameter_counts_match_torch():
+    for _, cls, kwargs in MODELS:
+        model = cls(**kwargs)
+        module = torch_impl.from_reference(model)
+        assert model.n_parameters == sum(p.numel() for p in module.parameters())

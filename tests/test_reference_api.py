@@ -1,0 +1,146 @@
+"""The NumPy reference's public API: parameter counts, errors, loops, training, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import reference
+from reference import ops
+from reference.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def test_tinycnn_has_the_lecture_parameter_count():
+    model = reference.TinyCNN()
+    # The lecture's breakdown: 3 x (1 x 3 x 3) + 3 conv, 27 x 3 + 3 dense.
+    assert model.n_parameters == (3 * (1 * 3 * 3) + 3) + (27 * 3 + 3) == 114
+    assert [row["n_parameters"] for row in model.layer_summary()] == [0, 30, 0, 0, 0, 84]
+    assert [row["output_shape"] for row in model.layer_summary()] == [
+        (1, 8, 8), (3, 6, 6), (3, 6, 6), (3, 3, 3), (27,), (3,)]
+
+
+def test_mlp_parameter_count_follows_the_formula():
+    for hidden, classes in [(1, 3), (8, 4), (18, 3)]:
+        assert reference.MLP(hidden, classes).n_parameters == 65 * hidden + (hidden + 1) * classes
+
+
+def test_initialisation_is_deterministic_and_uses_torch_bounds():
+    a, b, c = reference.TinyCNN(seed=1), reference.TinyCNN(seed=1), reference.TinyCNN(seed=2)
+    for key in a.params:
+        np.testing.assert_array_equal(a.params[key], b.params[key])
+    assert not np.array_equal(a.params["conv.weight"], c.params["conv.weight"])
+    assert np.abs(a.params["conv.weight"]).max() <= 1 / 3  # 1/sqrt(fan_in = 9)
+    assert np.abs(a.params["fc.weight"]).max() <= 1 / np.sqrt(27)
+
+
+@pytest.mark.parametrize(("W", "K", "P", "S", "expected"), [
+    (5, 3, 0, 1, 3), (5, 3, 1, 1, 5), (6, 3, 0, 2, 2),  # the lecture's three cases
+    (8, 3, 0, 1, 6), (8, 3, 1, 1, 8),  # its "Pause & Think"
+    (7, 3, 0, 2, 3), (4, 4, 0, 3, 1),  # floor: the last position is skipped
+])
+def test_conv_output_size(W, K, P, S, expected):
+    assert ops.conv_output_size(W, K, P, S) == expected
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: ops.conv_output_size(4, 5, 0, 1), "kernel 5 does not fit input 4 with padding 0"),
+    (lambda: ops.conv_output_size(8, 3, 0, 0), "stride must be >= 1, got 0"),
+    (lambda: ops.conv_output_size(8, 3, -1, 1), "padding must be >= 0, got -1"),
+    (lambda: ops.conv2d_forward(np.zeros((1, 1, 4, 4)), np.zeros((2, 1, 5, 5)), np.zeros(2)),
+     "kernel 5 does not fit input 4 with padding 0"),
+    (lambda: ops.conv2d_forward(np.zeros((1, 2, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(2)),
+     "w has 1 input channels but x has 2"),
+    (lambda: ops.conv2d_forward(np.zeros((2, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(2)),
+     r"x must be 4-D \(N, C, H, W\), got shape \(2, 4, 4\)"),
+    (lambda: ops.conv2d_forward(np.zeros((1, 1, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(3)),
+     r"b must have shape \(2,\)"),
+    (lambda: ops.conv2d_backward(np.zeros((1, 2, 4, 4)), np.zeros((1, 1, 4, 4)),
+                                 np.zeros((2, 1, 3, 3)), np.zeros(2)),
+     r"dy must have shape \(1, 2, 2, 2\)"),
+    (lambda: ops.maxpool2d_forward(np.zeros((1, 1, 3, 3)), 2, 0), "stride must be >= 1, got 0"),
+    (lambda: ops.maxpool2d_forward(np.zeros((1, 1, 1, 3)), 2, 2),
+     "kernel 2 does not fit input 1 with padding 0"),
+    (lambda: ops.linear_forward(np.zeros((2, 5)), np.zeros((3, 4)), np.zeros(3)),
+     "x has 5 features but w expects 4"),
+    (lambda: ops.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 3])),
+     r"labels must lie in \[0, 2\] for 3 classes"),
+    (lambda: ops.softmax_cross_entropy(np.zeros((2, 3)), np.array([0.0, 1.0])),
+     "labels must be an integer NumPy array"),
+    (lambda: ops.conv2d_forward(np.zeros((1, 1, 4, 4), np.float32), np.zeros((2, 1, 3, 3)),
+                                np.zeros(2)), "arrays must share one dtype"),
+    (lambda: reference.TinyCNN(kernel_size=9), "kernel 9 does not fit input 8 with padding 0"),
+    (lambda: reference.TinyCNN().forward(np.zeros((2, 8, 8))),
+     r"TinyCNN expects images of shape \(N, 1, 8, 8\), got \(2, 8, 8\)"),
+    (lambda: reference.MLP(0), "hidden must be a positive integer, got 0"),
+    (lambda: reference.SGD({}, lr=0), "learning rate must be > 0"),
+    (lambda: reference.TrainConfig(batch_size=0), "batch_size must be >= 1"),
+], ids=lambda value: value if isinstance(value, str) else "")
+def test_bad_input_raises_a_value_error_naming_the_numbers(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_loop_versions_equal_the_vectorized_ones():
+    rng = np.random.default_rng(0)
+    for stride, padding, kernel in [(1, 0, (3, 3)), (2, 1, (3, 2)), (3, 2, (1, 4))]:
+        x, w, b = rng.normal(size=(2, 3, 7, 6)), rng.normal(size=(4, 3, *kernel)), rng.normal(size=4)
+        y = ops.conv2d_forward(x, w, b, stride, padding)
+        np.testing.assert_allclose(ops.conv2d_forward_loops(x, w, b, stride, padding), y,
+                                   rtol=1e-12, atol=1e-12)
+        dy = rng.normal(size=y.shape)
+        for loop, fast in zip(ops.conv2d_backward_loops(dy, x, w, b, stride, padding),
+                              ops.conv2d_backward(dy, x, w, b, stride, padding)):
+            np.testing.assert_allclose(loop, fast, rtol=1e-12, atol=1e-12)
+    for size, stride in [(2, 2), (3, 2), (2, 1)]:
+        x = rng.integers(0, 3, size=(2, 3, 7, 5)).astype(float)  # ties on purpose
+        y = ops.maxpool2d_forward(x, size, stride)
+        np.testing.assert_array_equal(ops.maxpool2d_forward_loops(x, size, stride), y)
+        dy = rng.normal(size=y.shape)
+        np.testing.assert_allclose(ops.maxpool2d_backward_loops(dy, x, size, stride),
+                                   ops.maxpool2d_backward(dy, x, size, stride), rtol=1e-12)
+
+
+def test_epoch_batches_visit_every_sample_once_in_a_seeded_order():
+    batches = reference.epoch_batches(100, 32, epoch=3, seed=7)
+    assert [len(b) for b in batches] == [32, 32, 32, 4]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(100))
+    again = reference.epoch_batches(100, 32, epoch=3, seed=7)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    other = reference.epoch_batches(100, 32, epoch=4, seed=7)
+    assert not np.array_equal(batches[0], other[0])
+
+
+def test_training_history_snapshots_and_determinism():
+    data = reference.make_dataset(n_train=96, n_val=48)
+    config = reference.TrainConfig(epochs=4, snapshot_epochs=(0, 2, 4))
+    model = reference.TinyCNN(seed=1)
+    start = {k: v.copy() for k, v in model.params.items()}
+    history = reference.train(model, data, config)
+    assert len(history.val_acc) == len(history.train_loss) == 5
+    assert len(history.step_loss) == 4 * 3
+    assert sorted(history.snapshots) == [0, 2, 4]
+    np.testing.assert_array_equal(history.snapshots[0]["conv.weight"], start["conv.weight"])
+    np.testing.assert_array_equal(history.snapshots[4]["fc.bias"], model.params["fc.bias"])
+    again = reference.train(reference.TinyCNN(seed=1), data, config)
+    assert again.step_loss == history.step_loss
+    assert history.train_loss[-1] < history.train_loss[0]
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = reference.MLP(5, 4, seed=3, dtype=np.float32)
+    path = tmp_path / "mlp.npz"
+    save_checkpoint(path, model.params, "mlp", model.config)
+    params, kind, config = load_checkpoint(path)
+    assert kind == "mlp" and config == model.config
+    for key, value in model.params.items():
+        assert params[key].dtype == np.float32
+        np.testing.assert_array_equal(params[key], value)
+
+
+@pytest.mark.parametrize("content", [None, b"not a zip", b"PK\x03\x04 broken"])
+def test_unreadable_checkpoints_raise_checkpoint_error(tmp_path, content):
+    path = tmp_path / "weights.npz"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="weights.npz"):
+        load_checkpoint(path)
