@@ -18,14 +18,15 @@ Rules of the game
 - Loops are fine to start with; a correct loop version is a good first step before vectorizing.
 """
 
-import numpy as np
+import numpy as np  # noqa: F401 - you will need it
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """2-D cross-correlation of a batch of images with a bank of filters.
 
-    ``y[n, f, i, j] = b[f] + sum over c, u, v of x_pad[n, c, i*stride + u, j*stride + v] * w[f, c, u, v]``
-    -- the kernel is *not* flipped (this is what torch.nn.functional.conv2d computes).
+    ``y[n, f, i, j] = b[f] + sum_{c,u,v} x_pad[n, c, i*stride + u, j*stride + v] * w[f, c, u, v]``
+    where ``x_pad`` is ``x`` with the zero padding. The kernel is *not* flipped (this is what
+    torch.nn.functional.conv2d computes).
 
     Parameters
     ----------

@@ -224,7 +224,7 @@ def make_inputs(case: OpCase) -> dict[str, np.ndarray]:
             KH, KW = case.w_shape[2:]
             rows = np.minimum(np.arange(KH), KH - 1 - np.arange(KH))
             cols = np.minimum(np.arange(KW), KW - 1 - np.arange(KW))
-            inputs["w"] = inputs["w"][:, :, rows][:, :, :, cols]
+            inputs["w"] = np.ascontiguousarray(inputs["w"][:, :, rows][:, :, :, cols])
     elif case.op == "maxpool2d":
         if "constant" in case.tags:
             inputs = {"x": np.full(case.x_shape, 0.5, dtype=case.dtype)}

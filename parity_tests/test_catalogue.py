@@ -105,6 +105,8 @@ def test_inputs_are_deterministic_and_shaped_as_declared(case):
     assert first.keys() == second.keys()
     for name in first:
         assert np.array_equal(first[name], second[name]), name
+        # Contiguous, so gradient checks can perturb them in place through a flat view.
+        assert first[name].flags.c_contiguous, name
     if "dy" in first:
         assert first["dy"].shape == output_shape(case)
         assert first["dy"].dtype == case.np_dtype

@@ -200,7 +200,8 @@ class ImportGuard:
         ):
             top = "." * level + _str(name).partition(".")[0]
             if level or top not in self.allowed:
-                line = caller.f_lineno if caller.f_globals.get("__name__") == SUBMISSION_MODULE else None
+                in_submission = caller.f_globals.get("__name__") == SUBMISSION_MODULE
+                line = caller.f_lineno if in_submission else None
                 self.blocked.append({"module": top, "line": line})
                 raise ImportError(
                     f"importing {top!r} is not allowed in a submission "

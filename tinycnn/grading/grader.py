@@ -193,7 +193,7 @@ def _stage(case: OpCase, output: str, direction: str) -> str:
     return stage_name(direction, output)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _expected(case_id: str, direction: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(inputs, expected outputs)`` of one case, from reference.ops in this process."""
     case = next(c for c in CASES if c.id == case_id)

@@ -1,0 +1,314 @@
+"""`tinycnn check`, the grading itself: every rule of the issue proven with a fixture submission.
+
+Each fixture in ``tests/fixtures/submissions`` states its expected verdicts in its docstring; the
+tests below grade it (in child processes, as the command does) and check those verdicts. Expected
+values come from the fixtures' known bugs and the case catalogue, never from the grader's code.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from parity_tests.cases import CASES
+from reference.ops import CONTRACT_FUNCTIONS
+from tinycnn.grading.grader import STATUSES, cases_of, grade_submission
+from tinycnn.grading.sandbox import Limits
+
+FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
+TEMPLATE = Path(__file__).parent.parent / "examples" / "student_template.py"
+
+# Short limits keep the hostile fixtures fast; the defaults are exercised by the slow tests.
+FAST = Limits(timeout=2.0)
+
+
+@functools.cache
+def graded(name: str, allow: tuple[str, ...] = (), timeout: float = FAST.timeout):
+    """Grade a fixture once per test session (without the training run unless it is correct)."""
+    path = TEMPLATE if name == "student_template" else FIXTURES / f"{name}.py"
+    return grade_submission(path, allow_imports=allow, limits=Limits(timeout=timeout),
+                            train=name.startswith("correct"))
+
+
+def statuses(report) -> dict[str, str]:
+    return {name: result.status for name, result in report.functions.items()}
+
+
+def catalogue_count(op: str, tag: str | None = None) -> int:
+    """Cases of one op in the catalogue (both dtypes), optionally only those with a tag."""
+    return sum(c.op == op and (tag is None or tag in c.tags) for c in CASES)
+
+
+# --------------------------------------------------------------------------------------------
+# What is run, and the verdicts of correct submissions
+# --------------------------------------------------------------------------------------------
+
+
+def test_every_function_runs_on_all_its_catalogue_cases_in_both_directions_and_dtypes():
+    # conv2d cases feed both conv functions; softmax_cross_entropy checks loss and gradient
+    # from one call. Nothing is skipped: ties, exact zeros, large logits, stride, padding...
+    for name in CONTRACT_FUNCTIONS:
+        op = name.rsplit("_", 1)[0] if name != "softmax_cross_entropy" else name
+        pairs = cases_of(name)
+        assert len(pairs) == catalogue_count(op), name
+        assert {case.dtype for case, _ in pairs} == {"float64", "float32"}
+        direction = "backward" if name.endswith("backward") else "forward"
+        assert {d for _, d in pairs} == {direction}
+    tags = {tag for name in CONTRACT_FUNCTIONS for case, _ in cases_of(name) for tag in case.tags}
+    assert {"ties", "exact-zeros", "large-logits", "stride", "padding", "odd-size"} <= tags
+
+
+def test_a_correct_vectorized_submission_passes_trains_like_the_reference_in_under_15_s():
+    started = time.monotonic()
+    report = graded("correct_vectorized")
+    assert time.monotonic() - started < 15
+    assert statuses(report) == dict.fromkeys(CONTRACT_FUNCTIONS, "pass")
+    assert report.passed and report.policy == []
+    assert all(r.max_rel_error is not None and r.max_rel_error < 1e-5
+               for r in report.functions.values())
+    training = report.training
+    assert training.status == "ok"
+    assert training.val_accuracy == pytest.approx(training.reference_val_accuracy, abs=1e-12)
+    assert training.max_param_rel_error < 1e-8
+
+
+@pytest.mark.slow
+def test_a_correct_loop_submission_passes_and_trains_in_under_15_s():
+    started = time.monotonic()
+    report = grade_submission(FIXTURES / "correct_loops.py")
+    assert time.monotonic() - started < 15
+    assert report.passed, {n: r.full_detail for n, r in report.functions.items()}
+    assert report.training.status == "ok"
+    assert report.training.val_accuracy == pytest.approx(report.training.reference_val_accuracy)
+
+
+def test_the_student_template_is_graded_all_missing_never_passing():
+    report = graded("student_template")
+    assert set(statuses(report).values()) == {"missing"}
+    assert not report.passed
+    assert all("NotImplementedError" in r.detail for r in report.functions.values())
+
+
+# --------------------------------------------------------------------------------------------
+# Failures: the first failing case in words, and hints for known mistakes
+# --------------------------------------------------------------------------------------------
+
+
+def test_flipped_kernel_fails_only_conv_with_the_case_in_words_and_a_flip_hint():
+    report = graded("buggy_flipped_kernel")
+    forward, backward = report.functions["conv2d_forward"], report.functions["conv2d_backward"]
+    assert forward.status == backward.status == "fail"
+    # The first failing case, in words: shapes, stride, padding, dtype and which output.
+    assert "conv2d, x (2, 3, 7, 5), w (4, 3, 3, 3), stride 1, padding 0, float64" in forward.detail
+    assert "y: values differ" in forward.detail
+    assert "dx: values differ" in backward.detail
+    assert "is the kernel flipped?" in forward.hint
+    assert backward.hint.startswith("dx differs only when the kernel is asymmetric: is the "
+                                    "kernel flipped?")
+    # Symmetric and 1x1 kernels cannot see the bug: exactly the asymmetric cases fail forward.
+    assert forward.cases_failed == catalogue_count("conv2d", "asymmetric-kernel")
+    assert forward.max_rel_error > 0.1
+    # Functions not in the file are "missing", not failures of the graded ones.
+    assert {s for n, s in statuses(report).items() if not n.startswith("conv")} == {"missing"}
+
+
+def test_pooling_ties_routed_to_the_last_maximum_fail_only_the_tie_cases():
+    report = graded("buggy_pool_last_max")
+    assert report.functions["maxpool2d_forward"].status == "pass"
+    backward = report.functions["maxpool2d_backward"]
+    assert backward.status == "fail"
+    assert backward.cases_failed == catalogue_count("maxpool2d", "ties")
+    assert "with ties" in backward.detail
+    assert "ties must go to the first maximum in row-major order" in backward.hint
+
+
+def test_relu_gradient_at_exactly_zero_gets_its_hint():
+    report = graded("buggy_relu_zero_gradient")
+    assert report.functions["relu_forward"].status == "pass"
+    backward = report.functions["relu_backward"]
+    assert backward.status == "fail"
+    assert backward.cases_failed == catalogue_count("relu", "exact-zeros")
+    assert "the gradient at exactly 0 is 0" in backward.hint
+
+
+def test_wrong_dtype_shape_and_output_count_are_named():
+    report = graded("buggy_shapes_and_dtypes")
+    linear = report.functions["linear_forward"]
+    assert linear.status == "fail"
+    assert "float32" in linear.detail and "dtype float64, expected float32" in linear.detail
+    assert "is float64 for float32 input: keep the input dtype" in linear.hint
+    assert linear.cases_failed == sum(c.op == "linear" and c.dtype == "float32" for c in CASES)
+
+    pool = report.functions["maxpool2d_forward"]
+    assert pool.status == "fail" and "y: shape (2, 3, 4, 3), expected (2, 3, 3, 2)" in pool.detail
+
+    backward = report.functions["linear_backward"]
+    assert backward.status == "fail"
+    assert "returned a tuple of 2, expected a tuple (dx, dw, db)" in backward.detail
+
+    softmax = report.functions["softmax_cross_entropy"]
+    assert softmax.status == "fail" and "loss is a Python float" in softmax.hint
+
+
+def test_a_modified_input_fails_although_the_output_is_right():
+    report = graded("buggy_modifies_input")
+    relu = report.functions["relu_forward"]
+    assert relu.status == "fail"
+    assert "modified its input x in place" in relu.detail
+    assert "work on a copy" in relu.hint
+    assert report.functions["relu_backward"].status == "pass"
+
+
+def test_softmax_overflow_and_sum_instead_of_mean_get_their_hints():
+    overflow = graded("buggy_softmax_overflow").functions["softmax_cross_entropy"]
+    assert overflow.status == "fail"
+    assert overflow.cases_failed == catalogue_count("softmax_cross_entropy", "large-logits")
+    assert "subtract each row's maximum before exp" in overflow.hint
+    summed = graded("buggy_softmax_sum").functions["softmax_cross_entropy"]
+    assert summed.status == "fail"
+    assert "loss is exactly N = 4 times too large" in summed.hint
+
+
+# --------------------------------------------------------------------------------------------
+# Isolation and robustness: each hostile behaviour gets a clear verdict, the rest is graded
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_syntax_error_gives_every_function_an_error():
+    report = graded("hostile_syntax_error")
+    assert set(statuses(report).values()) == {"error"}
+    assert all("does not compile" in r.detail and "line 6" in r.detail
+               for r in report.functions.values())
+
+
+def test_missing_functions_stubs_non_functions_and_exceptions():
+    report = graded("hostile_missing_and_raising")
+    got = statuses(report)
+    assert got["relu_forward"] == "pass"
+    assert got["conv2d_forward"] == "missing"
+    assert "NotImplementedError" in report.functions["conv2d_forward"].detail
+    assert got["linear_forward"] == "missing"
+    assert "not a function" in report.functions["linear_forward"].detail
+    assert got["conv2d_backward"] == "error"
+    assert "ZeroDivisionError" in report.functions["conv2d_backward"].detail
+    assert "line 20, in conv2d_backward" in report.functions["conv2d_backward"].detail
+    assert got["relu_backward"] == "missing"
+    assert "no function relu_backward" in report.functions["relu_backward"].detail
+
+
+def test_an_endless_loop_times_out_only_its_function():
+    started = time.monotonic()
+    report = grade_submission(FIXTURES / "hostile_endless_loop.py", limits=Limits(timeout=1.0),
+                              train=False)
+    assert time.monotonic() - started < 8
+    assert report.functions["relu_backward"].status == "timeout"
+    assert "time limit of 1 s" in report.functions["relu_backward"].detail
+    assert report.functions["relu_forward"].status == "pass"
+
+
+def test_tens_of_gigabytes_hit_the_memory_limit():
+    report = graded("hostile_huge_allocation")
+    for name in ("linear_forward", "linear_backward"):
+        result = report.functions[name]
+        assert result.status == "error"
+        assert "ran out of memory" in result.detail and "MiB" in result.detail
+    assert report.functions["relu_forward"].status == "pass"
+
+
+def test_nan_and_infinite_outputs_fail():
+    report = graded("hostile_nan_output")
+    for name in ("relu_forward", "maxpool2d_forward"):
+        result = report.functions[name]
+        assert result.status == "fail"
+        assert "non-finite" in result.detail
+        assert result.max_rel_error == float("inf")
+
+
+def test_sys_exit_at_import_is_refused_by_policy_or_reported():
+    refused = graded("hostile_exit_at_import")
+    assert set(statuses(refused).values()) == {"error"}
+    assert any(m.startswith("import sys (line 7) is not allowed") for m in refused.policy)
+    allowed = graded("hostile_exit_at_import", allow=("sys",))
+    assert allowed.policy == []
+    assert set(statuses(allowed).values()) == {"error"}
+    assert all("SystemExit('graded: 100%')" in r.detail for r in allowed.functions.values())
+
+
+def test_os_exit_at_import_is_reported():
+    report = graded("hostile_os_exit_at_import", allow=("os",))
+    assert set(statuses(report).values()) == {"error"}
+    assert all("while the submission was being imported" in r.detail
+               for r in report.functions.values())
+
+
+def test_exits_inside_functions_fail_only_those_functions():
+    report = graded("hostile_exit_in_function", allow=("os", "sys"))
+    got = statuses(report)
+    assert got["relu_forward"] == "pass"
+    assert got["relu_backward"] == got["maxpool2d_forward"] == got["linear_forward"] == "error"
+    assert "SystemExit(0)" in report.functions["relu_backward"].detail
+    assert "SystemExit(1)" in report.functions["maxpool2d_forward"].detail
+    assert "exited with status 0" in report.functions["linear_forward"].detail
+
+
+def test_replacing_numpy_or_the_checker_changes_no_verdict_and_breaks_the_policy():
+    report = graded("hostile_monkeypatch")
+    assert report.functions["linear_forward"].status == "fail"  # np.allclose patched in vain
+    assert report.functions["relu_forward"].status == "pass"
+    assert not report.passed
+    policy = " | ".join(report.policy)
+    assert "import parity_tests (line 17) is not allowed" in policy
+    assert "numpy.allclose" in policy and "numpy.testing.assert_allclose" in policy
+
+
+def test_fake_printed_results_change_nothing():
+    report = graded("hostile_fake_prints")
+    assert statuses(report)["relu_forward"] == statuses(report)["relu_backward"] == "fail"
+    assert not any("FAKE" in r.detail for r in report.functions.values())
+
+
+def test_importing_torch_fails_the_submission_with_the_import_named():
+    report = graded("hostile_imports_torch")
+    assert set(statuses(report).values()) == {"error"}
+    assert report.policy[0].startswith("import torch (line 8) is not allowed")
+    assert report.policy[1].startswith("import jax (line 18) is not allowed")  # __import__("jax")
+    assert "--allow-import torch" in report.policy[0]
+
+
+def test_the_submission_is_never_imported_into_the_checker():
+    for name in ("correct_vectorized", "hostile_exit_at_import", "hostile_monkeypatch"):
+        graded(name)
+    files = {str(getattr(module, "__file__", None)) for module in list(sys.modules.values())}
+    assert not any(str(FIXTURES) in file for file in files)
+    import numpy as np
+
+    assert not np.allclose(1.0, 2.0)  # hostile_monkeypatch patched only its own process
+
+
+def test_every_report_uses_only_the_documented_statuses():
+    for name in ("buggy_shapes_and_dtypes", "hostile_missing_and_raising", "hostile_nan_output"):
+        assert set(statuses(graded(name)).values()) <= set(STATUSES)
+
+
+@pytest.mark.slow
+def test_a_whole_hostile_submission_is_graded_in_under_a_minute_with_default_limits():
+    started = time.monotonic()
+    report = grade_submission(FIXTURES / "hostile_everything.py", allow_imports=("os", "sys"))
+    assert time.monotonic() - started < 60
+    assert statuses(report) == {
+        "conv2d_forward": "timeout",
+        "conv2d_backward": "error",
+        "relu_forward": "fail",
+        "relu_backward": "error",
+        "maxpool2d_forward": "error",
+        "maxpool2d_backward": "missing",
+        "linear_forward": "fail",
+        "linear_backward": "fail",
+        "softmax_cross_entropy": "error",
+    }
+    assert "numpy.allclose" in " ".join(report.policy)
+    assert report.training is None
