@@ -46,7 +46,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def reports(session: nox.Session) -> None:
-    """Regenerate every table and figure of the lecture into report/ (pass --quick for a fast run)."""
+    """Regenerate every table and figure of the lecture (pass --quick for a fast run)."""
     install_project(session)
     session.run("tinycnn", "report", *session.posargs)
 

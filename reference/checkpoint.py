@@ -67,9 +67,13 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise CheckpointError(f"cannot read checkpoint {os.fspath(path)!r}: {error}") from None
     if _META_KEY not in contents:
-        raise CheckpointError(f"{os.fspath(path)!r} is not a tinycnn checkpoint (no model description)")
+        raise CheckpointError(
+            f"{os.fspath(path)!r} is not a tinycnn checkpoint (no model description)"
+        )
     try:
         meta = json.loads(str(contents.pop(_META_KEY)))
         return contents, meta["model"], meta["config"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{os.fspath(path)!r} has a damaged model description: {error}") from None
+        raise CheckpointError(
+            f"{os.fspath(path)!r} has a damaged model description: {error}"
+        ) from None

@@ -137,7 +137,8 @@ def make_images(labels: np.ndarray, rng: np.random.Generator, config: DatasetCon
     images : ndarray, shape (N, 1, S, S), float64
     """
     labels = np.asarray(labels)
-    if labels.ndim != 1 or (labels.size and not 0 <= labels.min() <= labels.max() < config.n_classes):
+    in_range = labels.size == 0 or 0 <= labels.min() <= labels.max() < config.n_classes
+    if labels.ndim != 1 or not in_range:
         raise ValueError(f"labels must be a 1-D array of ints in [0, {config.n_classes})")
     S = config.image_size
     patterns = np.stack([_pattern(int(y), rng, config) for y in labels]) if labels.size else (

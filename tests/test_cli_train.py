@@ -57,7 +57,7 @@ def test_weights_saved_by_one_backend_load_in_the_other(capsys, tmp_path, saver,
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
 def test_bad_arguments_give_one_line_and_nonzero_status(capsys, argv, message):
-    status, out, err = run(capsys, *argv)
+    status, _, err = run(capsys, *argv)
     assert status == 2
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err

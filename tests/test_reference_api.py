@@ -83,13 +83,14 @@ def test_bad_input_raises_a_value_error_naming_the_numbers(call, message):
 def test_loop_versions_equal_the_vectorized_ones():
     rng = np.random.default_rng(0)
     for stride, padding, kernel in [(1, 0, (3, 3)), (2, 1, (3, 2)), (3, 2, (1, 4))]:
-        x, w, b = rng.normal(size=(2, 3, 7, 6)), rng.normal(size=(4, 3, *kernel)), rng.normal(size=4)
+        x, w = rng.normal(size=(2, 3, 7, 6)), rng.normal(size=(4, 3, *kernel))
+        b = rng.normal(size=4)
         y = ops.conv2d_forward(x, w, b, stride, padding)
         np.testing.assert_allclose(ops.conv2d_forward_loops(x, w, b, stride, padding), y,
                                    rtol=1e-12, atol=1e-12)
         dy = rng.normal(size=y.shape)
         for loop, fast in zip(ops.conv2d_backward_loops(dy, x, w, b, stride, padding),
-                              ops.conv2d_backward(dy, x, w, b, stride, padding)):
+                              ops.conv2d_backward(dy, x, w, b, stride, padding), strict=True):
             np.testing.assert_allclose(loop, fast, rtol=1e-12, atol=1e-12)
     for size, stride in [(2, 2), (3, 2), (2, 1)]:
         x = rng.integers(0, 3, size=(2, 3, 7, 5)).astype(float)  # ties on purpose
@@ -105,7 +106,7 @@ def test_epoch_batches_visit_every_sample_once_in_a_seeded_order():
     assert [len(b) for b in batches] == [32, 32, 32, 4]
     assert sorted(np.concatenate(batches).tolist()) == list(range(100))
     again = reference.epoch_batches(100, 32, epoch=3, seed=7)
-    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
     other = reference.epoch_batches(100, 32, epoch=4, seed=7)
     assert not np.array_equal(batches[0], other[0])
 
@@ -142,5 +143,5 @@ def test_unreadable_checkpoints_raise_checkpoint_error(tmp_path, content):
     path = tmp_path / "weights.npz"
     if content is not None:
         path.write_bytes(content)
-    with pytest.raises(CheckpointError, match="weights.npz"):
+    with pytest.raises(CheckpointError, match=r"weights\.npz"):
         load_checkpoint(path)

@@ -1,4 +1,4 @@
-"""The ``tinycnn`` command: ``tinycnn train``, ``tinycnn report``, ``tinycnn check``, ``tinycnn bench``.
+"""The ``tinycnn`` command and its subcommands ``train``, ``report``, ``check`` and ``bench``.
 
 Every subcommand reports a bad argument or an unreadable file as one line on stderr and exits
 with a non-zero status; a traceback means a bug in this project, not in the user's input.

@@ -25,8 +25,8 @@ class TinyCNN(nn.Module):
             raise ValueError(f"kernel {kernel_size} does not fit input {image_size} with padding 0")
         pooled = (image_size - kernel_size + 1) // pool_size
         if pooled < 1:
-            raise ValueError(f"pool size {pool_size} does not fit the {image_size - kernel_size + 1}"
-                             f"-pixel feature maps")
+            conv_size = image_size - kernel_size + 1
+            raise ValueError(f"pool size {pool_size} does not fit {conv_size}-pixel feature maps")
         self.config = {"n_filters": n_filters, "kernel_size": kernel_size,
                        "n_classes": n_classes, "image_size": image_size, "pool_size": pool_size}
         self.conv = nn.Conv2d(1, n_filters, kernel_size, dtype=dtype)

@@ -96,7 +96,7 @@ class FunctionResult:
         A likely cause, when a known failure pattern matches.
     cases_total, cases_failed : int
     seconds : float
-        Wall time of the function's child run (all cases).
+        Time spent inside the function, over the cases that completed.
     """
 
     name: str
@@ -291,7 +291,8 @@ def _exception_text(error: dict, memory_mb: int) -> str:
 
 def _judge_function(name: str, run: ChildRun, cases: list[tuple[OpCase, str]],
                     limits: Limits) -> FunctionResult:
-    result = FunctionResult(name, "pass", cases_total=len(cases), seconds=run.run_seconds)
+    result = FunctionResult(name, "pass", cases_total=len(cases),
+                            seconds=sum(float(call.get("seconds", 0.0)) for call in run.calls))
     outcomes: list[CaseOutcome] = []
     messages: list[str] = []
     errors: list[float] = []
@@ -400,7 +401,7 @@ def _validation_accuracy(setup: TrainingSetup, params: dict[str, np.ndarray]) ->
 def _judge_training(run: ChildRun, setup: TrainingSetup, limits: Limits) -> TrainingResult:
     reference_params, reference_accuracy = _reference_training(setup)
     result = TrainingResult("error", setup.describe(), reference_val_accuracy=reference_accuracy,
-                            seconds=run.run_seconds)
+                            seconds=float((run.train or {}).get("seconds", run.run_seconds)))
     if run.timed_out:
         result.status = "timeout"
         result.detail = f"training took longer than {limits.train_timeout:g} s."

@@ -111,7 +111,8 @@ class ChildRun:
     exit_status : int or None
         The child's return code (negative: killed by that signal); None if we killed it.
     run_seconds : float
-        Wall time of the run phase (after the import), or of whatever phase was last reached.
+        Wall time since the last phase change the parent saw (for a timeout: how long the
+        phase ran before the kill).
     """
 
     import_result: dict | None = None
