@@ -84,15 +84,17 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
         1e-9, 1e-12, "issue 2: the loss at every step agrees to 1e-9 relative in float64"
     ),
     ("trajectory_step_loss", "float32"): Tolerance(
-        1e-3, 1e-6,
-        "float32 rounding differences are fed back by every SGD step and grow over the epochs",
+        5e-4, 1e-6,
+        "float32 rounding is fed back by every SGD step and grows: measured 1e-6 after 20 epochs, "
+        "6e-5 after 80 (MLP)",
     ),
     ("trajectory_final_params", "float64"): Tolerance(
         1e-8, 1e-12, "issue 2: final parameters agree to 1e-8 (relative to the largest) in float64"
     ),
     ("trajectory_final_params", "float32"): Tolerance(
-        1e-2, 1e-5,
-        "float32 rounding differences are fed back by every SGD step and grow over the epochs",
+        1e-4, 1e-6,
+        "float32 rounding is fed back by every SGD step and grows: measured 3e-7 after 20 epochs, "
+        "5e-6 after 80 (MLP)",
     ),
 }
 

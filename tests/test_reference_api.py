@@ -145,3 +145,15 @@ def test_unreadable_checkpoints_raise_checkpoint_error(tmp_path, content):
         path.write_bytes(content)
     with pytest.raises(CheckpointError, match=r"weights\.npz"):
         load_checkpoint(path)
+
+
+def test_reference_never_imports_torch():
+    """`reference` is NumPy only: importing all of it must not load torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, reference, reference.ops, reference.models, reference.train, "
+            "reference.gradcheck, reference.checkpoint; print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"

@@ -283,6 +283,8 @@ def _exception_text(error: dict, memory_mb: int) -> str:
     if kind == "SystemExit":
         return (f"{message}{where} (sys.exit, exit() or raise SystemExit): a submission must "
                 f"return its result, not end the process")
+    if kind == "unreadable result":
+        return f"returned something the checker could not read ({message})"
     what = f"{kind}: {message}" if message else kind
     if error.get("memory_error"):
         return f"ran out of memory{where} ({what}); the checker allows {memory_mb} MiB"

@@ -123,13 +123,6 @@ class ChildRun:
     exit_status: int | None = None
     run_seconds: float = 0.0
 
-    @property
-    def crashed(self) -> bool:
-        """The child ended without finishing its work and without being killed by us."""
-        return self.timed_out is None and self.done is None and not (
-            self.import_result is not None and not self.import_result.get("ok", False)
-        )
-
     def describe_exit(self) -> str:
         """The way the process ended, in words."""
         status = self.exit_status
