@@ -1,9 +1,12 @@
 """pytest configuration of the parity suite: the ``--impl PATH`` option and the ``ops`` fixture.
 
 ``pytest parity_tests --impl path/to/student.py`` runs the op cases against that file instead of
-``reference.ops``. pytest reads options only from conftest files it loads before parsing the
-command line: this one is loaded for ``pytest parity_tests ...`` and for a plain ``pytest`` in the
-repository (``testpaths`` names ``parity_tests``).
+``reference.ops``.
+
+pytest knows this option only once it has loaded this file, which it does before parsing the
+command line for the folders named on it, or for ``testpaths`` when none is named. So name the
+folder (``pytest parity_tests --impl FILE``) or write the option with ``=``
+(``pytest --impl=FILE``): in ``pytest --impl FILE`` pytest takes FILE for the folder to test.
 """
 
 from __future__ import annotations

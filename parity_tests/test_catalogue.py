@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity_tests.cases import CASES, TAGS, OpCase, cases_for, find_case, make_inputs, output_shape
+from parity_tests.cases import (
+    CASES,
+    OPS,
+    TAGS,
+    OpCase,
+    cases_for,
+    find_case,
+    make_inputs,
+    output_shape,
+)
 
 CONV = cases_for("conv2d")
 POOL = cases_for("maxpool2d")
@@ -21,15 +30,16 @@ def _pool_windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
     ], axis=2).reshape(N, C, H_out, W_out, size * size)
 
 
-def test_catalogue_size_keeps_the_suite_fast():
+def test_catalogue_covers_every_op_and_stays_small_enough_to_be_fast():
+    assert {case.op for case in CASES} == set(OPS)
     assert 60 <= len(CASES) <= 150, f"{len(CASES)} cases"
 
 
 def test_every_case_has_a_float32_twin_with_the_same_values():
     by_id = {case.id: case for case in CASES}
-    for case in cases_for("conv2d", dtype="float64") + tuple(
-        c for c in CASES if c.op != "conv2d" and c.dtype == "float64"
-    ):
+    float64_cases = [case for case in CASES if case.dtype == "float64"]
+    assert 2 * len(float64_cases) == len(CASES)
+    for case in float64_cases:
         twin = by_id[case.id.removesuffix("-f64") + "-f32"]
         assert twin.seed == case.seed
         for name, array in make_inputs(case).items():

@@ -60,7 +60,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("submission", metavar="SUBMISSION",
                         help="the student's .py file, or a folder of them")
     parser.add_argument("--json", metavar="PATH",
-                        help="also write the verdicts as JSON to PATH")
+                        help="also write the verdicts as JSON to PATH (a folder: one entry "
+                             "per file under 'submissions')")
     parser.add_argument("--gradescope", metavar="PATH",
                         help="also write Gradescope's results.json to PATH (single file only)")
     parser.add_argument("--timeout", type=_positive_seconds, default=Limits.timeout,

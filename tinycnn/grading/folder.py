@@ -33,7 +33,7 @@ def grade_folder(
     more jobs, each submission runs fewer of its functions at once, so about ``max(jobs, 3)``
     children run in total and the per-function time limits stay meaningful.
     """
-    jobs = max(1, int(jobs))
+    jobs = max(1, min(int(jobs), len(files)))
     workers = max(1, FUNCTION_WORKERS // jobs)
     return Parallel(n_jobs=jobs, prefer="threads")(
         delayed(grade_submission)(path, allow_imports=allow_imports, limits=limits,

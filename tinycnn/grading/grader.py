@@ -36,7 +36,7 @@ from reference import ops as reference_ops
 from reference.ops import CONTRACT_FUNCTIONS
 from tinycnn.grading.hints import CaseOutcome, hint_for
 from tinycnn.grading.policy import ImportUse, allowed_modules, policy_messages, scan_imports
-from tinycnn.grading.sandbox import ChildRun, ForeignValue, Limits, run_child
+from tinycnn.grading.sandbox import ChildRun, ForeignValue, Limits, Sandbox
 
 __all__ = [
     "STATUSES",
@@ -271,9 +271,12 @@ def _judge_call(case: OpCase, direction: str, call: dict) -> tuple[CaseOutcome, 
 
 
 def _problem_of(message: str, error: float | None) -> str:
-    if error is None:
-        return "dtype" if ": dtype " in message else "shape"
-    return "non-finite" if math.isinf(error) else "values"
+    """Which stage of `compare` failed, from its message (shape, then dtype, then values)."""
+    if error is not None:
+        return "non-finite" if math.isinf(error) else "values"
+    if ": shape " in message:
+        return "shape"
+    return "dtype" if ": dtype " in message else "structure"
 
 
 def _exception_text(error: dict, memory_mb: int) -> str:
@@ -325,9 +328,14 @@ def _judge_function(name: str, run: ChildRun, cases: list[tuple[OpCase, str]],
             result.status = "timeout"
             result.detail = (f"did not finish within the time limit of {limits.timeout:g} s "
                              f"({done}; still running {stuck.describe()}).")
+        elif run.timed_out == "import":
+            result.status = "timeout"
+            result.detail = (f"importing the submission took longer than {limits.timeout:g} s "
+                             f"this time.")
         elif run.timed_out is not None:
-            result.status = "timeout" if run.timed_out == "import" else "error"
-            result.detail = f"the child process did not get past {run.timed_out} in time."
+            result.status = "error"
+            result.detail = (f"the checker could not start a process for it within "
+                             f"{limits.startup_timeout:g} s (is the machine overloaded?).")
         else:
             result.status = "error"
             where = f"while running {stuck.describe()}" if stuck else "after its last case"
@@ -354,14 +362,14 @@ def _judge_function(name: str, run: ChildRun, cases: list[tuple[OpCase, str]],
         others = (f" {len(failures)} of {len(cases)} cases fail." if len(failures) > 1 else
                   f" 1 of {len(cases)} cases fails.")
         result.detail = (f"first failure: {outcome.case.describe()} (case {outcome.case.id}): "
-                         f"{message}.{others}").replace("..", ".")
+                         f"{message.rstrip('.')}.{others}")
         result.hint = hint_for(name, outcomes)
     return result
 
 
-def _all_with(status: str, detail: str, cases_total: bool = True) -> dict[str, FunctionResult]:
-    return {name: FunctionResult(name, status, detail=detail,
-                                 cases_total=len(cases_of(name)) if cases_total else 0)
+def _all_with(status: str, detail: str) -> dict[str, FunctionResult]:
+    """The same verdict for all nine functions (the file does not compile or import)."""
+    return {name: FunctionResult(name, status, detail=detail, cases_total=len(cases_of(name)))
             for name in CONTRACT_FUNCTIONS}
 
 
@@ -465,6 +473,7 @@ def grade_submission(
     train: bool = True,
     setup: TrainingSetup = TRAINING,
     workers: int = FUNCTION_WORKERS,
+    fork_server: bool | None = None,
 ) -> SubmissionReport:
     """Grade one student file against the op contract.
 
@@ -482,6 +491,9 @@ def grade_submission(
         What that training run is.
     workers : int
         Functions graded at the same time.
+    fork_server : bool or None
+        Fork the child processes from a preloaded server (default: on Linux) rather than
+        start a fresh interpreter for each; see :class:`~tinycnn.grading.sandbox.Sandbox`.
 
     Returns
     -------
@@ -506,6 +518,16 @@ def grade_submission(
         reason = error.msg if isinstance(error, SyntaxError) else str(error)
         return finish(_all_with("error", f"the file does not compile: {reason}{line}."))
 
+    with Sandbox(limits, fork=fork_server) as sandbox:
+        return _grade_in_sandbox(sandbox, path, allowed, static_imports, train, setup, workers,
+                                 finish, policy)
+
+
+def _grade_in_sandbox(sandbox: Sandbox, path: Path, allowed: frozenset[str],
+                      static_imports: list[ImportUse], train: bool, setup: TrainingSetup,
+                      workers: int, finish, policy: list[str]) -> SubmissionReport:
+    """The part of `grade_submission` that runs the submission (once the file parses)."""
+    limits = sandbox.limits
     runtime_imports: list[ImportUse] = []
     tampered: set[str] = set()
 
@@ -520,8 +542,7 @@ def grade_submission(
         policy[:] = (policy_messages(static_imports + runtime_imports, allowed)
                      + _tamper_messages(tampered))
 
-    probe = run_child("probe", path, functions=CONTRACT_FUNCTIONS, allowed_imports=allowed,
-                      limits=limits)
+    probe = sandbox.run("probe", path, functions=CONTRACT_FUNCTIONS, allowed_imports=allowed)
     note(probe)
     settle_policy()
     if probe.timed_out == "import":
@@ -554,9 +575,9 @@ def grade_submission(
 
     def grade_one(name: str) -> tuple[FunctionResult, ChildRun]:
         cases = cases_of(name)
-        run = run_child("function", path, functions=CONTRACT_FUNCTIONS, allowed_imports=allowed,
-                        limits=limits, function=name,
-                        cases=[{"id": case.id, "direction": d} for case, d in cases])
+        run = sandbox.run("function", path, functions=CONTRACT_FUNCTIONS,
+                          allowed_imports=allowed, function=name,
+                          cases=[{"id": case.id, "direction": d} for case, d in cases])
         return _judge_function(name, run, cases, limits), run
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -569,8 +590,8 @@ def grade_submission(
     training = None
     if all(r.status == "pass" for r in functions.values()):
         if train:
-            run = run_child("train", path, functions=CONTRACT_FUNCTIONS,
-                            allowed_imports=allowed, limits=limits, training=setup.as_job())
+            run = sandbox.run("train", path, functions=CONTRACT_FUNCTIONS,
+                              allowed_imports=allowed, training=setup.as_job())
             note(run)
             settle_policy()
             training = _judge_training(run, setup, limits)

@@ -11,6 +11,7 @@ import io
 import math
 import textwrap
 from dataclasses import replace
+from pathlib import Path
 
 from reference.ops import CONTRACT_FUNCTIONS
 from tinycnn.grading.grader import FunctionResult, SubmissionReport
@@ -189,11 +190,11 @@ SUMMARY_COLUMNS = ("submission", "passed", "functions_passed", *CONTRACT_FUNCTIO
 
 
 def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
-    """One row per submission: overall verdict, each function's status, policy, accuracy."""
+    """One row per submission (file name): verdict, each function's status, policy, accuracy."""
     rows = []
     for report in reports:
         row = {
-            "submission": report.submission,
+            "submission": Path(report.submission).name,
             "passed": report.passed,
             "functions_passed": report.n_passed,
             **{name: report.functions[name].status for name in CONTRACT_FUNCTIONS},
@@ -215,17 +216,27 @@ def summary_csv(reports: list[SubmissionReport]) -> str:
     return buffer.getvalue()
 
 
+def _not_passing(report: SubmissionReport) -> str:
+    """``fail: conv2d_forward; missing: 7 functions; import policy`` (short, for one line)."""
+    parts = []
+    for status in ("fail", "error", "timeout", "missing"):
+        names = [name for name, r in report.functions.items() if r.status == status]
+        if names:
+            listed = ", ".join(names) if len(names) <= 3 else f"{len(names)} functions"
+            parts.append(f"{status}: {listed}")
+    if report.policy:
+        parts.append("import policy")
+    return "; ".join(parts) or "-"
+
+
 def folder_table(reports: list[SubmissionReport]) -> str:
-    """One line per submission: verdict, functions passed, and what failed."""
-    width = max([len("submission"), *(len(r.submission) for r in reports)])
+    """One line per submission (by file name): verdict, functions passed, what does not pass."""
+    names = [Path(r.submission).name for r in reports]
+    width = max([len("submission"), *(len(name) for name in names)])
     lines = [f"{'submission':<{width}}  result  passed  not passing"]
-    for report in reports:
-        failing = [f"{name} ({r.status})" for name, r in report.functions.items()
-                   if r.status != "pass"]
-        if report.policy:
-            failing.append("import policy")
-        lines.append(f"{report.submission:<{width}}  {'PASS' if report.passed else 'FAIL':<6}  "
-                     f"{report.n_passed:>3}/9  {', '.join(failing) or '-'}")
+    for name, report in zip(names, reports, strict=True):
+        lines.append(f"{name:<{width}}  {'PASS' if report.passed else 'FAIL':<6}  "
+                     f"{report.n_passed:>4}/9  {_not_passing(report)}")
     n_passed = sum(r.passed for r in reports)
     lines.append(f"{n_passed} of {len(reports)} submissions pass")
     return "\n".join(lines)

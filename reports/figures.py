@@ -1,0 +1,336 @@
+"""The report's figures: each function draws arrays or tables it is given and saves one PNG.
+
+Nothing here computes a result. matplotlib runs headless (Agg backend), figures are written to
+disk and closed, never shown.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display, no GUI toolkit, no warnings under pytest
+
+import matplotlib.pyplot as plt  # after matplotlib.use, on purpose
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Patch
+
+__all__ = [
+    "capacity_sweep",
+    "cnn_vs_mlp",
+    "connectivity",
+    "filter_evolution",
+    "four_classes",
+    "gradient_check",
+    "inference_trace",
+    "orientation_scores",
+    "sample_grid",
+    "scaling",
+    "training_curves",
+]
+
+DPI = 110
+TRAIN_COLOR, VAL_COLOR, CNN_COLOR, MLP_COLOR = "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"
+ORIENTATION_COLORS = {"vertical": "#d62728", "horizontal": "#1f77b4", "diagonal": "#2ca02c"}
+
+
+def _save(fig, path: str | os.PathLike) -> str:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def _percent_axis(ax) -> None:
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+
+
+# -- section 1 ---------------------------------------------------------------------------------
+
+
+def connectivity(table: pd.DataFrame, path) -> str:
+    """Dense vs convolution parameters per image shape, log scale."""
+    dense_column = next(c for c in table.columns if c.startswith("dense_"))
+    conv_column = next(c for c in table.columns if c.startswith("conv_"))
+    x = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    dense_label = dense_column.replace("_", " ").replace("dense", "dense,")
+    conv_label = conv_column.replace("_", " ").replace("conv", "conv,")
+    for offset, column, color, label in ((-0.2, dense_column, MLP_COLOR, dense_label),
+                                         (0.2, conv_column, CNN_COLOR, conv_label)):
+        bars = ax.bar(x + offset, table[column], width=0.4, color=color, label=label)
+        ax.bar_label(bars, labels=[f"{v:,}" for v in table[column]], fontsize=8, padding=2)
+    ax.set_yscale("log")
+    ax.set_xticks(x, table["image"])
+    ax.set_xlabel("input image (height x width x channels)")
+    ax.set_ylabel("parameters (log scale)")
+    ax.set_title("The curse of full connectivity: one layer's parameters")
+    ax.legend(loc="upper left")
+    ax.set_ylim(top=table[dense_column].max() * 20)
+    return _save(fig, path)
+
+
+# -- section 4 ---------------------------------------------------------------------------------
+
+
+def sample_grid(images: np.ndarray, class_names: Sequence[str], path) -> str:
+    """Rows of sample images, one row per class. ``images (K, n, S, S)``."""
+    K, n = images.shape[:2]
+    limit = np.abs(images).max()
+    fig, axes = plt.subplots(K, n, figsize=(1.3 * n + 1, 1.3 * K + 0.6), squeeze=False,
+                             layout="constrained")
+    for k in range(K):
+        for j in range(n):
+            ax = axes[k, j]
+            ax.imshow(images[k, j], cmap="gray", vmin=-limit, vmax=limit)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[k, 0].set_ylabel(f"{k}: {class_names[k]}", fontsize=10)
+    fig.suptitle(f"Training images, {K} classes (8x8 pixels, Gaussian noise)")
+    return _save(fig, path)
+
+
+# -- section 5 ---------------------------------------------------------------------------------
+
+BANDS = ((1e-20, 1e-7, "#b7e4c7", "perfect (< 1e-7)"),
+         (1e-7, 1e-5, "#fff3b0", "acceptable (1e-7 to 1e-5)"),
+         (1e-5, 1e-3, "#ffd6a5", "suspicious (1e-5 to 1e-3)"),
+         (1e-3, 10, "#ffadad", "bug (> 1e-3)"))
+
+
+def gradient_check(table: pd.DataFrame, path) -> str:
+    """Relative error per parameter tensor on a log axis, over the lecture's bands."""
+    labels = [f"{m}: {p}" for m, p in zip(table["model"], table["parameter"], strict=True)]
+    errors = table["rel_error"].clip(lower=1e-18)
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(table) + 1.5), layout="constrained")
+    for low, high, color, name in BANDS:
+        ax.axvspan(low, high, color=color, label=name, zorder=0)
+    y = np.arange(len(table))[::-1]
+    ax.barh(y, errors, color="#444444", height=0.6, zorder=2)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(min(1e-13, errors.min() / 10), 10)
+    ax.set_xlabel("relative error between backprop and finite differences (log scale)")
+    ax.set_title("Gradient check per parameter tensor (eps = 1e-5, float64)")
+    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    return _save(fig, path)
+
+
+# -- section 6 ---------------------------------------------------------------------------------
+
+
+def training_curves(curves: pd.DataFrame, target: float, first_epoch: int | None, path) -> str:
+    """Loss and accuracy per epoch on both splits, with the target accuracy marked."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    for ax, metric, title in ((loss_ax, "loss", "Loss (cross-entropy)"),
+                              (acc_ax, "acc", "Accuracy")):
+        ax.plot(curves["epoch"], curves[f"train_{metric}"], color=TRAIN_COLOR, label="train")
+        ax.plot(curves["epoch"], curves[f"val_{metric}"], color=VAL_COLOR, label="validation",
+                linestyle="--")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    loss_ax.set_ylabel("mean cross-entropy")
+    acc_ax.set_ylabel("accuracy")
+    _percent_axis(acc_ax)
+    acc_ax.axhline(target, color="gray", linewidth=0.8, linestyle=":", label=f"{target:.0%}")
+    if first_epoch is not None and first_epoch >= 0:
+        acc_ax.axvline(first_epoch, color="gray", linewidth=0.8)
+        acc_ax.annotate(f"first >= {target:.0%}: epoch {first_epoch}", (first_epoch, 0.5),
+                        xytext=(5, 0), textcoords="offset points", fontsize=8)
+    loss_ax.legend()
+    acc_ax.legend(loc="lower right")
+    fig.suptitle("TinyCNN training, 3 classes (seed 0)")
+    return _save(fig, path)
+
+
+# -- section 7 ---------------------------------------------------------------------------------
+
+
+def filter_evolution(snapshots: Mapping[int, tuple[np.ndarray, np.ndarray]],
+                     preferred: Sequence[str], path) -> str:
+    """The conv kernels at each snapshot epoch: one row per filter, one column per epoch."""
+    epochs = list(snapshots)
+    weights = np.stack([snapshots[e][0][:, 0] for e in epochs])  # epochs, F, K, K
+    F = weights.shape[1]
+    fig, axes = plt.subplots(F, len(epochs), figsize=(1.6 * len(epochs) + 1.5, 1.6 * F + 0.8),
+                             squeeze=False, layout="constrained")
+    image = None
+    for f in range(F):
+        limit = np.abs(weights[:, f]).max()  # one colour scale per filter, across epochs
+        for j, epoch in enumerate(epochs):
+            ax = axes[f, j]
+            image = ax.imshow(weights[j, f], cmap="RdBu_r", vmin=-limit, vmax=limit)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if f == 0:
+                ax.set_title(f"epoch {epoch}")
+        axes[f, 0].set_ylabel(f"F{f + 1}\n({preferred[f]})")
+    fig.colorbar(image, ax=axes, shrink=0.6, label="weight (red +, blue -)")
+    fig.suptitle("Filter evolution: 3x3 kernels during training (final orientation in brackets)")
+    return _save(fig, path)
+
+
+def orientation_scores(table: pd.DataFrame, orientations: Sequence[str], path) -> str:
+    """Each filter's mean max-ReLU response to each orientation, first vs last snapshot."""
+    first, last = table["epoch"].min(), table["epoch"].max()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True, layout="constrained")
+    for ax, epoch in zip(axes, (first, last), strict=True):
+        rows = table[table["epoch"] == epoch]
+        x = np.arange(len(rows))
+        width = 0.8 / len(orientations)
+        for i, name in enumerate(orientations):
+            ax.bar(x + (i - (len(orientations) - 1) / 2) * width, rows[name], width=width,
+                   color=ORIENTATION_COLORS.get(name), label=name)
+        ax.set_xticks(x, [f"F{f}" for f in rows["filter"]])
+        ax.set_xlabel("filter")
+        ax.set_title(f"epoch {epoch}")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("mean max ReLU response\non clean stripes")
+    axes[0].legend(title="stripe orientation")
+    fig.suptitle("Orientation score: how strongly each filter responds to each orientation")
+    return _save(fig, path)
+
+
+# -- sections 8-10 -----------------------------------------------------------------------------
+
+
+def _accuracy_points(ax, table: pd.DataFrame, labels, colors) -> None:
+    """Mean accuracy as a point with its min-max range (points, not bars: the axis is zoomed)."""
+    x = np.arange(len(table))
+    for i, (_, row) in enumerate(table.iterrows()):
+        spread = [[row["mean"] - row["min"]], [row["max"] - row["mean"]]]
+        ax.errorbar(x[i], row["mean"], yerr=spread, fmt="o", color=colors[i], capsize=6,
+                    markersize=8)
+    ax.set_xticks(x, labels)
+    ax.set_xlim(-0.5, len(table) - 0.5)
+    ax.set_ylabel("validation accuracy")
+    _percent_axis(ax)
+    ax.set_ylim(max(0.0, table["min"].min() - 0.02), 1.003)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _parameter_bars(ax, table: pd.DataFrame, labels, colors) -> None:
+    x = np.arange(len(table))
+    bars = ax.bar(x, table["n_parameters"], color=colors)
+    ax.bar_label(bars, labels=[f"{v:,}" for v in table["n_parameters"]], padding=2)
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("parameters")
+    ax.set_ylim(top=table["n_parameters"].max() * 1.15)
+
+
+def cnn_vs_mlp(table: pd.DataFrame, path) -> str:
+    """Parameters and accuracy over seeds of TinyCNN and the MLP."""
+    colors = [CNN_COLOR if m == "TinyCNN" else MLP_COLOR for m in table["model"]]
+    fig, (p_ax, a_ax) = plt.subplots(1, 2, figsize=(9, 3.8), layout="constrained")
+    _parameter_bars(p_ax, table, table["model"], colors)
+    p_ax.set_title("Parameters")
+    _accuracy_points(a_ax, table, table["model"], colors)
+    a_ax.set_title(f"Accuracy: mean, min-max over {int(table['n_seeds'].iloc[0])} seeds")
+    fig.suptitle("CNN vs MLP, 3 classes")
+    return _save(fig, path)
+
+
+def capacity_sweep(table: pd.DataFrame, path) -> str:
+    """MLP accuracy (mean and min-max over seeds) against hidden width; TinyCNN as a line."""
+    mlp = table[table["model"] != "TinyCNN"]
+    cnn = table[table["model"] == "TinyCNN"].iloc[0]
+    fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    ax.axhspan(cnn["min"], cnn["max"] + 1e-4, color=CNN_COLOR, alpha=0.15)
+    ax.axhline(cnn["mean"], color=CNN_COLOR, linestyle="--",
+               label=f"TinyCNN ({cnn['n_parameters']} params), mean and min-max")
+    errors = np.vstack([mlp["mean"] - mlp["min"], mlp["max"] - mlp["mean"]])
+    ax.errorbar(mlp["width"], mlp["mean"], yerr=errors, color=MLP_COLOR, marker="o", capsize=5,
+                label=f"MLP mean, min-max over {int(mlp['n_seeds'].iloc[0])} seeds")
+    for _, row in mlp.iterrows():
+        ax.annotate(f"{row['regime']}\n{row['n_parameters']:,} params", (row["width"], row["min"]),
+                    xytext=(0, -26), textcoords="offset points", ha="center", fontsize=8)
+    ax.set_xticks(mlp["width"])
+    ax.set_xlabel("hidden layer width")
+    ax.set_ylabel("validation accuracy")
+    _percent_axis(ax)
+    ax.set_ylim(max(0.0, mlp["min"].min() - 0.12), 1.02)
+    ax.set_title("MLP capacity sweep (3 classes)")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def four_classes(table: pd.DataFrame, path) -> str:
+    """Parameters and accuracy of the four-class models."""
+    colors = [CNN_COLOR if m == "TinyCNN" else MLP_COLOR for m in table["model"]]
+    labels = [f"{m}" for m in table["model"]]
+    fig, (p_ax, a_ax) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    _parameter_bars(p_ax, table, labels, colors)
+    p_ax.set_title("Parameters")
+    _accuracy_points(a_ax, table, labels, colors)
+    a_ax.set_title(f"Accuracy: mean, min-max over {int(table['n_seeds'].iloc[0])} seeds")
+    fig.suptitle("Four classes: vertical, horizontal, diagonal, dot")
+    return _save(fig, path)
+
+
+# -- section 11 --------------------------------------------------------------------------------
+
+
+def inference_trace(trace: Mapping[str, np.ndarray], class_names: Sequence[str], path) -> str:
+    """One image through TinyCNN: input, conv, ReLU and pooled maps, flat vector, softmax."""
+    F = trace["conv"].shape[0]
+    fig = plt.figure(figsize=(14, 4.4), layout="constrained")
+    grid = fig.add_gridspec(F, 6, width_ratios=[1.4, 1, 1, 1, 0.45, 1.8])
+    ax = fig.add_subplot(grid[:, 0])
+    ax.imshow(trace["input"], cmap="gray")
+    ax.set_title("input 1x8x8")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    maps_limit = max(np.abs(trace["conv"]).max(), 1e-12)
+    columns = (("conv", "conv", "RdBu_r", -maps_limit), ("relu", "ReLU", "Reds", 0),
+               ("pool", "max pool", "Reds", 0))
+    for col, (key, title, cmap, vmin) in enumerate(columns, start=1):
+        for f in range(F):
+            ax = fig.add_subplot(grid[f, col])
+            ax.imshow(trace[key][f], cmap=cmap, vmin=vmin, vmax=maps_limit)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if f == 0:
+                shape = "x".join(map(str, trace[key].shape))
+                ax.set_title(f"{title} {shape}")
+            if col == 1:
+                ax.set_ylabel(f"F{f + 1}")
+    ax = fig.add_subplot(grid[:, 4])
+    ax.imshow(trace["flatten"][:, None], cmap="Reds", aspect="auto", vmin=0, vmax=maps_limit)
+    ax.set_title(f"flat {trace['flatten'].size}")
+    ax.set_xticks([])
+    ax.set_ylabel("feature index")
+    ax = fig.add_subplot(grid[:, 5])
+    probabilities = trace["probabilities"]
+    bars = ax.barh(np.arange(len(probabilities))[::-1], probabilities, color=CNN_COLOR)
+    ax.bar_label(bars, labels=[f"{p:.4f}" for p in probabilities], padding=2, fontsize=8)
+    ax.set_yticks(np.arange(len(probabilities))[::-1], class_names)
+    ax.set_xlim(0, 1.35)
+    ax.set_xlabel("softmax probability")
+    ax.set_title("softmax")
+    fig.suptitle("Inference trace: one vertical validation image through the trained TinyCNN")
+    return _save(fig, path)
+
+
+# -- section 12 --------------------------------------------------------------------------------
+
+
+def scaling(table: pd.DataFrame, path) -> str:
+    """Parameter counts of the classic CNNs on a log axis, with their depth."""
+    y = np.arange(len(table))[::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(table) + 1.5), layout="constrained")
+    bars = ax.barh(y, table["n_parameters"], color=[
+        CNN_COLOR if name == "TinyCNN" else "#7f7f7f" for name in table["architecture"]])
+    ax.bar_label(bars, labels=[f"{n:,}  (depth {d})" for n, d in zip(
+        table["n_parameters"], table["depth"], strict=True)], padding=3, fontsize=8)
+    ax.set_yticks(y, table["architecture"])
+    ax.set_xscale("log")
+    ax.set_xlim(10, table["n_parameters"].max() * 300)
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_title("Scaling up: parameters counted from meta-device builds")
+    ax.legend(handles=[Patch(color=CNN_COLOR, label="this project"),
+                       Patch(color="#7f7f7f", label="classic CNNs")], loc="upper right")
+    return _save(fig, path)

@@ -1,0 +1,237 @@
+"""The report's training runs: one frozen spec per run, each executed once, in parallel.
+
+Every section that needs a trained model asks for a :class:`RunSpec`; the pipeline collects the
+specs of all sections, drops duplicates, and maps :func:`execute` over them with joblib. A run
+depends only on its spec, so the results do not depend on the number of workers, on which worker
+runs what, or on the order in which runs finish.
+
+Seeds
+-----
+Replicate ``i`` of every experiment uses the integer ``run_seed(i)``, drawn from child ``i`` of
+``numpy.random.SeedSequence(REPORT_ENTROPY)``. Like ``tinycnn train --seed S``, that one integer
+fixes the dataset, the initial weights and the minibatch order, so a run of the report is
+reproduced by ``tinycnn train --seed S`` with the same model options. Models compared with each
+other (CNN against MLP, NumPy against PyTorch) share replicate seeds: same data, same batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import reference
+from reference.train import TrainConfig
+
+__all__ = ["REPORT_ENTROPY", "RunResult", "RunSpec", "build_model", "execute", "run_all",
+           "run_seed"]
+
+#: Root entropy of every seed in the report. Change it and every run changes, deterministically.
+REPORT_ENTROPY = 0
+
+MODELS = ("tinycnn", "mlp", "linear")
+BACKENDS = ("numpy", "torch")
+
+
+def run_seed(replicate: int, entropy: int = REPORT_ENTROPY) -> int:
+    """The seed of replicate ``replicate``: child ``replicate`` of ``SeedSequence(entropy)``.
+
+    ``SeedSequence(entropy, spawn_key=(i,))`` is exactly the ``i``-th child that
+    ``SeedSequence(entropy).spawn(n)`` returns for any ``n > i``, so asking for 2 or 5 replicates
+    gives the same first two seeds.
+    """
+    if replicate < 0:
+        raise ValueError(f"replicate index must be >= 0, got {replicate}")
+    child = np.random.SeedSequence(entropy, spawn_key=(replicate,))
+    return int(child.generate_state(1, dtype=np.uint32)[0])
+
+
+@dataclass(frozen=True, order=True)
+class RunSpec:
+    """Everything that determines one training run (hashable: it is the cache key).
+
+    Parameters
+    ----------
+    model : {"tinycnn", "mlp", "linear"}
+        TinyCNN with 3 filters, the one-hidden-layer MLP, or softmax regression.
+    n_classes : int
+        3 (vertical, horizontal, diagonal) or 4 (adds dot).
+    hidden : int or None
+        MLP width; None for the other models.
+    replicate : int
+        Index of the seed, see :func:`run_seed`.
+    epochs : int
+    backend : {"numpy", "torch"}
+    snapshot_epochs : tuple of int
+        Epochs after which the parameters are kept.
+    """
+
+    model: str
+    n_classes: int = 3
+    hidden: int | None = None
+    replicate: int = 0
+    epochs: int = 80
+    backend: str = "numpy"
+    snapshot_epochs: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if (self.model == "mlp") != (self.hidden is not None):
+            raise ValueError(f"hidden width is required for the MLP and only for it, got "
+                             f"model={self.model!r}, hidden={self.hidden!r}")
+
+    @property
+    def seed(self) -> int:
+        return run_seed(self.replicate)
+
+    @property
+    def name(self) -> str:
+        """Short readable name, e.g. ``mlp18-4cls`` or ``tinycnn-3cls``."""
+        width = "" if self.hidden is None else str(self.hidden)
+        return f"{self.model}{width}-{self.n_classes}cls"
+
+    @property
+    def cost(self) -> float:
+        """Rough relative run time, used only to start the long runs first."""
+        per_epoch = {"tinycnn": 4.0, "mlp": 1.0, "linear": 0.5}[self.model]
+        return per_epoch * self.epochs * (3.0 if self.backend == "torch" else 1.0)
+
+
+@dataclass
+class RunResult:
+    """What a finished run hands back to the report (plain data: it crosses process borders).
+
+    ``train_loss[i]`` etc. are measured after epoch ``i`` (index 0: before training).
+    """
+
+    spec: RunSpec
+    seed: int
+    n_parameters: int
+    train_loss: list[float]
+    train_acc: list[float]
+    val_loss: list[float]
+    val_acc: list[float]
+    final_params: dict[str, np.ndarray]
+    snapshots: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def final_val_acc(self) -> float:
+        return self.val_acc[-1]
+
+    def first_epoch_reaching(self, accuracy: float) -> int | None:
+        """First epoch whose validation accuracy is at least ``accuracy``, or None."""
+        return next((epoch for epoch, acc in enumerate(self.val_acc) if acc >= accuracy), None)
+
+
+def build_model(spec: RunSpec):
+    """The NumPy model of ``spec``, initialised from ``spec.seed`` (float64)."""
+    if spec.model == "tinycnn":
+        return reference.TinyCNN(n_classes=spec.n_classes, seed=spec.seed)
+    if spec.model == "mlp":
+        return reference.MLP(spec.hidden, spec.n_classes, seed=spec.seed)
+    from reports.baseline import SoftmaxRegression
+
+    return SoftmaxRegression(spec.n_classes, seed=spec.seed)
+
+
+@contextlib.contextmanager
+def _single_thread(torch_too: bool):
+    """Run with one BLAS (and one PyTorch) thread, restoring the settings afterwards.
+
+    The models are tiny: extra threads only add overhead, and two workers with two threads each
+    would fight over two cores. One thread also makes every run's arithmetic the same whether it
+    runs in the main process or in a worker.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # optional: without it BLAS keeps its own setting
+            pass
+        else:
+            stack.enter_context(threadpool_limits(1))
+        if torch_too:
+            import torch
+
+            previous = torch.get_num_threads()
+            torch.set_num_threads(1)
+            stack.callback(torch.set_num_threads, previous)
+        yield
+
+
+def execute(spec: RunSpec) -> RunResult:
+    """Train the model of ``spec`` on its dataset; return its history (a function of spec only)."""
+    seed = spec.seed
+    with _single_thread(torch_too=spec.backend == "torch"):
+        dataset = reference.make_dataset(n_classes=spec.n_classes, seed=seed)
+        model = build_model(spec)
+        config = TrainConfig(epochs=spec.epochs, seed=seed, snapshot_epochs=spec.snapshot_epochs)
+        if spec.backend == "numpy":
+            history = reference.train(model, dataset, config)
+            final = {name: value.copy() for name, value in model.params.items()}
+        else:
+            import torch_impl
+
+            if spec.model == "linear":
+                from reports.baseline import torch_twin
+
+                module = torch_twin(model)
+            else:
+                module = torch_impl.from_reference(model)
+            history = torch_impl.train(module, dataset, config)
+            final = torch_impl.params_of(module)
+    return RunResult(spec=spec, seed=seed, n_parameters=model.n_parameters,
+                     train_loss=list(history.train_loss), train_acc=list(history.train_acc),
+                     val_loss=list(history.val_loss), val_acc=list(history.val_acc),
+                     final_params=final, snapshots=dict(history.snapshots))
+
+
+def default_jobs() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_all(
+    specs: Iterable[RunSpec], n_jobs: int | None = None, progress: bool = True
+) -> dict[RunSpec, RunResult]:
+    """Execute every distinct spec once; return the results keyed by spec.
+
+    Parameters
+    ----------
+    specs : iterable of RunSpec
+        Duplicates are run once.
+    n_jobs : int, optional
+        Worker processes (joblib, loky backend); default all cores. 1 runs in this process.
+    progress : bool, default True
+        Show a tqdm bar counting finished runs.
+    """
+    from tqdm.auto import tqdm
+
+    # Longest runs first, so no worker starts a long run when the others are nearly done.
+    unique: Sequence[RunSpec] = sorted(set(specs), key=lambda s: (-s.cost, s))
+    n_jobs = default_jobs() if n_jobs is None else n_jobs
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
+    n_jobs = min(n_jobs, max(len(unique), 1))
+    results: dict[RunSpec, RunResult] = {}
+    with tqdm(total=len(unique), desc="training runs", unit="run", disable=not progress) as bar:
+        if n_jobs == 1:
+            finished = map(execute, unique)
+        else:
+            from joblib import Parallel, delayed
+
+            finished = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                delayed(execute)(spec) for spec in unique)
+        for result in finished:
+            results[result.spec] = result
+            bar.set_postfix_str(result.spec.name, refresh=False)
+            bar.update(1)
+    return results

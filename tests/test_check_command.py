@@ -1,0 +1,210 @@
+"""`tinycnn check`, the command: exit statuses, the table, --json, --gradescope, folder mode.
+
+The subcommand is built the way ``tinycnn.cli`` builds it (``register(subparsers)``), so these
+tests do not depend on the rest of the CLI; one test runs the real ``tinycnn`` entry point in a
+subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reference.ops import CONTRACT_FUNCTIONS
+from tinycnn.grading.command import register, run_check
+from tinycnn.grading.grader import STATUSES
+
+FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
+TEMPLATE = Path(__file__).parent.parent / "examples" / "student_template.py"
+REPO = Path(__file__).parent.parent
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="tinycnn")
+    register(top.add_subparsers(dest="command", required=True))
+    return top
+
+
+def check(*argv: str) -> int:
+    """Parse ``tinycnn check ARGV`` and run it; returns the exit status (2 from argparse too)."""
+    try:
+        args = parser().parse_args(["check", *map(str, argv)])
+    except SystemExit as exit_:
+        return int(exit_.code)
+    return args.func(args)
+
+
+def strict_json(path: Path) -> dict:
+    """Load JSON refusing NaN and Infinity, which are not JSON."""
+    def refuse(token):
+        raise ValueError(f"{path} contains {token}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_register_adds_check_with_its_options_and_run_check():
+    args = parser().parse_args(["check", "student.py"])
+    assert args.func is run_check
+    assert args.timeout == 10.0 and args.allow_import == [] and args.json is None
+    args = parser().parse_args(["check", "s.py", "--timeout", "3", "--allow-import", "scipy",
+                                "--allow-import", "os", "--json", "o.json",
+                                "--gradescope", "r.json"])
+    assert (args.timeout, args.allow_import) == (3.0, ["scipy", "os"])
+
+
+def test_all_pass_exits_0_with_a_row_per_function_and_valid_outputs(tmp_path, capfd):
+    json_path, gradescope_path = tmp_path / "out.json", tmp_path / "results.json"
+    status = check(FIXTURES / "correct_vectorized.py", "--json", json_path,
+                   "--gradescope", gradescope_path)
+    assert status == 0
+    out = capfd.readouterr().out
+    rows = [line for line in out.splitlines() if line.split(" ")[0] in CONTRACT_FUNCTIONS]
+    assert [row.split()[0] for row in rows] == list(CONTRACT_FUNCTIONS)
+    assert all(row.split()[1] == "pass" for row in rows)
+    assert "validation accuracy" in out and "reference run" in out
+
+    document = strict_json(json_path)
+    assert document["passed"] is True and document["policy"] == []
+    assert list(document["functions"]) == list(CONTRACT_FUNCTIONS)
+    assert document["training"]["status"] == "ok"
+
+    results = strict_json(gradescope_path)
+    assert [t["name"] for t in results["tests"][:9]] == list(CONTRACT_FUNCTIONS)
+    for test in results["tests"]:
+        assert set(test) == {"name", "score", "max_score", "output", "visibility"}
+    assert results["score"] == 9.0
+
+
+def test_a_failure_exits_1_and_the_json_follows_the_schema(tmp_path):
+    json_path = tmp_path / "out.json"
+    assert check(FIXTURES / "hostile_nan_output.py", "--json", json_path) == 1
+    document = strict_json(json_path)
+    assert set(document) >= {"passed", "functions", "policy"}
+    assert document["passed"] is False
+    assert sorted(document["functions"]) == sorted(CONTRACT_FUNCTIONS)
+    for entry in document["functions"].values():
+        assert entry["status"] in STATUSES
+        assert entry["max_rel_error"] is None or isinstance(entry["max_rel_error"], float)
+        assert isinstance(entry["detail"], str)
+    relu = document["functions"]["relu_forward"]
+    assert relu["status"] == "fail" and relu["max_rel_error"] is None  # inf is not JSON
+    assert "non-finite" in relu["detail"]
+    assert document["functions"]["conv2d_forward"]["status"] == "missing"
+
+
+def test_the_hint_reaches_the_table_json_and_gradescope(tmp_path, capfd):
+    json_path, gradescope_path = tmp_path / "out.json", tmp_path / "results.json"
+    assert check(FIXTURES / "buggy_relu_zero_gradient.py", "--json", json_path,
+                 "--gradescope", gradescope_path) == 1
+    out = capfd.readouterr().out
+    assert "hint: dx differs only where x is exactly 0" in out
+    assert "relu, x (2, 3, 4, 5), float64, with exact zeros" in out
+    detail = strict_json(json_path)["functions"]["relu_backward"]["detail"]
+    assert "Hint: dx differs only where x is exactly 0" in detail
+    tests = {t["name"]: t for t in strict_json(gradescope_path)["tests"]}
+    assert tests["relu_backward"]["score"] == 0 and tests["relu_forward"]["score"] == 1
+    assert "gradient at exactly 0 is 0" in tests["relu_backward"]["output"]
+    assert strict_json(gradescope_path)["score"] == 1
+
+
+def test_a_policy_violation_scores_zero_on_gradescope(tmp_path):
+    gradescope_path = tmp_path / "results.json"
+    assert check(FIXTURES / "hostile_monkeypatch.py", "--gradescope", gradescope_path) == 1
+    results = strict_json(gradescope_path)
+    tests = {t["name"]: t for t in results["tests"]}
+    assert tests["relu_forward"]["score"] == 1.0
+    policy = next(t for name, t in tests.items() if name.startswith("import policy"))
+    assert "parity_tests" in policy["output"]
+    assert results["score"] == 0.0
+
+
+def test_allow_import_lifts_the_policy_for_one_name(tmp_path):
+    json_path = tmp_path / "out.json"
+    assert check(FIXTURES / "hostile_exit_at_import.py", "--allow-import", "sys",
+                 "--json", json_path) == 1
+    document = strict_json(json_path)
+    assert document["policy"] == []
+    assert "SystemExit" in document["functions"]["relu_forward"]["detail"]
+
+
+def test_fake_results_printed_by_the_submission_never_reach_the_output(capfd):
+    assert check(FIXTURES / "hostile_fake_prints.py") == 1
+    captured = capfd.readouterr()
+    assert "FAKE-RESULT" not in captured.out + captured.err
+    assert '{"passed": true' not in captured.out
+    assert "result: FAIL, 0 of 9 functions pass" in captured.out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["no_such_file.py"],
+        [str(REPO / "pyproject.toml")],  # not a .py file
+        [str(TEMPLATE), "--timeout", "-1"],
+        [str(TEMPLATE), "--timeout", "soon"],
+        [str(TEMPLATE), "--memory", "0"],
+        [str(TEMPLATE), "--allow-import", "not a module"],
+        [str(TEMPLATE), "--no-such-option"],
+        [str(TEMPLATE), "--json", "/no/such/directory/out.json"],
+        [str(FIXTURES), "--gradescope", "results.json"],  # Gradescope grades one file
+        [str(TEMPLATE), "--jobs", "2"],  # folder-only option
+    ],
+    ids=["missing-file", "not-python", "negative-timeout", "bad-timeout", "zero-memory",
+         "bad-module", "unknown-option", "json-dir-missing", "gradescope-folder", "jobs-file"],
+)
+def test_usage_errors_exit_2_before_grading(argv, capfd):
+    assert check(*argv) == 2
+    assert "error" in capfd.readouterr().err
+
+
+def test_an_empty_folder_is_a_usage_error(tmp_path):
+    assert check(tmp_path) == 2
+
+
+def test_folder_mode_grades_every_file_in_parallel_and_writes_a_summary_csv(tmp_path, capfd):
+    for name in ("correct_vectorized", "buggy_relu_zero_gradient", "hostile_syntax_error"):
+        shutil.copy(FIXTURES / f"{name}.py", tmp_path / f"{name}.py")
+    (tmp_path / "notes.txt").write_text("not a submission")
+    json_path = tmp_path / "all.json"
+    assert check(tmp_path, "--jobs", "2", "--no-train", "--json", json_path) == 1
+    out = capfd.readouterr().out
+    assert "1 of 3 submissions pass" in out
+    with open(tmp_path / "check_summary.csv", newline="") as handle:
+        rows = {Path(row["submission"]).stem: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"correct_vectorized", "buggy_relu_zero_gradient", "hostile_syntax_error"}
+    assert rows["correct_vectorized"]["passed"] == "True"
+    assert rows["correct_vectorized"]["functions_passed"] == "9"
+    assert rows["buggy_relu_zero_gradient"]["relu_backward"] == "fail"
+    assert rows["buggy_relu_zero_gradient"]["relu_forward"] == "pass"
+    assert {rows["hostile_syntax_error"][name] for name in CONTRACT_FUNCTIONS} == {"error"}
+    document = strict_json(json_path)
+    assert document["passed"] is False and len(document["submissions"]) == 3
+
+
+def test_folder_mode_exits_0_when_every_submission_passes(tmp_path):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "correct_vectorized.py", folder / "alice.py")
+    summary = tmp_path / "summary.csv"
+    assert check(folder, "--no-train", "--csv", summary) == 0
+    assert summary.read_text().splitlines()[0].startswith("submission,passed,functions_passed")
+
+
+def test_the_installed_entry_point_grades_the_template_as_failing():
+    # The real `tinycnn` command (through python -m), as a student runs it.
+    result = subprocess.run(
+        [sys.executable, "-m", "tinycnn.grading", str(TEMPLATE), "--timeout", "5"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "every function: not implemented yet" in result.stdout
+    missing = subprocess.run([sys.executable, "-m", "tinycnn.grading", "missing.py"],
+                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert missing.returncode == 2
+    assert missing.stderr.count("\n") == 1  # one line, no traceback
