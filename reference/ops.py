@@ -24,8 +24,9 @@ multiply-add at a time; they exist to be read, and the tests check they agree wi
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
     "CONTRACT_FUNCTIONS",
@@ -63,7 +64,14 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # --------------------------------------------------------------------------------------------
 # Argument checks: fail early, with the numbers a student needs to fix the call.
+# They run on every call, so they are plain attribute and type tests (about a microsecond),
+# not array scans.
 # --------------------------------------------------------------------------------------------
+
+
+def _is_int(value) -> bool:
+    """True for Python and NumPy integers, False for bools (``True`` is not a stride)."""
+    return type(value) is int or isinstance(value, np.integer)
 
 
 def conv_output_size(W: int, K: int, P: int = 0, S: int = 1) -> int:
@@ -92,10 +100,11 @@ def conv_output_size(W: int, K: int, P: int = 0, S: int = 1) -> int:
     >>> conv_output_size(8, 3), conv_output_size(8, 3, P=1), conv_output_size(6, 3, S=2)
     (6, 8, 2)
     """
-    for name, value in (("input size W", W), ("kernel size K", K), ("padding P", P),
-                        ("stride S", S)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
+    if not (_is_int(W) and _is_int(K) and _is_int(P) and _is_int(S)):
+        for name, value in (("input size W", W), ("kernel size K", K), ("padding P", P),
+                            ("stride S", S)):
+            if not _is_int(value):
+                raise ValueError(f"{name} must be an integer, got {value!r}")
     if S < 1:
         raise ValueError(f"stride must be >= 1, got {S}")
     if P < 0:
@@ -133,7 +142,8 @@ def _conv_geometry(x, w, b, stride, padding) -> tuple[int, int]:
     _check_float_array("x", x, 4, "(N, C, H, W)")
     _check_float_array("w", w, 4, "(F, C, KH, KW)")
     _check_float_array("b", b, 1, "(F,)")
-    _check_same_dtype(x=x, w=w, b=b)
+    if not x.dtype == w.dtype == b.dtype:
+        _check_same_dtype(x=x, w=w, b=b)
     N, C, H, W = x.shape
     F, C_w, KH, KW = w.shape
     if C_w != C:
@@ -172,19 +182,83 @@ def _check_upstream(dy: np.ndarray, expected_shape: tuple[int, ...], dtype) -> N
 
 
 # --------------------------------------------------------------------------------------------
-# Convolution (cross-correlation, as torch.nn.functional.conv2d)
+# Window indices, shared by convolution and pooling.
+#
+# At TinyCNN sizes an op costs a few microseconds of arithmetic and many more of per-call
+# overhead, so the fast versions below do each step as ONE NumPy call on one long, contiguous
+# array (a matrix product, a gather through a precomputed index, an element-wise reduction).
+# The indices depend only on the shapes, so each is built once per shape and cached; cached
+# arrays are read-only because every caller gets the same array.
 # --------------------------------------------------------------------------------------------
 
 
-def _patches(x: np.ndarray, KH: int, KW: int, stride: int, padding: int) -> np.ndarray:
-    """Every ``KH x KW`` patch the kernel visits, as a strided view (no copy).
+@functools.lru_cache(maxsize=64)
+def _window_index(
+    C: int, H: int, W: int, KH: int, KW: int, stride: int, H_out: int, W_out: int
+) -> np.ndarray:
+    """Where every window reads, as positions in one flattened ``(C, H, W)`` image.
 
-    ``x (N, C, H, W)`` -> ``(N, C, H_out, W_out, KH, KW)``.
+    Returns an int array of shape ``(C*KH*KW, H_out*W_out)``: entry ``[(c, u, v), (i, j)]`` is the
+    position of ``x[c, i*stride + u, j*stride + v]`` in ``x.ravel()``. Rows run over the window
+    in the order of ``w.reshape(F, C*KH*KW)`` (row-major), columns over the output pixels.
     """
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    windows = sliding_window_view(x, (KH, KW), axis=(2, 3))  # N, C, H+2P-KH+1, W+2P-KW+1, KH, KW
-    return windows[:, :, ::stride, ::stride]  # N, C, H_out, W_out, KH, KW
+    c = np.arange(C).reshape(C, 1, 1, 1, 1)
+    u = np.arange(KH).reshape(1, KH, 1, 1, 1)
+    v = np.arange(KW).reshape(1, 1, KW, 1, 1)
+    i = np.arange(H_out).reshape(1, 1, 1, H_out, 1)
+    j = np.arange(W_out).reshape(1, 1, 1, 1, W_out)
+    index = c * (H * W) + (i * stride + u) * W + (j * stride + v)  # C, KH, KW, H_out, W_out
+    index = index.reshape(C * KH * KW, H_out * W_out)
+    index.flags.writeable = False
+    return index
+
+
+# --------------------------------------------------------------------------------------------
+# Convolution (cross-correlation, as torch.nn.functional.conv2d)
+#
+# A convolution is linear in x, so it is a matrix product. Flatten each (padded) image to
+# C*H*W values and each output to F*H_out*W_out values: then
+#
+#     y_flat = x_flat @ M.T + b      M: (F*H_out*W_out, C*H*W), the "convolution matrix"
+#
+# where row (f, i, j) of M holds the kernel w[f] at the pixels that output reads, zeros
+# elsewhere. Forward pass, input gradient and kernel gradient are then one BLAS product each.
+# M is dense, so this suits small images like this project's (TinyCNN: M is 108 x 64); on
+# large images it would waste time multiplying zeros, and an im2col formulation would win.
+# --------------------------------------------------------------------------------------------
+
+
+def _pad(x: np.ndarray, padding: int) -> np.ndarray:
+    """Zero-pad H and W of ``x (N, C, H, W)``; no copy when ``padding == 0``."""
+    if padding == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_positions(
+    C: int, H: int, W: int, KH: int, KW: int, stride: int, H_out: int, W_out: int
+) -> np.ndarray:
+    """Where each kernel weight goes in one filter's rows of the convolution matrix.
+
+    Returns ``(C*KH*KW, H_out*W_out)``: entry ``[k, p]`` is the position, in the flattened
+    ``(H_out*W_out, C*H*W)`` block of one filter, of the weight ``k`` (in the order of
+    ``w.reshape(F, C*KH*KW)``) in the row of output pixel ``p``.
+    """
+    window = _window_index(C, H, W, KH, KW, stride, H_out, W_out)  # C*KH*KW, H_out*W_out
+    row_start = np.arange(H_out * W_out) * (C * H * W)  # H_out*W_out
+    positions = row_start + window
+    positions.flags.writeable = False
+    return positions
+
+
+def _conv_matrix(w: np.ndarray, positions: np.ndarray, H: int, W: int) -> np.ndarray:
+    """The convolution matrix ``M (F*H_out*W_out, C*H*W)`` of filters ``w (F, C, KH, KW)``."""
+    F, C, KH, KW = w.shape
+    n_outputs = positions.shape[1]  # H_out*W_out
+    M = np.zeros((F, n_outputs * C * H * W), dtype=w.dtype)
+    M[:, positions] = w.reshape(F, C * KH * KW, 1)  # every output row gets the whole kernel
+    return M.reshape(F * n_outputs, C * H * W)
 
 
 def conv2d_forward(
@@ -211,12 +285,16 @@ def conv2d_forward(
     y : ndarray, shape (N, F, H_out, W_out)
         ``H_out = (H + 2*padding - KH) // stride + 1``, likewise ``W_out``.
     """
-    _conv_geometry(x, w, b, stride, padding)
-    F, C, KH, KW = w.shape
-    patches = _patches(x, KH, KW, stride, padding)  # N, C, H_out, W_out, KH, KW
-    y = np.tensordot(patches, w, axes=([1, 4, 5], [1, 2, 3]))  # N, H_out, W_out, F
-    y += b
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2))  # N, F, H_out, W_out
+    H_out, W_out = _conv_geometry(x, w, b, stride, padding)
+    x_padded = _pad(x, padding)
+    N, C, H, W = x_padded.shape  # H, W include the padding
+    F, _, KH, KW = w.shape
+    positions = _kernel_positions(C, H, W, KH, KW, stride, H_out, W_out)
+    M = _conv_matrix(w, positions, H, W)  # F*H_out*W_out, C*H*W
+    y = x_padded.reshape(N, C * H * W) @ M.T  # N, F*H_out*W_out
+    y = y.reshape(N, F, H_out * W_out)
+    y += b.reshape(F, 1)
+    return y.reshape(N, F, H_out, W_out)
 
 
 def conv2d_backward(
@@ -229,9 +307,11 @@ def conv2d_backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of a loss through :func:`conv2d_forward`.
 
-    The kernel gradient correlates the input with the upstream gradient; the input gradient
-    spreads each upstream value back over the patch it came from, weighted by the kernel
-    (a "full convolution with the flipped kernel", written here as a scatter-add).
+    With ``y_flat = x_flat @ M.T + b`` (see the section comment above), ``dx_flat = dy_flat @ M``
+    spreads each upstream value back over the patch it came from, weighted by the kernel (the
+    "full convolution with the flipped kernel"). The gradient of ``M`` is ``dy_flat.T @ x_flat``;
+    each kernel weight appears in ``M`` once per output pixel, so its gradient is the sum of
+    those entries: the correlation of the input with the upstream gradient.
 
     Parameters
     ----------
@@ -251,21 +331,19 @@ def conv2d_backward(
     F, _, KH, KW = w.shape
     _check_upstream(dy, (N, F, H_out, W_out), x.dtype)
 
-    db = dy.sum(axis=(0, 2, 3))  # F
-    patches = _patches(x, KH, KW, stride, padding)  # N, C, H_out, W_out, KH, KW
-    dw = np.tensordot(dy, patches, axes=([0, 2, 3], [0, 2, 3]))  # F, C, KH, KW
+    x_padded = _pad(x, padding)
+    H_padded, W_padded = x_padded.shape[2:]
+    x_flat = x_padded.reshape(N, C * H_padded * W_padded)  # N, C*(H+2P)*(W+2P)
+    dy_flat = dy.reshape(N, F * H_out * W_out)  # N, F*H_out*W_out
+    positions = _kernel_positions(C, H_padded, W_padded, KH, KW, stride, H_out, W_out)
 
-    # How much each patch element contributed: (N, C, KH, KW, H_out, W_out).
-    dpatches = np.tensordot(w, dy, axes=([0], [1])).transpose(3, 0, 1, 2, 4, 5)
-    dx_padded = np.zeros((N, C, H + 2 * padding, W + 2 * padding), dtype=x.dtype)
-    # One strided add per kernel offset (KH * KW of them): patches that overlap sum up.
-    for u in range(KH):
-        for v in range(KW):
-            dx_padded[:, :, u : u + stride * H_out : stride, v : v + stride * W_out : stride] += (
-                dpatches[:, :, u, v]
-            )
+    db = dy.reshape(N, F, H_out * W_out).sum(axis=2).sum(axis=0)  # F
+    dM = dy_flat.T @ x_flat  # F*H_out*W_out, C*(H+2P)*(W+2P)
+    dw = dM.reshape(F, -1).take(positions, axis=1).sum(axis=2)  # F, C*KH*KW
+    M = _conv_matrix(w, positions, H_padded, W_padded)  # F*H_out*W_out, C*(H+2P)*(W+2P)
+    dx_padded = (dy_flat @ M).reshape(N, C, H_padded, W_padded)
     dx = dx_padded[:, :, padding : padding + H, padding : padding + W]
-    return np.ascontiguousarray(dx), dw, db
+    return np.ascontiguousarray(dx), dw.reshape(w.shape), db
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,10 +371,30 @@ def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _pool_windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
-    """``x (N, C, H, W)`` -> ``(N, C, H_out, W_out, size * size)``, window elements row-major."""
-    windows = sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::stride, ::stride]
-    return windows.reshape(*windows.shape[:4], size * size)
+def _pool_windows(x: np.ndarray, size: int, stride: int, H_out: int, W_out: int):
+    """Every pooling window of ``x (N, C, H, W)``, one window element per row.
+
+    Returns ``windows`` and ``index``, both ``(size*size, N*C*H_out*W_out)``: row ``k`` holds
+    the ``k``-th element (row-major) of every window, and ``index`` its position in
+    ``x.ravel()``. Window elements go down the rows so that reducing a window is an element-wise
+    operation on long rows (NumPy reduces a short trailing axis one window at a time, slowly).
+    """
+    N, C, H, W = x.shape
+    index = _pool_index(N * C, H, W, size, stride, H_out, W_out)  # size², N*C*H_out*W_out
+    return np.take(x, index), index
+
+
+@functools.lru_cache(maxsize=16)
+def _pool_index(
+    planes: int, H: int, W: int, size: int, stride: int, H_out: int, W_out: int
+) -> np.ndarray:
+    """The ``index`` of :func:`_pool_windows` for ``planes = N*C`` image planes of ``H x W``."""
+    one_plane = _window_index(1, H, W, size, size, stride, H_out, W_out)  # size², H_out*W_out
+    plane_start = np.arange(planes).reshape(1, planes, 1) * (H * W)
+    index = plane_start + one_plane.reshape(size * size, 1, H_out * W_out)  # size², planes, P
+    index = index.reshape(size * size, planes * H_out * W_out)
+    index.flags.writeable = False
+    return index
 
 
 def maxpool2d_forward(x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarray:
@@ -314,8 +412,10 @@ def maxpool2d_forward(x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarr
         ``H_out = (H - size) // stride + 1``; trailing rows/columns that do not fill a window
         are dropped.
     """
-    _pool_geometry(x, size, stride)
-    return _pool_windows(x, size, stride).max(axis=-1)
+    H_out, W_out = _pool_geometry(x, size, stride)
+    N, C, H, W = x.shape
+    windows, _ = _pool_windows(x, size, stride, H_out, W_out)  # size², N*C*H_out*W_out
+    return windows.max(axis=0).reshape(N, C, H_out, W_out)
 
 
 def maxpool2d_backward(
@@ -342,14 +442,15 @@ def maxpool2d_backward(
     N, C, H, W = x.shape
     _check_upstream(dy, (N, C, H_out, W_out), x.dtype)
 
-    winner = _pool_windows(x, size, stride).argmax(axis=-1)  # N, C, H_out, W_out; first max wins
-    rows = np.arange(H_out)[:, None] * stride + winner // size  # N, C, H_out, W_out
-    cols = np.arange(W_out)[None, :] * stride + winner % size  # N, C, H_out, W_out
-    plane = np.arange(N * C).reshape(N, C, 1, 1) * (H * W)  # offset of each (n, c) image plane
-    flat_index = (plane + rows * W + cols).ravel()
-    # bincount adds the gradients of windows that share a winner (overlapping windows).
-    dx = np.bincount(flat_index, weights=dy.ravel(), minlength=N * C * H * W)
-    return dx.astype(x.dtype, copy=False).reshape(N, C, H, W)
+    windows, index = _pool_windows(x, size, stride, H_out, W_out)  # size², N*C*H_out*W_out
+    is_max = windows == windows.max(axis=0)  # size², N*C*H_out*W_out; ties give several
+    # Inside a window, positions in x.ravel() grow in row-major order, so the first maximum
+    # is the maximum at the smallest position: the largest (x.size - position) among maxima.
+    winner = x.size - (is_max * (x.size - index)).max(axis=0)  # N*C*H_out*W_out
+    dx = np.zeros(x.size, dtype=x.dtype)
+    # add.at, not dx[winner] = dy: with overlapping windows one position can win several.
+    np.add.at(dx, winner, dy.reshape(-1))
+    return dx.reshape(N, C, H, W)
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,7 +462,8 @@ def _linear_geometry(x, w, b) -> None:
     _check_float_array("x", x, 2, "(N, D)")
     _check_float_array("w", w, 2, "(M, D)")
     _check_float_array("b", b, 1, "(M,)")
-    _check_same_dtype(x=x, w=w, b=b)
+    if not x.dtype == w.dtype == b.dtype:
+        _check_same_dtype(x=x, w=w, b=b)
     M, D = w.shape
     if x.shape[1] != D:
         raise ValueError(f"x has {x.shape[1]} features but w expects {D} (w shape {w.shape})")
@@ -372,7 +474,9 @@ def _linear_geometry(x, w, b) -> None:
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``y = x @ w.T + b`` with ``x (N, D)``, ``w (M, D)`` (PyTorch layout), ``b (M,)`` -> ``(N, M)``."""
     _linear_geometry(x, w, b)
-    return x @ w.T + b
+    y = x @ w.T  # N, M
+    y += b
+    return y
 
 
 def linear_backward(
@@ -415,10 +519,10 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[np.nd
     _check_shape("labels", labels, (N,))
     if N == 0:
         raise ValueError("softmax_cross_entropy needs at least one sample, got N=0")
-    if labels.min() < 0 or labels.max() >= K:
+    low, high = labels.min(), labels.max()
+    if low < 0 or high >= K:
         raise ValueError(
-            f"labels must lie in [0, {K - 1}] for {K} classes, "
-            f"got values from {labels.min()} to {labels.max()}"
+            f"labels must lie in [0, {K - 1}] for {K} classes, got values from {low} to {high}"
         )
     shifted = logits - logits.max(axis=1, keepdims=True)  # N, K; largest entry of each row is 0
     log_sum_exp = np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # N, 1

@@ -34,6 +34,7 @@ __all__ = [
     "filter_snapshots",
     "four_class_table",
     "inference_trace",
+    "missing_orientations",
     "orientation_over_seeds",
     "orientation_scores",
     "orientation_table",
@@ -201,10 +202,16 @@ def orientation_table(snapshots: Mapping[int, tuple[np.ndarray, np.ndarray]],
     return table[["epoch", *[c for c in table.columns if c != "epoch"]]]
 
 
+def missing_orientations(scores: pd.DataFrame,
+                         min_selectivity: float = MIN_SELECTIVITY) -> list[str]:
+    """The orientations no filter detects selectively (in :data:`ORIENTATIONS` order)."""
+    selective = set(scores.loc[scores["selectivity"] >= min_selectivity, "preferred"])
+    return [name for name in ORIENTATIONS if name not in selective]
+
+
 def covers_orientations(scores: pd.DataFrame, min_selectivity: float = MIN_SELECTIVITY) -> bool:
     """True when the filters include a selective detector for every orientation."""
-    selective = scores[scores["selectivity"] >= min_selectivity]
-    return set(ORIENTATIONS) <= set(selective["preferred"])
+    return not missing_orientations(scores, min_selectivity)
 
 
 def orientation_over_seeds(results: Sequence[RunResult], patterns: Mapping[str, np.ndarray],
@@ -219,6 +226,7 @@ def orientation_over_seeds(results: Sequence[RunResult], patterns: Mapping[str, 
             "preferred": " / ".join(scores["preferred"]),
             "selectivity": " / ".join(f"{s:.2f}" for s in scores["selectivity"]),
             "n_selective": int((scores["selectivity"] >= min_selectivity).sum()),
+            "missing": " / ".join(missing_orientations(scores, min_selectivity)),
             "covers_all_orientations": covers_orientations(scores, min_selectivity),
         })
     return pd.DataFrame(rows)

@@ -2,7 +2,8 @@
 
 The lecture's rule: relative error below 1e-7 is perfect, 1e-7 to 1e-5 acceptable, above 1e-3 a
 bug. A check that always says "perfect" proves nothing, so the table also checks a TinyCNN whose
-ReLU backward pass forgets its mask (a classic bug) and shows where that lands.
+convolution backward pass returns the kernel gradient flipped (a classic bug) and shows where
+that lands.
 """
 
 from __future__ import annotations
@@ -16,21 +17,29 @@ import reference
 from reference import ops
 from reference.gradcheck import error_band, gradient_check
 
-__all__ = ["buggy_relu_ops", "gradient_check_table"]
+__all__ = ["BATCH_SIZE", "BUGGY_MODEL", "buggy_conv_ops", "gradient_check_table", "worst_error"]
+
+BUGGY_MODEL = "TinyCNN, flipped kernel gradient"
+BATCH_SIZE = 8  # images the checked loss averages over
 
 
-def buggy_relu_ops() -> types.SimpleNamespace:
-    """The reference ops with a wrong ``relu_backward``: it passes the gradient everywhere."""
+def buggy_conv_ops() -> types.SimpleNamespace:
+    """The reference ops with a classic convolution bug: the kernel gradient comes out flipped.
+
+    The lecture's warning ("conv backward passes involve indexing and flipping") made concrete:
+    ``dw`` is returned rotated by 180 degrees, which is only right for symmetric gradients.
+    """
     functions = {name: getattr(ops, name) for name in ops.CONTRACT_FUNCTIONS}
 
-    def relu_backward_without_mask(dy, x):
-        return dy.copy()  # the bug: negative inputs should get zero gradient
+    def conv2d_backward_flipped(dy, x, w, b, stride=1, padding=0):
+        dx, dw, db = ops.conv2d_backward(dy, x, w, b, stride, padding)
+        return dx, dw[:, :, ::-1, ::-1].copy(), db  # the bug: a flip that belongs elsewhere
 
-    functions["relu_backward"] = relu_backward_without_mask
+    functions["conv2d_backward"] = conv2d_backward_flipped
     return types.SimpleNamespace(**functions)
 
 
-def gradient_check_table(seed: int, n_samples: int = 8, n_classes: int = 3,
+def gradient_check_table(seed: int, n_samples: int = BATCH_SIZE, n_classes: int = 3,
                          mlp_hidden: int = 18) -> pd.DataFrame:
     """Relative error of backprop against finite differences for every parameter tensor.
 
@@ -53,8 +62,7 @@ def gradient_check_table(seed: int, n_samples: int = 8, n_classes: int = 3,
     models = {
         "TinyCNN": reference.TinyCNN(n_classes=n_classes, seed=seed),
         f"MLP ({mlp_hidden} hidden)": reference.MLP(mlp_hidden, n_classes, seed=seed),
-        "TinyCNN, buggy ReLU backward": reference.TinyCNN(n_classes=n_classes, seed=seed,
-                                                           ops=buggy_relu_ops()),
+        BUGGY_MODEL: reference.TinyCNN(n_classes=n_classes, seed=seed, ops=buggy_conv_ops()),
     }
     rows = []
     for name, model in models.items():

@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports import experiments, figures
+from reference.data import DatasetConfig
+from reference.gradcheck import DEFAULT_EPS
+from reference.train import TrainConfig
+from reports import experiments, figures, gradients
 from reports.claims import COLUMNS, DIFFERS, NOT_TESTABLE, REPRODUCED
 from reports.pipeline import ReportData
 from reports.runs import run_seed
@@ -165,7 +168,7 @@ def markdown_table(table: pd.DataFrame, formats: Mapping[str, Callable] | None =
     columns = list(columns or table.columns)
     lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
              "|" + "|".join("---" for _ in columns) + "|"]
-    for _, row in table.iterrows():
+    for row in table.to_dict(orient="records"):  # keeps each column's type (iterrows does not)
         cells = [str(formats[c](row[c]) if c in formats else _cell(row[c])) for c in columns]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
@@ -308,10 +311,13 @@ def _s3(data: ReportData) -> list[str]:
 
 def _s4(data: ReportData) -> list[str]:
     T = data.tables["04_linear_baseline"]
+    config = DatasetConfig()
     linear = T[(T["model"] == "softmax regression") & (T["classes"] == 3)].iloc[0]
     return [
-        "Samples from the generator (`reference.data`, seed of replicate 0): a stripe of width "
-        "1-2 at a random position, plus Gaussian noise (std 0.2).",
+        f"Samples from the generator (`reference.data`, seed of replicate 0): a stripe of width "
+        f"1-{config.max_width} at a random position (a centred blob for *dot*), plus Gaussian "
+        f"noise of standard deviation {config.noise_std:g}; {config.n_train} training and "
+        f"{config.n_val} validation images per dataset.",
         "",
         _figure("04_samples_3_classes", "samples, 3 classes"),
         _figure("04_samples_4_classes", "samples, 4 classes"),
@@ -329,11 +335,12 @@ def _s4(data: ReportData) -> list[str]:
 def _s5(data: ReportData) -> list[str]:
     T = data.tables["05_gradient_check"]
     return [
-        "Two-sided finite differences (eps = 1e-5) against backprop, on a batch of 8 images in "
-        "float64, one relative error ||g_bp - g_num|| / (||g_bp|| + ||g_num||) per parameter "
-        "tensor. The last model has a deliberately broken ReLU backward (it forgets the mask): "
-        "the check flags its convolution parameters as bugs and leaves the dense layer, which "
-        "sits above the broken ReLU, clean.",
+        f"Two-sided finite differences (eps = {DEFAULT_EPS:g}) against backprop, on a batch of "
+        f"{gradients.BATCH_SIZE} images in float64, one relative error "
+        "||g_bp - g_num|| / (||g_bp|| + ||g_num||) per parameter tensor. The last model has a "
+        "deliberately broken convolution backward pass (the kernel "
+        "gradient comes out rotated by 180 degrees): the check flags the convolution weights "
+        "and leaves the other tensors clean, so it also says where the bug is.",
         "",
         markdown_table(T, formats={"rel_error": sci}),
         "",
@@ -343,11 +350,13 @@ def _s5(data: ReportData) -> list[str]:
 
 def _s6(data: ReportData) -> list[str]:
     E = data.tables["06_epochs_to_99"]
+    config = TrainConfig()
     first = int(E["first_epoch"].iloc[0])
     reached = "never reaches" if first < 0 else f"first reaches {experiments.ACCURACY_TARGET:.0%}"
     return [
-        f"TinyCNN on 3 classes for {data.settings.epochs} epochs (batch 32, SGD lr 0.05, "
-        "momentum 0.9), loss and accuracy on the whole training and validation sets after "
+        f"TinyCNN on 3 classes for {data.settings.epochs} epochs (batch {config.batch_size}, SGD "
+        f"with learning rate {config.lr:g} and momentum {config.momentum:g}), loss and accuracy "
+        "on the whole training and validation sets after "
         f"every epoch. Seed 0's validation accuracy {reached}"
         + ("" if first < 0 else f" at epoch {first}") + ". Every seed:",
         "",
@@ -403,12 +412,13 @@ def _s8(data: ReportData) -> list[str]:
     T = data.tables["08_cnn_vs_mlp"]
     mlp = T.iloc[1]
     return [
-        f"TinyCNN against the one-hidden-layer MLP of the lecture's comparison ({mlp['model']}), "
-        "same data and training, final validation accuracy over seeds. Parameter counts are "
-        "counted from the models' arrays.",
+        f"TinyCNN against a one-hidden-layer MLP, {mlp['model']}: the lecture's comparison does "
+        "not name the width; this is the widest MLP of its capacity sweep and four-class table. "
+        "Same data and training; final validation accuracy over seeds; parameters counted from "
+        "the models' arrays.",
         "",
         markdown_table(T, formats=_accuracy_formats() | {
-            "parameter_ratio": lambda r: f"{r:.2f} x"}),
+            "parameter_ratio": lambda r: f"{r:.2f} x", "n_parameters": thousands}),
         "",
         _figure("08_cnn_vs_mlp", "CNN vs MLP"),
     ]
@@ -422,7 +432,7 @@ def _s9(data: ReportData) -> list[str]:
         "between; **overkill** = stable although a narrower width is already stable.",
         "",
         markdown_table(data.tables["09_capacity_sweep"], formats=_accuracy_formats() | {
-            "parameter_ratio": lambda r: f"{r:.2f} x"}),
+            "parameter_ratio": lambda r: f"{r:.2f} x", "n_parameters": thousands}),
         "",
         _figure("09_capacity_sweep", "capacity sweep"),
     ]
@@ -434,7 +444,8 @@ def _s10(data: ReportData) -> list[str]:
         "`n_parameters_3_classes` is the same architecture built for 3 classes, so `added` is "
         "what the fourth class costs.",
         "",
-        markdown_table(data.tables["10_four_classes"], formats=_accuracy_formats()),
+        markdown_table(data.tables["10_four_classes"], formats=_accuracy_formats() | {
+            c: thousands for c in ("n_parameters", "n_parameters_3_classes")}),
         "",
         _figure("10_four_classes", "four classes"),
     ]
@@ -455,7 +466,7 @@ def _s11(data: ReportData) -> list[str]:
         "images:",
         "",
         markdown_table(data.tables["11_trace_confidence"], formats={
-            c: lambda p: f"{p:.3g}" for c in ("median", "min", "max")}),
+            c: lambda p: f"{p:.4g}" for c in ("median", "min", "max")}),
     ]
 
 

@@ -7,6 +7,8 @@ and every worked example is computed by :mod:`reference.ops` and recomputed by
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -98,16 +100,17 @@ def receptive_field(kernel_size: int, image_size: int) -> int:
     return int(np.count_nonzero(dx))
 
 
-def translation_equivariance_error(w: np.ndarray, b: np.ndarray, x: np.ndarray) -> float:
-    """Largest ``|conv(shift(x)) - shift(conv(x))|`` for a one-pixel shift to the right.
+def translation_equivariance_error(layer: Callable[[np.ndarray], np.ndarray],
+                                   x: np.ndarray) -> float:
+    """Largest ``|layer(shift(x)) - shift(layer(x))|`` for a one-pixel shift to the right.
 
-    ``x (N, C, H, W)``, ``w (F, C, K, K)``. The image is shifted with zero fill, so the output
-    columns whose window touches the new blank column are left out of the comparison.
+    ``layer`` maps images ``(N, C, H, W)`` to feature maps ``(N, F, H', W')`` (for example a
+    valid convolution). The image is shifted with zero fill, so the output columns whose window
+    touches the new blank column are left out of the comparison.
     """
     shifted = np.zeros_like(x)
     shifted[..., 1:] = x[..., :-1]  # N, C, H, W: one pixel to the right
-    y = ops.conv2d_forward(x, w, b)  # N, F, H-K+1, W-K+1
-    y_shifted = ops.conv2d_forward(shifted, w, b)
+    y, y_shifted = layer(x), layer(shifted)  # N, F, H', W'
     return float(np.abs(y_shifted[..., 1:] - y[..., :-1]).max())
 
 
@@ -124,13 +127,15 @@ def key_ideas_table(kernel_size: int = 3, image_size: int = KEY_IDEAS_IMAGE_SIZE
     dense = _meta_layer("Linear", image_size * image_size, hidden)
     x = rng.normal(size=(2, 1, image_size, image_size))
     w = rng.normal(size=(1, 1, kernel_size, kernel_size))
+    b = rng.normal(size=1)
     positions = ops.conv_output_size(image_size, kernel_size) ** 2
     return pd.DataFrame([
         {"quantity": "input pixels seen by one unit", "dense": dense.in_features,
          "conv": receptive_field(kernel_size, image_size)},
         {"quantity": "positions where one weight is used", "dense": 1, "conv": positions},
         {"quantity": "translation equivariance error (1-pixel shift)", "dense": np.nan,
-         "conv": translation_equivariance_error(w, rng.normal(size=1), x)},
+         "conv": translation_equivariance_error(
+             lambda images: ops.conv2d_forward(images, w, b), x)},
     ])
 
 
