@@ -444,9 +444,13 @@ def maxpool2d_backward(
 
     windows, index = _pool_windows(x, size, stride, H_out, W_out)  # size², N*C*H_out*W_out
     is_max = windows == windows.max(axis=0)  # size², N*C*H_out*W_out; ties give several
-    # Inside a window, positions in x.ravel() grow in row-major order, so the first maximum
-    # is the maximum at the smallest position: the largest (x.size - position) among maxima.
-    winner = x.size - (is_max * (x.size - index)).max(axis=0)  # N*C*H_out*W_out
+    # First maximum in row-major order: weigh window rows size², ..., 2, 1 and keep the heaviest
+    # maximum. (Small unsigned weights keep this fast; argmax over axis 0 is much slower.)
+    countdown = np.arange(size * size, 0, -1).astype(np.min_scalar_type(size * size))
+    first = size * size - (is_max * countdown[:, None]).max(axis=0)  # N*C*H_out*W_out
+    # Element k of every window lies a fixed offset away from the window's first element.
+    offsets = index[:, 0] - index[0, 0]  # size²
+    winner = index[0] + offsets[first]  # position in x.ravel(), N*C*H_out*W_out
     dx = np.zeros(x.size, dtype=x.dtype)
     # add.at, not dx[winner] = dy: with overlapping windows one position can win several.
     np.add.at(dx, winner, dy.reshape(-1))
@@ -528,7 +532,7 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[np.nd
     log_sum_exp = np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # N, 1
     log_probs = shifted - log_sum_exp  # N, K
     rows = np.arange(N)
-    loss = -log_probs[rows, labels].mean()
+    loss = -(log_probs[rows, labels].sum() / N)  # the batch mean (np.mean computes exactly this)
     dlogits = np.exp(log_probs)
     dlogits[rows, labels] -= 1
     dlogits /= N

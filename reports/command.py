@@ -30,7 +30,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="DIR", default="report",
                         help="output directory, created if needed (default: report)")
     parser.add_argument("--quick", action="store_true",
-                        help="20 epochs and 2 seeds instead of 80 and 5: a fast check for CI")
+                        help="10 epochs and 2 seeds instead of 80 and 5: a fast check for CI")
     parser.add_argument("--seeds", type=positive_int, default=None, metavar="N",
                         help="seeds per configuration (default: 5, or 2 with --quick)")
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",

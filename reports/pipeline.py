@@ -20,7 +20,7 @@ from reports.runs import RunResult, RunSpec, run_all, run_seed
 __all__ = ["ReportData", "ReportSettings", "compute_report", "plan_runs"]
 
 FULL_EPOCHS = 80  # the lecture's training length
-QUICK_EPOCHS = 20  # --quick: TinyCNN passes 99% within a few epochs, 20 shows the plateau
+QUICK_EPOCHS = 10  # --quick: TinyCNN passes 99% within a few epochs; 10 shows the plateau
 FULL_SEEDS = 5  # the lecture's "min/max (5 seeds)"
 QUICK_SEEDS = 2
 SNAPSHOT_EPOCHS = (0, 5, 15, 40, 80)  # the filter-evolution figure's columns

@@ -233,6 +233,10 @@ def render_markdown(data: ReportData) -> str:
         "Models compared with each other share seeds.",
         "",
         "Contents: " + " · ".join(f"[{n}. {t}](#{_anchor(n, t)})" for n, t in TITLES.items()),
+        "",
+        "**Where the lecture and the code disagree:**",
+        "",
+        *_differences(T["claims"]),
     ]
     for section, title in TITLES.items():
         lines += ["", f"## {section}. {title}", ""]
@@ -240,6 +244,14 @@ def render_markdown(data: ReportData) -> str:
         if section != 14:
             lines += _section_claims(data, section)
     return "\n".join(lines) + "\n"
+
+
+def _differences(claims: pd.DataFrame) -> list[str]:
+    rows = claims[claims["verdict"] == DIFFERS]
+    if rows.empty:
+        return ["- nowhere: every testable claim reproduced."]
+    return [f"- **{r['claim_id']}** {r['claim']}: stated {r['stated']}, computed {r['computed']} "
+            f"({r['note']})" for r in rows.to_dict(orient="records")]
 
 
 def _anchor(number: int, title: str) -> str:
@@ -392,7 +404,8 @@ def _s7(data: ReportData) -> list[str]:
         f"At epoch {int(final['epoch'].iloc[0])} the filters prefer "
         + ", ".join(f"F{f}: {p}" for f, p in zip(final["filter"], final["preferred"],
                                                  strict=True))
-        + ". The final filters of every seed:",
+        + ". The final filters of every seed (*missing*: orientations without a selective "
+        "detector):",
         "",
         markdown_table(data.tables["07_orientation_seeds"]),
     ]

@@ -27,8 +27,8 @@ import numpy as np
 import reference
 from reference.train import TrainConfig
 
-__all__ = ["REPORT_ENTROPY", "RunResult", "RunSpec", "build_model", "execute", "run_all",
-           "run_seed"]
+__all__ = ["REPORT_ENTROPY", "RunResult", "RunSpec", "build_model", "execute", "execute_all",
+           "plan_tasks", "run_all", "run_seed"]
 
 #: Root entropy of every seed in the report. Change it and every run changes, deterministically.
 REPORT_ENTROPY = 0
@@ -210,6 +210,25 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+def execute_all(specs: Sequence[RunSpec]) -> list[RunResult]:
+    """:func:`execute` each spec in turn, in this process."""
+    return [execute(spec) for spec in specs]
+
+
+def plan_tasks(specs: Iterable[RunSpec]) -> list[tuple[RunSpec, ...]]:
+    """Group distinct specs into tasks for the workers, longest task first.
+
+    Every NumPy run is a task of its own. The PyTorch runs form one task: importing torch and
+    its first training step cost seconds per process, so one worker pays that once instead of
+    every worker paying it.
+    """
+    unique = sorted(set(specs))
+    torch_runs = tuple(s for s in unique if s.backend == "torch")
+    tasks = [(s,) for s in unique if s.backend != "torch"] + ([torch_runs] if torch_runs else [])
+    # Longest first, so no worker starts a long task when the others are nearly done.
+    return sorted(tasks, key=lambda task: (-sum(s.cost for s in task), task))
+
+
 def run_all(
     specs: Iterable[RunSpec], n_jobs: int | None = None, progress: bool = True
 ) -> dict[RunSpec, RunResult]:
@@ -226,23 +245,24 @@ def run_all(
     """
     from tqdm.auto import tqdm
 
-    # Longest runs first, so no worker starts a long run when the others are nearly done.
-    unique: Sequence[RunSpec] = sorted(set(specs), key=lambda s: (-s.cost, s))
+    tasks = plan_tasks(specs)
     n_jobs = default_jobs() if n_jobs is None else n_jobs
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
-    n_jobs = min(n_jobs, max(len(unique), 1))
+    n_jobs = min(n_jobs, max(len(tasks), 1))
+    n_runs = sum(len(task) for task in tasks)
     results: dict[RunSpec, RunResult] = {}
-    with tqdm(total=len(unique), desc="training runs", unit="run", disable=not progress) as bar:
+    with tqdm(total=n_runs, desc="training runs", unit="run", disable=not progress) as bar:
         if n_jobs == 1:
-            finished = map(execute, unique)
+            finished = map(execute_all, tasks)
         else:
             from joblib import Parallel, delayed
 
             finished = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-                delayed(execute)(spec) for spec in unique)
-        for result in finished:
-            results[result.spec] = result
-            bar.set_postfix_str(result.spec.name, refresh=False)
-            bar.update(1)
+                delayed(execute_all)(task) for task in tasks)
+        for task_results in finished:
+            for result in task_results:
+                results[result.spec] = result
+            bar.set_postfix_str(task_results[-1].spec.name, refresh=False)
+            bar.update(len(task_results))
     return results

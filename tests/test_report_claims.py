@@ -92,12 +92,12 @@ def test_tolerance_rules():
 
 
 def test_a_claim_that_holds_is_reproduced():
-    row = judge(claim("8.1"), report_with(**{"08_cnn_vs_mlp": cnn_vs_mlp(65 * 18 + 19 * 3)}))
+    row = judge(claim("C8.1"), report_with(**{"08_cnn_vs_mlp": cnn_vs_mlp(65 * 18 + 19 * 3)}))
     assert (row["stated"], row["computed"], row["verdict"]) == ("114", "114", "reproduced")
 
 
 def test_the_lectures_mlp_count_differs_and_the_note_says_why():
-    row = judge(claim("8.2"), report_with(**{"08_cnn_vs_mlp": cnn_vs_mlp(65 * 18 + 19 * 3)}))
+    row = judge(claim("C8.2"), report_with(**{"08_cnn_vs_mlp": cnn_vs_mlp(65 * 18 + 19 * 3)}))
     assert row["stated"] == "1,242" and row["computed"] == "1,227"
     assert row["verdict"] == "differs"
     assert "(64+1)·18 + (18+1)·3 = 1,227" in row["note"]
@@ -105,22 +105,22 @@ def test_the_lectures_mlp_count_differs_and_the_note_says_why():
 
 
 def test_the_verdict_follows_the_computation_not_the_lecture():
-    corrected = dataclasses.replace(claim("8.2"), stated="1,227")
+    corrected = dataclasses.replace(claim("C8.2"), stated="1,227")
     row = judge(corrected, report_with(**{"08_cnn_vs_mlp": cnn_vs_mlp(1227)}))
     assert row["verdict"] == "reproduced" and "hidden width 18 gives 1,227" in row["note"]
     # ... and the ratio claim built on the wrong count differs too.
-    ratio = judge(claim("8.5"), report_with(**{"08_cnn_vs_mlp": cnn_vs_mlp(1227)}))
+    ratio = judge(claim("C8.5"), report_with(**{"08_cnn_vs_mlp": cnn_vs_mlp(1227)}))
     assert ratio["verdict"] == "differs" and ratio["computed"] == "10.76×"
 
 
 def test_not_testable_claims_say_why():
-    row = judge(claim("12.17"), report_with())
+    row = judge(claim("C12.17"), report_with())
     assert row["verdict"] == "not testable" and row["computed"] == "" and "historical" in row[
         "note"]
 
 
 def test_ledger_columns_are_exactly_the_issue_s():
-    ledger = claims_ledger(report_with(), claims=[claim("12.12"), claim("12.13")])
+    ledger = claims_ledger(report_with(), claims=[claim("C12.12"), claim("C12.13")])
     assert tuple(ledger.columns) == COLUMNS == (
         "claim_id", "section", "claim", "stated", "computed", "verdict", "note")
 
@@ -131,7 +131,7 @@ def test_every_claim_is_well_formed():
     sections = [c.section for c in CLAIMS]
     assert sections == sorted(sections) and set(sections) <= set(range(1, 14))
     for c in CLAIMS:
-        assert c.claim_id.split(".")[0] == str(c.section)
+        assert c.claim_id.startswith(f"C{c.section}.")
         assert c.stated and c.claim
         assert (c.measure is None) == (c.rule is None) == bool(c.reason)
 

@@ -125,8 +125,8 @@ def test_quick_report_end_to_end(two_quick_reports):
     assert {r["verdict"] for r in rows} <= {"reproduced", "differs", "not testable"}
     assert all(r["note"] for r in rows)
     by_id = {r["claim_id"]: r for r in rows}
-    assert by_id["8.2"]["verdict"] == "differs" and by_id["8.2"]["computed"] == "1,227"
-    assert by_id["3.10"]["verdict"] == "reproduced"
+    assert by_id["C8.2"]["verdict"] == "differs" and by_id["C8.2"]["computed"] == "1,227"
+    assert by_id["C3.10"]["verdict"] == "reproduced"
 
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     for section, title in render.TITLES.items():

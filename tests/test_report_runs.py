@@ -7,7 +7,7 @@ import pytest
 
 import reference
 from reports.pipeline import ReportSettings, plan_runs
-from reports.runs import RunSpec, execute, run_all, run_seed
+from reports.runs import RunSpec, execute, plan_tasks, run_all, run_seed
 
 
 def test_run_seeds_are_seed_sequence_children_whatever_their_number():
@@ -75,6 +75,14 @@ def test_results_do_not_depend_on_the_number_of_workers():
             np.testing.assert_array_equal(parallel[spec].final_params[name], value)
 
 
+def test_torch_runs_share_one_task_and_long_tasks_come_first():
+    cnn = RunSpec("tinycnn", 3, None, 0, 10)
+    mlp = RunSpec("mlp", 3, 4, 0, 10)
+    torch_cnn, torch_mlp = (RunSpec(s.model, 3, s.hidden, 0, 10, "torch") for s in (cnn, mlp))
+    tasks = plan_tasks([mlp, torch_mlp, cnn, torch_cnn, mlp])
+    assert [set(task) for task in tasks] == [{torch_cnn, torch_mlp}, {cnn}, {mlp}]
+
+
 def test_plan_shares_runs_between_sections_and_pairs_every_torch_run():
     settings = ReportSettings(n_seeds=2, epochs=3)
     groups = plan_runs(settings)
@@ -92,9 +100,9 @@ def test_plan_shares_runs_between_sections_and_pairs_every_torch_run():
 def test_settings_for_the_command_line():
     quick = ReportSettings.from_options(quick=True)
     full = ReportSettings.from_options(seeds=3)
-    assert (quick.n_seeds, quick.epochs) == (2, 20)
+    assert (quick.n_seeds, quick.epochs) == (2, 10)
     assert (full.n_seeds, full.epochs) == (3, 80)
     assert full.snapshot_epochs == (0, 5, 15, 40, 80)
-    assert quick.snapshot_epochs == (0, 5, 15, 20)
+    assert quick.snapshot_epochs == (0, 5, 10)
     with pytest.raises(ValueError, match="at least 1 seed"):
         ReportSettings(n_seeds=0)

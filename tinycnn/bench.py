@@ -1,0 +1,760 @@
+"""``tinycnn bench``: how fast the NumPy reference runs next to PyTorch, one thread each.
+
+One run measures
+
+- every contract op of :mod:`reference.ops`, forward and backward, against
+  ``torch.nn.functional`` at the shapes of TinyCNN with batch 32, in float32 and float64, and
+  the textbook loop versions of convolution and pooling (to show how much slower they are);
+- training throughput (samples per second) of TinyCNN and the MLP with 18 hidden units at batch
+  32, 128 and 3000 (the whole training set), NumPy against PyTorch eager;
+- the wall time of ``tinycnn report`` and ``tinycnn report --quick`` (as subprocesses);
+- the facts of the machine: cores, BLAS libraries, versions.
+
+Every row gets the ratio **NumPy speed / PyTorch speed** (PyTorch's time divided by NumPy's):
+above 1 NumPy is faster. The targets of issue 5 live in one table, :data:`TARGETS`; each row a
+target applies to gets a pass/fail mark, and :func:`evaluate_targets` sums them up.
+
+How a time is measured (as :mod:`timeit` does): a few warm-up calls, then ``repeat`` runs of
+``number`` calls each, ``number`` chosen so that one run lasts at least ``min_run_seconds``; the
+result is the median over the runs of the time per call. NumPy and PyTorch runs alternate, so a
+burst of load on the machine hits both sides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+__all__ = [
+    "TARGETS",
+    "BenchSettings",
+    "Target",
+    "evaluate_targets",
+    "format_table",
+    "ratio",
+    "register",
+    "run_bench",
+    "settings_for",
+]
+
+SCHEMA = "tinycnn-bench/1"
+FULL_BATCH = 3000  # "full batch": the training set of the throughput rows has this many images
+
+
+# ------------------------------------------------------------------------------------------
+# Targets: the one table of what "fast enough" means (issue 5)
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for the rows whose fields match ``select``.
+
+    Ratio targets need ``row["ratio"] >= minimum_ratio`` on every matching row; time targets
+    need ``row["seconds"] < maximum_seconds``.
+    """
+
+    name: str
+    description: str
+    select: dict
+    minimum_ratio: float | None = None
+    maximum_seconds: float | None = None
+
+    def applies_to(self, row: dict) -> bool:
+        return all(row.get(key) == value for key, value in self.select.items())
+
+    def met_by(self, row: dict) -> bool | None:
+        """True or False, or None when the row has no measurement (e.g. command missing)."""
+        if self.minimum_ratio is not None:
+            value = row.get("ratio")
+            return None if value is None else value >= self.minimum_ratio
+        value = row.get("seconds")
+        return None if value is None else value < self.maximum_seconds
+
+    def threshold_text(self) -> str:
+        if self.minimum_ratio is not None:
+            return f">= {self.minimum_ratio:g}x"
+        return f"< {self.maximum_seconds:g} s"
+
+
+TARGETS = (
+    Target("tinycnn-batch-32", "TinyCNN training, batch 32, float32: NumPy >= 4x PyTorch",
+           {"section": "training", "model": "TinyCNN", "batch": 32, "dtype": "float32"},
+           minimum_ratio=4.0),
+    Target("tinycnn-full-batch", f"TinyCNN training, batch {FULL_BATCH}, float32: NumPy >= 1.2x "
+           f"PyTorch",
+           {"section": "training", "model": "TinyCNN", "batch": FULL_BATCH, "dtype": "float32"},
+           minimum_ratio=1.2),
+    Target("mlp-batch-32", "MLP (18 hidden) training, batch 32, float32: NumPy >= 4x PyTorch",
+           {"section": "training", "model": "MLP (18 hidden)", "batch": 32, "dtype": "float32"},
+           minimum_ratio=4.0),
+    Target("ops-batch-32", "every op forward and backward at TinyCNN shapes, batch 32 (float32 "
+           "and float64): NumPy no slower than PyTorch",
+           {"section": "ops", "implementation": "vectorized", "batch": 32},
+           minimum_ratio=1.0),
+    Target("report-full", "tinycnn report (full) under 60 s",
+           {"section": "report", "name": "tinycnn report"}, maximum_seconds=60.0),
+    Target("report-quick", "tinycnn report --quick under 30 s",
+           {"section": "report", "name": "tinycnn report --quick"}, maximum_seconds=30.0),
+)
+
+
+def ratio(numpy_seconds: float, torch_seconds: float) -> float:
+    """NumPy speed / PyTorch speed for one task: ``torch_seconds / numpy_seconds``."""
+    if numpy_seconds <= 0 or torch_seconds <= 0:
+        raise ValueError(f"times must be positive, got NumPy {numpy_seconds} s and PyTorch "
+                         f"{torch_seconds} s")
+    return torch_seconds / numpy_seconds
+
+
+def evaluate_targets(rows: list[dict], targets: Sequence[Target] = TARGETS) -> list[dict]:
+    """Mark each row a target applies to, and return one verdict per target.
+
+    Sets ``row["target"]`` (the target's name) and ``row["passed"]`` (True, False, or None when
+    the row has no measurement) on matching rows. A verdict is a dict with ``name``,
+    ``description``, ``threshold``, ``status`` ("pass", "fail", "not measured": no row, or
+    "not available": rows without a measurement), ``rows`` (how many rows it covers) and
+    ``worst`` (the smallest ratio or the largest time among them, None if unmeasured).
+    """
+    verdicts = []
+    for target in targets:
+        matching = [row for row in rows if target.applies_to(row)]
+        results = []
+        for row in matching:
+            row["target"] = target.name
+            row["passed"] = target.met_by(row)
+            results.append(row["passed"])
+        measured = [row for row in matching if row["passed"] is not None]
+        if target.minimum_ratio is not None:
+            worst = min((row["ratio"] for row in measured), default=None)
+        else:
+            worst = max((row["seconds"] for row in measured), default=None)
+        if not matching:
+            status = "not measured"
+        elif False in results:
+            status = "fail"
+        elif None in results:
+            status = "not available"
+        else:
+            status = "pass"
+        verdicts.append({"name": target.name, "description": target.description,
+                         "threshold": target.threshold_text(), "status": status,
+                         "rows": len(matching), "worst": worst})
+    return verdicts
+
+
+# ------------------------------------------------------------------------------------------
+# Settings
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """How long and how much to measure. :func:`settings_for` gives the two standard ones."""
+
+    quick: bool = False
+    repeat: int = 11  # timed runs per measurement; the median is reported
+    min_run_seconds: float = 0.02  # each run repeats the call until it lasts this long
+    warmup_calls: int = 3  # untimed calls first (caches, lazy initialisation, allocator)
+    op_batch: int = 32  # batch of the op rows (the op target is stated at batch 32)
+    loop_repeat: int = 3  # runs of the (slow) textbook loop versions, one call each
+    train_batches: tuple[int, ...] = (32, 128, FULL_BATCH)
+    train_dtypes: tuple[str, ...] = ("float32", "float64")
+    train_repeat: int = 7  # timed epochs (runs) per throughput row
+    n_train: int = FULL_BATCH  # training images of the throughput rows
+    reports: tuple[str, ...] = ("full", "quick")  # which `tinycnn report` runs to time
+    report_timeout_seconds: float = 900.0
+
+
+def settings_for(quick: bool) -> BenchSettings:
+    """The settings of ``tinycnn bench`` (``quick=False``) or ``tinycnn bench --quick``."""
+    if not quick:
+        return BenchSettings()
+    return BenchSettings(quick=True, repeat=5, min_run_seconds=0.005, warmup_calls=2,
+                         loop_repeat=1, train_dtypes=("float32",), train_repeat=5,
+                         reports=("quick",))
+
+
+# ------------------------------------------------------------------------------------------
+# Timing
+# ------------------------------------------------------------------------------------------
+
+
+def _calls_per_run(function: Callable[[], object], min_run_seconds: float) -> int:
+    """Smallest of 1, 2, 5, 10, 20, 50, ... calls that take at least ``min_run_seconds``."""
+    number = 1
+    while True:
+        for multiple in (1, 2, 5):
+            calls = number * multiple
+            if _run_seconds(function, calls) >= min_run_seconds:
+                return calls
+        number *= 10
+
+
+def _run_seconds(function: Callable[[], object], calls: int) -> float:
+    """Seconds for ``calls`` calls, garbage collector off (as in :mod:`timeit`)."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        return time.perf_counter() - start
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def compare(numpy_function: Callable[[], object], torch_function: Callable[[], object],
+            settings: BenchSettings, *, repeat: int | None = None,
+            fixed_calls: int | None = None) -> tuple[float, float]:
+    """Median seconds per call of each function, their timed runs alternating.
+
+    ``fixed_calls`` skips the calibration and times that many calls per run (for functions
+    that are slow enough on their own, such as the loop versions or a whole epoch).
+    """
+    repeat = settings.repeat if repeat is None else repeat
+    for function in (numpy_function, torch_function):
+        for _ in range(settings.warmup_calls):
+            function()
+    if fixed_calls is None:
+        numpy_calls = _calls_per_run(numpy_function, settings.min_run_seconds)
+        torch_calls = _calls_per_run(torch_function, settings.min_run_seconds)
+    else:
+        numpy_calls = torch_calls = fixed_calls
+    numpy_times, torch_times = [], []
+    for _ in range(repeat):
+        numpy_times.append(_run_seconds(numpy_function, numpy_calls) / numpy_calls)
+        torch_times.append(_run_seconds(torch_function, torch_calls) / torch_calls)
+    return statistics.median(numpy_times), statistics.median(torch_times)
+
+
+# ------------------------------------------------------------------------------------------
+# Ops: reference.ops against torch.nn.functional
+# ------------------------------------------------------------------------------------------
+
+
+def _op_cases(batch: int, dtype_name: str):
+    """(op, pass, shapes, NumPy function, PyTorch function) for every op row of one dtype.
+
+    Shapes are TinyCNN's: images ``(N, 1, 8, 8)``, three 3x3 filters, ReLU and 2x2 pooling on
+    ``(N, 3, 6, 6)``, the dense layer ``27 -> 3``, cross-entropy on ``(N, 3)`` logits.
+    PyTorch's forward is the ``F.*`` call under ``torch.no_grad()`` (its fastest eager path, no
+    graph recorded). Its backward is ``torch.autograd.grad`` through a graph recorded once and
+    kept (``retain_graph=True``): the backward kernels plus autograd's dispatch, the way eager
+    PyTorch computes gradients. Cross-entropy is one row, "forward+backward": the reference
+    returns the loss and its gradient from one call.
+    """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from reference import ops
+
+    N = batch
+    dtype = np.dtype(dtype_name)
+    rng = np.random.default_rng(0)
+
+    def normal(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    x, w, b = normal(N, 1, 8, 8), normal(3, 1, 3, 3), normal(3)
+    conv_out, pooled = normal(N, 3, 6, 6), normal(N, 3, 3, 3)
+    features, fc_w, fc_b, logits = normal(N, 27), normal(3, 27), normal(3), normal(N, 3)
+    labels = rng.integers(0, 3, size=N)
+
+    def tensors(*arrays):
+        return [torch.from_numpy(a) for a in arrays]
+
+    def no_grad(function, *arrays):
+        inputs = tensors(*arrays)
+
+        def call():
+            with torch.no_grad():
+                return function(*inputs)
+        return call
+
+    def backward(function, upstream, *arrays):
+        inputs = [t.requires_grad_() for t in tensors(*(a.copy() for a in arrays))]
+        output = function(*inputs)
+        dy = torch.from_numpy(upstream)
+        return lambda: torch.autograd.grad(output, inputs, dy, retain_graph=True)
+
+    def cross_entropy_with_gradient():
+        leaf = torch.from_numpy(logits).requires_grad_()
+        loss = F.cross_entropy(leaf, torch_labels)
+        return loss, torch.autograd.grad(loss, leaf)
+
+    torch_labels = torch.from_numpy(labels)
+
+    def pool(a):
+        return F.max_pool2d(a, 2, 2)
+
+    conv_shape = f"x ({N},1,8,8), w (3,1,3,3)"
+    map_shape = f"({N},3,6,6)"
+    return [
+        ("conv2d", "forward", conv_shape, lambda: ops.conv2d_forward(x, w, b),
+         no_grad(F.conv2d, x, w, b)),
+        ("conv2d", "backward", conv_shape, lambda: ops.conv2d_backward(conv_out, x, w, b),
+         backward(F.conv2d, conv_out, x, w, b)),
+        ("relu", "forward", map_shape, lambda: ops.relu_forward(conv_out),
+         no_grad(F.relu, conv_out)),
+        ("relu", "backward", map_shape, lambda: ops.relu_backward(conv_out, conv_out),
+         backward(F.relu, conv_out, conv_out)),
+        ("maxpool2d", "forward", f"{map_shape}, 2x2 stride 2",
+         lambda: ops.maxpool2d_forward(conv_out, 2, 2), no_grad(pool, conv_out)),
+        ("maxpool2d", "backward", f"{map_shape}, 2x2 stride 2",
+         lambda: ops.maxpool2d_backward(pooled, conv_out, 2, 2), backward(pool, pooled, conv_out)),
+        ("linear", "forward", f"({N},27) -> 3", lambda: ops.linear_forward(features, fc_w, fc_b),
+         no_grad(F.linear, features, fc_w, fc_b)),
+        ("linear", "backward", f"({N},27) -> 3",
+         lambda: ops.linear_backward(logits, features, fc_w, fc_b),
+         backward(F.linear, logits, features, fc_w, fc_b)),
+        ("softmax_cross_entropy", "forward+backward", f"logits ({N},3)",
+         lambda: ops.softmax_cross_entropy(logits, labels), cross_entropy_with_gradient),
+    ]
+
+
+def _loop_cases(batch: int):
+    """The textbook loop versions, float64, against the same PyTorch calls as above."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from reference import ops
+
+    N = batch
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((N, 1, 8, 8)), rng.standard_normal((3, 1, 3, 3)), np.zeros(3)
+    conv_out, pooled = rng.standard_normal((N, 3, 6, 6)), rng.standard_normal((N, 3, 3, 3))
+    tx, tw, tb, tconv = (torch.from_numpy(a) for a in (x, w, b, conv_out))
+
+    def torch_conv():
+        with torch.no_grad():
+            return F.conv2d(tx, tw, tb)
+
+    def torch_pool():
+        with torch.no_grad():
+            return F.max_pool2d(tconv, 2, 2)
+
+    leaves = [torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b)]
+    conv_graph = F.conv2d(*leaves)
+    pool_leaf = torch.from_numpy(conv_out.copy()).requires_grad_()
+    pool_graph = F.max_pool2d(pool_leaf, 2, 2)
+    dy_conv, dy_pool = torch.from_numpy(conv_out), torch.from_numpy(pooled)
+    return [
+        ("conv2d", "forward", lambda: ops.conv2d_forward_loops(x, w, b),
+         lambda: ops.conv2d_forward(x, w, b), torch_conv),
+        ("conv2d", "backward", lambda: ops.conv2d_backward_loops(conv_out, x, w, b),
+         lambda: ops.conv2d_backward(conv_out, x, w, b),
+         lambda: torch.autograd.grad(conv_graph, leaves, dy_conv, retain_graph=True)),
+        ("maxpool2d", "forward", lambda: ops.maxpool2d_forward_loops(conv_out, 2, 2),
+         lambda: ops.maxpool2d_forward(conv_out, 2, 2), torch_pool),
+        ("maxpool2d", "backward", lambda: ops.maxpool2d_backward_loops(pooled, conv_out, 2, 2),
+         lambda: ops.maxpool2d_backward(pooled, conv_out, 2, 2),
+         lambda: torch.autograd.grad(pool_graph, pool_leaf, dy_pool, retain_graph=True)),
+    ]
+
+
+def bench_ops(settings: BenchSettings, progress: Callable[[str], None]) -> list[dict]:
+    """One row per op, pass and dtype (vectorized), then the loop versions (float64)."""
+    rows = []
+    for dtype_name in ("float32", "float64"):
+        for op, pass_name, shapes, numpy_call, torch_call in _op_cases(settings.op_batch,
+                                                                       dtype_name):
+            progress(f"{op} {pass_name} {dtype_name}")
+            numpy_seconds, torch_seconds = compare(numpy_call, torch_call, settings)
+            rows.append({"section": "ops", "name": f"{op} {pass_name}", "op": op,
+                         "pass": pass_name, "implementation": "vectorized", "dtype": dtype_name,
+                         "batch": settings.op_batch, "shapes": shapes,
+                         "numpy_seconds": numpy_seconds, "torch_seconds": torch_seconds,
+                         "ratio": ratio(numpy_seconds, torch_seconds)})
+    slow = replace(settings, warmup_calls=1)
+    for op, pass_name, loop_call, vectorized_call, torch_call in _loop_cases(settings.op_batch):
+        progress(f"{op} {pass_name} loops")
+        loop_seconds, torch_seconds = compare(loop_call, torch_call, slow,
+                                              repeat=settings.loop_repeat, fixed_calls=1)
+        vectorized_seconds = next(row["numpy_seconds"] for row in rows
+                                  if row["op"] == op and row["pass"] == pass_name
+                                  and row["dtype"] == "float64")
+        rows.append({"section": "ops", "name": f"{op} {pass_name} (loops)", "op": op,
+                     "pass": pass_name, "implementation": "loops", "dtype": "float64",
+                     "batch": settings.op_batch, "shapes": "as above",
+                     "numpy_seconds": loop_seconds, "torch_seconds": torch_seconds,
+                     "ratio": ratio(loop_seconds, torch_seconds),
+                     "slower_than_vectorized": loop_seconds / vectorized_seconds})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------
+# Training throughput
+# ------------------------------------------------------------------------------------------
+
+
+def _epoch_functions(model_name: str, batch: int, dtype_name: str, n_train: int):
+    """One epoch of SGD steps in NumPy and in PyTorch, from the same weights and batches.
+
+    The step bodies are those of :func:`reference.train.train` and
+    :func:`torch_impl.train.train` (the optimiser settings of ``TrainConfig``), without the
+    per-epoch evaluation: only the training steps are timed.
+    """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    import reference
+    import torch_impl
+    from reference.optim import SGD
+
+    dtype = np.dtype(dtype_name)
+    data = reference.make_dataset(n_train=n_train, n_val=0, seed=0)
+    x, y = data.x_train.astype(dtype), data.y_train
+    if model_name == "TinyCNN":
+        model = reference.TinyCNN(dtype=dtype, seed=0)
+    else:
+        model = reference.MLP(18, dtype=dtype, seed=0)
+    config = reference.TrainConfig()
+    batches = reference.epoch_batches(n_train, batch, epoch=1, seed=config.seed)
+
+    module = torch_impl.from_reference(model)  # same initial weights, same dtype
+    optimizer = SGD(model.params, lr=config.lr, momentum=config.momentum,
+                    weight_decay=config.weight_decay)
+    torch_optimizer = torch.optim.SGD(module.parameters(), lr=config.lr,
+                                      momentum=config.momentum,
+                                      weight_decay=config.weight_decay)
+    x_torch, y_torch = torch.from_numpy(x), torch.from_numpy(y)
+    torch_batches = [torch.from_numpy(index) for index in batches]
+
+    def numpy_epoch():
+        for index in batches:
+            loss, grads = model.loss_and_gradients(x[index], y[index])
+            optimizer.step(grads)
+
+    def torch_epoch():
+        for index in torch_batches:
+            torch_optimizer.zero_grad()
+            loss = F.cross_entropy(module(x_torch[index]), y_torch[index])
+            loss.backward()
+            torch_optimizer.step()
+            loss.item()
+
+    return numpy_epoch, torch_epoch
+
+
+def bench_training(settings: BenchSettings, progress: Callable[[str], None]) -> list[dict]:
+    """Samples per second of SGD training, one row per model, batch size and dtype."""
+    rows = []
+    epoch_settings = replace(settings, warmup_calls=1)
+    for dtype_name in settings.train_dtypes:
+        for model_name in ("TinyCNN", "MLP (18 hidden)"):
+            for batch in settings.train_batches:
+                progress(f"train {model_name} batch {batch} {dtype_name}")
+                numpy_epoch, torch_epoch = _epoch_functions(model_name, batch, dtype_name,
+                                                            settings.n_train)
+                numpy_seconds, torch_seconds = compare(numpy_epoch, torch_epoch, epoch_settings,
+                                                       repeat=settings.train_repeat,
+                                                       fixed_calls=1)
+                rows.append({"section": "training", "name": f"{model_name}, batch {batch}",
+                             "model": model_name, "batch": batch, "dtype": dtype_name,
+                             "samples_per_epoch": settings.n_train,
+                             "numpy_seconds": numpy_seconds, "torch_seconds": torch_seconds,
+                             "numpy_samples_per_second": settings.n_train / numpy_seconds,
+                             "torch_samples_per_second": settings.n_train / torch_seconds,
+                             "ratio": ratio(numpy_seconds, torch_seconds)})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------
+# tinycnn report wall time
+# ------------------------------------------------------------------------------------------
+
+REPORT_RUNS = {"full": ("tinycnn report", ()), "quick": ("tinycnn report --quick", ("--quick",))}
+
+
+def time_report(kind: str, settings: BenchSettings,
+                command_prefix: Sequence[str] | None = None) -> dict:
+    """Wall time of one ``tinycnn report`` run in a fresh subprocess, into a temporary folder.
+
+    ``command_prefix`` is how to start ``tinycnn`` (default: this Python, ``-m tinycnn``). If
+    the installed ``tinycnn`` has no ``report`` command, the row says "not available" instead
+    of failing the benchmark.
+    """
+    name, options = REPORT_RUNS[kind]
+    prefix = list(command_prefix or [sys.executable, "-m", "tinycnn"])
+    row = {"section": "report", "name": name, "seconds": None}
+    probe = subprocess.run([*prefix, "report", "--help"], capture_output=True, text=True,
+                           check=False)
+    if probe.returncode != 0:
+        row["status"] = "not available"
+        return row
+    with tempfile.TemporaryDirectory(prefix="tinycnn-bench-") as folder:
+        command = [*prefix, "report", *options, "--out", str(Path(folder) / "report"),
+                   "--no-progress"]
+        row["command"] = " ".join(["tinycnn report", *options, "--out TMPDIR --no-progress"])
+        start = time.perf_counter()
+        try:
+            done = subprocess.run(command, cwd=folder, capture_output=True, text=True,
+                                  timeout=settings.report_timeout_seconds, check=False)
+        except subprocess.TimeoutExpired:
+            row["status"] = f"timed out after {settings.report_timeout_seconds:g} s"
+            return row
+        seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        last_line = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        row["status"] = f"failed (exit {done.returncode}): {last_line}"
+        return row
+    row["status"] = "ok"
+    row["seconds"] = seconds
+    return row
+
+
+# ------------------------------------------------------------------------------------------
+# Machine facts and thread settings
+# ------------------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine_facts() -> dict:
+    """Cores, CPU, BLAS libraries in use and versions, for the JSON and the table header."""
+    import numpy as np
+    import threadpoolctl
+    import torch
+
+    try:
+        usable_cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        usable_cores = os.cpu_count()
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except (TypeError, KeyError):  # older NumPy: no mode="dicts"
+        blas = None
+    libraries = [{key: info.get(key) for key in ("user_api", "internal_api", "version",
+                                                   "num_threads", "filepath")}
+                 for info in threadpoolctl.threadpool_info()]
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": usable_cores,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "threadpoolctl": threadpoolctl.__version__,
+        "numpy_blas_build": blas,
+        "thread_pools_loaded": libraries,
+        "torch_default_threads": torch.get_num_threads(),
+        "torch_mkldnn": bool(torch.backends.mkldnn.is_available()),
+    }
+
+
+class single_thread:
+    """Context manager: NumPy's BLAS (and OpenMP) via threadpoolctl, and PyTorch, on 1 thread.
+
+    ``threadpoolctl.threadpool_limits(limits=1)`` caps every BLAS and OpenMP pool loaded in
+    the process; ``torch.set_num_threads(1)`` caps PyTorch's intra-op pool. Both are restored
+    on exit.
+    """
+
+    def __enter__(self) -> dict:
+        import threadpoolctl
+        import torch
+
+        self.torch_threads = torch.get_num_threads()
+        self.limits = threadpoolctl.threadpool_limits(limits=1)
+        torch.set_num_threads(1)
+        return {
+            "how": "threadpoolctl.threadpool_limits(limits=1) for NumPy's BLAS and OpenMP; "
+                   "torch.set_num_threads(1) for PyTorch",
+            "numpy_blas_threads": [info["num_threads"] for info in threadpoolctl.threadpool_info()
+                                   if info["user_api"] == "blas"],
+            "torch_threads": torch.get_num_threads(),
+        }
+
+    def __exit__(self, *exc) -> None:
+        import torch
+
+        self.limits.restore_original_limits()
+        torch.set_num_threads(self.torch_threads)
+
+
+# ------------------------------------------------------------------------------------------
+# The whole run, the table, the command
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BenchResult:
+    settings: BenchSettings
+    machine: dict
+    threads: dict
+    rows: list[dict] = field(default_factory=list)
+    targets: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "ratio": "NumPy speed / PyTorch speed = PyTorch time / NumPy time (>1: NumPy faster)",
+            "timing": "median over `repeat` runs of the time per call; warm-up calls first; "
+                      "NumPy and PyTorch runs alternate; garbage collector off while timing",
+            "settings": asdict(self.settings),
+            "threads": self.threads,
+            "machine": self.machine,
+            "rows": self.rows,
+            "targets": self.targets,
+            "all_targets_pass": all(t["status"] == "pass" for t in self.targets),
+            "seconds": self.seconds,
+        }
+
+
+def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = None,
+              report_command_prefix: Sequence[str] | None = None) -> BenchResult:
+    """Measure everything ``settings`` asks for; return the rows and the target verdicts."""
+    progress = progress or (lambda message: None)
+    start = time.perf_counter()
+    machine = machine_facts()
+    with single_thread() as threads:
+        rows = bench_ops(settings, progress) + bench_training(settings, progress)
+    for kind in settings.reports:  # default threads: the report targets are for the machine
+        progress(f"tinycnn report ({kind})")
+        rows.append(time_report(kind, settings, report_command_prefix))
+    targets = evaluate_targets(rows)
+    return BenchResult(settings, machine, threads, rows, targets, time.perf_counter() - start)
+
+
+def _time_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds:.1f} s"
+
+
+def _row_cells(row: dict) -> list[str]:
+    mark = ""
+    if row.get("target"):
+        verdict = {True: "pass", False: "FAIL", None: "n/a"}[row.get("passed")]
+        threshold = next(t.threshold_text() for t in TARGETS if t.name == row["target"])
+        mark = f"{verdict} ({threshold})"
+    if row["section"] == "ops":
+        name = f"{row['name']}  {row['shapes']}"
+        if "slower_than_vectorized" in row:
+            name += f"  [{row['slower_than_vectorized']:,.0f}x slower than vectorized]"
+        return [row["section"], name, row["dtype"], _time_text(row["numpy_seconds"]),
+                _time_text(row["torch_seconds"]), f"{row['ratio']:.2f}x", mark]
+    if row["section"] == "training":
+        return [row["section"], row["name"], row["dtype"],
+                f"{row['numpy_samples_per_second']:,.0f}/s",
+                f"{row['torch_samples_per_second']:,.0f}/s", f"{row['ratio']:.2f}x", mark]
+    status = "" if row["status"] == "ok" else row["status"]
+    return [row["section"], row["name"], "-", _time_text(row["seconds"]) if row["seconds"]
+            else status, "-", "-", mark]
+
+
+def format_table(result: BenchResult) -> str:
+    """The rows as an aligned text table, then the machine, threads and target verdicts."""
+    header = ["section", "benchmark", "dtype", "NumPy", "PyTorch", "NumPy/PyTorch", "target"]
+    cells = [header] + [_row_cells(row) for row in result.rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    lines = []
+    for k, line in enumerate(cells):
+        lines.append("  ".join(text.ljust(width) for text, width in zip(line, widths,
+                                                                          strict=True)).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    machine, threads = result.machine, result.threads
+    blas = ", ".join(f"{lib['internal_api']} {lib['version']}"
+                     for lib in machine["thread_pools_loaded"] if lib["user_api"] == "blas")
+    lines += [
+        "",
+        "NumPy/PyTorch = NumPy speed / PyTorch speed (PyTorch time / NumPy time); above 1 NumPy "
+        "is faster.",
+        "Times: median per call over timed runs after warm-up, NumPy and PyTorch alternating. "
+        "PyTorch ops: forward under no_grad, backward = autograd.grad on a kept graph.",
+        f"Threads: {threads['how']} (during the run: BLAS {threads['numpy_blas_threads']}, "
+        f"torch {threads['torch_threads']}). `tinycnn report` runs with default threads.",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable); "
+        f"Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {blas or 'unknown'}), "
+        f"PyTorch {machine['torch']}.",
+        "",
+        "Targets:",
+    ]
+    for verdict in result.targets:
+        worst = verdict["worst"]
+        if worst is None:
+            worst_text = ""
+        elif verdict["threshold"].startswith(">="):
+            worst_text = f", worst {worst:.2f}x"
+        else:
+            worst_text = f", {worst:.1f} s"
+        lines.append(f"  {verdict['status'].upper():13s} {verdict['description']} "
+                     f"({verdict['rows']} rows{worst_text})")
+    lines.append(f"bench took {result.seconds:.0f} s")
+    return "\n".join(lines)
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add ``tinycnn bench`` to the ``tinycnn`` subcommands."""
+    parser = subparsers.add_parser(
+        "bench", help="time the NumPy reference against PyTorch (ops, training, report)",
+        description="Time every op, forward and backward, and training throughput of TinyCNN "
+                    "and the MLP, NumPy against PyTorch eager on one thread each; time "
+                    "`tinycnn report`; print the NumPy/PyTorch ratios with the targets of "
+                    "issue 5.",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the results to PATH (JSON)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repeats, float32 training only, only `report --quick` "
+                             "(well under a minute)")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not time `tinycnn report`")
+    parser.set_defaults(func=run_bench_command)
+    return parser
+
+
+def run_bench_command(args) -> int:
+    """``tinycnn bench``: measure, print the table, write the JSON; returns 0."""
+    from tinycnn.cli import CommandError
+
+    if args.json is not None:
+        parent = Path(args.json).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise CommandError(f"--json {args.json}: no such directory {parent}")
+    settings = settings_for(args.quick)
+    if args.no_report:
+        settings = replace(settings, reports=())
+
+    def progress(message: str) -> None:
+        print(f"  timing {message} ...", file=sys.stderr, flush=True)
+
+    result = run_bench(settings, progress)
+    print(format_table(result))
+    if args.json is not None:
+        Path(args.json).expanduser().write_text(json.dumps(result.to_json(), indent=2) + "\n",
+                                                encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
