@@ -137,6 +137,23 @@ def _check_shape(name: str, a: np.ndarray, expected: tuple[int, ...]) -> None:
         raise ValueError(f"{name} must have shape {expected}, got {a.shape}")
 
 
+def _output_size_2d(H: int, W: int, KH: int, KW: int, padding, stride) -> tuple[int, int]:
+    """``(H_out, W_out)`` by :func:`conv_output_size`, remembered per geometry.
+
+    A training run asks for the same few geometries thousands of times. Non-integer arguments
+    skip the cache (they may not be hashable) and get conv_output_size's error.
+    """
+    if not (_is_int(KH) and _is_int(KW) and _is_int(padding) and _is_int(stride)):
+        conv_output_size(H, KH, padding, stride)  # raises the ValueError naming the bad value
+        conv_output_size(W, KW, padding, stride)
+    return _output_size_2d_cached(H, W, KH, KW, padding, stride)
+
+
+@functools.lru_cache(maxsize=256)
+def _output_size_2d_cached(H, W, KH, KW, padding, stride) -> tuple[int, int]:
+    return conv_output_size(H, KH, padding, stride), conv_output_size(W, KW, padding, stride)
+
+
 def _conv_geometry(x, w, b, stride, padding) -> tuple[int, int]:
     """Validate conv arguments and return the output size ``(H_out, W_out)``."""
     _check_float_array("x", x, 4, "(N, C, H, W)")
@@ -151,13 +168,11 @@ def _conv_geometry(x, w, b, stride, padding) -> tuple[int, int]:
     if b.shape != (F,):
         raise ValueError(f"b must have shape ({F},) to match {F} filters, got {b.shape}")
     try:
-        H_out = conv_output_size(H, KH, padding, stride)
-        W_out = conv_output_size(W, KW, padding, stride)
+        return _output_size_2d(H, W, KH, KW, padding, stride)
     except ValueError as error:
         raise ValueError(
             f"conv2d with x {x.shape}, w {w.shape}, stride {stride}, padding {padding}: {error}"
         ) from None
-    return H_out, W_out
 
 
 def _pool_geometry(x, size, stride) -> tuple[int, int]:
@@ -165,13 +180,11 @@ def _pool_geometry(x, size, stride) -> tuple[int, int]:
     _check_float_array("x", x, 4, "(N, C, H, W)")
     N, C, H, W = x.shape
     try:
-        H_out = conv_output_size(H, size, 0, stride)
-        W_out = conv_output_size(W, size, 0, stride)
+        return _output_size_2d(H, W, size, size, 0, stride)
     except ValueError as error:
         raise ValueError(
             f"maxpool2d with x {x.shape}, size {size}, stride {stride}: {error}"
         ) from None
-    return H_out, W_out
 
 
 def _check_upstream(dy: np.ndarray, expected_shape: tuple[int, ...], dtype) -> None:
@@ -363,7 +376,7 @@ def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.dtype not in _FLOAT_DTYPES:
         raise ValueError(f"x must be a float32 or float64 NumPy array, got {_describe(x)}")
     _check_upstream(dy, x.shape, x.dtype)
-    return np.where(x > 0, dy, np.zeros((), dtype=x.dtype))
+    return dy * (x > 0)  # N.B. a multiply, not np.where (slow on random signs): NaN dy stays NaN
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,6 +408,14 @@ def _pool_index(
     index = index.reshape(size * size, planes * H_out * W_out)
     index.flags.writeable = False
     return index
+
+
+@functools.lru_cache(maxsize=16)
+def _countdown(n: int) -> np.ndarray:
+    """The column ``n, n-1, ..., 1`` (shape ``(n, 1)``) in the smallest unsigned type that fits."""
+    weights = np.arange(n, 0, -1).astype(np.min_scalar_type(n)).reshape(n, 1)
+    weights.flags.writeable = False
+    return weights
 
 
 def maxpool2d_forward(x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarray:
@@ -446,8 +467,7 @@ def maxpool2d_backward(
     is_max = windows == windows.max(axis=0)  # size², N*C*H_out*W_out; ties give several
     # First maximum in row-major order: weigh window rows size², ..., 2, 1 and keep the heaviest
     # maximum. (Small unsigned weights keep this fast; argmax over axis 0 is much slower.)
-    countdown = np.arange(size * size, 0, -1).astype(np.min_scalar_type(size * size))
-    first = size * size - (is_max * countdown[:, None]).max(axis=0)  # N*C*H_out*W_out
+    first = size * size - (is_max * _countdown(size * size)).max(axis=0)  # N*C*H_out*W_out
     # Element k of every window lies a fixed offset away from the window's first element.
     offsets = index[:, 0] - index[0, 0]  # size²
     winner = index[0] + offsets[first]  # position in x.ravel(), N*C*H_out*W_out
@@ -531,10 +551,10 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[np.nd
     shifted = logits - logits.max(axis=1, keepdims=True)  # N, K; largest entry of each row is 0
     log_sum_exp = np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # N, 1
     log_probs = shifted - log_sum_exp  # N, K
-    rows = np.arange(N)
-    loss = -(log_probs[rows, labels].sum() / N)  # the batch mean (np.mean computes exactly this)
-    dlogits = np.exp(log_probs)
-    dlogits[rows, labels] -= 1
+    picked = np.arange(N) * K + labels  # flat position of each sample's true class
+    loss = -(log_probs.take(picked).sum() / N)  # the batch mean (np.mean computes exactly this)
+    dlogits = np.exp(log_probs)  # N, K: softmax
+    dlogits.reshape(-1)[picked] -= 1  # minus one-hot
     dlogits /= N
     return np.asarray(loss, dtype=logits.dtype), dlogits
 

@@ -63,7 +63,7 @@ class SGD:
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Apply one update using ``grads`` (same keys and shapes as the parameters)."""
-        if set(grads) != set(self.params):
+        if grads.keys() != self.params.keys():  # compares the key sets, without building sets
             raise ValueError(f"gradients for {sorted(grads)} but parameters {sorted(self.params)}")
         for name, p in self.params.items():
             g = grads[name]
@@ -75,6 +75,9 @@ class SGD:
                     buf = self.momentum_buffers[name] = np.array(g, dtype=p.dtype, copy=True)
                 else:
                     buf *= self.momentum
-                    buf += (1 - self.dampening) * g
+                    if self.dampening:
+                        buf += (1 - self.dampening) * g
+                    else:  # the same numbers: (1 - 0) * g is exactly g, one temporary fewer
+                        buf += g
                 g = g + self.momentum * buf if self.nesterov else buf
             p -= self.lr * g
