@@ -129,7 +129,8 @@ def gradient_check(table: pd.DataFrame, path) -> str:
 # -- section 6 ---------------------------------------------------------------------------------
 
 
-def training_curves(curves: pd.DataFrame, target: float, first_epoch: int | None, path) -> str:
+def training_curves(curves: pd.DataFrame, target: float, first_epoch: int | None, seed: int,
+                    path) -> str:
     """Loss and accuracy per epoch on both splits, with the target accuracy marked."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     for ax, metric, title in ((loss_ax, "loss", "Loss (cross-entropy)"),
@@ -150,7 +151,7 @@ def training_curves(curves: pd.DataFrame, target: float, first_epoch: int | None
                         xytext=(5, 0), textcoords="offset points", fontsize=8)
     loss_ax.legend()
     acc_ax.legend(loc="lower right")
-    fig.suptitle("TinyCNN training, 3 classes (seed 0)")
+    fig.suptitle(f"TinyCNN training, 3 classes (seed {seed})")
     return _save(fig, path)
 
 

@@ -87,7 +87,7 @@ def figure_jobs(data: ReportData, directory: Path) -> list[tuple[Callable, tuple
     T, A = data.tables, data.arrays
     orientation = T["07_orientation"]
     final = orientation[orientation["epoch"] == orientation["epoch"].max()]
-    first = T["06_epochs_to_99"]["first_epoch"].iloc[0]
+    first, seed = T["06_epochs_to_99"][["first_epoch", "seed"]].iloc[0]
     d = directory
     return [
         (figures.connectivity, (T["01_connectivity"], d / "01_connectivity.png")),
@@ -95,7 +95,7 @@ def figure_jobs(data: ReportData, directory: Path) -> list[tuple[Callable, tuple
         (figures.sample_grid, (*A["grid_4"], d / "04_samples_4_classes.png")),
         (figures.gradient_check, (T["05_gradient_check"], d / "05_gradient_check.png")),
         (figures.training_curves, (T["06_training_curves"], experiments.ACCURACY_TARGET,
-                                   int(first), d / "06_training_curves.png")),
+                                   int(first), int(seed), d / "06_training_curves.png")),
         (figures.filter_evolution, (A["snapshots"], list(final["preferred"]),
                                     d / "07_filter_evolution.png")),
         (figures.orientation_scores, (orientation, experiments.ORIENTATIONS,
