@@ -151,6 +151,7 @@ def _output_size_2d(H: int, W: int, KH: int, KW: int, padding, stride) -> tuple[
 
 @functools.lru_cache(maxsize=256)
 def _output_size_2d_cached(H, W, KH, KW, padding, stride) -> tuple[int, int]:
+    # Only integers reach here; errors are not cached, so a bad call always raises.
     return conv_output_size(H, KH, padding, stride), conv_output_size(W, KW, padding, stride)
 
 
@@ -229,15 +230,26 @@ def _window_index(
 # --------------------------------------------------------------------------------------------
 # Convolution (cross-correlation, as torch.nn.functional.conv2d)
 #
-# A convolution is linear in x, so it is a matrix product. Flatten each (padded) image to
-# C*H*W values and each output to F*H_out*W_out values: then
+# Forward: unfold every patch the kernel visits into a column ("im2col": one gather through a
+# cached index); each image's output is then one small matrix product, filters times columns.
+#
+# Backward: a convolution is linear in x, so it is a matrix product. Flatten each (padded)
+# image to C*H*W values and each output to F*H_out*W_out values; then
 #
 #     y_flat = x_flat @ M.T + b      M: (F*H_out*W_out, C*H*W), the "convolution matrix"
 #
-# where row (f, i, j) of M holds the kernel w[f] at the pixels that output reads, zeros
-# elsewhere. Forward pass, input gradient and kernel gradient are then one BLAS product each.
-# M is dense, so this suits small images like this project's (TinyCNN: M is 108 x 64); on
-# large images it would waste time multiplying zeros, and an im2col formulation would win.
+# where row (f, i, j) of M holds the kernel w[f] at the pixels output (i, j) reads, and zeros
+# elsewhere. M is itself linear in w: M = w_flat @ T with a fixed 0/1 "placement" T that
+# depends only on the shapes. All three gradients are then matrix products over the whole
+# batch, one BLAS call each:
+#
+#     dx_flat = dy_flat @ M      dM = dy_flat.T @ x_flat      dw_flat = dM @ T.T
+#
+# M and T are dense, which suits small images like this project's (TinyCNN: M is 108 x 64,
+# T is 9 x 2304): there a few dense products beat scattering every patch back. (The forward
+# pass could be x_flat @ M.T too; at batch 32 the gather above is faster, clearly so in
+# float64.) On large images M and T would be mostly zeros, and an im2col backward pass would
+# do less work.
 # --------------------------------------------------------------------------------------------
 
 
@@ -248,30 +260,35 @@ def _pad(x: np.ndarray, padding: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
 
 
-@functools.lru_cache(maxsize=64)
-def _kernel_positions(
-    C: int, H: int, W: int, KH: int, KW: int, stride: int, H_out: int, W_out: int
+@functools.lru_cache(maxsize=16)
+def _placement(
+    C: int, H: int, W: int, KH: int, KW: int, stride: int, H_out: int, W_out: int, dtype
 ) -> np.ndarray:
-    """Where each kernel weight goes in one filter's rows of the convolution matrix.
+    """Where each kernel weight goes in the convolution matrix of one filter.
 
-    Returns ``(C*KH*KW, H_out*W_out)``: entry ``[k, p]`` is the position, in the flattened
-    ``(H_out*W_out, C*H*W)`` block of one filter, of the weight ``k`` (in the order of
-    ``w.reshape(F, C*KH*KW)``) in the row of output pixel ``p``.
+    Returns ``T (C*KH*KW, H_out*W_out*C*H*W)`` of zeros and ones, in ``dtype``:
+    ``T[k, (p, q)] = 1`` when weight ``k`` (in the order of ``w.reshape(F, C*KH*KW)``) multiplies
+    pixel ``q`` (of the flattened ``(C, H, W)`` image) for output pixel ``p``. One filter's
+    ``(H_out*W_out, C*H*W)`` block of ``M`` is ``w[f].ravel() @ T``.
     """
     window = _window_index(C, H, W, KH, KW, stride, H_out, W_out)  # C*KH*KW, H_out*W_out
-    row_start = np.arange(H_out * W_out) * (C * H * W)  # H_out*W_out
-    positions = row_start + window
-    positions.flags.writeable = False
-    return positions
+    n_weights, n_outputs = window.shape
+    T = np.zeros((n_weights, n_outputs, C * H * W), dtype=dtype)
+    T[np.arange(n_weights)[:, None], np.arange(n_outputs), window] = 1
+    T = T.reshape(n_weights, n_outputs * C * H * W)
+    T.flags.writeable = False
+    return T
 
 
-def _conv_matrix(w: np.ndarray, positions: np.ndarray, H: int, W: int) -> np.ndarray:
-    """The convolution matrix ``M (F*H_out*W_out, C*H*W)`` of filters ``w (F, C, KH, KW)``."""
-    F, C, KH, KW = w.shape
-    n_outputs = positions.shape[1]  # H_out*W_out
-    M = np.zeros((F, n_outputs * C * H * W), dtype=w.dtype)
-    M[:, positions] = w.reshape(F, C * KH * KW, 1)  # every output row gets the whole kernel
-    return M.reshape(F * n_outputs, C * H * W)
+def _im2col(x_padded: np.ndarray, KH: int, KW: int, stride: int, H_out: int, W_out: int):
+    """Every patch the kernel visits, as columns: ``(N, C, H, W)`` -> ``(N, C*KH*KW, H_out*W_out)``.
+
+    Column ``p`` of image ``n`` is the patch under output pixel ``p``, flattened like
+    ``w.reshape(F, C*KH*KW)``, so that image's output is ``w.reshape(F, -1) @ columns[n]``.
+    """
+    N, C, H, W = x_padded.shape
+    index = _window_index(C, H, W, KH, KW, stride, H_out, W_out)  # C*KH*KW, H_out*W_out
+    return x_padded.reshape(N, C * H * W).take(index, axis=1)
 
 
 def conv2d_forward(
@@ -299,13 +316,10 @@ def conv2d_forward(
         ``H_out = (H + 2*padding - KH) // stride + 1``, likewise ``W_out``.
     """
     H_out, W_out = _conv_geometry(x, w, b, stride, padding)
-    x_padded = _pad(x, padding)
-    N, C, H, W = x_padded.shape  # H, W include the padding
-    F, _, KH, KW = w.shape
-    positions = _kernel_positions(C, H, W, KH, KW, stride, H_out, W_out)
-    M = _conv_matrix(w, positions, H, W)  # F*H_out*W_out, C*H*W
-    y = x_padded.reshape(N, C * H * W) @ M.T  # N, F*H_out*W_out
-    y = y.reshape(N, F, H_out * W_out)
+    N = x.shape[0]
+    F, C, KH, KW = w.shape
+    columns = _im2col(_pad(x, padding), KH, KW, stride, H_out, W_out)  # N, C*KH*KW, H_out*W_out
+    y = np.matmul(w.reshape(F, C * KH * KW), columns)  # N, F, H_out*W_out
     y += b.reshape(F, 1)
     return y.reshape(N, F, H_out, W_out)
 
@@ -320,11 +334,11 @@ def conv2d_backward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of a loss through :func:`conv2d_forward`.
 
-    With ``y_flat = x_flat @ M.T + b`` (see the section comment above), ``dx_flat = dy_flat @ M``
-    spreads each upstream value back over the patch it came from, weighted by the kernel (the
-    "full convolution with the flipped kernel"). The gradient of ``M`` is ``dy_flat.T @ x_flat``;
-    each kernel weight appears in ``M`` once per output pixel, so its gradient is the sum of
-    those entries: the correlation of the input with the upstream gradient.
+    With ``y_flat = x_flat @ M.T + b`` and ``M = w_flat @ T`` (see the comment that opens the
+    convolution section): ``dx_flat = dy_flat @ M`` spreads each upstream value back over the patch it came from,
+    weighted by the kernel (the "full convolution with the flipped kernel");
+    ``dM = dy_flat.T @ x_flat``, and ``dw_flat = dM @ T.T`` adds up, for each weight, the
+    entries of ``dM`` at its places: the correlation of the input with the upstream gradient.
 
     Parameters
     ----------
@@ -348,12 +362,12 @@ def conv2d_backward(
     H_padded, W_padded = x_padded.shape[2:]
     x_flat = x_padded.reshape(N, C * H_padded * W_padded)  # N, C*(H+2P)*(W+2P)
     dy_flat = dy.reshape(N, F * H_out * W_out)  # N, F*H_out*W_out
-    positions = _kernel_positions(C, H_padded, W_padded, KH, KW, stride, H_out, W_out)
+    T = _placement(C, H_padded, W_padded, KH, KW, stride, H_out, W_out, x.dtype)
 
-    db = dy.reshape(N, F, H_out * W_out).sum(axis=2).sum(axis=0)  # F
+    db = dy.sum(axis=0).sum(axis=(1, 2))  # F; batch first: NumPy sums long rows fastest
     dM = dy_flat.T @ x_flat  # F*H_out*W_out, C*(H+2P)*(W+2P)
-    dw = dM.reshape(F, -1).take(positions, axis=1).sum(axis=2)  # F, C*KH*KW
-    M = _conv_matrix(w, positions, H_padded, W_padded)  # F*H_out*W_out, C*(H+2P)*(W+2P)
+    dw = dM.reshape(F, -1) @ T.T  # F, C*KH*KW
+    M = (w.reshape(F, C * KH * KW) @ T).reshape(F * H_out * W_out, -1)
     dx_padded = (dy_flat @ M).reshape(N, C, H_padded, W_padded)
     dx = dx_padded[:, :, padding : padding + H, padding : padding + W]
     return np.ascontiguousarray(dx), dw.reshape(w.shape), db
@@ -372,11 +386,16 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
 
 
 def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Pass ``dy`` where ``x > 0``; zero where ``x <= 0`` (the subgradient at 0 is taken as 0)."""
+    """Pass ``dy`` where ``x > 0``; zero where ``x <= 0`` (the subgradient at 0 is taken as 0).
+
+    Computed as the textbook ``dy * (x > 0)``: on inputs of random sign a multiply is several
+    times faster than ``np.where``, which branches per element. The one difference: a NaN or
+    infinite ``dy`` where ``x <= 0`` gives NaN here, and 0 in PyTorch.
+    """
     if not isinstance(x, np.ndarray) or x.dtype not in _FLOAT_DTYPES:
         raise ValueError(f"x must be a float32 or float64 NumPy array, got {_describe(x)}")
     _check_upstream(dy, x.shape, x.dtype)
-    return dy * (x > 0)  # N.B. a multiply, not np.where (slow on random signs): NaN dy stays NaN
+    return dy * (x > 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,7 +413,7 @@ def _pool_windows(x: np.ndarray, size: int, stride: int, H_out: int, W_out: int)
     """
     N, C, H, W = x.shape
     index = _pool_index(N * C, H, W, size, stride, H_out, W_out)  # size², N*C*H_out*W_out
-    return np.take(x, index), index
+    return x.reshape(-1)[index], index
 
 
 @functools.lru_cache(maxsize=16)
@@ -464,16 +483,21 @@ def maxpool2d_backward(
     _check_upstream(dy, (N, C, H_out, W_out), x.dtype)
 
     windows, index = _pool_windows(x, size, stride, H_out, W_out)  # size², N*C*H_out*W_out
-    is_max = windows == windows.max(axis=0)  # size², N*C*H_out*W_out; ties give several
+    # "Not below the window's maximum": ties give several; so does a window holding NaN (its
+    # maximum is NaN, and nothing compares below NaN), where the first element then wins.
+    is_max = ~(windows < windows.max(axis=0))  # size², N*C*H_out*W_out
     # First maximum in row-major order: weigh window rows size², ..., 2, 1 and keep the heaviest
     # maximum. (Small unsigned weights keep this fast; argmax over axis 0 is much slower.)
     first = size * size - (is_max * _countdown(size * size)).max(axis=0)  # N*C*H_out*W_out
-    # Element k of every window lies a fixed offset away from the window's first element.
-    offsets = index[:, 0] - index[0, 0]  # size²
-    winner = index[0] + offsets[first]  # position in x.ravel(), N*C*H_out*W_out
+    # Element k of every window lies offsets[k] after the window's first element; the offsets
+    # are the positions of the very first window, which starts at 0.
+    offsets = _window_index(1, H, W, size, size, stride, H_out, W_out)[:, 0]  # size²
+    winner = index[0] + offsets.take(first)  # position in x.ravel(), N*C*H_out*W_out
     dx = np.zeros(x.size, dtype=x.dtype)
-    # add.at, not dx[winner] = dy: with overlapping windows one position can win several.
-    np.add.at(dx, winner, dy.reshape(-1))
+    if stride >= size:  # windows do not overlap: each position wins at most one window
+        dx[winner] = dy.reshape(-1)
+    else:  # overlapping windows can share a winner: add.at sums their gradients
+        np.add.at(dx, winner, dy.reshape(-1))
     return dx.reshape(N, C, H, W)
 
 
@@ -496,7 +520,7 @@ def _linear_geometry(x, w, b) -> None:
 
 
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``y = x @ w.T + b`` with ``x (N, D)``, ``w (M, D)`` (PyTorch layout), ``b (M,)`` -> ``(N, M)``."""
+    """``y = x @ w.T + b``: ``x (N, D)``, ``w (M, D)`` (PyTorch layout), ``b (M,)`` -> ``(N, M)``."""
     _linear_geometry(x, w, b)
     y = x @ w.T  # N, M
     y += b

@@ -11,6 +11,7 @@ import argparse
 import time
 
 from tinycnn.cli import CommandError, positive_int
+from tinycnn.parallel import SchedulerError
 
 __all__ = ["register", "run_report"]
 
@@ -36,6 +37,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                         help="worker processes for training and drawing (default: all cores); "
                              "results do not depend on it")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="run the training runs on the Dask cluster at ADDRESS (e.g. "
+                             "tcp://host:8786) instead of local processes; figures are still "
+                             "drawn here. Needs pip install 'tinycnn[dask]' here and this project "
+                             "installed on every worker; results are identical to a local run")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=run_report)
     return parser
@@ -51,9 +57,13 @@ def run_report(args) -> int:
         out = prepare_output_dir(args.out)  # fail now, not after a minute of training
     except ValueError as error:
         raise CommandError(str(error)) from None
-    settings = ReportSettings.from_options(quick=args.quick, seeds=args.seeds, jobs=args.jobs)
+    settings = ReportSettings.from_options(quick=args.quick, seeds=args.seeds, jobs=args.jobs,
+                                           scheduler=args.scheduler)
     progress = not args.no_progress
-    data = compute_report(settings, progress=progress)
+    try:
+        data = compute_report(settings, progress=progress)
+    except SchedulerError as error:  # raised before the first run starts
+        raise CommandError(str(error)) from None
     written = write_report(data, out, n_jobs=args.jobs, progress=progress)
 
     tally = claims_tally(data.tables["claims"])

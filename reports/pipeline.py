@@ -44,12 +44,16 @@ class ReportSettings:
     epochs : int
     n_jobs : int or None
         Worker processes for the training runs (None: all cores). Results do not depend on it.
+    scheduler : str or None
+        Address of a Dask scheduler that runs the training runs instead of local workers.
+        Results do not depend on it either.
     """
 
     quick: bool = False
     n_seeds: int = FULL_SEEDS
     epochs: int = FULL_EPOCHS
     n_jobs: int | None = None
+    scheduler: str | None = None
 
     def __post_init__(self):
         if self.n_seeds < 1:
@@ -59,11 +63,12 @@ class ReportSettings:
 
     @classmethod
     def from_options(cls, quick: bool = False, seeds: int | None = None,
-                     jobs: int | None = None) -> ReportSettings:
+                     jobs: int | None = None, scheduler: str | None = None) -> ReportSettings:
         """Settings for the command-line options; ``seeds=None`` means 5 (2 with ``quick``)."""
         default_seeds = QUICK_SEEDS if quick else FULL_SEEDS
         return cls(quick=quick, n_seeds=default_seeds if seeds is None else seeds,
-                   epochs=QUICK_EPOCHS if quick else FULL_EPOCHS, n_jobs=jobs)
+                   epochs=QUICK_EPOCHS if quick else FULL_EPOCHS, n_jobs=jobs,
+                   scheduler=scheduler)
 
     @property
     def snapshot_epochs(self) -> tuple[int, ...]:
@@ -135,7 +140,8 @@ def compute_report(settings: ReportSettings, progress: bool = True) -> ReportDat
     with timer("training runs"):
         groups = plan_runs(settings)
         results = run_all([spec for specs in groups.values() for spec in specs],
-                          n_jobs=settings.n_jobs, progress=progress)
+                          n_jobs=settings.n_jobs, progress=progress,
+                          scheduler=settings.scheduler)
         runs: dict[str, list[RunResult]] = {name: [results[s] for s in specs]
                                             for name, specs in groups.items()}
 

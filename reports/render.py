@@ -117,7 +117,7 @@ def write_figures(data: ReportData, out: Path, n_jobs: int | None = None,
     """Draw every figure into ``out/figures`` (in parallel when ``n_jobs != 1``)."""
     from tqdm.auto import tqdm
 
-    from reports.runs import default_jobs
+    from tinycnn.parallel import default_jobs
 
     jobs = figure_jobs(data, out / "figures")
     n_jobs = default_jobs() if n_jobs is None else n_jobs

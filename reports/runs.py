@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ import numpy as np
 
 import reference
 from reference.train import TrainConfig
+from tinycnn.parallel import run_jobs
 
 __all__ = ["REPORT_ENTROPY", "RunResult", "RunSpec", "build_model", "execute", "execute_all",
            "plan_tasks", "run_all", "run_seed"]
@@ -202,14 +202,6 @@ def execute(spec: RunSpec) -> RunResult:
                      final_params=final, snapshots=dict(history.snapshots))
 
 
-def default_jobs() -> int:
-    """All cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def execute_all(specs: Sequence[RunSpec]) -> list[RunResult]:
     """:func:`execute` each spec in turn, in this process."""
     return [execute(spec) for spec in specs]
@@ -230,7 +222,8 @@ def plan_tasks(specs: Iterable[RunSpec]) -> list[tuple[RunSpec, ...]]:
 
 
 def run_all(
-    specs: Iterable[RunSpec], n_jobs: int | None = None, progress: bool = True
+    specs: Iterable[RunSpec], n_jobs: int | None = None, progress: bool = True,
+    scheduler: str | None = None,
 ) -> dict[RunSpec, RunResult]:
     """Execute every distinct spec once; return the results keyed by spec.
 
@@ -242,24 +235,22 @@ def run_all(
         Worker processes (joblib, loky backend); default all cores. 1 runs in this process.
     progress : bool, default True
         Show a tqdm bar counting finished runs.
+    scheduler : str, optional
+        Address of a Dask scheduler: the runs go to its workers instead (see
+        :func:`tinycnn.parallel.run_jobs`); the results are the same.
+
+    Raises
+    ------
+    tinycnn.parallel.SchedulerError
+        The scheduler cannot be used (raised before any run starts).
     """
     from tqdm.auto import tqdm
 
     tasks = plan_tasks(specs)
-    n_jobs = default_jobs() if n_jobs is None else n_jobs
-    if n_jobs < 1:
-        raise ValueError(f"n_jobs must be >= 1, got {n_jobs}")
-    n_jobs = min(n_jobs, max(len(tasks), 1))
     n_runs = sum(len(task) for task in tasks)
+    finished = run_jobs(execute_all, tasks, n_jobs=n_jobs, scheduler=scheduler, ordered=False)
     results: dict[RunSpec, RunResult] = {}
     with tqdm(total=n_runs, desc="training runs", unit="run", disable=not progress) as bar:
-        if n_jobs == 1:
-            finished = map(execute_all, tasks)
-        else:
-            from joblib import Parallel, delayed
-
-            finished = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-                delayed(execute_all)(task) for task in tasks)
         for task_results in finished:
             for result in task_results:
                 results[result.spec] = result

@@ -18,6 +18,14 @@ How a time is measured (as :mod:`timeit` does): a few warm-up calls, then ``repe
 ``number`` calls each, ``number`` chosen so that one run lasts at least ``min_run_seconds``; the
 result is the median over the runs of the time per call. NumPy and PyTorch runs alternate, so a
 burst of load on the machine hits both sides.
+
+The JSON (``--json PATH``) holds ``schema`` (``"tinycnn-bench/1"``), ``settings``, ``threads``
+(how they were set), ``machine``, ``targets`` (the verdicts), ``all_targets_pass`` and
+``rows``, one dict per table row: ``section`` ("ops", "training" or "report"), ``name``;
+for ops and training ``dtype``, ``batch``, ``numpy_seconds`` and ``torch_seconds`` (per call,
+or per epoch of ``samples_per_epoch`` images for training) and ``ratio``; for training also
+``numpy_samples_per_second`` and ``torch_samples_per_second``; for reports ``seconds`` (None
+when not measured) and ``status``; and ``target`` and ``passed`` where a target applies.
 """
 
 from __future__ import annotations
@@ -32,20 +40,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 __all__ = [
     "TARGETS",
+    "BenchResult",
     "BenchSettings",
     "Target",
+    "compare",
     "evaluate_targets",
     "format_table",
+    "machine_facts",
     "ratio",
     "register",
     "run_bench",
     "settings_for",
+    "single_thread",
+    "time_report",
 ]
 
 SCHEMA = "tinycnn-bench/1"
@@ -327,44 +341,26 @@ def _op_cases(batch: int, dtype_name: str):
 
 
 def _loop_cases(batch: int):
-    """The textbook loop versions, float64, against the same PyTorch calls as above."""
+    """(op, pass, function) for the textbook loop versions, float64, TinyCNN shapes."""
     import numpy as np
-    import torch
-    import torch.nn.functional as F
 
     from reference import ops
 
-    N = batch
     rng = np.random.default_rng(0)
-    x, w, b = rng.standard_normal((N, 1, 8, 8)), rng.standard_normal((3, 1, 3, 3)), np.zeros(3)
-    conv_out, pooled = rng.standard_normal((N, 3, 6, 6)), rng.standard_normal((N, 3, 3, 3))
-    tx, tw, tb, tconv = (torch.from_numpy(a) for a in (x, w, b, conv_out))
-
-    def torch_conv():
-        with torch.no_grad():
-            return F.conv2d(tx, tw, tb)
-
-    def torch_pool():
-        with torch.no_grad():
-            return F.max_pool2d(tconv, 2, 2)
-
-    leaves = [torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b)]
-    conv_graph = F.conv2d(*leaves)
-    pool_leaf = torch.from_numpy(conv_out.copy()).requires_grad_()
-    pool_graph = F.max_pool2d(pool_leaf, 2, 2)
-    dy_conv, dy_pool = torch.from_numpy(conv_out), torch.from_numpy(pooled)
+    x, w, b = rng.standard_normal((batch, 1, 8, 8)), rng.standard_normal((3, 1, 3, 3)), np.zeros(3)
+    conv_out, pooled = rng.standard_normal((batch, 3, 6, 6)), rng.standard_normal((batch, 3, 3, 3))
     return [
-        ("conv2d", "forward", lambda: ops.conv2d_forward_loops(x, w, b),
-         lambda: ops.conv2d_forward(x, w, b), torch_conv),
-        ("conv2d", "backward", lambda: ops.conv2d_backward_loops(conv_out, x, w, b),
-         lambda: ops.conv2d_backward(conv_out, x, w, b),
-         lambda: torch.autograd.grad(conv_graph, leaves, dy_conv, retain_graph=True)),
-        ("maxpool2d", "forward", lambda: ops.maxpool2d_forward_loops(conv_out, 2, 2),
-         lambda: ops.maxpool2d_forward(conv_out, 2, 2), torch_pool),
-        ("maxpool2d", "backward", lambda: ops.maxpool2d_backward_loops(pooled, conv_out, 2, 2),
-         lambda: ops.maxpool2d_backward(pooled, conv_out, 2, 2),
-         lambda: torch.autograd.grad(pool_graph, pool_leaf, dy_pool, retain_graph=True)),
+        ("conv2d", "forward", lambda: ops.conv2d_forward_loops(x, w, b)),
+        ("conv2d", "backward", lambda: ops.conv2d_backward_loops(conv_out, x, w, b)),
+        ("maxpool2d", "forward", lambda: ops.maxpool2d_forward_loops(conv_out, 2, 2)),
+        ("maxpool2d", "backward", lambda: ops.maxpool2d_backward_loops(pooled, conv_out, 2, 2)),
     ]
+
+
+def _time_alone(function: Callable[[], object], repeat: int) -> float:
+    """Median seconds of one call (after one warm-up call), for functions slow on their own."""
+    function()
+    return statistics.median(_run_seconds(function, 1) for _ in range(repeat))
 
 
 def bench_ops(settings: BenchSettings, progress: Callable[[str], None]) -> list[dict]:
@@ -380,20 +376,19 @@ def bench_ops(settings: BenchSettings, progress: Callable[[str], None]) -> list[
                          "batch": settings.op_batch, "shapes": shapes,
                          "numpy_seconds": numpy_seconds, "torch_seconds": torch_seconds,
                          "ratio": ratio(numpy_seconds, torch_seconds)})
-    slow = replace(settings, warmup_calls=1)
-    for op, pass_name, loop_call, vectorized_call, torch_call in _loop_cases(settings.op_batch):
+    # The loop versions take milliseconds: one call per run is precise enough, and PyTorch's
+    # time is the one just measured for the same op, pass and shapes in float64.
+    for op, pass_name, loop_call in _loop_cases(settings.op_batch):
         progress(f"{op} {pass_name} loops")
-        loop_seconds, torch_seconds = compare(loop_call, torch_call, slow,
-                                              repeat=settings.loop_repeat, fixed_calls=1)
-        vectorized_seconds = next(row["numpy_seconds"] for row in rows
-                                  if row["op"] == op and row["pass"] == pass_name
-                                  and row["dtype"] == "float64")
+        loop_seconds = _time_alone(loop_call, settings.loop_repeat)
+        vectorized = next(row for row in rows if (row["op"], row["pass"], row["dtype"])
+                          == (op, pass_name, "float64"))
         rows.append({"section": "ops", "name": f"{op} {pass_name} (loops)", "op": op,
                      "pass": pass_name, "implementation": "loops", "dtype": "float64",
-                     "batch": settings.op_batch, "shapes": "as above",
-                     "numpy_seconds": loop_seconds, "torch_seconds": torch_seconds,
-                     "ratio": ratio(loop_seconds, torch_seconds),
-                     "slower_than_vectorized": loop_seconds / vectorized_seconds})
+                     "batch": settings.op_batch, "shapes": vectorized["shapes"],
+                     "numpy_seconds": loop_seconds, "torch_seconds": vectorized["torch_seconds"],
+                     "ratio": ratio(loop_seconds, vectorized["torch_seconds"]),
+                     "slower_than_vectorized": loop_seconds / vectorized["numpy_seconds"]})
     return rows
 
 
@@ -438,7 +433,7 @@ def _epoch_functions(model_name: str, batch: int, dtype_name: str, n_train: int)
 
     def numpy_epoch():
         for index in batches:
-            loss, grads = model.loss_and_gradients(x[index], y[index])
+            _, grads = model.loss_and_gradients(x[index], y[index])
             optimizer.step(grads)
 
     def torch_epoch():
@@ -568,34 +563,31 @@ def machine_facts() -> dict:
     }
 
 
-class single_thread:
-    """Context manager: NumPy's BLAS (and OpenMP) via threadpoolctl, and PyTorch, on 1 thread.
+@contextmanager
+def single_thread() -> Iterator[dict]:
+    """NumPy's BLAS (and OpenMP) and PyTorch on one thread each, inside the ``with`` block.
 
     ``threadpoolctl.threadpool_limits(limits=1)`` caps every BLAS and OpenMP pool loaded in
     the process; ``torch.set_num_threads(1)`` caps PyTorch's intra-op pool. Both are restored
-    on exit.
+    on exit. Yields how the threads were set, and the thread counts in force.
     """
+    import threadpoolctl
+    import torch
 
-    def __enter__(self) -> dict:
-        import threadpoolctl
-        import torch
-
-        self.torch_threads = torch.get_num_threads()
-        self.limits = threadpoolctl.threadpool_limits(limits=1)
+    torch_threads = torch.get_num_threads()
+    with threadpoolctl.threadpool_limits(limits=1):
         torch.set_num_threads(1)
-        return {
-            "how": "threadpoolctl.threadpool_limits(limits=1) for NumPy's BLAS and OpenMP; "
-                   "torch.set_num_threads(1) for PyTorch",
-            "numpy_blas_threads": [info["num_threads"] for info in threadpoolctl.threadpool_info()
-                                   if info["user_api"] == "blas"],
-            "torch_threads": torch.get_num_threads(),
-        }
-
-    def __exit__(self, *exc) -> None:
-        import torch
-
-        self.limits.restore_original_limits()
-        torch.set_num_threads(self.torch_threads)
+        try:
+            yield {
+                "how": "threadpoolctl.threadpool_limits(limits=1) for NumPy's BLAS and OpenMP; "
+                       "torch.set_num_threads(1) for PyTorch",
+                "numpy_blas_threads": [info["num_threads"]
+                                       for info in threadpoolctl.threadpool_info()
+                                       if info["user_api"] == "blas"],
+                "torch_threads": torch.get_num_threads(),
+            }
+        finally:
+            torch.set_num_threads(torch_threads)
 
 
 # ------------------------------------------------------------------------------------------
@@ -605,6 +597,8 @@ class single_thread:
 
 @dataclass
 class BenchResult:
+    """One run: its settings, the machine, the thread settings, the rows, the verdicts."""
+
     settings: BenchSettings
     machine: dict
     threads: dict
@@ -740,6 +734,10 @@ def run_bench_command(args) -> int:
     """``tinycnn bench``: measure, print the table, write the JSON; returns 0."""
     from tinycnn.cli import CommandError
 
+    try:
+        import threadpoolctl  # noqa: F401  (sets NumPy's BLAS to one thread)
+    except ImportError:
+        raise CommandError("tinycnn bench needs threadpoolctl: pip install threadpoolctl") from None
     if args.json is not None:
         parent = Path(args.json).expanduser().resolve().parent
         if not parent.is_dir():

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from tinycnn.grading.sandbox import Limits
+from tinycnn.parallel import SchedulerError, default_jobs
 
 __all__ = ["register", "run_check"]
 
@@ -80,6 +80,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
                         help="folder mode: submissions graded at the same time "
                              "(default: the number of CPUs)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                        help="folder mode: grade the submissions on the Dask cluster at ADDRESS "
+                             "(e.g. tcp://host:8786) instead of here. Needs pip install "
+                             "'tinycnn[dask]' here and this project installed on every worker; "
+                             "each worker must read the submissions at the same path as here "
+                             "(a shared filesystem). Verdicts are the same as a local run")
     parser.add_argument("--csv", metavar="PATH",
                         help=f"folder mode: where to write the summary "
                              f"(default: FOLDER/{DEFAULT_SUMMARY_NAME})")
@@ -128,8 +134,9 @@ def run_check(args: argparse.Namespace) -> int:
         return _usage_error(f"{args.submission} is not a .py file")
     if folder_mode and args.gradescope:
         return _usage_error("--gradescope grades one file; give a .py file, not a folder")
-    if not folder_mode and (args.csv or args.jobs):
-        return _usage_error("--csv and --jobs apply to a folder of submissions only")
+    if not folder_mode and (args.csv or args.jobs or args.scheduler):
+        return _usage_error("--csv, --jobs and --scheduler apply to a folder of submissions "
+                            "only")
     for option, value in (("--json", args.json), ("--gradescope", args.gradescope),
                           ("--csv", args.csv)):
         problem = _check_output_path(option, value)
@@ -156,9 +163,11 @@ def run_check(args: argparse.Namespace) -> int:
     files = sorted(p for p in target.glob("*.py") if p.is_file())
     if not files:
         return _usage_error(f"no .py files in {args.submission}")
-    jobs = args.jobs or os.cpu_count() or 1
-    reports = grade_folder(files, jobs=jobs, allow_imports=allow, limits=limits,
-                           train=not args.no_train)
+    try:
+        reports = grade_folder(files, jobs=args.jobs or default_jobs(), allow_imports=allow,
+                               limits=limits, train=not args.no_train, scheduler=args.scheduler)
+    except SchedulerError as error:  # raised before any grading starts
+        return _usage_error(str(error))
     print(folder_table(reports))
     summary_path = args.csv or str(target / DEFAULT_SUMMARY_NAME)
     _write(summary_path, summary_csv(reports))

@@ -1,20 +1,27 @@
 """Folder mode of ``tinycnn check``: grade every submission in a folder, in parallel.
 
 Each submission is graded by :func:`~tinycnn.grading.grader.grade_submission`, whose real work
-happens in child processes; the parent's share is comparing arrays. So joblib runs the
-submissions on *threads*: no pickling, and the expected values (computed once per process) are
-shared by every submission.
+happens in child processes; the parent's share is comparing arrays. So locally the submissions
+run on *threads*: no pickling, and the expected values (computed once per process) are shared
+by every submission. With a Dask scheduler each submission is a job on the cluster instead
+(:func:`tinycnn.parallel.run_jobs`).
+
+Seeds: every submission is graded on the same inputs (each catalogue case has its own fixed
+seed) and trained from the same seed, on purpose, so that verdicts are comparable between
+students. A grading therefore depends on the file only, not on which worker grades it, in what
+order, or how many are graded at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-from joblib import Parallel, delayed
-
 from tinycnn.grading.grader import FUNCTION_WORKERS, SubmissionReport, grade_submission
 from tinycnn.grading.sandbox import Limits
+from tinycnn.parallel import run_jobs
 
 __all__ = ["grade_folder"]
 
@@ -26,17 +33,28 @@ def grade_folder(
     allow_imports: tuple[str, ...] = (),
     limits: Limits | None = None,
     train: bool = True,
+    scheduler: str | None = None,
 ) -> list[SubmissionReport]:
     """Grade ``files`` with ``jobs`` submissions at a time; reports in the order of ``files``.
 
     The child processes of one submission share the machine with the other submissions': with
     more jobs, each submission runs fewer of its functions at once, so about ``max(jobs, 3)``
     children run in total and the per-function time limits stay meaningful.
+
+    With ``scheduler`` (a Dask scheduler's address) the submissions are graded on the cluster's
+    workers, which must read each file at the same absolute path (a shared filesystem).
+
+    Raises
+    ------
+    tinycnn.parallel.SchedulerError
+        The scheduler cannot be used (raised before any grading starts).
     """
     jobs = max(1, min(int(jobs), len(files)))
-    workers = max(1, FUNCTION_WORKERS // jobs)
-    return Parallel(n_jobs=jobs, prefer="threads")(
-        delayed(grade_submission)(path, allow_imports=allow_imports, limits=limits,
-                                  train=train, workers=workers)
-        for path in files
-    )
+    grade = functools.partial(grade_submission, allow_imports=allow_imports, limits=limits,
+                              train=train, workers=max(1, FUNCTION_WORKERS // jobs))
+    # Workers get absolute paths (their working directory is not ours); the reports name each
+    # file as it was given, so the outputs are the same wherever the grading ran.
+    absolute = [Path(path).resolve() for path in files]
+    reports = run_jobs(grade, absolute, n_jobs=jobs, scheduler=scheduler, prefer="threads")
+    return [dataclasses.replace(report, submission=str(path))
+            for path, report in zip(files, reports, strict=True)]

@@ -185,8 +185,10 @@ def gradescope_results(report: SubmissionReport) -> dict:
 # Folder mode
 # --------------------------------------------------------------------------------------------
 
+# No wall time here: the summary is a function of the submissions only, the same for any
+# --jobs or --scheduler (the --json document keeps each submission's seconds).
 SUMMARY_COLUMNS = ("submission", "passed", "functions_passed", *CONTRACT_FUNCTIONS,
-                   "policy", "val_accuracy", "seconds")
+                   "policy", "val_accuracy")
 
 
 def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
@@ -201,7 +203,6 @@ def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
             "policy": "; ".join(report.policy),
             "val_accuracy": ("" if report.training is None or report.training.val_accuracy is None
                              else f"{report.training.val_accuracy:.4f}"),
-            "seconds": f"{report.seconds:.1f}",
         }
         rows.append(row)
     return rows

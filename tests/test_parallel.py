@@ -1,0 +1,222 @@
+"""Where jobs run: local workers or a Dask cluster, and the same results either way.
+
+``tinycnn report`` and ``tinycnn check DIR/`` send their jobs through
+:func:`tinycnn.parallel.run_jobs`. These tests start a real ``dask.distributed.LocalCluster``
+(two worker processes on this machine) and compare what comes back with a local run, byte for
+byte where the commands write files.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from distributed import LocalCluster
+
+from reports.runs import RunResult, RunSpec, run_all
+from tinycnn import parallel
+from tinycnn.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
+# One of each kind of row: a pass (with its training run), a failed function, a file that does
+# not compile.
+FOLDER = ("correct_vectorized", "buggy_relu_zero_gradient", "hostile_syntax_error")
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run ``tinycnn ARGV`` in this process; return (status, stdout, stderr)."""
+    try:
+        status = main([*argv])
+    except SystemExit as exit_:  # argparse exits on usage errors
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def submissions(directory: Path) -> Path:
+    directory.mkdir()
+    for name in FOLDER:
+        shutil.copy(FIXTURES / f"{name}.py", directory / f"{name}.py")
+    return directory
+
+
+def free_port() -> int:
+    """A local TCP port with nothing listening on it (the OS picked it, then it was released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def assert_same_runs(first: dict[RunSpec, RunResult], second: dict[RunSpec, RunResult]):
+    """Every field of every run identical, arrays bit for bit (dtype included)."""
+    assert first.keys() == second.keys()
+    for spec, a in first.items():
+        b = second[spec]
+        assert (a.seed, a.n_parameters) == (b.seed, b.n_parameters), spec
+        assert (a.train_loss, a.train_acc, a.val_loss, a.val_acc) == (
+            b.train_loss, b.train_acc, b.val_loss, b.val_acc), spec
+        for params_a, params_b in [(a.final_params, b.final_params),
+                                   *((a.snapshots[e], b.snapshots[e]) for e in a.snapshots)]:
+            assert params_a.keys() == params_b.keys(), spec
+            for name, value in params_a.items():
+                assert value.dtype == params_b[name].dtype, (spec, name)
+                np.testing.assert_array_equal(params_b[name], value, err_msg=f"{spec} {name}")
+        assert a.snapshots.keys() == b.snapshots.keys(), spec
+
+
+def assert_same_files(first: Path, second: Path, pattern: str) -> None:
+    names = sorted(p.relative_to(first) for p in first.rglob(pattern))
+    assert names, f"no {pattern} in {first}"
+    assert names == sorted(p.relative_to(second) for p in second.rglob(pattern))
+    different = [str(n) for n in names if not filecmp.cmp(first / n, second / n, shallow=False)]
+    assert different == []
+
+
+# -- local workers -------------------------------------------------------------------------------
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("prefer", ["processes", "threads"])
+def test_local_jobs_come_back_in_order_unless_asked_otherwise(n_jobs, prefer):
+    items = list(range(7))
+    ordered = parallel.run_jobs(_square, items, n_jobs=n_jobs, prefer=prefer)
+    assert list(ordered) == [x * x for x in items]
+    unordered = parallel.run_jobs(_square, items, n_jobs=n_jobs, prefer=prefer, ordered=False)
+    assert sorted(unordered) == [x * x for x in items]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"n_jobs": 0}, "n_jobs must be >= 1, got 0"),
+    ({"prefer": "gpus"}, "prefer must be 'processes' or 'threads', got 'gpus'"),
+])
+def test_bad_local_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        parallel.run_jobs(_square, [1], **kwargs)
+
+
+def test_check_folder_summary_does_not_depend_on_the_number_of_workers(tmp_path, capsys):
+    folder = submissions(tmp_path / "submissions")
+    for jobs in ("1", "2"):
+        status, out, err = run_cli(capsys, "check", str(folder), "--jobs", jobs,
+                                   "--csv", str(tmp_path / f"jobs{jobs}.csv"))
+        assert status == 1, err  # two of the three fail
+    serial = (tmp_path / "jobs1.csv").read_text()
+    assert serial == (tmp_path / "jobs2.csv").read_text()
+    # The comparison has something to compare: each kind of row, and a trained accuracy.
+    rows = dict(line.split(",", 1) for line in serial.splitlines()[1:])
+    assert rows["correct_vectorized.py"].startswith("True,9,") and "0." in rows[
+        "correct_vectorized.py"]
+    assert rows["hostile_syntax_error.py"].startswith("False,0,error,")
+
+
+# -- unusable schedulers: one line, status 2, before any work ------------------------------------
+
+
+@pytest.fixture
+def without_dask(monkeypatch):
+    """``import distributed`` fails, as it does without the dask extra."""
+    monkeypatch.setitem(sys.modules, "distributed", None)
+
+
+def test_a_missing_dask_extra_is_named_with_its_install_command(without_dask):
+    with pytest.raises(parallel.SchedulerError) as error:
+        parallel.run_jobs(_square, [1, 2], scheduler="tcp://127.0.0.1:8786")
+    assert str(error.value) == "--scheduler needs the dask extra: pip install 'tinycnn[dask]'"
+
+
+@pytest.mark.parametrize("command", ["report", "check"])
+def test_both_commands_refuse_a_scheduler_without_the_extra(command, without_dask, tmp_path,
+                                                            capsys):
+    target = ["--out", str(tmp_path / "report")] if command == "report" else [
+        str(submissions(tmp_path / "submissions"))]
+    status, out, err = run_cli(capsys, command, *target, "--scheduler", "tcp://127.0.0.1:8786")
+    assert status == 2
+    assert err == (f"tinycnn {command}: error: --scheduler needs the dask extra: "
+                   f"pip install 'tinycnn[dask]'\n")
+    assert "training runs" not in out and "submissions pass" not in out
+
+
+@pytest.mark.parametrize("command", ["report", "check"])
+def test_an_unreachable_scheduler_is_one_line_within_the_connect_timeout(command, monkeypatch,
+                                                                         tmp_path, capsys):
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", 1.0)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    target = ["--out", str(tmp_path / "report")] if command == "report" else [
+        str(submissions(tmp_path / "submissions"))]
+    status, out, err = run_cli(capsys, command, *target, "--scheduler", address)
+    assert status == 2
+    assert err.startswith(f"tinycnn {command}: error: cannot reach the Dask scheduler at "
+                          f"{address}: ")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_scheduler_is_a_folder_mode_option_of_check(capsys):
+    status, out, err = run_cli(capsys, "check", str(FIXTURES / "correct_vectorized.py"),
+                               "--scheduler", "tcp://127.0.0.1:8786")
+    assert status == 2 and "apply to a folder of submissions only" in err
+
+
+# -- a real cluster ------------------------------------------------------------------------------
+
+
+# No dashboard. The scheduler's HTTP server (health routes) starts anyway, by default on port
+# 8787: a free port instead, so two clusters (or a developer's own) never collide.
+NO_DASHBOARD = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": ":0"}}
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """The address of a two-worker LocalCluster (one thread each, no dashboard)."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      **NO_DASHBOARD) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_training_runs_on_the_cluster_equal_local_runs(scheduler):
+    specs = [RunSpec("mlp", 3, 4, i, 2) for i in range(3)]
+    specs += [RunSpec("tinycnn", 4, None, 0, 2, "numpy", (0, 2)),
+              RunSpec("linear", 3, None, 1, 1, "torch")]
+    on_cluster = run_all(specs, scheduler=scheduler, progress=False)
+    assert_same_runs(run_all(specs, n_jobs=1, progress=False), on_cluster)
+
+
+def test_a_scheduler_without_workers_is_refused(monkeypatch):
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", 1.0)
+    with LocalCluster(n_workers=0, processes=False, **NO_DASHBOARD) as empty:
+        with pytest.raises(parallel.SchedulerError, match="has no workers"):
+            parallel.run_jobs(_square, [1], scheduler=empty.scheduler_address)
+
+
+def test_check_folder_on_the_cluster_writes_the_local_summary(scheduler, tmp_path, capsys):
+    folder = submissions(tmp_path / "submissions")
+    outputs = {}
+    for where, options in (("local", ["--jobs", "2"]), ("cluster", ["--scheduler", scheduler])):
+        csv_path = tmp_path / f"{where}.csv"
+        status, out, err = run_cli(capsys, "check", str(folder), *options, "--csv", str(csv_path))
+        assert status == 1, err
+        outputs[where] = (out.replace(str(csv_path), "CSV"), csv_path.read_text())
+    assert outputs["cluster"] == outputs["local"]
+    assert "1 of 3 submissions pass" in outputs["cluster"][0]
+
+
+@pytest.mark.slow
+def test_quick_report_on_the_cluster_writes_the_local_files(scheduler, tmp_path, capsys):
+    runs = {}
+    for where, options in (("local", ["--jobs", "2"]), ("cluster", ["--scheduler", scheduler])):
+        out = tmp_path / where
+        runs[where] = out
+        status, stdout, err = run_cli(capsys, "report", "--quick", "--no-progress",
+                                      "--out", str(out), *options)
+        assert status == 0, err
+    assert_same_files(runs["local"], runs["cluster"], "*.csv")
+    assert (runs["local"] / "REPORT.md").read_bytes() == (
+        runs["cluster"] / "REPORT.md").read_bytes()
