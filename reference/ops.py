@@ -335,9 +335,9 @@ def conv2d_backward(
     """Gradients of a loss through :func:`conv2d_forward`.
 
     With ``y_flat = x_flat @ M.T + b`` and ``M = w_flat @ T`` (see the comment that opens the
-    convolution section): ``dx_flat = dy_flat @ M`` spreads each upstream value back over the patch it came from,
-    weighted by the kernel (the "full convolution with the flipped kernel");
-    ``dM = dy_flat.T @ x_flat``, and ``dw_flat = dM @ T.T`` adds up, for each weight, the
+    convolution section): ``dx_flat = dy_flat @ M`` spreads each upstream value back over the
+    patch it came from, weighted by the kernel (the "full convolution with the flipped
+    kernel"); ``dM = dy_flat.T @ x_flat``, and ``dw_flat = dM @ T.T`` adds up, for each weight, the
     entries of ``dM`` at its places: the correlation of the input with the upstream gradient.
 
     Parameters
@@ -520,7 +520,7 @@ def _linear_geometry(x, w, b) -> None:
 
 
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``y = x @ w.T + b``: ``x (N, D)``, ``w (M, D)`` (PyTorch layout), ``b (M,)`` -> ``(N, M)``."""
+    """``y (N, M) = x @ w.T + b`` from ``x (N, D)``, ``w (M, D)`` (PyTorch layout), ``b (M,)``."""
     _linear_geometry(x, w, b)
     y = x @ w.T  # N, M
     y += b
