@@ -248,9 +248,16 @@ def _window_index(
 # M and T are dense, which suits small images like this project's (TinyCNN: M is 108 x 64,
 # T is 9 x 2304): there a few dense products beat scattering every patch back. (The forward
 # pass could be x_flat @ M.T too; at batch 32 the gather above is faster, clearly so in
-# float64.) On large images M and T would be mostly zeros, and an im2col backward pass would
-# do less work.
+# float64.) On large images T grows with the square of the image size and is almost all
+# zeros, so above DENSE_BACKWARD_MAX_ENTRIES the backward pass works on the unfolded patches
+# instead: dw from the columns of the forward pass, dx by adding every patch's gradient back
+# to the pixels it came from (one bincount).
 # --------------------------------------------------------------------------------------------
+
+
+#: Largest placement matrix T (entries) the dense backward pass builds: 4 Mi entries, 32 MB in
+#: float64. TinyCNN's is 20,736.
+DENSE_BACKWARD_MAX_ENTRIES = 4 * 2**20
 
 
 def _pad(x: np.ndarray, padding: int) -> np.ndarray:
@@ -360,15 +367,29 @@ def conv2d_backward(
 
     x_padded = _pad(x, padding)
     H_padded, W_padded = x_padded.shape[2:]
-    x_flat = x_padded.reshape(N, C * H_padded * W_padded)  # N, C*(H+2P)*(W+2P)
-    dy_flat = dy.reshape(N, F * H_out * W_out)  # N, F*H_out*W_out
-    T = _placement(C, H_padded, W_padded, KH, KW, stride, H_out, W_out, x.dtype)
-
     db = dy.sum(axis=0).sum(axis=(1, 2))  # F; batch first: NumPy sums long rows fastest
-    dM = dy_flat.T @ x_flat  # F*H_out*W_out, C*(H+2P)*(W+2P)
-    dw = dM.reshape(F, -1) @ T.T  # F, C*KH*KW
-    M = (w.reshape(F, C * KH * KW) @ T).reshape(F * H_out * W_out, -1)
-    dx_padded = (dy_flat @ M).reshape(N, C, H_padded, W_padded)
+    w_flat = w.reshape(F, C * KH * KW)  # F, C*KH*KW
+
+    placement_entries = (C * KH * KW) * (H_out * W_out) * (C * H_padded * W_padded)
+    if placement_entries <= DENSE_BACKWARD_MAX_ENTRIES:  # small images: dense matrix products
+        x_flat = x_padded.reshape(N, C * H_padded * W_padded)  # N, C*(H+2P)*(W+2P)
+        dy_flat = dy.reshape(N, F * H_out * W_out)  # N, F*H_out*W_out
+        T = _placement(C, H_padded, W_padded, KH, KW, stride, H_out, W_out, x.dtype)
+        dM = dy_flat.T @ x_flat  # F*H_out*W_out, C*(H+2P)*(W+2P)
+        dw = dM.reshape(F, -1) @ T.T  # F, C*KH*KW
+        M = (w_flat @ T).reshape(F * H_out * W_out, -1)  # F*H_out*W_out, C*(H+2P)*(W+2P)
+        dx_padded = (dy_flat @ M).reshape(N, C, H_padded, W_padded)
+    else:  # large images: work on the unfolded patches
+        columns = _im2col(x_padded, KH, KW, stride, H_out, W_out)  # N, C*KH*KW, H_out*W_out
+        dy_columns = dy.reshape(N, F, H_out * W_out)  # N, F, H_out*W_out
+        dw = (dy_columns @ columns.transpose(0, 2, 1)).sum(axis=0)  # F, C*KH*KW
+        dcolumns = w_flat.T @ dy_columns  # N, C*KH*KW, H_out*W_out: gradient of every patch
+        # Add each patch element's gradient to the pixel it was read from; overlaps sum up.
+        image_size = C * H_padded * W_padded
+        window = _window_index(C, H_padded, W_padded, KH, KW, stride, H_out, W_out)
+        pixel = (np.arange(N).reshape(N, 1, 1) * image_size + window).reshape(-1)
+        dx_padded = np.bincount(pixel, weights=dcolumns.reshape(-1), minlength=N * image_size)
+        dx_padded = dx_padded.astype(x.dtype, copy=False).reshape(N, C, H_padded, W_padded)
     dx = dx_padded[:, :, padding : padding + H, padding : padding + W]
     return np.ascontiguousarray(dx), dw.reshape(w.shape), db
 
@@ -609,7 +630,8 @@ def conv2d_forward_loops(x, w, b, stride=1, padding=0):
                     for c in range(C):
                         for u in range(KH):
                             for v in range(KW):
-                                total += x_padded[n, c, i * stride + u, j * stride + v] * w[f, c, u, v]
+                                pixel = x_padded[n, c, i * stride + u, j * stride + v]
+                                total += pixel * w[f, c, u, v]
                     y[n, f, i, j] = total
     return y
 
