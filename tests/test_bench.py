@@ -1,6 +1,8 @@
 """``tinycnn bench``: the command runs, its JSON has the promised shape, and the ratio and
 target logic gives the right verdicts on made-up timings. No speed is asserted here: the
-targets are checked by the benchmark itself, on the machine it runs on."""
+targets are checked by the benchmark itself, on the machine it runs on. The real commands
+(report, check, the test suite) are never run here: the command timing is tested on tiny
+Python subprocesses standing in for them."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from tinycnn.cli import main
 # Tiny settings: every kind of row is produced once, in a second or two.
 TINY = bench.BenchSettings(quick=True, repeat=1, min_run_seconds=0.0, warmup_calls=0,
                            op_batch=32, loop_repeat=1, train_batches=(32,),
-                           train_dtypes=("float32",), train_repeat=1, n_train=64, reports=())
+                           train_dtypes=("float32",), train_repeat=1, n_train=64, commands=())
 
 OP_ROWS_PER_DTYPE = 9  # 4 ops x (forward, backward) + cross-entropy (one forward+backward row)
 LOOP_ROWS = 4  # conv and pooling, forward and backward
@@ -32,9 +34,17 @@ def op_row(name: str, ratio: float, implementation: str = "vectorized", batch: i
             "dtype": "float32", "ratio": ratio}
 
 
-def report_row(name: str, seconds: float | None) -> dict:
-    return {"section": "report", "name": name, "seconds": seconds,
-            "status": "ok" if seconds is not None else "not available"}
+def command_row(key: str, seconds: float | None, status: str = "ok") -> dict:
+    """A row as :func:`bench.time_command` writes it; ``seconds`` only for a successful run."""
+    return {"section": "commands", "key": key, "name": f"command {key}", "status": status,
+            "seconds": seconds if status == "ok" else None}
+
+
+# A stand-in for `tinycnn`: every subcommand exists, `--help` succeeds, and a run prints its
+# arguments to stderr and exits with the status given in FAKE_STATUS (default 0).
+FAKE_TINYCNN = [sys.executable, "-c",
+                "import os, sys; print(' '.join(sys.argv[1:]), file=sys.stderr); "
+                "sys.exit(0 if '--help' in sys.argv else int(os.environ.get('FAKE_STATUS', 0)))"]
 
 
 def verdicts_by_name(rows: list[dict]) -> dict[str, dict]:
@@ -58,8 +68,10 @@ def test_targets_pass_at_the_threshold_and_fail_just_below():
         op_row("conv2d forward", 3.0),
         op_row("maxpool2d backward", 0.99),  # one slow op fails the whole op target
         op_row("conv2d forward (loops)", 0.001, implementation="loops"),  # loops: no target
-        report_row("tinycnn report", 59.9),
-        report_row("tinycnn report --quick", 30.0),  # "under 30 s": 30.0 fails
+        command_row("report-full", 59.9),
+        command_row("report-quick", 30.0),  # "under 30 s": 30.0 fails
+        command_row("check-correct", 14.9),
+        command_row("test-suite", 60.0),  # "under 60 s": 60.0 fails
     ]
     verdicts = verdicts_by_name(rows)
 
@@ -71,15 +83,42 @@ def test_targets_pass_at_the_threshold_and_fail_just_below():
                                         "worst": 0.99}
     assert verdicts["report-full"]["status"] == "pass"
     assert verdicts["report-quick"]["status"] == "fail"
+    assert verdicts["check-correct"] == {**verdicts["check-correct"], "status": "pass",
+                                         "rows": 1, "worst": 14.9}
+    assert verdicts["test-suite"] == {**verdicts["test-suite"], "status": "fail", "rows": 1,
+                                      "worst": 60.0}
     marks = [(row.get("target"), row.get("passed")) for row in rows]
     assert marks == [("tinycnn-batch-32", True), ("tinycnn-full-batch", False),
                      ("mlp-batch-32", True), (None, None), (None, None),
                      ("ops-batch-32", True), ("ops-batch-32", False), (None, None),
-                     ("report-full", True), ("report-quick", False)]
+                     ("report-full", True), ("report-quick", False),
+                     ("check-correct", True), ("test-suite", False)]
+
+
+@pytest.mark.parametrize("key", ["check-correct", "test-suite"])
+def test_time_targets_need_a_fast_run_that_succeeded(key):
+    limit = next(target.maximum_seconds for target in bench.TARGETS if target.name == key)
+    cases = {
+        "ok, just under": (command_row(key, limit - 0.01), "pass", True),
+        "ok, too slow": (command_row(key, limit + 5.0), "fail", False),
+        # A run that stopped early with an error is no proof of speed.
+        "failed fast": (command_row(key, None, "failed (exit 1): 3 failed, 97 passed"), "fail",
+                        False),
+        "timed out": (command_row(key, None, "timed out after 900 s"), "fail", False),
+        "failed, with a time": (command_row(key, None, "failed (exit 2): usage")
+                                | {"seconds": 1.0}, "fail", False),
+        "missing": (command_row(key, None, "not available"), "not available", None),
+    }
+    for case, (row, status, passed) in cases.items():
+        verdict = verdicts_by_name([row])[key]
+        assert (verdict["status"], row["passed"]) == (status, passed), case
+    slow_and_failed = [command_row(key, limit - 1.0), command_row(key, None, "failed (exit 1): x")]
+    verdict = verdicts_by_name(slow_and_failed)[key]
+    assert verdict["status"] == "fail" and verdict["worst"] == pytest.approx(limit - 1.0)
 
 
 def test_missing_rows_are_not_measured_and_missing_commands_not_available():
-    verdicts = verdicts_by_name([report_row("tinycnn report --quick", None)])
+    verdicts = verdicts_by_name([command_row("report-quick", None, "not available")])
     assert verdicts["report-quick"]["status"] == "not available"
     assert verdicts["report-full"]["status"] == "not measured"
     assert verdicts["tinycnn-batch-32"] == {**verdicts["tinycnn-batch-32"],
@@ -109,35 +148,178 @@ def test_table_marks_failing_rows_and_lists_verdicts():
     assert "NOT MEASURED" in table
 
 
-def test_report_row_says_not_available_when_the_command_is_missing():
-    missing = [sys.executable, "-c", "import sys; sys.exit(2)"]  # like argparse: unknown command
-    row = bench.time_report("quick", TINY, command_prefix=missing)
-    assert row == {"section": "report", "name": "tinycnn report --quick", "seconds": None,
-                   "status": "not available"}
+def fake_result(rows: list[dict], **machine) -> bench.BenchResult:
+    return bench.BenchResult(
+        settings=TINY, machine={"cpu": "test CPU", "cores": 2, "usable_cores": 2,
+                                "platform": "test-os", "python": "3.x", "numpy": "9.9",
+                                "torch": "8.8", "thread_pools_loaded": [], **machine},
+        threads={"how": "threads set by test", "numpy_blas_threads": [1], "torch_threads": 1},
+        rows=rows, targets=bench.evaluate_targets(rows), seconds=12.0)
 
 
-def test_report_row_times_a_run_and_reports_a_failing_one():
-    succeeds = [sys.executable, "-c", "pass"]
-    row = bench.time_report("full", TINY, command_prefix=succeeds)
+def test_markdown_has_title_machine_threads_table_and_verdicts():
+    rows = [
+        training_row("TinyCNN", 32, 5.25) | {"name": "TinyCNN, batch 32",
+                                             "numpy_samples_per_second": 5250.0,
+                                             "torch_samples_per_second": 1000.0},
+        command_row("check-correct", 3.5) | {"name": "tinycnn check | correct"},
+        command_row("test-suite", None, "failed (exit 1): 2 failed, 98 passed"),
+    ]
+    result = fake_result(rows, load_average_at_start=[1.5, 1.0, 0.5],
+                         load_average_at_end=[2.0, 1.2, 0.6])
+    document = bench.format_markdown(result, created="2001-02-03 04:05")
+    lines = document.splitlines()
+
+    assert lines[0].startswith("# ") and document.endswith("\n")
+    assert "`tinycnn bench --quick` on 2001-02-03 04:05" in document  # TINY is quick
+    assert "test CPU, 2 cores (2 usable)" in document and "NumPy 9.9" in document
+    assert "PyTorch 8.8" in document and "1.5, 1.0, 0.5" in document and "2.0, 1.2, 0.6" in document
+    assert "threads set by test" in document
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 2 + len(rows)  # header, alignment line, one line per row
+    assert all(line.endswith("|") for line in table)
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    assert header == list(bench.TABLE_HEADER) and "NumPy/PyTorch" in header and "target" in header
+    assert "| 5.25x | pass (>= 4x) |" in table[2] and "5,250/s" in table[2]
+    assert r"tinycnn check \| correct" in table[3] and "3.5 s" in table[3]  # "|" escaped
+    assert "failed (exit 1): 2 failed, 98 passed" in table[4] and "FAIL (< 60 s)" in table[4]
+    verdicts = {line for line in lines if line.startswith("- **")}
+    assert "- **PASS**: grading a correct submission (tinycnn check) under 15 s (1 row, 3.5 s)" \
+        in verdicts
+    assert any(line.startswith("- **FAIL**: default test suite") for line in verdicts)
+    assert any(line.startswith("- **NOT MEASURED**: tinycnn report (full)") for line in verdicts)
+    assert len(verdicts) == len(bench.TARGETS)
+    assert "All targets pass: no (2 pass, 1 fail, 5 not measured)." in document
+
+
+def test_command_runs_cover_the_command_targets_and_grade_the_shipped_fixture():
+    runs = bench.command_runs()
+    time_targets = {target.name for target in bench.TARGETS if target.maximum_seconds}
+    assert set(runs) == time_targets == {"report-full", "report-quick", "check-correct",
+                                         "test-suite"}
+    name, argv, cwd = runs["check-correct"]
+    assert argv[:2] == ("tinycnn", "check") and cwd == bench.FRESH_FOLDER
+    assert argv[2] == str(bench.correct_submission()) and bench.correct_submission().is_file()
+    assert bench.correct_submission().name == "loop_ops.py"
+    assert runs["report-quick"][1][:3] == ("tinycnn", "report", "--quick")
+    assert "--quick" not in runs["report-full"][1]
+    name, argv, cwd = runs["test-suite"]
+    assert list(argv[1:]) == ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    assert cwd == bench.source_checkout()
+
+
+def test_source_checkout_needs_pyproject_and_tests_beside_the_package(tmp_path, monkeypatch):
+    import tinycnn
+
+    package = tmp_path / "tinycnn"
+    package.mkdir()
+    monkeypatch.setattr(tinycnn, "__file__", str(package / "__init__.py"))
+    assert bench.source_checkout() is None  # an installed wheel: nothing beside the package
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    assert bench.source_checkout() is None  # no tests/ folder
+    (tmp_path / "tests").mkdir()
+    assert bench.source_checkout() == tmp_path.resolve()
+
+
+def test_time_command_times_a_full_argv_and_a_tinycnn_subcommand(tmp_path):
+    row = bench.time_command("demo", "do nothing", [sys.executable, "-c", "pass"], tmp_path,
+                             timeout_seconds=60)
+    assert row["status"] == "ok" and 0 < row["seconds"] == row["elapsed_seconds"] < 60
+    assert row["command"].endswith(" -c pass") and row["cwd"] == str(tmp_path)
+    assert (row["section"], row["key"], row["name"]) == ("commands", "demo", "do nothing")
+
+    # The command runs in the folder given, or in a fresh temporary one.
+    writes = [sys.executable, "-c", "open('made-here.txt', 'w').close()"]
+    assert bench.time_command("demo", "write", writes, tmp_path,
+                              timeout_seconds=60)["status"] == "ok"
+    assert (tmp_path / "made-here.txt").is_file()
+    row = bench.time_command("demo", "write", writes, bench.FRESH_FOLDER, timeout_seconds=60)
+    assert row["status"] == "ok" and row["cwd"] == bench.FRESH_FOLDER
+
+    row = bench.time_command("report-quick", "tinycnn report --quick",
+                             ["tinycnn", "report", "--quick"], bench.FRESH_FOLDER,
+                             timeout_seconds=60, tinycnn_prefix=FAKE_TINYCNN)
     assert row["status"] == "ok" and row["seconds"] > 0
-    assert row["command"] == "tinycnn report --out TMPDIR --no-progress"
+    assert row["command"] == "tinycnn report --quick"
 
-    fails_unless_help = [sys.executable, "-c",
-                         "import sys; print('boom', file=sys.stderr); "
-                         "sys.exit(0 if '--help' in sys.argv else 3)"]
-    row = bench.time_report("quick", TINY, command_prefix=fails_unless_help)
+
+def test_time_command_reports_failures_with_their_last_line(monkeypatch):
+    stderr_last = [sys.executable, "-c",
+                   "import sys; print('ignored'); print('first', file=sys.stderr); "
+                   "print('boom', file=sys.stderr); sys.exit(3)"]
+    row = bench.time_command("demo", "fails", stderr_last, bench.FRESH_FOLDER,
+                             timeout_seconds=60)
     assert row["status"] == "failed (exit 3): boom" and row["seconds"] is None
+    assert row["elapsed_seconds"] > 0
+
+    # pytest writes its summary to stdout and nothing to stderr.
+    stdout_only = [sys.executable, "-c", "print('1 failed, 9 passed'); raise SystemExit(1)"]
+    row = bench.time_command("demo", "fails", stdout_only, bench.FRESH_FOLDER,
+                             timeout_seconds=60)
+    assert row["status"] == "failed (exit 1): 1 failed, 9 passed"
+    silent = [sys.executable, "-c", "raise SystemExit(4)"]
+    assert bench.time_command("demo", "fails", silent, bench.FRESH_FOLDER,
+                              timeout_seconds=60)["status"] == "failed (exit 4): no message"
+
+    monkeypatch.setenv("FAKE_STATUS", "1")
+    row = bench.time_command("check-correct", "check", ["tinycnn", "check", "x.py"],
+                             bench.FRESH_FOLDER, timeout_seconds=60, tinycnn_prefix=FAKE_TINYCNN)
+    assert row["status"] == "failed (exit 1): check x.py"  # the subcommand and its arguments
+
+
+def test_time_command_kills_a_run_past_its_timeout():
+    sleeps = [sys.executable, "-c", "import time; time.sleep(30)"]
+    row = bench.time_command("demo", "sleeps", sleeps, bench.FRESH_FOLDER, timeout_seconds=0.5)
+    assert row["status"] == "timed out after 0.5 s" and row["seconds"] is None
+    assert 0.5 <= row["elapsed_seconds"] < 10
+
+
+def test_time_command_says_not_available_without_the_command_or_a_checkout():
+    missing = [sys.executable, "-c", "import sys; sys.exit(2)"]  # like argparse: unknown command
+    row = bench.time_command("report-quick", "tinycnn report --quick",
+                             ["tinycnn", "report", "--quick"], bench.FRESH_FOLDER,
+                             timeout_seconds=60, tinycnn_prefix=missing)
+    assert row["status"] == "not available" and row["seconds"] is None
+    assert "elapsed_seconds" not in row  # never started
+
+    # No source checkout: the test suite row is not available, whatever the command.
+    row = bench.time_command("test-suite", "pytest", [sys.executable, "-c", "pass"], None,
+                             timeout_seconds=60)
+    assert row["status"] == "not available" and row["seconds"] is None
+    assert verdicts_by_name([row])["test-suite"]["status"] == "not available"
+
+
+def test_run_bench_times_the_chosen_commands_and_judges_them(monkeypatch):
+    monkeypatch.setattr(bench, "bench_ops", lambda settings, progress: [])
+    monkeypatch.setattr(bench, "bench_training", lambda settings, progress: [])
+    settings = replace(TINY, commands=("check-correct", "report-quick"))
+    messages = []
+
+    result = bench.run_bench(settings, messages.append, tinycnn_prefix=FAKE_TINYCNN)
+
+    assert [row["key"] for row in result.rows] == ["check-correct", "report-quick"]
+    assert all(row["status"] == "ok" and row["passed"] is True for row in result.rows)
+    statuses = {verdict["name"]: verdict["status"] for verdict in result.targets}
+    assert statuses["check-correct"] == statuses["report-quick"] == "pass"
+    assert statuses["report-full"] == statuses["test-suite"] == "not measured"
+    assert messages == ["tinycnn check (correct submission)", "tinycnn report --quick"]
 
 
 def test_bench_command_runs_and_writes_json_with_every_section(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench, "settings_for", lambda quick: replace(TINY, quick=quick))
     path = tmp_path / "bench.json"
 
-    status = main(["bench", "--quick", "--no-report", "--json", str(path)])
+    markdown = tmp_path / "bench.md"
+
+    status = main(["bench", "--quick", "--no-commands", "--json", str(path),
+                   "--markdown", str(markdown)])
 
     out, _ = capsys.readouterr()
     assert status == 0
     assert "NumPy/PyTorch" in out and "Targets:" in out and f"wrote {path}" in out
+    assert f"wrote {markdown}" in out
+    document = markdown.read_text()
+    assert document.startswith("# ") and "| section | benchmark |" in document
     data = json.loads(path.read_text())
     assert data["schema"] == bench.SCHEMA
     assert set(data) >= {"settings", "threads", "machine", "rows", "targets", "all_targets_pass"}
@@ -150,7 +332,7 @@ def test_bench_command_runs_and_writes_json_with_every_section(tmp_path, monkeyp
     sections = [row["section"] for row in data["rows"]]
     assert sections.count("ops") == 2 * OP_ROWS_PER_DTYPE + LOOP_ROWS
     assert sections.count("training") == 2  # TinyCNN and MLP at batch 32, float32
-    assert "report" not in sections  # --no-report
+    assert "commands" not in sections  # --no-commands
     for row in data["rows"]:
         assert row["numpy_seconds"] > 0 and row["torch_seconds"] > 0
         assert row["ratio"] == pytest.approx(row["torch_seconds"] / row["numpy_seconds"])
@@ -163,14 +345,28 @@ def test_bench_command_runs_and_writes_json_with_every_section(tmp_path, monkeyp
     for name in ("tinycnn-batch-32", "mlp-batch-32", "ops-batch-32"):
         assert statuses[name] in ("pass", "fail"), name
     assert statuses["tinycnn-full-batch"] == statuses["report-full"] == "not measured"
+    assert statuses["check-correct"] == statuses["test-suite"] == "not measured"
+    table_lines = [line for line in document.splitlines() if line.startswith("|")]
+    assert len(table_lines) == 2 + len(data["rows"])
     assert next(v for v in data["targets"] if v["name"] == "ops-batch-32")["rows"] == (
         2 * OP_ROWS_PER_DTYPE)
 
 
-def test_bench_json_into_a_missing_directory_is_a_one_line_error(tmp_path, capsys):
-    status = main(["bench", "--quick", "--json", str(tmp_path / "missing" / "bench.json")])
+@pytest.mark.parametrize("option", ["--json", "--markdown"])
+def test_bench_output_into_a_missing_directory_is_a_one_line_error(option, tmp_path, capsys):
+    status = main(["bench", "--quick", option, str(tmp_path / "missing" / "bench.out")])
     _, err = capsys.readouterr()
     assert status == 2 and err.count("\n") == 1 and "no such directory" in err
+    assert option in err
+
+
+def test_no_report_is_kept_as_an_alias_of_no_commands():
+    from tinycnn.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["bench", "--no-report"]).no_commands is True
+    assert parser.parse_args(["bench", "--no-commands"]).no_commands is True
+    assert parser.parse_args(["bench"]).no_commands is False
 
 
 def test_quick_settings_keep_the_targets_measurable():
@@ -178,7 +374,10 @@ def test_quick_settings_keep_the_targets_measurable():
     for settings in (quick, full):
         assert settings.op_batch == 32 and {32, bench.FULL_BATCH} <= set(settings.train_batches)
         assert "float32" in settings.train_dtypes and settings.n_train == bench.FULL_BATCH
-    assert quick.reports == ("quick",) and set(full.reports) == {"full", "quick"}
+    # --quick stays well under a minute: no full report, no test suite.
+    assert quick.commands == ("report-quick", "check-correct")
+    assert full.commands == ("report-full", "report-quick", "check-correct", "test-suite")
+    assert set(full.commands) == set(bench.command_runs())
     assert quick.repeat < full.repeat
 
 

@@ -7,8 +7,11 @@ One run measures
   the textbook loop versions of convolution and pooling (to show how much slower they are);
 - training throughput (samples per second) of TinyCNN and the MLP with 18 hidden units at batch
   32, 128 and 3000 (the whole training set), NumPy against PyTorch eager;
-- the wall time of ``tinycnn report`` and ``tinycnn report --quick`` (as subprocesses);
-- the facts of the machine: cores, BLAS libraries, versions.
+- the wall time of whole command runs, as subprocesses (table :func:`command_runs`):
+  ``tinycnn report`` and ``tinycnn report --quick``, ``tinycnn check`` of a correct submission
+  (the loop-based fixture shipped in ``parity_tests/fixtures/loop_ops.py``) and the default test
+  suite (``python -m pytest -q`` in the source checkout, when there is one);
+- the facts of the machine: cores, BLAS libraries, versions, load average.
 
 Every row gets the ratio **NumPy speed / PyTorch speed** (PyTorch's time divided by NumPy's):
 above 1 NumPy is faster. The targets of issue 5 live in one table, :data:`TARGETS`; each row a
@@ -19,13 +22,16 @@ How a time is measured (as :mod:`timeit` does): a few warm-up calls, then ``repe
 result is the median over the runs of the time per call. NumPy and PyTorch runs alternate, so a
 burst of load on the machine hits both sides.
 
-The JSON (``--json PATH``) holds ``schema`` (``"tinycnn-bench/1"``), ``settings``, ``threads``
+The JSON (``--json PATH``) holds ``schema`` (``"tinycnn-bench/2"``), ``settings``, ``threads``
 (how they were set), ``machine``, ``targets`` (the verdicts), ``all_targets_pass`` and
-``rows``, one dict per table row: ``section`` ("ops", "training" or "report"), ``name``;
+``rows``, one dict per table row: ``section`` ("ops", "training" or "commands"), ``name``;
 for ops and training ``dtype``, ``batch``, ``numpy_seconds`` and ``torch_seconds`` (per call,
 or per epoch of ``samples_per_epoch`` images for training) and ``ratio``; for training also
-``numpy_samples_per_second`` and ``torch_samples_per_second``; for reports ``seconds`` (None
-when not measured) and ``status``; and ``target`` and ``passed`` where a target applies.
+``numpy_samples_per_second`` and ``torch_samples_per_second``; for commands ``key``,
+``command``, ``cwd``, ``status`` ("ok", "not available", "failed (exit N): ...", "timed out
+after T s"), ``seconds`` (wall time of a successful run, else None) and ``elapsed_seconds``
+(of any run that started); and ``target`` and ``passed`` where a target applies.
+``--markdown PATH`` writes the same table, machine facts and verdicts as a markdown document.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import gc
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -46,12 +53,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 __all__ = [
+    "FRESH_FOLDER",
     "TARGETS",
     "BenchResult",
     "BenchSettings",
     "Target",
+    "command_runs",
     "compare",
+    "correct_submission",
     "evaluate_targets",
+    "format_markdown",
     "format_table",
     "machine_facts",
     "ratio",
@@ -59,10 +70,11 @@ __all__ = [
     "run_bench",
     "settings_for",
     "single_thread",
-    "time_report",
+    "source_checkout",
+    "time_command",
 ]
 
-SCHEMA = "tinycnn-bench/1"
+SCHEMA = "tinycnn-bench/2"  # 2: the "report" section became "commands" (report, check, tests)
 FULL_BATCH = 3000  # "full batch": the training set of the throughput rows has this many images
 
 
@@ -76,7 +88,8 @@ class Target:
     """A goal for the rows whose fields match ``select``.
 
     Ratio targets need ``row["ratio"] >= minimum_ratio`` on every matching row; time targets
-    need ``row["seconds"] < maximum_seconds``.
+    need a successful command run (``row["status"] == "ok"``) with ``row["seconds"] <
+    maximum_seconds``.
     """
 
     name: str
@@ -89,12 +102,19 @@ class Target:
         return all(row.get(key) == value for key, value in self.select.items())
 
     def met_by(self, row: dict) -> bool | None:
-        """True or False, or None when the row has no measurement (e.g. command missing)."""
+        """True or False, or None when the row has no measurement (e.g. command missing).
+
+        A command that failed or timed out misses its time target: a run that does not
+        finish correctly is not fast enough, however soon it stopped.
+        """
         if self.minimum_ratio is not None:
             value = row.get("ratio")
             return None if value is None else value >= self.minimum_ratio
-        value = row.get("seconds")
-        return None if value is None else value < self.maximum_seconds
+        if row.get("status") == "not available":
+            return None
+        if row.get("status") != "ok" or row.get("seconds") is None:
+            return False
+        return row["seconds"] < self.maximum_seconds
 
     def threshold_text(self) -> str:
         if self.minimum_ratio is not None:
@@ -118,9 +138,13 @@ TARGETS = (
            {"section": "ops", "implementation": "vectorized", "batch": 32},
            minimum_ratio=1.0),
     Target("report-full", "tinycnn report (full) under 60 s",
-           {"section": "report", "name": "tinycnn report"}, maximum_seconds=60.0),
+           {"section": "commands", "key": "report-full"}, maximum_seconds=60.0),
     Target("report-quick", "tinycnn report --quick under 30 s",
-           {"section": "report", "name": "tinycnn report --quick"}, maximum_seconds=30.0),
+           {"section": "commands", "key": "report-quick"}, maximum_seconds=30.0),
+    Target("check-correct", "grading a correct submission (tinycnn check) under 15 s",
+           {"section": "commands", "key": "check-correct"}, maximum_seconds=15.0),
+    Target("test-suite", "default test suite (pytest) under 60 s",
+           {"section": "commands", "key": "test-suite"}, maximum_seconds=60.0),
 )
 
 
@@ -139,7 +163,8 @@ def evaluate_targets(rows: list[dict], targets: Sequence[Target] = TARGETS) -> l
     the row has no measurement) on matching rows. A verdict is a dict with ``name``,
     ``description``, ``threshold``, ``status`` ("pass", "fail", "not measured": no row, or
     "not available": rows without a measurement), ``rows`` (how many rows it covers) and
-    ``worst`` (the smallest ratio or the largest time among them, None if unmeasured).
+    ``worst`` (the smallest ratio or the largest time of a successful run among them, None if
+    there is none).
     """
     verdicts = []
     for target in targets:
@@ -149,11 +174,13 @@ def evaluate_targets(rows: list[dict], targets: Sequence[Target] = TARGETS) -> l
             row["target"] = target.name
             row["passed"] = target.met_by(row)
             results.append(row["passed"])
-        measured = [row for row in matching if row["passed"] is not None]
         if target.minimum_ratio is not None:
-            worst = min((row["ratio"] for row in measured), default=None)
+            worst = min((row["ratio"] for row in matching if row.get("ratio") is not None),
+                        default=None)
         else:
-            worst = max((row["seconds"] for row in measured), default=None)
+            worst = max((row["seconds"] for row in matching
+                         if row.get("status") == "ok" and row.get("seconds") is not None),
+                        default=None)
         if not matching:
             status = "not measured"
         elif False in results:
@@ -187,8 +214,9 @@ class BenchSettings:
     train_dtypes: tuple[str, ...] = ("float32", "float64")
     train_repeat: int = 7  # timed epochs (runs) per throughput row
     n_train: int = FULL_BATCH  # training images of the throughput rows
-    reports: tuple[str, ...] = ("full", "quick")  # which `tinycnn report` runs to time
-    report_timeout_seconds: float = 900.0
+    # keys of command_runs() to time, in this order
+    commands: tuple[str, ...] = ("report-full", "report-quick", "check-correct", "test-suite")
+    command_timeout_seconds: float = 900.0  # a run still going after this is killed
 
 
 def settings_for(quick: bool) -> BenchSettings:
@@ -197,7 +225,7 @@ def settings_for(quick: bool) -> BenchSettings:
         return BenchSettings()
     return BenchSettings(quick=True, repeat=5, min_run_seconds=0.005, warmup_calls=2,
                          loop_repeat=1, train_dtypes=("float32",), train_repeat=5,
-                         reports=("quick",))
+                         commands=("report-quick", "check-correct"))
 
 
 # ------------------------------------------------------------------------------------------
@@ -471,47 +499,131 @@ def bench_training(settings: BenchSettings, progress: Callable[[str], None]) -> 
 
 
 # ------------------------------------------------------------------------------------------
-# tinycnn report wall time
+# Commands: wall time of whole runs of the project's commands
 # ------------------------------------------------------------------------------------------
 
-REPORT_RUNS = {"full": ("tinycnn report", ()), "quick": ("tinycnn report --quick", ("--quick",))}
+FRESH_FOLDER = "a fresh temporary folder"  # the ``cwd`` of runs that write files
 
 
-def time_report(kind: str, settings: BenchSettings,
-                command_prefix: Sequence[str] | None = None) -> dict:
-    """Wall time of one ``tinycnn report`` run in a fresh subprocess, into a temporary folder.
+def source_checkout() -> Path | None:
+    """The source checkout the installed ``tinycnn`` package comes from, or None.
 
-    ``command_prefix`` is how to start ``tinycnn`` (default: this Python, ``-m tinycnn``). If
-    the installed ``tinycnn`` has no ``report`` command, the row says "not available" instead
-    of failing the benchmark.
+    With an editable install (or a run from the checkout) the package sits in the project's
+    root, next to ``pyproject.toml`` and ``tests/``; an installed wheel has neither beside it.
     """
-    name, options = REPORT_RUNS[kind]
-    prefix = list(command_prefix or [sys.executable, "-m", "tinycnn"])
-    row = {"section": "report", "name": name, "seconds": None}
-    probe = subprocess.run([*prefix, "report", "--help"], capture_output=True, text=True,
-                           check=False)
-    if probe.returncode != 0:
+    import tinycnn
+
+    root = Path(tinycnn.__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / "tests").is_dir():
+        return root
+    return None
+
+
+def correct_submission() -> Path:
+    """A correct submission for ``tinycnn check``: the loop-based fixture of the op contract.
+
+    It ships inside the installed ``parity_tests`` package (package data), so it is there with
+    or without a source checkout.
+    """
+    import parity_tests
+
+    return Path(parity_tests.__file__).resolve().parent / "fixtures" / "loop_ops.py"
+
+
+def command_runs() -> dict[str, tuple[str, tuple[str, ...], Path | str | None]]:
+    """The timed command runs: ``{key: (display name, argv, cwd)}``.
+
+    An ``argv`` starting with ``"tinycnn"`` is run as the installed ``tinycnn`` command (see
+    :func:`time_command`); any other is a full command line. ``cwd`` is a folder,
+    :data:`FRESH_FOLDER`, or None when the run is not possible here (the test suite needs a
+    source checkout). The keys are also the names of the matching :data:`TARGETS`.
+    """
+    into_folder = ("--out", "report", "--no-progress")
+    return {
+        "report-full": ("tinycnn report", ("tinycnn", "report", *into_folder), FRESH_FOLDER),
+        "report-quick": ("tinycnn report --quick", ("tinycnn", "report", "--quick", *into_folder),
+                         FRESH_FOLDER),
+        "check-correct": ("tinycnn check (correct submission)",
+                          ("tinycnn", "check", str(correct_submission())), FRESH_FOLDER),
+        "test-suite": ("pytest (default test suite)",
+                       (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+                       source_checkout()),
+    }
+
+
+def _last_line(*texts: str) -> str:
+    """The last non-empty line of the first text that has one (stderr first, then stdout)."""
+    for text in texts:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+    return "no message"
+
+
+def time_command(key: str, name: str, argv: Sequence[str], cwd: Path | str | None, *,
+                 timeout_seconds: float, tinycnn_prefix: Sequence[str] | None = None) -> dict:
+    """Wall time of one command run in a subprocess (default threads), as a table row.
+
+    ``argv[0] == "tinycnn"`` is replaced by ``tinycnn_prefix`` (default: this Python,
+    ``-m tinycnn``); if that ``tinycnn`` has no such subcommand (``tinycnn SUB --help`` fails),
+    or ``cwd`` is None, the row says "not available" instead of failing the benchmark. A run
+    that exits non-zero gives "failed (exit N): " and the last line of its stderr (of its
+    stdout when stderr is empty: pytest reports there); one that outlives
+    ``timeout_seconds`` is killed and gives "timed out after T s". ``seconds`` is the wall
+    time of a successful run, None otherwise; ``elapsed_seconds`` the wall time of any run.
+    """
+    # argv[0] by its name only ("python", "tinycnn"): the JSON is committed, paths differ.
+    row = {"section": "commands", "key": key, "name": name,
+           "command": " ".join([Path(argv[0]).name, *argv[1:]]),
+           "cwd": None if cwd is None else str(cwd), "seconds": None}
+    command = list(argv)
+    if command[0] == "tinycnn":
+        prefix = list(tinycnn_prefix or [sys.executable, "-m", "tinycnn"])
+        command[:1] = prefix
+        probe = subprocess.run([*prefix, argv[1], "--help"], capture_output=True, text=True,
+                               check=False)
+        if probe.returncode != 0:
+            cwd = None
+    if cwd is None:
         row["status"] = "not available"
         return row
     with tempfile.TemporaryDirectory(prefix="tinycnn-bench-") as folder:
-        command = [*prefix, "report", *options, "--out", str(Path(folder) / "report"),
-                   "--no-progress"]
-        row["command"] = " ".join(["tinycnn report", *options, "--out TMPDIR --no-progress"])
         start = time.perf_counter()
-        try:
-            done = subprocess.run(command, cwd=folder, capture_output=True, text=True,
-                                  timeout=settings.report_timeout_seconds, check=False)
-        except subprocess.TimeoutExpired:
-            row["status"] = f"timed out after {settings.report_timeout_seconds:g} s"
-            return row
-        seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        last_line = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        row["status"] = f"failed (exit {done.returncode}): {last_line}"
-        return row
-    row["status"] = "ok"
-    row["seconds"] = seconds
+        returncode, stdout, stderr = _run(command, folder if cwd == FRESH_FOLDER else cwd,
+                                          timeout_seconds)
+        row["elapsed_seconds"] = time.perf_counter() - start
+    if returncode is None:
+        row["status"] = f"timed out after {timeout_seconds:g} s"
+    elif returncode != 0:
+        row["status"] = f"failed (exit {returncode}): {_last_line(stderr, stdout)}"
+    else:
+        row["status"] = "ok"
+        row["seconds"] = row["elapsed_seconds"]
     return row
+
+
+def _run(command: Sequence[str], cwd: Path | str,
+         timeout_seconds: float) -> tuple[int | None, str, str]:
+    """``(exit status, stdout, stderr)`` of ``command``; status None if it timed out.
+
+    The command gets its own process group, and a run that times out (or a benchmark stopped
+    with Ctrl-C) kills the whole group: pytest and the grader start worker processes of their
+    own, which would otherwise keep running and slow every later row.
+    """
+    with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout_seconds)
+        except BaseException as error:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (AttributeError, ProcessLookupError):  # no process groups, or gone already
+                process.kill()
+            process.wait()
+            if isinstance(error, subprocess.TimeoutExpired):
+                return None, "", ""
+            raise
+    return process.returncode, stdout, stderr
 
 
 # ------------------------------------------------------------------------------------------
@@ -528,6 +640,14 @@ def _cpu_model() -> str | None:
     except OSError:
         pass
     return platform.processor() or None
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (other work on the machine slows every row)."""
+    try:
+        return [round(load, 2) for load in os.getloadavg()]
+    except OSError:  # not available on this platform
+        return None
 
 
 def machine_facts() -> dict:
@@ -560,6 +680,7 @@ def machine_facts() -> dict:
         "thread_pools_loaded": libraries,
         "torch_default_threads": torch.get_num_threads(),
         "torch_mkldnn": bool(torch.backends.mkldnn.is_available()),
+        "load_average_at_start": _load_average(),
     }
 
 
@@ -624,16 +745,24 @@ class BenchResult:
 
 
 def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = None,
-              report_command_prefix: Sequence[str] | None = None) -> BenchResult:
-    """Measure everything ``settings`` asks for; return the rows and the target verdicts."""
+              tinycnn_prefix: Sequence[str] | None = None) -> BenchResult:
+    """Measure everything ``settings`` asks for; return the rows and the target verdicts.
+
+    ``tinycnn_prefix`` is how the command rows start ``tinycnn`` (see :func:`time_command`).
+    """
     progress = progress or (lambda message: None)
     start = time.perf_counter()
     machine = machine_facts()
     with single_thread() as threads:
         rows = bench_ops(settings, progress) + bench_training(settings, progress)
-    for kind in settings.reports:  # default threads: the report targets are for the machine
-        progress(f"tinycnn report ({kind})")
-        rows.append(time_report(kind, settings, report_command_prefix))
+    runs = command_runs() if settings.commands else {}
+    for key in settings.commands:  # default threads: the command targets are for the machine
+        name, argv, cwd = runs[key]
+        progress(name)
+        rows.append(time_command(key, name, argv, cwd,
+                                 timeout_seconds=settings.command_timeout_seconds,
+                                 tinycnn_prefix=tinycnn_prefix))
+    machine["load_average_at_end"] = _load_average()
     targets = evaluate_targets(rows)
     return BenchResult(settings, machine, threads, rows, targets, time.perf_counter() - start)
 
@@ -648,7 +777,15 @@ def _time_text(seconds: float | None) -> str:
     return f"{seconds:.1f} s"
 
 
+TABLE_HEADER = ("section", "benchmark", "dtype", "NumPy", "PyTorch", "NumPy/PyTorch", "target")
+
+
 def _row_cells(row: dict) -> list[str]:
+    """One row of the table, as the cells of :data:`TABLE_HEADER`.
+
+    Command rows have the wall time in the NumPy column (the commands run the NumPy
+    reference), or the status when there is no time.
+    """
     mark = ""
     if row.get("target"):
         verdict = {True: "pass", False: "FAIL", None: "n/a"}[row.get("passed")]
@@ -664,95 +801,166 @@ def _row_cells(row: dict) -> list[str]:
         return [row["section"], row["name"], row["dtype"],
                 f"{row['numpy_samples_per_second']:,.0f}/s",
                 f"{row['torch_samples_per_second']:,.0f}/s", f"{row['ratio']:.2f}x", mark]
-    status = "" if row["status"] == "ok" else row["status"]
-    return [row["section"], row["name"], "-", _time_text(row["seconds"]) if row["seconds"]
-            else status, "-", "-", mark]
+    time_or_status = _time_text(row["seconds"]) if row["status"] == "ok" else row["status"]
+    return [row["section"], row["name"], "-", time_or_status, "-", "-", mark]
+
+
+def _blas_text(machine: dict) -> str:
+    blas = ", ".join(f"{lib['internal_api']} {lib['version']}"
+                     for lib in machine["thread_pools_loaded"] if lib["user_api"] == "blas")
+    return blas or "unknown"
+
+
+def _notes(result: BenchResult) -> list[str]:
+    """How to read the table, how threads were set, the machine: one line each."""
+    machine, threads = result.machine, result.threads
+    return [
+        "NumPy/PyTorch = NumPy speed / PyTorch speed (PyTorch time / NumPy time); above 1 NumPy "
+        "is faster.",
+        "Times: median per call over timed runs after warm-up, NumPy and PyTorch alternating. "
+        "PyTorch ops: forward under no_grad, backward = autograd.grad on a kept graph.",
+        f"Threads: {threads['how']} (during the run: BLAS {threads['numpy_blas_threads']}, "
+        f"torch {threads['torch_threads']}). The command rows run as subprocesses with default "
+        f"threads, one run each (wall time).",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable); "
+        f"Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {_blas_text(machine)}), "
+        f"PyTorch {machine['torch']}.",
+    ]
+
+
+def _verdict_text(verdict: dict) -> str:
+    worst = verdict["worst"]
+    if worst is None:
+        worst_text = ""
+    elif verdict["threshold"].startswith(">="):
+        worst_text = f", worst {worst:.2f}x"
+    else:
+        worst_text = f", {worst:.1f} s"
+    rows = f"{verdict['rows']} row" + ("" if verdict["rows"] == 1 else "s")
+    return f"{verdict['description']} ({rows}{worst_text})"
 
 
 def format_table(result: BenchResult) -> str:
     """The rows as an aligned text table, then the machine, threads and target verdicts."""
-    header = ["section", "benchmark", "dtype", "NumPy", "PyTorch", "NumPy/PyTorch", "target"]
-    cells = [header] + [_row_cells(row) for row in result.rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    cells = [list(TABLE_HEADER)] + [_row_cells(row) for row in result.rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_HEADER))]
     lines = []
     for k, line in enumerate(cells):
         lines.append("  ".join(text.ljust(width) for text, width in zip(line, widths,
                                                                           strict=True)).rstrip())
         if k == 0:
             lines.append("  ".join("-" * width for width in widths))
-    machine, threads = result.machine, result.threads
-    blas = ", ".join(f"{lib['internal_api']} {lib['version']}"
-                     for lib in machine["thread_pools_loaded"] if lib["user_api"] == "blas")
-    lines += [
-        "",
-        "NumPy/PyTorch = NumPy speed / PyTorch speed (PyTorch time / NumPy time); above 1 NumPy "
-        "is faster.",
-        "Times: median per call over timed runs after warm-up, NumPy and PyTorch alternating. "
-        "PyTorch ops: forward under no_grad, backward = autograd.grad on a kept graph.",
-        f"Threads: {threads['how']} (during the run: BLAS {threads['numpy_blas_threads']}, "
-        f"torch {threads['torch_threads']}). `tinycnn report` runs with default threads.",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable); "
-        f"Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {blas or 'unknown'}), "
-        f"PyTorch {machine['torch']}.",
-        "",
-        "Targets:",
-    ]
+    lines += ["", *_notes(result), "", "Targets:"]
     for verdict in result.targets:
-        worst = verdict["worst"]
-        if worst is None:
-            worst_text = ""
-        elif verdict["threshold"].startswith(">="):
-            worst_text = f", worst {worst:.2f}x"
-        else:
-            worst_text = f", {worst:.1f} s"
-        lines.append(f"  {verdict['status'].upper():13s} {verdict['description']} "
-                     f"({verdict['rows']} rows{worst_text})")
+        lines.append(f"  {verdict['status'].upper():13s} {_verdict_text(verdict)}")
     lines.append(f"bench took {result.seconds:.0f} s")
     return "\n".join(lines)
+
+
+def _markdown_cell(text: str) -> str:
+    # A "|" inside a cell would end it (underscores inside words are no emphasis in GFM).
+    return text.replace("|", "\\|")
+
+
+def format_markdown(result: BenchResult, created: str | None = None) -> str:
+    """The same results as a markdown document: title, machine, threads, table, verdicts.
+
+    ``created`` is the date line (default: now), a parameter so tests get a fixed document.
+    """
+    machine, settings = result.machine, result.settings
+    created = created or time.strftime("%Y-%m-%d %H:%M %z")
+    command = "tinycnn bench --quick" if settings.quick else "tinycnn bench"
+    load_start, load_end = machine.get("load_average_at_start"), machine.get(
+        "load_average_at_end")
+    lines = [
+        "# TinyCNN benchmark: NumPy reference against PyTorch",
+        "",
+        f"Measured by `{command}` on {created}; the run took {result.seconds:.0f} s. "
+        f"Targets from issue 5.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable)",
+        f"- Platform: {machine.get('platform', 'unknown')}",
+        f"- Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {_blas_text(machine)}), "
+        f"PyTorch {machine['torch']}",
+    ]
+    if load_start is not None:
+        end_text = "" if load_end is None else f", at the end {', '.join(map(str, load_end))}"
+        lines.append(f"- Load average (1, 5, 15 min) at the start {', '.join(map(str, load_start))}"
+                     f"{end_text}: other work on the machine slows every row")
+    lines += ["", "## How it was measured", ""]
+    lines += [f"- {note}" for note in _notes(result)[:3]]
+    lines += ["", "## Results", "",
+              "| " + " | ".join(TABLE_HEADER) + " |",
+              "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---"]) + "|"]
+    for row in result.rows:
+        lines.append("| " + " | ".join(_markdown_cell(cell) for cell in _row_cells(row)) + " |")
+    lines += ["", "## Targets", ""]
+    for verdict in result.targets:
+        lines.append(f"- **{verdict['status'].upper()}**: {_verdict_text(verdict)}")
+    statuses = [verdict["status"] for verdict in result.targets]
+    counts = ", ".join(f"{statuses.count(status)} {status}"
+                       for status in ("pass", "fail", "not available", "not measured")
+                       if status in statuses)
+    all_pass = all(status == "pass" for status in statuses)
+    lines += ["", f"All targets pass: {'yes' if all_pass else 'no'} ({counts})."]
+    return "\n".join(lines) + "\n"
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``tinycnn bench`` to the ``tinycnn`` subcommands."""
     parser = subparsers.add_parser(
-        "bench", help="time the NumPy reference against PyTorch (ops, training, report)",
+        "bench", help="time the NumPy reference against PyTorch (ops, training, commands)",
         description="Time every op, forward and backward, and training throughput of TinyCNN "
                     "and the MLP, NumPy against PyTorch eager on one thread each; time "
-                    "`tinycnn report`; print the NumPy/PyTorch ratios with the targets of "
-                    "issue 5.",
+                    "`tinycnn report` (full and --quick), `tinycnn check` of a correct "
+                    "submission and the default test suite; print the NumPy/PyTorch ratios "
+                    "with the targets of issue 5.",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results to PATH (JSON)")
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="also write the table, machine and target verdicts to PATH "
+                             "(markdown)")
     parser.add_argument("--quick", action="store_true",
-                        help="fewer repeats, float32 training only, only `report --quick` "
-                             "(well under a minute)")
-    parser.add_argument("--no-report", action="store_true",
-                        help="do not time `tinycnn report`")
+                        help="fewer repeats, float32 training only; of the commands only "
+                             "`report --quick` and `check` (well under a minute)")
+    parser.add_argument("--no-commands", "--no-report", dest="no_commands", action="store_true",
+                        help="do not time any command (report, check, test suite)")
     parser.set_defaults(func=run_bench_command)
     return parser
 
 
 def run_bench_command(args) -> int:
-    """``tinycnn bench``: measure, print the table, write the JSON; returns 0."""
+    """``tinycnn bench``: measure, print the table, write the JSON and markdown; returns 0."""
     from tinycnn.cli import CommandError
 
     try:
         import threadpoolctl  # noqa: F401  (sets NumPy's BLAS to one thread)
     except ImportError:
         raise CommandError("tinycnn bench needs threadpoolctl: pip install threadpoolctl") from None
-    if args.json is not None:
-        parent = Path(args.json).expanduser().resolve().parent
+    outputs = {"--json": args.json, "--markdown": args.markdown}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        parent = Path(path).expanduser().resolve().parent
         if not parent.is_dir():
-            raise CommandError(f"--json {args.json}: no such directory {parent}")
+            raise CommandError(f"{option} {path}: no such directory {parent}")
+        if Path(path).expanduser().is_dir():
+            raise CommandError(f"{option} {path} is a directory, expected a file name")
     settings = settings_for(args.quick)
-    if args.no_report:
-        settings = replace(settings, reports=())
+    if args.no_commands:
+        settings = replace(settings, commands=())
 
     def progress(message: str) -> None:
         print(f"  timing {message} ...", file=sys.stderr, flush=True)
 
     result = run_bench(settings, progress)
     print(format_table(result))
-    if args.json is not None:
-        Path(args.json).expanduser().write_text(json.dumps(result.to_json(), indent=2) + "\n",
-                                                encoding="utf-8")
-        print(f"wrote {args.json}")
+    texts = {"--json": lambda: json.dumps(result.to_json(), indent=2) + "\n",
+             "--markdown": lambda: format_markdown(result)}
+    for option, path in outputs.items():
+        if path is not None:
+            Path(path).expanduser().write_text(texts[option](), encoding="utf-8")
+            print(f"wrote {path}")
     return 0
