@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from tinycnn.cli import positive_int
 from tinycnn.grading.sandbox import Limits
 from tinycnn.parallel import SchedulerError, default_jobs
 
@@ -29,12 +30,6 @@ def _positive_seconds(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return int(text)
 
 
 def _module_name(text: str) -> str:
@@ -72,12 +67,12 @@ def register(subparsers) -> argparse.ArgumentParser:
                         metavar="NAME",
                         help="let the submission import NAME besides numpy and math "
                              "(repeatable)")
-    parser.add_argument("--memory", type=_positive_int, default=Limits.memory_mb, metavar="MIB",
+    parser.add_argument("--memory", type=positive_int, default=Limits.memory_mb, metavar="MIB",
                         help=f"memory limit of the submission's process in MiB "
                              f"(default: {Limits.memory_mb})")
     parser.add_argument("--no-train", action="store_true",
                         help="skip the training run that follows when every function passes")
-    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                         help="folder mode: submissions graded at the same time "
                              "(default: the number of CPUs)")
     parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
