@@ -72,8 +72,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], str
         )
     try:
         meta = json.loads(str(contents.pop(_META_KEY)))
+        if not (isinstance(meta.get("model"), str) and isinstance(meta.get("config"), dict)):
+            raise TypeError("expected a model name and a dict of constructor arguments")
         return contents, meta["model"], meta["config"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (json.JSONDecodeError, AttributeError, TypeError) as error:
         raise CheckpointError(
             f"{os.fspath(path)!r} has a damaged model description: {error}"
         ) from None

@@ -53,7 +53,10 @@ def test_weights_saved_by_one_backend_load_in_the_other(capsys, tmp_path, saver,
     (["--seed", "x"], "argument --seed: expected an integer >= 0, got 'x'"),
     (["--hidden", "4"], "--hidden applies only to --model mlp"),
     (["--load", "/no/such/file.npz"], "cannot read checkpoint '/no/such/file.npz'"),
-    (["--save", "/no/such/dir/w.npz"], "cannot write /no/such/dir/w.npz: no such directory"),
+    (["--save", "/no/such/dir/w.npz"],
+     "cannot write --save /no/such/dir/w.npz: no such directory"),
+    # /proc passes the up-front check (even for root) and fails only when written:
+    (["--epochs", "0", "--save", "/proc/w.npz"], "cannot write /proc/w.npz"),
     (["--frobnicate"], "unrecognized arguments: --frobnicate"),
 ])
 def test_bad_arguments_give_one_line_and_nonzero_status(capsys, argv, message):
@@ -91,3 +94,25 @@ def test_defaults_reach_99_percent_in_both_backends_with_equal_accuracy():
         outputs[backend] = ACCURACY.search(result.stdout).groups()
     assert float(outputs["numpy"][0]) >= 0.99
     assert outputs["numpy"] == outputs["torch"]
+
+
+@pytest.mark.parametrize("meta", ['{"model": "tinycnn", "config": [1]}', '[1, 2]', '{"model": 3}',
+                                  "not json"])
+def test_checkpoint_with_a_damaged_description_is_a_one_line_error(capsys, tmp_path, meta):
+    import numpy as np
+
+    path = tmp_path / "crafted.npz"
+    np.savez(path, **{"__model__": np.array(meta)})
+    status, _, err = run(capsys, "--load", str(path))
+    assert status == 2 and "damaged model description" in err, err
+
+
+def test_output_writer_turns_os_errors_into_one_line_errors(tmp_path):
+    from tinycnn.cli import CommandError, check_output_file, write_output
+
+    write_output("--json", str(tmp_path / "ok.json"), "{}")
+    assert (tmp_path / "ok.json").read_text() == "{}"
+    with pytest.raises(CommandError, match=r"cannot write --json /proc/x\.json"):
+        write_output("--json", "/proc/x.json", "{}")
+    with pytest.raises(CommandError, match="it is a directory"):
+        check_output_file("--json", str(tmp_path))

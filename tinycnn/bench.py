@@ -933,7 +933,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run_bench_command(args) -> int:
     """``tinycnn bench``: measure, print the table, write the JSON and markdown; returns 0."""
-    from tinycnn.cli import CommandError
+    from tinycnn.cli import CommandError, check_output_file, write_output
 
     try:
         import threadpoolctl  # noqa: F401  (sets NumPy's BLAS to one thread)
@@ -941,13 +941,8 @@ def run_bench_command(args) -> int:
         raise CommandError("tinycnn bench needs threadpoolctl: pip install threadpoolctl") from None
     outputs = {"--json": args.json, "--markdown": args.markdown}
     for option, path in outputs.items():
-        if path is None:
-            continue
-        parent = Path(path).expanduser().resolve().parent
-        if not parent.is_dir():
-            raise CommandError(f"{option} {path}: no such directory {parent}")
-        if Path(path).expanduser().is_dir():
-            raise CommandError(f"{option} {path} is a directory, expected a file name")
+        if path is not None:
+            check_output_file(option, path)
     settings = settings_for(args.quick)
     if args.no_commands:
         settings = replace(settings, commands=())
@@ -961,6 +956,6 @@ def run_bench_command(args) -> int:
              "--markdown": lambda: format_markdown(result)}
     for option, path in outputs.items():
         if path is not None:
-            Path(path).expanduser().write_text(texts[option](), encoding="utf-8")
+            write_output(option, path, texts[option]())
             print(f"wrote {path}")
     return 0

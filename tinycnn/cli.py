@@ -118,7 +118,7 @@ def run_train(args) -> int:
 
     kind, model = _build_model(args)
     if args.save is not None:
-        _check_writable(args.save)
+        check_output_file("--save", args.save)
     dataset = reference.make_dataset(n_classes=model.config["n_classes"], seed=args.seed)
     config = reference.TrainConfig(epochs=args.epochs, seed=args.seed)
     progress = not args.no_progress
@@ -139,20 +139,43 @@ def run_train(args) -> int:
           f"{args.epochs} epochs: train accuracy {history.train_acc[-1]:.4f}, "
           f"validation accuracy {val_acc:.4f} ({round(val_acc * n_val)}/{n_val})")
     if args.save is not None:
-        save_checkpoint(args.save, params, kind, model.config)
+        try:
+            save_checkpoint(args.save, params, kind, model.config)
+        except OSError as error:
+            raise CommandError(f"cannot write {args.save}: {error.strerror or error}") from None
         print(f"saved weights to {args.save}")
     return 0
 
 
-def _check_writable(path: str) -> None:
-    """Fail before training, not after, if the weights cannot be written."""
+# ------------------------------------------------------------------------------------------
+# output files, shared by the subcommands
+# ------------------------------------------------------------------------------------------
+
+
+def check_output_file(option: str, path: str) -> None:
+    """Fail before the work, not after it, when ``path`` obviously cannot be written.
+
+    Catches a missing directory, a directory given as the file and missing permission; the
+    write itself can still fail (a full disk, /proc), so writers catch OSError too
+    (:func:`write_output`).
+    """
+    path = os.path.expanduser(path)
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
-        raise CommandError(f"cannot write {path}: it is a directory")
+        raise CommandError(f"cannot write {option} {path}: it is a directory")
     if not os.path.isdir(directory):
-        raise CommandError(f"cannot write {path}: no such directory {directory}")
+        raise CommandError(f"cannot write {option} {path}: no such directory {directory}")
     if not os.access(path if os.path.exists(path) else directory, os.W_OK):
-        raise CommandError(f"cannot write {path}: permission denied")
+        raise CommandError(f"cannot write {option} {path}: permission denied")
+
+
+def write_output(option: str, path: str, text: str) -> None:
+    """Write ``text`` to ``path``; an OSError becomes a one-line :class:`CommandError`."""
+    try:
+        with open(os.path.expanduser(path), "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise CommandError(f"cannot write {option} {path}: {error.strerror or error}") from None
 
 
 # ------------------------------------------------------------------------------------------
