@@ -14,7 +14,7 @@ import numpy as np
 from reference.data import Dataset
 from reference.optim import SGD
 
-__all__ = ["History", "TrainConfig", "epoch_batches", "evaluate", "train"]
+__all__ = ["History", "TrainConfig", "epoch_batches", "evaluate", "sgd_step", "train"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,13 @@ def epoch_batches(n_samples: int, batch_size: int, epoch: int, seed: int) -> lis
     return [order[start : start + batch_size] for start in range(0, n_samples, batch_size)]
 
 
+def sgd_step(model, optimizer: SGD, x: np.ndarray, labels: np.ndarray) -> float:
+    """One minibatch step: loss and gradients, then the update. Returns the minibatch loss."""
+    loss, grads = model.loss_and_gradients(x, labels)
+    optimizer.step(grads)
+    return loss
+
+
 def evaluate(model, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``(x, labels)``."""
     logits = model.forward(x)
@@ -121,9 +128,8 @@ def train(
     with _progress_bar(progress, config.epochs, type(model).__name__) as report:
         for epoch in range(1, config.epochs + 1):
             for batch in epoch_batches(len(y_train), config.batch_size, epoch, config.seed):
-                loss, grads = model.loss_and_gradients(x_train[batch], y_train[batch])
-                optimizer.step(grads)
-                history.step_loss.append(loss)
+                history.step_loss.append(sgd_step(model, optimizer, x_train[batch],
+                                                  y_train[batch]))
             end_of_epoch(epoch)
             report(epoch, history)
     return history

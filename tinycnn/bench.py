@@ -428,17 +428,18 @@ def bench_ops(settings: BenchSettings, progress: Callable[[str], None]) -> list[
 def _epoch_functions(model_name: str, batch: int, dtype_name: str, n_train: int):
     """One epoch of SGD steps in NumPy and in PyTorch, from the same weights and batches.
 
-    The step bodies are those of :func:`reference.train.train` and
-    :func:`torch_impl.train.train` (the optimiser settings of ``TrainConfig``), without the
-    per-epoch evaluation: only the training steps are timed.
+    The steps are those of :func:`reference.train.train` and :func:`torch_impl.train.train`
+    (``sgd_step``, with the optimiser settings of ``TrainConfig``), without the per-epoch
+    evaluation: only the training steps are timed.
     """
     import numpy as np
     import torch
-    import torch.nn.functional as F
 
     import reference
     import torch_impl
     from reference.optim import SGD
+    from reference.train import sgd_step
+    from torch_impl.train import sgd_step as torch_sgd_step
 
     dtype = np.dtype(dtype_name)
     data = reference.make_dataset(n_train=n_train, n_val=0, seed=0)
@@ -461,16 +462,11 @@ def _epoch_functions(model_name: str, batch: int, dtype_name: str, n_train: int)
 
     def numpy_epoch():
         for index in batches:
-            _, grads = model.loss_and_gradients(x[index], y[index])
-            optimizer.step(grads)
+            sgd_step(model, optimizer, x[index], y[index])
 
     def torch_epoch():
         for index in torch_batches:
-            torch_optimizer.zero_grad()
-            loss = F.cross_entropy(module(x_torch[index]), y_torch[index])
-            loss.backward()
-            torch_optimizer.step()
-            loss.item()
+            torch_sgd_step(module, torch_optimizer, x_torch[index], y_torch[index])
 
     return numpy_epoch, torch_epoch
 

@@ -17,7 +17,17 @@ from reference.data import Dataset
 from reference.train import History, TrainConfig, _progress_bar, epoch_batches
 from torch_impl.weights import params_of
 
-__all__ = ["evaluate", "train"]
+__all__ = ["evaluate", "sgd_step", "train"]
+
+
+def sgd_step(module: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+             labels: torch.Tensor) -> float:
+    """One minibatch step: loss, backward pass, update. Returns the minibatch loss."""
+    optimizer.zero_grad()
+    loss = F.cross_entropy(module(x), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 @torch.no_grad()
@@ -71,11 +81,8 @@ def _train(module, dataset, config, progress) -> History:
         for epoch in range(1, config.epochs + 1):
             for batch in epoch_batches(len(y_train), config.batch_size, epoch, config.seed):
                 index = torch.from_numpy(batch)
-                optimizer.zero_grad()
-                loss = F.cross_entropy(module(x_train[index]), y_train[index])
-                loss.backward()
-                optimizer.step()
-                history.step_loss.append(loss.item())
+                history.step_loss.append(sgd_step(module, optimizer, x_train[index],
+                                                  y_train[index]))
             end_of_epoch(epoch)
             report(epoch, history)
     return history
