@@ -2,22 +2,21 @@
 
 The lecture says the stripe task is "non-trivial for a linear classifier". The cheapest way to
 test that is to train one with exactly the same data, optimiser and schedule as TinyCNN.
-:class:`SoftmaxRegression` has the interface :func:`reference.train.train` needs (``params``,
-``dtype``, ``ops``, ``forward``, ``loss_and_gradients``) and is built from the contract ops, so
-its gradient is the one the parity suite already checks.
+:class:`SoftmaxRegression` is a model of :mod:`reference.models` (same base class as TinyCNN and
+the MLP, so the same ``loss_and_gradients``, ``predict``, ``layer_summary``...) built from the
+contract ops, so its gradient is the one the parity suite already checks.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from reference import ops as reference_ops
-from reference.models import init_uniform
+from reference.models import IMAGE_CHANNELS, _Model, init_uniform
 
 __all__ = ["SoftmaxRegression", "torch_twin"]
 
 
-class SoftmaxRegression:
+class SoftmaxRegression(_Model):
     """``logits = flatten(x) @ W.T + b``: one dense layer from the ``S*S`` pixels to the classes.
 
     Parameters
@@ -31,41 +30,39 @@ class SoftmaxRegression:
     the ``state_dict`` names of :func:`torch_twin`.
     """
 
+    name = "SoftmaxRegression"
+
     def __init__(self, n_classes: int = 3, *, image_size: int = 8, seed: int = 0):
         if n_classes < 2:
             raise ValueError(f"n_classes must be at least 2, got {n_classes}")
-        n_inputs = image_size * image_size
-        rng = np.random.default_rng(seed)
         self.config = {"n_classes": n_classes, "image_size": image_size}
-        self.ops = reference_ops
-        self.params = {
-            "linear.weight": init_uniform(rng, (n_classes, n_inputs), n_inputs),
-            "linear.bias": init_uniform(rng, (n_classes,), n_inputs),
-        }
+        n_inputs = IMAGE_CHANNELS * image_size * image_size
+        rng = np.random.default_rng(seed)
+        shapes = self.parameter_shapes()
+        super().__init__({
+            "linear.weight": init_uniform(rng, shapes["linear.weight"], n_inputs),
+            "linear.bias": init_uniform(rng, shapes["linear.bias"], n_inputs),
+        }, ops=None)
 
-    @property
-    def dtype(self) -> np.dtype:
-        return self.params["linear.weight"].dtype
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        n_classes, S = self.config["n_classes"], self.config["image_size"]
+        return {"linear.weight": (n_classes, IMAGE_CHANNELS * S * S), "linear.bias": (n_classes,)}
 
-    @property
-    def n_parameters(self) -> int:
-        return sum(int(p.size) for p in self.params.values())
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Logits ``(N, n_classes)`` for images ``x (N, 1, S, S)``."""
-        flat = x.reshape(len(x), -1)  # N, S*S
-        return self.ops.linear_forward(flat, self.params["linear.weight"],
-                                       self.params["linear.bias"])
-
-    def loss_and_gradients(self, x: np.ndarray, labels: np.ndarray):
-        """Batch-mean cross-entropy and its gradient for both parameters."""
+    def forward_with_activations(self, x):
+        x = self._check_images(x)
         flat = x.reshape(len(x), -1)  # N, S*S
         logits = self.ops.linear_forward(flat, self.params["linear.weight"],
-                                         self.params["linear.bias"])
-        loss, dlogits = self.ops.softmax_cross_entropy(logits, labels)
-        _, dw, db = self.ops.linear_backward(dlogits, flat, self.params["linear.weight"],
+                                         self.params["linear.bias"])  # N, n_classes
+        return logits, {"flatten": flat, "logits": logits}
+
+    def backward(self, dlogits, activations):
+        _, dw, db = self.ops.linear_backward(dlogits, activations["flatten"],
+                                             self.params["linear.weight"],
                                              self.params["linear.bias"])
-        return float(loss), {"linear.weight": dw, "linear.bias": db}
+        return {"linear.weight": dw, "linear.bias": db}
+
+    def _summary_layers(self):
+        return [("Flatten", "flatten", None), ("Dense + bias", "logits", "linear")]
 
 
 def torch_twin(model: SoftmaxRegression):

@@ -9,6 +9,7 @@ can print them next to the verdicts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ import pandas as pd
 import reference
 from reference import ops
 from reference.data import CLASS_NAMES, DatasetConfig, make_images
-from reports.runs import RunResult, RunSpec, build_model
+from reports.runs import RunResult, build_model
 
 __all__ = [
     "ACCURACY_TARGET",
@@ -307,8 +308,7 @@ def four_class_table(cnn: Sequence[RunResult],
     for name, size, runs in entries:
         s = accuracy_summary(runs)
         spec = runs[0].spec
-        three = RunSpec(spec.model, 3, spec.hidden, spec.replicate, spec.epochs)
-        n_three = build_model(three).n_parameters
+        n_three = build_model(replace(spec, n_classes=3)).n_parameters
         rows.append({"model": name, "size": size, "n_parameters": s["n_parameters"],
                      "n_parameters_3_classes": n_three, "added": s["n_parameters"] - n_three,
                      "n_seeds": s["n_seeds"], "mean": s["mean"], "min": s["min"],

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import types
 
-import numpy as np
 import pandas as pd
 
 import reference
 from reference import ops
 from reference.gradcheck import error_band, gradient_check
 
-__all__ = ["BATCH_SIZE", "BUGGY_MODEL", "buggy_conv_ops", "gradient_check_table", "worst_error"]
+__all__ = ["BATCH_SIZE", "BUGGY_MODEL", "buggy_conv_ops", "gradient_check_table"]
 
 BUGGY_MODEL = "TinyCNN, flipped kernel gradient"
 BATCH_SIZE = 8  # images the checked loss averages over
@@ -72,11 +71,3 @@ def gradient_check_table(seed: int, n_samples: int = BATCH_SIZE, n_classes: int 
                          "shape": " x ".join(map(str, shapes[parameter])),
                          "rel_error": error, "band": error_band(error)})
     return pd.DataFrame(rows)
-
-
-def worst_error(table: pd.DataFrame, model: str) -> float:
-    """Largest relative error over the parameter tensors of ``model``."""
-    errors = table.loc[table["model"] == model, "rel_error"]
-    if errors.empty:
-        raise ValueError(f"no gradient check rows for model {model!r}")
-    return float(np.max(errors))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -124,8 +124,7 @@ def plan_runs(settings: ReportSettings) -> dict[str, list[RunSpec]]:
 
 
 def _numpy_twin(spec: RunSpec) -> RunSpec:
-    return RunSpec(spec.model, spec.n_classes, spec.hidden, spec.replicate, spec.epochs,
-                   "numpy", spec.snapshot_epochs)
+    return replace(spec, backend="numpy")
 
 
 def compute_report(settings: ReportSettings, progress: bool = True) -> ReportData:

@@ -16,7 +16,6 @@ other (CNN against MLP, NumPy against PyTorch) share replicate seeds: same data,
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import reference
-from reference.train import TrainConfig
+from reference.train import History, TrainConfig
 from tinycnn.parallel import run_jobs
 
 __all__ = ["REPORT_ENTROPY", "RunResult", "RunSpec", "build_model", "execute", "execute_all",
@@ -127,7 +126,7 @@ class RunResult:
 
     def first_epoch_reaching(self, accuracy: float) -> int | None:
         """First epoch whose validation accuracy is at least ``accuracy``, or None."""
-        return next((epoch for epoch, acc in enumerate(self.val_acc) if acc >= accuracy), None)
+        return History(val_acc=self.val_acc).first_epoch_reaching(accuracy)
 
 
 def build_model(spec: RunSpec):
@@ -141,28 +140,21 @@ def build_model(spec: RunSpec):
     return SoftmaxRegression(spec.n_classes, seed=spec.seed)
 
 
-@contextlib.contextmanager
-def _single_thread(torch_too: bool):
-    """Run with one BLAS (and one PyTorch) thread, restoring the settings afterwards.
+def _single_thread(backend: str):
+    """One BLAS (and, for PyTorch runs, one PyTorch) thread inside the ``with`` block.
 
     The models are tiny: extra threads only add overhead, and two workers with two threads each
     would fight over two cores. One thread also makes every run's arithmetic the same whether it
-    runs in the main process or in a worker.
+    runs in the main process or in a worker. NumPy runs limit BLAS only, so that their workers
+    never pay for importing torch (:func:`tinycnn.bench.single_thread` imports it).
     """
-    with contextlib.ExitStack() as stack:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # optional: without it BLAS keeps its own setting
-            pass
-        else:
-            stack.enter_context(threadpool_limits(1))
-        if torch_too:
-            import torch
+    if backend == "torch":
+        from tinycnn.bench import single_thread
 
-            previous = torch.get_num_threads()
-            torch.set_num_threads(1)
-            stack.callback(torch.set_num_threads, previous)
-        yield
+        return single_thread()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
 
 
 @functools.lru_cache(maxsize=16)
@@ -178,7 +170,7 @@ def _dataset(n_classes: int, seed: int) -> reference.Dataset:
 def execute(spec: RunSpec) -> RunResult:
     """Train the model of ``spec`` on its dataset; return its history (a function of spec only)."""
     seed = spec.seed
-    with _single_thread(torch_too=spec.backend == "torch"):
+    with _single_thread(spec.backend):
         dataset = _dataset(spec.n_classes, seed)
         model = build_model(spec)
         config = TrainConfig(epochs=spec.epochs, seed=seed, snapshot_epochs=spec.snapshot_epochs)
