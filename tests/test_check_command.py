@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from reference.ops import CONTRACT_FUNCTIONS
-from tinycnn.grading.command import register, run_check
+from tinycnn.cli import CommandError
+from tinycnn.grading.command import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, register, run_check
 from tinycnn.grading.grader import STATUSES
+from tinycnn.grading.sandbox import Limits
 
 FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
 TEMPLATE = Path(__file__).parent.parent / "examples" / "student_template.py"
@@ -33,12 +35,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def check(*argv: str) -> int:
-    """Parse ``tinycnn check ARGV`` and run it; returns the exit status (2 from argparse too)."""
+    """Parse ``tinycnn check ARGV`` and run it; returns the exit status (2 from argparse too).
+
+    A `CommandError` is reported the way ``tinycnn.cli.main`` reports it: one line, status 2.
+    """
     try:
         args = parser().parse_args(["check", *map(str, argv)])
     except SystemExit as exit_:
         return int(exit_.code)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except CommandError as error:
+        print(f"tinycnn check: error: {error}", file=sys.stderr)
+        return 2
 
 
 def strict_json(path: Path) -> dict:
@@ -165,6 +174,48 @@ def test_usage_errors_exit_2_before_grading(argv, capfd):
 
 def test_an_empty_folder_is_a_usage_error(tmp_path):
     assert check(tmp_path) == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_unwritable_output_is_one_line_and_status_2_through_the_real_main(capfd):
+    # /proc exists and, as root, os.access says it is writable: only the write itself fails.
+    from tinycnn.cli import main
+
+    for option in ("--json", "--gradescope"):
+        status = main(["check", str(FIXTURES / "hostile_syntax_error.py"), "--no-train",
+                       option, "/proc/no_such_output.json"])
+        err = capfd.readouterr().err
+        assert status == 2
+        assert err.startswith("tinycnn check: error: cannot write /proc/no_such_output.json")
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_an_unwritable_default_summary_csv_is_a_usage_error(tmp_path, capfd):
+    shutil.copy(FIXTURES / "hostile_syntax_error.py", tmp_path / "bob.py")
+    (tmp_path / "check_summary.csv").mkdir()  # the default summary path cannot be written
+    assert check(tmp_path, "--no-train", "--jobs", "1") == 2
+    err = capfd.readouterr().err
+    assert "cannot write" in err and "check_summary.csv" in err and "Traceback" not in err
+
+
+def test_the_help_defaults_are_the_sandbox_limits():
+    assert (DEFAULT_TIMEOUT, DEFAULT_MEMORY_MB) == (Limits().timeout, Limits().memory_mb)
+    args = parser().parse_args(["check", "s.py"])
+    assert (args.timeout, args.memory) == (Limits().timeout, Limits().memory_mb)
+
+
+def test_building_the_cli_parser_does_not_import_the_grader():
+    # Every `tinycnn` command builds the whole parser; grading modules load only for `check`.
+    code = ("import sys, tinycnn.cli; tinycnn.cli.build_parser(); "
+            "print(sorted(m for m in sys.modules if m.startswith(('tinycnn.grading.', "
+            "'parity_tests'))))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO)
+    assert run.stdout.strip() == "['tinycnn.grading.command']"
+    lazy = ("from tinycnn.grading import SubmissionReport, grade_submission; "
+            "from tinycnn.grading.grader import grade_submission as g; "
+            "assert grade_submission is g and SubmissionReport")
+    subprocess.run([sys.executable, "-c", lazy], check=True, cwd=REPO)
 
 
 def test_folder_mode_grades_every_file_in_parallel_and_writes_a_summary_csv(tmp_path, capfd):

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from parity_tests.cases import CASES
@@ -313,3 +314,69 @@ def test_a_whole_hostile_submission_is_graded_in_under_a_minute_with_default_lim
     }
     assert "numpy.allclose" in " ".join(report.policy)
     assert report.training is None
+
+
+# --------------------------------------------------------------------------------------------
+# Edge cases of the judging, and work done once
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_run_timeout_after_every_case_is_recorded_says_so():
+    # The child's last case finished, then it was killed (e.g. stuck on exit): no case to name.
+    from parity_tests.cases import make_inputs
+    from tinycnn.grading import grader
+    from tinycnn.grading.sandbox import ChildRun
+
+    cases = cases_of("relu_forward")
+    calls = []
+    for case, _ in cases:
+        inputs = make_inputs(case)
+        calls.append({"outcome": "returned", "result": np.maximum(inputs["x"], 0),
+                      "inputs_after": inputs, "seconds": 0.0})
+    run = ChildRun(import_result={"ok": True}, calls=calls, timed_out="run")
+    result = grader._judge_function("relu_forward", run, cases, FAST)
+    assert result.status == "timeout"
+    assert f"{len(cases)} of {len(cases)} cases done" in result.detail
+    assert "after its last case" in result.detail
+
+
+def test_an_unreadable_file_is_an_error_verdict_and_a_missing_one_raises(tmp_path):
+    folder = tmp_path / "folder.py"
+    folder.mkdir()  # read_text raises IsADirectoryError (an OSError, like PermissionError)
+    report = grade_submission(folder, limits=FAST, train=False)
+    assert set(statuses(report).values()) == {"error"} and not report.passed
+    assert all("cannot read the file" in r.detail for r in report.functions.values())
+    with pytest.raises(FileNotFoundError):
+        grade_submission(tmp_path / "absent.py", limits=FAST, train=False)
+
+
+def test_each_case_builds_its_inputs_once(monkeypatch):
+    from tinycnn.grading import grader
+
+    built = []
+    real = grader.make_inputs
+    monkeypatch.setattr(grader, "make_inputs", lambda case: built.append(case.id) or real(case))
+    grader._expected.cache_clear()
+    case, direction = cases_of("conv2d_backward")[0]
+    grader._expected(case.id, direction)
+    grader._expected.cache_clear()  # later tests recompute with the real make_inputs
+    assert built == [case.id]
+
+
+def test_the_training_dataset_is_generated_once_for_every_submission(monkeypatch):
+    import reference.data
+    from tinycnn.grading import grader
+
+    made = []
+    real = reference.data.make_dataset
+    monkeypatch.setattr(reference.data, "make_dataset",
+                        lambda *a, **k: made.append(1) or real(*a, **k))
+    monkeypatch.setattr(grader, "_REFERENCE_RUNS", {})
+    monkeypatch.setattr(grader, "_DATASETS", {}, raising=False)
+    setup = grader.TrainingSetup(
+        config={"epochs": 1, "batch_size": 16, "lr": 0.1, "momentum": 0.9, "seed": 0},
+        data={"n_classes": 3, "n_train": 32, "n_val": 16, "seed": 0})
+    params, accuracy = grader._reference_training(setup)
+    for _ in range(3):  # three passing submissions
+        assert grader._validation_accuracy(setup, params) == accuracy
+    assert len(made) == 1

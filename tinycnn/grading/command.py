@@ -2,24 +2,27 @@
 
 ``register(subparsers)`` adds the subcommand to the ``tinycnn`` parser; ``run_check(args)``
 returns the exit status: 0 when every function passes (every submission, in folder mode), 1
-when anything fails, 2 for a usage error (argparse's own status for a bad option).
+when anything fails; a usage error raises :class:`tinycnn.cli.CommandError`, which
+``tinycnn.cli.main`` reports as one line with status 2 (argparse's own status for a bad option).
+
+Only `register` runs for every ``tinycnn`` command (to build the parser), so the grader and the
+sandbox are imported in `run_check`, not here.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from tinycnn.cli import positive_int
-from tinycnn.grading.sandbox import Limits
-from tinycnn.parallel import SchedulerError, default_jobs
+from tinycnn.cli import CommandError, positive_int
 
 __all__ = ["register", "run_check"]
 
-PASSED, FAILED, USAGE_ERROR = 0, 1, 2
+PASSED, FAILED = 0, 1
 DEFAULT_SUMMARY_NAME = "check_summary.csv"
+#: The defaults of `tinycnn.grading.sandbox.Limits`, for the help text (a test keeps them equal).
+DEFAULT_TIMEOUT, DEFAULT_MEMORY_MB = 10.0, 2048
 
 
 def _positive_seconds(text: str) -> float:
@@ -59,17 +62,18 @@ def register(subparsers) -> argparse.ArgumentParser:
                              "per file under 'submissions')")
     parser.add_argument("--gradescope", metavar="PATH",
                         help="also write Gradescope's results.json to PATH (single file only)")
-    parser.add_argument("--timeout", type=_positive_seconds, default=Limits.timeout,
+    parser.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT,
                         metavar="SECONDS",
                         help=f"time limit per function, all its cases together "
-                             f"(default: {Limits.timeout:g})")
+                             f"(default: {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--allow-import", type=_module_name, action="append", default=[],
                         metavar="NAME",
                         help="let the submission import NAME besides numpy and math "
                              "(repeatable)")
-    parser.add_argument("--memory", type=positive_int, default=Limits.memory_mb, metavar="MIB",
+    parser.add_argument("--memory", type=positive_int, default=DEFAULT_MEMORY_MB,
+                        metavar="MIB",
                         help=f"memory limit of the submission's process in MiB "
-                             f"(default: {Limits.memory_mb})")
+                             f"(default: {DEFAULT_MEMORY_MB})")
     parser.add_argument("--no-train", action="store_true",
                         help="skip the training run that follows when every function passes")
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
@@ -88,11 +92,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _usage_error(message: str) -> int:
-    print(f"tinycnn check: error: {message}", file=sys.stderr)
-    return USAGE_ERROR
-
-
 def _check_output_path(option: str, value: str | None) -> str | None:
     """A problem with an output path, found before any grading starts."""
     if value is None:
@@ -106,11 +105,17 @@ def _check_output_path(option: str, value: str | None) -> str | None:
 
 
 def _write(path: str, text: str) -> None:
-    Path(path).expanduser().write_text(text, encoding="utf-8")
+    try:
+        Path(path).expanduser().write_text(text, encoding="utf-8")
+    except OSError as error:  # os.access cannot tell in advance (root, /proc, a full disk)
+        raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Run ``tinycnn check`` for parsed arguments; returns the exit status."""
+    """Run ``tinycnn check`` for parsed arguments; returns the exit status.
+
+    A usage error (also an output file that cannot be written) raises `CommandError`.
+    """
     from tinycnn.grading.folder import grade_folder
     from tinycnn.grading.grader import grade_submission
     from tinycnn.grading.report import (
@@ -120,28 +125,30 @@ def run_check(args: argparse.Namespace) -> int:
         submission_table,
         summary_csv,
     )
+    from tinycnn.grading.sandbox import Limits
+    from tinycnn.parallel import SchedulerError, default_jobs
 
     target = Path(args.submission)
     if not target.exists():
-        return _usage_error(f"no such file or folder: {args.submission}")
+        raise CommandError(f"no such file or folder: {args.submission}")
     folder_mode = target.is_dir()
     if not folder_mode and target.suffix != ".py":
-        return _usage_error(f"{args.submission} is not a .py file")
+        raise CommandError(f"{args.submission} is not a .py file")
     if folder_mode and args.gradescope:
-        return _usage_error("--gradescope grades one file; give a .py file, not a folder")
+        raise CommandError("--gradescope grades one file; give a .py file, not a folder")
     if not folder_mode and (args.csv or args.jobs or args.scheduler):
-        return _usage_error("--csv, --jobs and --scheduler apply to a folder of submissions "
+        raise CommandError("--csv, --jobs and --scheduler apply to a folder of submissions "
                             "only")
     for option, value in (("--json", args.json), ("--gradescope", args.gradescope),
                           ("--csv", args.csv)):
         problem = _check_output_path(option, value)
         if problem:
-            return _usage_error(problem)
+            raise CommandError(problem)
     try:
         limits = Limits(timeout=args.timeout, memory_mb=args.memory,
                         train_timeout=max(6 * args.timeout, Limits.train_timeout))
     except ValueError as error:
-        return _usage_error(str(error))
+        raise CommandError(str(error)) from None
     allow = tuple(args.allow_import)
 
     if not folder_mode:
@@ -157,12 +164,12 @@ def run_check(args: argparse.Namespace) -> int:
 
     files = sorted(p for p in target.glob("*.py") if p.is_file())
     if not files:
-        return _usage_error(f"no .py files in {args.submission}")
+        raise CommandError(f"no .py files in {args.submission}")
     try:
         reports = grade_folder(files, jobs=args.jobs or default_jobs(), allow_imports=allow,
                                limits=limits, train=not args.no_train, scheduler=args.scheduler)
     except SchedulerError as error:  # raised before any grading starts
-        return _usage_error(str(error))
+        raise CommandError(str(error)) from None
     print(folder_table(reports))
     summary_path = args.csv or str(target / DEFAULT_SUMMARY_NAME)
     _write(summary_path, summary_csv(reports))

@@ -198,7 +198,7 @@ def _expected(case_id: str, direction: str) -> tuple[dict[str, np.ndarray], dict
     """``(inputs, expected outputs)`` of one case, from reference.ops in this process."""
     case = next(c for c in CASES if c.id == case_id)
     inputs = make_inputs(case)
-    result = call_op(reference_ops, case, direction, make_inputs(case))
+    result = call_op(reference_ops, case, direction, inputs)  # reference ops never modify it
     names = output_names(case, direction)
     values = result if isinstance(result, tuple) else (result,)
     return inputs, dict(zip(names, values, strict=True))
@@ -326,8 +326,9 @@ def _judge_function(name: str, run: ChildRun, cases: list[tuple[OpCase, str]],
         done = f"{len(run.calls)} of {len(cases)} cases done"
         if run.timed_out == "run":
             result.status = "timeout"
+            where = f"still running {stuck.describe()}" if stuck else "after its last case"
             result.detail = (f"did not finish within the time limit of {limits.timeout:g} s "
-                             f"({done}; still running {stuck.describe()}).")
+                             f"({done}; {where}).")
         elif run.timed_out == "import":
             result.status = "timeout"
             result.detail = (f"importing the submission took longer than {limits.timeout:g} s "
@@ -379,19 +380,30 @@ def _all_with(status: str, detail: str) -> dict[str, FunctionResult]:
 
 
 _REFERENCE_RUNS: dict[str, tuple[dict[str, np.ndarray], float]] = {}
+_DATASETS: dict[str, object] = {}
 _REFERENCE_LOCK = threading.Lock()
+
+
+def _dataset(setup: TrainingSetup):
+    """The setup's dataset, generated once per process (shared by every submission graded)."""
+    from reference.data import DatasetConfig, make_dataset
+
+    key = json.dumps(setup.data, sort_keys=True)
+    with _REFERENCE_LOCK:  # folder mode grades on threads: generate it once
+        if key not in _DATASETS:
+            _DATASETS[key] = make_dataset(DatasetConfig(**setup.data))
+        return _DATASETS[key]
 
 
 def _reference_training(setup: TrainingSetup) -> tuple[dict[str, np.ndarray], float]:
     """Final parameters and validation accuracy of the reference run (once per process)."""
-    from reference.data import DatasetConfig, make_dataset
     from reference.models import TinyCNN
     from reference.train import TrainConfig, train
 
     key = json.dumps(setup.as_job(), sort_keys=True)
+    dataset = _dataset(setup)  # before taking the lock, which _dataset takes too
     with _REFERENCE_LOCK:  # folder mode grades on threads: train the reference once
         if key not in _REFERENCE_RUNS:
-            dataset = make_dataset(DatasetConfig(**setup.data))
             model = TinyCNN(**setup.model)
             history = train(model, dataset, TrainConfig(**setup.config))
             _REFERENCE_RUNS[key] = (model.params, history.val_acc[-1])
@@ -399,11 +411,10 @@ def _reference_training(setup: TrainingSetup) -> tuple[dict[str, np.ndarray], fl
 
 
 def _validation_accuracy(setup: TrainingSetup, params: dict[str, np.ndarray]) -> float:
-    from reference.data import DatasetConfig, make_dataset
     from reference.models import TinyCNN
     from reference.train import evaluate
 
-    dataset = make_dataset(DatasetConfig(**setup.data))
+    dataset = _dataset(setup)
     model = TinyCNN(**setup.model).load_params(params)
     return evaluate(model, dataset.x_val, dataset.y_val)[1]
 
@@ -499,6 +510,11 @@ def grade_submission(
     -------
     SubmissionReport
         Always; the submission cannot make this raise.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
     """
     started = time.monotonic()
     limits = limits or Limits()
@@ -513,6 +529,10 @@ def grade_submission(
     try:
         source = path.read_text(encoding="utf-8")
         static_imports = scan_imports(source)
+    except FileNotFoundError:
+        raise  # the caller's mistake, not the submission's (`tinycnn check` checks it first)
+    except OSError as error:  # a directory, no permission, an I/O error
+        return finish(_all_with("error", f"cannot read the file: {error.strerror or error}."))
     except (SyntaxError, ValueError) as error:  # ValueError: NUL bytes, undecodable text
         line = f" (line {error.lineno})" if getattr(error, "lineno", None) else ""
         reason = error.msg if isinstance(error, SyntaxError) else str(error)
