@@ -11,7 +11,6 @@ import argparse
 import time
 
 from tinycnn.cli import CommandError, positive_int
-from tinycnn.parallel import SchedulerError
 
 __all__ = ["register", "run_report"]
 
@@ -51,6 +50,7 @@ def run_report(args) -> int:
     """Compute the report, write it to ``args.out`` and print a summary; return 0."""
     from reports.pipeline import ReportSettings, compute_report
     from reports.render import claims_tally, prepare_output_dir, write_report
+    from tinycnn.parallel import SchedulerError
 
     start = time.perf_counter()
     try:
