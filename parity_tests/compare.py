@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from parity_tests.tolerances import Tolerance, tolerance
+from tinycnn.parity_tests.tolerances import Tolerance, tolerance
 
 
 @dataclass(frozen=True)

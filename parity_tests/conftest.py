@@ -1,7 +1,7 @@
 """pytest configuration of the parity suite: the ``--impl PATH`` option and the ``ops`` fixture.
 
 ``pytest parity_tests --impl path/to/student.py`` runs the op cases against that file instead of
-``reference.ops``.
+``tinycnn.reference.ops``.
 
 pytest knows this option only once it has loaded this file, which it does before parsing the
 command line for the folders named on it, or for ``testpaths`` when none is named. So name the
@@ -28,7 +28,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--impl",
         metavar="PATH",
         default=None,
-        help="Python file implementing the op contract, tested instead of reference.ops",
+        help="Python file implementing the op contract, tested instead of tinycnn.reference.ops",
     )
 
 
@@ -61,14 +61,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     module = config.stash.get(_IMPL_KEY, None)
-    under_test = module.__file__ if module is not None else "reference.ops"
+    under_test = module.__file__ if module is not None else "tinycnn.reference.ops"
     return f"parity_tests: implementation under test: {under_test}"
 
 
 @pytest.fixture(scope="session")
 def ops(pytestconfig: pytest.Config) -> ModuleType:
-    """The implementation under test: the ``--impl`` file, or ``reference.ops`` by default."""
+    """The implementation under test: the ``--impl`` file, or ``tinycnn.reference.ops`` by
+    default."""
     module = pytestconfig.stash.get(_IMPL_KEY, None)
     if module is not None:
         return module
-    return importlib.import_module("reference.ops")
+    return importlib.import_module("tinycnn.reference.ops")

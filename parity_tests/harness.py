@@ -19,9 +19,8 @@ from __future__ import annotations
 from types import ModuleType
 
 import numpy as np
-
-from parity_tests.cases import OpCase, make_inputs
-from parity_tests.compare import assert_close
+from tinycnn.parity_tests.cases import OpCase, make_inputs
+from tinycnn.parity_tests.compare import assert_close
 
 # Contract function names per op and direction; softmax_cross_entropy does both in one call.
 FUNCTIONS = {
@@ -114,7 +113,7 @@ def run_contract(ops: ModuleType, case: OpCase, direction: str) -> dict[str, obj
     Parameters
     ----------
     ops : module
-        Anything with the contract functions (``reference.ops``, a student file).
+        Anything with the contract functions (``tinycnn.reference.ops``, a student file).
     case : OpCase
     direction : {"forward", "backward"}
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from parity_tests.cases import (
+from tinycnn.parity_tests.cases import (
     CASES,
     OPS,
     TAGS,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from parity_tests.compare import assert_close, compare, max_relative_error
-from parity_tests.tolerances import (
+from tinycnn.parity_tests.compare import assert_close, compare, max_relative_error
+from tinycnn.parity_tests.tolerances import (
     GRADCHECK_MAX_REL_ERROR,
     OPS,
     TRAJECTORY_FINAL_PARAMS_RTOL,

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from parity_tests.cases import cases_for
-from parity_tests.torch_oracle import assert_matches_torch
-from reference import ops
+from tinycnn.parity_tests.cases import cases_for
+from tinycnn.parity_tests.torch_oracle import assert_matches_torch
+from tinycnn.reference import ops
 
 
 @pytest.mark.parametrize("case", cases_for("conv2d"), ids=lambda case: case.id)

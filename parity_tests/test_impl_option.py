@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from parity_tests.cases import cases_for
-from parity_tests.test_op_gradcheck import GRADCHECK_CASES
+from tinycnn.parity_tests.cases import cases_for
+from tinycnn.parity_tests.test_op_gradcheck import GRADCHECK_CASES
 
 HERE = Path(__file__).resolve().parent
 TEST_OPS = HERE / "test_ops.py"

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tinycnn.parity_tests.compare import assert_close
+from tinycnn.parity_tests.tolerances import GRADCHECK_EPS, GRADCHECK_MAX_REL_ERROR
 
-import reference
-import torch_impl
-from parity_tests.compare import assert_close
-from parity_tests.tolerances import GRADCHECK_EPS, GRADCHECK_MAX_REL_ERROR
+from tinycnn import reference, torch_impl
 
 # (id, constructor, kwargs): the lecture's models plus variants that move every dimension.
 MODELS = [

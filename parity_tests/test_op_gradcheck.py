@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from parity_tests.cases import CASES, make_inputs
-from parity_tests.harness import GRADIENT_OF, run_contract, scalar_objective
-from parity_tests.tolerances import GRADCHECK_EPS, GRADCHECK_MAX_REL_ERROR
-from reference.gradcheck import numerical_gradient, relative_error
+from tinycnn.parity_tests.cases import CASES, make_inputs
+from tinycnn.parity_tests.harness import GRADIENT_OF, run_contract, scalar_objective
+from tinycnn.parity_tests.tolerances import GRADCHECK_EPS, GRADCHECK_MAX_REL_ERROR
+from tinycnn.reference.gradcheck import numerical_gradient, relative_error
 
 NOT_DIFFERENTIABLE = {"exact-zeros", "ties", "constant"}
 GRADCHECK_CASES = [

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from parity_tests.cases import cases_for, make_inputs
-from parity_tests.torch_oracle import assert_matches_torch
+from tinycnn.parity_tests.cases import cases_for, make_inputs
+from tinycnn.parity_tests.torch_oracle import assert_matches_torch
 
 
 def over(op: str, *, tag: str | None = None) -> pytest.MarkDecorator:

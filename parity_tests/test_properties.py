@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from parity_tests.cases import DTYPES, OpCase
-from parity_tests.torch_oracle import assert_matches_torch
+from tinycnn.parity_tests.cases import DTYPES, OpCase
+from tinycnn.parity_tests.torch_oracle import assert_matches_torch
 
 PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)

@@ -1,8 +1,8 @@
 """Training-trajectory parity: NumPy SGD and ``torch.optim.SGD`` from the same start.
 
-Same initial weights, same data, same minibatch order (``reference.epoch_batches``): in float64
-the loss of every step and the final parameters agree to the issue's 1e-9 and 1e-8; float32
-stays within the documented, looser tolerance of ``parity_tests.tolerances``.
+Same initial weights, same data, same minibatch order (``tinycnn.reference.epoch_batches``): in
+float64 the loss of every step and the final parameters agree to the issue's 1e-9 and 1e-8; float32
+stays within the documented, looser tolerance of ``tinycnn.parity_tests.tolerances``.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tinycnn.parity_tests.compare import compare
+from tinycnn.parity_tests.tolerances import Tolerance, tolerance
 
-import reference
-import torch_impl
-from parity_tests.compare import compare
-from parity_tests.tolerances import Tolerance, tolerance
+from tinycnn import reference, torch_impl
 
 EPOCHS = 20
 # A smaller training set than the default keeps 20 epochs fast (8 steps an epoch).

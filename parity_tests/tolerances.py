@@ -1,9 +1,9 @@
 """The one table of tolerances for every parity comparison, keyed by op and dtype.
 
 A comparison passes when the largest absolute difference is within ``atol + rtol * scale``, where
-``scale`` is the largest magnitude in the expected array (see `parity_tests.compare`). Measuring
-against the array's scale, not element by element, keeps near-zero entries (a conv output that
-happens to cancel to 1e-17) from turning rounding noise into a huge relative error.
+``scale`` is the largest magnitude in the expected array (see `tinycnn.parity_tests.compare`).
+Measuring against the array's scale, not element by element, keeps near-zero entries (a conv output
+that happens to cancel to 1e-17) from turning rounding noise into a huge relative error.
 
 float64 entries are tight (1e-10 relative or better): two correct float64 implementations differ
 only by summation order. float32 entries are looser, each with a one-line reason; they sit at least

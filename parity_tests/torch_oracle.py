@@ -13,9 +13,8 @@ from types import ModuleType
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from parity_tests.cases import OpCase, make_inputs
-from parity_tests.harness import check_outputs, run_contract
+from tinycnn.parity_tests.cases import OpCase, make_inputs
+from tinycnn.parity_tests.harness import check_outputs, run_contract
 
 
 def expected_outputs(case: OpCase) -> dict[str, np.ndarray]:

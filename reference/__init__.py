@@ -1,16 +1,16 @@
 """TinyCNN and its MLP rivals written from scratch in NumPy (no PyTorch below this package).
 
->>> from reference import TinyCNN, MLP
+>>> from tinycnn.reference import TinyCNN, MLP
 >>> TinyCNN().n_parameters
 114
 """
 
-from reference.data import CLASS_NAMES, Dataset, DatasetConfig, make_dataset
-from reference.gradcheck import gradient_check, numerical_gradient, relative_error
-from reference.models import MLP, TinyCNN
-from reference.ops import conv_output_size
-from reference.optim import SGD
-from reference.train import History, TrainConfig, epoch_batches, evaluate, train
+from tinycnn.reference.data import CLASS_NAMES, Dataset, DatasetConfig, make_dataset
+from tinycnn.reference.gradcheck import gradient_check, numerical_gradient, relative_error
+from tinycnn.reference.models import MLP, TinyCNN
+from tinycnn.reference.ops import conv_output_size
+from tinycnn.reference.optim import SGD
+from tinycnn.reference.train import History, TrainConfig, epoch_batches, evaluate, train
 
 __all__ = [
     "CLASS_NAMES",

@@ -1,8 +1,8 @@
-"""TinyCNN and the one-hidden-layer MLP, built from the ops in :mod:`reference.ops`.
+"""TinyCNN and the one-hidden-layer MLP, built from the ops in :mod:`tinycnn.reference.ops`.
 
 Parameters live in a plain dict whose keys and array layouts are exactly PyTorch's
-``state_dict`` of the twin modules in :mod:`torch_impl`, so weights move between the two with
-no renaming or transposing.
+``state_dict`` of the twin modules in :mod:`tinycnn.torch_impl`, so weights move between the two
+with no renaming or transposing.
 
 A model is a dict of parameters plus two functions: ``forward_with_activations`` keeps every
 intermediate array the backward pass needs, and ``backward`` walks the same layers in reverse.
@@ -15,8 +15,7 @@ import types
 from collections.abc import Mapping
 
 import numpy as np
-
-from reference import ops as reference_ops
+from tinycnn.reference import ops as reference_ops
 
 __all__ = ["MLP", "TinyCNN", "init_uniform"]
 
@@ -174,7 +173,7 @@ class TinyCNN(_Model):
     seed : int, default 0
         Seed of the initial parameters.
     dtype : float32 or float64, default float64
-    ops : module, default :mod:`reference.ops`
+    ops : module, default :mod:`tinycnn.reference.ops`
         Any module implementing the op contract.
 
     Shapes
@@ -283,7 +282,7 @@ class MLP(_Model):
         The ``S * S`` pixels are the input features.
     seed : int, default 0
     dtype : float32 or float64, default float64
-    ops : module, default :mod:`reference.ops`
+    ops : module, default :mod:`tinycnn.reference.ops`
 
     Parameters: ``hidden.weight (hidden, S*S)``, ``hidden.bias (hidden,)``,
     ``out.weight (n_classes, hidden)``, ``out.bias (n_classes,)``:

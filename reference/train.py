@@ -1,7 +1,7 @@
 """Minibatch training of a NumPy model, with a per-epoch history and parameter snapshots.
 
 The minibatch order comes from :func:`epoch_batches`, a function of the seed and the epoch only,
-so the PyTorch twin (:mod:`torch_impl.train`) visits the same samples in the same order.
+so the PyTorch twin (:mod:`tinycnn.torch_impl.train`) visits the same samples in the same order.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-
-from reference.data import Dataset
-from reference.optim import SGD
+from tinycnn.reference.data import Dataset
+from tinycnn.reference.optim import SGD
 
 __all__ = ["History", "TrainConfig", "epoch_batches", "evaluate", "sgd_step", "train"]
 

@@ -2,15 +2,17 @@
 
 The package is split the way the work is:
 
-- :mod:`reports.runs` - one frozen spec per training run, executed once, in parallel, each run
-  seeded by its spec (never by the worker that happens to run it);
+- :mod:`tinycnn.reports.runs` - one frozen spec per training run, executed once, in parallel, each
+  run seeded by its spec (never by the worker that happens to run it);
 - computations, each a pure function returning a DataFrame or arrays:
-  :mod:`reports.static` (sections 1-3: counting and worked examples),
-  :mod:`reports.dataset` (section 4), :mod:`reports.gradients` (section 5),
-  :mod:`reports.experiments` (sections 6-11 and 13, from finished runs),
-  :mod:`reports.architectures` (section 12);
-- :mod:`reports.claims` - the claims ledger, the only place the lecture's stated values live;
-- :mod:`reports.pipeline` - plans the runs and calls every section;
-- :mod:`reports.figures` and :mod:`reports.render` - PNG, CSV and REPORT.md, nothing computed;
-- :mod:`reports.command` - the ``tinycnn report`` subcommand.
+  :mod:`tinycnn.reports.static` (sections 1-3: counting and worked examples),
+  :mod:`tinycnn.reports.dataset` (section 4), :mod:`tinycnn.reports.gradients` (section 5),
+  :mod:`tinycnn.reports.experiments` (sections 6-11 and 13, from finished runs),
+  :mod:`tinycnn.reports.architectures` (section 12);
+- :mod:`tinycnn.reports.claims` - the claims ledger, the only place the lecture's stated values
+  live;
+- :mod:`tinycnn.reports.pipeline` - plans the runs and calls every section;
+- :mod:`tinycnn.reports.figures` and :mod:`tinycnn.reports.render` - PNG, CSV and REPORT.md,
+  nothing computed;
+- :mod:`tinycnn.reports.command` - the ``tinycnn report`` subcommand.
 """

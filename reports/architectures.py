@@ -209,7 +209,7 @@ def _resnet50():
 
 
 def _tinycnn():
-    from torch_impl import TinyCNN
+    from tinycnn.torch_impl import TinyCNN
 
     return TinyCNN()
 

@@ -2,16 +2,15 @@
 
 The lecture says the stripe task is "non-trivial for a linear classifier". The cheapest way to
 test that is to train one with exactly the same data, optimiser and schedule as TinyCNN.
-:class:`SoftmaxRegression` is a model of :mod:`reference.models` (same base class as TinyCNN and
-the MLP, so the same ``loss_and_gradients``, ``predict``, ``layer_summary``...) built from the
-contract ops, so its gradient is the one the parity suite already checks.
+:class:`SoftmaxRegression` is a model of :mod:`tinycnn.reference.models` (same base class as
+TinyCNN and the MLP, so the same ``loss_and_gradients``, ``predict``, ``layer_summary``...) built
+from the contract ops, so its gradient is the one the parity suite already checks.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from reference.models import IMAGE_CHANNELS, _Model, init_uniform
+from tinycnn.reference.models import IMAGE_CHANNELS, _Model, init_uniform
 
 __all__ = ["SoftmaxRegression", "torch_twin"]
 
@@ -68,9 +67,8 @@ class SoftmaxRegression(_Model):
 def torch_twin(model: SoftmaxRegression):
     """The same softmax regression as a ``torch.nn.Module``, holding exactly ``model``'s weights."""
     import torch
+    from tinycnn.torch_impl.weights import load_params
     from torch import nn
-
-    from torch_impl.weights import load_params
 
     class TorchSoftmaxRegression(nn.Module):
         def __init__(self, n_classes: int, image_size: int):

@@ -4,7 +4,7 @@
 This module is the only place where the lecture's stated values are typed. Each :class:`Claim`
 pairs the lecture's words and its stated value (verbatim, as a string) with two things:
 
-- a *measure*: a function of the computed report (:class:`reports.pipeline.ReportData`) that
+- a *measure*: a function of the computed report (:class:`tinycnn.reports.pipeline.ReportData`) that
   returns the computed value, how to show it, and a one-line explanation;
 - a *rule* that decides the verdict: ``reproduced`` or ``differs``.
 
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from tinycnn.reports import experiments, gradients, static
 
-import reference
-from reports import experiments, gradients, static
+from tinycnn import reference
 
 __all__ = ["CLAIMS", "COLUMNS", "VERDICTS", "Claim", "Measurement", "claims_ledger", "judge",
            "parse_number"]
@@ -354,7 +354,7 @@ def _example(example: str, quantity: str):
             value = float(value)
         except ValueError:
             pass
-        return Measurement(value, row["numpy"], f"reference.ops; {agreement}")
+        return Measurement(value, row["numpy"], f"tinycnn.reference.ops; {agreement}")
 
     return measure
 

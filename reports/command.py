@@ -48,8 +48,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run_report(args) -> int:
     """Compute the report, write it to ``args.out`` and print a summary; return 0."""
-    from reports.pipeline import ReportSettings, compute_report
-    from reports.render import claims_tally, prepare_output_dir, write_report
+    from tinycnn.reports.pipeline import ReportSettings, compute_report
+    from tinycnn.reports.render import claims_tally, prepare_output_dir, write_report
+
     from tinycnn.parallel import SchedulerError
 
     start = time.perf_counter()

@@ -1,15 +1,15 @@
 """Section 4: what the stripe images look like.
 
 The linear baseline that tests "non-trivial for a linear classifier" is a training run
-(:class:`reports.baseline.SoftmaxRegression`); its table is built with the other run tables in
-:mod:`reports.experiments`.
+(:class:`tinycnn.reports.baseline.SoftmaxRegression`); its table is built with the other run tables
+in :mod:`tinycnn.reports.experiments`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-import reference
+from tinycnn import reference
 
 __all__ = ["sample_grid"]
 

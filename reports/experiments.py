@@ -1,7 +1,7 @@
 """Sections 4 (baseline), 6-11 and 13: tables and arrays computed from finished training runs.
 
-Every function takes :class:`reports.runs.RunResult` objects (or arrays) and returns a DataFrame
-or arrays; none trains, reads a file or draws. The thresholds that turn numbers into words
+Every function takes :class:`tinycnn.reports.runs.RunResult` objects (or arrays) and returns a
+DataFrame or arrays; none trains, reads a file or draws. The thresholds that turn numbers into words
 ("fails", "stable", "oriented") are module constants, named and documented here, so the report
 can print them next to the verdicts.
 """
@@ -13,11 +13,11 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+from tinycnn.reference import ops
+from tinycnn.reference.data import CLASS_NAMES, DatasetConfig, make_images
+from tinycnn.reports.runs import RunResult, build_model
 
-import reference
-from reference import ops
-from reference.data import CLASS_NAMES, DatasetConfig, make_images
-from reports.runs import RunResult, build_model
+from tinycnn import reference
 
 __all__ = [
     "ACCURACY_TARGET",

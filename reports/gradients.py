@@ -11,10 +11,10 @@ from __future__ import annotations
 import types
 
 import pandas as pd
+from tinycnn.reference import ops
+from tinycnn.reference.gradcheck import error_band, gradient_check
 
-import reference
-from reference import ops
-from reference.gradcheck import error_band, gradient_check
+from tinycnn import reference
 
 __all__ = ["BATCH_SIZE", "BUGGY_MODEL", "buggy_conv_ops", "gradient_check_table"]
 

@@ -1,7 +1,7 @@
 """Plan the report's training runs, run each once, and compute every section's tables and arrays.
 
 :func:`compute_report` is the whole computation: it returns a :class:`ReportData` (tables and
-arrays, no files). Rendering (:mod:`reports.render`) only formats what is in it.
+arrays, no files). Rendering (:mod:`tinycnn.reports.render`) only formats what is in it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+from tinycnn.reports import architectures, dataset, experiments, gradients, static
+from tinycnn.reports.runs import RunResult, RunSpec, run_all, run_seed
 
-import reference
-from reports import architectures, dataset, experiments, gradients, static
-from reports.runs import RunResult, RunSpec, run_all, run_seed
+from tinycnn import reference
 
 __all__ = ["ReportData", "ReportSettings", "compute_report", "plan_runs"]
 
@@ -129,7 +129,7 @@ def _numpy_twin(spec: RunSpec) -> RunSpec:
 
 def compute_report(settings: ReportSettings, progress: bool = True) -> ReportData:
     """Run every experiment and compute every table, array and the claims ledger."""
-    from reports.claims import claims_ledger
+    from tinycnn.reports.claims import claims_ledger
 
     data = ReportData(settings)
     timer = _Timer(data.seconds)

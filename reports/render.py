@@ -1,7 +1,7 @@
 """Write a computed report: ``REPORT.md``, ``tables/*.csv``, ``figures/*.png``, ``claims.csv``.
 
 Nothing is computed here beyond picking rows and formatting numbers: every value comes from
-:class:`reports.pipeline.ReportData`. CSV files are byte-for-byte deterministic: floats are
+:class:`tinycnn.reports.pipeline.ReportData`. CSV files are byte-for-byte deterministic: floats are
 written with 6 significant digits, rows in a fixed order, and nothing depends on the clock.
 """
 
@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from reference.data import DatasetConfig
-from reference.gradcheck import DEFAULT_EPS
-from reference.train import TrainConfig
-from reports import experiments, figures, gradients
-from reports.claims import COLUMNS, DIFFERS, NOT_TESTABLE, REPRODUCED
-from reports.pipeline import ReportData
-from reports.runs import run_seed
+from tinycnn.reference.data import DatasetConfig
+from tinycnn.reference.gradcheck import DEFAULT_EPS
+from tinycnn.reference.train import TrainConfig
+from tinycnn.reports import experiments, figures, gradients
+from tinycnn.reports.claims import COLUMNS, DIFFERS, NOT_TESTABLE, REPRODUCED
+from tinycnn.reports.pipeline import ReportData
+from tinycnn.reports.runs import run_seed
 
 __all__ = ["claims_tally", "figure_jobs", "markdown_table", "prepare_output_dir", "render_markdown",
            "write_report", "write_tables"]
@@ -293,7 +292,7 @@ def _s1(data: ReportData) -> list[str]:
 
 def _s2(data: ReportData) -> list[str]:
     return [
-        "Each worked example of the lecture, computed by `reference.ops` and again by "
+        "Each worked example of the lecture, computed by `tinycnn.reference.ops` and again by "
         "`torch.nn.functional` (gradients by autograd); matrices are written row by row, rows "
         "separated by `/`. In the routing example the four upstream gradients are given "
         "distinct values and each input position is labelled with the one it received.",
@@ -326,7 +325,8 @@ def _s4(data: ReportData) -> list[str]:
     config = DatasetConfig()
     linear = T[(T["model"] == "softmax regression") & (T["classes"] == 3)].iloc[0]
     return [
-        f"Samples from the generator (`reference.data`, seed of replicate 0): a stripe of width "
+        "Samples from the generator (`tinycnn.reference.data`, seed of replicate 0): a stripe of "
+        f"width "
         f"1-{config.max_width} at a random position (a centred blob for *dot*), plus Gaussian "
         f"noise of standard deviation {config.noise_std:g}; {config.n_train} training and "
         f"{config.n_val} validation images per dataset.",
@@ -412,7 +412,7 @@ def _s7(data: ReportData) -> list[str]:
 
 
 def _patterns() -> str:
-    from reports.pipeline import PATTERNS_PER_ORIENTATION
+    from tinycnn.reports.pipeline import PATTERNS_PER_ORIENTATION
 
     return str(PATTERNS_PER_ORIENTATION)
 
@@ -501,7 +501,8 @@ def _s13(data: ReportData) -> list[str]:
     T = data.tables["13_backend_agreement"]
     worst = T.loc[T["abs_difference"].idxmax()]
     return [
-        "The headline runs (seed 0 of each configuration) trained again with `torch_impl.train` "
+        "The headline runs (seed 0 of each configuration) trained again with "
+        "`tinycnn.torch_impl.train` "
         "(`torch.optim.SGD`, `F.cross_entropy`) from the same initial weights, data and batch "
         f"order. Largest difference anywhere: **{worst['abs_difference']:.3g}** "
         f"({worst['run']}, {worst['quantity']}).",

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from tinycnn.reference.train import History, TrainConfig
 
-import reference
-from reference.train import History, TrainConfig
+from tinycnn import reference
 from tinycnn.parallel import run_jobs
 
 __all__ = ["REPORT_ENTROPY", "RunResult", "RunSpec", "build_model", "execute", "execute_all",
@@ -135,7 +135,7 @@ def build_model(spec: RunSpec):
         return reference.TinyCNN(n_classes=spec.n_classes, seed=spec.seed)
     if spec.model == "mlp":
         return reference.MLP(spec.hidden, spec.n_classes, seed=spec.seed)
-    from reports.baseline import SoftmaxRegression
+    from tinycnn.reports.baseline import SoftmaxRegression
 
     return SoftmaxRegression(spec.n_classes, seed=spec.seed)
 
@@ -178,10 +178,9 @@ def execute(spec: RunSpec) -> RunResult:
             history = reference.train(model, dataset, config)
             final = {name: value.copy() for name, value in model.params.items()}
         else:
-            import torch_impl
-
+            from tinycnn import torch_impl
             if spec.model == "linear":
-                from reports.baseline import torch_twin
+                from tinycnn.reports.baseline import torch_twin
 
                 module = torch_twin(model)
             else:

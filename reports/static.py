@@ -1,7 +1,7 @@
 """Sections 1-3: counting parameters and the lecture's worked examples (no training).
 
 Every count here is read off a built layer (``torch.nn`` on the meta device, or the NumPy model),
-and every worked example is computed by :mod:`reference.ops` and recomputed by
+and every worked example is computed by :mod:`tinycnn.reference.ops` and recomputed by
 ``torch.nn.functional``; nothing is derived from a hand formula.
 """
 
@@ -11,8 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-
-from reference import ops
+from tinycnn.reference import ops
 
 __all__ = [
     "EXAMPLE_INPUTS",
@@ -88,8 +87,8 @@ def receptive_field(kernel_size: int, image_size: int) -> int:
     """Input pixels that influence one output of a ``K x K`` convolution (measured, not assumed).
 
     The gradient of one output with respect to the input, computed by
-    :func:`reference.ops.conv2d_backward` with a one-hot upstream gradient and a kernel of ones,
-    is non-zero exactly on that output's receptive field.
+    :func:`tinycnn.reference.ops.conv2d_backward` with a one-hot upstream gradient and a kernel of
+    ones, is non-zero exactly on that output's receptive field.
     """
     x = np.zeros((1, 1, image_size, image_size))
     w = np.ones((1, 1, kernel_size, kernel_size))
@@ -209,7 +208,7 @@ def routing_labels(dx: np.ndarray, upstream: np.ndarray, names: list[str]) -> np
 
 
 def worked_examples_table() -> pd.DataFrame:
-    """Every worked example, computed by ``reference.ops`` and by ``torch.nn.functional``.
+    """Every worked example, computed by ``tinycnn.reference.ops`` and by ``torch.nn.functional``.
 
     Returns
     -------
@@ -283,8 +282,8 @@ def output_size_table(cases=OUTPUT_SIZE_CASES) -> pd.DataFrame:
     """Output width of each ``(W, K, P, S)`` case by the formula and by a real PyTorch convolution.
 
     Columns ``case``, ``W``, ``K``, ``P``, ``S``, ``formula``
-    (:func:`reference.ops.conv_output_size`), ``torch`` (width of ``F.conv2d`` on a ``W x W``
-    input) and ``agree``.
+    (:func:`tinycnn.reference.ops.conv_output_size`), ``torch`` (width of ``F.conv2d`` on a ``W x
+    W`` input) and ``agree``.
     """
     import torch
     import torch.nn.functional as F

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tinycnn.parity_tests.cases import CASES
+from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
-from parity_tests.cases import CASES
-from reference.ops import CONTRACT_FUNCTIONS
 from tinycnn.grading.grader import STATUSES, cases_of, grade_submission
 from tinycnn.grading.sandbox import Limits
 
@@ -262,7 +262,7 @@ def test_replacing_numpy_or_the_checker_changes_no_verdict_and_breaks_the_policy
     assert report.functions["relu_forward"].status == "pass"
     assert not report.passed
     policy = " | ".join(report.policy)
-    assert "import parity_tests (line 18) is not allowed" in policy
+    assert "import tinycnn (line 18) is not allowed" in policy
     assert "numpy.allclose" in policy and "numpy.testing.assert_allclose" in policy
     assert "builtins.isinstance" in policy
 
@@ -323,7 +323,8 @@ def test_a_whole_hostile_submission_is_graded_in_under_a_minute_with_default_lim
 
 def test_a_run_timeout_after_every_case_is_recorded_says_so():
     # The child's last case finished, then it was killed (e.g. stuck on exit): no case to name.
-    from parity_tests.cases import make_inputs
+    from tinycnn.parity_tests.cases import make_inputs
+
     from tinycnn.grading import grader
     from tinycnn.grading.sandbox import ChildRun
 
@@ -364,12 +365,13 @@ def test_each_case_builds_its_inputs_once(monkeypatch):
 
 
 def test_the_training_dataset_is_generated_once_for_every_submission(monkeypatch):
-    import reference.data
+    from tinycnn.reference import data
+
     from tinycnn.grading import grader
 
     made = []
-    real = reference.data.make_dataset
-    monkeypatch.setattr(reference.data, "make_dataset",
+    real = data.make_dataset
+    monkeypatch.setattr(data, "make_dataset",
                         lambda *a, **k: made.append(1) or real(*a, **k))
     monkeypatch.setattr(grader, "_REFERENCE_RUNS", {})
     monkeypatch.setattr(grader, "_DATASETS", {}, raising=False)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
-from reference.ops import CONTRACT_FUNCTIONS
 from tinycnn.grading.grader import grade_submission
 from tinycnn.grading.policy import ImportUse, allowed_modules, policy_messages, scan_imports
 from tinycnn.grading.sandbox import CHILD_SCRIPT, ForeignValue, Limits, decode
@@ -123,7 +123,8 @@ def test_the_policy_allows_numpy_math_and_annotation_modules_only_by_default():
 
 def test_every_hint_rule_names_a_tag_of_the_catalogue():
     # The hints read the catalogue's tags; a renamed tag must not silently disable a hint.
-    from parity_tests.cases import TAGS
+    from tinycnn.parity_tests.cases import TAGS
+
     from tinycnn.grading.hints import _TAG_RULES
 
     for tag, contrast, functions, text in _TAG_RULES:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from reference.data import CLASS_NAMES, DatasetConfig, make_dataset, make_images
+from tinycnn.reference.data import CLASS_NAMES, DatasetConfig, make_dataset, make_images
 
 
 def clean_images(label: int, n: int = 200, **overrides) -> np.ndarray:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from distributed import LocalCluster
+from tinycnn.reports.runs import RunResult, RunSpec, run_all
 
-from reports.runs import RunResult, RunSpec, run_all
 from tinycnn import parallel
 from tinycnn.cli import main
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tinycnn.reference import ops
+from tinycnn.reference.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-import reference
-from reference import ops
-from reference.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tinycnn import reference
 
 
 def test_tinycnn_has_the_lecture_parameter_count():
@@ -152,8 +152,9 @@ def test_reference_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, reference, reference.ops, reference.models, reference.train, "
-            "reference.gradcheck, reference.checkpoint; print('torch' in sys.modules)")
+    code = ("import sys, tinycnn.reference.ops, tinycnn.reference.models, "
+            "tinycnn.reference.train, tinycnn.reference.gradcheck, tinycnn.reference.checkpoint; "
+            "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tinycnn.reports import claims
+from tinycnn.reports.claims import CLAIMS, COLUMNS, Claim, Measurement, claims_ledger, judge
+from tinycnn.reports.pipeline import ReportData, ReportSettings
 
-import reports
-from reports import claims
-from reports.claims import CLAIMS, COLUMNS, Claim, Measurement, claims_ledger, judge
-from reports.pipeline import ReportData, ReportSettings
+from tinycnn import reports
 
 
 def report_with(**tables: pd.DataFrame) -> ReportData:

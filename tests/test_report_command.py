@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tinycnn.reports import figures, render
 
-from reports import figures, render
 from tinycnn.cli import main
 
 

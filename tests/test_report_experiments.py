@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from tinycnn.reports import dataset, experiments, gradients
+from tinycnn.reports.baseline import SoftmaxRegression, torch_twin
+from tinycnn.reports.runs import RunResult, RunSpec
 
-import reference
-from reports import dataset, experiments, gradients
-from reports.baseline import SoftmaxRegression, torch_twin
-from reports.runs import RunResult, RunSpec
+from tinycnn import reference
 
 
 def fake_run(model="tinycnn", accuracy=1.0, *, hidden=None, n_classes=3, replicate=0,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tinycnn.parity_tests.tolerances import tolerance
+from tinycnn.reports.pipeline import ReportSettings, plan_runs
+from tinycnn.reports.runs import RunResult, RunSpec, execute, plan_tasks, run_all, run_seed
 
-import reference
-from parity_tests.tolerances import tolerance
-from reports.pipeline import ReportSettings, plan_runs
-from reports.runs import RunResult, RunSpec, execute, plan_tasks, run_all, run_seed
+from tinycnn import reference
 
 
 def test_run_seeds_are_seed_sequence_children_whatever_their_number():

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tinycnn.reports import architectures, static
 
-import reference
-from reports import architectures, static
+from tinycnn import reference
 
 
 def test_connectivity_counts_dense_and_conv_layers_by_hand():
@@ -38,7 +38,7 @@ def test_receptive_field_is_the_kernel_area(kernel, image, pixels):
 
 
 def test_convolution_is_translation_equivariant_and_the_check_can_fail():
-    from reference import ops
+    from tinycnn.reference import ops
 
     rng = np.random.default_rng(1)
     x, w, b = rng.normal(size=(2, 1, 9, 9)), rng.normal(size=(2, 1, 3, 3)), rng.normal(size=2)

@@ -2,7 +2,7 @@
 
 One run measures
 
-- every contract op of :mod:`reference.ops`, forward and backward, against
+- every contract op of :mod:`tinycnn.reference.ops`, forward and backward, against
   ``torch.nn.functional`` at the shapes of TinyCNN with batch 32, in float32 and float64, and
   the textbook loop versions of convolution and pooling (to show how much slower they are);
 - training throughput (samples per second) of TinyCNN and the MLP with 18 hidden units at batch
@@ -302,7 +302,7 @@ def _op_cases(batch: int, dtype_name: str):
     import torch
     import torch.nn.functional as F
 
-    from reference import ops
+    from tinycnn.reference import ops
 
     N = batch
     dtype = np.dtype(dtype_name)
@@ -372,7 +372,7 @@ def _loop_cases(batch: int):
     """(op, pass, function) for the textbook loop versions, float64, TinyCNN shapes."""
     import numpy as np
 
-    from reference import ops
+    from tinycnn.reference import ops
 
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal((batch, 1, 8, 8)), rng.standard_normal((3, 1, 3, 3)), np.zeros(3)
@@ -428,18 +428,17 @@ def bench_ops(settings: BenchSettings, progress: Callable[[str], None]) -> list[
 def _epoch_functions(model_name: str, batch: int, dtype_name: str, n_train: int):
     """One epoch of SGD steps in NumPy and in PyTorch, from the same weights and batches.
 
-    The steps are those of :func:`reference.train.train` and :func:`torch_impl.train.train`
-    (``sgd_step``, with the optimiser settings of ``TrainConfig``), without the per-epoch
-    evaluation: only the training steps are timed.
+    The steps are those of :func:`tinycnn.reference.train.train` and
+    :func:`tinycnn.torch_impl.train.train` (``sgd_step``, with the optimiser settings of
+    ``TrainConfig``), without the per-epoch evaluation: only the training steps are timed.
     """
     import numpy as np
     import torch
 
-    import reference
-    import torch_impl
-    from reference.optim import SGD
-    from reference.train import sgd_step
-    from torch_impl.train import sgd_step as torch_sgd_step
+    from tinycnn import reference, torch_impl
+    from tinycnn.reference.optim import SGD
+    from tinycnn.reference.train import sgd_step
+    from tinycnn.torch_impl.train import sgd_step as torch_sgd_step
 
     dtype = np.dtype(dtype_name)
     data = reference.make_dataset(n_train=n_train, n_val=0, seed=0)
@@ -521,8 +520,7 @@ def correct_submission() -> Path:
     It ships inside the installed ``parity_tests`` package (package data), so it is there with
     or without a source checkout.
     """
-    import parity_tests
-
+    from tinycnn import parity_tests
     return Path(parity_tests.__file__).resolve().parent / "fixtures" / "loop_ops.py"
 
 

@@ -78,8 +78,8 @@ def _register_train(subparsers) -> None:
 
 def _build_model(args):
     """The NumPy model the arguments ask for (its weights are the starting point either way)."""
-    import reference
-    from reference.checkpoint import CheckpointError, load_checkpoint
+    from tinycnn import reference
+    from tinycnn.reference.checkpoint import CheckpointError, load_checkpoint
 
     if args.hidden is not None and args.model != "mlp" and args.load is None:
         raise CommandError("--hidden applies only to --model mlp")
@@ -113,8 +113,8 @@ def _build_model(args):
 
 
 def run_train(args) -> int:
-    import reference
-    from reference.checkpoint import save_checkpoint
+    from tinycnn import reference
+    from tinycnn.reference.checkpoint import save_checkpoint
 
     kind, model = _build_model(args)
     if args.save is not None:
@@ -127,8 +127,7 @@ def run_train(args) -> int:
         history = reference.train(model, dataset, config, progress=progress)
         params = model.params
     else:
-        import torch_impl
-
+        from tinycnn import torch_impl
         module = torch_impl.from_reference(model)
         history = torch_impl.train(module, dataset, config, progress=progress)
         params = torch_impl.params_of(module)
@@ -201,7 +200,7 @@ def _optional_commands():
     import importlib
     import importlib.util
 
-    for module_name in ("reports.command", "tinycnn.grading.command", "tinycnn.bench"):
+    for module_name in ("tinycnn.reports.command", "tinycnn.grading.command", "tinycnn.bench"):
         if importlib.util.find_spec(module_name) is not None:
             yield importlib.import_module(module_name).register
 

@@ -1,4 +1,5 @@
-"""TinyCNN and the MLP as ``torch.nn.Module``s: the framework twins of :mod:`reference.models`.
+"""TinyCNN and the MLP as ``torch.nn.Module``s: the framework twins of
+:mod:`tinycnn.reference.models`.
 
 Module and parameter names (``conv``, ``fc``, ``hidden``, ``out``) are chosen so that
 ``state_dict()`` has exactly the keys and layouts of the NumPy models' parameter dicts.

@@ -1,6 +1,7 @@
-"""The PyTorch twin of :func:`reference.train.train`: ``torch.optim.SGD`` on the same batches.
+"""The PyTorch twin of :func:`tinycnn.reference.train.train`: ``torch.optim.SGD`` on the same
+batches.
 
-Data, minibatch order and the history record come from :mod:`reference` (they are data, not
+Data, minibatch order and the history record come from :mod:`tinycnn.reference` (they are data, not
 model code); every forward pass, gradient and update here is PyTorch's own.
 """
 
@@ -11,11 +12,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tinycnn.reference.data import Dataset
+from tinycnn.reference.train import History, TrainConfig, _progress_bar, epoch_batches
+from tinycnn.torch_impl.weights import params_of
 from torch import nn
-
-from reference.data import Dataset
-from reference.train import History, TrainConfig, _progress_bar, epoch_batches
-from torch_impl.weights import params_of
 
 __all__ = ["evaluate", "sgd_step", "train"]
 

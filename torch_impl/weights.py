@@ -10,9 +10,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+from tinycnn.torch_impl.models import MLP, TinyCNN
 from torch import nn
-
-from torch_impl.models import MLP, TinyCNN
 
 __all__ = ["from_reference", "load_params", "module_for", "params_of", "to_reference"]
 
@@ -57,8 +56,7 @@ def from_reference(model) -> nn.Module:
 
 def to_reference(module: nn.Module, ops=None):
     """A NumPy model holding exactly the parameters (and dtype) of a PyTorch twin."""
-    import reference
-
+    from tinycnn import reference
     kind = type(module).__name__
     model = getattr(reference, kind)(**module.config, ops=ops)
     return model.load_params(params_of(module))

@@ -2,8 +2,8 @@
 
 This file is run as a script (``python -I -B child.py JOB.json``) by :mod:`tinycnn.grading.sandbox`
 and is never imported by the checker. It imports the standard library, NumPy and the NumPy-only
-project code that builds the inputs (``parity_tests.cases``/``harness``, or ``reference`` for the
-training run), never the checker's comparison or report code; the checker, in turn, never
+project code that builds the inputs (``tinycnn.parity_tests.cases``/``harness``, or ``reference``
+for the training run), never the checker's comparison or report code; the checker, in turn, never
 imports the submission.
 
 What the child does, in order:
@@ -307,8 +307,8 @@ def main(job_path):
             sys.path.append(path)
     prepared = None
     if job["mode"] == "function":
-        from parity_tests.cases import find_case, make_inputs
-        from parity_tests.harness import call_op
+        from tinycnn.parity_tests.cases import find_case, make_inputs
+        from tinycnn.parity_tests.harness import call_op
 
         calls = []
         for item in job["cases"]:
@@ -316,9 +316,9 @@ def main(job_path):
             calls.append((case, item["direction"], make_inputs(case)))
         prepared = (call_op, calls)
     elif job["mode"] == "train":
-        from reference.data import DatasetConfig, make_dataset
-        from reference.models import TinyCNN
-        from reference.train import TrainConfig, train
+        from tinycnn.reference.data import DatasetConfig, make_dataset
+        from tinycnn.reference.models import TinyCNN
+        from tinycnn.reference.train import TrainConfig, train
 
         dataset = make_dataset(DatasetConfig(**job["training"]["data"]))
         prepared = (TinyCNN, TrainConfig, train, dataset)
@@ -438,8 +438,9 @@ def serve(project_paths):
     import importlib
 
     # Preloaded once here, so every forked child starts with them imported.
-    for name in ("numpy", "parity_tests.cases", "parity_tests.harness", "reference.data",
-                 "reference.models", "reference.train"):
+    for name in ("numpy", "tinycnn.parity_tests.cases", "tinycnn.parity_tests.harness",
+    "tinycnn.reference.data",
+                 "tinycnn.reference.models", "tinycnn.reference.train"):
         importlib.import_module(name)
 
     def say(line):

@@ -5,10 +5,10 @@ The flow of :func:`grade_submission`:
 1. parse the file (a syntax error stops here) and scan its imports (:mod:`.policy`);
 2. a *probe* child imports the submission and lists which contract functions exist;
 3. one child per present function runs it on every catalogue case of that function
-   (:mod:`parity_tests.cases`), several functions at a time; each has its own time limit;
-4. here, every returned array is compared with :mod:`reference.ops` on the same inputs, with the
-   one comparison helper and tolerance table (:mod:`parity_tests.compare`); inputs are checked
-   unmodified; failures get a case description and, where a pattern is known, a hint;
+   (:mod:`tinycnn.parity_tests.cases`), several functions at a time; each has its own time limit;
+4. here, every returned array is compared with :mod:`tinycnn.reference.ops` on the same inputs,
+   with the one comparison helper and tolerance table (:mod:`tinycnn.parity_tests.compare`); inputs
+   are checked unmodified; failures get a case description and, where a pattern is known, a hint;
 5. if all nine functions pass, a last child trains TinyCNN with the submission's ops and the
    parent evaluates the returned parameters next to a reference run from the same seed.
 
@@ -28,15 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from parity_tests.cases import CASES, OpCase, make_inputs
-from parity_tests.compare import compare, max_relative_error
-from parity_tests.harness import FUNCTIONS, call_op, stage_name
-from parity_tests.tolerances import tolerance
-from reference import ops as reference_ops
-from reference.ops import CONTRACT_FUNCTIONS
 from tinycnn.grading.hints import CaseOutcome, hint_for
 from tinycnn.grading.policy import ImportUse, allowed_modules, policy_messages, scan_imports
 from tinycnn.grading.sandbox import ChildRun, ForeignValue, Limits, Sandbox
+from tinycnn.parity_tests.cases import CASES, OpCase, make_inputs
+from tinycnn.parity_tests.compare import compare, max_relative_error
+from tinycnn.parity_tests.harness import FUNCTIONS, call_op, stage_name
+from tinycnn.parity_tests.tolerances import tolerance
+from tinycnn.reference import ops as reference_ops
+from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 __all__ = [
     "STATUSES",
@@ -386,7 +386,7 @@ _REFERENCE_LOCK = threading.Lock()
 
 def _dataset(setup: TrainingSetup):
     """The setup's dataset, generated once per process (shared by every submission graded)."""
-    from reference.data import DatasetConfig, make_dataset
+    from tinycnn.reference.data import DatasetConfig, make_dataset
 
     key = json.dumps(setup.data, sort_keys=True)
     with _REFERENCE_LOCK:  # folder mode grades on threads: generate it once
@@ -397,8 +397,8 @@ def _dataset(setup: TrainingSetup):
 
 def _reference_training(setup: TrainingSetup) -> tuple[dict[str, np.ndarray], float]:
     """Final parameters and validation accuracy of the reference run (once per process)."""
-    from reference.models import TinyCNN
-    from reference.train import TrainConfig, train
+    from tinycnn.reference.models import TinyCNN
+    from tinycnn.reference.train import TrainConfig, train
 
     key = json.dumps(setup.as_job(), sort_keys=True)
     dataset = _dataset(setup)  # before taking the lock, which _dataset takes too
@@ -411,8 +411,8 @@ def _reference_training(setup: TrainingSetup) -> tuple[dict[str, np.ndarray], fl
 
 
 def _validation_accuracy(setup: TrainingSetup, params: dict[str, np.ndarray]) -> float:
-    from reference.models import TinyCNN
-    from reference.train import evaluate
+    from tinycnn.reference.models import TinyCNN
+    from tinycnn.reference.train import evaluate
 
     dataset = _dataset(setup)
     model = TinyCNN(**setup.model).load_params(params)

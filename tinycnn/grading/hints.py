@@ -2,10 +2,10 @@
 
 Two kinds of evidence:
 
-- the *pattern over case tags* (see ``parity_tests.cases.TAGS``): a function that fails on every
-  case with an asymmetric kernel but passes every case with a symmetric one has almost certainly
-  flipped its kernel; failing only on ties points at the tie rule, only on exact zeros at the
-  gradient of ReLU at 0, and so on;
+- the *pattern over case tags* (see ``tinycnn.parity_tests.cases.TAGS``): a function that fails on
+  every case with an asymmetric kernel but passes every case with a symmetric one has almost
+  certainly flipped its kernel; failing only on ties points at the tie rule, only on exact zeros at
+  the gradient of ReLU at 0, and so on;
 - the *first failure itself*: a float64 output for float32 input, a Python float loss, a modified
   input, a gradient exactly N times too large.
 

@@ -13,8 +13,8 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-from reference.ops import CONTRACT_FUNCTIONS
 from tinycnn.grading.grader import FunctionResult, SubmissionReport
+from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 __all__ = [
     "folder_table",

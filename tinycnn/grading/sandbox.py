@@ -155,9 +155,7 @@ def project_paths() -> list[str]:
     The child runs in isolated mode (``-I``: no ``PYTHONPATH``, no current directory on
     ``sys.path``), so it is told where the checker found these packages.
     """
-    import parity_tests
-    import reference
-
+    from tinycnn import parity_tests, reference
     paths = []
     for package in (parity_tests, reference):
         root = str(Path(package.__file__).resolve().parent.parent)
