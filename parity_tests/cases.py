@@ -43,7 +43,10 @@ TAGS = {
 
 # Tags that change the values but not the shapes: they go into the id to keep ids unique.
 _ID_SUFFIX = {
-    "symmetric-kernel": "sym", "ties": "ties", "constant": "const", "exact-zeros": "zeros"
+    "symmetric-kernel": "sym",
+    "ties": "ties",
+    "constant": "const",
+    "exact-zeros": "zeros",
 }
 _DTYPE_SUFFIX = {"float64": "f64", "float32": "f32"}
 
@@ -96,12 +99,18 @@ class OpCase:
         unknown = [tag for tag in self.tags if tag not in TAGS]
         if unknown:
             raise ValueError(f"unknown tags {unknown}; known tags: {sorted(TAGS)}")
-        ranks = {"conv2d": (4, 4), "maxpool2d": (4, None), "linear": (2, 2),
-                 "softmax_cross_entropy": (2, None)}
+        ranks = {
+            "conv2d": (4, 4),
+            "maxpool2d": (4, None),
+            "linear": (2, 2),
+            "softmax_cross_entropy": (2, None),
+        }
         x_rank, w_rank = ranks.get(self.op, (len(self.x_shape), None))
         if len(self.x_shape) != x_rank or (w_rank and len(self.w_shape or ()) != w_rank):
-            raise ValueError(f"{self.op}: x shape {self.x_shape} or w shape {self.w_shape} "
-                             f"has the wrong rank (expected {x_rank} and {w_rank})")
+            raise ValueError(
+                f"{self.op}: x shape {self.x_shape} or w shape {self.w_shape} "
+                f"has the wrong rank (expected {x_rank} and {w_rank})"
+            )
 
     @property
     def id(self) -> str:
@@ -109,8 +118,14 @@ class OpCase:
         if self.op == "conv2d":
             N, C, H, W = self.x_shape
             F, _, KH, KW = self.w_shape
-            parts = ["conv", f"n{N}c{C}f{F}", f"h{H}w{W}", f"k{KH}x{KW}",
-                     f"s{self.stride}", f"p{self.padding}"]
+            parts = [
+                "conv",
+                f"n{N}c{C}f{F}",
+                f"h{H}w{W}",
+                f"k{KH}x{KW}",
+                f"s{self.stride}",
+                f"p{self.padding}",
+            ]
         elif self.op == "maxpool2d":
             N, C, H, W = self.x_shape
             parts = ["pool", f"n{N}c{C}", f"h{H}w{W}", f"k{self.size}", f"s{self.stride}"]
@@ -139,8 +154,12 @@ class OpCase:
         """The case in words for a student, e.g.
         ``conv2d, x (2, 3, 7, 5), w (4, 3, 3, 2), stride 2, padding 1, float64``."""
         if self.op == "conv2d":
-            words = [f"x {self.x_shape}", f"w {self.w_shape}", f"stride {self.stride}",
-                     f"padding {self.padding}"]
+            words = [
+                f"x {self.x_shape}",
+                f"w {self.w_shape}",
+                f"stride {self.stride}",
+                f"padding {self.padding}",
+            ]
         elif self.op == "maxpool2d":
             words = [f"x {self.x_shape}", f"size {self.size}", f"stride {self.stride}"]
         elif self.op == "relu":
@@ -148,8 +167,10 @@ class OpCase:
         elif self.op == "linear":
             words = [f"x {self.x_shape}", f"w {self.w_shape}", f"b ({self.w_shape[0]},)"]
         else:
-            words = [f"logits {self.x_shape} of magnitude ~{self.scale:g}",
-                     f"labels ({self.x_shape[0]},)"]
+            words = [
+                f"logits {self.x_shape} of magnitude ~{self.scale:g}",
+                f"labels ({self.x_shape[0]},)",
+            ]
         words.append(self.dtype)
         notes = {
             "symmetric-kernel": "symmetric kernel",
@@ -281,8 +302,9 @@ def _conv(x_shape, w_shape, stride, padding, *extra_tags: str) -> list[OpCase]:
         tags.append("stride")
     if padding > 0:
         tags.append("padding")
-    return _both_dtypes(OpCase("conv2d", x_shape, w_shape, stride=stride, padding=padding,
-                               tags=tuple(tags)))
+    return _both_dtypes(
+        OpCase("conv2d", x_shape, w_shape, stride=stride, padding=padding, tags=tuple(tags))
+    )
 
 
 def _pool(x_shape, size, stride, *extra_tags: str) -> list[OpCase]:
@@ -311,8 +333,9 @@ def _cross_entropy(logits_shape, scale, *extra_tags: str) -> list[OpCase]:
     tags = list(extra_tags)
     if scale >= 1000:
         tags.append("large-logits")
-    return _both_dtypes(OpCase("softmax_cross_entropy", logits_shape, scale=scale,
-                               tags=tuple(tags)))
+    return _both_dtypes(
+        OpCase("softmax_cross_entropy", logits_shape, scale=scale, tags=tuple(tags))
+    )
 
 
 CASES: tuple[OpCase, ...] = tuple(

@@ -146,15 +146,19 @@ def _describe_difference(
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         count = int(bad.sum())
-        return (f"{where}: {count} non-finite value(s), first at index {index}: "
-                f"got {actual[index]!r}, expected {expected[index]!r}")
+        return (
+            f"{where}: {count} non-finite value(s), first at index {index}: "
+            f"got {actual[index]!r}, expected {expected[index]!r}"
+        )
     difference = np.abs(actual64 - expected64)
     index = tuple(int(i) for i in np.unravel_index(np.argmax(difference), difference.shape))
     count = int(np.sum(difference > tol.atol + tol.rtol * np.max(np.abs(expected64))))
-    return (f"{where}: values differ, max relative error {error:.3g} "
-            f"(tolerance rtol {tol.rtol:g}, atol {tol.atol:g}); {count} of {actual.size} "
-            f"entries off; worst at index {index}: got {actual64[index]:.10g}, "
-            f"expected {expected64[index]:.10g}")
+    return (
+        f"{where}: values differ, max relative error {error:.3g} "
+        f"(tolerance rtol {tol.rtol:g}, atol {tol.atol:g}); {count} of {actual.size} "
+        f"entries off; worst at index {index}: got {actual64[index]:.10g}, "
+        f"expected {expected64[index]:.10g}"
+    )
 
 
 def assert_close(

@@ -57,9 +57,7 @@ def stage_name(direction: str, output: str) -> str:
     return direction if output == "y" else f"{direction} {output}"
 
 
-def call_op(
-    ops: ModuleType, case: OpCase, direction: str, inputs: dict[str, np.ndarray]
-) -> object:
+def call_op(ops: ModuleType, case: OpCase, direction: str, inputs: dict[str, np.ndarray]) -> object:
     """Call the contract function of ``case.op`` and ``direction`` on ``inputs``; return its result.
 
     Raises
@@ -96,14 +94,18 @@ def _name_outputs(result: object, case: OpCase, direction: str) -> dict[str, obj
     function = FUNCTIONS[(case.op, direction)]
     if case.op == "softmax_cross_entropy":
         if not isinstance(result, (tuple, list)) or len(result) != 2:
-            raise AssertionError(f"{case.id}: {direction}: {function} must return "
-                                 f"(loss, dlogits), got {type(result).__name__}")
+            raise AssertionError(
+                f"{case.id}: {direction}: {function} must return "
+                f"(loss, dlogits), got {type(result).__name__}"
+            )
         return {names[0]: result[0 if direction == "forward" else 1]}
     if len(names) == 1:
         return {names[0]: result}
     if not isinstance(result, (tuple, list)) or len(result) != len(names):
-        raise AssertionError(f"{case.id}: {direction}: {function} must return a tuple "
-                             f"({', '.join(names)}), got {type(result).__name__}")
+        raise AssertionError(
+            f"{case.id}: {direction}: {function} must return a tuple "
+            f"({', '.join(names)}), got {type(result).__name__}"
+        )
     return dict(zip(names, result, strict=True))
 
 
@@ -150,8 +152,13 @@ def check_outputs(
         Naming the case and the first output that differs.
     """
     for output in OUTPUTS[(case.op, direction)]:
-        assert_close(actual[output], expected[output], op=case.op,
-                     stage=stage_name(direction, output), case_id=case.id)
+        assert_close(
+            actual[output],
+            expected[output],
+            op=case.op,
+            stage=stage_name(direction, output),
+            case_id=case.id,
+        )
 
 
 def scalar_objective(ops: ModuleType, case: OpCase, inputs: dict[str, np.ndarray]) -> float:

@@ -23,10 +23,16 @@ def _pool_windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
     # (N, C, H_out, W_out, size * size), written independently of any implementation.
     N, C, H, W = x.shape
     H_out, W_out = (H - size) // stride + 1, (W - size) // stride + 1
-    return np.stack([
-        x[:, :, i * stride : i * stride + size, j * stride : j * stride + size].reshape(N, C, -1)
-        for i in range(H_out) for j in range(W_out)
-    ], axis=2).reshape(N, C, H_out, W_out, size * size)
+    return np.stack(
+        [
+            x[:, :, i * stride : i * stride + size, j * stride : j * stride + size].reshape(
+                N, C, -1
+            )
+            for i in range(H_out)
+            for j in range(W_out)
+        ],
+        axis=2,
+    ).reshape(N, C, H_out, W_out, size * size)
 
 
 def test_catalogue_covers_every_op_and_stays_small_enough_to_be_fast():

@@ -69,12 +69,15 @@ def test_a_non_array_output_fails_clearly():
 
 def test_numpy_and_python_scalars_compare_as_0d_arrays():
     expected = np.asarray(2.5)
-    assert compare(np.float64(2.5), expected, op="softmax_cross_entropy", stage="forward loss",
-                   case_id="c").passed
-    assert compare(2.5, expected, op="softmax_cross_entropy", stage="forward loss",
-                   case_id="c").passed
-    assert not compare(np.float32(2.5), expected, op="softmax_cross_entropy",
-                       stage="forward loss", case_id="c").passed
+    assert compare(
+        np.float64(2.5), expected, op="softmax_cross_entropy", stage="forward loss", case_id="c"
+    ).passed
+    assert compare(
+        2.5, expected, op="softmax_cross_entropy", stage="forward loss", case_id="c"
+    ).passed
+    assert not compare(
+        np.float32(2.5), expected, op="softmax_cross_entropy", stage="forward loss", case_id="c"
+    ).passed
 
 
 def test_assert_close_raises_with_the_message():

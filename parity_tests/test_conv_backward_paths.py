@@ -32,7 +32,11 @@ def test_a_large_image_takes_the_patch_route_and_stays_small_in_memory():
     expected_dw = np.einsum("nij,nij->", dy[:, 3], x_padded[:, 5, 2:66, 0:64])  # w[3, 5, 2, 0]
     np.testing.assert_allclose(dw[3, 5, 2, 0], expected_dw, rtol=1e-10)
     # x[1, 7, 10, 20] feeds y[1, f, 10 - u + 1, 20 - v + 1] through w[f, 7, u, v]
-    expected_dx = sum(dy[1, f, 11 - u, 21 - v] * w[f, 7, u, v]
-                      for f in range(16) for u in range(3) for v in range(3))
+    expected_dx = sum(
+        dy[1, f, 11 - u, 21 - v] * w[f, 7, u, v]
+        for f in range(16)
+        for u in range(3)
+        for v in range(3)
+    )
     np.testing.assert_allclose(dx[1, 7, 10, 20], expected_dx, rtol=1e-10)
     np.testing.assert_allclose(db, dy.sum(axis=(0, 2, 3)), rtol=1e-12)

@@ -32,8 +32,19 @@ GRADCHECKS = [
 
 
 def _pytest_command(impl: Path | str, *tests: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", *(tests or [str(TEST_OPS)]), "--impl", str(impl),
-            "-q", "-p", "no:cacheprovider", "--tb=no", "-rf"]
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        *(tests or [str(TEST_OPS)]),
+        "--impl",
+        str(impl),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--tb=no",
+        "-rf",
+    ]
 
 
 def _environment() -> dict[str, str]:
@@ -45,10 +56,14 @@ def _environment() -> dict[str, str]:
 def runs() -> dict[str, subprocess.CompletedProcess]:
     """Run test_ops.py (and some gradient checks) on the buggy and the loop fixture at once."""
     started = {
-        name: subprocess.Popen(_pytest_command(FIXTURES / f"{name}.py", str(TEST_OPS), *GRADCHECKS),
-                               cwd=HERE.parent,
-                               env=_environment(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+        name: subprocess.Popen(
+            _pytest_command(FIXTURES / f"{name}.py", str(TEST_OPS), *GRADCHECKS),
+            cwd=HERE.parent,
+            env=_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for name in ("buggy_ops", "loop_ops")
     }
     results = {}
@@ -74,16 +89,28 @@ def _expected_buggy_failures() -> set[str]:
         ("test_conv2d_backward", "conv2d", lambda case: case.w_shape[2:] != (1, 1)),
         ("test_relu_forward", "relu", lambda case: case.dtype == "float32"),
         ("test_relu_backward", "relu", lambda case: "exact-zeros" in case.tags),
-        ("test_relu_backward_is_zero_where_x_is_not_positive", "relu",
-         lambda case: "exact-zeros" in case.tags),
+        (
+            "test_relu_backward_is_zero_where_x_is_not_positive",
+            "relu",
+            lambda case: "exact-zeros" in case.tags,
+        ),
         ("test_maxpool2d_backward", "maxpool2d", lambda case: "ties" in case.tags),
         ("test_linear_backward", "linear", lambda case: True),
-        ("test_softmax_cross_entropy_forward", "softmax_cross_entropy",
-         lambda case: "large-logits" in case.tags),
-        ("test_softmax_cross_entropy_backward", "softmax_cross_entropy",
-         lambda case: "large-logits" in case.tags),
-        ("test_softmax_cross_entropy_is_finite_for_large_logits", "softmax_cross_entropy",
-         lambda case: "large-logits" in case.tags),
+        (
+            "test_softmax_cross_entropy_forward",
+            "softmax_cross_entropy",
+            lambda case: "large-logits" in case.tags,
+        ),
+        (
+            "test_softmax_cross_entropy_backward",
+            "softmax_cross_entropy",
+            lambda case: "large-logits" in case.tags,
+        ),
+        (
+            "test_softmax_cross_entropy_is_finite_for_large_logits",
+            "softmax_cross_entropy",
+            lambda case: "large-logits" in case.tags,
+        ),
     ]
     expected = {
         f"{test}[{case.id}]"
@@ -91,8 +118,10 @@ def _expected_buggy_failures() -> set[str]:
         for case in cases_for(op)
         if breaks(case)
     }
-    expected |= {f"test_maxpool2d_backward_routes_ties_to_first_maximum[{dtype}]"
-                 for dtype in ("float64", "float32")}
+    expected |= {
+        f"test_maxpool2d_backward_routes_ties_to_first_maximum[{dtype}]"
+        for dtype in ("float64", "float32")
+    }
     # Finite differences see the wrong bias gradient and the overflow (not a flipped kernel:
     # forward and backward are consistently flipped, so conv is not among GRADCHECKS).
     expected |= {
@@ -119,11 +148,14 @@ def test_buggy_implementation_fails_exactly_the_cases_that_expose_its_bugs(runs)
 def test_buggy_implementation_failures_name_case_and_stage(runs):
     failures = _failures(runs["buggy_ops"].stdout)
     symmetric = "conv-n2c3f4-h5w6-k3x3-s1-p1-sym-f64"
-    assert f"{symmetric}: backward dw: values differ" in failures[
-        f"test_conv2d_backward[{symmetric}]"]
+    assert (
+        f"{symmetric}: backward dw: values differ" in failures[f"test_conv2d_backward[{symmetric}]"]
+    )
     assert "dtype float64, expected float32" in failures["test_relu_forward[relu-n4d18-f32]"]
-    assert "relu-n4d18-zeros-f64: backward dx: values differ" in failures[
-        "test_relu_backward[relu-n4d18-zeros-f64]"]
+    assert (
+        "relu-n4d18-zeros-f64: backward dx: values differ"
+        in failures["test_relu_backward[relu-n4d18-zeros-f64]"]
+    )
 
 
 @pytest.mark.slow
@@ -135,8 +167,14 @@ def test_correct_loop_implementation_passes(runs):
 
 def test_missing_file_is_a_usage_error(tmp_path):
     missing = tmp_path / "no_such_file.py"
-    run = subprocess.run(_pytest_command(missing), cwd=HERE.parent, env=_environment(),
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        _pytest_command(missing),
+        cwd=HERE.parent,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.stdout + run.stderr
     assert f"--impl: no such file: {missing}" in run.stderr
 
@@ -144,7 +182,13 @@ def test_missing_file_is_a_usage_error(tmp_path):
 def test_file_that_fails_to_import_is_a_usage_error(tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text("def conv2d_forward(x, w, b:\n    pass\n")
-    run = subprocess.run(_pytest_command(broken), cwd=HERE.parent, env=_environment(),
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        _pytest_command(broken),
+        cwd=HERE.parent,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.stdout + run.stderr
     assert "importing" in run.stderr and "SyntaxError" in run.stderr

@@ -20,8 +20,11 @@ from tinycnn import reference, torch_impl
 MODELS = [
     ("tinycnn", reference.TinyCNN, {}),
     ("tinycnn-4class", reference.TinyCNN, {"n_classes": 4}),
-    ("tinycnn-f5-k5-img10-pool3", reference.TinyCNN,
-     {"n_filters": 5, "kernel_size": 5, "image_size": 10, "pool_size": 3}),
+    (
+        "tinycnn-f5-k5-img10-pool3",
+        reference.TinyCNN,
+        {"n_filters": 5, "kernel_size": 5, "image_size": 10, "pool_size": 3},
+    ),
     ("mlp18", reference.MLP, {"hidden": 18}),
     ("mlp4-4class", reference.MLP, {"hidden": 4, "n_classes": 4}),
 ]
@@ -55,7 +58,8 @@ def test_logits_loss_and_gradients_match_torch(name, cls, kwargs, dtype):
     grads = model.backward(dlogits, activations)
 
     expected_logits, expected_loss, expected_grads = torch_loss_and_gradients(
-        torch_impl.from_reference(model), x, labels)
+        torch_impl.from_reference(model), x, labels
+    )
     case = f"{name}-{np.dtype(dtype).name}"
     assert_close(logits, expected_logits, op="model", stage="logits", case_id=case)
     assert_close(loss, expected_loss, op="model", stage="loss", case_id=case)

@@ -32,8 +32,11 @@ def test_backward_matches_finite_differences(ops, case):
     analytic = run_contract(ops, case, "backward")
     inputs = make_inputs(case)
     for name, gradient in analytic.items():
-        numeric = numerical_gradient(lambda: scalar_objective(ops, case, inputs),
-                                     inputs[GRADIENT_OF[name]], eps=GRADCHECK_EPS)
+        numeric = numerical_gradient(
+            lambda: scalar_objective(ops, case, inputs),
+            inputs[GRADIENT_OF[name]],
+            eps=GRADCHECK_EPS,
+        )
         error = relative_error(np.asarray(gradient), numeric)
         assert error < GRADCHECK_MAX_REL_ERROR, (
             f"{case.id}: backward {name}: relative error {error:.2e} against finite differences "

@@ -127,14 +127,23 @@ def _arrays(*shapes: tuple[int, ...]) -> list[np.ndarray]:
 
 IMPOSSIBLE_CALLS = {
     "conv-kernel-5-does-not-fit-input-3": (
-        "conv2d_forward", _arrays((1, 1, 3, 3), (1, 1, 5, 5), (1,)), {"padding": 0}),
+        "conv2d_forward",
+        _arrays((1, 1, 3, 3), (1, 1, 5, 5), (1,)),
+        {"padding": 0},
+    ),
     "conv-stride-0": ("conv2d_forward", _arrays((1, 1, 4, 4), (1, 1, 3, 3), (1,)), {"stride": 0}),
     "conv-padding-minus-1": (
-        "conv2d_forward", _arrays((1, 1, 4, 4), (1, 1, 3, 3), (1,)), {"padding": -1}),
+        "conv2d_forward",
+        _arrays((1, 1, 4, 4), (1, 1, 3, 3), (1,)),
+        {"padding": -1},
+    ),
     "conv-3-channels-for-2": ("conv2d_forward", _arrays((1, 2, 4, 4), (1, 3, 3, 3), (1,)), {}),
     "conv-x-rank-3": ("conv2d_forward", _arrays((2, 4, 4), (1, 2, 3, 3), (1,)), {}),
     "conv-backward-kernel-too-large": (
-        "conv2d_backward", _arrays((1, 1, 1, 1), (1, 1, 3, 3), (1, 1, 5, 5), (1,)), {}),
+        "conv2d_backward",
+        _arrays((1, 1, 1, 1), (1, 1, 3, 3), (1, 1, 5, 5), (1,)),
+        {},
+    ),
     "pool-window-3-on-input-2": ("maxpool2d_forward", _arrays((1, 1, 2, 2)), {"size": 3}),
     "pool-stride-0": ("maxpool2d_forward", _arrays((1, 1, 4, 4)), {"size": 2, "stride": 0}),
     "linear-4-features-for-3": ("linear_forward", _arrays((2, 4), (5, 3), (5,)), {}),

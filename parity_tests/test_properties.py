@@ -25,8 +25,15 @@ def conv_cases(draw: st.DrawFn) -> OpCase:
     H_min, W_min = max(1, KH - 2 * padding), max(1, KW - 2 * padding)
     H, W = draw(st.integers(H_min, H_min + 7)), draw(st.integers(W_min, W_min + 7))
     N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    return OpCase("conv2d", (N, C, H, W), (F, C, KH, KW), stride=stride, padding=padding,
-                  dtype=draw(st.sampled_from(DTYPES)), seed=draw(SEEDS))
+    return OpCase(
+        "conv2d",
+        (N, C, H, W),
+        (F, C, KH, KW),
+        stride=stride,
+        padding=padding,
+        dtype=draw(st.sampled_from(DTYPES)),
+        seed=draw(SEEDS),
+    )
 
 
 @st.composite
@@ -36,8 +43,15 @@ def pool_cases(draw: st.DrawFn) -> OpCase:
     H, W = draw(st.integers(size, size + 7)), draw(st.integers(size, size + 7))
     N, C = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     tags = ("ties",) if draw(st.booleans()) else ()
-    return OpCase("maxpool2d", (N, C, H, W), size=size, stride=stride, tags=tags,
-                  dtype=draw(st.sampled_from(DTYPES)), seed=draw(SEEDS))
+    return OpCase(
+        "maxpool2d",
+        (N, C, H, W),
+        size=size,
+        stride=stride,
+        tags=tags,
+        dtype=draw(st.sampled_from(DTYPES)),
+        seed=draw(SEEDS),
+    )
 
 
 @st.composite
@@ -45,8 +59,13 @@ def cross_entropy_cases(draw: st.DrawFn) -> OpCase:
     """Batches of 1-6 samples, 2-6 classes, logits of magnitude 0.1 to 1e4."""
     N, K = draw(st.integers(1, 6)), draw(st.integers(2, 6))
     scale = draw(st.sampled_from([0.1, 1.0, 30.0, 1000.0, 1e4]))
-    return OpCase("softmax_cross_entropy", (N, K), scale=scale,
-                  dtype=draw(st.sampled_from(DTYPES)), seed=draw(SEEDS))
+    return OpCase(
+        "softmax_cross_entropy",
+        (N, K),
+        scale=scale,
+        dtype=draw(st.sampled_from(DTYPES)),
+        seed=draw(SEEDS),
+    )
 
 
 @PROPERTY_SETTINGS

@@ -33,15 +33,23 @@ def trajectory_mismatches(numpy_run, torch_run, dtype) -> list[str]:
     """Messages for every quantity of two runs that differs beyond the tolerance table."""
     numpy_history, torch_history, numpy_params, torch_params = (*numpy_run, *torch_run)
     failures = []
-    step = compare(np.array(numpy_history.step_loss, dtype=dtype),
-                   np.array(torch_history.step_loss, dtype=dtype),
-                   op="trajectory_step_loss", stage="step losses", case_id="trajectory",
-                   tol=_elementwise(tolerance("trajectory_step_loss", dtype),
-                                    torch_history.step_loss))
+    step = compare(
+        np.array(numpy_history.step_loss, dtype=dtype),
+        np.array(torch_history.step_loss, dtype=dtype),
+        op="trajectory_step_loss",
+        stage="step losses",
+        case_id="trajectory",
+        tol=_elementwise(tolerance("trajectory_step_loss", dtype), torch_history.step_loss),
+    )
     failures += [step.message] if not step.passed else []
     for key, value in numpy_params.items():
-        result = compare(value, torch_params[key], op="trajectory_final_params",
-                         stage=f"final {key}", case_id="trajectory")
+        result = compare(
+            value,
+            torch_params[key],
+            op="trajectory_final_params",
+            stage=f"final {key}",
+            case_id="trajectory",
+        )
         failures += [result.message] if not result.passed else []
     return failures
 
@@ -56,15 +64,20 @@ def _elementwise(tol: Tolerance, expected) -> Tolerance:
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("model_name", ["tinycnn", "mlp"])
 def test_training_trajectories_match(model_name, dtype):
-    model = (reference.TinyCNN(seed=2, dtype=dtype) if model_name == "tinycnn"
-             else reference.MLP(18, seed=2, dtype=dtype))
-    config = reference.TrainConfig(epochs=EPOCHS, batch_size=32, seed=4, weight_decay=1e-4,
-                                   snapshot_epochs=(0, 5, EPOCHS))
+    model = (
+        reference.TinyCNN(seed=2, dtype=dtype)
+        if model_name == "tinycnn"
+        else reference.MLP(18, seed=2, dtype=dtype)
+    )
+    config = reference.TrainConfig(
+        epochs=EPOCHS, batch_size=32, seed=4, weight_decay=1e-4, snapshot_epochs=(0, 5, EPOCHS)
+    )
     numpy_history, torch_history, numpy_params, torch_params = run_both(model, config)
 
     assert len(numpy_history.step_loss) == EPOCHS * 8
-    assert not trajectory_mismatches((numpy_history, torch_history),
-                                     (numpy_params, torch_params), dtype)
+    assert not trajectory_mismatches(
+        (numpy_history, torch_history), (numpy_params, torch_params), dtype
+    )
     # The run learned something, so the agreement is not that of two idle models.
     assert numpy_history.train_loss[-1] < 0.5 * numpy_history.train_loss[0]
     assert sorted(numpy_history.snapshots) == sorted(torch_history.snapshots) == [0, 5, EPOCHS]
@@ -74,8 +87,11 @@ def test_training_trajectories_match(model_name, dtype):
 def test_a_different_optimizer_setting_is_caught():
     """The trajectory check fails when the two runs differ only by a tiny weight decay."""
     config = reference.TrainConfig(epochs=3, seed=4)
-    numpy_run = run_both(reference.TinyCNN(seed=2), config,
-                         torch_config=reference.TrainConfig(epochs=3, seed=4, weight_decay=1e-6))
+    numpy_run = run_both(
+        reference.TinyCNN(seed=2),
+        config,
+        torch_config=reference.TrainConfig(epochs=3, seed=4, weight_decay=1e-6),
+    )
     failures = trajectory_mismatches(numpy_run[:2], numpy_run[2:], np.float64)
     assert any("step losses" in message for message in failures), failures
 
@@ -85,9 +101,13 @@ def test_sgd_matches_torch_for_every_option():
     rng = np.random.default_rng(0)
     start = rng.normal(size=(4, 3))
     gradients = rng.normal(size=(12, 4, 3))
-    settings = [dict(lr=0.1), dict(lr=0.05, momentum=0.9), dict(lr=0.05, momentum=0.9,
-                weight_decay=0.01), dict(lr=0.05, momentum=0.5, dampening=0.3),
-                dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.001)]
+    settings = [
+        dict(lr=0.1),
+        dict(lr=0.05, momentum=0.9),
+        dict(lr=0.05, momentum=0.9, weight_decay=0.01),
+        dict(lr=0.05, momentum=0.5, dampening=0.3),
+        dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.001),
+    ]
     for kwargs in settings:
         numpy_params = {"w": start.copy()}
         optimizer = reference.SGD(numpy_params, **kwargs)
@@ -97,6 +117,11 @@ def test_sgd_matches_torch_for_every_option():
             optimizer.step({"w": g})
             torch_param.grad = torch.from_numpy(g.copy())
             torch_optimizer.step()
-        result = compare(numpy_params["w"], torch_param.detach().numpy(),
-                         op="trajectory_final_params", stage=f"SGD {kwargs}", case_id="sgd")
+        result = compare(
+            numpy_params["w"],
+            torch_param.detach().numpy(),
+            op="trajectory_final_params",
+            stage=f"SGD {kwargs}",
+            case_id="sgd",
+        )
         assert result.passed, result.message

@@ -55,14 +55,16 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     # --- contract ops -------------------------------------------------------------------------
     ("conv2d", "float64"): Tolerance(1e-10, 1e-12, _FLOAT64_ARITHMETIC),
     ("conv2d", "float32"): Tolerance(
-        1e-5, 1e-6,
+        1e-5,
+        1e-6,
         "float32 sums of C*KH*KW products (N*H_out*W_out for dw) in another order than PyTorch's",
     ),
     ("relu", "float64"): Tolerance(0.0, 0.0, "no arithmetic: a comparison and a mask, exact"),
     ("relu", "float32"): Tolerance(0.0, 0.0, "no arithmetic: a comparison and a mask, exact"),
     ("maxpool2d", "float64"): Tolerance(1e-12, 1e-14, _FLOAT64_ARITHMETIC),
     ("maxpool2d", "float32"): Tolerance(
-        1e-6, 1e-7,
+        1e-6,
+        1e-7,
         "forward only selects values; backward adds overlapping windows' dy in any order",
     ),
     ("linear", "float64"): Tolerance(1e-10, 1e-12, _FLOAT64_ARITHMETIC),
@@ -71,7 +73,8 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ),
     ("softmax_cross_entropy", "float64"): Tolerance(1e-10, 1e-12, _FLOAT64_ARITHMETIC),
     ("softmax_cross_entropy", "float32"): Tolerance(
-        1e-5, 1e-7,
+        1e-5,
+        1e-7,
         "float32 exp/log and a batch mean; the loss reaches 1e4 at |logits| 1e4, so relative",
     ),
     # --- whole model (logits, loss, every parameter gradient; the lead's tests) ---------------
@@ -84,7 +87,8 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
         1e-9, 1e-12, "issue 2: the loss at every step agrees to 1e-9 relative in float64"
     ),
     ("trajectory_step_loss", "float32"): Tolerance(
-        5e-4, 1e-6,
+        5e-4,
+        1e-6,
         "float32 rounding is fed back by every SGD step and grows: measured 1e-6 after 20 epochs, "
         "6e-5 after 80 (MLP)",
     ),
@@ -92,7 +96,8 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
         1e-8, 1e-12, "issue 2: final parameters agree to 1e-8 (relative to the largest) in float64"
     ),
     ("trajectory_final_params", "float32"): Tolerance(
-        1e-4, 1e-6,
+        1e-4,
+        1e-6,
         "float32 rounding is fed back by every SGD step and grows: measured 3e-7 after 20 epochs, "
         "5e-6 after 80 (MLP)",
     ),

@@ -38,8 +38,13 @@ def _expected_outputs_cached(case: OpCase) -> dict[str, np.ndarray]:
     inputs = make_inputs(case)
     # from_numpy shares memory; copies keep the catalogue's arrays out of autograd's reach.
     t = {name: torch.from_numpy(array.copy()) for name, array in inputs.items()}
-    leaves = {"conv2d": ("x", "w", "b"), "linear": ("x", "w", "b"), "relu": ("x",),
-              "maxpool2d": ("x",), "softmax_cross_entropy": ("logits",)}[case.op]
+    leaves = {
+        "conv2d": ("x", "w", "b"),
+        "linear": ("x", "w", "b"),
+        "relu": ("x",),
+        "maxpool2d": ("x",),
+        "softmax_cross_entropy": ("logits",),
+    }[case.op]
     for name in leaves:
         t[name].requires_grad_(True)
 
@@ -53,8 +58,9 @@ def _expected_outputs_cached(case: OpCase) -> dict[str, np.ndarray]:
     elif case.op == "relu":
         y = F.relu(t["x"])
     elif case.op == "maxpool2d":
-        y = F.max_pool2d(t["x"], kernel_size=case.size, stride=case.stride, padding=0,
-                         ceil_mode=False)
+        y = F.max_pool2d(
+            t["x"], kernel_size=case.size, stride=case.stride, padding=0, ceil_mode=False
+        )
     else:
         y = F.linear(t["x"], t["w"], t["b"])
     (y * t["dy"]).sum().backward()

@@ -141,8 +141,11 @@ def make_images(labels: np.ndarray, rng: np.random.Generator, config: DatasetCon
     if labels.ndim != 1 or not in_range:
         raise ValueError(f"labels must be a 1-D array of ints in [0, {config.n_classes})")
     S = config.image_size
-    patterns = np.stack([_pattern(int(y), rng, config) for y in labels]) if labels.size else (
-        np.zeros((0, S, S)))
+    patterns = (
+        np.stack([_pattern(int(y), rng, config) for y in labels])
+        if labels.size
+        else (np.zeros((0, S, S)))
+    )
     noise = rng.normal(0.0, config.noise_std, size=patterns.shape)
     return (config.intensity * patterns + noise)[:, None, :, :]  # N, 1, S, S
 

@@ -137,14 +137,17 @@ class _Model:
         rows = [{"layer": "Input", "output_shape": (IMAGE_CHANNELS, S, S), "n_parameters": 0}]
         for layer, key, param_prefix in self._summary_layers():
             n_params = sum(
-                int(p.size) for name, p in self.params.items()
+                int(p.size)
+                for name, p in self.params.items()
                 if param_prefix and name.startswith(param_prefix + ".")
             )
-            rows.append({
-                "layer": layer,
-                "output_shape": tuple(activations[key].shape[1:]),
-                "n_parameters": n_params,
-            })
+            rows.append(
+                {
+                    "layer": layer,
+                    "output_shape": tuple(activations[key].shape[1:]),
+                    "n_parameters": n_params,
+                }
+            )
         return rows
 
     def _summary_layers(self) -> list[tuple[str, str, str | None]]:
@@ -199,17 +202,26 @@ class TinyCNN(_Model):
         dtype=np.float64,
         ops: types.ModuleType | None = None,
     ):
-        for arg, value in (("n_filters", n_filters), ("kernel_size", kernel_size),
-                           ("n_classes", n_classes), ("image_size", image_size),
-                           ("pool_size", pool_size)):
+        for arg, value in (
+            ("n_filters", n_filters),
+            ("kernel_size", kernel_size),
+            ("n_classes", n_classes),
+            ("image_size", image_size),
+            ("pool_size", pool_size),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{arg} must be a positive integer, got {value!r}")
         if n_classes < 2:
             raise ValueError(f"n_classes must be at least 2, got {n_classes}")
         conv_size = reference_ops.conv_output_size(image_size, kernel_size)
         pooled = reference_ops.conv_output_size(conv_size, pool_size, 0, pool_size)
-        self.config = {"n_filters": n_filters, "kernel_size": kernel_size,
-                       "n_classes": n_classes, "image_size": image_size, "pool_size": pool_size}
+        self.config = {
+            "n_filters": n_filters,
+            "kernel_size": kernel_size,
+            "n_classes": n_classes,
+            "image_size": image_size,
+            "pool_size": pool_size,
+        }
         self.n_features = n_filters * pooled * pooled
 
         rng = np.random.default_rng(seed)
@@ -241,22 +253,29 @@ class TinyCNN(_Model):
         pooled = ops.maxpool2d_forward(relu, pool, pool)  # N, F, P, P
         flat = pooled.reshape(len(x), -1)  # N, F*P*P (row-major, as torch.flatten)
         logits = ops.linear_forward(flat, p["fc.weight"], p["fc.bias"])  # N, n_classes
-        activations = {"input": x, "conv": conv, "relu": relu, "pool": pooled, "flatten": flat,
-                       "logits": logits}
+        activations = {
+            "input": x,
+            "conv": conv,
+            "relu": relu,
+            "pool": pooled,
+            "flatten": flat,
+            "logits": logits,
+        }
         return logits, activations
 
     def backward(self, dlogits, activations):
         p, ops, pool = self.params, self.ops, self.config["pool_size"]
         a = activations
-        dflat, dfc_w, dfc_b = ops.linear_backward(dlogits, a["flatten"], p["fc.weight"],
-                                                  p["fc.bias"])  # N, F*P*P
+        dflat, dfc_w, dfc_b = ops.linear_backward(
+            dlogits, a["flatten"], p["fc.weight"], p["fc.bias"]
+        )  # N, F*P*P
         dpooled = dflat.reshape(a["pool"].shape)  # N, F, P, P
         drelu = ops.maxpool2d_backward(dpooled, a["relu"], pool, pool)  # N, F, S-K+1, S-K+1
         dconv = ops.relu_backward(drelu, a["conv"])
-        _, dconv_w, dconv_b = ops.conv2d_backward(dconv, a["input"], p["conv.weight"],
-                                                  p["conv.bias"])
-        return {"conv.weight": dconv_w, "conv.bias": dconv_b, "fc.weight": dfc_w,
-                "fc.bias": dfc_b}
+        _, dconv_w, dconv_b = ops.conv2d_backward(
+            dconv, a["input"], p["conv.weight"], p["conv.bias"]
+        )
+        return {"conv.weight": dconv_w, "conv.bias": dconv_b, "fc.weight": dfc_w, "fc.bias": dfc_b}
 
     def _summary_layers(self):
         F, K = self.config["n_filters"], self.config["kernel_size"]
@@ -301,8 +320,11 @@ class MLP(_Model):
         dtype=np.float64,
         ops: types.ModuleType | None = None,
     ):
-        for arg, value in (("hidden", hidden), ("n_classes", n_classes),
-                           ("image_size", image_size)):
+        for arg, value in (
+            ("hidden", hidden),
+            ("n_classes", n_classes),
+            ("image_size", image_size),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{arg} must be a positive integer, got {value!r}")
         if n_classes < 2:
@@ -341,13 +363,19 @@ class MLP(_Model):
 
     def backward(self, dlogits, activations):
         p, ops, a = self.params, self.ops, activations
-        drelu, dout_w, dout_b = ops.linear_backward(dlogits, a["relu"], p["out.weight"],
-                                                    p["out.bias"])  # N, hidden
+        drelu, dout_w, dout_b = ops.linear_backward(
+            dlogits, a["relu"], p["out.weight"], p["out.bias"]
+        )  # N, hidden
         dpre = ops.relu_backward(drelu, a["hidden"])  # N, hidden
-        _, dhidden_w, dhidden_b = ops.linear_backward(dpre, a["flatten"], p["hidden.weight"],
-                                                      p["hidden.bias"])
-        return {"hidden.weight": dhidden_w, "hidden.bias": dhidden_b, "out.weight": dout_w,
-                "out.bias": dout_b}
+        _, dhidden_w, dhidden_b = ops.linear_backward(
+            dpre, a["flatten"], p["hidden.weight"], p["hidden.bias"]
+        )
+        return {
+            "hidden.weight": dhidden_w,
+            "hidden.bias": dhidden_b,
+            "out.weight": dout_w,
+            "out.bias": dout_b,
+        }
 
     def _summary_layers(self):
         return [

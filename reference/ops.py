@@ -101,8 +101,12 @@ def conv_output_size(W: int, K: int, P: int = 0, S: int = 1) -> int:
     (6, 8, 2)
     """
     if not (_is_int(W) and _is_int(K) and _is_int(P) and _is_int(S)):
-        for name, value in (("input size W", W), ("kernel size K", K), ("padding P", P),
-                            ("stride S", S)):
+        for name, value in (
+            ("input size W", W),
+            ("kernel size K", K),
+            ("padding P", P),
+            ("stride S", S),
+        ):
             if not _is_int(value):
                 raise ValueError(f"{name} must be an integer, got {value!r}")
     if S < 1:
@@ -479,9 +483,7 @@ def maxpool2d_forward(x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarr
     return windows.max(axis=0).reshape(N, C, H_out, W_out)
 
 
-def maxpool2d_backward(
-    dy: np.ndarray, x: np.ndarray, size: int = 2, stride: int = 2
-) -> np.ndarray:
+def maxpool2d_backward(dy: np.ndarray, x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarray:
     """Route each window's upstream gradient to the position that held its maximum.
 
     On ties the first maximum in row-major order wins (as PyTorch does on the CPU). When windows
@@ -669,8 +671,9 @@ def maxpool2d_forward_loops(x, size=2, stride=2):
         for c in range(C):
             for i in range(H_out):
                 for j in range(W_out):
-                    y[n, c, i, j] = x[n, c, i * stride : i * stride + size,
-                                      j * stride : j * stride + size].max()
+                    y[n, c, i, j] = x[
+                        n, c, i * stride : i * stride + size, j * stride : j * stride + size
+                    ].max()
     return y
 
 

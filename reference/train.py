@@ -113,13 +113,16 @@ def train(
     x_train = dataset.x_train.astype(model.dtype)
     x_val = dataset.x_val.astype(model.dtype)
     y_train, y_val = dataset.y_train, dataset.y_val
-    optimizer = SGD(model.params, lr=config.lr, momentum=config.momentum,
-                    weight_decay=config.weight_decay)
+    optimizer = SGD(
+        model.params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
     history = History()
 
     def end_of_epoch(epoch: int) -> None:
-        history.record(evaluate(model, x_train, y_train),
-                       evaluate(model, x_val, y_val) if len(y_val) else (np.nan, np.nan))
+        history.record(
+            evaluate(model, x_train, y_train),
+            evaluate(model, x_val, y_val) if len(y_val) else (np.nan, np.nan),
+        )
         if epoch in config.snapshot_epochs:
             history.snapshots[epoch] = {k: v.copy() for k, v in model.params.items()}
 
@@ -127,8 +130,7 @@ def train(
     with _progress_bar(progress, config.epochs, type(model).__name__) as report:
         for epoch in range(1, config.epochs + 1):
             for batch in epoch_batches(len(y_train), config.batch_size, epoch, config.seed):
-                history.step_loss.append(sgd_step(model, optimizer, x_train[batch],
-                                                  y_train[batch]))
+                history.step_loss.append(sgd_step(model, optimizer, x_train[batch], y_train[batch]))
             end_of_epoch(epoch)
             report(epoch, history)
     return history
@@ -151,8 +153,9 @@ class _progress_bar:
         self.bar = tqdm(total=self.epochs, desc=f"train {self.description}", unit="epoch")
 
         def report(epoch: int, history: History) -> None:
-            self.bar.set_postfix(loss=f"{history.train_loss[-1]:.3f}",
-                                 val_acc=f"{history.val_acc[-1]:.3f}")
+            self.bar.set_postfix(
+                loss=f"{history.train_loss[-1]:.3f}", val_acc=f"{history.val_acc[-1]:.3f}"
+            )
             self.bar.update(1)
 
         return report

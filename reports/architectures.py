@@ -37,9 +37,21 @@ def _nn():
 
 #: LeCun et al. (1998), Table I: which S2 maps (0-5) each of the 16 C3 maps reads.
 LENET_C3_CONNECTIONS = (
-    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),
-    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),
-    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
+    (0, 1, 2),
+    (1, 2, 3),
+    (2, 3, 4),
+    (3, 4, 5),
+    (4, 5, 0),
+    (5, 0, 1),
+    (0, 1, 2, 3),
+    (1, 2, 3, 4),
+    (2, 3, 4, 5),
+    (3, 4, 5, 0),
+    (4, 5, 0, 1),
+    (5, 0, 1, 2),
+    (0, 1, 3, 4),
+    (1, 2, 4, 5),
+    (0, 2, 3, 5),
     (0, 1, 2, 3, 4, 5),
 )
 
@@ -57,13 +69,15 @@ def _lenet_classic():
             super().__init__()
             self.connections = connections
             self.weights = nn.ParameterList(
-                nn.Parameter(torch.empty(1, len(c), kernel_size, kernel_size))
-                for c in connections)
+                nn.Parameter(torch.empty(1, len(c), kernel_size, kernel_size)) for c in connections
+            )
             self.bias = nn.Parameter(torch.empty(len(connections)))
 
         def forward(self, x):
-            maps = [F.conv2d(x[:, list(c)], w) for c, w in zip(self.connections, self.weights,
-                                                                strict=True)]
+            maps = [
+                F.conv2d(x[:, list(c)], w)
+                for c, w in zip(self.connections, self.weights, strict=True)
+            ]
             return torch.cat(maps, dim=1) + self.bias[:, None, None]
 
     class Subsampling(nn.Module):
@@ -76,8 +90,7 @@ def _lenet_classic():
 
         def forward(self, x):
             summed = F.avg_pool2d(x, 2) * 4
-            return torch.tanh(summed * self.coefficient[:, None, None]
-                              + self.bias[:, None, None])
+            return torch.tanh(summed * self.coefficient[:, None, None] + self.bias[:, None, None])
 
     class RBFOutput(nn.Module):
         """Output layer: ``y_i = sum_j (x_j - w_ij)^2``, one prototype per class, no bias."""
@@ -92,10 +105,17 @@ def _lenet_classic():
             return ((x[:, None, :] - self.prototypes[None]) ** 2).sum(-1)
 
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5), nn.Tanh(), Subsampling(6),  # C1, S2: 6 x 14 x 14
-        PartialConv(LENET_C3_CONNECTIONS, 5), nn.Tanh(), Subsampling(16),  # C3, S4: 16 x 5 x 5
-        nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(),  # C5: 120
-        nn.Linear(120, 84), nn.Tanh(),  # F6
+        nn.Conv2d(1, 6, 5),
+        nn.Tanh(),
+        Subsampling(6),  # C1, S2: 6 x 14 x 14
+        PartialConv(LENET_C3_CONNECTIONS, 5),
+        nn.Tanh(),
+        Subsampling(16),  # C3, S4: 16 x 5 x 5
+        nn.Conv2d(16, 120, 5),
+        nn.Tanh(),
+        nn.Flatten(),  # C5: 120
+        nn.Linear(120, 84),
+        nn.Tanh(),  # F6
         RBFOutput(84, 10),
     )
 
@@ -103,9 +123,18 @@ def _lenet_classic():
 def _lenet_modern():
     _, nn = _nn()
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),  # 6 x 14 x 14
-        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),  # 400
-        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+        nn.Conv2d(1, 6, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 6 x 14 x 14
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),  # 400
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
     )
 
 
@@ -119,14 +148,27 @@ def _alexnet(filters, groups, first_padding):
     c1, c2, c3, c4, c5 = filters
     g2, g4, g5 = groups
     return nn.Sequential(
-        nn.Conv2d(3, c1, 11, stride=4, padding=first_padding), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(c1, c2, 5, padding=2, groups=g2), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.Conv2d(c2, c3, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(c3, c4, 3, padding=1, groups=g4), nn.ReLU(),
-        nn.Conv2d(c4, c5, 3, padding=1, groups=g5), nn.ReLU(), nn.MaxPool2d(3, 2),
-        nn.AdaptiveAvgPool2d(6), nn.Flatten(),  # c5 * 6 * 6
-        nn.Dropout(), nn.Linear(c5 * 36, 4096), nn.ReLU(),
-        nn.Dropout(), nn.Linear(4096, 4096), nn.ReLU(),
+        nn.Conv2d(3, c1, 11, stride=4, padding=first_padding),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(c1, c2, 5, padding=2, groups=g2),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(c2, c3, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(c3, c4, 3, padding=1, groups=g4),
+        nn.ReLU(),
+        nn.Conv2d(c4, c5, 3, padding=1, groups=g5),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2),
+        nn.AdaptiveAvgPool2d(6),
+        nn.Flatten(),  # c5 * 6 * 6
+        nn.Dropout(),
+        nn.Linear(c5 * 36, 4096),
+        nn.ReLU(),
+        nn.Dropout(),
+        nn.Linear(4096, 4096),
+        nn.ReLU(),
         nn.Linear(4096, 1000),
     )
 
@@ -145,8 +187,26 @@ def _alexnet_torchvision():
 # ---------------------------------------------------------------------------------------------
 
 #: Configuration D: filters per 3x3 conv layer, "M" for a 2x2 max pool.
-VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-                512, 512, 512, "M")
+VGG16_LAYERS = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+)
 
 
 def _vgg16():
@@ -158,10 +218,17 @@ def _vgg16():
         else:
             layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU()]
             channels = item
-    layers += [nn.AdaptiveAvgPool2d(7), nn.Flatten(),  # 512 * 7 * 7 = 25088
-               nn.Linear(512 * 49, 4096), nn.ReLU(), nn.Dropout(),
-               nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(),
-               nn.Linear(4096, 1000)]
+    layers += [
+        nn.AdaptiveAvgPool2d(7),
+        nn.Flatten(),  # 512 * 7 * 7 = 25088
+        nn.Linear(512 * 49, 4096),
+        nn.ReLU(),
+        nn.Dropout(),
+        nn.Linear(4096, 4096),
+        nn.ReLU(),
+        nn.Dropout(),
+        nn.Linear(4096, 1000),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -187,8 +254,9 @@ def _resnet50():
             self.downsample = None
             if stride != 1 or in_channels != out:
                 # A parallel path, not depth: excluded by ``depth``.
-                self.downsample = nn.Sequential(nn.Conv2d(in_channels, out, 1, stride=stride,
-                                                          bias=False), nn.BatchNorm2d(out))
+                self.downsample = nn.Sequential(
+                    nn.Conv2d(in_channels, out, 1, stride=stride, bias=False), nn.BatchNorm2d(out)
+                )
 
         def forward(self, x):
             y = torch.relu(self.bn1(self.conv1(x)))
@@ -196,8 +264,12 @@ def _resnet50():
             y = self.bn3(self.conv3(y))
             return torch.relu(y + (x if self.downsample is None else self.downsample(x)))
 
-    layers = [nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64),
-              nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1)]
+    layers = [
+        nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding=1),
+    ]
     channels = 64
     for stage, (blocks, width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512), strict=True)):
         for block in range(blocks):
@@ -221,13 +293,22 @@ def _tinycnn():
 #: name -> (builder, input shape (C, H, W), variant note).
 ARCHITECTURES = {
     "TinyCNN": (_tinycnn, (1, 8, 8), "this project (torch_impl.TinyCNN)"),
-    "LeNet-5 (1998 paper)": (_lenet_classic, (1, 32, 32),
-                             "C3 connection table, trainable subsampling, RBF output"),
+    "LeNet-5 (1998 paper)": (
+        _lenet_classic,
+        (1, 32, 32),
+        "C3 connection table, trainable subsampling, RBF output",
+    ),
     "LeNet-5 (modern)": (_lenet_modern, (1, 32, 32), "full C3, max pooling, dense output"),
-    "AlexNet (2012 paper)": (_alexnet_paper, (3, 227, 227),
-                             "96-256-384-384-256 filters, 2 groups in conv2/4/5"),
-    "AlexNet (torchvision)": (_alexnet_torchvision, (3, 224, 224),
-                              "64-192-384-256-256 filters, no groups"),
+    "AlexNet (2012 paper)": (
+        _alexnet_paper,
+        (3, 227, 227),
+        "96-256-384-384-256 filters, 2 groups in conv2/4/5",
+    ),
+    "AlexNet (torchvision)": (
+        _alexnet_torchvision,
+        (3, 224, 224),
+        "64-192-384-256-256 filters, no groups",
+    ),
     "VGG-16": (_vgg16, (3, 224, 224), "configuration D"),
     "ResNet-50": (_resnet50, (3, 224, 224), "bottlenecks [3, 4, 6, 3], batch norm"),
 }
@@ -251,7 +332,8 @@ def depth(model) -> int:
     """
     _, nn = _nn()
     return sum(
-        1 for name, module in model.named_modules()
+        1
+        for name, module in model.named_modules()
         if (isinstance(module, (nn.Conv2d, nn.Linear)) or getattr(module, "weight_layer", False))
         and "downsample" not in name.split(".")
     )
@@ -271,14 +353,17 @@ def architecture_table(names=tuple(ARCHITECTURES)) -> pd.DataFrame:
         _, input_shape, variant = ARCHITECTURES[name]
         model = build(name).eval()
         with torch.no_grad():
-            output = model(torch.empty(1, *input_shape, device="meta", dtype=next(
-                model.parameters()).dtype))
-        rows.append({
-            "architecture": name,
-            "n_parameters": sum(p.numel() for p in model.parameters()),
-            "depth": depth(model),
-            "input_shape": " x ".join(map(str, input_shape)),
-            "output_shape": " x ".join(map(str, output.shape[1:])),
-            "variant": variant,
-        })
+            output = model(
+                torch.empty(1, *input_shape, device="meta", dtype=next(model.parameters()).dtype)
+            )
+        rows.append(
+            {
+                "architecture": name,
+                "n_parameters": sum(p.numel() for p in model.parameters()),
+                "depth": depth(model),
+                "input_shape": " x ".join(map(str, input_shape)),
+                "output_shape": " x ".join(map(str, output.shape[1:])),
+                "variant": variant,
+            }
+        )
     return pd.DataFrame(rows)

@@ -38,10 +38,13 @@ class SoftmaxRegression(_Model):
         n_inputs = IMAGE_CHANNELS * image_size * image_size
         rng = np.random.default_rng(seed)
         shapes = self.parameter_shapes()
-        super().__init__({
-            "linear.weight": init_uniform(rng, shapes["linear.weight"], n_inputs),
-            "linear.bias": init_uniform(rng, shapes["linear.bias"], n_inputs),
-        }, ops=None)
+        super().__init__(
+            {
+                "linear.weight": init_uniform(rng, shapes["linear.weight"], n_inputs),
+                "linear.bias": init_uniform(rng, shapes["linear.bias"], n_inputs),
+            },
+            ops=None,
+        )
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         n_classes, S = self.config["n_classes"], self.config["image_size"]
@@ -50,14 +53,18 @@ class SoftmaxRegression(_Model):
     def forward_with_activations(self, x):
         x = self._check_images(x)
         flat = x.reshape(len(x), -1)  # N, S*S
-        logits = self.ops.linear_forward(flat, self.params["linear.weight"],
-                                         self.params["linear.bias"])  # N, n_classes
+        logits = self.ops.linear_forward(
+            flat, self.params["linear.weight"], self.params["linear.bias"]
+        )  # N, n_classes
         return logits, {"flatten": flat, "logits": logits}
 
     def backward(self, dlogits, activations):
-        _, dw, db = self.ops.linear_backward(dlogits, activations["flatten"],
-                                             self.params["linear.weight"],
-                                             self.params["linear.bias"])
+        _, dw, db = self.ops.linear_backward(
+            dlogits,
+            activations["flatten"],
+            self.params["linear.weight"],
+            self.params["linear.bias"],
+        )
         return {"linear.weight": dw, "linear.bias": db}
 
     def _summary_layers(self):

@@ -27,20 +27,41 @@ def register(subparsers) -> argparse.ArgumentParser:
             "options write identical CSV files."
         ),
     )
-    parser.add_argument("--out", metavar="DIR", default="report",
-                        help="output directory, created if needed (default: report)")
-    parser.add_argument("--quick", action="store_true",
-                        help="10 epochs and 2 seeds instead of 80 and 5: a fast check for CI")
-    parser.add_argument("--seeds", type=positive_int, default=None, metavar="N",
-                        help="seeds per configuration (default: 5, or 2 with --quick)")
-    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                        help="worker processes for training and drawing (default: all cores); "
-                             "results do not depend on it")
-    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                        help="run the training runs on the Dask cluster at ADDRESS (e.g. "
-                             "tcp://host:8786) instead of local processes; figures are still "
-                             "drawn here. Needs pip install 'tinycnn[dask]' here and this project "
-                             "installed on every worker; results are identical to a local run")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default="report",
+        help="output directory, created if needed (default: report)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="10 epochs and 2 seeds instead of 80 and 5: a fast check for CI",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="seeds per configuration (default: 5, or 2 with --quick)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes for training and drawing (default: all cores); "
+        "results do not depend on it",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="run the training runs on the Dask cluster at ADDRESS (e.g. "
+        "tcp://host:8786) instead of local processes; figures are still "
+        "drawn here. Needs pip install 'tinycnn[dask]' here and this project "
+        "installed on every worker; results are identical to a local run",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     parser.set_defaults(func=run_report)
     return parser
@@ -58,8 +79,9 @@ def run_report(args) -> int:
         out = prepare_output_dir(args.out)  # fail now, not after a minute of training
     except ValueError as error:
         raise CommandError(str(error)) from None
-    settings = ReportSettings.from_options(quick=args.quick, seeds=args.seeds, jobs=args.jobs,
-                                           scheduler=args.scheduler)
+    settings = ReportSettings.from_options(
+        quick=args.quick, seeds=args.seeds, jobs=args.jobs, scheduler=args.scheduler
+    )
     progress = not args.no_progress
     try:
         data = compute_report(settings, progress=progress)
@@ -70,10 +92,16 @@ def run_report(args) -> int:
     tally = claims_tally(data.tables["claims"])
     total = sum(tally.values())
     elapsed = time.perf_counter() - start
-    print(f"report written to {out / 'REPORT.md'} ({len(written['tables'])} CSV files, "
-          f"{len(written['figures'])} figures)")
-    print(f"claims: {tally['reproduced']} of {total} reproduced, {tally['differs']} differ, "
-          f"{tally['not testable']} not testable (see {out / 'claims.csv'})")
-    print(f"took {elapsed:.1f} s ({data.seconds.get('training runs', 0.0):.1f} s training, "
-          f"{settings.n_seeds} seeds, {settings.epochs} epochs)")
+    print(
+        f"report written to {out / 'REPORT.md'} ({len(written['tables'])} CSV files, "
+        f"{len(written['figures'])} figures)"
+    )
+    print(
+        f"claims: {tally['reproduced']} of {total} reproduced, {tally['differs']} differ, "
+        f"{tally['not testable']} not testable (see {out / 'claims.csv'})"
+    )
+    print(
+        f"took {elapsed:.1f} s ({data.seconds.get('training runs', 0.0):.1f} s training, "
+        f"{settings.n_seeds} seeds, {settings.epochs} epochs)"
+    )
     return 0

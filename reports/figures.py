@@ -58,8 +58,10 @@ def connectivity(table: pd.DataFrame, path) -> str:
     fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
     dense_label = dense_column.replace("_", " ").replace("dense", "dense,")
     conv_label = conv_column.replace("_", " ").replace("conv", "conv,")
-    for offset, column, color, label in ((-0.2, dense_column, MLP_COLOR, dense_label),
-                                         (0.2, conv_column, CNN_COLOR, conv_label)):
+    for offset, column, color, label in (
+        (-0.2, dense_column, MLP_COLOR, dense_label),
+        (0.2, conv_column, CNN_COLOR, conv_label),
+    ):
         bars = ax.bar(x + offset, table[column], width=0.4, color=color, label=label)
         ax.bar_label(bars, labels=[f"{v:,}" for v in table[column]], fontsize=8, padding=2)
     ax.set_yscale("log")
@@ -86,13 +88,17 @@ def sample_grid(images: np.ndarray, class_names: Sequence[str], path) -> str:
     mosaic = np.full((K * (S + gap) - gap, n * (S + gap) - gap), np.nan)
     for k in range(K):
         for j in range(n):
-            mosaic[k * (S + gap):k * (S + gap) + S, j * (S + gap):j * (S + gap) + S] = images[k, j]
+            mosaic[k * (S + gap) : k * (S + gap) + S, j * (S + gap) : j * (S + gap) + S] = images[
+                k, j
+            ]
     limit = np.abs(images).max()
     fig, ax = plt.subplots(figsize=(1.1 * n + 1.2, 1.1 * K + 0.6), layout="constrained")
     cmap = matplotlib.colormaps["gray"].with_extremes(bad="white")
     ax.imshow(mosaic, cmap=cmap, vmin=-limit, vmax=limit)
-    ax.set_yticks([k * (S + gap) + (S - 1) / 2 for k in range(K)],
-                  [f"{k}: {class_names[k]}" for k in range(K)])
+    ax.set_yticks(
+        [k * (S + gap) + (S - 1) / 2 for k in range(K)],
+        [f"{k}: {class_names[k]}" for k in range(K)],
+    )
     ax.set_xticks([])
     for side in ax.spines.values():
         side.set_visible(False)
@@ -102,10 +108,12 @@ def sample_grid(images: np.ndarray, class_names: Sequence[str], path) -> str:
 
 # -- section 5 ---------------------------------------------------------------------------------
 
-BANDS = ((1e-20, 1e-7, "#b7e4c7", "perfect (< 1e-7)"),
-         (1e-7, 1e-5, "#fff3b0", "acceptable (1e-7 to 1e-5)"),
-         (1e-5, 1e-3, "#ffd6a5", "suspicious (1e-5 to 1e-3)"),
-         (1e-3, 10, "#ffadad", "bug (> 1e-3)"))
+BANDS = (
+    (1e-20, 1e-7, "#b7e4c7", "perfect (< 1e-7)"),
+    (1e-7, 1e-5, "#fff3b0", "acceptable (1e-7 to 1e-5)"),
+    (1e-5, 1e-3, "#ffd6a5", "suspicious (1e-5 to 1e-3)"),
+    (1e-3, 10, "#ffadad", "bug (> 1e-3)"),
+)
 
 
 def gradient_check(table: pd.DataFrame, path) -> str:
@@ -129,15 +137,23 @@ def gradient_check(table: pd.DataFrame, path) -> str:
 # -- section 6 ---------------------------------------------------------------------------------
 
 
-def training_curves(curves: pd.DataFrame, target: float, first_epoch: int | None, seed: int,
-                    path) -> str:
+def training_curves(
+    curves: pd.DataFrame, target: float, first_epoch: int | None, seed: int, path
+) -> str:
     """Loss and accuracy per epoch on both splits, with the target accuracy marked."""
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-    for ax, metric, title in ((loss_ax, "loss", "Loss (cross-entropy)"),
-                              (acc_ax, "acc", "Accuracy")):
+    for ax, metric, title in (
+        (loss_ax, "loss", "Loss (cross-entropy)"),
+        (acc_ax, "acc", "Accuracy"),
+    ):
         ax.plot(curves["epoch"], curves[f"train_{metric}"], color=TRAIN_COLOR, label="train")
-        ax.plot(curves["epoch"], curves[f"val_{metric}"], color=VAL_COLOR, label="validation",
-                linestyle="--")
+        ax.plot(
+            curves["epoch"],
+            curves[f"val_{metric}"],
+            color=VAL_COLOR,
+            label="validation",
+            linestyle="--",
+        )
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)
@@ -147,8 +163,13 @@ def training_curves(curves: pd.DataFrame, target: float, first_epoch: int | None
     acc_ax.axhline(target, color="gray", linewidth=0.8, linestyle=":", label=f"{target:.0%}")
     if first_epoch is not None and first_epoch >= 0:
         acc_ax.axvline(first_epoch, color="gray", linewidth=0.8)
-        acc_ax.annotate(f"first >= {target:.0%}: epoch {first_epoch}", (first_epoch, 0.5),
-                        xytext=(5, 0), textcoords="offset points", fontsize=8)
+        acc_ax.annotate(
+            f"first >= {target:.0%}: epoch {first_epoch}",
+            (first_epoch, 0.5),
+            xytext=(5, 0),
+            textcoords="offset points",
+            fontsize=8,
+        )
     loss_ax.legend()
     acc_ax.legend(loc="lower right")
     fig.suptitle(f"TinyCNN training, 3 classes (seed {seed})")
@@ -158,14 +179,20 @@ def training_curves(curves: pd.DataFrame, target: float, first_epoch: int | None
 # -- section 7 ---------------------------------------------------------------------------------
 
 
-def filter_evolution(snapshots: Mapping[int, tuple[np.ndarray, np.ndarray]],
-                     preferred: Sequence[str], path) -> str:
+def filter_evolution(
+    snapshots: Mapping[int, tuple[np.ndarray, np.ndarray]], preferred: Sequence[str], path
+) -> str:
     """The conv kernels at each snapshot epoch: one row per filter, one column per epoch."""
     epochs = list(snapshots)
     weights = np.stack([snapshots[e][0][:, 0] for e in epochs])  # epochs, F, K, K
     F = weights.shape[1]
-    fig, axes = plt.subplots(F, len(epochs), figsize=(1.6 * len(epochs) + 1.5, 1.6 * F + 0.8),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        F,
+        len(epochs),
+        figsize=(1.6 * len(epochs) + 1.5, 1.6 * F + 0.8),
+        squeeze=False,
+        layout="constrained",
+    )
     image = None
     for f in range(F):
         limit = np.abs(weights[:, f]).max()  # one colour scale per filter, across epochs
@@ -191,8 +218,13 @@ def orientation_scores(table: pd.DataFrame, orientations: Sequence[str], path) -
         x = np.arange(len(rows))
         width = 0.8 / len(orientations)
         for i, name in enumerate(orientations):
-            ax.bar(x + (i - (len(orientations) - 1) / 2) * width, rows[name], width=width,
-                   color=ORIENTATION_COLORS.get(name), label=name)
+            ax.bar(
+                x + (i - (len(orientations) - 1) / 2) * width,
+                rows[name],
+                width=width,
+                color=ORIENTATION_COLORS.get(name),
+                label=name,
+            )
         ax.set_xticks(x, [f"F{f}" for f in rows["filter"]])
         ax.set_xlabel("filter")
         ax.set_title(f"epoch {epoch}")
@@ -211,8 +243,9 @@ def _accuracy_points(ax, table: pd.DataFrame, labels, colors) -> None:
     x = np.arange(len(table))
     for i, (_, row) in enumerate(table.iterrows()):
         spread = [[row["mean"] - row["min"]], [row["max"] - row["mean"]]]
-        ax.errorbar(x[i], row["mean"], yerr=spread, fmt="o", color=colors[i], capsize=6,
-                    markersize=8)
+        ax.errorbar(
+            x[i], row["mean"], yerr=spread, fmt="o", color=colors[i], capsize=6, markersize=8
+        )
     ax.set_xticks(x, labels)
     ax.set_xlim(-0.5, len(table) - 0.5)
     ax.set_ylabel("validation accuracy")
@@ -248,14 +281,31 @@ def capacity_sweep(table: pd.DataFrame, path) -> str:
     cnn = table[table["model"] == "TinyCNN"].iloc[0]
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     ax.axhspan(cnn["min"], cnn["max"] + 1e-4, color=CNN_COLOR, alpha=0.15)
-    ax.axhline(cnn["mean"], color=CNN_COLOR, linestyle="--",
-               label=f"TinyCNN ({cnn['n_parameters']} params), mean and min-max")
+    ax.axhline(
+        cnn["mean"],
+        color=CNN_COLOR,
+        linestyle="--",
+        label=f"TinyCNN ({cnn['n_parameters']} params), mean and min-max",
+    )
     errors = np.vstack([mlp["mean"] - mlp["min"], mlp["max"] - mlp["mean"]])
-    ax.errorbar(mlp["width"], mlp["mean"], yerr=errors, color=MLP_COLOR, marker="o", capsize=5,
-                label=f"MLP mean, min-max over {int(mlp['n_seeds'].iloc[0])} seeds")
+    ax.errorbar(
+        mlp["width"],
+        mlp["mean"],
+        yerr=errors,
+        color=MLP_COLOR,
+        marker="o",
+        capsize=5,
+        label=f"MLP mean, min-max over {int(mlp['n_seeds'].iloc[0])} seeds",
+    )
     for _, row in mlp.iterrows():
-        ax.annotate(f"{row['regime']}\n{row['n_parameters']:,} params", (row["width"], row["min"]),
-                    xytext=(0, -26), textcoords="offset points", ha="center", fontsize=8)
+        ax.annotate(
+            f"{row['regime']}\n{row['n_parameters']:,} params",
+            (row["width"], row["min"]),
+            xytext=(0, -26),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
     ax.set_xticks(mlp["width"])
     ax.set_xlabel("hidden layer width")
     ax.set_ylabel("validation accuracy")
@@ -294,8 +344,11 @@ def inference_trace(trace: Mapping[str, np.ndarray], class_names: Sequence[str],
     ax.set_xticks([])
     ax.set_yticks([])
     maps_limit = max(np.abs(trace["conv"]).max(), 1e-12)
-    columns = (("conv", "conv", "RdBu_r", -maps_limit), ("relu", "ReLU", "Reds", 0),
-               ("pool", "max pool", "Reds", 0))
+    columns = (
+        ("conv", "conv", "RdBu_r", -maps_limit),
+        ("relu", "ReLU", "Reds", 0),
+        ("pool", "max pool", "Reds", 0),
+    )
     for col, (key, title, cmap, vmin) in enumerate(columns, start=1):
         for f in range(F):
             ax = fig.add_subplot(grid[f, col])
@@ -331,15 +384,30 @@ def scaling(table: pd.DataFrame, path) -> str:
     """Parameter counts of the classic CNNs on a log axis, with their depth."""
     y = np.arange(len(table))[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(table) + 1.5), layout="constrained")
-    bars = ax.barh(y, table["n_parameters"], color=[
-        CNN_COLOR if name == "TinyCNN" else "#7f7f7f" for name in table["architecture"]])
-    ax.bar_label(bars, labels=[f"{n:,}  (depth {d})" for n, d in zip(
-        table["n_parameters"], table["depth"], strict=True)], padding=3, fontsize=8)
+    bars = ax.barh(
+        y,
+        table["n_parameters"],
+        color=[CNN_COLOR if name == "TinyCNN" else "#7f7f7f" for name in table["architecture"]],
+    )
+    ax.bar_label(
+        bars,
+        labels=[
+            f"{n:,}  (depth {d})"
+            for n, d in zip(table["n_parameters"], table["depth"], strict=True)
+        ],
+        padding=3,
+        fontsize=8,
+    )
     ax.set_yticks(y, table["architecture"])
     ax.set_xscale("log")
     ax.set_xlim(10, table["n_parameters"].max() * 300)
     ax.set_xlabel("parameters (log scale)")
     ax.set_title("Scaling up: parameters counted from meta-device builds")
-    ax.legend(handles=[Patch(color=CNN_COLOR, label="this project"),
-                       Patch(color="#7f7f7f", label="classic CNNs")], loc="upper right")
+    ax.legend(
+        handles=[
+            Patch(color=CNN_COLOR, label="this project"),
+            Patch(color="#7f7f7f", label="classic CNNs"),
+        ],
+        loc="upper right",
+    )
     return _save(fig, path)

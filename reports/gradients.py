@@ -38,8 +38,9 @@ def buggy_conv_ops() -> types.SimpleNamespace:
     return types.SimpleNamespace(**functions)
 
 
-def gradient_check_table(seed: int, n_samples: int = BATCH_SIZE, n_classes: int = 3,
-                         mlp_hidden: int = 18) -> pd.DataFrame:
+def gradient_check_table(
+    seed: int, n_samples: int = BATCH_SIZE, n_classes: int = 3, mlp_hidden: int = 18
+) -> pd.DataFrame:
     """Relative error of backprop against finite differences for every parameter tensor.
 
     Parameters
@@ -67,7 +68,13 @@ def gradient_check_table(seed: int, n_samples: int = BATCH_SIZE, n_classes: int 
     for name, model in models.items():
         shapes = {key: value.shape for key, value in model.params.items()}
         for parameter, error in gradient_check(model, x, labels).items():
-            rows.append({"model": name, "parameter": parameter,
-                         "shape": " x ".join(map(str, shapes[parameter])),
-                         "rel_error": error, "band": error_band(error)})
+            rows.append(
+                {
+                    "model": name,
+                    "parameter": parameter,
+                    "shape": " x ".join(map(str, shapes[parameter])),
+                    "rel_error": error,
+                    "band": error_band(error),
+                }
+            )
     return pd.DataFrame(rows)

@@ -62,13 +62,22 @@ class ReportSettings:
             raise ValueError(f"need at least 1 epoch, got {self.epochs}")
 
     @classmethod
-    def from_options(cls, quick: bool = False, seeds: int | None = None,
-                     jobs: int | None = None, scheduler: str | None = None) -> ReportSettings:
+    def from_options(
+        cls,
+        quick: bool = False,
+        seeds: int | None = None,
+        jobs: int | None = None,
+        scheduler: str | None = None,
+    ) -> ReportSettings:
         """Settings for the command-line options; ``seeds=None`` means 5 (2 with ``quick``)."""
         default_seeds = QUICK_SEEDS if quick else FULL_SEEDS
-        return cls(quick=quick, n_seeds=default_seeds if seeds is None else seeds,
-                   epochs=QUICK_EPOCHS if quick else FULL_EPOCHS, n_jobs=jobs,
-                   scheduler=scheduler)
+        return cls(
+            quick=quick,
+            n_seeds=default_seeds if seeds is None else seeds,
+            epochs=QUICK_EPOCHS if quick else FULL_EPOCHS,
+            n_jobs=jobs,
+            scheduler=scheduler,
+        )
 
     @property
     def snapshot_epochs(self) -> tuple[int, ...]:
@@ -97,8 +106,9 @@ def plan_runs(settings: ReportSettings) -> dict[str, list[RunSpec]]:
     epochs = settings.epochs
 
     def cnn(n_classes: int, replicate: int, backend: str = "numpy") -> RunSpec:
-        return RunSpec("tinycnn", n_classes, None, replicate, epochs, backend,
-                       settings.snapshot_epochs)
+        return RunSpec(
+            "tinycnn", n_classes, None, replicate, epochs, backend, settings.snapshot_epochs
+        )
 
     def mlp(width: int, n_classes: int, replicate: int, backend: str = "numpy") -> RunSpec:
         return RunSpec("mlp", n_classes, width, replicate, epochs, backend)
@@ -117,8 +127,12 @@ def plan_runs(settings: ReportSettings) -> dict[str, list[RunSpec]]:
     for width in FOUR_CLASS_MLP_WIDTHS:
         groups[f"mlp{width}-4"] = [mlp(width, 4, i) for i in replicates]
     # Section 13: the headline configurations again in PyTorch, from the same weights (replicate 0).
-    groups["torch"] = [cnn(3, 0, "torch"), mlp(HEADLINE_MLP_WIDTH, 3, 0, "torch"),
-                       cnn(4, 0, "torch"), linear(3, 0, "torch")]
+    groups["torch"] = [
+        cnn(3, 0, "torch"),
+        mlp(HEADLINE_MLP_WIDTH, 3, 0, "torch"),
+        cnn(4, 0, "torch"),
+        linear(3, 0, "torch"),
+    ]
     groups["torch"] += [mlp(width, 4, 0, "torch") for width in FOUR_CLASS_MLP_WIDTHS]
     return groups
 
@@ -138,11 +152,15 @@ def compute_report(settings: ReportSettings, progress: bool = True) -> ReportDat
 
     with timer("training runs"):
         groups = plan_runs(settings)
-        results = run_all([spec for specs in groups.values() for spec in specs],
-                          n_jobs=settings.n_jobs, progress=progress,
-                          scheduler=settings.scheduler)
-        runs: dict[str, list[RunResult]] = {name: [results[s] for s in specs]
-                                            for name, specs in groups.items()}
+        results = run_all(
+            [spec for specs in groups.values() for spec in specs],
+            n_jobs=settings.n_jobs,
+            progress=progress,
+            scheduler=settings.scheduler,
+        )
+        runs: dict[str, list[RunResult]] = {
+            name: [results[s] for s in specs] for name, specs in groups.items()
+        }
 
     with timer("sections 1-3"):
         tables["01_connectivity"] = static.connectivity_table()
@@ -153,10 +171,12 @@ def compute_report(settings: ReportSettings, progress: bool = True) -> ReportDat
 
     with timer("sections 4-5"):
         for n_classes in (3, 4):
-            arrays[f"grid_{n_classes}"] = dataset.sample_grid(n_classes, GRID_IMAGES_PER_CLASS,
-                                                              seed0)
+            arrays[f"grid_{n_classes}"] = dataset.sample_grid(
+                n_classes, GRID_IMAGES_PER_CLASS, seed0
+            )
         tables["04_linear_baseline"] = experiments.baseline_table(
-            {3: runs["linear-3"], 4: runs["linear-4"]}, {3: runs["cnn-3"], 4: runs["cnn-4"]})
+            {3: runs["linear-3"], 4: runs["linear-4"]}, {3: runs["cnn-3"], 4: runs["cnn-4"]}
+        )
         tables["05_gradient_check"] = gradients.gradient_check_table(seed0)
 
     with timer("sections 6-11"):
@@ -168,25 +188,32 @@ def compute_report(settings: ReportSettings, progress: bool = True) -> ReportDat
         patterns = experiments.clean_patterns(PATTERNS_PER_ORIENTATION, seed0)
         tables["07_filters"] = experiments.filter_snapshot_table(snapshots)
         tables["07_orientation"] = experiments.orientation_table(snapshots, patterns)
-        tables["07_orientation_seeds"] = experiments.orientation_over_seeds(runs["cnn-3"],
-                                                                            patterns)
+        tables["07_orientation_seeds"] = experiments.orientation_over_seeds(runs["cnn-3"], patterns)
         tables["08_cnn_vs_mlp"] = experiments.cnn_vs_mlp_table(
-            runs["cnn-3"], runs[f"mlp{HEADLINE_MLP_WIDTH}-3"])
+            runs["cnn-3"], runs[f"mlp{HEADLINE_MLP_WIDTH}-3"]
+        )
         tables["09_capacity_sweep"] = experiments.capacity_sweep_table(
-            {w: runs[f"mlp{w}-3"] for w in MLP_WIDTHS}, runs["cnn-3"])
+            {w: runs[f"mlp{w}-3"] for w in MLP_WIDTHS}, runs["cnn-3"]
+        )
         tables["10_four_classes"] = experiments.four_class_table(
-            runs["cnn-4"], {w: runs[f"mlp{w}-4"] for w in FOUR_CLASS_MLP_WIDTHS})
+            runs["cnn-4"], {w: runs[f"mlp{w}-4"] for w in FOUR_CLASS_MLP_WIDTHS}
+        )
 
         data_seed0 = reference.make_dataset(seed=seed0)
         vertical = int(np.flatnonzero(data_seed0.y_val == 0)[0])
         trace = experiments.inference_trace(headline.final_params, data_seed0.x_val[vertical, 0])
         arrays["trace"] = trace
         arrays["class_names"] = data_seed0.class_names
-        tables["11_trace_probabilities"] = pd.DataFrame({
-            "class": list(data_seed0.class_names), "logit": trace["logits"],
-            "probability": trace["probabilities"]})
+        tables["11_trace_probabilities"] = pd.DataFrame(
+            {
+                "class": list(data_seed0.class_names),
+                "logit": trace["logits"],
+                "probability": trace["probabilities"],
+            }
+        )
         tables["11_trace_confidence"] = experiments.trace_confidence_table(
-            headline.final_params, data_seed0.x_val, data_seed0.y_val, 0, data_seed0.class_names)
+            headline.final_params, data_seed0.x_val, data_seed0.y_val, 0, data_seed0.class_names
+        )
 
     with timer("section 12"):
         tables["12_architectures"] = architectures.architecture_table()

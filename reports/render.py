@@ -21,8 +21,15 @@ from tinycnn.reports.claims import COLUMNS, DIFFERS, NOT_TESTABLE, REPRODUCED
 from tinycnn.reports.pipeline import ReportData
 from tinycnn.reports.runs import run_seed
 
-__all__ = ["claims_tally", "figure_jobs", "markdown_table", "prepare_output_dir", "render_markdown",
-           "write_report", "write_tables"]
+__all__ = [
+    "claims_tally",
+    "figure_jobs",
+    "markdown_table",
+    "prepare_output_dir",
+    "render_markdown",
+    "write_report",
+    "write_tables",
+]
 
 FLOAT_FORMAT = "%.6g"  # CSV: enough digits to compare runs, few enough to stay readable
 
@@ -93,12 +100,24 @@ def figure_jobs(data: ReportData, directory: Path) -> list[tuple[Callable, tuple
         (figures.sample_grid, (*A["grid_3"], d / "04_samples_3_classes.png")),
         (figures.sample_grid, (*A["grid_4"], d / "04_samples_4_classes.png")),
         (figures.gradient_check, (T["05_gradient_check"], d / "05_gradient_check.png")),
-        (figures.training_curves, (T["06_training_curves"], experiments.ACCURACY_TARGET,
-                                   int(first), int(seed), d / "06_training_curves.png")),
-        (figures.filter_evolution, (A["snapshots"], list(final["preferred"]),
-                                    d / "07_filter_evolution.png")),
-        (figures.orientation_scores, (orientation, experiments.ORIENTATIONS,
-                                      d / "07_orientation_scores.png")),
+        (
+            figures.training_curves,
+            (
+                T["06_training_curves"],
+                experiments.ACCURACY_TARGET,
+                int(first),
+                int(seed),
+                d / "06_training_curves.png",
+            ),
+        ),
+        (
+            figures.filter_evolution,
+            (A["snapshots"], list(final["preferred"]), d / "07_filter_evolution.png"),
+        ),
+        (
+            figures.orientation_scores,
+            (orientation, experiments.ORIENTATIONS, d / "07_orientation_scores.png"),
+        ),
         (figures.cnn_vs_mlp, (T["08_cnn_vs_mlp"], d / "08_cnn_vs_mlp.png")),
         (figures.capacity_sweep, (T["09_capacity_sweep"], d / "09_capacity_sweep.png")),
         (figures.four_classes, (T["10_four_classes"], d / "10_four_classes.png")),
@@ -111,8 +130,9 @@ def _draw(function: Callable, args: tuple) -> str:
     return function(*args)
 
 
-def write_figures(data: ReportData, out: Path, n_jobs: int | None = None,
-                  progress: bool = True) -> list[Path]:
+def write_figures(
+    data: ReportData, out: Path, n_jobs: int | None = None, progress: bool = True
+) -> list[Path]:
     """Draw every figure into ``out/figures`` (in parallel when ``n_jobs != 1``)."""
     from tqdm.auto import tqdm
 
@@ -127,7 +147,8 @@ def write_figures(data: ReportData, out: Path, n_jobs: int | None = None,
             from joblib import Parallel, delayed
 
             drawn = Parallel(n_jobs=min(n_jobs, len(jobs)), return_as="generator_unordered")(
-                delayed(_draw)(f, a) for f, a in jobs)
+                delayed(_draw)(f, a) for f, a in jobs
+            )
         paths = []
         for path in drawn:
             paths.append(Path(path))
@@ -135,8 +156,9 @@ def write_figures(data: ReportData, out: Path, n_jobs: int | None = None,
     return sorted(paths)
 
 
-def write_report(data: ReportData, out: str | os.PathLike, n_jobs: int | None = None,
-                 progress: bool = True) -> dict[str, list[Path]]:
+def write_report(
+    data: ReportData, out: str | os.PathLike, n_jobs: int | None = None, progress: bool = True
+) -> dict[str, list[Path]]:
     """Write the CSVs, the figures and ``REPORT.md``; return the written paths by kind."""
     out = prepare_output_dir(out)
     tables = write_tables(data, out)
@@ -159,14 +181,19 @@ def _cell(value) -> str:
     return str(value)
 
 
-def markdown_table(table: pd.DataFrame, formats: Mapping[str, Callable] | None = None,
-                   columns: Sequence[str] | None = None,
-                   headers: Mapping[str, str] | None = None) -> str:
+def markdown_table(
+    table: pd.DataFrame,
+    formats: Mapping[str, Callable] | None = None,
+    columns: Sequence[str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> str:
     """A GitHub markdown table; ``formats[column](value)`` formats a column's cells."""
     formats, headers = formats or {}, headers or {}
     columns = list(columns or table.columns)
-    lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
+    lines = [
+        "| " + " | ".join(headers.get(c, c) for c in columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
     for row in table.to_dict(orient="records"):  # keeps each column's type (iterrows does not)
         cells = [str(formats[c](row[c]) if c in formats else _cell(row[c])) for c in columns]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -196,9 +223,16 @@ def _section_claims(data: ReportData, section: int) -> list[str]:
     rows = claims[claims["section"] == section]
     if rows.empty:
         return []
-    return ["", "**The lecture's claims here** (details in [section 14](#14-claims-ledger)):", "",
-            markdown_table(rows, columns=["claim_id", "claim", "stated", "computed", "verdict"],
-                           headers={"claim_id": "id"})]
+    return [
+        "",
+        "**The lecture's claims here** (details in [section 14](#14-claims-ledger)):",
+        "",
+        markdown_table(
+            rows,
+            columns=["claim_id", "claim", "stated", "computed", "verdict"],
+            headers={"claim_id": "id"},
+        ),
+    ]
 
 
 def _figure(name: str, alt: str) -> str:
@@ -249,8 +283,11 @@ def _differences(claims: pd.DataFrame) -> list[str]:
     rows = claims[claims["verdict"] == DIFFERS]
     if rows.empty:
         return ["- nowhere: every testable claim reproduced."]
-    return [f"- **{r['claim_id']}** {r['claim']}: stated {r['stated']}, computed {r['computed']} "
-            f"({r['note']})" for r in rows.to_dict(orient="records")]
+    return [
+        f"- **{r['claim_id']}** {r['claim']}: stated {r['stated']}, computed {r['computed']} "
+        f"({r['note']})"
+        for r in rows.to_dict(orient="records")
+    ]
 
 
 def _anchor(number: int, title: str) -> str:
@@ -272,10 +309,15 @@ def _s1(data: ReportData) -> list[str]:
         f"on a {big['image']} image the dense layer needs "
         f"{big['dense_over_conv']:,.0f} times the convolution's parameters.",
         "",
-        markdown_table(T, formats={c: thousands for c in T.columns
-                                   if c.startswith(("dense_", "conv_", "inputs"))
-                                   and c != "dense_over_conv"} | {
-            "dense_over_conv": lambda x: f"{x:,.0f} x"}),
+        markdown_table(
+            T,
+            formats={
+                c: thousands
+                for c in T.columns
+                if c.startswith(("dense_", "conv_", "inputs")) and c != "dense_over_conv"
+            }
+            | {"dense_over_conv": lambda x: f"{x:,.0f} x"},
+        ),
         "",
         _figure("01_connectivity", "dense vs conv parameters"),
         "",
@@ -284,9 +326,13 @@ def _s1(data: ReportData) -> list[str]:
         "positions where one kernel weight is applied; equivariance compares the convolution of "
         "a shifted image with the shifted convolution.",
         "",
-        markdown_table(data.tables["01_key_ideas"], formats={
-            "dense": lambda v: "n/a" if np.isnan(v) else f"{v:g}",
-            "conv": lambda v: f"{v:g}"}),
+        markdown_table(
+            data.tables["01_key_ideas"],
+            formats={
+                "dense": lambda v: "n/a" if np.isnan(v) else f"{v:g}",
+                "conv": lambda v: f"{v:g}",
+            },
+        ),
     ]
 
 
@@ -370,10 +416,12 @@ def _s6(data: ReportData) -> list[str]:
         f"with learning rate {config.lr:g} and momentum {config.momentum:g}), loss and accuracy "
         "on the whole training and validation sets after "
         f"every epoch. Seed 0's validation accuracy {reached}"
-        + ("" if first < 0 else f" at epoch {first}") + ". Every seed:",
+        + ("" if first < 0 else f" at epoch {first}")
+        + ". Every seed:",
         "",
-        markdown_table(E, formats={"final_val_acc": pct,
-                                   "final_gap": lambda g: f"{100 * g:.2f} points"}),
+        markdown_table(
+            E, formats={"final_val_acc": pct, "final_gap": lambda g: f"{100 * g:.2f} points"}
+        ),
         "",
         _figure("06_training_curves", "training curves"),
     ]
@@ -396,14 +444,15 @@ def _s7(data: ReportData) -> list[str]:
         f"one orientation only). A filter counts as an oriented detector when its selectivity is "
         f"at least {experiments.MIN_SELECTIVITY}.",
         "",
-        markdown_table(scores, formats={c: lambda v: f"{v:.3f}" for c in
-                                   (*experiments.ORIENTATIONS, "selectivity")}),
+        markdown_table(
+            scores,
+            formats={c: lambda v: f"{v:.3f}" for c in (*experiments.ORIENTATIONS, "selectivity")},
+        ),
         "",
         _figure("07_orientation_scores", "orientation scores"),
         "",
         f"At epoch {int(final['epoch'].iloc[0])} the filters prefer "
-        + ", ".join(f"F{f}: {p}" for f, p in zip(final["filter"], final["preferred"],
-                                                 strict=True))
+        + ", ".join(f"F{f}: {p}" for f, p in zip(final["filter"], final["preferred"], strict=True))
         + ". The final filters of every seed (*missing*: orientations without a selective "
         "detector):",
         "",
@@ -430,8 +479,11 @@ def _s8(data: ReportData) -> list[str]:
         "Same data and training; final validation accuracy over seeds; parameters counted from "
         "the models' arrays.",
         "",
-        markdown_table(T, formats=_accuracy_formats() | {
-            "parameter_ratio": lambda r: f"{r:.2f} x", "n_parameters": thousands}),
+        markdown_table(
+            T,
+            formats=_accuracy_formats()
+            | {"parameter_ratio": lambda r: f"{r:.2f} x", "n_parameters": thousands},
+        ),
         "",
         _figure("08_cnn_vs_mlp", "CNN vs MLP"),
     ]
@@ -444,8 +496,11 @@ def _s9(data: ReportData) -> list[str]:
         f"**stable** = every seed reaches {experiments.ACCURACY_TARGET:.0%}; **unstable** = in "
         "between; **overkill** = stable although a narrower width is already stable.",
         "",
-        markdown_table(data.tables["09_capacity_sweep"], formats=_accuracy_formats() | {
-            "parameter_ratio": lambda r: f"{r:.2f} x", "n_parameters": thousands}),
+        markdown_table(
+            data.tables["09_capacity_sweep"],
+            formats=_accuracy_formats()
+            | {"parameter_ratio": lambda r: f"{r:.2f} x", "n_parameters": thousands},
+        ),
         "",
         _figure("09_capacity_sweep", "capacity sweep"),
     ]
@@ -457,8 +512,11 @@ def _s10(data: ReportData) -> list[str]:
         "`n_parameters_3_classes` is the same architecture built for 3 classes, so `added` is "
         "what the fourth class costs.",
         "",
-        markdown_table(data.tables["10_four_classes"], formats=_accuracy_formats() | {
-            c: thousands for c in ("n_parameters", "n_parameters_3_classes")}),
+        markdown_table(
+            data.tables["10_four_classes"],
+            formats=_accuracy_formats()
+            | {c: thousands for c in ("n_parameters", "n_parameters_3_classes")},
+        ),
         "",
         _figure("10_four_classes", "four classes"),
     ]
@@ -470,23 +528,25 @@ def _s11(data: ReportData) -> list[str]:
         "The first vertical image of the validation set through seed 0's trained TinyCNN, every "
         "intermediate array kept by `forward_with_activations`. Softmax of the traced image:",
         "",
-        markdown_table(P, formats={"probability": lambda p: f"{p:.6f}",
-                                   "logit": lambda v: f"{v:.3f}"}),
+        markdown_table(
+            P, formats={"probability": lambda p: f"{p:.6f}", "logit": lambda v: f"{v:.3f}"}
+        ),
         "",
         _figure("11_inference_trace", "inference trace"),
         "",
-        "One sample can be unusual, so the same probabilities over all vertical validation "
-        "images:",
+        "One sample can be unusual, so the same probabilities over all vertical validation images:",
         "",
-        markdown_table(data.tables["11_trace_confidence"], formats={
-            c: lambda p: f"{p:.4g}" for c in ("median", "min", "max")}),
+        markdown_table(
+            data.tables["11_trace_confidence"],
+            formats={c: lambda p: f"{p:.4g}" for c in ("median", "min", "max")},
+        ),
     ]
 
 
 def _s12(data: ReportData) -> list[str]:
     return [
         "Each architecture written from its paper's layer table in `reports/architectures.py` "
-        "and built under `torch.device(\"meta\")`: parameters get shapes but no memory, nothing "
+        'and built under `torch.device("meta")`: parameters get shapes but no memory, nothing '
         "is downloaded. A forward pass of one meta image checks the output shape. Depth counts "
         "convolution and dense layers on the main path (ResNet's projection shortcuts run beside "
         "it). Where the classic count depends on the variant, both are built.",
@@ -526,6 +586,18 @@ def _s14(data: ReportData) -> list[str]:
 
 
 SECTIONS: dict[int, Callable[[ReportData], list[str]]] = {
-    1: _s1, 2: _s2, 3: _s3, 4: _s4, 5: _s5, 6: _s6, 7: _s7, 8: _s8, 9: _s9, 10: _s10, 11: _s11,
-    12: _s12, 13: _s13, 14: _s14,
+    1: _s1,
+    2: _s2,
+    3: _s3,
+    4: _s4,
+    5: _s5,
+    6: _s6,
+    7: _s7,
+    8: _s8,
+    9: _s9,
+    10: _s10,
+    11: _s11,
+    12: _s12,
+    13: _s13,
+    14: _s14,
 }

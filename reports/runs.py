@@ -26,8 +26,17 @@ from tinycnn.reference.train import History, TrainConfig
 from tinycnn import reference
 from tinycnn.parallel import run_jobs
 
-__all__ = ["REPORT_ENTROPY", "RunResult", "RunSpec", "build_model", "execute", "execute_all",
-           "plan_tasks", "run_all", "run_seed"]
+__all__ = [
+    "REPORT_ENTROPY",
+    "RunResult",
+    "RunSpec",
+    "build_model",
+    "execute",
+    "execute_all",
+    "plan_tasks",
+    "run_all",
+    "run_seed",
+]
 
 #: Root entropy of every seed in the report. Change it and every run changes, deterministically.
 REPORT_ENTROPY = 0
@@ -83,8 +92,10 @@ class RunSpec:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if (self.model == "mlp") != (self.hidden is not None):
-            raise ValueError(f"hidden width is required for the MLP and only for it, got "
-                             f"model={self.model!r}, hidden={self.hidden!r}")
+            raise ValueError(
+                f"hidden width is required for the MLP and only for it, got "
+                f"model={self.model!r}, hidden={self.hidden!r}"
+            )
 
     @property
     def seed(self) -> int:
@@ -179,6 +190,7 @@ def execute(spec: RunSpec) -> RunResult:
             final = {name: value.copy() for name, value in model.params.items()}
         else:
             from tinycnn import torch_impl
+
             if spec.model == "linear":
                 from tinycnn.reports.baseline import torch_twin
 
@@ -187,10 +199,17 @@ def execute(spec: RunSpec) -> RunResult:
                 module = torch_impl.from_reference(model)
             history = torch_impl.train(module, dataset, config)
             final = torch_impl.params_of(module)
-    return RunResult(spec=spec, seed=seed, n_parameters=model.n_parameters,
-                     train_loss=list(history.train_loss), train_acc=list(history.train_acc),
-                     val_loss=list(history.val_loss), val_acc=list(history.val_acc),
-                     final_params=final, snapshots=dict(history.snapshots))
+    return RunResult(
+        spec=spec,
+        seed=seed,
+        n_parameters=model.n_parameters,
+        train_loss=list(history.train_loss),
+        train_acc=list(history.train_acc),
+        val_loss=list(history.val_loss),
+        val_acc=list(history.val_acc),
+        final_params=final,
+        snapshots=dict(history.snapshots),
+    )
 
 
 def execute_all(specs: Sequence[RunSpec]) -> list[RunResult]:
@@ -213,7 +232,9 @@ def plan_tasks(specs: Iterable[RunSpec]) -> list[tuple[RunSpec, ...]]:
 
 
 def run_all(
-    specs: Iterable[RunSpec], n_jobs: int | None = None, progress: bool = True,
+    specs: Iterable[RunSpec],
+    n_jobs: int | None = None,
+    progress: bool = True,
     scheduler: str | None = None,
 ) -> dict[RunSpec, RunResult]:
     """Execute every distinct spec once; return the results keyed by spec.

@@ -74,8 +74,9 @@ def connectivity_table(
     for H, W, C in image_shapes:
         row = {"image": f"{H} x {W} x {C}", "inputs": H * W * C}
         for hidden in hidden_sizes:
-            row[f"dense_{hidden}_hidden"] = count_parameters(_meta_layer("Linear", H * W * C,
-                                                                         hidden))
+            row[f"dense_{hidden}_hidden"] = count_parameters(
+                _meta_layer("Linear", H * W * C, hidden)
+            )
         conv_column = f"conv_{n_filters}_filters_{kernel_size}x{kernel_size}"
         row[conv_column] = count_parameters(_meta_layer("Conv2d", C, n_filters, kernel_size))
         row["dense_over_conv"] = row[f"dense_{hidden_sizes[0]}_hidden"] / row[conv_column]
@@ -99,8 +100,9 @@ def receptive_field(kernel_size: int, image_size: int) -> int:
     return int(np.count_nonzero(dx))
 
 
-def translation_equivariance_error(layer: Callable[[np.ndarray], np.ndarray],
-                                   x: np.ndarray) -> float:
+def translation_equivariance_error(
+    layer: Callable[[np.ndarray], np.ndarray], x: np.ndarray
+) -> float:
     """Largest ``|layer(shift(x)) - shift(layer(x))|`` for a one-pixel shift to the right.
 
     ``layer`` maps images ``(N, C, H, W)`` to feature maps ``(N, F, H', W')`` (for example a
@@ -113,8 +115,9 @@ def translation_equivariance_error(layer: Callable[[np.ndarray], np.ndarray],
     return float(np.abs(y_shifted[..., 1:] - y[..., :-1]).max())
 
 
-def key_ideas_table(kernel_size: int = 3, image_size: int = KEY_IDEAS_IMAGE_SIZE,
-                    hidden: int = 100, seed: int = 0) -> pd.DataFrame:
+def key_ideas_table(
+    kernel_size: int = 3, image_size: int = KEY_IDEAS_IMAGE_SIZE, hidden: int = 100, seed: int = 0
+) -> pd.DataFrame:
     """The three key ideas, measured: one dense unit vs one ``K x K`` filter on a grayscale image.
 
     Columns ``quantity``, ``dense``, ``conv``: pixels one unit sees (receptive field), positions at
@@ -128,14 +131,23 @@ def key_ideas_table(kernel_size: int = 3, image_size: int = KEY_IDEAS_IMAGE_SIZE
     w = rng.normal(size=(1, 1, kernel_size, kernel_size))
     b = rng.normal(size=1)
     positions = ops.conv_output_size(image_size, kernel_size) ** 2
-    return pd.DataFrame([
-        {"quantity": "input pixels seen by one unit", "dense": dense.in_features,
-         "conv": receptive_field(kernel_size, image_size)},
-        {"quantity": "positions where one weight is used", "dense": 1, "conv": positions},
-        {"quantity": "translation equivariance error (1-pixel shift)", "dense": np.nan,
-         "conv": translation_equivariance_error(
-             lambda images: ops.conv2d_forward(images, w, b), x)},
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "quantity": "input pixels seen by one unit",
+                "dense": dense.in_features,
+                "conv": receptive_field(kernel_size, image_size),
+            },
+            {"quantity": "positions where one weight is used", "dense": 1, "conv": positions},
+            {
+                "quantity": "translation equivariance error (1-pixel shift)",
+                "dense": np.nan,
+                "conv": translation_equivariance_error(
+                    lambda images: ops.conv2d_forward(images, w, b), x
+                ),
+            },
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,8 +160,13 @@ EXAMPLE_INPUTS = {
     "cross_correlation_patch": [[1, 0, 1], [0, 1, 0], [1, 0, 1]],
     "cross_correlation_kernel": [[1, 0, 1], [0, 1, 0], [1, 0, 1]],
     # Convolution by hand.
-    "by_hand_input": [[2, 0, 1, 3, 0], [1, 1, 2, 0, 1], [0, 3, 1, 1, 2], [1, 0, 2, 3, 1],
-                      [2, 1, 0, 1, 0]],
+    "by_hand_input": [
+        [2, 0, 1, 3, 0],
+        [1, 1, 2, 0, 1],
+        [0, 3, 1, 1, 2],
+        [1, 0, 2, 3, 1],
+        [2, 1, 0, 1, 0],
+    ],
     "by_hand_kernel": [[1, 0, -1], [1, 0, -1], [1, 0, -1]],
     # ReLU and max pooling.
     "relu_input": [[3, -1, 2, -4], [-2, 5, 1, -3], [4, -1, 6, 2], [-5, 3, -2, 1]],
@@ -222,15 +239,29 @@ def worked_examples_table() -> pd.DataFrame:
 
     def add(example: str, quantity: str, numpy_value, torch_value) -> None:
         a, b = np.asarray(numpy_value), np.asarray(torch_value)
-        agree = a.shape == b.shape and (np.array_equal(a, b) if a.dtype == object
-                                        else bool(np.allclose(a, b, rtol=0, atol=1e-12)))
-        rows.append({"example": example, "quantity": quantity, "numpy": format_matrix(a),
-                     "torch": format_matrix(b), "agree": bool(agree)})
+        agree = a.shape == b.shape and (
+            np.array_equal(a, b)
+            if a.dtype == object
+            else bool(np.allclose(a, b, rtol=0, atol=1e-12))
+        )
+        rows.append(
+            {
+                "example": example,
+                "quantity": quantity,
+                "numpy": format_matrix(a),
+                "torch": format_matrix(b),
+                "agree": bool(agree),
+            }
+        )
 
     # Cross-correlation: one output, the whole patch under the kernel.
     x, k = _as_nchw(E["cross_correlation_patch"]), _as_nchw(E["cross_correlation_kernel"])
-    add("cross-correlation", "output", ops.conv2d_forward(x, k, np.zeros(1))[0, 0],
-        F.conv2d(_torch(x), _torch(k)).numpy()[0, 0])
+    add(
+        "cross-correlation",
+        "output",
+        ops.conv2d_forward(x, k, np.zeros(1))[0, 0],
+        F.conv2d(_torch(x), _torch(k)).numpy()[0, 0],
+    )
 
     # Convolution by hand: the full 3x3 map, and its entry (1, 1).
     x, k = _as_nchw(E["by_hand_input"]), _as_nchw(E["by_hand_kernel"])
@@ -245,9 +276,12 @@ def worked_examples_table() -> pd.DataFrame:
     vertical_edge[:, : size // 2] = 1.0  # bright left half
     for name, image in (("vertical", vertical_edge), ("horizontal", vertical_edge.T.copy())):
         xi = _as_nchw(image)
-        add("edge detector", f"max |response| to a {name} edge",
+        add(
+            "edge detector",
+            f"max |response| to a {name} edge",
             np.abs(ops.conv2d_forward(xi, k, np.zeros(1))).max(),
-            F.conv2d(_torch(xi), _torch(k)).abs().max().item())
+            F.conv2d(_torch(xi), _torch(k)).abs().max().item(),
+        )
 
     # ReLU.
     x = _as_nchw(E["relu_input"])
@@ -258,23 +292,38 @@ def worked_examples_table() -> pd.DataFrame:
     x = _as_nchw(E["pool_input"])
     pooled = ops.maxpool2d_forward(x, 2, 2)
     add("max pooling", "output", pooled[0, 0], F.max_pool2d(_torch(x), 2, 2).numpy()[0, 0])
-    add("max pooling", "size reduction (input / output entries)", x.size / pooled.size,
-        x.size / F.max_pool2d(_torch(x), 2, 2).numel())
-    add("max pooling", "output when pooling the ReLU output instead",
-        ops.maxpool2d_forward(relu, 2, 2)[0, 0], F.max_pool2d(F.relu(_torch(
-            _as_nchw(E["relu_input"]))), 2, 2).numpy()[0, 0])
+    add(
+        "max pooling",
+        "size reduction (input / output entries)",
+        x.size / pooled.size,
+        x.size / F.max_pool2d(_torch(x), 2, 2).numel(),
+    )
+    add(
+        "max pooling",
+        "output when pooling the ReLU output instead",
+        ops.maxpool2d_forward(relu, 2, 2)[0, 0],
+        F.max_pool2d(F.relu(_torch(_as_nchw(E["relu_input"]))), 2, 2).numpy()[0, 0],
+    )
 
     # Pooling backward: forward maxima, then where distinct upstream gradients g1..g4 land.
     x = _as_nchw(E["routing_input"])
     upstream = np.arange(1.0, 5.0).reshape(1, 1, 2, 2)  # g1 g2 / g3 g4, row-major
     names = ["g1", "g2", "g3", "g4"]
-    add("pooling backward", "forward output", ops.maxpool2d_forward(x, 2, 2)[0, 0],
-        F.max_pool2d(_torch(x), 2, 2).numpy()[0, 0])
+    add(
+        "pooling backward",
+        "forward output",
+        ops.maxpool2d_forward(x, 2, 2)[0, 0],
+        F.max_pool2d(_torch(x), 2, 2).numpy()[0, 0],
+    )
     dx = ops.maxpool2d_backward(upstream, x, 2, 2)[0, 0]
     xt = _torch(x).requires_grad_(True)
     F.max_pool2d(xt, 2, 2).backward(_torch(upstream))
-    add("pooling backward", "input gradient", routing_labels(dx, upstream, names),
-        routing_labels(xt.grad.numpy()[0, 0], upstream, names))
+    add(
+        "pooling backward",
+        "input gradient",
+        routing_labels(dx, upstream, names),
+        routing_labels(xt.grad.numpy()[0, 0], upstream, names),
+    )
     return pd.DataFrame(rows)
 
 
@@ -291,10 +340,21 @@ def output_size_table(cases=OUTPUT_SIZE_CASES) -> pd.DataFrame:
     rows = []
     for case, W, K, P, S in cases:
         formula = ops.conv_output_size(W, K, P, S)
-        measured = F.conv2d(torch.zeros(1, 1, W, W), torch.zeros(1, 1, K, K), stride=S,
-                            padding=P).shape[-1]
-        rows.append({"case": case, "W": W, "K": K, "P": P, "S": S, "formula": formula,
-                     "torch": int(measured), "agree": formula == int(measured)})
+        measured = F.conv2d(
+            torch.zeros(1, 1, W, W), torch.zeros(1, 1, K, K), stride=S, padding=P
+        ).shape[-1]
+        rows.append(
+            {
+                "case": case,
+                "W": W,
+                "K": K,
+                "P": P,
+                "S": S,
+                "formula": formula,
+                "torch": int(measured),
+                "agree": formula == int(measured),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -323,11 +383,24 @@ def layer_summary_table(model) -> pd.DataFrame:
     rows = model.layer_summary()
     total = sum(row["n_parameters"] for row in rows)
     if total != model.n_parameters:
-        raise ValueError(f"layer summary counts {total} parameters but the model has "
-                         f"{model.n_parameters}")
-    table = pd.DataFrame([{"layer": row["layer"], "output_shape": format_shape(row["output_shape"]),
-                           "n_parameters": row["n_parameters"],
-                           "share": row["n_parameters"] / total} for row in rows])
-    table.loc[len(table)] = {"layer": "Total", "output_shape": "", "n_parameters": total,
-                             "share": 1.0}
+        raise ValueError(
+            f"layer summary counts {total} parameters but the model has {model.n_parameters}"
+        )
+    table = pd.DataFrame(
+        [
+            {
+                "layer": row["layer"],
+                "output_shape": format_shape(row["output_shape"]),
+                "n_parameters": row["n_parameters"],
+                "share": row["n_parameters"] / total,
+            }
+            for row in rows
+        ]
+    )
+    table.loc[len(table)] = {
+        "layer": "Total",
+        "output_shape": "",
+        "n_parameters": total,
+        "share": 1.0,
+    }
     return table

@@ -16,35 +16,58 @@ from tinycnn import bench
 from tinycnn.cli import main
 
 # Tiny settings: every kind of row is produced once, in a second or two.
-TINY = bench.BenchSettings(quick=True, repeat=1, min_run_seconds=0.0, warmup_calls=0,
-                           op_batch=32, loop_repeat=1, train_batches=(32,),
-                           train_dtypes=("float32",), train_repeat=1, n_train=64, commands=())
+TINY = bench.BenchSettings(
+    quick=True,
+    repeat=1,
+    min_run_seconds=0.0,
+    warmup_calls=0,
+    op_batch=32,
+    loop_repeat=1,
+    train_batches=(32,),
+    train_dtypes=("float32",),
+    train_repeat=1,
+    n_train=64,
+    commands=(),
+)
 
 OP_ROWS_PER_DTYPE = 9  # 4 ops x (forward, backward) + cross-entropy (one forward+backward row)
 LOOP_ROWS = 4  # conv and pooling, forward and backward
 
 
 def training_row(model: str, batch: int, ratio: float, dtype: str = "float32") -> dict:
-    return {"section": "training", "model": model, "batch": batch, "dtype": dtype,
-            "ratio": ratio}
+    return {"section": "training", "model": model, "batch": batch, "dtype": dtype, "ratio": ratio}
 
 
 def op_row(name: str, ratio: float, implementation: str = "vectorized", batch: int = 32) -> dict:
-    return {"section": "ops", "name": name, "implementation": implementation, "batch": batch,
-            "dtype": "float32", "ratio": ratio}
+    return {
+        "section": "ops",
+        "name": name,
+        "implementation": implementation,
+        "batch": batch,
+        "dtype": "float32",
+        "ratio": ratio,
+    }
 
 
 def command_row(key: str, seconds: float | None, status: str = "ok") -> dict:
     """A row as :func:`bench.time_command` writes it; ``seconds`` only for a successful run."""
-    return {"section": "commands", "key": key, "name": f"command {key}", "status": status,
-            "seconds": seconds if status == "ok" else None}
+    return {
+        "section": "commands",
+        "key": key,
+        "name": f"command {key}",
+        "status": status,
+        "seconds": seconds if status == "ok" else None,
+    }
 
 
 # A stand-in for `tinycnn`: every subcommand exists, `--help` succeeds, and a run prints its
 # arguments to stderr and exits with the status given in FAKE_STATUS (default 0).
-FAKE_TINYCNN = [sys.executable, "-c",
-                "import os, sys; print(' '.join(sys.argv[1:]), file=sys.stderr); "
-                "sys.exit(0 if '--help' in sys.argv else int(os.environ.get('FAKE_STATUS', 0)))"]
+FAKE_TINYCNN = [
+    sys.executable,
+    "-c",
+    "import os, sys; print(' '.join(sys.argv[1:]), file=sys.stderr); "
+    "sys.exit(0 if '--help' in sys.argv else int(os.environ.get('FAKE_STATUS', 0)))",
+]
 
 
 def verdicts_by_name(rows: list[dict]) -> dict[str, dict]:
@@ -79,20 +102,41 @@ def test_targets_pass_at_the_threshold_and_fail_just_below():
     assert verdicts["tinycnn-full-batch"]["status"] == "fail"
     assert verdicts["tinycnn-full-batch"]["worst"] == pytest.approx(1.19)
     assert verdicts["mlp-batch-32"]["status"] == "pass"
-    assert verdicts["ops-batch-32"] == {**verdicts["ops-batch-32"], "status": "fail", "rows": 2,
-                                        "worst": 0.99}
+    assert verdicts["ops-batch-32"] == {
+        **verdicts["ops-batch-32"],
+        "status": "fail",
+        "rows": 2,
+        "worst": 0.99,
+    }
     assert verdicts["report-full"]["status"] == "pass"
     assert verdicts["report-quick"]["status"] == "fail"
-    assert verdicts["check-correct"] == {**verdicts["check-correct"], "status": "pass",
-                                         "rows": 1, "worst": 14.9}
-    assert verdicts["test-suite"] == {**verdicts["test-suite"], "status": "fail", "rows": 1,
-                                      "worst": 60.0}
+    assert verdicts["check-correct"] == {
+        **verdicts["check-correct"],
+        "status": "pass",
+        "rows": 1,
+        "worst": 14.9,
+    }
+    assert verdicts["test-suite"] == {
+        **verdicts["test-suite"],
+        "status": "fail",
+        "rows": 1,
+        "worst": 60.0,
+    }
     marks = [(row.get("target"), row.get("passed")) for row in rows]
-    assert marks == [("tinycnn-batch-32", True), ("tinycnn-full-batch", False),
-                     ("mlp-batch-32", True), (None, None), (None, None),
-                     ("ops-batch-32", True), ("ops-batch-32", False), (None, None),
-                     ("report-full", True), ("report-quick", False),
-                     ("check-correct", True), ("test-suite", False)]
+    assert marks == [
+        ("tinycnn-batch-32", True),
+        ("tinycnn-full-batch", False),
+        ("mlp-batch-32", True),
+        (None, None),
+        (None, None),
+        ("ops-batch-32", True),
+        ("ops-batch-32", False),
+        (None, None),
+        ("report-full", True),
+        ("report-quick", False),
+        ("check-correct", True),
+        ("test-suite", False),
+    ]
 
 
 @pytest.mark.parametrize("key", ["check-correct", "test-suite"])
@@ -102,11 +146,17 @@ def test_time_targets_need_a_fast_run_that_succeeded(key):
         "ok, just under": (command_row(key, limit - 0.01), "pass", True),
         "ok, too slow": (command_row(key, limit + 5.0), "fail", False),
         # A run that stopped early with an error is no proof of speed.
-        "failed fast": (command_row(key, None, "failed (exit 1): 3 failed, 97 passed"), "fail",
-                        False),
+        "failed fast": (
+            command_row(key, None, "failed (exit 1): 3 failed, 97 passed"),
+            "fail",
+            False,
+        ),
         "timed out": (command_row(key, None, "timed out after 900 s"), "fail", False),
-        "failed, with a time": (command_row(key, None, "failed (exit 2): usage")
-                                | {"seconds": 1.0}, "fail", False),
+        "failed, with a time": (
+            command_row(key, None, "failed (exit 2): usage") | {"seconds": 1.0},
+            "fail",
+            False,
+        ),
         "missing": (command_row(key, None, "not available"), "not available", None),
     }
     for case, (row, status, passed) in cases.items():
@@ -121,8 +171,12 @@ def test_missing_rows_are_not_measured_and_missing_commands_not_available():
     verdicts = verdicts_by_name([command_row("report-quick", None, "not available")])
     assert verdicts["report-quick"]["status"] == "not available"
     assert verdicts["report-full"]["status"] == "not measured"
-    assert verdicts["tinycnn-batch-32"] == {**verdicts["tinycnn-batch-32"],
-                                            "status": "not measured", "rows": 0, "worst": None}
+    assert verdicts["tinycnn-batch-32"] == {
+        **verdicts["tinycnn-batch-32"],
+        "status": "not measured",
+        "rows": 0,
+        "worst": None,
+    }
 
 
 def test_target_names_are_unique_and_each_has_one_threshold():
@@ -133,15 +187,29 @@ def test_target_names_are_unique_and_each_has_one_threshold():
 
 
 def test_table_marks_failing_rows_and_lists_verdicts():
-    rows = [training_row("TinyCNN", 32, 3.5) | {"name": "TinyCNN, batch 32",
-                                                "numpy_samples_per_second": 350.0,
-                                                "torch_samples_per_second": 100.0}]
+    rows = [
+        training_row("TinyCNN", 32, 3.5)
+        | {
+            "name": "TinyCNN, batch 32",
+            "numpy_samples_per_second": 350.0,
+            "torch_samples_per_second": 100.0,
+        }
+    ]
     result = bench.BenchResult(
-        settings=TINY, machine={"cpu": "test CPU", "cores": 2, "usable_cores": 2,
-                                "python": "3", "numpy": "2", "torch": "2",
-                                "thread_pools_loaded": []},
+        settings=TINY,
+        machine={
+            "cpu": "test CPU",
+            "cores": 2,
+            "usable_cores": 2,
+            "python": "3",
+            "numpy": "2",
+            "torch": "2",
+            "thread_pools_loaded": [],
+        },
         threads={"how": "test", "numpy_blas_threads": [1], "torch_threads": 1},
-        rows=rows, targets=bench.evaluate_targets(rows))
+        rows=rows,
+        targets=bench.evaluate_targets(rows),
+    )
     table = bench.format_table(result)
     assert "FAIL (>= 4x)" in table and "3.50x" in table and "350/s" in table
     assert "FAIL          TinyCNN training, batch 32" in table
@@ -150,23 +218,39 @@ def test_table_marks_failing_rows_and_lists_verdicts():
 
 def fake_result(rows: list[dict], **machine) -> bench.BenchResult:
     return bench.BenchResult(
-        settings=TINY, machine={"cpu": "test CPU", "cores": 2, "usable_cores": 2,
-                                "platform": "test-os", "python": "3.x", "numpy": "9.9",
-                                "torch": "8.8", "thread_pools_loaded": [], **machine},
+        settings=TINY,
+        machine={
+            "cpu": "test CPU",
+            "cores": 2,
+            "usable_cores": 2,
+            "platform": "test-os",
+            "python": "3.x",
+            "numpy": "9.9",
+            "torch": "8.8",
+            "thread_pools_loaded": [],
+            **machine,
+        },
         threads={"how": "threads set by test", "numpy_blas_threads": [1], "torch_threads": 1},
-        rows=rows, targets=bench.evaluate_targets(rows), seconds=12.0)
+        rows=rows,
+        targets=bench.evaluate_targets(rows),
+        seconds=12.0,
+    )
 
 
 def test_markdown_has_title_machine_threads_table_and_verdicts():
     rows = [
-        training_row("TinyCNN", 32, 5.25) | {"name": "TinyCNN, batch 32",
-                                             "numpy_samples_per_second": 5250.0,
-                                             "torch_samples_per_second": 1000.0},
+        training_row("TinyCNN", 32, 5.25)
+        | {
+            "name": "TinyCNN, batch 32",
+            "numpy_samples_per_second": 5250.0,
+            "torch_samples_per_second": 1000.0,
+        },
         command_row("check-correct", 3.5) | {"name": "tinycnn check | correct"},
         command_row("test-suite", None, "failed (exit 1): 2 failed, 98 passed"),
     ]
-    result = fake_result(rows, load_average_at_start=[1.5, 1.0, 0.5],
-                         load_average_at_end=[2.0, 1.2, 0.6])
+    result = fake_result(
+        rows, load_average_at_start=[1.5, 1.0, 0.5], load_average_at_end=[2.0, 1.2, 0.6]
+    )
     document = bench.format_markdown(result, created="2001-02-03 04:05")
     lines = document.splitlines()
 
@@ -184,8 +268,10 @@ def test_markdown_has_title_machine_threads_table_and_verdicts():
     assert r"tinycnn check \| correct" in table[3] and "3.5 s" in table[3]  # "|" escaped
     assert "failed (exit 1): 2 failed, 98 passed" in table[4] and "FAIL (< 60 s)" in table[4]
     verdicts = {line for line in lines if line.startswith("- **")}
-    assert "- **PASS**: grading a correct submission (tinycnn check) under 15 s (1 row, 3.5 s)" \
+    assert (
+        "- **PASS**: grading a correct submission (tinycnn check) under 15 s (1 row, 3.5 s)"
         in verdicts
+    )
     assert any(line.startswith("- **FAIL**: default test suite") for line in verdicts)
     assert any(line.startswith("- **NOT MEASURED**: tinycnn report (full)") for line in verdicts)
     assert len(verdicts) == len(bench.TARGETS)
@@ -195,8 +281,9 @@ def test_markdown_has_title_machine_threads_table_and_verdicts():
 def test_command_runs_cover_the_command_targets_and_grade_the_shipped_fixture():
     runs = bench.command_runs()
     time_targets = {target.name for target in bench.TARGETS if target.maximum_seconds}
-    assert set(runs) == time_targets == {"report-full", "report-quick", "check-correct",
-                                         "test-suite"}
+    assert (
+        set(runs) == time_targets == {"report-full", "report-quick", "check-correct", "test-suite"}
+    )
     name, argv, cwd = runs["check-correct"]
     assert argv[:2] == ("tinycnn", "check") and cwd == bench.FRESH_FOLDER
     assert argv[2] == str(bench.correct_submission()) and bench.correct_submission().is_file()
@@ -222,48 +309,66 @@ def test_source_checkout_needs_pyproject_and_tests_beside_the_package(tmp_path, 
 
 
 def test_time_command_times_a_full_argv_and_a_tinycnn_subcommand(tmp_path):
-    row = bench.time_command("demo", "do nothing", [sys.executable, "-c", "pass"], tmp_path,
-                             timeout_seconds=60)
+    row = bench.time_command(
+        "demo", "do nothing", [sys.executable, "-c", "pass"], tmp_path, timeout_seconds=60
+    )
     assert row["status"] == "ok" and 0 < row["seconds"] == row["elapsed_seconds"] < 60
     assert row["command"].endswith(" -c pass") and row["cwd"] == str(tmp_path)
     assert (row["section"], row["key"], row["name"]) == ("commands", "demo", "do nothing")
 
     # The command runs in the folder given, or in a fresh temporary one.
     writes = [sys.executable, "-c", "open('made-here.txt', 'w').close()"]
-    assert bench.time_command("demo", "write", writes, tmp_path,
-                              timeout_seconds=60)["status"] == "ok"
+    assert (
+        bench.time_command("demo", "write", writes, tmp_path, timeout_seconds=60)["status"] == "ok"
+    )
     assert (tmp_path / "made-here.txt").is_file()
     row = bench.time_command("demo", "write", writes, bench.FRESH_FOLDER, timeout_seconds=60)
     assert row["status"] == "ok" and row["cwd"] == bench.FRESH_FOLDER
 
-    row = bench.time_command("report-quick", "tinycnn report --quick",
-                             ["tinycnn", "report", "--quick"], bench.FRESH_FOLDER,
-                             timeout_seconds=60, tinycnn_prefix=FAKE_TINYCNN)
+    row = bench.time_command(
+        "report-quick",
+        "tinycnn report --quick",
+        ["tinycnn", "report", "--quick"],
+        bench.FRESH_FOLDER,
+        timeout_seconds=60,
+        tinycnn_prefix=FAKE_TINYCNN,
+    )
     assert row["status"] == "ok" and row["seconds"] > 0
     assert row["command"] == "tinycnn report --quick"
 
 
 def test_time_command_reports_failures_with_their_last_line(monkeypatch):
-    stderr_last = [sys.executable, "-c",
-                   "import sys; print('ignored'); print('first', file=sys.stderr); "
-                   "print('boom', file=sys.stderr); sys.exit(3)"]
-    row = bench.time_command("demo", "fails", stderr_last, bench.FRESH_FOLDER,
-                             timeout_seconds=60)
+    stderr_last = [
+        sys.executable,
+        "-c",
+        "import sys; print('ignored'); print('first', file=sys.stderr); "
+        "print('boom', file=sys.stderr); sys.exit(3)",
+    ]
+    row = bench.time_command("demo", "fails", stderr_last, bench.FRESH_FOLDER, timeout_seconds=60)
     assert row["status"] == "failed (exit 3): boom" and row["seconds"] is None
     assert row["elapsed_seconds"] > 0
 
     # pytest writes its summary to stdout and nothing to stderr.
     stdout_only = [sys.executable, "-c", "print('1 failed, 9 passed'); raise SystemExit(1)"]
-    row = bench.time_command("demo", "fails", stdout_only, bench.FRESH_FOLDER,
-                             timeout_seconds=60)
+    row = bench.time_command("demo", "fails", stdout_only, bench.FRESH_FOLDER, timeout_seconds=60)
     assert row["status"] == "failed (exit 1): 1 failed, 9 passed"
     silent = [sys.executable, "-c", "raise SystemExit(4)"]
-    assert bench.time_command("demo", "fails", silent, bench.FRESH_FOLDER,
-                              timeout_seconds=60)["status"] == "failed (exit 4): no message"
+    assert (
+        bench.time_command("demo", "fails", silent, bench.FRESH_FOLDER, timeout_seconds=60)[
+            "status"
+        ]
+        == "failed (exit 4): no message"
+    )
 
     monkeypatch.setenv("FAKE_STATUS", "1")
-    row = bench.time_command("check-correct", "check", ["tinycnn", "check", "x.py"],
-                             bench.FRESH_FOLDER, timeout_seconds=60, tinycnn_prefix=FAKE_TINYCNN)
+    row = bench.time_command(
+        "check-correct",
+        "check",
+        ["tinycnn", "check", "x.py"],
+        bench.FRESH_FOLDER,
+        timeout_seconds=60,
+        tinycnn_prefix=FAKE_TINYCNN,
+    )
     assert row["status"] == "failed (exit 1): check x.py"  # the subcommand and its arguments
 
 
@@ -276,15 +381,21 @@ def test_time_command_kills_a_run_past_its_timeout():
 
 def test_time_command_says_not_available_without_the_command_or_a_checkout():
     missing = [sys.executable, "-c", "import sys; sys.exit(2)"]  # like argparse: unknown command
-    row = bench.time_command("report-quick", "tinycnn report --quick",
-                             ["tinycnn", "report", "--quick"], bench.FRESH_FOLDER,
-                             timeout_seconds=60, tinycnn_prefix=missing)
+    row = bench.time_command(
+        "report-quick",
+        "tinycnn report --quick",
+        ["tinycnn", "report", "--quick"],
+        bench.FRESH_FOLDER,
+        timeout_seconds=60,
+        tinycnn_prefix=missing,
+    )
     assert row["status"] == "not available" and row["seconds"] is None
     assert "elapsed_seconds" not in row  # never started
 
     # No source checkout: the test suite row is not available, whatever the command.
-    row = bench.time_command("test-suite", "pytest", [sys.executable, "-c", "pass"], None,
-                             timeout_seconds=60)
+    row = bench.time_command(
+        "test-suite", "pytest", [sys.executable, "-c", "pass"], None, timeout_seconds=60
+    )
     assert row["status"] == "not available" and row["seconds"] is None
     assert verdicts_by_name([row])["test-suite"]["status"] == "not available"
 
@@ -311,8 +422,9 @@ def test_bench_command_runs_and_writes_json_with_every_section(tmp_path, monkeyp
 
     markdown = tmp_path / "bench.md"
 
-    status = main(["bench", "--quick", "--no-commands", "--json", str(path),
-                   "--markdown", str(markdown)])
+    status = main(
+        ["bench", "--quick", "--no-commands", "--json", str(path), "--markdown", str(markdown)]
+    )
 
     out, _ = capsys.readouterr()
     assert status == 0
@@ -349,7 +461,8 @@ def test_bench_command_runs_and_writes_json_with_every_section(tmp_path, monkeyp
     table_lines = [line for line in document.splitlines() if line.startswith("|")]
     assert len(table_lines) == 2 + len(data["rows"])
     assert next(v for v in data["targets"] if v["name"] == "ops-batch-32")["rows"] == (
-        2 * OP_ROWS_PER_DTYPE)
+        2 * OP_ROWS_PER_DTYPE
+    )
 
 
 @pytest.mark.parametrize("option", ["--json", "--markdown"])

@@ -52,8 +52,10 @@ def check(*argv: str) -> int:
 
 def strict_json(path: Path) -> dict:
     """Load JSON refusing NaN and Infinity, which are not JSON."""
+
     def refuse(token):
         raise ValueError(f"{path} contains {token}")
+
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
@@ -61,16 +63,30 @@ def test_register_adds_check_with_its_options_and_run_check():
     args = parser().parse_args(["check", "student.py"])
     assert args.func is run_check
     assert args.timeout == 10.0 and args.allow_import == [] and args.json is None
-    args = parser().parse_args(["check", "s.py", "--timeout", "3", "--allow-import", "scipy",
-                                "--allow-import", "os", "--json", "o.json",
-                                "--gradescope", "r.json"])
+    args = parser().parse_args(
+        [
+            "check",
+            "s.py",
+            "--timeout",
+            "3",
+            "--allow-import",
+            "scipy",
+            "--allow-import",
+            "os",
+            "--json",
+            "o.json",
+            "--gradescope",
+            "r.json",
+        ]
+    )
     assert (args.timeout, args.allow_import) == (3.0, ["scipy", "os"])
 
 
 def test_all_pass_exits_0_with_a_row_per_function_and_valid_outputs(tmp_path, capfd):
     json_path, gradescope_path = tmp_path / "out.json", tmp_path / "results.json"
-    status = check(FIXTURES / "correct_vectorized.py", "--json", json_path,
-                   "--gradescope", gradescope_path)
+    status = check(
+        FIXTURES / "correct_vectorized.py", "--json", json_path, "--gradescope", gradescope_path
+    )
     assert status == 0
     out = capfd.readouterr().out
     rows = [line for line in out.splitlines() if line.split(" ")[0] in CONTRACT_FUNCTIONS]
@@ -109,8 +125,16 @@ def test_a_failure_exits_1_and_the_json_follows_the_schema(tmp_path):
 
 def test_the_hint_reaches_the_table_json_and_gradescope(tmp_path, capfd):
     json_path, gradescope_path = tmp_path / "out.json", tmp_path / "results.json"
-    assert check(FIXTURES / "buggy_relu_zero_gradient.py", "--json", json_path,
-                 "--gradescope", gradescope_path) == 1
+    assert (
+        check(
+            FIXTURES / "buggy_relu_zero_gradient.py",
+            "--json",
+            json_path,
+            "--gradescope",
+            gradescope_path,
+        )
+        == 1
+    )
     out = capfd.readouterr().out
     assert "hint: dx differs only where x is exactly 0" in out
     assert "relu, x (2, 3, 4, 5), float64, with exact zeros" in out
@@ -135,8 +159,10 @@ def test_a_policy_violation_scores_zero_on_gradescope(tmp_path):
 
 def test_allow_import_lifts_the_policy_for_one_name(tmp_path):
     json_path = tmp_path / "out.json"
-    assert check(FIXTURES / "hostile_exit_at_import.py", "--allow-import", "sys",
-                 "--json", json_path) == 1
+    assert (
+        check(FIXTURES / "hostile_exit_at_import.py", "--allow-import", "sys", "--json", json_path)
+        == 1
+    )
     document = strict_json(json_path)
     assert document["policy"] == []
     assert "SystemExit" in document["functions"]["relu_forward"]["detail"]
@@ -164,8 +190,18 @@ def test_fake_results_printed_by_the_submission_never_reach_the_output(capfd):
         [str(FIXTURES), "--gradescope", "results.json"],  # Gradescope grades one file
         [str(TEMPLATE), "--jobs", "2"],  # folder-only option
     ],
-    ids=["missing-file", "not-python", "negative-timeout", "bad-timeout", "zero-memory",
-         "bad-module", "unknown-option", "json-dir-missing", "gradescope-folder", "jobs-file"],
+    ids=[
+        "missing-file",
+        "not-python",
+        "negative-timeout",
+        "bad-timeout",
+        "zero-memory",
+        "bad-module",
+        "unknown-option",
+        "json-dir-missing",
+        "gradescope-folder",
+        "jobs-file",
+    ],
 )
 def test_usage_errors_exit_2_before_grading(argv, capfd):
     assert check(*argv) == 2
@@ -182,8 +218,15 @@ def test_an_unwritable_output_is_one_line_and_status_2_through_the_real_main(cap
     from tinycnn.cli import main
 
     for option in ("--json", "--gradescope"):
-        status = main(["check", str(FIXTURES / "hostile_syntax_error.py"), "--no-train",
-                       option, "/proc/no_such_output.json"])
+        status = main(
+            [
+                "check",
+                str(FIXTURES / "hostile_syntax_error.py"),
+                "--no-train",
+                option,
+                "/proc/no_such_output.json",
+            ]
+        )
         err = capfd.readouterr().err
         assert status == 2
         assert err.startswith("tinycnn check: error: cannot write /proc/no_such_output.json")
@@ -206,15 +249,20 @@ def test_the_help_defaults_are_the_sandbox_limits():
 
 def test_building_the_cli_parser_does_not_import_the_grader():
     # Every `tinycnn` command builds the whole parser; grading modules load only for `check`.
-    code = ("import sys, tinycnn.cli; tinycnn.cli.build_parser(); "
-            "print(sorted(m for m in sys.modules if m.startswith(('tinycnn.grading.', "
-            "'tinycnn.parity_tests'))))")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=REPO)
+    code = (
+        "import sys, tinycnn.cli; tinycnn.cli.build_parser(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('tinycnn.grading.', "
+        "'tinycnn.parity_tests'))))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
     assert run.stdout.strip() == "['tinycnn.grading.command']"
-    lazy = ("from tinycnn.grading import SubmissionReport, grade_submission; "
-            "from tinycnn.grading.grader import grade_submission as g; "
-            "assert grade_submission is g and SubmissionReport")
+    lazy = (
+        "from tinycnn.grading import SubmissionReport, grade_submission; "
+        "from tinycnn.grading.grader import grade_submission as g; "
+        "assert grade_submission is g and SubmissionReport"
+    )
     subprocess.run([sys.executable, "-c", lazy], check=True, cwd=REPO)
 
 
@@ -251,11 +299,19 @@ def test_the_installed_entry_point_grades_the_template_as_failing():
     # The real `tinycnn` command (through python -m), as a student runs it.
     result = subprocess.run(
         [sys.executable, "-m", "tinycnn.grading", str(TEMPLATE), "--timeout", "5"],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert result.returncode == 1, result.stderr
     assert "every function: not implemented yet" in result.stdout
-    missing = subprocess.run([sys.executable, "-m", "tinycnn.grading", "missing.py"],
-                             capture_output=True, text=True, cwd=REPO, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "tinycnn.grading", "missing.py"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert missing.returncode == 2
     assert missing.stderr.count("\n") == 1  # one line, no traceback

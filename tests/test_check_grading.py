@@ -31,8 +31,9 @@ FAST = Limits(timeout=2.0)
 def graded(name: str, allow: tuple[str, ...] = (), timeout: float = FAST.timeout):
     """Grade a fixture once per test session (without the training run unless it is correct)."""
     path = TEMPLATE if name == "student_template" else FIXTURES / f"{name}.py"
-    return grade_submission(path, allow_imports=allow, limits=Limits(timeout=timeout),
-                            train=name.startswith("correct"))
+    return grade_submission(
+        path, allow_imports=allow, limits=Limits(timeout=timeout), train=name.startswith("correct")
+    )
 
 
 def statuses(report) -> dict[str, str]:
@@ -69,8 +70,9 @@ def test_a_correct_vectorized_submission_passes_trains_like_the_reference_in_und
     assert time.monotonic() - started < 15
     assert statuses(report) == dict.fromkeys(CONTRACT_FUNCTIONS, "pass")
     assert report.passed and report.policy == []
-    assert all(r.max_rel_error is not None and r.max_rel_error < 1e-5
-               for r in report.functions.values())
+    assert all(
+        r.max_rel_error is not None and r.max_rel_error < 1e-5 for r in report.functions.values()
+    )
     training = report.training
     assert training.status == "ok"
     assert training.val_accuracy == pytest.approx(training.reference_val_accuracy, abs=1e-12)
@@ -108,8 +110,9 @@ def test_flipped_kernel_fails_only_conv_with_the_case_in_words_and_a_flip_hint()
     assert "y: values differ" in forward.detail
     assert "dx: values differ" in backward.detail
     assert "is the kernel flipped?" in forward.hint
-    assert backward.hint.startswith("dx differs only when the kernel is asymmetric: is the "
-                                    "kernel flipped?")
+    assert backward.hint.startswith(
+        "dx differs only when the kernel is asymmetric: is the kernel flipped?"
+    )
     # Symmetric and 1x1 kernels cannot see the bug: exactly the asymmetric cases fail forward.
     assert forward.cases_failed == catalogue_count("conv2d", "asymmetric-kernel")
     assert forward.max_rel_error > 0.1
@@ -182,8 +185,9 @@ def test_softmax_overflow_and_sum_instead_of_mean_get_their_hints():
 def test_a_syntax_error_gives_every_function_an_error():
     report = graded("hostile_syntax_error")
     assert set(statuses(report).values()) == {"error"}
-    assert all("does not compile" in r.detail and "line 6" in r.detail
-               for r in report.functions.values())
+    assert all(
+        "does not compile" in r.detail and "line 6" in r.detail for r in report.functions.values()
+    )
 
 
 def test_missing_functions_stubs_non_functions_and_exceptions():
@@ -203,8 +207,9 @@ def test_missing_functions_stubs_non_functions_and_exceptions():
 
 def test_an_endless_loop_times_out_only_its_function():
     started = time.monotonic()
-    report = grade_submission(FIXTURES / "hostile_endless_loop.py", limits=Limits(timeout=1.0),
-                              train=False)
+    report = grade_submission(
+        FIXTURES / "hostile_endless_loop.py", limits=Limits(timeout=1.0), train=False
+    )
     assert time.monotonic() - started < 8
     assert report.functions["relu_backward"].status == "timeout"
     assert "time limit of 1 s" in report.functions["relu_backward"].detail
@@ -242,8 +247,9 @@ def test_sys_exit_at_import_is_refused_by_policy_or_reported():
 def test_os_exit_at_import_is_reported():
     report = graded("hostile_os_exit_at_import", allow=("os",))
     assert set(statuses(report).values()) == {"error"}
-    assert all("while the submission was being imported" in r.detail
-               for r in report.functions.values())
+    assert all(
+        "while the submission was being imported" in r.detail for r in report.functions.values()
+    )
 
 
 def test_exits_inside_functions_fail_only_those_functions():
@@ -332,8 +338,14 @@ def test_a_run_timeout_after_every_case_is_recorded_says_so():
     calls = []
     for case, _ in cases:
         inputs = make_inputs(case)
-        calls.append({"outcome": "returned", "result": np.maximum(inputs["x"], 0),
-                      "inputs_after": inputs, "seconds": 0.0})
+        calls.append(
+            {
+                "outcome": "returned",
+                "result": np.maximum(inputs["x"], 0),
+                "inputs_after": inputs,
+                "seconds": 0.0,
+            }
+        )
     run = ChildRun(import_result={"ok": True}, calls=calls, timed_out="run")
     result = grader._judge_function("relu_forward", run, cases, FAST)
     assert result.status == "timeout"
@@ -371,13 +383,13 @@ def test_the_training_dataset_is_generated_once_for_every_submission(monkeypatch
 
     made = []
     real = data.make_dataset
-    monkeypatch.setattr(data, "make_dataset",
-                        lambda *a, **k: made.append(1) or real(*a, **k))
+    monkeypatch.setattr(data, "make_dataset", lambda *a, **k: made.append(1) or real(*a, **k))
     monkeypatch.setattr(grader, "_REFERENCE_RUNS", {})
     monkeypatch.setattr(grader, "_DATASETS", {}, raising=False)
     setup = grader.TrainingSetup(
         config={"epochs": 1, "batch_size": 16, "lr": 0.1, "momentum": 0.9, "seed": 0},
-        data={"n_classes": 3, "n_train": 32, "n_val": 16, "seed": 0})
+        data={"n_classes": 3, "n_train": 32, "n_val": 16, "seed": 0},
+    )
     params, accuracy = grader._reference_training(setup)
     for _ in range(3):  # three passing submissions
         assert grader._validation_accuracy(setup, params) == accuracy

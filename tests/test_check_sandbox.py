@@ -35,9 +35,13 @@ def running_children() -> list[int]:
 def test_the_portable_spawn_path_gives_the_same_verdicts_as_the_fork_server():
     # Off Linux every child is a fresh interpreter; the verdicts must not depend on that.
     def verdicts(fork: bool):
-        report = grade_submission(FIXTURES / "hostile_exit_in_function.py", train=False,
-                                  allow_imports=("os", "sys"), limits=Limits(timeout=2.0),
-                                  fork_server=fork)
+        report = grade_submission(
+            FIXTURES / "hostile_exit_in_function.py",
+            train=False,
+            allow_imports=("os", "sys"),
+            limits=Limits(timeout=2.0),
+            fork_server=fork,
+        )
         return {name: (r.status, r.cases_failed) for name, r in report.functions.items()}
 
     assert verdicts(fork=False) == verdicts(fork=True)
@@ -47,8 +51,12 @@ def test_the_portable_spawn_path_gives_the_same_verdicts_as_the_fork_server():
 @pytest.mark.parametrize("fork", [True, False], ids=["forked", "spawned"])
 def test_a_timed_out_child_is_killed_not_left_running(fork):
     before = set(running_children())
-    report = grade_submission(FIXTURES / "hostile_endless_loop.py", train=False,
-                              limits=Limits(timeout=0.5), fork_server=fork)
+    report = grade_submission(
+        FIXTURES / "hostile_endless_loop.py",
+        train=False,
+        limits=Limits(timeout=0.5),
+        fork_server=fork,
+    )
     assert report.functions["relu_backward"].status == "timeout"
     # Only the shared fork server (if it was just started) may remain.
     leftovers = set(running_children()) - before
@@ -56,16 +64,28 @@ def test_a_timed_out_child_is_killed_not_left_running(fork):
 
 
 def record(array: np.ndarray, offset: int = 0, container: str = "ndarray") -> dict:
-    return {"kind": "array", "container": container, "dtype": array.dtype.str,
-            "shape": list(array.shape), "offset": offset, "nbytes": array.nbytes}
+    return {
+        "kind": "array",
+        "container": container,
+        "dtype": array.dtype.str,
+        "shape": list(array.shape),
+        "offset": offset,
+        "nbytes": array.nbytes,
+    }
 
 
 def test_decode_restores_arrays_scalars_python_numbers_and_tuples():
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     b = np.array(2.5)
     blob = a.tobytes() + b.tobytes()
-    value = decode({"kind": "tuple", "type": "tuple",
-                    "items": [record(a), record(b, a.nbytes, "numpy scalar")]}, blob)
+    value = decode(
+        {
+            "kind": "tuple",
+            "type": "tuple",
+            "items": [record(a), record(b, a.nbytes, "numpy scalar")],
+        },
+        blob,
+    )
     assert isinstance(value, tuple)
     np.testing.assert_array_equal(value[0], a)
     assert value[0].dtype == np.float32
@@ -75,12 +95,16 @@ def test_decode_restores_arrays_scalars_python_numbers_and_tuples():
     assert decode({"kind": "other", "type": "NoneType"}, b"") == ForeignValue("NoneType")
 
 
-@pytest.mark.parametrize("bad", [
-    {"kind": "array", "dtype": "|O", "shape": [1], "offset": 0, "nbytes": 8},  # pointers
-    {"kind": "array", "dtype": "<f8", "shape": [3], "offset": 0, "nbytes": 16},  # size mismatch
-    {"kind": "array", "dtype": "<f8", "shape": [2], "offset": 8, "nbytes": 16},  # past the end
-    {"kind": "pickle", "data": "..."},
-], ids=["object-dtype", "size-mismatch", "out-of-bounds", "unknown-kind"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"kind": "array", "dtype": "|O", "shape": [1], "offset": 0, "nbytes": 8},  # pointers
+        {"kind": "array", "dtype": "<f8", "shape": [3], "offset": 0, "nbytes": 16},  # size mismatch
+        {"kind": "array", "dtype": "<f8", "shape": [2], "offset": 8, "nbytes": 16},  # past the end
+        {"kind": "pickle", "data": "..."},
+    ],
+    ids=["object-dtype", "size-mismatch", "out-of-bounds", "unknown-kind"],
+)
 def test_decode_refuses_anything_but_plain_numbers(bad):
     with pytest.raises(ValueError):
         decode(bad, bytes(16))
@@ -99,13 +123,23 @@ def test_the_static_scan_finds_every_kind_of_import_with_its_line():
     )
     uses = scan_imports(source)
     assert [(u.module, u.line) for u in uses] == [
-        ("numpy", 1), ("math", 2), ("os", 2), ("torch", 3), ("scipy", 5), ("jax", 6),
-        ("tensorflow", 7), (".", 8),
+        ("numpy", 1),
+        ("math", 2),
+        ("os", 2),
+        ("torch", 3),
+        ("scipy", 5),
+        ("jax", 6),
+        ("tensorflow", 7),
+        (".", 8),
     ]
     messages = policy_messages(uses, allowed_modules())
     assert [m.split(" is not allowed")[0] for m in messages] == [
-        "import os (line 2)", "import torch (line 3)", "import scipy (line 5)",
-        "import jax (line 6)", "import tensorflow (line 7)", "import . (line 8)",
+        "import os (line 2)",
+        "import torch (line 3)",
+        "import scipy (line 5)",
+        "import jax (line 6)",
+        "import tensorflow (line 7)",
+        "import . (line 8)",
     ]
     assert policy_messages(uses, allowed_modules(["os", "torch"]))[0].startswith("import scipy")
 

@@ -37,28 +37,47 @@ def test_train_one_epoch_prints_accuracy(capsys, backend):
 @pytest.mark.parametrize(("saver", "loader"), [("numpy", "torch"), ("torch", "numpy")])
 def test_weights_saved_by_one_backend_load_in_the_other(capsys, tmp_path, saver, loader):
     path = str(tmp_path / "weights.npz")
-    status, trained, _ = run(capsys, "--backend", saver, "--model", "mlp", "--hidden", "6",
-                             "--classes", "4", "--epochs", "2", "--save", path)
+    status, trained, _ = run(
+        capsys,
+        "--backend",
+        saver,
+        "--model",
+        "mlp",
+        "--hidden",
+        "6",
+        "--classes",
+        "4",
+        "--epochs",
+        "2",
+        "--save",
+        path,
+    )
     assert status == 0
     status, loaded, err = run(capsys, "--backend", loader, "--load", path, "--epochs", "0")
     assert status == 0, err
-    assert "mlp (" in loaded and ACCURACY.search(loaded).groups() == ACCURACY.search(
-        trained).groups()
+    assert (
+        "mlp (" in loaded and ACCURACY.search(loaded).groups() == ACCURACY.search(trained).groups()
+    )
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--backend", "jax"], "argument --backend: invalid choice: 'jax'"),
-    (["--classes", "5"], "argument --classes: invalid choice: 5"),
-    (["--epochs", "-1"], "argument --epochs: expected an integer >= 0, got '-1'"),
-    (["--seed", "x"], "argument --seed: expected an integer >= 0, got 'x'"),
-    (["--hidden", "4"], "--hidden applies only to --model mlp"),
-    (["--load", "/no/such/file.npz"], "cannot read checkpoint '/no/such/file.npz'"),
-    (["--save", "/no/such/dir/w.npz"],
-     "cannot write --save /no/such/dir/w.npz: no such directory"),
-    # /proc passes the up-front check (even for root) and fails only when written:
-    (["--epochs", "0", "--save", "/proc/w.npz"], "cannot write /proc/w.npz"),
-    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--backend", "jax"], "argument --backend: invalid choice: 'jax'"),
+        (["--classes", "5"], "argument --classes: invalid choice: 5"),
+        (["--epochs", "-1"], "argument --epochs: expected an integer >= 0, got '-1'"),
+        (["--seed", "x"], "argument --seed: expected an integer >= 0, got 'x'"),
+        (["--hidden", "4"], "--hidden applies only to --model mlp"),
+        (["--load", "/no/such/file.npz"], "cannot read checkpoint '/no/such/file.npz'"),
+        (
+            ["--save", "/no/such/dir/w.npz"],
+            "cannot write --save /no/such/dir/w.npz: no such directory",
+        ),
+        # /proc passes the up-front check (even for root) and fails only when written:
+        (["--epochs", "0", "--save", "/proc/w.npz"], "cannot write /proc/w.npz"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
 def test_bad_arguments_give_one_line_and_nonzero_status(capsys, argv, message):
     status, _, err = run(capsys, *argv)
     assert status == 2
@@ -78,8 +97,12 @@ def test_garbage_weight_file_and_conflicting_flags(capsys, tmp_path):
 
 
 def test_console_script_reports_errors_without_traceback():
-    result = subprocess.run([sys.executable, "-m", "tinycnn", "train", "--backend", "jax"],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "tinycnn", "train", "--backend", "jax"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
@@ -89,15 +112,20 @@ def test_defaults_reach_99_percent_in_both_backends_with_equal_accuracy():
     """The foundation issue's acceptance run: `tinycnn train` with defaults, each backend."""
     outputs = {}
     for backend in ("numpy", "torch"):
-        result = subprocess.run([sys.executable, "-m", "tinycnn", "train", "--backend", backend,
-                                 "--no-progress"], capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "tinycnn", "train", "--backend", backend, "--no-progress"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         outputs[backend] = ACCURACY.search(result.stdout).groups()
     assert float(outputs["numpy"][0]) >= 0.99
     assert outputs["numpy"] == outputs["torch"]
 
 
-@pytest.mark.parametrize("meta", ['{"model": "tinycnn", "config": [1]}', '[1, 2]', '{"model": 3}',
-                                  "not json"])
+@pytest.mark.parametrize(
+    "meta", ['{"model": "tinycnn", "config": [1]}', "[1, 2]", '{"model": 3}', "not json"]
+)
 def test_checkpoint_with_a_damaged_description_is_a_one_line_error(capsys, tmp_path, meta):
     import numpy as np
 

@@ -60,20 +60,24 @@ def test_dots_are_small_squares_near_the_centre():
 
 
 def test_noise_has_the_requested_spread():
-    images = make_images(np.zeros(2000, dtype=int), np.random.default_rng(1),
-                         DatasetConfig(noise_std=0.2))
+    images = make_images(
+        np.zeros(2000, dtype=int), np.random.default_rng(1), DatasetConfig(noise_std=0.2)
+    )
     background = images[:, 0, :, 0]  # the margin column: blank before the noise is added
     assert abs(background.mean()) < 0.01
     assert abs(background.std() - 0.2) < 0.01
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"n_classes": 5}, "n_classes must be 2, 3 or 4, got 5"),
-    ({"noise_std": -1.0}, "noise_std must be >= 0"),
-    ({"max_width": 9}, "max_width must be in [1, image_size=8], got 9"),
-    ({"margin": 4}, "margin must be in [0, 3]"),
-    ({"n_train": 0}, "need n_train >= 1"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"n_classes": 5}, "n_classes must be 2, 3 or 4, got 5"),
+        ({"noise_std": -1.0}, "noise_std must be >= 0"),
+        ({"max_width": 9}, "max_width must be in [1, image_size=8], got 9"),
+        ({"margin": 4}, "margin must be in [0, 3]"),
+        ({"n_train": 0}, "need n_train >= 1"),
+    ],
+)
 def test_bad_settings_raise_clear_errors(overrides, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         DatasetConfig(**overrides)

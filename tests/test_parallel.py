@@ -61,9 +61,15 @@ def assert_same_runs(first: dict[RunSpec, RunResult], second: dict[RunSpec, RunR
         b = second[spec]
         assert (a.seed, a.n_parameters) == (b.seed, b.n_parameters), spec
         assert (a.train_loss, a.train_acc, a.val_loss, a.val_acc) == (
-            b.train_loss, b.train_acc, b.val_loss, b.val_acc), spec
-        for params_a, params_b in [(a.final_params, b.final_params),
-                                   *((a.snapshots[e], b.snapshots[e]) for e in a.snapshots)]:
+            b.train_loss,
+            b.train_acc,
+            b.val_loss,
+            b.val_acc,
+        ), spec
+        for params_a, params_b in [
+            (a.final_params, b.final_params),
+            *((a.snapshots[e], b.snapshots[e]) for e in a.snapshots),
+        ]:
             assert params_a.keys() == params_b.keys(), spec
             for name, value in params_a.items():
                 assert value.dtype == params_b[name].dtype, (spec, name)
@@ -94,15 +100,17 @@ def test_local_jobs_come_back_in_order_unless_asked_otherwise(n_jobs):
     items = list(range(7))
     ordered = parallel.run_jobs(_square, items, n_jobs=n_jobs, prefer="threads")
     assert list(ordered) == [x * x for x in items]
-    unordered = parallel.run_jobs(_square, items, n_jobs=n_jobs, prefer="threads",
-                                  ordered=False)
+    unordered = parallel.run_jobs(_square, items, n_jobs=n_jobs, prefer="threads", ordered=False)
     assert sorted(unordered) == [x * x for x in items]
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"n_jobs": 0}, "n_jobs must be >= 1, got 0"),
-    ({"prefer": "gpus"}, "prefer must be 'processes' or 'threads', got 'gpus'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_jobs": 0}, "n_jobs must be >= 1, got 0"),
+        ({"prefer": "gpus"}, "prefer must be 'processes' or 'threads', got 'gpus'"),
+    ],
+)
 def test_bad_local_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         parallel.run_jobs(_square, [1], **kwargs)
@@ -111,15 +119,18 @@ def test_bad_local_settings_are_refused(kwargs, message):
 def test_check_folder_summary_does_not_depend_on_the_number_of_workers(tmp_path, capsys):
     folder = submissions(tmp_path / "submissions")
     for jobs in ("1", "2"):
-        status, out, err = run_cli(capsys, "check", str(folder), "--jobs", jobs,
-                                   "--csv", str(tmp_path / f"jobs{jobs}.csv"))
+        status, out, err = run_cli(
+            capsys, "check", str(folder), "--jobs", jobs, "--csv", str(tmp_path / f"jobs{jobs}.csv")
+        )
         assert status == 1, err  # two of the three fail
     serial = (tmp_path / "jobs1.csv").read_text()
     assert serial == (tmp_path / "jobs2.csv").read_text()
     # The comparison has something to compare: each kind of row, and a trained accuracy.
     rows = dict(line.split(",", 1) for line in serial.splitlines()[1:])
-    assert rows["correct_vectorized.py"].startswith("True,9,") and "0." in rows[
-        "correct_vectorized.py"]
+    assert (
+        rows["correct_vectorized.py"].startswith("True,9,")
+        and "0." in rows["correct_vectorized.py"]
+    )
     assert rows["hostile_syntax_error.py"].startswith("False,0,error,")
 
 
@@ -139,34 +150,49 @@ def test_a_missing_dask_extra_is_named_with_its_install_command(without_dask):
 
 
 @pytest.mark.parametrize("command", ["report", "check"])
-def test_both_commands_refuse_a_scheduler_without_the_extra(command, without_dask, tmp_path,
-                                                            capsys):
-    target = ["--out", str(tmp_path / "report")] if command == "report" else [
-        str(submissions(tmp_path / "submissions"))]
+def test_both_commands_refuse_a_scheduler_without_the_extra(
+    command, without_dask, tmp_path, capsys
+):
+    target = (
+        ["--out", str(tmp_path / "report")]
+        if command == "report"
+        else [str(submissions(tmp_path / "submissions"))]
+    )
     status, out, err = run_cli(capsys, command, *target, "--scheduler", "tcp://127.0.0.1:8786")
     assert status == 2
-    assert err == (f"tinycnn {command}: error: --scheduler needs the dask extra: "
-                   f"pip install 'tinycnn[dask]'\n")
+    assert err == (
+        f"tinycnn {command}: error: --scheduler needs the dask extra: pip install 'tinycnn[dask]'\n"
+    )
     assert "training runs" not in out and "submissions pass" not in out
 
 
 @pytest.mark.parametrize("command", ["report", "check"])
-def test_an_unreachable_scheduler_is_one_line_within_the_connect_timeout(command, monkeypatch,
-                                                                         tmp_path, capsys):
+def test_an_unreachable_scheduler_is_one_line_within_the_connect_timeout(
+    command, monkeypatch, tmp_path, capsys
+):
     monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", 0.5)
     address = f"tcp://127.0.0.1:{free_port()}"
-    target = ["--out", str(tmp_path / "report")] if command == "report" else [
-        str(submissions(tmp_path / "submissions"))]
+    target = (
+        ["--out", str(tmp_path / "report")]
+        if command == "report"
+        else [str(submissions(tmp_path / "submissions"))]
+    )
     status, out, err = run_cli(capsys, command, *target, "--scheduler", address)
     assert status == 2
-    assert err.startswith(f"tinycnn {command}: error: cannot reach the Dask scheduler at "
-                          f"{address}: ")
+    assert err.startswith(
+        f"tinycnn {command}: error: cannot reach the Dask scheduler at {address}: "
+    )
     assert len(err.strip().splitlines()) == 1
 
 
 def test_scheduler_is_a_folder_mode_option_of_check(capsys):
-    status, out, err = run_cli(capsys, "check", str(FIXTURES / "correct_vectorized.py"),
-                               "--scheduler", "tcp://127.0.0.1:8786")
+    status, out, err = run_cli(
+        capsys,
+        "check",
+        str(FIXTURES / "correct_vectorized.py"),
+        "--scheduler",
+        "tcp://127.0.0.1:8786",
+    )
     assert status == 2 and "apply to a folder of submissions only" in err
 
 
@@ -181,8 +207,9 @@ NO_DASHBOARD = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_addre
 @pytest.fixture(scope="module")
 def cluster():
     """A LocalCluster of two worker processes (one thread each, no dashboard)."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      **NO_DASHBOARD) as local_cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, **NO_DASHBOARD
+    ) as local_cluster:
         yield local_cluster
 
 
@@ -243,10 +270,24 @@ def test_quick_report_on_the_cluster_writes_the_local_files(scheduler, tmp_path)
     for where, options in (("local", ["--jobs", "2"]), ("cluster", ["--scheduler", scheduler])):
         runs[where] = tmp_path / where
         completed = subprocess.run(
-            [sys.executable, "-m", "tinycnn", "report", "--quick", "--no-progress",
-             "--out", str(runs[where]), *options],
-            capture_output=True, text=True, timeout=300, check=False)
+            [
+                sys.executable,
+                "-m",
+                "tinycnn",
+                "report",
+                "--quick",
+                "--no-progress",
+                "--out",
+                str(runs[where]),
+                *options,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert completed.returncode == 0, completed.stderr
     assert_same_files(runs["local"], runs["cluster"], "*.csv")
     assert (runs["local"] / "REPORT.md").read_bytes() == (
-        runs["cluster"] / "REPORT.md").read_bytes()
+        runs["cluster"] / "REPORT.md"
+    ).read_bytes()

@@ -16,7 +16,13 @@ def test_tinycnn_has_the_lecture_parameter_count():
     assert model.n_parameters == (3 * (1 * 3 * 3) + 3) + (27 * 3 + 3) == 114
     assert [row["n_parameters"] for row in model.layer_summary()] == [0, 30, 0, 0, 0, 84]
     assert [row["output_shape"] for row in model.layer_summary()] == [
-        (1, 8, 8), (3, 6, 6), (3, 6, 6), (3, 3, 3), (27,), (3,)]
+        (1, 8, 8),
+        (3, 6, 6),
+        (3, 6, 6),
+        (3, 3, 3),
+        (27,),
+        (3,),
+    ]
 
 
 def test_mlp_parameter_count_follows_the_formula():
@@ -33,48 +39,84 @@ def test_initialisation_is_deterministic_and_uses_torch_bounds():
     assert np.abs(a.params["fc.weight"]).max() <= 1 / np.sqrt(27)
 
 
-@pytest.mark.parametrize(("W", "K", "P", "S", "expected"), [
-    (5, 3, 0, 1, 3), (5, 3, 1, 1, 5), (6, 3, 0, 2, 2),  # the lecture's three cases
-    (8, 3, 0, 1, 6), (8, 3, 1, 1, 8),  # its "Pause & Think"
-    (7, 3, 0, 2, 3), (4, 4, 0, 3, 1),  # floor: the last position is skipped
-])
+@pytest.mark.parametrize(
+    ("W", "K", "P", "S", "expected"),
+    [
+        (5, 3, 0, 1, 3),
+        (5, 3, 1, 1, 5),
+        (6, 3, 0, 2, 2),  # the lecture's three cases
+        (8, 3, 0, 1, 6),
+        (8, 3, 1, 1, 8),  # its "Pause & Think"
+        (7, 3, 0, 2, 3),
+        (4, 4, 0, 3, 1),  # floor: the last position is skipped
+    ],
+)
 def test_conv_output_size(W, K, P, S, expected):
     assert ops.conv_output_size(W, K, P, S) == expected
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda: ops.conv_output_size(4, 5, 0, 1), "kernel 5 does not fit input 4 with padding 0"),
-    (lambda: ops.conv_output_size(8, 3, 0, 0), "stride must be >= 1, got 0"),
-    (lambda: ops.conv_output_size(8, 3, -1, 1), "padding must be >= 0, got -1"),
-    (lambda: ops.conv2d_forward(np.zeros((1, 1, 4, 4)), np.zeros((2, 1, 5, 5)), np.zeros(2)),
-     "kernel 5 does not fit input 4 with padding 0"),
-    (lambda: ops.conv2d_forward(np.zeros((1, 2, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(2)),
-     "w has 1 input channels but x has 2"),
-    (lambda: ops.conv2d_forward(np.zeros((2, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(2)),
-     r"x must be 4-D \(N, C, H, W\), got shape \(2, 4, 4\)"),
-    (lambda: ops.conv2d_forward(np.zeros((1, 1, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(3)),
-     r"b must have shape \(2,\)"),
-    (lambda: ops.conv2d_backward(np.zeros((1, 2, 4, 4)), np.zeros((1, 1, 4, 4)),
-                                 np.zeros((2, 1, 3, 3)), np.zeros(2)),
-     r"dy must have shape \(1, 2, 2, 2\)"),
-    (lambda: ops.maxpool2d_forward(np.zeros((1, 1, 3, 3)), 2, 0), "stride must be >= 1, got 0"),
-    (lambda: ops.maxpool2d_forward(np.zeros((1, 1, 1, 3)), 2, 2),
-     "kernel 2 does not fit input 1 with padding 0"),
-    (lambda: ops.linear_forward(np.zeros((2, 5)), np.zeros((3, 4)), np.zeros(3)),
-     "x has 5 features but w expects 4"),
-    (lambda: ops.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 3])),
-     r"labels must lie in \[0, 2\] for 3 classes"),
-    (lambda: ops.softmax_cross_entropy(np.zeros((2, 3)), np.array([0.0, 1.0])),
-     "labels must be an integer NumPy array"),
-    (lambda: ops.conv2d_forward(np.zeros((1, 1, 4, 4), np.float32), np.zeros((2, 1, 3, 3)),
-                                np.zeros(2)), "arrays must share one dtype"),
-    (lambda: reference.TinyCNN(kernel_size=9), "kernel 9 does not fit input 8 with padding 0"),
-    (lambda: reference.TinyCNN().forward(np.zeros((2, 8, 8))),
-     r"TinyCNN expects images of shape \(N, 1, 8, 8\), got \(2, 8, 8\)"),
-    (lambda: reference.MLP(0), "hidden must be a positive integer, got 0"),
-    (lambda: reference.SGD({}, lr=0), "learning rate must be > 0"),
-    (lambda: reference.TrainConfig(batch_size=0), "batch_size must be >= 1"),
-], ids=lambda value: value if isinstance(value, str) else "")
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: ops.conv_output_size(4, 5, 0, 1), "kernel 5 does not fit input 4 with padding 0"),
+        (lambda: ops.conv_output_size(8, 3, 0, 0), "stride must be >= 1, got 0"),
+        (lambda: ops.conv_output_size(8, 3, -1, 1), "padding must be >= 0, got -1"),
+        (
+            lambda: ops.conv2d_forward(np.zeros((1, 1, 4, 4)), np.zeros((2, 1, 5, 5)), np.zeros(2)),
+            "kernel 5 does not fit input 4 with padding 0",
+        ),
+        (
+            lambda: ops.conv2d_forward(np.zeros((1, 2, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(2)),
+            "w has 1 input channels but x has 2",
+        ),
+        (
+            lambda: ops.conv2d_forward(np.zeros((2, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(2)),
+            r"x must be 4-D \(N, C, H, W\), got shape \(2, 4, 4\)",
+        ),
+        (
+            lambda: ops.conv2d_forward(np.zeros((1, 1, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(3)),
+            r"b must have shape \(2,\)",
+        ),
+        (
+            lambda: ops.conv2d_backward(
+                np.zeros((1, 2, 4, 4)), np.zeros((1, 1, 4, 4)), np.zeros((2, 1, 3, 3)), np.zeros(2)
+            ),
+            r"dy must have shape \(1, 2, 2, 2\)",
+        ),
+        (lambda: ops.maxpool2d_forward(np.zeros((1, 1, 3, 3)), 2, 0), "stride must be >= 1, got 0"),
+        (
+            lambda: ops.maxpool2d_forward(np.zeros((1, 1, 1, 3)), 2, 2),
+            "kernel 2 does not fit input 1 with padding 0",
+        ),
+        (
+            lambda: ops.linear_forward(np.zeros((2, 5)), np.zeros((3, 4)), np.zeros(3)),
+            "x has 5 features but w expects 4",
+        ),
+        (
+            lambda: ops.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 3])),
+            r"labels must lie in \[0, 2\] for 3 classes",
+        ),
+        (
+            lambda: ops.softmax_cross_entropy(np.zeros((2, 3)), np.array([0.0, 1.0])),
+            "labels must be an integer NumPy array",
+        ),
+        (
+            lambda: ops.conv2d_forward(
+                np.zeros((1, 1, 4, 4), np.float32), np.zeros((2, 1, 3, 3)), np.zeros(2)
+            ),
+            "arrays must share one dtype",
+        ),
+        (lambda: reference.TinyCNN(kernel_size=9), "kernel 9 does not fit input 8 with padding 0"),
+        (
+            lambda: reference.TinyCNN().forward(np.zeros((2, 8, 8))),
+            r"TinyCNN expects images of shape \(N, 1, 8, 8\), got \(2, 8, 8\)",
+        ),
+        (lambda: reference.MLP(0), "hidden must be a positive integer, got 0"),
+        (lambda: reference.SGD({}, lr=0), "learning rate must be > 0"),
+        (lambda: reference.TrainConfig(batch_size=0), "batch_size must be >= 1"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
 def test_bad_input_raises_a_value_error_naming_the_numbers(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -86,19 +128,26 @@ def test_loop_versions_equal_the_vectorized_ones():
         x, w = rng.normal(size=(2, 3, 7, 6)), rng.normal(size=(4, 3, *kernel))
         b = rng.normal(size=4)
         y = ops.conv2d_forward(x, w, b, stride, padding)
-        np.testing.assert_allclose(ops.conv2d_forward_loops(x, w, b, stride, padding), y,
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            ops.conv2d_forward_loops(x, w, b, stride, padding), y, rtol=1e-12, atol=1e-12
+        )
         dy = rng.normal(size=y.shape)
-        for loop, fast in zip(ops.conv2d_backward_loops(dy, x, w, b, stride, padding),
-                              ops.conv2d_backward(dy, x, w, b, stride, padding), strict=True):
+        for loop, fast in zip(
+            ops.conv2d_backward_loops(dy, x, w, b, stride, padding),
+            ops.conv2d_backward(dy, x, w, b, stride, padding),
+            strict=True,
+        ):
             np.testing.assert_allclose(loop, fast, rtol=1e-12, atol=1e-12)
     for size, stride in [(2, 2), (3, 2), (2, 1)]:
         x = rng.integers(0, 3, size=(2, 3, 7, 5)).astype(float)  # ties on purpose
         y = ops.maxpool2d_forward(x, size, stride)
         np.testing.assert_array_equal(ops.maxpool2d_forward_loops(x, size, stride), y)
         dy = rng.normal(size=y.shape)
-        np.testing.assert_allclose(ops.maxpool2d_backward_loops(dy, x, size, stride),
-                                   ops.maxpool2d_backward(dy, x, size, stride), rtol=1e-12)
+        np.testing.assert_allclose(
+            ops.maxpool2d_backward_loops(dy, x, size, stride),
+            ops.maxpool2d_backward(dy, x, size, stride),
+            rtol=1e-12,
+        )
 
 
 def test_epoch_batches_visit_every_sample_once_in_a_seeded_order():
@@ -152,9 +201,12 @@ def test_reference_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys, tinycnn.reference.ops, tinycnn.reference.models, "
-            "tinycnn.reference.train, tinycnn.reference.gradcheck, tinycnn.reference.checkpoint; "
-            "print('torch' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    code = (
+        "import sys, tinycnn.reference.ops, tinycnn.reference.models, "
+        "tinycnn.reference.train, tinycnn.reference.gradcheck, tinycnn.reference.checkpoint; "
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"

@@ -24,8 +24,18 @@ def cnn_vs_mlp(mlp_parameters: int) -> pd.DataFrame:
     """A CNN-vs-MLP table as section 8 computes it, with the given MLP count."""
     rows = []
     for model, n in (("TinyCNN", 114), ("MLP (18 hidden)", mlp_parameters)):
-        rows.append({"model": model, "n_seeds": 2, "mean": 0.995, "min": 0.99, "max": 1.0,
-                     "train_mean": 1.0, "n_parameters": n, "parameter_ratio": n / 114})
+        rows.append(
+            {
+                "model": model,
+                "n_seeds": 2,
+                "mean": 0.995,
+                "min": 0.99,
+                "max": 1.0,
+                "train_mean": 1.0,
+                "n_parameters": n,
+                "parameter_ratio": n / 114,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -36,10 +46,21 @@ def claim(claim_id: str) -> Claim:
 # -- reading stated values ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("1,242", 1242), ("> 99%", 0.99), ("~92%", 0.92), ("60 K", 60_000), ("138 M", 138e6),
-    ("150 million", 150e6), ("10.9×", 10.9), ("< 1e-5", 1e-5), ("~40", 40), ("0.94", 0.94),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1,242", 1242),
+        ("> 99%", 0.99),
+        ("~92%", 0.92),
+        ("60 K", 60_000),
+        ("138 M", 138e6),
+        ("150 million", 150e6),
+        ("10.9×", 10.9),
+        ("< 1e-5", 1e-5),
+        ("~40", 40),
+        ("0.94", 0.94),
+    ],
+)
 def test_parse_number(text, value):
     assert claims.parse_number(text) == pytest.approx(value)
 
@@ -115,14 +136,18 @@ def test_the_verdict_follows_the_computation_not_the_lecture():
 
 def test_not_testable_claims_say_why():
     row = judge(claim("C12.17"), report_with())
-    assert row["verdict"] == "not testable" and row["computed"] == "" and "historical" in row[
-        "note"]
+    assert (
+        row["verdict"] == "not testable" and row["computed"] == "" and "historical" in row["note"]
+    )
 
 
 def test_ledger_columns_are_exactly_the_issue_s():
     ledger = claims_ledger(report_with(), claims=[claim("C12.12"), claim("C12.13")])
-    assert tuple(ledger.columns) == COLUMNS == (
-        "claim_id", "section", "claim", "stated", "computed", "verdict", "note")
+    assert (
+        tuple(ledger.columns)
+        == COLUMNS
+        == ("claim_id", "section", "claim", "stated", "computed", "verdict", "note")
+    )
 
 
 def test_every_claim_is_well_formed():
@@ -144,6 +169,13 @@ def test_stated_values_are_typed_only_in_the_ledger():
         if path.name == "claims.py":
             continue
         text = path.read_text(encoding="utf-8")
-        found = [value for value in distinctive if re.search(rf"(?<![\d.,]){re.escape(value)}"
-                                                            rf"(?![\d,])", text)]
+        found = [
+            value
+            for value in distinctive
+            if re.search(
+                rf"(?<![\d.,]){re.escape(value)}"
+                rf"(?![\d,])",
+                text,
+            )
+        ]
         assert not found, f"{path.name} contains the lecture's value(s) {found}"

@@ -26,12 +26,15 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return status, out, err
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--seeds", "0"], "argument --seeds: expected an integer >= 1, got '0'"),
-    (["--seeds", "many"], "argument --seeds: expected an integer >= 1, got 'many'"),
-    (["--jobs", "-2"], "argument --jobs: expected an integer >= 1, got '-2'"),
-    (["--frobnicate"], "unrecognized arguments: --frobnicate"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seeds", "0"], "argument --seeds: expected an integer >= 1, got '0'"),
+        (["--seeds", "many"], "argument --seeds: expected an integer >= 1, got 'many'"),
+        (["--jobs", "-2"], "argument --jobs: expected an integer >= 1, got '-2'"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
 def test_bad_options_give_one_line_and_status_2(capsys, argv, message):
     status, out, err = run(capsys, *argv)
     assert status == 2 and out == ""
@@ -62,16 +65,18 @@ def test_help_lists_the_options(capsys):
 
 def test_markdown_table_escapes_pipes_and_formats_columns():
     table = pd.DataFrame({"name": ["|x|", "y"], "value": [0.5, np.nan], "ok": [True, False]})
-    text = render.markdown_table(table, formats={"value": lambda v: "-" if np.isnan(v) else
-                                                 f"{v:.0%}"})
+    text = render.markdown_table(
+        table, formats={"value": lambda v: "-" if np.isnan(v) else f"{v:.0%}"}
+    )
     lines = text.splitlines()
     assert lines[0] == "| name | value | ok |" and lines[1] == "|---|---|---|"
     assert lines[2] == "| \\|x\\| | 50% | yes |" and lines[3] == "| y | - | no |"
 
 
 def test_csv_floats_have_six_significant_digits(tmp_path):
-    path = render.write_csv(pd.DataFrame({"x": [1 / 3, 1e-12 / 3], "n": [1, 2]}),
-                            tmp_path / "t.csv")
+    path = render.write_csv(
+        pd.DataFrame({"x": [1 / 3, 1e-12 / 3], "n": [1, 2]}), tmp_path / "t.csv"
+    )
     assert path.read_text() == "x,n\n0.333333,1\n3.33333e-13,2\n"
 
 
@@ -81,16 +86,30 @@ def test_claims_tally_counts_every_verdict():
 
 
 def test_figures_are_written_as_png(tmp_path):
-    sweep = pd.DataFrame({"model": ["MLP (1 hidden)", "MLP (8 hidden)", "TinyCNN"],
-                          "width": [1, 8, 0], "n_parameters": [71, 547, 114],
-                          "n_seeds": [2, 2, 2], "mean": [0.7, 0.99, 1.0],
-                          "min": [0.6, 0.98, 1.0], "max": [0.8, 1.0, 1.0],
-                          "regime": ["fails", "unstable", "stable"]})
-    trace = {"input": np.zeros((8, 8)), "conv": np.ones((3, 6, 6)), "relu": np.ones((3, 6, 6)),
-             "pool": np.ones((3, 3, 3)), "flatten": np.ones(27),
-             "probabilities": np.array([0.8, 0.1, 0.1])}
-    written = [figures.capacity_sweep(sweep, tmp_path / "sweep.png"),
-               figures.inference_trace(trace, ["a", "b", "c"], tmp_path / "trace.png")]
+    sweep = pd.DataFrame(
+        {
+            "model": ["MLP (1 hidden)", "MLP (8 hidden)", "TinyCNN"],
+            "width": [1, 8, 0],
+            "n_parameters": [71, 547, 114],
+            "n_seeds": [2, 2, 2],
+            "mean": [0.7, 0.99, 1.0],
+            "min": [0.6, 0.98, 1.0],
+            "max": [0.8, 1.0, 1.0],
+            "regime": ["fails", "unstable", "stable"],
+        }
+    )
+    trace = {
+        "input": np.zeros((8, 8)),
+        "conv": np.ones((3, 6, 6)),
+        "relu": np.ones((3, 6, 6)),
+        "pool": np.ones((3, 3, 3)),
+        "flatten": np.ones(27),
+        "probabilities": np.array([0.8, 0.1, 0.1]),
+    }
+    written = [
+        figures.capacity_sweep(sweep, tmp_path / "sweep.png"),
+        figures.inference_trace(trace, ["a", "b", "c"], tmp_path / "trace.png"),
+    ]
     for path in written:
         assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -105,8 +124,23 @@ def two_quick_reports(tmp_path_factory):
     for name, jobs in (("first", "2"), ("second", "1")):
         out = tmp_path_factory.mktemp(name) / "report"
         completed = subprocess.run(
-            [sys.executable, "-m", "tinycnn", "report", "--quick", "--no-progress", "--jobs", jobs,
-             "--out", str(out)], capture_output=True, text=True, timeout=300, check=False)
+            [
+                sys.executable,
+                "-m",
+                "tinycnn",
+                "report",
+                "--quick",
+                "--no-progress",
+                "--jobs",
+                jobs,
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         runs.append((out, completed))
     return runs
 
@@ -120,8 +154,15 @@ def test_quick_report_end_to_end(two_quick_reports):
 
     with open(out / "claims.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["claim_id", "section", "claim", "stated", "computed", "verdict",
-                             "note"]
+    assert list(rows[0]) == [
+        "claim_id",
+        "section",
+        "claim",
+        "stated",
+        "computed",
+        "verdict",
+        "note",
+    ]
     assert {r["verdict"] for r in rows} <= {"reproduced", "differs", "not testable"}
     assert all(r["note"] for r in rows)
     by_id = {r["claim_id"]: r for r in rows}
@@ -131,8 +172,9 @@ def test_quick_report_end_to_end(two_quick_reports):
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     for section, title in render.TITLES.items():
         assert f"## {section}. {title}" in report
-    linked = {line.split("](")[1].rstrip(")") for line in report.splitlines()
-              if line.startswith("![")}
+    linked = {
+        line.split("](")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")
+    }
     pngs = {f"figures/{p.name}" for p in (out / "figures").glob("*.png")}
     assert linked == pngs and len(pngs) >= 11
     assert len(list((out / "tables").glob("*.csv"))) >= 13

@@ -12,20 +12,41 @@ from tinycnn.reports.runs import RunResult, RunSpec
 from tinycnn import reference
 
 
-def fake_run(model="tinycnn", accuracy=1.0, *, hidden=None, n_classes=3, replicate=0,
-             val_acc=None, train_acc=None, n_parameters=None, backend="numpy", params=None):
+def fake_run(
+    model="tinycnn",
+    accuracy=1.0,
+    *,
+    hidden=None,
+    n_classes=3,
+    replicate=0,
+    val_acc=None,
+    train_acc=None,
+    n_parameters=None,
+    backend="numpy",
+    params=None,
+):
     """A finished run with the given accuracy curve (no training)."""
     spec = RunSpec(model, n_classes, hidden, replicate, 3, backend)
     val = list(val_acc) if val_acc is not None else [0.3, 0.8, 0.95, accuracy]
     train = list(train_acc) if train_acc is not None else list(val)
     if params is None:
-        model_object = (reference.MLP(hidden, n_classes) if model == "mlp"
-                        else reference.TinyCNN(n_classes=n_classes))
+        model_object = (
+            reference.MLP(hidden, n_classes)
+            if model == "mlp"
+            else reference.TinyCNN(n_classes=n_classes)
+        )
         params = model_object.params
     count = n_parameters or sum(p.size for p in params.values())
-    return RunResult(spec=spec, seed=replicate, n_parameters=count, train_loss=[1.0] * len(val),
-                     train_acc=train, val_loss=[1.0] * len(val), val_acc=val,
-                     final_params=params)
+    return RunResult(
+        spec=spec,
+        seed=replicate,
+        n_parameters=count,
+        train_loss=[1.0] * len(val),
+        train_acc=train,
+        val_loss=[1.0] * len(val),
+        val_acc=val,
+        final_params=params,
+    )
 
 
 # -- accuracy over seeds -----------------------------------------------------------------------
@@ -47,22 +68,33 @@ def test_accuracy_summary_rejects_mixed_configurations():
         experiments.accuracy_summary([])
 
 
-@pytest.mark.parametrize(("minimum", "mean", "expected"), [
-    (0.5, 0.85, "fails"), (0.95, 0.97, "unstable"), (0.99, 0.995, "stable"),
-    (0.989, 0.999, "unstable"),
-])
+@pytest.mark.parametrize(
+    ("minimum", "mean", "expected"),
+    [
+        (0.5, 0.85, "fails"),
+        (0.95, 0.97, "unstable"),
+        (0.99, 0.995, "stable"),
+        (0.989, 0.999, "unstable"),
+    ],
+)
 def test_regime_thresholds(minimum, mean, expected):
     assert experiments.regime(minimum, mean) == expected
 
 
 def test_capacity_sweep_names_regimes_and_ratios():
     widths = {1: (0.5, 0.7), 4: (0.97, 1.0), 8: (0.995, 1.0), 12: (1.0, 1.0)}
-    mlp = {w: [fake_run("mlp", a, hidden=w, replicate=i) for i, a in enumerate(accs)]
-           for w, accs in widths.items()}
+    mlp = {
+        w: [fake_run("mlp", a, hidden=w, replicate=i) for i, a in enumerate(accs)]
+        for w, accs in widths.items()
+    }
     table = experiments.capacity_sweep_table(mlp, [fake_run(), fake_run(replicate=1)])
     by_width = table.set_index("width")
-    assert list(by_width.loc[[1, 4, 8, 12], "regime"]) == ["fails", "unstable", "stable",
-                                                          "overkill"]
+    assert list(by_width.loc[[1, 4, 8, 12], "regime"]) == [
+        "fails",
+        "unstable",
+        "stable",
+        "overkill",
+    ]
     # (64+1)*h + (h+1)*3 parameters, against the CNN's 114.
     assert by_width.loc[8, "n_parameters"] == 65 * 8 + 9 * 3
     assert by_width.loc[8, "parameter_ratio"] == pytest.approx((65 * 8 + 27) / 114)
@@ -78,7 +110,8 @@ def test_cnn_vs_mlp_ratio():
 
 def test_four_class_table_counts_what_the_fourth_class_adds():
     table = experiments.four_class_table(
-        [fake_run(n_classes=4)], {8: [fake_run("mlp", hidden=8, n_classes=4)]})
+        [fake_run(n_classes=4)], {8: [fake_run("mlp", hidden=8, n_classes=4)]}
+    )
     rows = table.set_index("model")
     assert rows.loc["TinyCNN", "added"] == 27 + 1  # one more output: 27 weights and a bias
     assert rows.loc["MLP (8 hidden)", "added"] == 8 + 1
@@ -96,8 +129,10 @@ def test_baseline_table_lists_both_models_per_class_count():
 
 
 def test_epochs_to_target_reports_never_as_minus_one():
-    runs = [fake_run(val_acc=[0.3, 0.99, 1.0], replicate=0),
-            fake_run(val_acc=[0.3, 0.5, 0.98], train_acc=[0.3, 0.6, 1.0], replicate=1)]
+    runs = [
+        fake_run(val_acc=[0.3, 0.99, 1.0], replicate=0),
+        fake_run(val_acc=[0.3, 0.5, 0.98], train_acc=[0.3, 0.6, 1.0], replicate=1),
+    ]
     table = experiments.epochs_to_target_table(runs)
     assert list(table["first_epoch"]) == [1, -1]
     assert table["final_gap"].iloc[1] == pytest.approx(0.02)
@@ -143,8 +178,9 @@ def test_an_unoriented_filter_is_not_selective():
 def test_two_detectors_of_one_orientation_leave_one_missing():
     weight, bias = oriented_filters()
     twice_vertical = np.stack([weight[0], weight[0], weight[2]])  # no horizontal detector
-    scores = experiments.orientation_scores(twice_vertical, bias[:3],
-                                            experiments.clean_patterns(50, seed=0))
+    scores = experiments.orientation_scores(
+        twice_vertical, bias[:3], experiments.clean_patterns(50, seed=0)
+    )
     assert experiments.missing_orientations(scores) == ["horizontal"]
 
 
@@ -192,8 +228,9 @@ def test_inference_trace_keeps_every_stage():
 
 def test_trace_confidence_summarises_one_class():
     data = reference.make_dataset(n_train=3, n_val=30)
-    table = experiments.trace_confidence_table(reference.TinyCNN().params, data.x_val, data.y_val,
-                                               0, data.class_names)
+    table = experiments.trace_confidence_table(
+        reference.TinyCNN().params, data.x_val, data.y_val, 0, data.class_names
+    )
     assert list(table["class"]) == ["vertical", "horizontal", "diagonal"]
     assert table["n_images"].iloc[0] == (data.y_val == 0).sum()
     assert (table["min"] <= table["median"]).all() and (table["median"] <= table["max"]).all()
@@ -209,21 +246,25 @@ def test_softmax_is_stable_for_large_logits():
 
 def test_backend_agreement_reports_differences():
     numpy_run = fake_run(val_acc=[0.3, 0.99, 1.0])
-    torch_run = fake_run(val_acc=[0.3, 0.98, 1.0], backend="torch",
-                         params={k: v + 1e-3 for k, v in numpy_run.final_params.items()})
+    torch_run = fake_run(
+        val_acc=[0.3, 0.98, 1.0],
+        backend="torch",
+        params={k: v + 1e-3 for k, v in numpy_run.final_params.items()},
+    )
     table = experiments.backend_agreement_table([(numpy_run, torch_run)])
     rows = table.set_index("quantity")
     assert rows.loc["largest |parameter difference| after training", "abs_difference"] == (
-        pytest.approx(1e-3))
-    assert rows.loc["largest |validation accuracy difference| over epochs",
-                    "abs_difference"] == pytest.approx(0.01)
+        pytest.approx(1e-3)
+    )
+    assert rows.loc[
+        "largest |validation accuracy difference| over epochs", "abs_difference"
+    ] == pytest.approx(0.01)
     assert rows.loc["first epoch with validation accuracy >= 0.99", "abs_difference"] == 1
 
 
 def test_backend_agreement_refuses_runs_of_different_configurations():
     with pytest.raises(ValueError, match="differ in more than the backend"):
-        experiments.backend_agreement_table([(fake_run(), fake_run(replicate=1,
-                                                                    backend="torch"))])
+        experiments.backend_agreement_table([(fake_run(), fake_run(replicate=1, backend="torch"))])
 
 
 # -- dataset, gradient check, baseline model ---------------------------------------------------

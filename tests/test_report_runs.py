@@ -20,12 +20,15 @@ def test_run_seeds_are_seed_sequence_children_whatever_their_number():
         run_seed(-1)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"model": "resnet"}, "model must be one of"),
-    ({"model": "mlp"}, "hidden width is required for the MLP"),
-    ({"model": "tinycnn", "hidden": 8}, "hidden width is required for the MLP and only for it"),
-    ({"model": "tinycnn", "backend": "jax"}, "backend must be one of"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": "resnet"}, "model must be one of"),
+        ({"model": "mlp"}, "hidden width is required for the MLP"),
+        ({"model": "tinycnn", "hidden": 8}, "hidden width is required for the MLP and only for it"),
+        ({"model": "tinycnn", "backend": "jax"}, "backend must be one of"),
+    ],
+)
 def test_bad_specs_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RunSpec(**kwargs)
@@ -35,8 +38,11 @@ def test_a_run_is_what_tinycnn_train_with_the_same_seed_does():
     spec = RunSpec("mlp", 3, 6, replicate=1, epochs=2)
     result = execute(spec)
     model = reference.MLP(6, 3, seed=spec.seed)
-    history = reference.train(model, reference.make_dataset(seed=spec.seed),
-                              reference.TrainConfig(epochs=2, seed=spec.seed))
+    history = reference.train(
+        model,
+        reference.make_dataset(seed=spec.seed),
+        reference.TrainConfig(epochs=2, seed=spec.seed),
+    )
     assert result.val_acc == history.val_acc and result.train_loss == history.train_loss
     assert result.n_parameters == model.n_parameters
     for name, value in model.params.items():
@@ -51,8 +57,9 @@ def test_torch_run_matches_numpy_run_from_the_same_weights():
     # Epoch 0 holds the copied initial weights; the snapshot after training is the real test.
     tol = tolerance("trajectory_final_params", "float64")
     for name, value in numpy_run.snapshots[2].items():
-        np.testing.assert_allclose(torch_run.snapshots[2][name], value, rtol=tol.rtol,
-                                   atol=tol.atol, err_msg=name)
+        np.testing.assert_allclose(
+            torch_run.snapshots[2][name], value, rtol=tol.rtol, atol=tol.atol, err_msg=name
+        )
 
 
 def test_linear_runs_in_both_backends():
@@ -92,11 +99,24 @@ def test_plan_shares_runs_between_sections_and_pairs_every_torch_run():
     groups = plan_runs(settings)
     specs = {s for group in groups.values() for s in group}
     # The sweep's 18-wide MLP is the comparison's MLP: listed once per seed in the sweep.
-    assert sum(1 for s in specs if s.model == "mlp" and s.hidden == 18 and s.n_classes == 3
-               and s.backend == "numpy") == 2
+    assert (
+        sum(
+            1
+            for s in specs
+            if s.model == "mlp" and s.hidden == 18 and s.n_classes == 3 and s.backend == "numpy"
+        )
+        == 2
+    )
     for spec in groups["torch"]:
-        twin = RunSpec(spec.model, spec.n_classes, spec.hidden, spec.replicate, spec.epochs,
-                       "numpy", spec.snapshot_epochs)
+        twin = RunSpec(
+            spec.model,
+            spec.n_classes,
+            spec.hidden,
+            spec.replicate,
+            spec.epochs,
+            "numpy",
+            spec.snapshot_epochs,
+        )
         assert twin in specs
     assert settings.snapshot_epochs == (0, 3)
 
@@ -114,8 +134,16 @@ def test_settings_for_the_command_line():
 
 def test_first_epoch_reaching_counts_from_epoch_zero_and_includes_the_target():
     spec = RunSpec("linear")
-    run = RunResult(spec=spec, seed=spec.seed, n_parameters=0, train_loss=[], train_acc=[],
-                    val_loss=[], val_acc=[0.3, 0.8, 0.95], final_params={})
+    run = RunResult(
+        spec=spec,
+        seed=spec.seed,
+        n_parameters=0,
+        train_loss=[],
+        train_acc=[],
+        val_loss=[],
+        val_acc=[0.3, 0.8, 0.95],
+        final_params={},
+    )
     assert run.first_epoch_reaching(0.3) == 0
     assert run.first_epoch_reaching(0.8) == 1
     assert run.first_epoch_reaching(0.9) == 2

@@ -14,8 +14,9 @@ from tinycnn import reference
 
 
 def test_connectivity_counts_dense_and_conv_layers_by_hand():
-    table = static.connectivity_table(image_shapes=((4, 4, 2), (10, 6, 1)), hidden_sizes=(5, 7),
-                                      n_filters=3, kernel_size=2)
+    table = static.connectivity_table(
+        image_shapes=((4, 4, 2), (10, 6, 1)), hidden_sizes=(5, 7), n_filters=3, kernel_size=2
+    )
     first, second = table.iloc[0], table.iloc[1]
     assert first["inputs"] == 32
     assert first["dense_5_hidden"] == 32 * 5 + 5 and first["dense_7_hidden"] == 32 * 7 + 7
@@ -117,8 +118,15 @@ PUBLISHED = {
     "VGG-16": 138_357_544,
     "ResNet-50": 25_557_032,
 }
-DEPTHS = {"TinyCNN": 2, "LeNet-5 (1998 paper)": 5, "LeNet-5 (modern)": 5,
-          "AlexNet (2012 paper)": 8, "AlexNet (torchvision)": 8, "VGG-16": 16, "ResNet-50": 50}
+DEPTHS = {
+    "TinyCNN": 2,
+    "LeNet-5 (1998 paper)": 5,
+    "LeNet-5 (modern)": 5,
+    "AlexNet (2012 paper)": 8,
+    "AlexNet (torchvision)": 8,
+    "VGG-16": 16,
+    "ResNet-50": 50,
+}
 
 
 @pytest.fixture(scope="module")

@@ -123,36 +123,64 @@ class Target:
 
 
 TARGETS = (
-    Target("tinycnn-batch-32", "TinyCNN training, batch 32, float32: NumPy >= 4x PyTorch",
-           {"section": "training", "model": "TinyCNN", "batch": 32, "dtype": "float32"},
-           minimum_ratio=4.0),
-    Target("tinycnn-full-batch", f"TinyCNN training, batch {FULL_BATCH}, float32: NumPy >= 1.2x "
-           f"PyTorch",
-           {"section": "training", "model": "TinyCNN", "batch": FULL_BATCH, "dtype": "float32"},
-           minimum_ratio=1.2),
-    Target("mlp-batch-32", "MLP (18 hidden) training, batch 32, float32: NumPy >= 4x PyTorch",
-           {"section": "training", "model": "MLP (18 hidden)", "batch": 32, "dtype": "float32"},
-           minimum_ratio=4.0),
-    Target("ops-batch-32", "every op forward and backward at TinyCNN shapes, batch 32 (float32 "
-           "and float64): NumPy no slower than PyTorch",
-           {"section": "ops", "implementation": "vectorized", "batch": 32},
-           minimum_ratio=1.0),
-    Target("report-full", "tinycnn report (full) under 60 s",
-           {"section": "commands", "key": "report-full"}, maximum_seconds=60.0),
-    Target("report-quick", "tinycnn report --quick under 30 s",
-           {"section": "commands", "key": "report-quick"}, maximum_seconds=30.0),
-    Target("check-correct", "grading a correct submission (tinycnn check) under 15 s",
-           {"section": "commands", "key": "check-correct"}, maximum_seconds=15.0),
-    Target("test-suite", "default test suite (pytest) under 60 s",
-           {"section": "commands", "key": "test-suite"}, maximum_seconds=60.0),
+    Target(
+        "tinycnn-batch-32",
+        "TinyCNN training, batch 32, float32: NumPy >= 4x PyTorch",
+        {"section": "training", "model": "TinyCNN", "batch": 32, "dtype": "float32"},
+        minimum_ratio=4.0,
+    ),
+    Target(
+        "tinycnn-full-batch",
+        f"TinyCNN training, batch {FULL_BATCH}, float32: NumPy >= 1.2x PyTorch",
+        {"section": "training", "model": "TinyCNN", "batch": FULL_BATCH, "dtype": "float32"},
+        minimum_ratio=1.2,
+    ),
+    Target(
+        "mlp-batch-32",
+        "MLP (18 hidden) training, batch 32, float32: NumPy >= 4x PyTorch",
+        {"section": "training", "model": "MLP (18 hidden)", "batch": 32, "dtype": "float32"},
+        minimum_ratio=4.0,
+    ),
+    Target(
+        "ops-batch-32",
+        "every op forward and backward at TinyCNN shapes, batch 32 (float32 "
+        "and float64): NumPy no slower than PyTorch",
+        {"section": "ops", "implementation": "vectorized", "batch": 32},
+        minimum_ratio=1.0,
+    ),
+    Target(
+        "report-full",
+        "tinycnn report (full) under 60 s",
+        {"section": "commands", "key": "report-full"},
+        maximum_seconds=60.0,
+    ),
+    Target(
+        "report-quick",
+        "tinycnn report --quick under 30 s",
+        {"section": "commands", "key": "report-quick"},
+        maximum_seconds=30.0,
+    ),
+    Target(
+        "check-correct",
+        "grading a correct submission (tinycnn check) under 15 s",
+        {"section": "commands", "key": "check-correct"},
+        maximum_seconds=15.0,
+    ),
+    Target(
+        "test-suite",
+        "default test suite (pytest) under 60 s",
+        {"section": "commands", "key": "test-suite"},
+        maximum_seconds=60.0,
+    ),
 )
 
 
 def ratio(numpy_seconds: float, torch_seconds: float) -> float:
     """NumPy speed / PyTorch speed for one task: ``torch_seconds / numpy_seconds``."""
     if numpy_seconds <= 0 or torch_seconds <= 0:
-        raise ValueError(f"times must be positive, got NumPy {numpy_seconds} s and PyTorch "
-                         f"{torch_seconds} s")
+        raise ValueError(
+            f"times must be positive, got NumPy {numpy_seconds} s and PyTorch {torch_seconds} s"
+        )
     return torch_seconds / numpy_seconds
 
 
@@ -175,12 +203,18 @@ def evaluate_targets(rows: list[dict], targets: Sequence[Target] = TARGETS) -> l
             row["passed"] = target.met_by(row)
             results.append(row["passed"])
         if target.minimum_ratio is not None:
-            worst = min((row["ratio"] for row in matching if row.get("ratio") is not None),
-                        default=None)
+            worst = min(
+                (row["ratio"] for row in matching if row.get("ratio") is not None), default=None
+            )
         else:
-            worst = max((row["seconds"] for row in matching
-                         if row.get("status") == "ok" and row.get("seconds") is not None),
-                        default=None)
+            worst = max(
+                (
+                    row["seconds"]
+                    for row in matching
+                    if row.get("status") == "ok" and row.get("seconds") is not None
+                ),
+                default=None,
+            )
         if not matching:
             status = "not measured"
         elif False in results:
@@ -189,9 +223,16 @@ def evaluate_targets(rows: list[dict], targets: Sequence[Target] = TARGETS) -> l
             status = "not available"
         else:
             status = "pass"
-        verdicts.append({"name": target.name, "description": target.description,
-                         "threshold": target.threshold_text(), "status": status,
-                         "rows": len(matching), "worst": worst})
+        verdicts.append(
+            {
+                "name": target.name,
+                "description": target.description,
+                "threshold": target.threshold_text(),
+                "status": status,
+                "rows": len(matching),
+                "worst": worst,
+            }
+        )
     return verdicts
 
 
@@ -223,9 +264,16 @@ def settings_for(quick: bool) -> BenchSettings:
     """The settings of ``tinycnn bench`` (``quick=False``) or ``tinycnn bench --quick``."""
     if not quick:
         return BenchSettings()
-    return BenchSettings(quick=True, repeat=5, min_run_seconds=0.005, warmup_calls=2,
-                         loop_repeat=1, train_dtypes=("float32",), train_repeat=5,
-                         commands=("report-quick", "check-correct"))
+    return BenchSettings(
+        quick=True,
+        repeat=5,
+        min_run_seconds=0.005,
+        warmup_calls=2,
+        loop_repeat=1,
+        train_dtypes=("float32",),
+        train_repeat=5,
+        commands=("report-quick", "check-correct"),
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -258,9 +306,14 @@ def _run_seconds(function: Callable[[], object], calls: int) -> float:
             gc.enable()
 
 
-def compare(numpy_function: Callable[[], object], torch_function: Callable[[], object],
-            settings: BenchSettings, *, repeat: int | None = None,
-            fixed_calls: int | None = None) -> tuple[float, float]:
+def compare(
+    numpy_function: Callable[[], object],
+    torch_function: Callable[[], object],
+    settings: BenchSettings,
+    *,
+    repeat: int | None = None,
+    fixed_calls: int | None = None,
+) -> tuple[float, float]:
     """Median seconds per call of each function, their timed runs alternating.
 
     ``fixed_calls`` skips the calibration and times that many calls per run (for functions
@@ -325,6 +378,7 @@ def _op_cases(batch: int, dtype_name: str):
         def call():
             with torch.no_grad():
                 return function(*inputs)
+
         return call
 
     def backward(function, upstream, *arrays):
@@ -346,25 +400,69 @@ def _op_cases(batch: int, dtype_name: str):
     conv_shape = f"x ({N},1,8,8), w (3,1,3,3)"
     map_shape = f"({N},3,6,6)"
     return [
-        ("conv2d", "forward", conv_shape, lambda: ops.conv2d_forward(x, w, b),
-         no_grad(F.conv2d, x, w, b)),
-        ("conv2d", "backward", conv_shape, lambda: ops.conv2d_backward(conv_out, x, w, b),
-         backward(F.conv2d, conv_out, x, w, b)),
-        ("relu", "forward", map_shape, lambda: ops.relu_forward(conv_out),
-         no_grad(F.relu, conv_out)),
-        ("relu", "backward", map_shape, lambda: ops.relu_backward(conv_out, conv_out),
-         backward(F.relu, conv_out, conv_out)),
-        ("maxpool2d", "forward", f"{map_shape}, 2x2 stride 2",
-         lambda: ops.maxpool2d_forward(conv_out, 2, 2), no_grad(pool, conv_out)),
-        ("maxpool2d", "backward", f"{map_shape}, 2x2 stride 2",
-         lambda: ops.maxpool2d_backward(pooled, conv_out, 2, 2), backward(pool, pooled, conv_out)),
-        ("linear", "forward", f"({N},27) -> 3", lambda: ops.linear_forward(features, fc_w, fc_b),
-         no_grad(F.linear, features, fc_w, fc_b)),
-        ("linear", "backward", f"({N},27) -> 3",
-         lambda: ops.linear_backward(logits, features, fc_w, fc_b),
-         backward(F.linear, logits, features, fc_w, fc_b)),
-        ("softmax_cross_entropy", "forward+backward", f"logits ({N},3)",
-         lambda: ops.softmax_cross_entropy(logits, labels), cross_entropy_with_gradient),
+        (
+            "conv2d",
+            "forward",
+            conv_shape,
+            lambda: ops.conv2d_forward(x, w, b),
+            no_grad(F.conv2d, x, w, b),
+        ),
+        (
+            "conv2d",
+            "backward",
+            conv_shape,
+            lambda: ops.conv2d_backward(conv_out, x, w, b),
+            backward(F.conv2d, conv_out, x, w, b),
+        ),
+        (
+            "relu",
+            "forward",
+            map_shape,
+            lambda: ops.relu_forward(conv_out),
+            no_grad(F.relu, conv_out),
+        ),
+        (
+            "relu",
+            "backward",
+            map_shape,
+            lambda: ops.relu_backward(conv_out, conv_out),
+            backward(F.relu, conv_out, conv_out),
+        ),
+        (
+            "maxpool2d",
+            "forward",
+            f"{map_shape}, 2x2 stride 2",
+            lambda: ops.maxpool2d_forward(conv_out, 2, 2),
+            no_grad(pool, conv_out),
+        ),
+        (
+            "maxpool2d",
+            "backward",
+            f"{map_shape}, 2x2 stride 2",
+            lambda: ops.maxpool2d_backward(pooled, conv_out, 2, 2),
+            backward(pool, pooled, conv_out),
+        ),
+        (
+            "linear",
+            "forward",
+            f"({N},27) -> 3",
+            lambda: ops.linear_forward(features, fc_w, fc_b),
+            no_grad(F.linear, features, fc_w, fc_b),
+        ),
+        (
+            "linear",
+            "backward",
+            f"({N},27) -> 3",
+            lambda: ops.linear_backward(logits, features, fc_w, fc_b),
+            backward(F.linear, logits, features, fc_w, fc_b),
+        ),
+        (
+            "softmax_cross_entropy",
+            "forward+backward",
+            f"logits ({N},3)",
+            lambda: ops.softmax_cross_entropy(logits, labels),
+            cross_entropy_with_gradient,
+        ),
     ]
 
 
@@ -395,28 +493,52 @@ def bench_ops(settings: BenchSettings, progress: Callable[[str], None]) -> list[
     """One row per op, pass and dtype (vectorized), then the loop versions (float64)."""
     rows = []
     for dtype_name in ("float32", "float64"):
-        for op, pass_name, shapes, numpy_call, torch_call in _op_cases(settings.op_batch,
-                                                                       dtype_name):
+        for op, pass_name, shapes, numpy_call, torch_call in _op_cases(
+            settings.op_batch, dtype_name
+        ):
             progress(f"{op} {pass_name} {dtype_name}")
             numpy_seconds, torch_seconds = compare(numpy_call, torch_call, settings)
-            rows.append({"section": "ops", "name": f"{op} {pass_name}", "op": op,
-                         "pass": pass_name, "implementation": "vectorized", "dtype": dtype_name,
-                         "batch": settings.op_batch, "shapes": shapes,
-                         "numpy_seconds": numpy_seconds, "torch_seconds": torch_seconds,
-                         "ratio": ratio(numpy_seconds, torch_seconds)})
+            rows.append(
+                {
+                    "section": "ops",
+                    "name": f"{op} {pass_name}",
+                    "op": op,
+                    "pass": pass_name,
+                    "implementation": "vectorized",
+                    "dtype": dtype_name,
+                    "batch": settings.op_batch,
+                    "shapes": shapes,
+                    "numpy_seconds": numpy_seconds,
+                    "torch_seconds": torch_seconds,
+                    "ratio": ratio(numpy_seconds, torch_seconds),
+                }
+            )
     # The loop versions take milliseconds: one call per run is precise enough, and PyTorch's
     # time is the one just measured for the same op, pass and shapes in float64.
     for op, pass_name, loop_call in _loop_cases(settings.op_batch):
         progress(f"{op} {pass_name} loops")
         loop_seconds = _time_alone(loop_call, settings.loop_repeat)
-        vectorized = next(row for row in rows if (row["op"], row["pass"], row["dtype"])
-                          == (op, pass_name, "float64"))
-        rows.append({"section": "ops", "name": f"{op} {pass_name} (loops)", "op": op,
-                     "pass": pass_name, "implementation": "loops", "dtype": "float64",
-                     "batch": settings.op_batch, "shapes": vectorized["shapes"],
-                     "numpy_seconds": loop_seconds, "torch_seconds": vectorized["torch_seconds"],
-                     "ratio": ratio(loop_seconds, vectorized["torch_seconds"]),
-                     "slower_than_vectorized": loop_seconds / vectorized["numpy_seconds"]})
+        vectorized = next(
+            row
+            for row in rows
+            if (row["op"], row["pass"], row["dtype"]) == (op, pass_name, "float64")
+        )
+        rows.append(
+            {
+                "section": "ops",
+                "name": f"{op} {pass_name} (loops)",
+                "op": op,
+                "pass": pass_name,
+                "implementation": "loops",
+                "dtype": "float64",
+                "batch": settings.op_batch,
+                "shapes": vectorized["shapes"],
+                "numpy_seconds": loop_seconds,
+                "torch_seconds": vectorized["torch_seconds"],
+                "ratio": ratio(loop_seconds, vectorized["torch_seconds"]),
+                "slower_than_vectorized": loop_seconds / vectorized["numpy_seconds"],
+            }
+        )
     return rows
 
 
@@ -451,11 +573,15 @@ def _epoch_functions(model_name: str, batch: int, dtype_name: str, n_train: int)
     batches = reference.epoch_batches(n_train, batch, epoch=1, seed=config.seed)
 
     module = torch_impl.from_reference(model)  # same initial weights, same dtype
-    optimizer = SGD(model.params, lr=config.lr, momentum=config.momentum,
-                    weight_decay=config.weight_decay)
-    torch_optimizer = torch.optim.SGD(module.parameters(), lr=config.lr,
-                                      momentum=config.momentum,
-                                      weight_decay=config.weight_decay)
+    optimizer = SGD(
+        model.params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    torch_optimizer = torch.optim.SGD(
+        module.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
     x_torch, y_torch = torch.from_numpy(x), torch.from_numpy(y)
     torch_batches = [torch.from_numpy(index) for index in batches]
 
@@ -478,18 +604,31 @@ def bench_training(settings: BenchSettings, progress: Callable[[str], None]) -> 
         for model_name in ("TinyCNN", "MLP (18 hidden)"):
             for batch in settings.train_batches:
                 progress(f"train {model_name} batch {batch} {dtype_name}")
-                numpy_epoch, torch_epoch = _epoch_functions(model_name, batch, dtype_name,
-                                                            settings.n_train)
-                numpy_seconds, torch_seconds = compare(numpy_epoch, torch_epoch, epoch_settings,
-                                                       repeat=settings.train_repeat,
-                                                       fixed_calls=1)
-                rows.append({"section": "training", "name": f"{model_name}, batch {batch}",
-                             "model": model_name, "batch": batch, "dtype": dtype_name,
-                             "samples_per_epoch": settings.n_train,
-                             "numpy_seconds": numpy_seconds, "torch_seconds": torch_seconds,
-                             "numpy_samples_per_second": settings.n_train / numpy_seconds,
-                             "torch_samples_per_second": settings.n_train / torch_seconds,
-                             "ratio": ratio(numpy_seconds, torch_seconds)})
+                numpy_epoch, torch_epoch = _epoch_functions(
+                    model_name, batch, dtype_name, settings.n_train
+                )
+                numpy_seconds, torch_seconds = compare(
+                    numpy_epoch,
+                    torch_epoch,
+                    epoch_settings,
+                    repeat=settings.train_repeat,
+                    fixed_calls=1,
+                )
+                rows.append(
+                    {
+                        "section": "training",
+                        "name": f"{model_name}, batch {batch}",
+                        "model": model_name,
+                        "batch": batch,
+                        "dtype": dtype_name,
+                        "samples_per_epoch": settings.n_train,
+                        "numpy_seconds": numpy_seconds,
+                        "torch_seconds": torch_seconds,
+                        "numpy_samples_per_second": settings.n_train / numpy_seconds,
+                        "torch_samples_per_second": settings.n_train / torch_seconds,
+                        "ratio": ratio(numpy_seconds, torch_seconds),
+                    }
+                )
     return rows
 
 
@@ -521,6 +660,7 @@ def correct_submission() -> Path:
     or without a source checkout.
     """
     from tinycnn import parity_tests
+
     return Path(parity_tests.__file__).resolve().parent / "fixtures" / "loop_ops.py"
 
 
@@ -535,13 +675,21 @@ def command_runs() -> dict[str, tuple[str, tuple[str, ...], Path | str | None]]:
     into_folder = ("--out", "report", "--no-progress")
     return {
         "report-full": ("tinycnn report", ("tinycnn", "report", *into_folder), FRESH_FOLDER),
-        "report-quick": ("tinycnn report --quick", ("tinycnn", "report", "--quick", *into_folder),
-                         FRESH_FOLDER),
-        "check-correct": ("tinycnn check (correct submission)",
-                          ("tinycnn", "check", str(correct_submission())), FRESH_FOLDER),
-        "test-suite": ("pytest (default test suite)",
-                       (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
-                       source_checkout()),
+        "report-quick": (
+            "tinycnn report --quick",
+            ("tinycnn", "report", "--quick", *into_folder),
+            FRESH_FOLDER,
+        ),
+        "check-correct": (
+            "tinycnn check (correct submission)",
+            ("tinycnn", "check", str(correct_submission())),
+            FRESH_FOLDER,
+        ),
+        "test-suite": (
+            "pytest (default test suite)",
+            (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+            source_checkout(),
+        ),
     }
 
 
@@ -554,8 +702,15 @@ def _last_line(*texts: str) -> str:
     return "no message"
 
 
-def time_command(key: str, name: str, argv: Sequence[str], cwd: Path | str | None, *,
-                 timeout_seconds: float, tinycnn_prefix: Sequence[str] | None = None) -> dict:
+def time_command(
+    key: str,
+    name: str,
+    argv: Sequence[str],
+    cwd: Path | str | None,
+    *,
+    timeout_seconds: float,
+    tinycnn_prefix: Sequence[str] | None = None,
+) -> dict:
     """Wall time of one command run in a subprocess (default threads), as a table row.
 
     ``argv[0] == "tinycnn"`` is replaced by ``tinycnn_prefix`` (default: this Python,
@@ -567,15 +722,21 @@ def time_command(key: str, name: str, argv: Sequence[str], cwd: Path | str | Non
     time of a successful run, None otherwise; ``elapsed_seconds`` the wall time of any run.
     """
     # argv[0] by its name only ("python", "tinycnn"): the JSON is committed, paths differ.
-    row = {"section": "commands", "key": key, "name": name,
-           "command": " ".join([Path(argv[0]).name, *argv[1:]]),
-           "cwd": None if cwd is None else str(cwd), "seconds": None}
+    row = {
+        "section": "commands",
+        "key": key,
+        "name": name,
+        "command": " ".join([Path(argv[0]).name, *argv[1:]]),
+        "cwd": None if cwd is None else str(cwd),
+        "seconds": None,
+    }
     command = list(argv)
     if command[0] == "tinycnn":
         prefix = list(tinycnn_prefix or [sys.executable, "-m", "tinycnn"])
         command[:1] = prefix
-        probe = subprocess.run([*prefix, argv[1], "--help"], capture_output=True, text=True,
-                               check=False)
+        probe = subprocess.run(
+            [*prefix, argv[1], "--help"], capture_output=True, text=True, check=False
+        )
         if probe.returncode != 0:
             cwd = None
     if cwd is None:
@@ -583,8 +744,9 @@ def time_command(key: str, name: str, argv: Sequence[str], cwd: Path | str | Non
         return row
     with tempfile.TemporaryDirectory(prefix="tinycnn-bench-") as folder:
         start = time.perf_counter()
-        returncode, stdout, stderr = _run(command, folder if cwd == FRESH_FOLDER else cwd,
-                                          timeout_seconds)
+        returncode, stdout, stderr = _run(
+            command, folder if cwd == FRESH_FOLDER else cwd, timeout_seconds
+        )
         row["elapsed_seconds"] = time.perf_counter() - start
     if returncode is None:
         row["status"] = f"timed out after {timeout_seconds:g} s"
@@ -596,16 +758,23 @@ def time_command(key: str, name: str, argv: Sequence[str], cwd: Path | str | Non
     return row
 
 
-def _run(command: Sequence[str], cwd: Path | str,
-         timeout_seconds: float) -> tuple[int | None, str, str]:
+def _run(
+    command: Sequence[str], cwd: Path | str, timeout_seconds: float
+) -> tuple[int | None, str, str]:
     """``(exit status, stdout, stderr)`` of ``command``; status None if it timed out.
 
     The command gets its own process group, and a run that times out (or a benchmark stopped
     with Ctrl-C) kills the whole group: pytest and the grader start worker processes of their
     own, which would otherwise keep running and slow every later row.
     """
-    with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, start_new_session=True) as process:
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout_seconds)
         except BaseException as error:
@@ -658,9 +827,13 @@ def machine_facts() -> dict:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     except (TypeError, KeyError):  # older NumPy: no mode="dicts"
         blas = None
-    libraries = [{key: info.get(key) for key in ("user_api", "internal_api", "version",
-                                                   "num_threads", "filepath")}
-                 for info in threadpoolctl.threadpool_info()]
+    libraries = [
+        {
+            key: info.get(key)
+            for key in ("user_api", "internal_api", "version", "num_threads", "filepath")
+        }
+        for info in threadpoolctl.threadpool_info()
+    ]
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
@@ -695,10 +868,12 @@ def single_thread() -> Iterator[dict]:
         try:
             yield {
                 "how": "threadpoolctl.threadpool_limits(limits=1) for NumPy's BLAS and OpenMP; "
-                       "torch.set_num_threads(1) for PyTorch",
-                "numpy_blas_threads": [info["num_threads"]
-                                       for info in threadpoolctl.threadpool_info()
-                                       if info["user_api"] == "blas"],
+                "torch.set_num_threads(1) for PyTorch",
+                "numpy_blas_threads": [
+                    info["num_threads"]
+                    for info in threadpoolctl.threadpool_info()
+                    if info["user_api"] == "blas"
+                ],
                 "torch_threads": torch.get_num_threads(),
             }
         finally:
@@ -727,7 +902,7 @@ class BenchResult:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "ratio": "NumPy speed / PyTorch speed = PyTorch time / NumPy time (>1: NumPy faster)",
             "timing": "median over `repeat` runs of the time per call; warm-up calls first; "
-                      "NumPy and PyTorch runs alternate; garbage collector off while timing",
+            "NumPy and PyTorch runs alternate; garbage collector off while timing",
             "settings": asdict(self.settings),
             "threads": self.threads,
             "machine": self.machine,
@@ -738,8 +913,11 @@ class BenchResult:
         }
 
 
-def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = None,
-              tinycnn_prefix: Sequence[str] | None = None) -> BenchResult:
+def run_bench(
+    settings: BenchSettings,
+    progress: Callable[[str], None] | None = None,
+    tinycnn_prefix: Sequence[str] | None = None,
+) -> BenchResult:
     """Measure everything ``settings`` asks for; return the rows and the target verdicts.
 
     ``tinycnn_prefix`` is how the command rows start ``tinycnn`` (see :func:`time_command`).
@@ -753,9 +931,16 @@ def run_bench(settings: BenchSettings, progress: Callable[[str], None] | None = 
     for key in settings.commands:  # default threads: the command targets are for the machine
         name, argv, cwd = runs[key]
         progress(name)
-        rows.append(time_command(key, name, argv, cwd,
-                                 timeout_seconds=settings.command_timeout_seconds,
-                                 tinycnn_prefix=tinycnn_prefix))
+        rows.append(
+            time_command(
+                key,
+                name,
+                argv,
+                cwd,
+                timeout_seconds=settings.command_timeout_seconds,
+                tinycnn_prefix=tinycnn_prefix,
+            )
+        )
     machine["load_average_at_end"] = _load_average()
     targets = evaluate_targets(rows)
     return BenchResult(settings, machine, threads, rows, targets, time.perf_counter() - start)
@@ -789,19 +974,35 @@ def _row_cells(row: dict) -> list[str]:
         name = f"{row['name']}  {row['shapes']}"
         if "slower_than_vectorized" in row:
             name += f"  [{row['slower_than_vectorized']:,.0f}x slower than vectorized]"
-        return [row["section"], name, row["dtype"], _time_text(row["numpy_seconds"]),
-                _time_text(row["torch_seconds"]), f"{row['ratio']:.2f}x", mark]
+        return [
+            row["section"],
+            name,
+            row["dtype"],
+            _time_text(row["numpy_seconds"]),
+            _time_text(row["torch_seconds"]),
+            f"{row['ratio']:.2f}x",
+            mark,
+        ]
     if row["section"] == "training":
-        return [row["section"], row["name"], row["dtype"],
-                f"{row['numpy_samples_per_second']:,.0f}/s",
-                f"{row['torch_samples_per_second']:,.0f}/s", f"{row['ratio']:.2f}x", mark]
+        return [
+            row["section"],
+            row["name"],
+            row["dtype"],
+            f"{row['numpy_samples_per_second']:,.0f}/s",
+            f"{row['torch_samples_per_second']:,.0f}/s",
+            f"{row['ratio']:.2f}x",
+            mark,
+        ]
     time_or_status = _time_text(row["seconds"]) if row["status"] == "ok" else row["status"]
     return [row["section"], row["name"], "-", time_or_status, "-", "-", mark]
 
 
 def _blas_text(machine: dict) -> str:
-    blas = ", ".join(f"{lib['internal_api']} {lib['version']}"
-                     for lib in machine["thread_pools_loaded"] if lib["user_api"] == "blas")
+    blas = ", ".join(
+        f"{lib['internal_api']} {lib['version']}"
+        for lib in machine["thread_pools_loaded"]
+        if lib["user_api"] == "blas"
+    )
     return blas or "unknown"
 
 
@@ -840,8 +1041,9 @@ def format_table(result: BenchResult) -> str:
     widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_HEADER))]
     lines = []
     for k, line in enumerate(cells):
-        lines.append("  ".join(text.ljust(width) for text, width in zip(line, widths,
-                                                                          strict=True)).rstrip())
+        lines.append(
+            "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+        )
         if k == 0:
             lines.append("  ".join("-" * width for width in widths))
     lines += ["", *_notes(result), "", "Targets:"]
@@ -864,8 +1066,7 @@ def format_markdown(result: BenchResult, created: str | None = None) -> str:
     machine, settings = result.machine, result.settings
     created = created or time.strftime("%Y-%m-%d %H:%M %z")
     command = "tinycnn bench --quick" if settings.quick else "tinycnn bench"
-    load_start, load_end = machine.get("load_average_at_start"), machine.get(
-        "load_average_at_end")
+    load_start, load_end = machine.get("load_average_at_start"), machine.get("load_average_at_end")
     lines = [
         "# TinyCNN benchmark: NumPy reference against PyTorch",
         "",
@@ -881,22 +1082,30 @@ def format_markdown(result: BenchResult, created: str | None = None) -> str:
     ]
     if load_start is not None:
         end_text = "" if load_end is None else f", at the end {', '.join(map(str, load_end))}"
-        lines.append(f"- Load average (1, 5, 15 min) at the start {', '.join(map(str, load_start))}"
-                     f"{end_text}: other work on the machine slows every row")
+        lines.append(
+            f"- Load average (1, 5, 15 min) at the start {', '.join(map(str, load_start))}"
+            f"{end_text}: other work on the machine slows every row"
+        )
     lines += ["", "## How it was measured", ""]
     lines += [f"- {note}" for note in _notes(result)[:3]]
-    lines += ["", "## Results", "",
-              "| " + " | ".join(TABLE_HEADER) + " |",
-              "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---"]) + "|"]
+    lines += [
+        "",
+        "## Results",
+        "",
+        "| " + " | ".join(TABLE_HEADER) + " |",
+        "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---"]) + "|",
+    ]
     for row in result.rows:
         lines.append("| " + " | ".join(_markdown_cell(cell) for cell in _row_cells(row)) + " |")
     lines += ["", "## Targets", ""]
     for verdict in result.targets:
         lines.append(f"- **{verdict['status'].upper()}**: {_verdict_text(verdict)}")
     statuses = [verdict["status"] for verdict in result.targets]
-    counts = ", ".join(f"{statuses.count(status)} {status}"
-                       for status in ("pass", "fail", "not available", "not measured")
-                       if status in statuses)
+    counts = ", ".join(
+        f"{statuses.count(status)} {status}"
+        for status in ("pass", "fail", "not available", "not measured")
+        if status in statuses
+    )
     all_pass = all(status == "pass" for status in statuses)
     lines += ["", f"All targets pass: {'yes' if all_pass else 'no'} ({counts})."]
     return "\n".join(lines) + "\n"
@@ -905,22 +1114,33 @@ def format_markdown(result: BenchResult, created: str | None = None) -> str:
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``tinycnn bench`` to the ``tinycnn`` subcommands."""
     parser = subparsers.add_parser(
-        "bench", help="time the NumPy reference against PyTorch (ops, training, commands)",
+        "bench",
+        help="time the NumPy reference against PyTorch (ops, training, commands)",
         description="Time every op, forward and backward, and training throughput of TinyCNN "
-                    "and the MLP, NumPy against PyTorch eager on one thread each; time "
-                    "`tinycnn report` (full and --quick), `tinycnn check` of a correct "
-                    "submission and the default test suite; print the NumPy/PyTorch ratios "
-                    "with the targets of issue 5.",
+        "and the MLP, NumPy against PyTorch eager on one thread each; time "
+        "`tinycnn report` (full and --quick), `tinycnn check` of a correct "
+        "submission and the default test suite; print the NumPy/PyTorch ratios "
+        "with the targets of issue 5.",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results to PATH (JSON)")
-    parser.add_argument("--markdown", metavar="PATH",
-                        help="also write the table, machine and target verdicts to PATH "
-                             "(markdown)")
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer repeats, float32 training only; of the commands only "
-                             "`report --quick` and `check` (well under a minute)")
-    parser.add_argument("--no-commands", "--no-report", dest="no_commands", action="store_true",
-                        help="do not time any command (report, check, test suite)")
+    parser.add_argument(
+        "--markdown",
+        metavar="PATH",
+        help="also write the table, machine and target verdicts to PATH (markdown)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repeats, float32 training only; of the commands only "
+        "`report --quick` and `check` (well under a minute)",
+    )
+    parser.add_argument(
+        "--no-commands",
+        "--no-report",
+        dest="no_commands",
+        action="store_true",
+        help="do not time any command (report, check, test suite)",
+    )
     parser.set_defaults(func=run_bench_command)
     return parser
 
@@ -946,8 +1166,10 @@ def run_bench_command(args) -> int:
 
     result = run_bench(settings, progress)
     print(format_table(result))
-    texts = {"--json": lambda: json.dumps(result.to_json(), indent=2) + "\n",
-             "--markdown": lambda: format_markdown(result)}
+    texts = {
+        "--json": lambda: json.dumps(result.to_json(), indent=2) + "\n",
+        "--markdown": lambda: format_markdown(result),
+    }
     for option, path in outputs.items():
         if path is not None:
             write_output(option, path, texts[option]())

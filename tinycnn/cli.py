@@ -50,28 +50,55 @@ def non_negative_int(text: str) -> int:
 
 def _register_train(subparsers) -> None:
     parser = subparsers.add_parser(
-        "train", help="train TinyCNN or an MLP on the stripe images (NumPy or PyTorch)",
+        "train",
+        help="train TinyCNN or an MLP on the stripe images (NumPy or PyTorch)",
         description="Train TinyCNN or an MLP on the synthetic stripe images and print the final "
-                    "accuracy. Weights saved by one backend load in the other.",
+        "accuracy. Weights saved by one backend load in the other.",
     )
-    parser.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
-                        help="implementation to train with (default: numpy)")
-    parser.add_argument("--model", choices=("tinycnn", "mlp"), default=None,
-                        help="architecture (default: tinycnn, or the one in --load)")
-    parser.add_argument("--hidden", type=positive_int, default=None,
-                        help="hidden width of the MLP (default: 18)")
-    parser.add_argument("--classes", type=int, choices=(3, 4), default=None,
-                        help="3: vertical/horizontal/diagonal; 4 adds dot (default: 3)")
-    parser.add_argument("--epochs", type=non_negative_int, default=80,
-                        help="training epochs (default: 80; 0 only evaluates)")
-    parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seed of the data, the initial weights and the batch order "
-                             "(default: 0)")
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                        help="floating-point precision (default: float64)")
+    parser.add_argument(
+        "--backend",
+        choices=("numpy", "torch"),
+        default="numpy",
+        help="implementation to train with (default: numpy)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=("tinycnn", "mlp"),
+        default=None,
+        help="architecture (default: tinycnn, or the one in --load)",
+    )
+    parser.add_argument(
+        "--hidden", type=positive_int, default=None, help="hidden width of the MLP (default: 18)"
+    )
+    parser.add_argument(
+        "--classes",
+        type=int,
+        choices=(3, 4),
+        default=None,
+        help="3: vertical/horizontal/diagonal; 4 adds dot (default: 3)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=non_negative_int,
+        default=80,
+        help="training epochs (default: 80; 0 only evaluates)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seed of the data, the initial weights and the batch order (default: 0)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="floating-point precision (default: float64)",
+    )
     parser.add_argument("--save", metavar="PATH", help="write the trained weights to PATH (.npz)")
-    parser.add_argument("--load", metavar="PATH",
-                        help="start from the weights in PATH (.npz, from either backend)")
+    parser.add_argument(
+        "--load", metavar="PATH", help="start from the weights in PATH (.npz, from either backend)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run_train)
 
@@ -98,12 +125,15 @@ def _build_model(args):
         raise CommandError(str(error)) from None
     if kind not in ("tinycnn", "mlp"):
         raise CommandError(f"{args.load}: unknown model {kind!r}")
-    for flag, wanted, stored in (("--model", args.model, kind),
-                                 ("--classes", args.classes, config.get("n_classes")),
-                                 ("--hidden", args.hidden, config.get("hidden"))):
+    for flag, wanted, stored in (
+        ("--model", args.model, kind),
+        ("--classes", args.classes, config.get("n_classes")),
+        ("--hidden", args.hidden, config.get("hidden")),
+    ):
         if wanted is not None and wanted != stored:
-            raise CommandError(f"{flag} {wanted} conflicts with {args.load}, which holds "
-                               f"{kind} with {config}")
+            raise CommandError(
+                f"{flag} {wanted} conflicts with {args.load}, which holds {kind} with {config}"
+            )
     cls = reference.TinyCNN if kind == "tinycnn" else reference.MLP
     try:
         model = cls(**config).load_params(params)
@@ -128,15 +158,18 @@ def run_train(args) -> int:
         params = model.params
     else:
         from tinycnn import torch_impl
+
         module = torch_impl.from_reference(model)
         history = torch_impl.train(module, dataset, config, progress=progress)
         params = torch_impl.params_of(module)
 
     n_val = len(dataset.y_val)
     val_acc = history.val_acc[-1]
-    print(f"{kind} ({model.n_parameters} parameters, {args.backend}, {model.dtype}) after "
-          f"{args.epochs} epochs: train accuracy {history.train_acc[-1]:.4f}, "
-          f"validation accuracy {val_acc:.4f} ({round(val_acc * n_val)}/{n_val})")
+    print(
+        f"{kind} ({model.n_parameters} parameters, {args.backend}, {model.dtype}) after "
+        f"{args.epochs} epochs: train accuracy {history.train_acc[-1]:.4f}, "
+        f"validation accuracy {val_acc:.4f} ({round(val_acc * n_val)}/{n_val})"
+    )
     if args.save is not None:
         try:
             save_checkpoint(args.save, params, kind, model.config)
@@ -187,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tinycnn",
         description="TinyCNN from scratch in NumPy, checked against PyTorch.",
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                       parser_class=OneLineParser)
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
+    )
     _register_train(subparsers)
     for register in _optional_commands():
         register(subparsers)

@@ -101,7 +101,8 @@ def run_jobs(
 
     return_as = "generator" if ordered else "generator_unordered"
     return Parallel(n_jobs=n_jobs, prefer=prefer, return_as=return_as)(
-        delayed(function)(item) for item in items)
+        delayed(function)(item) for item in items
+    )
 
 
 def _connect(address: str):
@@ -126,13 +127,15 @@ def _connect(address: str):
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
     except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
         client.close()
-        raise SchedulerError(f"the Dask scheduler at {address} has no workers (waited "
-                             f"{CONNECT_TIMEOUT:g} s)") from None
+        raise SchedulerError(
+            f"the Dask scheduler at {address} has no workers (waited {CONNECT_TIMEOUT:g} s)"
+        ) from None
     return client
 
 
-def _on_cluster(function: Callable[[T], R], items: Sequence[T], client,
-                ordered: bool) -> Iterator[R]:
+def _on_cluster(
+    function: Callable[[T], R], items: Sequence[T], client, ordered: bool
+) -> Iterator[R]:
     """The results of the jobs, run by the client's workers; closes the client when done."""
     from joblib import Parallel, delayed, parallel_config
 
@@ -142,6 +145,7 @@ def _on_cluster(function: Callable[[T], R], items: Sequence[T], client,
         with parallel_config(backend="dask", client=client):
             return_as = "generator" if ordered else "generator_unordered"
             yield from Parallel(n_jobs=-1, return_as=return_as)(
-                delayed(function)(item) for item in items)
+                delayed(function)(item) for item in items
+            )
     finally:
         client.close()

@@ -9,12 +9,21 @@
 from tinycnn.torch_impl.models import MLP, TinyCNN
 from tinycnn.torch_impl.train import evaluate, train
 from tinycnn.torch_impl.weights import (
-           from_reference,
-           load_params,
-           module_for,
-           params_of,
-           to_reference,
+    from_reference,
+    load_params,
+    module_for,
+    params_of,
+    to_reference,
 )
 
-__all__ = ["MLP", "TinyCNN", "evaluate", "from_reference", "load_params", "module_for",
-           "params_of", "to_reference", "train"]
+__all__ = [
+    "MLP",
+    "TinyCNN",
+    "evaluate",
+    "from_reference",
+    "load_params",
+    "module_for",
+    "params_of",
+    "to_reference",
+    "train",
+]

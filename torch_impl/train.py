@@ -20,8 +20,9 @@ from torch import nn
 __all__ = ["evaluate", "sgd_step", "train"]
 
 
-def sgd_step(module: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-             labels: torch.Tensor) -> float:
+def sgd_step(
+    module: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, labels: torch.Tensor
+) -> float:
     """One minibatch step: loss, backward pass, update. Returns the minibatch loss."""
     optimizer.zero_grad()
     loss = F.cross_entropy(module(x), labels)
@@ -66,13 +67,19 @@ def _train(module, dataset, config, progress) -> History:
     x_val = torch.as_tensor(dataset.x_val, dtype=dtype)
     y_train = torch.as_tensor(dataset.y_train)
     y_val = torch.as_tensor(dataset.y_val)
-    optimizer = torch.optim.SGD(module.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        module.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
     history = History()
 
     def end_of_epoch(epoch: int) -> None:
-        history.record(evaluate(module, x_train, y_train),
-                       evaluate(module, x_val, y_val) if len(y_val) else (np.nan, np.nan))
+        history.record(
+            evaluate(module, x_train, y_train),
+            evaluate(module, x_val, y_val) if len(y_val) else (np.nan, np.nan),
+        )
         if epoch in config.snapshot_epochs:
             history.snapshots[epoch] = params_of(module)
 
@@ -81,8 +88,9 @@ def _train(module, dataset, config, progress) -> History:
         for epoch in range(1, config.epochs + 1):
             for batch in epoch_batches(len(y_train), config.batch_size, epoch, config.seed):
                 index = torch.from_numpy(batch)
-                history.step_loss.append(sgd_step(module, optimizer, x_train[index],
-                                                  y_train[index]))
+                history.step_loss.append(
+                    sgd_step(module, optimizer, x_train[index], y_train[index])
+                )
             end_of_epoch(epoch)
             report(epoch, history)
     return history

@@ -22,8 +22,9 @@ def load_params(module: nn.Module, params: Mapping[str, np.ndarray]) -> nn.Modul
     """Copy NumPy ``params`` into ``module`` (names and shapes checked), keeping their dtype."""
     expected = module.state_dict()
     if set(params) != set(expected):
-        raise ValueError(f"{type(module).__name__} expects parameters {sorted(expected)}, "
-                         f"got {sorted(params)}")
+        raise ValueError(
+            f"{type(module).__name__} expects parameters {sorted(expected)}, got {sorted(params)}"
+        )
     dtypes = {np.asarray(p).dtype for p in params.values()}
     if len(dtypes) != 1:
         raise ValueError(f"parameters must share one dtype, got {sorted(map(str, dtypes))}")
@@ -31,8 +32,10 @@ def load_params(module: nn.Module, params: Mapping[str, np.ndarray]) -> nn.Modul
     state = {name: torch.from_numpy(np.array(value, copy=True)) for name, value in params.items()}
     for name, tensor in state.items():
         if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise ValueError(f"parameter {name!r} must have shape {tuple(expected[name].shape)}, "
-                             f"got {tuple(tensor.shape)}")
+            raise ValueError(
+                f"parameter {name!r} must have shape {tuple(expected[name].shape)}, "
+                f"got {tuple(tensor.shape)}"
+            )
     module.load_state_dict(state)
     return module
 
@@ -57,6 +60,7 @@ def from_reference(model) -> nn.Module:
 def to_reference(module: nn.Module, ops=None):
     """A NumPy model holding exactly the parameters (and dtype) of a PyTorch twin."""
     from tinycnn import reference
+
     kind = type(module).__name__
     model = getattr(reference, kind)(**module.config, ops=ops)
     return model.load_params(params_of(module))

@@ -239,8 +239,9 @@ class NamespaceGuard:
                 continue
             namespace = _getattr(module, "__dict__", None)
             if _isinstance(namespace, _dict):
-                saved[module_name] = {key: value for key, value in _list(namespace.items())
-                                      if not key.startswith("_")}
+                saved[module_name] = {
+                    key: value for key, value in _list(namespace.items()) if not key.startswith("_")
+                }
         return saved
 
     def check(self):
@@ -267,7 +268,8 @@ class NamespaceGuard:
             for key, value in _list(namespace.items()):
                 code = _getattr(value, "__code__", None)
                 if code is not None and _getattr(code, "co_filename", None) == (
-                        self.submission_path):
+                    self.submission_path
+                ):
                     self.tampered.add(module_name + "." + key)
         return _sorted(self.tampered)
 
@@ -331,35 +333,48 @@ def main(job_path):
         module = import_submission(submission_path, guard)
     except _BaseException as error:  # SyntaxError, SystemExit, policy ImportError, anything
         builtins.__import__ = _real_import
-        writer.save("import", {
-            "ok": False,
-            "error": describe_exception(error, submission_path),
-            "blocked": guard.blocked,
-            "tampered": namespaces.check(),
-            "seconds": _perf_counter() - started,
-        }, [])
+        writer.save(
+            "import",
+            {
+                "ok": False,
+                "error": describe_exception(error, submission_path),
+                "blocked": guard.blocked,
+                "tampered": namespaces.check(),
+                "seconds": _perf_counter() - started,
+            },
+            [],
+        )
         _os_exit(0)
     functions = {}
     for name in job["functions"]:
         value = _getattr(module, name, None)
-        functions[name] = "missing" if value is None else (
-            "callable" if _callable(value) else "not callable")
-    writer.save("import", {
-        "ok": True,
-        "functions": functions,
-        "blocked": guard.blocked,
-        "tampered": namespaces.check(),
-        "seconds": _perf_counter() - started,
-    }, [])
+        functions[name] = (
+            "missing" if value is None else ("callable" if _callable(value) else "not callable")
+        )
+    writer.save(
+        "import",
+        {
+            "ok": True,
+            "functions": functions,
+            "blocked": guard.blocked,
+            "tampered": namespaces.check(),
+            "seconds": _perf_counter() - started,
+        },
+        [],
+    )
 
     if job["mode"] == "function":
         run_calls(module, prepared, writer, np_ndarray, np_generic, submission_path, namespaces)
     elif job["mode"] == "train":
         run_training(job, module, prepared, writer, np_ndarray, np_generic, submission_path)
-    writer.save("done", {
-        "blocked": guard.blocked,
-        "tampered": namespaces.check(),
-    }, [])
+    writer.save(
+        "done",
+        {
+            "blocked": guard.blocked,
+            "tampered": namespaces.check(),
+        },
+        [],
+    )
     # Leave at once: no atexit handlers or threads the submission may have set up get to run.
     _os_exit(0)
 
@@ -389,9 +404,16 @@ def run_calls(module, prepared, writer, np_ndarray, np_generic, submission_path,
             writer.save(f"call_{index:05d}", payload, chunks)
         except OSError as error:  # e.g. a result beyond the file-size limit (EFBIG)
             size = sum(_len(chunk) for chunk in chunks)
-            payload = {"outcome": "raised", "seconds": payload["seconds"], "error": {
-                "type": "unreadable result", "where": None, "memory_error": False,
-                "message": f"{size} bytes of output could not be saved: {_str(error)}"}}
+            payload = {
+                "outcome": "raised",
+                "seconds": payload["seconds"],
+                "error": {
+                    "type": "unreadable result",
+                    "where": None,
+                    "memory_error": False,
+                    "message": f"{size} bytes of output could not be saved: {_str(error)}",
+                },
+            }
             writer.save(f"call_{index:05d}", payload, [])
 
 
@@ -405,19 +427,24 @@ def run_training(job, module, prepared, writer, np_ndarray, np_generic, submissi
         history = train(model, dataset, TrainConfig(**settings["config"]))
         losses = [_float(loss) for loss in history.step_loss]
     except _BaseException as error:
-        writer.save("train", {"outcome": "raised",
-                              "error": describe_exception(error, submission_path)}, [])
+        writer.save(
+            "train", {"outcome": "raised", "error": describe_exception(error, submission_path)}, []
+        )
         return
     chunks, offset, params = [], 0, {}
     for key, value in model.params.items():
         params[key], offset = encode(value, np_ndarray, np_generic, chunks, offset, 1)
-    writer.save("train", {
-        "outcome": "returned",
-        "params": params,
-        # NaN and infinity are not JSON: sent as null.
-        "step_loss": [loss if loss - loss == 0 else None for loss in losses],
-        "seconds": _perf_counter() - started,
-    }, chunks)
+    writer.save(
+        "train",
+        {
+            "outcome": "returned",
+            "params": params,
+            # NaN and infinity are not JSON: sent as null.
+            "step_loss": [loss if loss - loss == 0 else None for loss in losses],
+            "seconds": _perf_counter() - started,
+        },
+        chunks,
+    )
 
 
 def serve(project_paths):
@@ -438,9 +465,14 @@ def serve(project_paths):
     import importlib
 
     # Preloaded once here, so every forked child starts with them imported.
-    for name in ("numpy", "tinycnn.parity_tests.cases", "tinycnn.parity_tests.harness",
-    "tinycnn.reference.data",
-                 "tinycnn.reference.models", "tinycnn.reference.train"):
+    for name in (
+        "numpy",
+        "tinycnn.parity_tests.cases",
+        "tinycnn.parity_tests.harness",
+        "tinycnn.reference.data",
+        "tinycnn.reference.models",
+        "tinycnn.reference.train",
+    ):
         importlib.import_module(name)
 
     def say(line):

@@ -55,39 +55,69 @@ def register(subparsers) -> argparse.ArgumentParser:
         ),
         epilog="exit status: 0 all functions pass, 1 something fails, 2 usage error",
     )
-    parser.add_argument("submission", metavar="SUBMISSION",
-                        help="the student's .py file, or a folder of them")
-    parser.add_argument("--json", metavar="PATH",
-                        help="also write the verdicts as JSON to PATH (a folder: one entry "
-                             "per file under 'submissions')")
-    parser.add_argument("--gradescope", metavar="PATH",
-                        help="also write Gradescope's results.json to PATH (single file only)")
-    parser.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT,
-                        metavar="SECONDS",
-                        help=f"time limit per function, all its cases together "
-                             f"(default: {DEFAULT_TIMEOUT:g})")
-    parser.add_argument("--allow-import", type=_module_name, action="append", default=[],
-                        metavar="NAME",
-                        help="let the submission import NAME besides numpy and math "
-                             "(repeatable)")
-    parser.add_argument("--memory", type=positive_int, default=DEFAULT_MEMORY_MB,
-                        metavar="MIB",
-                        help=f"memory limit of the submission's process in MiB "
-                             f"(default: {DEFAULT_MEMORY_MB})")
-    parser.add_argument("--no-train", action="store_true",
-                        help="skip the training run that follows when every function passes")
-    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                        help="folder mode: submissions graded at the same time "
-                             "(default: the number of CPUs)")
-    parser.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                        help="folder mode: grade the submissions on the Dask cluster at ADDRESS "
-                             "(e.g. tcp://host:8786) instead of here. Needs pip install "
-                             "'tinycnn[dask]' here and this project installed on every worker; "
-                             "each worker must read the submissions at the same path as here "
-                             "(a shared filesystem). Verdicts are the same as a local run")
-    parser.add_argument("--csv", metavar="PATH",
-                        help=f"folder mode: where to write the summary "
-                             f"(default: FOLDER/{DEFAULT_SUMMARY_NAME})")
+    parser.add_argument(
+        "submission", metavar="SUBMISSION", help="the student's .py file, or a folder of them"
+    )
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        help="also write the verdicts as JSON to PATH (a folder: one entry "
+        "per file under 'submissions')",
+    )
+    parser.add_argument(
+        "--gradescope",
+        metavar="PATH",
+        help="also write Gradescope's results.json to PATH (single file only)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"time limit per function, all its cases together (default: {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--allow-import",
+        type=_module_name,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="let the submission import NAME besides numpy and math (repeatable)",
+    )
+    parser.add_argument(
+        "--memory",
+        type=positive_int,
+        default=DEFAULT_MEMORY_MB,
+        metavar="MIB",
+        help=f"memory limit of the submission's process in MiB (default: {DEFAULT_MEMORY_MB})",
+    )
+    parser.add_argument(
+        "--no-train",
+        action="store_true",
+        help="skip the training run that follows when every function passes",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="folder mode: submissions graded at the same time (default: the number of CPUs)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="folder mode: grade the submissions on the Dask cluster at ADDRESS "
+        "(e.g. tcp://host:8786) instead of here. Needs pip install "
+        "'tinycnn[dask]' here and this project installed on every worker; "
+        "each worker must read the submissions at the same path as here "
+        "(a shared filesystem). Verdicts are the same as a local run",
+    )
+    parser.add_argument(
+        "--csv",
+        metavar="PATH",
+        help=f"folder mode: where to write the summary (default: FOLDER/{DEFAULT_SUMMARY_NAME})",
+    )
     parser.set_defaults(func=run_check)
     return parser
 
@@ -137,37 +167,51 @@ def run_check(args: argparse.Namespace) -> int:
     if folder_mode and args.gradescope:
         raise CommandError("--gradescope grades one file; give a .py file, not a folder")
     if not folder_mode and (args.csv or args.jobs or args.scheduler):
-        raise CommandError("--csv, --jobs and --scheduler apply to a folder of submissions "
-                            "only")
-    for option, value in (("--json", args.json), ("--gradescope", args.gradescope),
-                          ("--csv", args.csv)):
+        raise CommandError("--csv, --jobs and --scheduler apply to a folder of submissions only")
+    for option, value in (
+        ("--json", args.json),
+        ("--gradescope", args.gradescope),
+        ("--csv", args.csv),
+    ):
         problem = _check_output_path(option, value)
         if problem:
             raise CommandError(problem)
     try:
-        limits = Limits(timeout=args.timeout, memory_mb=args.memory,
-                        train_timeout=max(6 * args.timeout, Limits.train_timeout))
+        limits = Limits(
+            timeout=args.timeout,
+            memory_mb=args.memory,
+            train_timeout=max(6 * args.timeout, Limits.train_timeout),
+        )
     except ValueError as error:
         raise CommandError(str(error)) from None
     allow = tuple(args.allow_import)
 
     if not folder_mode:
-        report = grade_submission(target, allow_imports=allow, limits=limits,
-                                  train=not args.no_train)
+        report = grade_submission(
+            target, allow_imports=allow, limits=limits, train=not args.no_train
+        )
         print(submission_table(report))
         if args.json:
             _write(args.json, json.dumps(report_json(report), indent=2, allow_nan=False) + "\n")
         if args.gradescope:
-            _write(args.gradescope,
-                   json.dumps(gradescope_results(report), indent=2, allow_nan=False) + "\n")
+            _write(
+                args.gradescope,
+                json.dumps(gradescope_results(report), indent=2, allow_nan=False) + "\n",
+            )
         return PASSED if report.passed else FAILED
 
     files = sorted(p for p in target.glob("*.py") if p.is_file())
     if not files:
         raise CommandError(f"no .py files in {args.submission}")
     try:
-        reports = grade_folder(files, jobs=args.jobs or default_jobs(), allow_imports=allow,
-                               limits=limits, train=not args.no_train, scheduler=args.scheduler)
+        reports = grade_folder(
+            files,
+            jobs=args.jobs or default_jobs(),
+            allow_imports=allow,
+            limits=limits,
+            train=not args.no_train,
+            scheduler=args.scheduler,
+        )
     except SchedulerError as error:  # raised before any grading starts
         raise CommandError(str(error)) from None
     print(folder_table(reports))
@@ -175,7 +219,9 @@ def run_check(args: argparse.Namespace) -> int:
     _write(summary_path, summary_csv(reports))
     print(f"summary written to {summary_path}")
     if args.json:
-        document = {"passed": all(r.passed for r in reports),
-                    "submissions": {r.submission: report_json(r) for r in reports}}
+        document = {
+            "passed": all(r.passed for r in reports),
+            "submissions": {r.submission: report_json(r) for r in reports},
+        }
         _write(args.json, json.dumps(document, indent=2, allow_nan=False) + "\n")
     return PASSED if all(r.passed for r in reports) else FAILED

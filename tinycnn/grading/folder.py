@@ -50,11 +50,18 @@ def grade_folder(
         The scheduler cannot be used (raised before any grading starts).
     """
     jobs = max(1, min(int(jobs), len(files)))
-    grade = functools.partial(grade_submission, allow_imports=allow_imports, limits=limits,
-                              train=train, workers=max(1, FUNCTION_WORKERS // jobs))
+    grade = functools.partial(
+        grade_submission,
+        allow_imports=allow_imports,
+        limits=limits,
+        train=train,
+        workers=max(1, FUNCTION_WORKERS // jobs),
+    )
     # Workers get absolute paths (their working directory is not ours); the reports name each
     # file as it was given, so the outputs are the same wherever the grading ran.
     absolute = [Path(path).resolve() for path in files]
     reports = run_jobs(grade, absolute, n_jobs=jobs, scheduler=scheduler, prefer="threads")
-    return [dataclasses.replace(report, submission=str(path))
-            for path, report in zip(files, reports, strict=True)]
+    return [
+        dataclasses.replace(report, submission=str(path))
+        for path, report in zip(files, reports, strict=True)
+    ]

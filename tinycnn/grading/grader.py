@@ -60,19 +60,30 @@ FUNCTION_WORKERS = 3
 class TrainingSetup:
     """The short training run of a passing submission (small, so grading stays fast)."""
 
-    model: dict = field(default_factory=lambda: {"n_filters": 3, "kernel_size": 3,
-                                                 "n_classes": 3, "seed": 0})
-    config: dict = field(default_factory=lambda: {"epochs": 5, "batch_size": 32, "lr": 0.1,
-                                                  "momentum": 0.9, "seed": 0})
-    data: dict = field(default_factory=lambda: {"n_classes": 3, "n_train": 240, "n_val": 120,
-                                                "seed": 0})
+    model: dict = field(
+        default_factory=lambda: {"n_filters": 3, "kernel_size": 3, "n_classes": 3, "seed": 0}
+    )
+    config: dict = field(
+        default_factory=lambda: {
+            "epochs": 5,
+            "batch_size": 32,
+            "lr": 0.1,
+            "momentum": 0.9,
+            "seed": 0,
+        }
+    )
+    data: dict = field(
+        default_factory=lambda: {"n_classes": 3, "n_train": 240, "n_val": 120, "seed": 0}
+    )
 
     def as_job(self) -> dict:
         return {"model": dict(self.model), "config": dict(self.config), "data": dict(self.data)}
 
     def describe(self) -> str:
-        return (f"TinyCNN, {self.config['epochs']} epochs on {self.data['n_train']} images, "
-                f"seed {self.model['seed']}")
+        return (
+            f"TinyCNN, {self.config['epochs']} epochs on {self.data['n_train']} images, "
+            f"seed {self.model['seed']}"
+        )
 
 
 TRAINING = TrainingSetup()
@@ -233,8 +244,7 @@ def _judge_call(case: OpCase, direction: str, call: dict) -> tuple[CaseOutcome, 
         values = (result,)
     else:
         if not isinstance(result, tuple) or len(result) != len(names):
-            message = (f"returned {_describe_value(result)}, expected a tuple "
-                       f"({', '.join(names)})")
+            message = f"returned {_describe_value(result)}, expected a tuple ({', '.join(names)})"
             return CaseOutcome(case, False, "structure"), message, errors
         values = result
     first_failure = None
@@ -246,8 +256,9 @@ def _judge_call(case: OpCase, direction: str, call: dict) -> tuple[CaseOutcome, 
             message = f"{name} is {actual.type_name}, expected a NumPy array"
             first_failure = first_failure or (outcome, message)
             continue
-        comparison = compare(actual, want, op=case.op, stage=_stage(case, name, direction),
-                             case_id=case.id)
+        comparison = compare(
+            actual, want, op=case.op, stage=_stage(case, name, direction), case_id=case.id
+        )
         if comparison.max_rel_error is not None:
             errors.append(comparison.max_rel_error)
         (passed if comparison.passed else failed).append(name)
@@ -255,18 +266,23 @@ def _judge_call(case: OpCase, direction: str, call: dict) -> tuple[CaseOutcome, 
             continue
         problem = _problem_of(comparison.message, comparison.max_rel_error)
         reason = comparison.message.removeprefix(f"{case.id}: {comparison.stage}: ")
-        first_failure = (CaseOutcome(case, False, problem, name, actual, want),
-                         f"{name}: {reason}")
+        first_failure = (CaseOutcome(case, False, problem, name, actual, want), f"{name}: {reason}")
     if first_failure is not None:
         outcome, message = first_failure
         outcome = replace(outcome, failed_outputs=tuple(failed), passed_outputs=tuple(passed))
         return outcome, message, errors
     for name, original in inputs.items():
         after = call["inputs_after"].get(name)
-        if not (isinstance(after, np.ndarray) and after.shape == original.shape
-                and np.array_equal(after, original, equal_nan=original.dtype.kind == "f")):
-            return (CaseOutcome(case, False, "modified-input", name),
-                    f"modified its input {name} in place", errors)
+        if not (
+            isinstance(after, np.ndarray)
+            and after.shape == original.shape
+            and np.array_equal(after, original, equal_nan=original.dtype.kind == "f")
+        ):
+            return (
+                CaseOutcome(case, False, "modified-input", name),
+                f"modified its input {name} in place",
+                errors,
+            )
     return CaseOutcome(case, True, passed_outputs=tuple(passed)), "", errors
 
 
@@ -284,8 +300,10 @@ def _exception_text(error: dict, memory_mb: int) -> str:
     kind, message = error.get("type", "?"), error.get("message", "")
     where = f" at {error['where']}" if error.get("where") else ""
     if kind == "SystemExit":
-        return (f"{message}{where} (sys.exit, exit() or raise SystemExit): a submission must "
-                f"return its result, not end the process")
+        return (
+            f"{message}{where} (sys.exit, exit() or raise SystemExit): a submission must "
+            f"return its result, not end the process"
+        )
     if kind == "unreadable result":
         return f"returned something the checker could not read ({message})"
     what = f"{kind}: {message}" if message else kind
@@ -294,10 +312,15 @@ def _exception_text(error: dict, memory_mb: int) -> str:
     return f"raised {what}{where}"
 
 
-def _judge_function(name: str, run: ChildRun, cases: list[tuple[OpCase, str]],
-                    limits: Limits) -> FunctionResult:
-    result = FunctionResult(name, "pass", cases_total=len(cases),
-                            seconds=sum(float(call.get("seconds", 0.0)) for call in run.calls))
+def _judge_function(
+    name: str, run: ChildRun, cases: list[tuple[OpCase, str]], limits: Limits
+) -> FunctionResult:
+    result = FunctionResult(
+        name,
+        "pass",
+        cases_total=len(cases),
+        seconds=sum(float(call.get("seconds", 0.0)) for call in run.calls),
+    )
     outcomes: list[CaseOutcome] = []
     messages: list[str] = []
     errors: list[float] = []
@@ -319,7 +342,8 @@ def _judge_function(name: str, run: ChildRun, cases: list[tuple[OpCase, str]],
     if run.import_result is not None and not run.import_result.get("ok", False):
         result.status = "error"
         result.detail = "importing the submission failed: " + _exception_text(
-            run.import_result["error"], limits.memory_mb)
+            run.import_result["error"], limits.memory_mb
+        )
         return result
     if run.timed_out is not None or incomplete:
         stuck = cases[len(run.calls)][0] if incomplete else None
@@ -327,24 +351,31 @@ def _judge_function(name: str, run: ChildRun, cases: list[tuple[OpCase, str]],
         if run.timed_out == "run":
             result.status = "timeout"
             where = f"still running {stuck.describe()}" if stuck else "after its last case"
-            result.detail = (f"did not finish within the time limit of {limits.timeout:g} s "
-                             f"({done}; {where}).")
+            result.detail = (
+                f"did not finish within the time limit of {limits.timeout:g} s ({done}; {where})."
+            )
         elif run.timed_out == "import":
             result.status = "timeout"
-            result.detail = (f"importing the submission took longer than {limits.timeout:g} s "
-                             f"this time.")
+            result.detail = (
+                f"importing the submission took longer than {limits.timeout:g} s this time."
+            )
         elif run.timed_out is not None:
             result.status = "error"
-            result.detail = (f"the checker could not start a process for it within "
-                             f"{limits.startup_timeout:g} s (is the machine overloaded?).")
+            result.detail = (
+                f"the checker could not start a process for it within "
+                f"{limits.startup_timeout:g} s (is the machine overloaded?)."
+            )
         else:
             result.status = "error"
             where = f"while running {stuck.describe()}" if stuck else "after its last case"
             result.detail = f"{run.describe_exit()} {where} ({done})."
         return result
 
-    if raised and all(error.get("type") == "NotImplementedError" for _, error in raised) and (
-            len(raised) == len(cases)):
+    if (
+        raised
+        and all(error.get("type") == "NotImplementedError" for _, error in raised)
+        and (len(raised) == len(cases))
+    ):
         result.status = "missing"
         result.detail = "not implemented yet (raises NotImplementedError)."
         result.cases_failed = len(cases)
@@ -353,25 +384,34 @@ def _judge_function(name: str, run: ChildRun, cases: list[tuple[OpCase, str]],
         case, error = raised[0]
         result.status = "error"
         others = f" {len(raised)} of {len(cases)} cases raise." if len(raised) > 1 else ""
-        result.detail = (f"first error: {case.describe()} (case {case.id}): "
-                         f"{_exception_text(error, limits.memory_mb)}.{others}")
+        result.detail = (
+            f"first error: {case.describe()} (case {case.id}): "
+            f"{_exception_text(error, limits.memory_mb)}.{others}"
+        )
         return result
     failures = [(o, m) for o, m in zip(outcomes, messages, strict=True) if not o.passed]
     if failures:
         outcome, message = failures[0]
         result.status = "fail"
-        others = (f" {len(failures)} of {len(cases)} cases fail." if len(failures) > 1 else
-                  f" 1 of {len(cases)} cases fails.")
-        result.detail = (f"first failure: {outcome.case.describe()} (case {outcome.case.id}): "
-                         f"{message.rstrip('.')}.{others}")
+        others = (
+            f" {len(failures)} of {len(cases)} cases fail."
+            if len(failures) > 1
+            else f" 1 of {len(cases)} cases fails."
+        )
+        result.detail = (
+            f"first failure: {outcome.case.describe()} (case {outcome.case.id}): "
+            f"{message.rstrip('.')}.{others}"
+        )
         result.hint = hint_for(name, outcomes)
     return result
 
 
 def _all_with(status: str, detail: str) -> dict[str, FunctionResult]:
     """The same verdict for all nine functions (the file does not compile or import)."""
-    return {name: FunctionResult(name, status, detail=detail, cases_total=len(cases_of(name)))
-            for name in CONTRACT_FUNCTIONS}
+    return {
+        name: FunctionResult(name, status, detail=detail, cases_total=len(cases_of(name)))
+        for name in CONTRACT_FUNCTIONS
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,8 +461,12 @@ def _validation_accuracy(setup: TrainingSetup, params: dict[str, np.ndarray]) ->
 
 def _judge_training(run: ChildRun, setup: TrainingSetup, limits: Limits) -> TrainingResult:
     reference_params, reference_accuracy = _reference_training(setup)
-    result = TrainingResult("error", setup.describe(), reference_val_accuracy=reference_accuracy,
-                            seconds=float((run.train or {}).get("seconds", run.run_seconds)))
+    result = TrainingResult(
+        "error",
+        setup.describe(),
+        reference_val_accuracy=reference_accuracy,
+        seconds=float((run.train or {}).get("seconds", run.run_seconds)),
+    )
     if run.timed_out:
         result.status = "timeout"
         result.detail = f"training took longer than {limits.train_timeout:g} s."
@@ -436,8 +480,10 @@ def _judge_training(run: ChildRun, setup: TrainingSetup, limits: Limits) -> Trai
         return result
     try:
         accuracy = _validation_accuracy(setup, train["params"])
-        difference = max(max_relative_error(train["params"][key], reference_params[key])
-                         for key in reference_params)
+        difference = max(
+            max_relative_error(train["params"][key], reference_params[key])
+            for key in reference_params
+        )
     except (ValueError, KeyError, TypeError) as error:
         result.detail = f"the trained parameters are unusable: {error}"
         return result
@@ -446,13 +492,16 @@ def _judge_training(run: ChildRun, setup: TrainingSetup, limits: Limits) -> Trai
     allowed = tolerance("trajectory_final_params", "float64").rtol
     if difference <= allowed:
         result.status = "ok"
-        result.detail = (f"final parameters match the reference run (max relative difference "
-                         f"{difference:.1e}).")
+        result.detail = (
+            f"final parameters match the reference run (max relative difference {difference:.1e})."
+        )
     else:
         result.status = "differs"
-        result.detail = (f"final parameters differ from the reference run by {difference:.2g} "
-                         f"(relative; tolerance {allowed:g}) although every op passed: is some "
-                         f"function keeping state between calls?")
+        result.detail = (
+            f"final parameters differ from the reference run by {difference:.2g} "
+            f"(relative; tolerance {allowed:g}) although every op passed: is some "
+            f"function keeping state between calls?"
+        )
     return result
 
 
@@ -472,8 +521,10 @@ def _tamper_messages(names: set[str]) -> list[str]:
     if not names:
         return []
     listing = ", ".join(sorted(names)[:8]) + (" ..." if len(names) > 8 else "")
-    return [f"the submission replaced {listing}: a submission must not modify NumPy or "
-            f"Python's builtins"]
+    return [
+        f"the submission replaced {listing}: a submission must not modify NumPy or "
+        f"Python's builtins"
+    ]
 
 
 def grade_submission(
@@ -523,8 +574,7 @@ def grade_submission(
     policy: list[str] = []
 
     def finish(functions, training=None) -> SubmissionReport:
-        return SubmissionReport(str(path), functions, policy, training,
-                                time.monotonic() - started)
+        return SubmissionReport(str(path), functions, policy, training, time.monotonic() - started)
 
     try:
         source = path.read_text(encoding="utf-8")
@@ -539,13 +589,22 @@ def grade_submission(
         return finish(_all_with("error", f"the file does not compile: {reason}{line}."))
 
     with Sandbox(limits, fork=fork_server) as sandbox:
-        return _grade_in_sandbox(sandbox, path, allowed, static_imports, train, setup, workers,
-                                 finish, policy)
+        return _grade_in_sandbox(
+            sandbox, path, allowed, static_imports, train, setup, workers, finish, policy
+        )
 
 
-def _grade_in_sandbox(sandbox: Sandbox, path: Path, allowed: frozenset[str],
-                      static_imports: list[ImportUse], train: bool, setup: TrainingSetup,
-                      workers: int, finish, policy: list[str]) -> SubmissionReport:
+def _grade_in_sandbox(
+    sandbox: Sandbox,
+    path: Path,
+    allowed: frozenset[str],
+    static_imports: list[ImportUse],
+    train: bool,
+    setup: TrainingSetup,
+    workers: int,
+    finish,
+    policy: list[str],
+) -> SubmissionReport:
     """The part of `grade_submission` that runs the submission (once the file parses)."""
     limits = sandbox.limits
     runtime_imports: list[ImportUse] = []
@@ -554,25 +613,36 @@ def _grade_in_sandbox(sandbox: Sandbox, path: Path, allowed: frozenset[str],
     def note(run: ChildRun) -> None:
         for record in (run.import_result, run.done):
             if record:
-                runtime_imports.extend(ImportUse(b["module"], b.get("line"))
-                                       for b in record.get("blocked", []))
+                runtime_imports.extend(
+                    ImportUse(b["module"], b.get("line")) for b in record.get("blocked", [])
+                )
                 tampered.update(record.get("tampered", []))
 
     def settle_policy() -> None:
-        policy[:] = (policy_messages(static_imports + runtime_imports, allowed)
-                     + _tamper_messages(tampered))
+        policy[:] = policy_messages(static_imports + runtime_imports, allowed) + _tamper_messages(
+            tampered
+        )
 
     probe = sandbox.run("probe", path, functions=CONTRACT_FUNCTIONS, allowed_imports=allowed)
     note(probe)
     settle_policy()
     if probe.timed_out == "import":
-        return finish(_all_with("timeout", (
-            f"importing the submission took longer than {limits.timeout:g} s: code at the top "
-            f"level of the file runs on import (put it under if __name__ == '__main__':).")))
+        return finish(
+            _all_with(
+                "timeout",
+                (
+                    f"importing the submission took longer than {limits.timeout:g} s: code at the "
+                    "top "
+                    f"level of the file runs on import (put it under if __name__ == '__main__':)."
+                ),
+            )
+        )
     if probe.import_result is None:
-        reason = (f"the checker could not start Python within {limits.startup_timeout:g} s"
-                  if probe.timed_out else f"{probe.describe_exit()} while the submission was "
-                  f"being imported")
+        reason = (
+            f"the checker could not start Python within {limits.startup_timeout:g} s"
+            if probe.timed_out
+            else f"{probe.describe_exit()} while the submission was being imported"
+        )
         return finish(_all_with("error", reason + "."))
     if not probe.import_result.get("ok", False):
         return finish(_all_with("error", _import_failure(probe.import_result, limits) + "."))
@@ -585,19 +655,28 @@ def _grade_in_sandbox(sandbox: Sandbox, path: Path, allowed: frozenset[str],
         if state == "callable":
             to_run.append(name)
         else:
-            detail = (f"no function {name} in the submission." if state == "missing"
-                      else f"{name} is defined but is not a function.")
-            results[name] = FunctionResult(name, "missing", detail=detail,
-                                           cases_total=len(cases_of(name)))
+            detail = (
+                f"no function {name} in the submission."
+                if state == "missing"
+                else f"{name} is defined but is not a function."
+            )
+            results[name] = FunctionResult(
+                name, "missing", detail=detail, cases_total=len(cases_of(name))
+            )
     for name in to_run:  # expected values before the threads start: computed once, shared
         for case, direction in cases_of(name):
             _expected(case.id, direction)
 
     def grade_one(name: str) -> tuple[FunctionResult, ChildRun]:
         cases = cases_of(name)
-        run = sandbox.run("function", path, functions=CONTRACT_FUNCTIONS,
-                          allowed_imports=allowed, function=name,
-                          cases=[{"id": case.id, "direction": d} for case, d in cases])
+        run = sandbox.run(
+            "function",
+            path,
+            functions=CONTRACT_FUNCTIONS,
+            allowed_imports=allowed,
+            function=name,
+            cases=[{"id": case.id, "direction": d} for case, d in cases],
+        )
         return _judge_function(name, run, cases, limits), run
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -610,12 +689,16 @@ def _grade_in_sandbox(sandbox: Sandbox, path: Path, allowed: frozenset[str],
     training = None
     if all(r.status == "pass" for r in functions.values()):
         if train:
-            run = sandbox.run("train", path, functions=CONTRACT_FUNCTIONS,
-                              allowed_imports=allowed, training=setup.as_job())
+            run = sandbox.run(
+                "train",
+                path,
+                functions=CONTRACT_FUNCTIONS,
+                allowed_imports=allowed,
+                training=setup.as_job(),
+            )
             note(run)
             settle_policy()
             training = _judge_training(run, setup, limits)
         else:
             training = TrainingResult("skipped", setup.describe(), detail="not requested.")
     return finish(functions, training)
-

@@ -57,35 +57,75 @@ class CaseOutcome:
 # "{outputs}" is replaced by the outputs that differ, e.g. "dx and dw", and "{differ}" / "{is}"
 # by the verb agreeing with them.
 _TAG_RULES: tuple[tuple[str, str | None, tuple[str, ...], str], ...] = (
-    ("asymmetric-kernel", "symmetric-kernel", ("conv2d_forward", "conv2d_backward"),
-     "{outputs} {differ} only when the kernel is asymmetric: is the kernel flipped? The contract "
-     "is cross-correlation (no flip), like torch.nn.functional.conv2d."),
-    ("ties", None, ("maxpool2d_backward", "maxpool2d_forward"),
-     "{outputs} {differ} only when a window holds its maximum more than once: ties must go to the "
-     "first maximum in row-major order (exactly one winner per window)."),
-    ("exact-zeros", None, ("relu_backward", "relu_forward"),
-     "{outputs} {differ} only where x is exactly 0: the gradient at exactly 0 is 0 (pass dy where "
-     "x > 0, not where x >= 0)."),
-    ("large-logits", None, ("softmax_cross_entropy",),
-     "{outputs} {is} wrong only for large logits: subtract each row's maximum before exp "
-     "(exp(1000) overflows to inf)."),
-    ("overlap", None, ("maxpool2d_backward",),
-     "{outputs} {differ} only when windows overlap (size > stride): a position that wins several "
-     "windows must receive the sum of their gradients (+=, not =)."),
-    ("padding", None, ("conv2d_forward", "conv2d_backward"),
-     "{outputs} {differ} only with padding > 0: pad all four sides with `padding` zeros (and crop "
-     "the padding off dx in the backward pass)."),
-    ("stride", None, ("conv2d_forward", "conv2d_backward", "maxpool2d_forward",
-                      "maxpool2d_backward"),
-     "{outputs} {differ} only with stride > 1: window (i, j) starts at row i*stride and column "
-     "j*stride, and H_out = (H + 2*padding - KH) // stride + 1."),
-    ("odd-size", None, ("conv2d_forward", "conv2d_backward", "maxpool2d_forward",
-                        "maxpool2d_backward"),
-     "{outputs} {differ} only when the windows do not tile the input exactly: the output size is "
-     "floored, and rows or columns no window reaches get zero gradient."),
-    ("non-square", None, ("conv2d_forward", "conv2d_backward", "maxpool2d_forward",
-                          "maxpool2d_backward"),
-     "{outputs} {differ} only when height and width (or KH and KW) differ: are two axes swapped?"),
+    (
+        "asymmetric-kernel",
+        "symmetric-kernel",
+        ("conv2d_forward", "conv2d_backward"),
+        "{outputs} {differ} only when the kernel is asymmetric: is the kernel flipped? The "
+        "contract "
+        "is cross-correlation (no flip), like torch.nn.functional.conv2d.",
+    ),
+    (
+        "ties",
+        None,
+        ("maxpool2d_backward", "maxpool2d_forward"),
+        "{outputs} {differ} only when a window holds its maximum more than once: ties must go to "
+        "the "
+        "first maximum in row-major order (exactly one winner per window).",
+    ),
+    (
+        "exact-zeros",
+        None,
+        ("relu_backward", "relu_forward"),
+        "{outputs} {differ} only where x is exactly 0: the gradient at exactly 0 is 0 (pass dy "
+        "where "
+        "x > 0, not where x >= 0).",
+    ),
+    (
+        "large-logits",
+        None,
+        ("softmax_cross_entropy",),
+        "{outputs} {is} wrong only for large logits: subtract each row's maximum before exp "
+        "(exp(1000) overflows to inf).",
+    ),
+    (
+        "overlap",
+        None,
+        ("maxpool2d_backward",),
+        "{outputs} {differ} only when windows overlap (size > stride): a position that wins "
+        "several "
+        "windows must receive the sum of their gradients (+=, not =).",
+    ),
+    (
+        "padding",
+        None,
+        ("conv2d_forward", "conv2d_backward"),
+        "{outputs} {differ} only with padding > 0: pad all four sides with `padding` zeros (and "
+        "crop "
+        "the padding off dx in the backward pass).",
+    ),
+    (
+        "stride",
+        None,
+        ("conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward"),
+        "{outputs} {differ} only with stride > 1: window (i, j) starts at row i*stride and column "
+        "j*stride, and H_out = (H + 2*padding - KH) // stride + 1.",
+    ),
+    (
+        "odd-size",
+        None,
+        ("conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward"),
+        "{outputs} {differ} only when the windows do not tile the input exactly: the output size "
+        "is "
+        "floored, and rows or columns no window reaches get zero gradient.",
+    ),
+    (
+        "non-square",
+        None,
+        ("conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward"),
+        "{outputs} {differ} only when height and width (or KH and KW) differ: are two axes "
+        "swapped?",
+    ),
 )
 
 
@@ -107,8 +147,10 @@ def _tag_hint(function: str, outcomes: Sequence[CaseOutcome]) -> str | None:
         for index, (tag, contrast, functions, _) in enumerate(_TAG_RULES):
             if function not in functions or not all(tag in o.case.tags for o in failed):
                 continue
-            if any(tag not in o.case.tags and (contrast is None or contrast in o.case.tags)
-                   for o in passed):
+            if any(
+                tag not in o.case.tags and (contrast is None or contrast in o.case.tags)
+                for o in passed
+            ):
                 matched.setdefault(index, []).append(output)
                 break
     if not matched:
@@ -116,8 +158,11 @@ def _tag_hint(function: str, outcomes: Sequence[CaseOutcome]) -> str | None:
     index = min(matched)
     names = matched[index]
     plural = len(names) > 1
-    return _TAG_RULES[index][3].format(outputs=_join(names), differ="differ" if plural else
-                                       "differs", **{"is": "are" if plural else "is"})
+    return _TAG_RULES[index][3].format(
+        outputs=_join(names),
+        differ="differ" if plural else "differs",
+        **{"is": "are" if plural else "is"},
+    )
 
 
 def _ratio(actual: object, expected: object) -> float | None:
@@ -141,30 +186,41 @@ def _ratio(actual: object, expected: object) -> float | None:
 def _first_failure_hint(function: str, first: CaseOutcome) -> str | None:
     case = first.case
     if first.problem == "modified-input":
-        return (f"work on a copy: in-place operations such as {first.output}[...] = ... or "
-                f"{first.output} -= ... change the caller's array (use x.copy(), np.where, np.pad, "
-                f"which return new arrays).")
+        return (
+            f"work on a copy: in-place operations such as {first.output}[...] = ... or "
+            f"{first.output} -= ... change the caller's array (use x.copy(), np.where, np.pad, "
+            f"which return new arrays)."
+        )
     if first.problem == "dtype":
         actual_dtype = getattr(first.actual, "dtype", None)
         if isinstance(first.actual, float) and first.output == "loss":
-            return ("loss is a Python float: return it as a NumPy scalar of the logits dtype, "
-                    "e.g. np.asarray(loss, dtype=logits.dtype).")
+            return (
+                "loss is a Python float: return it as a NumPy scalar of the logits dtype, "
+                "e.g. np.asarray(loss, dtype=logits.dtype)."
+            )
         if actual_dtype == np.float64 and case.dtype == "float32":
-            return (f"{first.output} is float64 for float32 input: keep the input dtype "
-                    f"(np.zeros(shape) without dtype= and Python float constants give float64).")
+            return (
+                f"{first.output} is float64 for float32 input: keep the input dtype "
+                f"(np.zeros(shape) without dtype= and Python float constants give float64)."
+            )
         return f"{first.output} is {actual_dtype} but should be {case.dtype}: keep the input dtype."
     if first.problem == "structure":
         return None
     if first.problem == "shape" and case.op in ("conv2d", "maxpool2d"):
-        return ("the output size is H_out = (H + 2*padding - KH) // stride + 1, likewise W_out; "
-                "a gradient has the shape of the array it belongs to.")
+        return (
+            "the output size is H_out = (H + 2*padding - KH) // stride + 1, likewise W_out; "
+            "a gradient has the shape of the array it belongs to."
+        )
     if first.problem in ("values", "non-finite"):
         if function == "softmax_cross_entropy":
             N = case.x_shape[0]
             k = _ratio(first.actual, first.expected)
             if k is not None and N > 1 and abs(k - N) < 1e-6 * N:
-                what = "dlogits must be divided" if first.output == "dlogits" else (
-                    "the loss is the batch mean, so it must be divided")
+                what = (
+                    "dlogits must be divided"
+                    if first.output == "dlogits"
+                    else ("the loss is the batch mean, so it must be divided")
+                )
                 return f"{first.output} is exactly N = {N} times too large: {what} by N."
     return None
 

@@ -57,9 +57,11 @@ class ImportUse:
 
 def allowed_modules(extra: Iterable[str] = ()) -> frozenset[str]:
     """Top-level modules a submission may import: the defaults plus ``--allow-import`` names."""
-    return frozenset(DEFAULT_ALLOWED) | frozenset(ALWAYS_ALLOWED) | {
-        name.strip().partition(".")[0] for name in extra if name.strip()
-    }
+    return (
+        frozenset(DEFAULT_ALLOWED)
+        | frozenset(ALWAYS_ALLOWED)
+        | {name.strip().partition(".")[0] for name in extra if name.strip()}
+    )
 
 
 def _literal_argument(call: ast.Call) -> str | None:
@@ -87,8 +89,11 @@ def scan_imports(source: str) -> list[ImportUse]:
                 uses.append(ImportUse((node.module or "").partition(".")[0], node.lineno))
         elif isinstance(node, ast.Call):
             function = node.func
-            name = function.id if isinstance(function, ast.Name) else (
-                function.attr if isinstance(function, ast.Attribute) else None)
+            name = (
+                function.id
+                if isinstance(function, ast.Name)
+                else (function.attr if isinstance(function, ast.Attribute) else None)
+            )
             if name in ("__import__", "import_module"):
                 target = _literal_argument(node)
                 if target is not None:

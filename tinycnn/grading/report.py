@@ -24,8 +24,13 @@ __all__ = [
     "summary_csv",
 ]
 
-_STATUS_SHOWN = {"pass": "pass", "fail": "FAIL", "error": "ERROR", "timeout": "TIMEOUT",
-                 "missing": "missing"}
+_STATUS_SHOWN = {
+    "pass": "pass",
+    "fail": "FAIL",
+    "error": "ERROR",
+    "timeout": "TIMEOUT",
+    "missing": "missing",
+}
 _WIDTH = 100
 
 
@@ -41,13 +46,20 @@ def _json_number(value: float | None) -> float | None:
 
 
 def _wrapped(label: str, text: str) -> list[str]:
-    return textwrap.wrap(f"{label}{text}", width=_WIDTH, initial_indent="    ",
-                         subsequent_indent="      ", break_on_hyphens=False)
+    return textwrap.wrap(
+        f"{label}{text}",
+        width=_WIDTH,
+        initial_indent="    ",
+        subsequent_indent="      ",
+        break_on_hyphens=False,
+    )
 
 
 def _function_rows(result: FunctionResult) -> list[str]:
-    rows = [f"{result.name:<22} {_STATUS_SHOWN[result.status]:<8} "
-            f"{_error_text(result.max_rel_error):>13}"]
+    rows = [
+        f"{result.name:<22} {_STATUS_SHOWN[result.status]:<8} "
+        f"{_error_text(result.max_rel_error):>13}"
+    ]
     if result.detail:
         rows += _wrapped("", result.detail)
     if result.hint:
@@ -60,8 +72,11 @@ def submission_table(report: SubmissionReport) -> str:
 
     Failing rows are followed by their first failing case in words and, where known, a hint.
     """
-    lines = [f"tinycnn check {report.submission}", "",
-             f"{'function':<22} {'status':<8} {'max rel error':>13}"]
+    lines = [
+        f"tinycnn check {report.submission}",
+        "",
+        f"{'function':<22} {'status':<8} {'max rel error':>13}",
+    ]
     results = [report.functions[name] for name in CONTRACT_FUNCTIONS]
     details = {(r.detail, r.hint) for r in results}
     if len(details) == 1 and results[0].detail:
@@ -84,16 +99,23 @@ def submission_table(report: SubmissionReport) -> str:
     elif training.status == "skipped":
         lines.append(f"training: skipped ({training.detail.rstrip('.')})")
     else:
-        accuracy = (f"validation accuracy {training.val_accuracy:.3f}"
-                    if training.val_accuracy is not None else "no accuracy")
+        accuracy = (
+            f"validation accuracy {training.val_accuracy:.3f}"
+            if training.val_accuracy is not None
+            else "no accuracy"
+        )
         lines += textwrap.wrap(
             f"training ({training.setup}): {accuracy}, reference run "
             f"{training.reference_val_accuracy:.3f}; {training.detail}",
-            width=_WIDTH, subsequent_indent="    ")
+            width=_WIDTH,
+            subsequent_indent="    ",
+        )
     verdict = "PASS" if report.passed else "FAIL"
-    lines.append(f"result: {verdict}, {report.n_passed} of {len(CONTRACT_FUNCTIONS)} functions "
-                 f"pass{'' if not report.policy else ', import policy violated'} "
-                 f"({report.seconds:.1f} s)")
+    lines.append(
+        f"result: {verdict}, {report.n_passed} of {len(CONTRACT_FUNCTIONS)} functions "
+        f"pass{'' if not report.policy else ', import policy violated'} "
+        f"({report.seconds:.1f} s)"
+    )
     return "\n".join(lines)
 
 
@@ -145,38 +167,47 @@ def gradescope_results(report: SubmissionReport) -> dict:
             output = f"pass (max relative error {_error_text(result.max_rel_error)})"
         else:
             output = f"{result.status}: {result.full_detail}"
-        tests.append({
-            "name": name,
-            "score": 1.0 if result.status == "pass" else 0.0,
-            "max_score": 1.0,
-            "output": output,
-            "visibility": "visible",
-        })
+        tests.append(
+            {
+                "name": name,
+                "score": 1.0 if result.status == "pass" else 0.0,
+                "max_score": 1.0,
+                "output": output,
+                "visibility": "visible",
+            }
+        )
     if report.policy:
-        tests.append({
-            "name": "import policy (from scratch: numpy and math only)",
-            "score": 0.0,
-            "max_score": 0.0,
-            "output": "\n".join(report.policy),
-            "visibility": "visible",
-        })
+        tests.append(
+            {
+                "name": "import policy (from scratch: numpy and math only)",
+                "score": 0.0,
+                "max_score": 0.0,
+                "output": "\n".join(report.policy),
+                "visibility": "visible",
+            }
+        )
     if report.training is not None and report.training.status != "skipped":
         t = report.training
         accuracy = "-" if t.val_accuracy is None else f"{t.val_accuracy:.3f}"
-        tests.append({
-            "name": "training TinyCNN with your ops (information, no points)",
-            "score": 0.0,
-            "max_score": 0.0,
-            "output": (f"{t.setup}: validation accuracy {accuracy}, reference run "
-                       f"{t.reference_val_accuracy:.3f}. {t.detail}"),
-            "visibility": "visible",
-        })
+        tests.append(
+            {
+                "name": "training TinyCNN with your ops (information, no points)",
+                "score": 0.0,
+                "max_score": 0.0,
+                "output": (
+                    f"{t.setup}: validation accuracy {accuracy}, reference run "
+                    f"{t.reference_val_accuracy:.3f}. {t.detail}"
+                ),
+                "visibility": "visible",
+            }
+        )
     score = 0.0 if report.policy else sum(test["score"] for test in tests)
     return {
         "score": score,
-        "output": (f"{report.n_passed} of {len(CONTRACT_FUNCTIONS)} contract functions pass"
-                   + ("; the import policy is violated, so the score is 0." if report.policy
-                      else ".")),
+        "output": (
+            f"{report.n_passed} of {len(CONTRACT_FUNCTIONS)} contract functions pass"
+            + ("; the import policy is violated, so the score is 0." if report.policy else ".")
+        ),
         "tests": tests,
     }
 
@@ -187,8 +218,14 @@ def gradescope_results(report: SubmissionReport) -> dict:
 
 # No wall time here: the summary is a function of the submissions only, the same for any
 # --jobs or --scheduler (the --json document keeps each submission's seconds).
-SUMMARY_COLUMNS = ("submission", "passed", "functions_passed", *CONTRACT_FUNCTIONS,
-                   "policy", "val_accuracy")
+SUMMARY_COLUMNS = (
+    "submission",
+    "passed",
+    "functions_passed",
+    *CONTRACT_FUNCTIONS,
+    "policy",
+    "val_accuracy",
+)
 
 
 def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
@@ -201,8 +238,11 @@ def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
             "functions_passed": report.n_passed,
             **{name: report.functions[name].status for name in CONTRACT_FUNCTIONS},
             "policy": "; ".join(report.policy),
-            "val_accuracy": ("" if report.training is None or report.training.val_accuracy is None
-                             else f"{report.training.val_accuracy:.4f}"),
+            "val_accuracy": (
+                ""
+                if report.training is None or report.training.val_accuracy is None
+                else f"{report.training.val_accuracy:.4f}"
+            ),
         }
         rows.append(row)
     return rows
@@ -236,8 +276,10 @@ def folder_table(reports: list[SubmissionReport]) -> str:
     width = max([len("submission"), *(len(name) for name in names)])
     lines = [f"{'submission':<{width}}  result  passed  not passing"]
     for name, report in zip(names, reports, strict=True):
-        lines.append(f"{name:<{width}}  {'PASS' if report.passed else 'FAIL':<6}  "
-                     f"{report.n_passed:>4}/9  {_not_passing(report)}")
+        lines.append(
+            f"{name:<{width}}  {'PASS' if report.passed else 'FAIL':<6}  "
+            f"{report.n_passed:>4}/9  {_not_passing(report)}"
+        )
     n_passed = sum(r.passed for r in reports)
     lines.append(f"{n_passed} of {len(reports)} submissions pass")
     return "\n".join(lines)

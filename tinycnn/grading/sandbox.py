@@ -88,8 +88,9 @@ class Limits:
                 f"train_timeout {self.train_timeout}, startup_timeout {self.startup_timeout}"
             )
         if self.memory_mb < 256:
-            raise ValueError(f"memory limit {self.memory_mb} MiB is too small to start NumPy "
-                             f"(need at least 256)")
+            raise ValueError(
+                f"memory limit {self.memory_mb} MiB is too small to start NumPy (need at least 256)"
+            )
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ def project_paths() -> list[str]:
     ``sys.path``), so it is told where the checker found these packages.
     """
     from tinycnn import parity_tests, reference
+
     paths = []
     for package in (parity_tests, reference):
         root = str(Path(package.__file__).resolve().parent.parent)
@@ -213,7 +215,8 @@ def _read_record(directory: Path, name: str) -> tuple[dict, bytes] | None:
     blob_path = directory / f"{name}.bin"
     try:
         if meta.stat().st_size > MAX_RESULT_BYTES or (
-                blob_path.exists() and blob_path.stat().st_size > MAX_RESULT_BYTES):
+            blob_path.exists() and blob_path.stat().st_size > MAX_RESULT_BYTES
+        ):
             return None
         payload = json.loads(meta.read_text())
         blob = blob_path.read_bytes() if blob_path.exists() else b""
@@ -504,8 +507,10 @@ def run_child(
             "memory_bytes": int(limits.memory_mb) * 2**20,
             "file_bytes": MAX_RESULT_BYTES,
             # Backstop only (an orphan is stopped by the kernel); the parent's clock rules.
-            "cpu_seconds": int(limits.startup_timeout + limits.timeout
-                               + max(limits.timeout, limits.train_timeout)) + 10,
+            "cpu_seconds": int(
+                limits.startup_timeout + limits.timeout + max(limits.timeout, limits.train_timeout)
+            )
+            + 10,
         }
         job_path = work / "job.json"
         job_path.write_text(json.dumps(job))
@@ -562,12 +567,15 @@ def _collect(work: Path, run: ChildRun) -> None:
         try:
             if payload.get("outcome") == "returned":
                 call["result"] = decode(payload["result"], blob)
-                call["inputs_after"] = {name: decode(item, blob)
-                                        for name, item in payload["inputs_after"].items()}
+                call["inputs_after"] = {
+                    name: decode(item, blob) for name, item in payload["inputs_after"].items()
+                }
         except (KeyError, TypeError, ValueError) as error:
-            call = {"outcome": "unreadable", "error": {"type": "unreadable result",
-                                                       "message": str(error), "where": None},
-                    "seconds": payload.get("seconds", 0.0)}
+            call = {
+                "outcome": "unreadable",
+                "error": {"type": "unreadable result", "message": str(error), "where": None},
+                "seconds": payload.get("seconds", 0.0),
+            }
         run.calls.append(call)
         index += 1
     done = _read_record(work, "done")
@@ -580,6 +588,8 @@ def _collect(work: Path, run: ChildRun) -> None:
             try:
                 train["params"] = {k: decode(v, blob) for k, v in payload["params"].items()}
             except (KeyError, TypeError, ValueError) as error:
-                train = {"outcome": "unreadable", "error": {"type": "unreadable result",
-                                                            "message": str(error), "where": None}}
+                train = {
+                    "outcome": "unreadable",
+                    "error": {"type": "unreadable result", "message": str(error), "where": None},
+                }
         run.train = train
