@@ -7,7 +7,7 @@
 
 from tinycnn.reference.data import CLASS_NAMES, Dataset, DatasetConfig, make_dataset
 from tinycnn.reference.gradcheck import gradient_check, numerical_gradient, relative_error
-from tinycnn.reference.models import MLP, TinyCNN
+from tinycnn.reference.models import MLP, SoftmaxRegression, TinyCNN, build_model
 from tinycnn.reference.ops import conv_output_size
 from tinycnn.reference.optim import SGD
 from tinycnn.reference.train import History, TrainConfig, epoch_batches, evaluate, train
@@ -19,8 +19,10 @@ __all__ = [
     "Dataset",
     "DatasetConfig",
     "History",
+    "SoftmaxRegression",
     "TinyCNN",
     "TrainConfig",
+    "build_model",
     "conv_output_size",
     "epoch_batches",
     "evaluate",

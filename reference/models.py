@@ -1,4 +1,5 @@
-"""TinyCNN and the one-hidden-layer MLP, built from the ops in :mod:`tinycnn.reference.ops`.
+"""TinyCNN, the one-hidden-layer MLP and softmax regression, built from the ops in
+:mod:`tinycnn.reference.ops`; :func:`build_model` builds any of them by name.
 
 Parameters live in a plain dict whose keys and array layouts are exactly PyTorch's
 ``state_dict`` of the twin modules in :mod:`tinycnn.torch_impl`, so weights move between the two
@@ -11,13 +12,22 @@ The ops module is a constructor argument, so the same model trains with a studen
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Mapping
 
 import numpy as np
 from tinycnn.reference import ops as reference_ops
 
-__all__ = ["MLP", "TinyCNN", "init_uniform"]
+__all__ = [
+    "DEFAULT_HIDDEN",
+    "MLP",
+    "MODEL_KINDS",
+    "SoftmaxRegression",
+    "TinyCNN",
+    "build_model",
+    "init_uniform",
+]
 
 IMAGE_CHANNELS = 1  # the synthetic images are grayscale
 
@@ -384,3 +394,141 @@ class MLP(_Model):
             ("ReLU", "relu", None),
             ("Dense + bias", "logits", "out"),
         ]
+
+
+class SoftmaxRegression(_Model):
+    """``logits = flatten(x) @ W.T + b``: one dense layer from the ``S*S`` pixels to the classes.
+
+    Parameters
+    ----------
+    n_classes : int, default 3
+    image_size : int, default 8
+    seed : int, default 0
+        Seed of the initial parameters (PyTorch's ``nn.Linear`` distribution).
+    dtype : float32 or float64, default float64
+    ops : module, default :mod:`tinycnn.reference.ops`
+
+    Parameters live under ``linear.weight (n_classes, S*S)`` and ``linear.bias (n_classes,)``,
+    the ``state_dict`` names of :func:`tinycnn.reports.baseline.torch_twin`.
+    """
+
+    name = "SoftmaxRegression"
+
+    def __init__(
+        self,
+        n_classes: int = 3,
+        *,
+        image_size: int = 8,
+        seed: int = 0,
+        dtype=np.float64,
+        ops: types.ModuleType | None = None,
+    ):
+        if n_classes < 2:
+            raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+        self.config = {"n_classes": n_classes, "image_size": image_size}
+        n_inputs = IMAGE_CHANNELS * image_size * image_size
+        rng = np.random.default_rng(seed)
+        shapes = self.parameter_shapes()
+        super().__init__(
+            {
+                "linear.weight": init_uniform(rng, shapes["linear.weight"], n_inputs),
+                "linear.bias": init_uniform(rng, shapes["linear.bias"], n_inputs),
+            },
+            ops,
+        )
+        self.astype(dtype)
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        n_classes, S = self.config["n_classes"], self.config["image_size"]
+        return {"linear.weight": (n_classes, IMAGE_CHANNELS * S * S), "linear.bias": (n_classes,)}
+
+    def forward_with_activations(self, x):
+        x = self._check_images(x)
+        flat = x.reshape(len(x), -1)  # N, S*S
+        logits = self.ops.linear_forward(
+            flat, self.params["linear.weight"], self.params["linear.bias"]
+        )  # N, n_classes
+        return logits, {"flatten": flat, "logits": logits}
+
+    def backward(self, dlogits, activations):
+        _, dw, db = self.ops.linear_backward(
+            dlogits,
+            activations["flatten"],
+            self.params["linear.weight"],
+            self.params["linear.bias"],
+        )
+        return {"linear.weight": dw, "linear.bias": db}
+
+    def _summary_layers(self):
+        return [("Flatten", "flatten", None), ("Dense + bias", "logits", "linear")]
+
+
+# ------------------------------------------------------------------------------------------
+# The one model factory (CLI, report runs, benchmark, checkpoints)
+# ------------------------------------------------------------------------------------------
+
+#: Model kinds by the name the CLI, the report's run specs and checkpoints use.
+MODEL_KINDS: dict[str, type[_Model]] = {
+    "tinycnn": TinyCNN,
+    "mlp": MLP,
+    "linear": SoftmaxRegression,
+}
+
+#: Hidden width of the MLP when none is given: the lecture's comparison MLP.
+DEFAULT_HIDDEN = 18
+
+
+def build_model(
+    kind: str,
+    n_classes: int = 3,
+    *,
+    hidden: int | None = None,
+    seed: int = 0,
+    dtype=np.float64,
+    ops: types.ModuleType | None = None,
+    **config,
+) -> _Model:
+    """A freshly initialised model of ``kind``: the one place models are built from names.
+
+    Parameters
+    ----------
+    kind : {"tinycnn", "mlp", "linear"}
+        TinyCNN, the one-hidden-layer MLP, or softmax regression (:data:`MODEL_KINDS`).
+    n_classes : int, default 3
+        Output logits: 3 (vertical, horizontal, diagonal) or 4 (adds dot).
+    hidden : int, optional
+        Width of the MLP's hidden layer (default :data:`DEFAULT_HIDDEN`); only for ``"mlp"``.
+    seed : int, default 0
+        Seed of the initial parameters.
+    dtype : float32 or float64, default float64
+    ops : module, optional
+        Ops implementing the contract (default :mod:`tinycnn.reference.ops`).
+    **config
+        Further constructor arguments of the class, e.g. ``n_filters`` or ``image_size``; a
+        checkpoint's ``config`` dict passes through unchanged (``build_model(kind, **config)``).
+
+    Returns
+    -------
+    TinyCNN, MLP or SoftmaxRegression
+        ``model.config`` holds the architecture arguments; its parameters have dtype ``dtype``.
+
+    Raises
+    ------
+    ValueError
+        An unknown kind, ``hidden`` for a model other than the MLP, an argument the class does
+        not take, or an invalid value (raised by the class).
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model must be one of {tuple(MODEL_KINDS)}, got {kind!r}")
+    cls = MODEL_KINDS[kind]
+    if kind == "mlp":
+        config["hidden"] = DEFAULT_HIDDEN if hidden is None else hidden
+    elif hidden is not None:
+        raise ValueError(f"a hidden width applies only to the MLP, not to {kind}")
+    accepted = set(inspect.signature(cls).parameters) - {"seed", "dtype", "ops"}
+    unknown = sorted(set(config) - accepted)
+    if unknown:
+        raise ValueError(
+            f"{kind} takes no argument {unknown[0]!r} (it takes {', '.join(sorted(accepted))})"
+        )
+    return cls(n_classes=n_classes, seed=seed, dtype=dtype, ops=ops, **config)

@@ -8,7 +8,7 @@ written with 6 significant digits, rows in a fixed order, and nothing depends on
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +21,11 @@ from tinycnn.reports.claims import COLUMNS, DIFFERS, NOT_TESTABLE, REPRODUCED
 from tinycnn.reports.pipeline import ReportData
 from tinycnn.reports.runs import run_seed
 
+from tinycnn.markdown import markdown_table
+
 __all__ = [
     "claims_tally",
     "figure_jobs",
-    "markdown_table",
     "prepare_output_dir",
     "render_markdown",
     "write_report",
@@ -169,35 +170,8 @@ def write_report(
 
 
 # ---------------------------------------------------------------------------------------------
-# Markdown
+# Markdown (tables by the project's one renderer, :func:`tinycnn.markdown.markdown_table`)
 # ---------------------------------------------------------------------------------------------
-
-
-def _cell(value) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (float, np.floating)):
-        return "" if np.isnan(value) else f"{value:.6g}"
-    return str(value)
-
-
-def markdown_table(
-    table: pd.DataFrame,
-    formats: Mapping[str, Callable] | None = None,
-    columns: Sequence[str] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> str:
-    """A GitHub markdown table; ``formats[column](value)`` formats a column's cells."""
-    formats, headers = formats or {}, headers or {}
-    columns = list(columns or table.columns)
-    lines = [
-        "| " + " | ".join(headers.get(c, c) for c in columns) + " |",
-        "|" + "|".join("---" for _ in columns) + "|",
-    ]
-    for row in table.to_dict(orient="records"):  # keeps each column's type (iterrows does not)
-        cells = [str(formats[c](row[c]) if c in formats else _cell(row[c])) for c in columns]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines)
 
 
 def pct(x: float) -> str:

@@ -141,14 +141,12 @@ class RunResult:
 
 
 def build_model(spec: RunSpec):
-    """The NumPy model of ``spec``, initialised from ``spec.seed`` (float64)."""
-    if spec.model == "tinycnn":
-        return reference.TinyCNN(n_classes=spec.n_classes, seed=spec.seed)
-    if spec.model == "mlp":
-        return reference.MLP(spec.hidden, spec.n_classes, seed=spec.seed)
-    from tinycnn.reports.baseline import SoftmaxRegression
+    """The NumPy model of ``spec``, initialised from ``spec.seed`` (float64).
 
-    return SoftmaxRegression(spec.n_classes, seed=spec.seed)
+    Built by the project's one factory, :func:`tinycnn.reference.models.build_model`, exactly
+    as ``tinycnn train --seed S`` builds it.
+    """
+    return reference.build_model(spec.model, spec.n_classes, hidden=spec.hidden, seed=spec.seed)
 
 
 def _single_thread(backend: str):

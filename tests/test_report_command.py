@@ -63,16 +63,6 @@ def test_help_lists_the_options(capsys):
 # -- rendering helpers -------------------------------------------------------------------------
 
 
-def test_markdown_table_escapes_pipes_and_formats_columns():
-    table = pd.DataFrame({"name": ["|x|", "y"], "value": [0.5, np.nan], "ok": [True, False]})
-    text = render.markdown_table(
-        table, formats={"value": lambda v: "-" if np.isnan(v) else f"{v:.0%}"}
-    )
-    lines = text.splitlines()
-    assert lines[0] == "| name | value | ok |" and lines[1] == "|---|---|---|"
-    assert lines[2] == "| \\|x\\| | 50% | yes |" and lines[3] == "| y | - | no |"
-
-
 def test_csv_floats_have_six_significant_digits(tmp_path):
     path = render.write_csv(
         pd.DataFrame({"x": [1 / 3, 1e-12 / 3], "n": [1, 2]}), tmp_path / "t.csv"

@@ -565,10 +565,8 @@ def _epoch_functions(model_name: str, batch: int, dtype_name: str, n_train: int)
     dtype = np.dtype(dtype_name)
     data = reference.make_dataset(n_train=n_train, n_val=0, seed=0)
     x, y = data.x_train.astype(dtype), data.y_train
-    if model_name == "TinyCNN":
-        model = reference.TinyCNN(dtype=dtype, seed=0)
-    else:
-        model = reference.MLP(18, dtype=dtype, seed=0)
+    kind = "tinycnn" if model_name == "TinyCNN" else "mlp"  # the MLP's default width, 18
+    model = reference.build_model(kind, dtype=dtype, seed=0)
     config = reference.TrainConfig()
     batches = reference.epoch_batches(n_train, batch, epoch=1, seed=config.seed)
 

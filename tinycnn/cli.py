@@ -105,19 +105,17 @@ def _register_train(subparsers) -> None:
 
 def _build_model(args):
     """The NumPy model the arguments ask for (its weights are the starting point either way)."""
-    from tinycnn import reference
     from tinycnn.reference.checkpoint import CheckpointError, load_checkpoint
+    from tinycnn.reference.models import build_model
 
     if args.hidden is not None and args.model != "mlp" and args.load is None:
         raise CommandError("--hidden applies only to --model mlp")
     if args.load is None:
         kind = args.model or "tinycnn"
-        n_classes = args.classes or 3
-        if kind == "tinycnn":
-            model = reference.TinyCNN(n_classes=n_classes, seed=args.seed)
-        else:
-            model = reference.MLP(args.hidden or 18, n_classes, seed=args.seed)
-        return kind, model.astype(args.dtype)
+        model = build_model(
+            kind, args.classes or 3, hidden=args.hidden, seed=args.seed, dtype=args.dtype
+        )
+        return kind, model
 
     try:
         params, kind, config = load_checkpoint(args.load)
@@ -134,9 +132,8 @@ def _build_model(args):
             raise CommandError(
                 f"{flag} {wanted} conflicts with {args.load}, which holds {kind} with {config}"
             )
-    cls = reference.TinyCNN if kind == "tinycnn" else reference.MLP
     try:
-        model = cls(**config).load_params(params)
+        model = build_model(kind, **config).load_params(params)
     except (TypeError, ValueError) as error:
         raise CommandError(f"{args.load}: weights do not fit {kind} {config}: {error}") from None
     return kind, model.astype(args.dtype)
