@@ -24,7 +24,7 @@ from tinycnn.grading.grader import STATUSES
 from tinycnn.grading.sandbox import Limits
 
 FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
-TEMPLATE = Path(__file__).parent.parent / "examples" / "student_template.py"
+TEMPLATE = Path(__file__).parent.parent / "tinycnn" / "templates" / "student_template.py"
 REPO = Path(__file__).parent.parent
 
 

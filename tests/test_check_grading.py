@@ -21,7 +21,7 @@ from tinycnn.grading.grader import STATUSES, cases_of, grade_submission
 from tinycnn.grading.sandbox import Limits
 
 FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
-TEMPLATE = Path(__file__).parent.parent / "examples" / "student_template.py"
+TEMPLATE = Path(__file__).parent.parent / "tinycnn" / "templates" / "student_template.py"
 
 # Short limits keep the hostile fixtures fast; the defaults are exercised by the slow tests.
 FAST = Limits(timeout=2.0)

@@ -1118,7 +1118,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         "and the MLP, NumPy against PyTorch eager on one thread each; time "
         "`tinycnn report` (full and --quick), `tinycnn check` of a correct "
         "submission and the default test suite; print the NumPy/PyTorch ratios "
-        "with the targets of issue 5.",
+        "with the performance targets.",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results to PATH (JSON)")
     parser.add_argument(

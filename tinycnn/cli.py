@@ -1,4 +1,5 @@
-"""The ``tinycnn`` command and its subcommands ``train``, ``report``, ``check`` and ``bench``.
+"""The ``tinycnn`` command and its subcommands ``train``, ``template``, ``report``, ``check``,
+``bench`` and ``autograder``.
 
 Every subcommand reports a bad argument or an unreadable file as one line on stderr and exits
 with a non-zero status; a traceback means a bug in this project, not in the user's input.
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 __all__ = ["CommandError", "main"]
 
 USAGE_ERROR = 2  # argparse's status for a bad command line
+SIGPIPE_STATUS = 128 + 13  # what a shell reports for a process ended by SIGPIPE (signal 13)
 
 
 class CommandError(Exception):
@@ -143,10 +145,19 @@ def run_train(args) -> int:
     from tinycnn import reference
     from tinycnn.reference.checkpoint import save_checkpoint
 
-    kind, model = _build_model(args)
     if args.save is not None:
         check_output_file("--save", args.save)
-    dataset = reference.make_dataset(n_classes=model.config["n_classes"], seed=args.seed)
+    kind, model = _build_model(args)
+    try:
+        dataset = reference.make_dataset(
+            n_classes=model.config["n_classes"],
+            image_size=model.config["image_size"],
+            seed=args.seed,
+        )
+    except ValueError as error:  # only a loaded checkpoint can ask for what the data lacks
+        raise CommandError(
+            f"{args.load}: {kind} {model.config} cannot train on the stripe images: {error}"
+        ) from None
     config = reference.TrainConfig(epochs=args.epochs, seed=args.seed)
     progress = not args.no_progress
 
@@ -173,6 +184,56 @@ def run_train(args) -> int:
         except OSError as error:
             raise CommandError(f"cannot write {args.save}: {error.strerror or error}") from None
         print(f"saved weights to {args.save}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# tinycnn template
+# ------------------------------------------------------------------------------------------
+
+
+def _register_template(subparsers) -> None:
+    from tinycnn import templates
+
+    course_apis = [name for name in templates.available() if name != templates.DEFAULT]
+    parser = subparsers.add_parser(
+        "template",
+        help="write the student template (the op contract with TODOs) to start from",
+        description="Write the template a student fills in: the nine functions of the op "
+        "contract with their docstrings and TODOs, or with --api the template of a course's "
+        "own API that `tinycnn check --api NAME` grades. Then: tinycnn check PATH.",
+    )
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        nargs="?",
+        default="my_ops.py",
+        help="file to write (default: my_ops.py; '-' prints it)",
+    )
+    parser.add_argument(
+        "--api",
+        metavar="NAME",
+        choices=course_apis,
+        default=None,
+        help="a course API's template instead: "
+        + (", ".join(course_apis) if course_apis else "none installed"),
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    parser.set_defaults(func=run_template)
+
+
+def run_template(args) -> int:
+    from tinycnn import templates
+
+    text = templates.read(args.api or templates.DEFAULT)
+    if args.path == "-":
+        sys.stdout.write(text)
+        return 0
+    if os.path.lexists(os.path.expanduser(args.path)) and not args.force:
+        raise CommandError(f"{args.path} exists; choose another PATH or add --force")
+    check_output_file("PATH", args.path)
+    write_output("PATH", args.path, text)
+    print(f"wrote {args.path}; fill in the TODOs, then run: tinycnn check {args.path}")
     return 0
 
 
@@ -213,14 +274,18 @@ def write_output(option: str, path: str, text: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tinycnn import __version__
+
     parser = OneLineParser(
         prog="tinycnn",
         description="TinyCNN from scratch in NumPy, checked against PyTorch.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser
     )
     _register_train(subparsers)
+    _register_template(subparsers)
     for register in _optional_commands():
         register(subparsers)
     return parser
@@ -240,13 +305,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
+        return status
     except CommandError as error:
         print(f"tinycnn {args.command}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print(f"tinycnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout went away (``tinycnn train | head -0``): end quietly.
+
+    Python ignores SIGPIPE and raises BrokenPipeError instead; what a shell expects is the
+    status of a process ended by SIGPIPE, 128 + 13. Output still buffered for the closed pipe
+    goes to /dev/null, so flushing it at exit cannot raise again (Python's documented recipe,
+    "Note on SIGPIPE" in the signal module's documentation).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return SIGPIPE_STATUS
 
 
 if __name__ == "__main__":

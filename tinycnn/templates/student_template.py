@@ -1,6 +1,6 @@
 """Your TinyCNN layers, from scratch in NumPy: fill in every TODO, then grade yourself.
 
-    tinycnn check student_template.py
+    tinycnn check my_ops.py
 
 runs each function below on the same cases the project tests its own reference with (forward and
 backward, float64 and float32, ties, exact zeros, large logits, stride and padding, odd sizes), in

@@ -1,0 +1,76 @@
+"""pytest plugin of the parity suite, registered by entry point (``pytest11``), so it also
+works from an installed package: ``pytest --pyargs tinycnn.parity_tests --impl my_ops.py``.
+
+It provides what must exist before pytest reads the command line, which a conftest.py inside
+an installed package cannot do (pytest reads that conftest only after parsing):
+
+- the ``--impl PATH`` option: the Python file implementing the op contract that the suite
+  tests instead of :mod:`tinycnn.reference.ops` (the ``ops`` fixture of
+  ``tinycnn/parity_tests/conftest.py`` hands it to the tests);
+- the ``slow`` marker, so ``--strict-markers`` and ``-m "not slow"`` work without this
+  project's pyproject.toml.
+
+Only the standard library and pytest are imported here: the plugin loads in every pytest run
+of an environment where tinycnn is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+__all__ = ["IMPL_KEY", "SLOW_MARKER", "load_implementation"]
+
+#: Where the loaded ``--impl`` module is kept (``config.stash[IMPL_KEY]``).
+IMPL_KEY = pytest.StashKey[ModuleType]()
+IMPL_MODULE_NAME = "parity_tests_impl_under_test"
+SLOW_MARKER = "slow: takes more than a few seconds; deselect with '-m \"not slow\"'"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tinycnn", "TinyCNN parity suite")
+    group.addoption(
+        "--impl",
+        metavar="PATH",
+        default=None,
+        help="Python file implementing the op contract, tested instead of tinycnn.reference.ops",
+    )
+
+
+def load_implementation(path: Path) -> ModuleType:
+    """Import a Python file as a module; raise `pytest.UsageError` if that is impossible."""
+    if not path.is_file():
+        raise pytest.UsageError(f"--impl: no such file: {path}")
+    spec = importlib.util.spec_from_file_location(IMPL_MODULE_NAME, path)
+    if spec is None or spec.loader is None:
+        raise pytest.UsageError(f"--impl: cannot import {path} (is it a .py file?)")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[IMPL_MODULE_NAME] = module  # dataclasses and pickling look modules up here
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as error:
+        del sys.modules[IMPL_MODULE_NAME]
+        raise pytest.UsageError(
+            f"--impl: importing {path} failed: {type(error).__name__}: {error}"
+        ) from error
+    return module
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", SLOW_MARKER)
+    # Load the file now, so a bad path stops the run with one clear line before any test runs.
+    impl = config.getoption("--impl")
+    if impl is not None:
+        path = Path(config.invocation_params.dir, impl).resolve()
+        config.stash[IMPL_KEY] = load_implementation(path)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    module = config.stash.get(IMPL_KEY, None)
+    if module is None:
+        return None
+    return f"tinycnn parity suite: implementation under test: {module.__file__}"
