@@ -11,9 +11,18 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from tinycnn.reference.data import Dataset
+from tinycnn.reference.fast import TrainingSteps, supports
 from tinycnn.reference.optim import SGD
 
-__all__ = ["History", "TrainConfig", "epoch_batches", "evaluate", "sgd_step", "train"]
+__all__ = [
+    "History",
+    "PublicSteps",
+    "TrainConfig",
+    "epoch_batches",
+    "evaluate",
+    "sgd_step",
+    "train",
+]
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,8 @@ def train(
     dataset: Dataset,
     config: TrainConfig | None = None,
     progress: bool | Callable[[int, History], None] = False,
+    *,
+    fast: bool = True,
 ) -> History:
     """Train ``model`` in place with SGD on ``dataset``; return its history.
 
@@ -108,15 +119,28 @@ def train(
     progress : bool or callable, default False
         True shows a tqdm progress bar; a callable is called as ``progress(epoch, history)``
         after every epoch.
+    fast : bool, default True
+        Run the steps of a TinyCNN or MLP on the reference ops through
+        :class:`tinycnn.reference.fast.TrainingSteps`: the same numbers as composing the
+        public ops, bit for bit, several times faster. False (or any other model or ops)
+        composes the public ops step by step, as :func:`sgd_step` does.
     """
     config = config or TrainConfig()
     x_train = dataset.x_train.astype(model.dtype)
     x_val = dataset.x_val.astype(model.dtype)
     y_train, y_val = dataset.y_train, dataset.y_val
-    optimizer = SGD(
-        model.params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
     history = History()
+    if fast and supports(model):
+        steps = TrainingSteps(
+            model,
+            x_train,
+            y_train,
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    else:
+        steps = PublicSteps(model, x_train, y_train, config)
 
     def end_of_epoch(epoch: int) -> None:
         history.record(
@@ -126,14 +150,37 @@ def train(
         if epoch in config.snapshot_epochs:
             history.snapshots[epoch] = {k: v.copy() for k, v in model.params.items()}
 
-    end_of_epoch(0)
-    with _progress_bar(progress, config.epochs, type(model).__name__) as report:
-        for epoch in range(1, config.epochs + 1):
-            for batch in epoch_batches(len(y_train), config.batch_size, epoch, config.seed):
-                history.step_loss.append(sgd_step(model, optimizer, x_train[batch], y_train[batch]))
-            end_of_epoch(epoch)
-            report(epoch, history)
+    try:
+        end_of_epoch(0)
+        with _progress_bar(progress, config.epochs, type(model).__name__) as report:
+            for epoch in range(1, config.epochs + 1):
+                for batch in epoch_batches(len(y_train), config.batch_size, epoch, config.seed):
+                    history.step_loss.append(steps(batch))
+                end_of_epoch(epoch)
+                report(epoch, history)
+    finally:
+        steps.close()
     return history
+
+
+class PublicSteps:
+    """SGD steps composing the model's public ops, one minibatch per call (see :func:`sgd_step`).
+
+    The interface of :class:`tinycnn.reference.fast.TrainingSteps`: call with the indices of a
+    minibatch, get its loss; :meth:`close` when done.
+    """
+
+    def __init__(self, model, x: np.ndarray, labels: np.ndarray, config: TrainConfig):
+        self.model, self.x, self.labels = model, x, labels
+        self.optimizer = SGD(
+            model.params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+
+    def __call__(self, batch: np.ndarray) -> float:
+        return sgd_step(self.model, self.optimizer, self.x[batch], self.labels[batch])
+
+    def close(self) -> None:
+        pass
 
 
 class _progress_bar:

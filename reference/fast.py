@@ -1,0 +1,402 @@
+"""The SGD training step of TinyCNN and the MLP at the NumPy floor: the same numbers, less work.
+
+:func:`tinycnn.reference.train.train` runs its steps through this module. Composing the nine
+public ops of :mod:`tinycnn.reference.ops` (what :meth:`TinyCNN.loss_and_gradients` does) gives
+the same numbers, bit for bit; the tests check it in float64 on several geometries and seeds.
+The public ops stay what a student reads; this module is what a training run executes.
+
+Where the public step loses time, and what is done here instead:
+
+- **Checks.** Every public op validates its arguments on every call (about half of the Python
+  calls of a step at batch 32). Here they run once: :class:`TrainingSteps` checks the model,
+  the whole training set and its labels when it is built, and each batch size gets a
+  :class:`_TinyCNNPlan` (or :class:`_MLPPlan`) once; the steps then call NumPy directly.
+- **Gradients nobody uses.** The model's first layer throws its input gradient away; the
+  public ``conv2d_backward`` and ``linear_backward`` compute it anyway (at batch 3000, about
+  14 of TinyCNN's ~19 kFLOP per sample). The plans compute ``dw`` and ``db`` only.
+- **Fresh memory.** Every public op allocates its outputs, and large fresh arrays cost page
+  faults. A plan allocates its arrays once per batch size and every step writes into them
+  (``out=``); the parameters, gradients and momentum live in one flat vector each, so the SGD
+  update is three array operations instead of twelve.
+- **Passes that can be fused.** Max-pooling commutes with ReLU (``max(relu(a), relu(b)) =
+  relu(max(a, b))``), so TinyCNN's forward pass pools the convolution and applies ReLU to the
+  pooled quarter of the values; the backward pass routes each window's gradient straight to
+  the convolution output, masking it where the ReLU was off, instead of building the full
+  pooling gradient and multiplying it by the ReLU mask.
+
+Same numbers: every floating-point operation is the public op's own NumPy call on the same
+shapes (the same BLAS product, the same reduction), written into a kept buffer; fusing only
+moves integer and selection work, never changes a rounding. The one place where the fused
+pooling could pick a different window element than the public path (a window whose maximum is
+not positive: every ReLU output is 0 and the public path takes the first) is mapped to the
+public choice. Special values: if a step's loss or any gradient is not finite (NaN or infinite
+inputs, a diverging run), the step is recomputed with the public ops, so the rules for NaN and
+infinity are exactly theirs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tinycnn.reference import ops
+from tinycnn.reference.models import MLP, TinyCNN
+from tinycnn.reference.optim import SGD
+
+__all__ = ["TrainingSteps", "supports"]
+
+
+def supports(model) -> bool:
+    """True when ``model`` can train on the fast path: a TinyCNN or MLP on the reference ops.
+
+    Subclasses (which may change a layer) and models on other ops (a student's submission,
+    a deliberately buggy module) train through their own ops, step by step.
+    """
+    return type(model) in (TinyCNN, MLP) and model.ops is ops
+
+
+class TrainingSteps:
+    """SGD steps of ``model`` on one training set, one minibatch per call.
+
+    Parameters
+    ----------
+    model : TinyCNN or MLP
+        With the reference ops (see :func:`supports`). While the steps run, ``model.params``
+        holds views into one flat parameter vector that the steps update in place; call
+        :meth:`close` to put back the model's own arrays with the trained values in them.
+    x : ndarray, shape (n, 1, S, S), the model's dtype
+        Training images.
+    labels : ndarray of int, shape (n,)
+        Class of each image, in ``[0, n_classes)``.
+    lr, momentum, weight_decay : float
+        As :class:`tinycnn.reference.optim.SGD`, which does the update.
+
+    Raises
+    ------
+    ValueError
+        For a model the fast path does not support, images of the wrong shape or dtype, or
+        labels out of range (the checks the public ops would make on every step, made once).
+    """
+
+    def __init__(
+        self,
+        model,
+        x: np.ndarray,
+        labels: np.ndarray,
+        *,
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+    ):
+        if not supports(model):
+            raise ValueError(
+                f"the fast training path runs TinyCNN and MLP on the reference ops, "
+                f"not {type(model).__name__} on {getattr(model.ops, '__name__', model.ops)}"
+            )
+        x = model._check_images(x)
+        if x.dtype != model.dtype:
+            raise ValueError(f"images are {x.dtype} but the model is {model.dtype}")
+        labels = np.asarray(labels)
+        if labels.dtype.kind not in "iu" or labels.shape != (len(x),):
+            raise ValueError(
+                f"labels must be {len(x)} integers, got dtype {labels.dtype}, shape {labels.shape}"
+            )
+        n_classes = model.config["n_classes"]
+        if len(labels) and not (labels.min() >= 0 and labels.max() < n_classes):
+            raise ValueError(f"labels must lie in [0, {n_classes - 1}] for {n_classes} classes")
+        self.model, self.x, self.labels = model, np.ascontiguousarray(x), labels
+
+        # One flat vector each for the parameters and their gradients; the model's parameters
+        # become views into the first while training runs (restored by close()).
+        self._own_params = model.params
+        sizes = [p.size for p in model.params.values()]
+        self._flat = np.concatenate([p.ravel() for p in model.params.values()])
+        self._flat_grads = np.zeros_like(self._flat)
+        self._params = self._views(self._flat)
+        self._grads = self._views(self._flat_grads)
+        assert sum(sizes) == self._flat.size
+        model.params = self._params
+        # The update of reference.optim.SGD, applied once to the whole vector: it is
+        # element-wise, so this is the update of every parameter on its own.
+        self._optimizer = SGD(
+            {"parameters": self._flat}, lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
+        self._plans: dict[int, object] = {}
+        self.fallback_steps = 0  # steps recomputed with the public ops (non-finite values)
+
+    def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        views, start = {}, 0
+        for key, p in self.model.params.items():
+            views[key] = flat[start : start + p.size].reshape(p.shape)
+            start += p.size
+        return views
+
+    def __call__(self, batch: np.ndarray) -> float:
+        """One SGD step on the samples ``batch`` (indices into the training set); its loss."""
+        N = len(batch)
+        plan = self._plans.get(N)
+        if plan is None:
+            if N == 0:
+                raise ValueError("a minibatch needs at least one sample, got an empty batch")
+            plan = self._plans[N] = _plan_for(self.model, N)
+        loss = plan.loss_and_gradients(self.x, self.labels, batch, self._params, self._grads)
+        if not (np.isfinite(loss) and np.isfinite(self._flat_grads).all()):
+            # NaN or infinity somewhere: the public ops decide what it becomes.
+            self.fallback_steps += 1
+            loss, grads = self.model.loss_and_gradients(self.x[batch], self.labels[batch])
+            for key, gradient in grads.items():
+                self._grads[key][...] = gradient
+        self._optimizer.step({"parameters": self._flat_grads})
+        return loss
+
+    def close(self) -> None:
+        """Copy the trained values into the model's own parameter arrays and give them back."""
+        for key, array in self._own_params.items():
+            array[...] = self._params[key]
+        self.model.params = self._own_params
+
+
+def _plan_for(model, N: int):
+    if type(model) is TinyCNN:
+        return _TinyCNNPlan(model, N)
+    return _MLPPlan(model, N)
+
+
+def _cross_entropy(plan, logits: np.ndarray, labels: np.ndarray) -> float:
+    """:func:`ops.softmax_cross_entropy` into ``plan``'s buffers; leaves ``plan.dlogits``.
+
+    The same operations in the same order: subtract the row maximum, log-sum-exp, log-softmax,
+    the batch mean of the picked entries, then softmax minus one-hot over N.
+    """
+    N = len(labels)
+    shifted, row, log_probs, dlogits = plan.shifted, plan.row, plan.log_probs, plan.dlogits
+    np.maximum.reduce(logits, axis=1, keepdims=True, out=row)  # N, 1
+    np.subtract(logits, row, out=shifted)  # N, K
+    np.exp(shifted, out=log_probs)  # N, K (a scratch use of log_probs)
+    np.add.reduce(log_probs, axis=1, keepdims=True, out=row)  # N, 1
+    np.log(row, out=row)  # log-sum-exp
+    np.subtract(shifted, row, out=log_probs)  # N, K
+    picked = np.add(plan.row_start, labels, out=plan.picked)  # flat position of each true class
+    loss = -(log_probs.take(picked).sum() / N)
+    np.exp(log_probs, out=dlogits)  # softmax
+    dlogits.reshape(-1)[picked] -= 1  # minus one-hot
+    dlogits /= N
+    return float(loss)
+
+
+class _Buffers:
+    """The arrays of the cross-entropy, shared by both plans."""
+
+    def __init__(self, N: int, n_classes: int, dtype):
+        self.logits = np.empty((N, n_classes), dtype)
+        self.shifted = np.empty((N, n_classes), dtype)
+        self.log_probs = np.empty((N, n_classes), dtype)
+        self.dlogits = np.empty((N, n_classes), dtype)
+        self.row = np.empty((N, 1), dtype)
+        self.row_start = np.arange(N) * n_classes
+        self.picked = np.empty(N, dtype=np.result_type(self.row_start, np.intp))
+        self.labels = np.empty(N, dtype=np.intp)
+
+
+class _TinyCNNPlan(_Buffers):
+    """Buffers and index arrays of one TinyCNN step at batch size ``N``.
+
+    Conv (F filters, K x K, no padding, stride 1) -> ReLU -> max-pool (size = stride = p) ->
+    linear, on ``(N, 1, S, S)`` images; the arithmetic of ``TinyCNN.loss_and_gradients``.
+
+    The convolution takes one of two routes, chosen once per plan:
+
+    - "rows": output row ``i`` of every image reads image rows ``i .. i+K-1``, which lie
+      side by side in memory: ``K*S`` values from position ``i*S``. So the output rows are
+      one matrix product each, ``band (F*H, K*S) @ x_rows (K*S, N)``, read straight from the
+      images (a strided view, no copy), with ``band[(f, j), (u, c)] = w[f, 0, u, c - j]``
+      (zero outside the kernel). No patches are gathered; the product has zeros to skip.
+    - "patches": the public op's im2col and one product per image.
+
+    A product's sum runs over the kernel in the same order either way, and the zeros add
+    nothing, so the two give the same bits whenever the BLAS sums each dot product in order;
+    whether it does depends on its kernels for the shapes at hand. So the plan runs both on
+    random numbers when it is built, and takes "rows" only if every bit agrees.
+    """
+
+    def __init__(self, model: TinyCNN, N: int):
+        config, dtype = model.config, model.dtype
+        F, K, S, p = (config[k] for k in ("n_filters", "kernel_size", "image_size", "pool_size"))
+        C = 1
+        super().__init__(N, config["n_classes"], dtype)
+        H = ops.conv_output_size(S, K)  # conv output side
+        P = ops.conv_output_size(H, p, 0, p)  # pooled side
+        self.sizes = (N, C, S, F, K, H, p, P)
+        self.dtype = np.dtype(dtype)
+
+        self.x = np.empty((N, C, S, S), dtype)
+        # Convolution weight gradient: the public op's route for this image size.
+        placement_entries = (C * K * K) * (H * H) * (C * S * S)
+        self.dense = placement_entries <= ops.DENSE_BACKWARD_MAX_ENTRIES
+        if self.dense:
+            self.placement = ops._placement(C, S, S, K, K, 1, H, H, self.dtype)
+            self.dM = np.empty((F * H * H, C * S * S), dtype)
+        else:
+            self.patch_dw = np.empty((N, F, C * K * K), dtype)
+        # Route "patches": im2col through the cached window index, one product per image.
+        self.window = ops._window_index(C, S, S, K, K, 1, H, H)  # C*K*K, H*H
+        self.columns = np.empty((N, C * K * K, H * H), dtype)
+        # Route "rows" (see the class docstring).
+        f, j, u, v = np.ix_(np.arange(F), np.arange(H), np.arange(K), np.arange(K))
+        self.band = np.zeros((F * H, K * S), dtype)
+        self.band_position = ((f * H + j) * (K * S) + u * S + j + v).ravel()  # F*H*K*K
+        self.band_weight = np.broadcast_to((f * K + u) * K + v, (F, H, K, K)).ravel()
+        item = self.x.itemsize
+        self.x_rows = np.lib.stride_tricks.as_strided(  # H, K*S, N: rows i..i+K-1 of every image
+            self.x, shape=(H, K * S, N), strides=(S * item, item, S * S * item), writeable=False
+        )
+        self.conv_rows = np.empty((H, F * H, N), dtype)  # i, (f, j), n
+        # where each (n, f, i, j) of the convolution output lives, for each route
+        n, f, i, j = np.ix_(np.arange(N), np.arange(F), np.arange(H), np.arange(H))
+        rows_position = ((i * F + f) * H + j) * N + n  # N, F, H, H
+        self.conv = np.empty((N, F, H * H), dtype)
+
+        # Pooling windows of the convolution output: one row per window element, columns in
+        # the order of the flat features (n, f, pi, pj), as the public op.
+        public_index = ops._pool_index(N * F, H, H, p, p, P, P)  # p*p, N*F*P*P
+        self.pool_start = public_index[0]  # first element of each window, public layout
+        self.pool_offsets = ops._window_index(1, H, H, p, p, p, P, P)[:, 0]  # p*p
+        self.countdown = ops._countdown(p * p)
+        self.windows = np.empty(public_index.shape, dtype)
+        self.window_max = np.empty(N * F * P * P, dtype)
+        self.pooled = np.empty((N, F * P * P), dtype)  # ReLU of the maxima: the flat features
+        self.is_max = np.empty(public_index.shape, bool)
+        self.weighted = np.empty(public_index.shape, self.countdown.dtype)
+        self.first = np.empty(N * F * P * P, self.countdown.dtype)
+        self.positive = np.empty(N * F * P * P, bool)
+        self.winner = np.empty(N * F * P * P, np.intp)
+        self.dpooled = np.empty((N, F * P * P), dtype)
+        self.dconv = np.zeros((N, F, H * H), dtype)
+        self.conv_db = np.empty((F, H * H), dtype)
+
+        self.route = "rows" if self.dense and self._rows_agree_with_patches() else "patches"
+        if self.route == "rows":
+            self.conv_source = self.conv_rows
+            self.pool_index = rows_position.reshape(-1).take(public_index)
+        else:
+            self.conv_source = self.conv
+            self.pool_index = public_index
+
+    def _rows_agree_with_patches(self) -> bool:
+        """Both convolution routes on random numbers in this plan's buffers: same bits?"""
+        rng = np.random.default_rng(0)
+        N, C, S, F, K, H, p, P = self.sizes
+        w = rng.standard_normal((F, C, K, K)).astype(self.dtype)
+        b = np.zeros(F, self.dtype)
+        self.x[...] = rng.standard_normal(self.x.shape)
+        by_rows = self._conv_rows(w, b).reshape(H, F, H, N).transpose(3, 1, 0, 2)
+        by_patches = self._conv_patches(w, b).reshape(N, F, H, H)
+        unsigned = np.dtype(f"u{self.dtype.itemsize}")
+        return np.array_equal(by_rows.view(unsigned), by_patches.view(unsigned))
+
+    def _conv_patches(self, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """conv2d_forward as the public op computes it: ``(N, F, H*H)``."""
+        N, C, S, F, K, H, p, P = self.sizes
+        columns = self.x.reshape(N, C * S * S).take(self.window, axis=1, out=self.columns)
+        conv = np.matmul(w.reshape(F, C * K * K), columns, out=self.conv)  # N, F, H*H
+        conv += b.reshape(F, 1)
+        return conv
+
+    def _conv_rows(self, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """conv2d_forward by output rows: ``(H, F*H, N)``, indexed ``[i, (f, j), n]``."""
+        N, C, S, F, K, H, p, P = self.sizes
+        self.band.reshape(-1)[self.band_position] = w.reshape(-1).take(self.band_weight)
+        conv = np.matmul(self.band, self.x_rows, out=self.conv_rows)  # H, F*H, N
+        conv.reshape(H, F, H * N)[...] += b.reshape(F, 1)
+        return conv
+
+    def loss_and_gradients(self, x_all, labels_all, batch, params, grads) -> float:
+        N, C, S, F, K, H, p, P = self.sizes
+        x = np.take(x_all, batch, axis=0, out=self.x)  # N, C, S, S
+        labels = np.take(labels_all, batch, out=self.labels)  # N
+        w, b = params["conv.weight"], params["conv.bias"]
+
+        # conv2d_forward
+        if self.route == "rows":
+            conv = self._conv_rows(w, b)  # H, F*H, N
+        else:
+            conv = self._conv_patches(w, b)  # N, F, H*H
+        # max-pool, then ReLU (they commute): ReLU runs on the pooled values only
+        windows = conv.reshape(-1).take(self.pool_index, out=self.windows)  # p*p, N*F*P*P
+        window_max = np.maximum.reduce(windows, axis=0, out=self.window_max)  # N*F*P*P
+        features = np.maximum(window_max.reshape(N, -1), 0, out=self.pooled)  # N, F*P*P
+        # linear_forward
+        logits = np.matmul(features, params["fc.weight"].T, out=self.logits)  # N, n_classes
+        logits += params["fc.bias"]
+
+        loss = _cross_entropy(self, logits, labels)
+        dlogits = self.dlogits
+
+        # linear_backward: dx, dw, db
+        dfeatures = np.matmul(dlogits, params["fc.weight"], out=self.dpooled)  # N, F*P*P
+        np.matmul(dlogits.T, features, out=grads["fc.weight"])
+        np.add.reduce(dlogits, axis=0, out=grads["fc.bias"])
+
+        # maxpool2d_backward and relu_backward in one: each window's gradient goes to its
+        # first maximum (for a window whose maximum is not positive, the ReLU output is all
+        # zeros and the public path picks the window's first element), times the ReLU mask.
+        is_max = np.less(windows, window_max, out=self.is_max)
+        np.logical_not(is_max, out=is_max)  # p*p, N*F*P*P
+        weighted = np.multiply(is_max, self.countdown, out=self.weighted)
+        first = np.maximum.reduce(weighted, axis=0, out=self.first)  # p*p - first max
+        np.subtract(p * p, first, out=first)
+        positive = np.greater(window_max, 0, out=self.positive)  # the ReLU was on
+        first *= positive
+        winner = np.add(self.pool_start, self.pool_offsets.take(first), out=self.winner)
+        dflat = dfeatures.reshape(-1)
+        dflat *= positive  # relu_backward: dy * (x > 0)
+        dconv = self.dconv  # N, F, H*H: the public layout
+        dconv.fill(0)
+        dconv.reshape(-1)[winner] = dflat  # windows do not overlap (stride = size)
+
+        # conv2d_backward without dx: db, then dw by the public op's route
+        db = np.add.reduce(dconv, axis=0, out=self.conv_db)  # F, H*H
+        np.add.reduce(db, axis=1, out=grads["conv.bias"])
+        dw = grads["conv.weight"].reshape(F, C * K * K)
+        if self.dense:
+            x_flat = x.reshape(N, C * S * S)
+            dM = np.matmul(dconv.reshape(N, -1).T, x_flat, out=self.dM)  # F*H*H, C*S*S
+            np.matmul(dM.reshape(F, -1), self.placement.T, out=dw)
+        else:
+            products = np.matmul(dconv, self.columns.transpose(0, 2, 1), out=self.patch_dw)
+            np.add.reduce(products, axis=0, out=dw)
+        return loss
+
+
+class _MLPPlan(_Buffers):
+    """Buffers of one MLP step at batch size ``N``: linear -> ReLU -> linear."""
+
+    def __init__(self, model: MLP, N: int):
+        config, dtype = model.config, model.dtype
+        super().__init__(N, config["n_classes"], dtype)
+        S, hidden = config["image_size"], config["hidden"]
+        self.x = np.empty((N, 1, S, S), dtype)
+        self.pre = np.empty((N, hidden), dtype)
+        self.hidden = np.empty((N, hidden), dtype)
+        self.dhidden = np.empty((N, hidden), dtype)
+        self.mask = np.empty((N, hidden), bool)
+
+    def loss_and_gradients(self, x_all, labels_all, batch, params, grads) -> float:
+        N = len(batch)
+        x = np.take(x_all, batch, axis=0, out=self.x)
+        labels = np.take(labels_all, batch, out=self.labels)
+        flat = x.reshape(N, -1)  # N, S*S
+        pre = np.matmul(flat, params["hidden.weight"].T, out=self.pre)  # N, hidden
+        pre += params["hidden.bias"]
+        hidden = np.maximum(pre, 0, out=self.hidden)
+        logits = np.matmul(hidden, params["out.weight"].T, out=self.logits)  # N, n_classes
+        logits += params["out.bias"]
+
+        loss = _cross_entropy(self, logits, labels)
+        dlogits = self.dlogits
+
+        dhidden = np.matmul(dlogits, params["out.weight"], out=self.dhidden)  # N, hidden
+        np.matmul(dlogits.T, hidden, out=grads["out.weight"])
+        np.add.reduce(dlogits, axis=0, out=grads["out.bias"])
+        dhidden *= np.greater(pre, 0, out=self.mask)  # relu_backward: dy * (x > 0)
+        np.matmul(dhidden.T, flat, out=grads["hidden.weight"])  # no dx: nobody uses it
+        np.add.reduce(dhidden, axis=0, out=grads["hidden.bias"])
+        return loss
