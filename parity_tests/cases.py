@@ -7,6 +7,19 @@ the case's seed. The float32 twin of a case has the same seed, so it sees the sa
 Random values are continuous (no accidental ties, no exact zeros); ties and zeros are tested on
 purpose, in cases tagged ``"ties"``, ``"constant"`` and ``"exact-zeros"``.
 
+Besides the ordinary cases, families of inputs as the world produces them, each a tag:
+
+- memory layout (``"non-contiguous"`` and one of ``"fortran"``, ``"transposed"``,
+  ``"negative-stride"``, ``"sliced"``): every array of the case (inputs, weights, upstream
+  gradient, labels) holds the same values as in a C-contiguous case but is laid out differently;
+- special values (``"nan"``, ``"inf"``, ``"neg-zero"``) placed in one array of the case, named by
+  `OpCase.special_in` (``x``, ``w``, ``b``, ``dy`` or ``logits``);
+- ``"empty"``: a batch of N = 0;
+- ``"label-dtypes"``: cross-entropy labels of another integer dtype (`OpCase.label_dtype`).
+
+The rule for all of them is PyTorch's on the CPU: same shape and dtype, NaN and +-inf at the same
+positions, finite values within the tolerance table (`tinycnn.parity_tests.compare`).
+
 Examples
 --------
 >>> case = find_case("conv-n2c3f4-h7w5-k3x2-s2-p1-f64")
@@ -39,7 +52,28 @@ TAGS = {
     "overlap": "pooling windows overlap (size > stride): their gradients add up",
     "stride": "stride > 1",
     "padding": "padding > 0",
+    # --- memory layout: same values, other strides ------------------------------------------
+    "non-contiguous": "arrays are not C-contiguous (one of the four layouts below)",
+    "fortran": "every array in Fortran (column-major) order",
+    "transposed": "axes permuted in memory: channels-last 4-D arrays, transposed 2-D arrays",
+    "negative-stride": "every array a reversed view (negative strides on every axis)",
+    "sliced": "every array a view of every other element of a larger array (strides of 2)",
+    # --- special values and degenerate inputs ----------------------------------------------
+    # SPECIALS-PENDING
+    "empty": "a batch of N = 0: outputs of the right shape, zero gradients for the weights",
+    "label-dtypes": "labels of an integer dtype other than int64 (int8 ... uint64)",
 }
+
+#: Layout tags, each also tagged "non-contiguous".
+LAYOUTS = ("fortran", "transposed", "negative-stride", "sliced")
+#: Special-value tags; the case's ``special_in`` names the array that holds them.
+SPECIAL_VALUES = ("nan", "inf", "neg-zero")
+#: Families whose answer PyTorch defines (and the reference gives, and the parity suite checks)
+#: but that a textbook implementation of the contract need not get right: `tinycnn check` does
+#: not grade submissions on them by default (see `OpCase.graded`).
+NOT_GRADED_BY_DEFAULT = ("nan", "inf", "neg-zero", "empty")
+#: Integer dtypes the label-dtypes family uses (int64 is the default of every other case).
+LABEL_DTYPES = ("int8", "int32", "uint8", "uint32", "uint64")
 
 # Tags that change the values but not the shapes: they go into the id to keep ids unique.
 _ID_SUFFIX = {
@@ -47,6 +81,10 @@ _ID_SUFFIX = {
     "ties": "ties",
     "constant": "const",
     "exact-zeros": "zeros",
+    "fortran": "fortran",
+    "transposed": "transposed",
+    "negative-stride": "negstride",
+    "sliced": "sliced",
 }
 _DTYPE_SUFFIX = {"float64": "f64", "float32": "f32"}
 
@@ -78,6 +116,11 @@ class OpCase:
         Keys of `TAGS`.
     scale : float
         Standard deviation of the random values (1000 for "logits of magnitude 1000").
+    special_in : str
+        With a tag of `SPECIAL_VALUES`: the array that holds the special values (``"x"``,
+        ``"w"``, ``"b"``, ``"dy"`` or ``"logits"``); empty otherwise.
+    label_dtype : str
+        Integer dtype of the cross-entropy labels, ``"int64"`` unless tagged "label-dtypes".
     """
 
     op: str
@@ -90,6 +133,8 @@ class OpCase:
     seed: int = 0
     tags: tuple[str, ...] = ()
     scale: float = 1.0
+    special_in: str = ""
+    label_dtype: str = "int64"
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
@@ -105,6 +150,26 @@ class OpCase:
             "linear": (2, 2),
             "softmax_cross_entropy": (2, None),
         }
+        specials = [tag for tag in self.tags if tag in SPECIAL_VALUES]
+        arrays = {
+            "conv2d": ("x", "w", "b", "dy"),
+            "linear": ("x", "w", "b", "dy"),
+            "relu": ("x", "dy"),
+            "maxpool2d": ("x", "dy"),
+            "softmax_cross_entropy": ("logits",),
+        }[self.op]
+        if len(specials) > 1 or bool(specials) != bool(self.special_in):
+            raise ValueError(
+                f"one special value needs one array: tags {self.tags}, special_in "
+                f"{self.special_in!r}"
+            )
+        if self.special_in and self.special_in not in arrays:
+            raise ValueError(f"{self.op} has no array {self.special_in!r}; it has {arrays}")
+        layouts = [tag for tag in self.tags if tag in LAYOUTS]
+        if len(layouts) > 1 or bool(layouts) != ("non-contiguous" in self.tags):
+            raise ValueError(f"a non-contiguous case has exactly one layout tag: {self.tags}")
+        if np.dtype(self.label_dtype).kind not in "iu":
+            raise ValueError(f"labels must have an integer dtype, not {self.label_dtype!r}")
         x_rank, w_rank = ranks.get(self.op, (len(self.x_shape), None))
         if len(self.x_shape) != x_rank or (w_rank and len(self.w_shape or ()) != w_rank):
             raise ValueError(
@@ -144,6 +209,9 @@ class OpCase:
             N, K = self.x_shape
             parts = ["ce", f"n{N}k{K}", f"mag{self.scale:g}"]
         parts += [_ID_SUFFIX[tag] for tag in self.tags if tag in _ID_SUFFIX]
+        parts += [f"{tag.replace('-', '')}-in-{self.special_in}" for tag in self.special_tags]
+        if self.label_dtype != "int64":
+            parts.append(f"labels-{self.label_dtype}")
         parts.append(_DTYPE_SUFFIX[self.dtype])
         return "-".join(parts)
 
@@ -177,11 +245,35 @@ class OpCase:
             "ties": "integer values with ties",
             "constant": "all values equal",
             "exact-zeros": "with exact zeros",
+            "fortran": "every array in Fortran order",
+            "transposed": "every array with permuted axes in memory (channels-last, .T)",
+            "negative-stride": "every array a reversed view (negative strides)",
+            "sliced": "every array a strided slice (every other element)",
         }
         if self.op == "softmax_cross_entropy":
             notes["ties"] = "all logits equal"
         words += [notes[tag] for tag in self.tags if tag in notes]
+        special_words = {"nan": "NaN", "inf": "+inf and -inf", "neg-zero": "-0.0"}
+        words += [f"{special_words[tag]} in {self.special_in}" for tag in self.special_tags]
+        if self.label_dtype != "int64":
+            words.append(f"{self.label_dtype} labels")
         return ", ".join([self.op, *words])
+
+    @property
+    def graded(self) -> bool:
+        """Whether ``tinycnn check`` grades submissions on this case by default: every case but
+        those of the families in `NOT_GRADED_BY_DEFAULT` (layouts and label dtypes are graded)."""
+        return not any(tag in NOT_GRADED_BY_DEFAULT for tag in self.tags)
+
+    @property
+    def special_tags(self) -> tuple[str, ...]:
+        """The case's tags of `SPECIAL_VALUES` (none or one)."""
+        return tuple(tag for tag in self.tags if tag in SPECIAL_VALUES)
+
+    @property
+    def layout(self) -> str:
+        """``"C"`` or the layout tag of the case (one of `LAYOUTS`)."""
+        return next((tag for tag in self.tags if tag in LAYOUTS), "C")
 
     @property
     def np_dtype(self) -> np.dtype:
@@ -227,9 +319,12 @@ def make_inputs(case: OpCase) -> dict[str, np.ndarray]:
         conv2d: x (N, C, H, W), w (F, C, KH, KW), b (F,), dy (N, F, H_out, W_out);
         relu and maxpool2d: x, dy (shape of the output);
         linear: x (N, D), w (M, D), b (M,), dy (N, M);
-        softmax_cross_entropy: logits (N, K) and int64 labels (N,). No dy: the loss is the end of
-        the chain, and dlogits is its gradient.
-        Float arrays have ``case.dtype``; fresh arrays on every call.
+        softmax_cross_entropy: logits (N, K) and labels (N,) of ``case.label_dtype``. No dy: the
+        loss is the end of the chain, and dlogits is its gradient.
+        Float arrays have ``case.dtype``; fresh arrays on every call, C-contiguous unless the case
+        has a layout tag (then every array, labels included, has that layout; see `with_layout`).
+        Special values (tags "nan", "inf", "neg-zero") go into ``case.special_in`` only; the
+        other arrays hold the same values as the case without them.
     """
     rng = np.random.default_rng(case.seed)
 
@@ -269,9 +364,76 @@ def make_inputs(case: OpCase) -> dict[str, np.ndarray]:
             logits = np.full((N, K), case.scale, dtype=case.dtype)
         else:
             logits = normal((N, K))
-        return {"logits": logits, "labels": rng.integers(0, K, size=N).astype(np.int64)}
-    inputs["dy"] = rng.standard_normal(output_shape(case)).astype(case.dtype)
-    return inputs
+        labels = rng.integers(0, K, size=N).astype(case.label_dtype)
+        inputs = {"logits": logits, "labels": labels}
+    if case.op != "softmax_cross_entropy":
+        inputs["dy"] = rng.standard_normal(output_shape(case)).astype(case.dtype)
+    if case.special_in:
+        _place_special_values(case, inputs[case.special_in])
+    return {name: with_layout(array, case.layout) for name, array in inputs.items()}
+
+
+def _place_special_values(case: OpCase, array: np.ndarray) -> None:
+    """Write the case's special value into ``array`` in place, at positions drawn from its seed.
+
+    About one entry in 24 (at least one); for pooling inputs also two entries of the first window,
+    so one window holds two of them (several NaN in a window: the last one wins in PyTorch).
+    With "inf" the signs alternate; with "neg-zero" a quarter of the entries become -0.0 and the
+    first window holds -0.0 then 0.0 above negative values (a tie between the two zeros).
+    """
+    if array.size == 0:
+        return
+    # A second generator: the ordinary values stay those of the same case without the tag.
+    rng = np.random.default_rng([case.seed, 1])
+    flat = array.reshape(-1)  # a view: make_inputs builds C-contiguous arrays
+    (tag,) = case.special_tags
+    if tag == "neg-zero":
+        flat[rng.random(flat.size) < 0.25] = -0.0
+    else:
+        count = 1 + flat.size // 24
+        positions = rng.choice(flat.size, size=count, replace=False)
+        if tag == "nan":
+            flat[positions] = np.nan
+        else:
+            flat[positions] = np.where(np.arange(count) % 2 == 0, np.inf, -np.inf)
+    if case.op == "maxpool2d" and case.special_in == "x":
+        window = array[0, 0, : case.size, : case.size]
+        if tag == "neg-zero":
+            window[...] = -np.abs(window) - 0.5
+            window.reshape(-1)[:2] = (-0.0, 0.0)
+        else:
+            window[0, 0] = window[-1, -1] = np.nan if tag == "nan" else np.inf
+
+
+def with_layout(array: np.ndarray, layout: str) -> np.ndarray:
+    """The same values as ``array`` in another memory layout (a fresh array or a view of one).
+
+    ``"C"``: C-contiguous. ``"fortran"``: column-major. ``"transposed"``: a permuted view of a
+    C-contiguous array, channels-last for 4-D ``(N, C, H, W)`` (memory ordered ``N, H, W, C``),
+    ``.T`` for 2-D; 1-D arrays stay contiguous. ``"negative-stride"``: a reversed view of a reversed
+    copy (every stride negative). ``"sliced"``: every other element (along every axis) of an array
+    twice as large, whose other entries are NaN, so reading outside the view shows.
+    """
+    if layout == "C":
+        return np.ascontiguousarray(array)
+    if layout == "fortran":
+        return np.asfortranarray(array)
+    if layout == "transposed":
+        if array.ndim == 4:
+            return np.ascontiguousarray(array.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        if array.ndim == 2:
+            return np.ascontiguousarray(array.T).T
+        return np.ascontiguousarray(array)
+    if layout == "negative-stride":
+        reverse = (slice(None, None, -1),) * array.ndim
+        return np.ascontiguousarray(array[reverse])[reverse]
+    if layout == "sliced":
+        fill = np.nan if array.dtype.kind == "f" else np.iinfo(array.dtype).max
+        larger = np.full(tuple(2 * n for n in array.shape), fill, dtype=array.dtype)
+        every_other = (slice(None, None, 2),) * array.ndim
+        larger[every_other] = array
+        return larger[every_other]
+    raise ValueError(f"unknown layout {layout!r}; expected 'C' or one of {LAYOUTS}")
 
 
 # --- the catalogue -------------------------------------------------------------------------------
@@ -288,11 +450,12 @@ def _both_dtypes(template: OpCase) -> list[OpCase]:
     return [replace(template, dtype=dtype, seed=seed) for dtype in DTYPES]
 
 
-def _conv(x_shape, w_shape, stride, padding, *extra_tags: str) -> list[OpCase]:
+def _conv(x_shape, w_shape, stride, padding, *extra_tags: str, **fields) -> list[OpCase]:
     H, W = x_shape[2:]
     KH, KW = w_shape[2:]
     tags = list(extra_tags)
-    if "symmetric-kernel" not in tags and (KH, KW) != (1, 1):
+    # An empty batch has no output that could show a flipped kernel.
+    if "symmetric-kernel" not in tags and (KH, KW) != (1, 1) and x_shape[0] > 0:
         tags.append("asymmetric-kernel")
     if H != W or KH != KW:
         tags.append("non-square")
@@ -303,11 +466,19 @@ def _conv(x_shape, w_shape, stride, padding, *extra_tags: str) -> list[OpCase]:
     if padding > 0:
         tags.append("padding")
     return _both_dtypes(
-        OpCase("conv2d", x_shape, w_shape, stride=stride, padding=padding, tags=tuple(tags))
+        OpCase(
+            "conv2d",
+            x_shape,
+            w_shape,
+            stride=stride,
+            padding=padding,
+            tags=tuple(tags),
+            **fields,
+        )
     )
 
 
-def _pool(x_shape, size, stride, *extra_tags: str) -> list[OpCase]:
+def _pool(x_shape, size, stride, *extra_tags: str, **fields) -> list[OpCase]:
     H, W = x_shape[2:]
     tags = list(extra_tags)
     if size > stride:
@@ -318,24 +489,74 @@ def _pool(x_shape, size, stride, *extra_tags: str) -> list[OpCase]:
         tags.append("odd-size")
     if stride > 1:
         tags.append("stride")
-    return _both_dtypes(OpCase("maxpool2d", x_shape, size=size, stride=stride, tags=tuple(tags)))
+    return _both_dtypes(
+        OpCase("maxpool2d", x_shape, size=size, stride=stride, tags=tuple(tags), **fields)
+    )
 
 
-def _relu(x_shape, *tags: str) -> list[OpCase]:
-    return _both_dtypes(OpCase("relu", x_shape, tags=tags))
+def _relu(x_shape, *tags: str, **fields) -> list[OpCase]:
+    return _both_dtypes(OpCase("relu", x_shape, tags=tags, **fields))
 
 
-def _linear(x_shape, w_shape) -> list[OpCase]:
-    return _both_dtypes(OpCase("linear", x_shape, w_shape))
+def _linear(x_shape, w_shape, *tags: str, **fields) -> list[OpCase]:
+    return _both_dtypes(OpCase("linear", x_shape, w_shape, tags=tags, **fields))
 
 
-def _cross_entropy(logits_shape, scale, *extra_tags: str) -> list[OpCase]:
+def _cross_entropy(logits_shape, scale, *extra_tags: str, **fields) -> list[OpCase]:
     tags = list(extra_tags)
     if scale >= 1000:
         tags.append("large-logits")
     return _both_dtypes(
-        OpCase("softmax_cross_entropy", logits_shape, scale=scale, tags=tuple(tags))
+        OpCase("softmax_cross_entropy", logits_shape, scale=scale, tags=tuple(tags), **fields)
     )
+
+
+def _layout_family() -> list[OpCase]:
+    """Every op, forward and backward, with every array in each of the four layouts."""
+    cases = []
+    for layout in LAYOUTS:
+        tags = ("non-contiguous", layout)
+        cases += _conv((2, 3, 7, 5), (4, 3, 3, 2), 2, 1, *tags)
+        cases += _relu((2, 3, 4, 5), *tags)
+        cases += _pool((2, 3, 7, 5), 3, 2, *tags)
+        cases += _linear((4, 7), (5, 7), *tags)
+        cases += _cross_entropy((4, 3), 1.0, *tags)
+    return cases
+
+
+def _special_value_family() -> list[OpCase]:
+    """Every op with NaN, +-inf or -0.0 in each of its arrays in turn (inputs, weights, dy).
+
+    The conv cases pad (padding zeros meet the special values: 0 * inf is NaN) and the pooling
+    windows overlap (one position can win a window through a NaN and another one through a
+    number).
+    """
+    cases = []
+    for value in SPECIAL_VALUES:
+        for array in ("x", "w", "b", "dy"):
+            cases += _conv((2, 2, 6, 5), (3, 2, 3, 3), 1, 1, value, special_in=array)
+        for array in ("x", "dy"):
+            cases += _relu((2, 3, 4, 5), value, special_in=array)
+            cases += _pool((2, 2, 7, 6), 3, 2, value, special_in=array)
+        for array in ("x", "w", "b", "dy"):
+            cases += _linear((4, 7), (5, 7), value, special_in=array)
+        cases += _cross_entropy((4, 5), 1.0, value, special_in="logits")
+    return cases
+
+
+def _degenerate_family() -> list[OpCase]:
+    """Empty batches (N = 0) of every op, and labels of every integer width and signedness."""
+    cases = [
+        *_conv((0, 3, 7, 5), (4, 3, 3, 2), 2, 1, "empty"),
+        *_relu((0, 3, 4, 5), "empty"),
+        *_relu((0, 18), "empty"),
+        *_pool((0, 2, 7, 6), 3, 2, "empty"),
+        *_linear((0, 7), (5, 7), "empty"),
+        *_cross_entropy((0, 3), 1.0, "empty"),
+    ]
+    for label_dtype in LABEL_DTYPES:
+        cases += _cross_entropy((4, 3), 1.0, "label-dtypes", label_dtype=label_dtype)
+    return cases
 
 
 CASES: tuple[OpCase, ...] = tuple(
@@ -389,6 +610,10 @@ CASES: tuple[OpCase, ...] = tuple(
         *_cross_entropy((6, 5), 1e4),
         *_cross_entropy((1, 4), 1.0),
         *_cross_entropy((3, 4), 1.0, "ties"),
+        # Inputs as the world produces them: other memory layouts, NaN/inf/-0.0, N = 0, labels.
+        *_layout_family(),
+        # *_special_value_family(),
+        *_degenerate_family(),
     ]
 )
 
@@ -397,6 +622,10 @@ if len(set(_ids)) != len(_ids):
     duplicates = sorted({case_id for case_id in _ids if _ids.count(case_id) > 1})
     raise RuntimeError(f"case ids must be unique; duplicated: {duplicates}")
 del _ids
+
+
+#: The cases `tinycnn check` grades by default (see `OpCase.graded`), in catalogue order.
+GRADED_CASES: tuple[OpCase, ...] = tuple(case for case in CASES if case.graded)
 
 
 def cases_for(op: str, *, dtype: str | None = None) -> tuple[OpCase, ...]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from tinycnn.parity_tests.cases import (
     CASES,
+    DTYPES,
+    LAYOUTS,
     OPS,
     TAGS,
     OpCase,
@@ -17,6 +21,7 @@ from tinycnn.parity_tests.cases import (
 
 CONV = cases_for("conv2d")
 POOL = cases_for("maxpool2d")
+NON_EMPTY_POOL = [case for case in POOL if "empty" not in case.tags]
 
 
 def _pool_windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
@@ -37,7 +42,41 @@ def _pool_windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
 
 def test_catalogue_covers_every_op_and_stays_small_enough_to_be_fast():
     assert {case.op for case in CASES} == set(OPS)
-    assert 60 <= len(CASES) <= 150, f"{len(CASES)} cases"
+    assert 60 <= len(CASES) <= 300, f"{len(CASES)} cases"
+
+
+LAYOUT_CASES = [case for case in CASES if case.layout != "C"]
+
+
+def test_every_op_appears_in_every_layout_in_both_dtypes():
+    seen = {(case.op, case.layout, case.dtype) for case in LAYOUT_CASES}
+    assert seen == {(op, layout, dtype) for op in OPS for layout in LAYOUTS for dtype in DTYPES}
+
+
+def _c_contiguous_twin(case):
+    # The same case in C order: make_inputs with the layout tags dropped, the seed kept.
+    tags = tuple(tag for tag in case.tags if tag not in (*LAYOUTS, "non-contiguous"))
+    return replace(case, tags=tags)
+
+
+@pytest.mark.parametrize("case", LAYOUT_CASES, ids=str)
+def test_layout_cases_hold_the_values_of_the_c_ordered_case_in_their_layout(case):
+    contiguous = make_inputs(_c_contiguous_twin(case))
+    for name, array in make_inputs(case).items():
+        assert np.array_equal(array, contiguous[name]), name
+        if array.ndim < 2 and case.layout in ("fortran", "transposed"):
+            continue  # 1-D arrays (b, labels) have one order only
+        assert not array.flags.c_contiguous, name
+        if case.layout == "fortran":
+            assert array.flags.f_contiguous, name
+        elif case.layout == "transposed":
+            # A permuted view of a contiguous buffer: neither C nor (4-D) Fortran order.
+            assert array.base is not None and array.base.flags.c_contiguous, name
+            assert array.ndim == 2 or not array.flags.f_contiguous, name
+        elif case.layout == "negative-stride":
+            assert all(stride < 0 for stride in array.strides), name
+        else:
+            assert array.base is not None and array.base.size == array.size * 2**array.ndim
 
 
 def test_every_case_has_a_float32_twin_with_the_same_values():
@@ -53,7 +92,8 @@ def test_every_case_has_a_float32_twin_with_the_same_values():
 
 
 def test_conv_cases_cover_batch_channels_filters_strides_paddings_and_kernels():
-    assert all(c.x_shape[0] > 1 for c in CONV), "N > 1 everywhere"
+    assert all(c.x_shape[0] > 1 for c in CONV if "empty" not in c.tags), "N > 1 but in 'empty'"
+    assert all(c.x_shape[0] == 0 for c in CONV if "empty" in c.tags)
     assert any(c.x_shape[1] > 1 and c.w_shape[0] > 1 for c in CONV), "C, F > 1"
     assert {c.stride for c in CONV} == {1, 2, 3}
     assert {c.padding for c in CONV} == {0, 1, 2}
@@ -84,7 +124,7 @@ def test_pool_cases_cover_odd_sizes_overlap_and_ties():
     assert any("constant" in c.tags for c in POOL)
 
 
-@pytest.mark.parametrize("case", POOL, ids=str)
+@pytest.mark.parametrize("case", NON_EMPTY_POOL, ids=str)
 def test_pool_inputs_have_ties_only_where_tagged(case):
     windows = _pool_windows(make_inputs(case)["x"], case.size, case.stride)
     first = windows.argmax(axis=-1)
@@ -110,7 +150,7 @@ def test_cross_entropy_cases_reach_logits_of_1000_and_1e4():
     magnitudes = {c.scale for c in cases_for("softmax_cross_entropy")}
     assert {1000.0, 1e4} <= magnitudes
     cases = cases_for("softmax_cross_entropy")
-    largest = max(np.abs(make_inputs(case)["logits"]).max() for case in cases)
+    largest = max(np.abs(make_inputs(case)["logits"]).max(initial=0) for case in cases)
     assert largest > 1e4
 
 
@@ -119,9 +159,9 @@ def test_inputs_are_deterministic_and_shaped_as_declared(case):
     first, second = make_inputs(case), make_inputs(case)
     assert first.keys() == second.keys()
     for name in first:
-        assert np.array_equal(first[name], second[name]), name
-        # Contiguous, so gradient checks can perturb them in place through a flat view.
-        assert first[name].flags.c_contiguous, name
+        assert np.array_equal(first[name], second[name], equal_nan=True), name
+        if case.layout == "C":
+            assert first[name].flags.c_contiguous, name
     if "dy" in first:
         assert first["dy"].shape == output_shape(case)
         assert first["dy"].dtype == case.np_dtype
@@ -154,3 +194,19 @@ def test_every_tag_used_is_documented_and_every_documented_tag_is_used():
 def test_malformed_case_is_rejected(fields):
     with pytest.raises(ValueError):
         OpCase(**fields)
+
+
+def test_empty_family_covers_every_op_in_both_dtypes_with_n_zero():
+    empty = [case for case in CASES if "empty" in case.tags]
+    assert {(case.op, case.dtype) for case in empty} == {(op, d) for op in OPS for d in DTYPES}
+    for case in empty:
+        assert case.x_shape[0] == 0
+        for name, array in make_inputs(case).items():
+            assert name in ("w", "b") or array.shape[0] == 0, name
+
+
+def test_label_dtype_family_has_every_width_and_signedness_and_the_labels_have_it():
+    cases = [case for case in CASES if "label-dtypes" in case.tags]
+    assert {case.label_dtype for case in cases} == {"int8", "int32", "uint8", "uint32", "uint64"}
+    for case in cases:
+        assert make_inputs(case)["labels"].dtype == np.dtype(case.label_dtype)

@@ -36,8 +36,11 @@ def expected_outputs(case: OpCase) -> dict[str, np.ndarray]:
 @functools.cache
 def _expected_outputs_cached(case: OpCase) -> dict[str, np.ndarray]:
     inputs = make_inputs(case)
-    # from_numpy shares memory; copies keep the catalogue's arrays out of autograd's reach.
-    t = {name: torch.from_numpy(array.copy()) for name, array in inputs.items()}
+    # from_numpy shares memory; C-ordered copies keep the catalogue's arrays (of any layout) out
+    # of autograd's reach. PyTorch's class indices are int64, whatever the case's label dtype.
+    t = {name: torch.from_numpy(array.copy(order="C")) for name, array in inputs.items()}
+    if "labels" in inputs:
+        t["labels"] = torch.from_numpy(inputs["labels"].astype(np.int64))
     leaves = {
         "conv2d": ("x", "w", "b"),
         "linear": ("x", "w", "b"),

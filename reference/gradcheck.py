@@ -52,6 +52,8 @@ def numerical_gradient(
     if array.dtype != np.float64:
         raise ValueError(f"gradient checks need float64 arrays, got {array.dtype}")
     grad = np.zeros(array.shape)
+    if array.size == 0:
+        return grad
     flat_view = array.reshape(-1)  # a view: writes reach `array`
     if not np.shares_memory(flat_view, array):
         raise ValueError("array must be contiguous so it can be perturbed in place")

@@ -573,15 +573,26 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[np.nd
     Parameters
     ----------
     logits : ndarray, shape (N, K)
+        float32 or float64, any memory layout.
     labels : ndarray of int, shape (N,)
-        Class indices in ``[0, K)``.
+        Class indices in ``[0, K)``, of any integer dtype (int8 ... int64, uint8 ... uint64).
 
     Returns
     -------
     loss : 0-d ndarray of the logits dtype
-        ``mean_n(-log softmax(logits)[n, labels[n]])``.
+        ``mean_n(-log softmax(logits)[n, labels[n]])``; NaN for an empty batch (N = 0), the mean
+        of nothing, as PyTorch's ``F.cross_entropy``.
     dlogits : ndarray, shape (N, K)
         ``(softmax(logits) - onehot(labels)) / N``.
+
+    Special values follow PyTorch: a row holding NaN or +inf gives a NaN loss and a NaN row of
+    ``dlogits``; a -inf logit has probability 0 (gradient 0), and a -inf at the label makes the
+    loss +inf while ``dlogits`` stays finite.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree, the labels are not integers or lie outside ``[0, K)``.
     """
     _check_float_array("logits", logits, 2, "(N, K)")
     N, K = logits.shape
@@ -589,19 +600,22 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[np.nd
         raise ValueError(f"labels must be an integer NumPy array, got {_describe(labels)}")
     _check_shape("labels", labels, (N,))
     if N == 0:
-        raise ValueError("softmax_cross_entropy needs at least one sample, got N=0")
+        return np.asarray(np.nan, dtype=logits.dtype), np.zeros((0, K), dtype=logits.dtype)
     low, high = labels.min(), labels.max()
     if low < 0 or high >= K:
         raise ValueError(
             f"labels must lie in [0, {K - 1}] for {K} classes, got values from {low} to {high}"
         )
+    rows = np.arange(N)
+    labels = labels.astype(np.intp, copy=False)  # uint64 + int64 would be float64 in NumPy
     shifted = logits - logits.max(axis=1, keepdims=True)  # N, K; largest entry of each row is 0
     log_sum_exp = np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # N, 1
-    log_probs = shifted - log_sum_exp  # N, K
-    picked = np.arange(N) * K + labels  # flat position of each sample's true class
-    loss = -(log_probs.take(picked).sum() / N)  # the batch mean (np.mean computes exactly this)
+    log_probs = shifted - log_sum_exp  # N, K (a fresh array, in the memory order of logits)
+    loss = -(log_probs[rows, labels].sum() / N)  # the batch mean (np.mean computes exactly this)
     dlogits = np.exp(log_probs)  # N, K: softmax
-    dlogits.reshape(-1)[picked] -= 1  # minus one-hot
+    # Index the 2-D array itself: a flat reshape of a non-C-ordered array would be a copy, and
+    # the subtraction would be lost.
+    dlogits[rows, labels] -= 1  # minus one-hot
     dlogits /= N
     return np.asarray(loss, dtype=logits.dtype), dlogits
 
