@@ -62,6 +62,8 @@ TAGS = {
     # SPECIALS-PENDING
     "empty": "a batch of N = 0: outputs of the right shape, zero gradients for the weights",
     "label-dtypes": "labels of an integer dtype other than int64 (int8 ... uint64)",
+    # Added for the checker's softmax hints (issue 10): which fix a non-finite loss needs.
+    "underflow": "the labelled logit is 1000 below another: its probability underflows to 0",
 }
 
 #: Layout tags, each also tagged "non-contiguous".
@@ -85,6 +87,7 @@ _ID_SUFFIX = {
     "transposed": "transposed",
     "negative-stride": "negstride",
     "sliced": "sliced",
+    "underflow": "underflow",
 }
 _DTYPE_SUFFIX = {"float64": "f64", "float32": "f32"}
 
@@ -249,6 +252,7 @@ class OpCase:
             "transposed": "every array with permuted axes in memory (channels-last, .T)",
             "negative-stride": "every array a reversed view (negative strides)",
             "sliced": "every array a strided slice (every other element)",
+            "underflow": "label 0, last logit highest",
         }
         if self.op == "softmax_cross_entropy":
             notes["ties"] = "all logits equal"
@@ -362,9 +366,15 @@ def make_inputs(case: OpCase) -> dict[str, np.ndarray]:
         N, K = case.x_shape
         if "ties" in case.tags:
             logits = np.full((N, K), case.scale, dtype=case.dtype)
+        elif "underflow" in case.tags:
+            # Label 0, the last logit `scale` above the others: [[0, 1000]] for N=1, K=2.
+            logits = np.zeros((N, K), dtype=case.dtype)
+            logits[:, -1] = case.scale
         else:
             logits = normal((N, K))
         labels = rng.integers(0, K, size=N).astype(case.label_dtype)
+        if "underflow" in case.tags:
+            labels[:] = 0
         inputs = {"logits": logits, "labels": labels}
     if case.op != "softmax_cross_entropy":
         inputs["dy"] = rng.standard_normal(output_shape(case)).astype(case.dtype)
@@ -610,6 +620,11 @@ CASES: tuple[OpCase, ...] = tuple(
         *_cross_entropy((6, 5), 1e4),
         *_cross_entropy((1, 4), 1.0),
         *_cross_entropy((3, 4), 1.0, "ties"),
+        # For the checker's hints (issue 10): all logits 1000 (only exp overflows, the shifted
+        # softmax is exact), and logits [[0, 1000]] with label 0 (the shifted probability of the
+        # label underflows to 0: its log is -inf, the loss is 1000).
+        *_cross_entropy((3, 4), 1000.0, "ties"),
+        *_cross_entropy((1, 2), 1000.0, "underflow"),
         # Inputs as the world produces them: other memory layouts, NaN/inf/-0.0, N = 0, labels.
         *_layout_family(),
         # *_special_value_family(),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinycnn.parity_tests.cases import GRADED_CASES
+from tinycnn.parity_tests.cases import GRADED_CASES, find_case
 from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 from tinycnn.grading.grader import STATUSES, cases_of, grade_submission
@@ -110,10 +110,9 @@ def test_flipped_kernel_fails_only_conv_with_the_case_in_words_and_a_flip_hint()
     assert "conv2d, x (2, 3, 7, 5), w (4, 3, 3, 3), stride 1, padding 0, float64" in forward.detail
     assert "y: values differ" in forward.detail
     assert "dx: values differ" in backward.detail
-    assert "is the kernel flipped?" in forward.hint
-    assert backward.hint.startswith(
-        "dx differs only when the kernel is asymmetric: is the kernel flipped?"
-    )
+    assert "you flipped the kernel where no flip was needed" in forward.hint
+    assert "dx and dw are exactly the gradients of a true convolution" in backward.hint
+    assert "forgot to flip" not in backward.hint
     # Symmetric and 1x1 kernels cannot see the bug: exactly the asymmetric cases fail forward.
     assert forward.cases_failed == catalogue_count("conv2d", "asymmetric-kernel")
     assert forward.max_rel_error > 0.1
@@ -128,7 +127,7 @@ def test_pooling_ties_routed_to_the_last_maximum_fail_only_the_tie_cases():
     assert backward.status == "fail"
     assert backward.cases_failed == catalogue_count("maxpool2d", "ties")
     assert "with ties" in backward.detail
-    assert "ties must go to the first maximum in row-major order" in backward.hint
+    assert "the gradient goes to the first maximum in row-major order" in backward.hint
 
 
 def test_relu_gradient_at_exactly_zero_gets_its_hint():
@@ -174,10 +173,158 @@ def test_softmax_overflow_and_sum_instead_of_mean_get_their_hints():
     overflow = graded("buggy_softmax_overflow").functions["softmax_cross_entropy"]
     assert overflow.status == "fail"
     assert overflow.cases_failed == catalogue_count("softmax_cross_entropy", "large-logits")
-    assert "subtract each row's maximum before exp" in overflow.hint
+    assert "subtract each row's maximum from the logits before exp" in overflow.hint
     summed = graded("buggy_softmax_sum").functions["softmax_cross_entropy"]
     assert summed.status == "fail"
-    assert "loss is exactly N = 4 times too large" in summed.hint
+    assert "loss is exactly N times too large" in summed.hint
+    assert "dlogits is exactly N times too large" in summed.hint
+
+
+# --------------------------------------------------------------------------------------------
+# Complete feedback: every output, every kind of failure; hints proven on their fixture only
+# --------------------------------------------------------------------------------------------
+
+# Which hints each fixture must get, as (function, output, hint id); every other fixture must
+# get none of them. Predicted from each fixture's known bugs, never read off the grader.
+EXPECTED_HINTS = {
+    "correct_vectorized": set(),
+    "correct_loops": set(),
+    "buggy_flipped_kernel": {
+        ("conv2d_forward", "y", "flip-forward"),
+        ("conv2d_backward", "dx", "flip-consistent"),
+        ("conv2d_backward", "dw", "flip-consistent"),
+    },
+    "buggy_conv_dx_unflipped": {("conv2d_backward", "dx", "flip-forgot")},
+    "buggy_conv_crop": {("conv2d_backward", "dx", "crop-p-minus-p")},
+    "buggy_conv_stride_ignored": {("conv2d_forward", "y", "stride-ignored")},
+    "buggy_mean_gradients": {
+        (function, output, "one-over-n")
+        for function in ("conv2d_backward", "linear_backward")
+        for output in ("dw", "db")
+    },
+    "buggy_pool_last_max": {("maxpool2d_backward", "dx", "ties")},
+    "buggy_pool_float64_ties": {
+        ("maxpool2d_backward", "dx", "ties"),
+        ("maxpool2d_backward", "dx", "keep-dtype"),
+    },
+    "buggy_pool_overlap_assign": {("maxpool2d_backward", "dx", "overlap-assign")},
+    "buggy_relu_zero_gradient": {("relu_backward", "dx", "exact-zeros")},
+    "buggy_modifies_input": {("relu_forward", "x", "modified-input")},
+    "buggy_shapes_and_dtypes": {
+        ("linear_forward", "y", "keep-dtype"),
+        ("maxpool2d_forward", "y", "ceil-size"),
+        ("softmax_cross_entropy", "loss", "python-float-loss"),
+    },
+    "buggy_softmax_sum": {
+        ("softmax_cross_entropy", "loss", "times-n"),
+        ("softmax_cross_entropy", "dlogits", "times-n"),
+    },
+    "buggy_softmax_overflow": {
+        ("softmax_cross_entropy", "loss", "subtract-max"),
+        ("softmax_cross_entropy", "loss", "log-softmax"),
+        ("softmax_cross_entropy", "dlogits", "subtract-max"),
+    },
+    "buggy_softmax_log_probs": {("softmax_cross_entropy", "loss", "log-softmax")},
+    "buggy_softmax_overflow_sum": {
+        ("softmax_cross_entropy", "dlogits", "times-n"),
+        ("softmax_cross_entropy", "dlogits", "subtract-max"),
+        ("softmax_cross_entropy", "loss", "subtract-max"),
+        ("softmax_cross_entropy", "loss", "log-softmax"),
+    },
+    "buggy_pass_bodies": set(),
+    "hostile_nan_output": set(),
+    "hostile_missing_and_raising": set(),
+}
+
+
+def hints_given(report) -> set[tuple[str, str, str]]:
+    return {
+        (name, finding.output, hint_id)
+        for name, result in report.functions.items()
+        for finding in result.findings
+        for hint_id in finding.hint_ids
+    }
+
+
+@pytest.mark.parametrize("fixture", sorted(EXPECTED_HINTS))
+def test_each_fixture_gets_exactly_its_hints(fixture):
+    assert hints_given(graded(fixture)) == EXPECTED_HINTS[fixture]
+
+
+def test_every_hint_has_a_fixture_that_fires_it():
+    from tinycnn.grading.hints import HINTS
+
+    fired = {hint for expected in EXPECTED_HINTS.values() for _, _, hint in expected}
+    assert fired == set(HINTS)
+    kept = {path.stem for path in FIXTURES.glob("buggy_*.py")} | {"correct_vectorized"}
+    assert kept <= set(EXPECTED_HINTS), "a buggy fixture is missing from the hint matrix"
+
+
+def finding(report, function: str, output: str, kind: str):
+    found = [f for f in report.functions[function].findings if (f.output, f.kind) == (output, kind)]
+    assert len(found) == 1, report.functions[function].detail
+    return found[0]
+
+
+def test_a_float64_result_does_not_hide_a_tie_bug_and_values_lead():
+    # Issue 10: x = [[1, 1], [0, 0]], size 2, dy = [[1]] -> the file gives [[1, 1], [0, 0]].
+    backward = graded("buggy_pool_float64_ties").functions["maxpool2d_backward"]
+    assert backward.status == "fail"
+    assert [(f.output, f.kind) for f in backward.findings] == [("dx", "values"), ("dx", "dtype")]
+    values, dtype = backward.findings
+    assert len(values.cases) == catalogue_count("maxpool2d", "ties")
+    assert ("ties", len(values.cases), catalogue_count("maxpool2d", "ties")) in values.by_tag
+    assert dict(values.by_dtype) == {
+        "float64": len(values.cases) // 2,
+        "float32": len(values.cases) // 2,
+    }
+    assert len(dtype.cases) == catalogue_count("maxpool2d") // 2 and dict(dtype.by_dtype) == {
+        "float32": len(dtype.cases)
+    }
+    assert "dtype float64, expected float32" in dtype.message
+    # The same complete feedback in the detail (JSON, Gradescope), one finding per line.
+    assert backward.detail.split("\n") == [values.text, dtype.text]
+
+
+def test_an_exception_on_some_cases_does_not_hide_a_shape_bug_on_others():
+    report = graded("buggy_conv_crop")
+    backward = report.functions["conv2d_backward"]
+    assert backward.status == "error"
+    raised = finding(report, "conv2d_backward", "ValueError", "raised")
+    square = [c for c in GRADED_CASES if c.op == "conv2d" and c.w_shape[2] == c.w_shape[3]]
+    assert len(raised.cases) == catalogue_count("conv2d") - len(square)
+    shape = finding(report, "conv2d_backward", "dx", "shape")
+    assert set(shape.cases) == {c.id for c in square if c.padding == 0}
+    assert "shape (2, 3, 0, 0), expected (2, 3, 7, 5)" in shape.message
+    assert "output size" not in (shape.hint or "")
+
+
+def test_n_times_too_large_shows_beside_an_overflowing_loss():
+    report = graded("buggy_softmax_overflow_sum")
+    scaled = finding(report, "softmax_cross_entropy", "dlogits", "values")
+    assert scaled.hint_ids == ("times-n",)
+    assert all("large-logits" not in find_case(case_id).tags for case_id in scaled.cases)
+    assert finding(report, "softmax_cross_entropy", "loss", "non-finite").hint
+
+
+def test_subtract_the_max_only_where_the_shifted_computation_is_finite():
+    log_probs = graded("buggy_softmax_log_probs").functions["softmax_cross_entropy"]
+    assert "subtract each row's maximum" not in log_probs.detail
+    assert "compute log-softmax directly" in log_probs.hint.lower()
+    loss = finding(graded("buggy_softmax_log_probs"), "softmax_cross_entropy", "loss", "non-finite")
+    assert "ce-n1k2-mag1000-underflow-f64" in loss.cases  # logits [[0, 1000]], label 0
+    assert [f.output for f in log_probs.findings] == ["loss"]  # dlogits is right
+
+
+def test_a_function_left_as_pass_is_not_implemented_not_a_wrong_value():
+    report = graded("buggy_pass_bodies")
+    for name, result in report.functions.items():
+        if name == "relu_forward":
+            assert result.status == "pass"
+            continue
+        assert result.status == "missing", (name, result.detail)
+        assert result.detail == "not implemented yet (returns None: is its body still `pass`?)."
+        assert result.findings == [] and result.hint is None
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 from tinycnn.grading.grader import grade_submission
 from tinycnn.grading.policy import ImportUse, allowed_modules, policy_messages, scan_imports
@@ -153,14 +152,3 @@ def test_the_policy_allows_numpy_math_and_annotation_modules_only_by_default():
     assert "this project's own package" in policy_messages([ImportUse("tinycnn", 1)], allowed)[0]
     with pytest.raises(SyntaxError):
         scan_imports("def broken(:\n")
-
-
-def test_every_hint_rule_names_a_tag_of_the_catalogue():
-    # The hints read the catalogue's tags; a renamed tag must not silently disable a hint.
-    from tinycnn.parity_tests.cases import TAGS
-
-    from tinycnn.grading.hints import _TAG_RULES
-
-    for tag, contrast, functions, text in _TAG_RULES:
-        assert tag in TAGS and (contrast is None or contrast in TAGS)
-        assert set(functions) <= set(CONTRACT_FUNCTIONS) and "{outputs}" in text

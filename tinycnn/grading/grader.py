@@ -23,12 +23,12 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tinycnn.grading.hints import CaseOutcome, hint_for
+from tinycnn.grading.hints import Observation, hints_for_finding
 from tinycnn.grading.policy import ImportUse, allowed_modules, policy_messages, scan_imports
 from tinycnn.grading.sandbox import ChildRun, ForeignValue, Limits, Sandbox
 from tinycnn.parity_tests.cases import CASES, GRADED_CASES, OpCase, make_inputs
@@ -39,8 +39,10 @@ from tinycnn.reference import ops as reference_ops
 from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 __all__ = [
+    "KINDS",
     "STATUSES",
     "TRAINING",
+    "Finding",
     "FunctionResult",
     "SubmissionReport",
     "TrainingResult",
@@ -102,9 +104,13 @@ class FunctionResult:
         Worst relative error over every compared output (``inf`` for NaN/inf where a finite
         value was expected); None when nothing could be compared.
     detail : str
-        Empty for a pass; otherwise the first failing case in words and what went wrong.
+        Empty for a pass; otherwise every finding, one per line (see `Finding.text`: which
+        output fails how, on how many cases of which tags, the first such case in words and a
+        verified hint), after a line on a timeout or crash when there was one.
     hint : str or None
-        A likely cause, when a known failure pattern matches.
+        The findings' hints, joined (each is also in its finding's line).
+    findings : list of Finding
+        Every output's failures, float64 value failures first.
     cases_total, cases_failed : int
     seconds : float
         Time spent inside the function, over the cases that completed.
@@ -118,11 +124,14 @@ class FunctionResult:
     cases_total: int = 0
     cases_failed: int = 0
     seconds: float = 0.0
+    findings: list = field(default_factory=list)
 
     @property
     def full_detail(self) -> str:
-        """The detail with the hint appended (what the JSON and Gradescope outputs carry)."""
-        return f"{self.detail} Hint: {self.hint}" if self.hint else self.detail
+        """What the JSON and Gradescope outputs carry: the detail, hints included."""
+        if self.findings or not self.hint:
+            return self.detail
+        return f"{self.detail} Hint: {self.hint}"
 
 
 @dataclass
@@ -216,8 +225,107 @@ def _expected(case_id: str, direction: str) -> tuple[dict[str, np.ndarray], dict
 
 
 # --------------------------------------------------------------------------------------------
-# Judging one function from its child run
+# Judging one function from its child run: every case, every output, every kind of failure
 # --------------------------------------------------------------------------------------------
+
+#: Kinds of failure of one output on one case. A finding groups the cases of one output and
+#: one kind; findings are listed with float64 value failures first (the arithmetic is wrong),
+#: then in this order.
+KINDS = (
+    "values",
+    "non-finite",
+    "not implemented",
+    "raised",
+    "structure",
+    "shape",
+    "dtype",
+    "modified input",
+)
+
+_KIND_WORDS = {
+    "values": "{output}: wrong values",
+    "non-finite": "{output}: NaN or inf",
+    "not implemented": "returned None",
+    "raised": "raised {output}",
+    "structure": "returned the wrong structure",
+    "shape": "{output}: wrong shape",
+    "dtype": "{output}: wrong dtype",
+    "modified input": "modified its input {output} in place",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One output of one function failing in one way, over every case where it does.
+
+    Attributes
+    ----------
+    output : str
+        ``y``, ``dx``, ``dw``, ``db``, ``loss``, ``dlogits``; the exception type for "raised";
+        the input's name for "modified input"; ``result`` for "structure" and "not implemented".
+    kind : str
+        One of `KINDS`.
+    cases : tuple of str
+        Ids of the failing cases, in catalogue order.
+    total : int
+        Cases the function ran.
+    by_dtype : tuple of (str, int)
+        Failing cases per dtype.
+    by_tag : tuple of (str, int, int)
+        For each case tag among the failing cases: ``(tag, failing with it, run with it)``.
+    first_case : str
+        The first failing case in words (``OpCase.describe``).
+    message : str
+        What went wrong on that case.
+    hint : str or None
+        A hint verified against the numbers (see :mod:`tinycnn.grading.hints`).
+    hint_ids : tuple of str
+        Keys of `tinycnn.grading.hints.HINTS`.
+    """
+
+    output: str
+    kind: str
+    cases: tuple[str, ...]
+    total: int
+    by_dtype: tuple[tuple[str, int], ...]
+    by_tag: tuple[tuple[str, int, int], ...]
+    first_case: str
+    message: str
+    hint: str | None = None
+    hint_ids: tuple[str, ...] = ()
+
+    @property
+    def headline(self) -> str:
+        """``dx: wrong values in 8 of 56 cases (float64 4, float32 4; ties 8 of 12)``."""
+        what = _KIND_WORDS[self.kind].format(output=self.output)
+        counts = ", ".join(f"{dtype} {n}" for dtype, n in self.by_dtype)
+        tags = ", ".join(f"{tag} {n} of {of}" for tag, n, of in self.by_tag)
+        groups = f"{counts}; {tags}" if tags else counts
+        return f"{what} in {len(self.cases)} of {self.total} cases ({groups})"
+
+    @property
+    def text(self) -> str:
+        """The headline, the first case in words with what went wrong, and the hint."""
+        text = (
+            f"{self.headline}; first: {self.first_case} (case {self.cases[0]}): "
+            f"{self.message.rstrip('.')}."
+        )
+        return f"{text} Hint: {self.hint}" if self.hint else text
+
+    def as_json(self) -> dict:
+        return {
+            "output": self.output,
+            "kind": self.kind,
+            "count": len(self.cases),
+            "total": self.total,
+            "cases": list(self.cases),
+            "by_dtype": dict(self.by_dtype),
+            "by_tag": {tag: {"failed": n, "total": of} for tag, n, of in self.by_tag},
+            "first_case": self.first_case,
+            "message": self.message,
+            "hint": self.hint,
+            "hint_ids": list(self.hint_ids),
+        }
 
 
 def _describe_value(value: object) -> str:
@@ -228,49 +336,76 @@ def _describe_value(value: object) -> str:
     return type(value).__name__
 
 
-def _judge_call(case: OpCase, direction: str, call: dict) -> tuple[CaseOutcome, str, list]:
-    """Compare one call's outputs with the reference: ``(outcome, message, errors)``.
+def _is_none(value: object) -> bool:
+    return isinstance(value, ForeignValue) and value.type_name == "NoneType"
 
-    ``errors`` collects every max relative error computed (for the function's worst error).
-    """
+
+def _observe_output(
+    case: OpCase, direction: str, name: str, actual: object, want: np.ndarray, inputs: dict
+) -> tuple[list[Observation], float | None]:
+    """Shape, then dtype *and* values (cast to the contract's dtype) of one output."""
+
+    def seen(kind, message="", value=actual) -> Observation:
+        return Observation(case, direction, name, kind, message, value, want, inputs)
+
+    if isinstance(actual, ForeignValue) or not isinstance(
+        actual, (np.ndarray, np.generic, float, int)
+    ):
+        return [
+            seen("structure", f"{name} is {_describe_value(actual)}, expected a NumPy array")
+        ], None
+    array = np.asarray(actual)
+    if array.shape != want.shape:
+        return [seen("shape", f"{name}: shape {array.shape}, expected {want.shape}")], None
+    found = []
+    if array.dtype != want.dtype:
+        found.append(seen("dtype", f"{name}: dtype {array.dtype}, expected {want.dtype}"))
+    if array.dtype.kind not in "biuf":
+        return found, None  # complex and the like: nothing to compare
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = array.astype(want.dtype)
+    comparison = compare(
+        cast, want, op=case.op, stage=_stage(case, name, direction), case_id=case.id
+    )
+    if comparison.passed:
+        found.append(seen(None))
+    else:
+        kind = "non-finite" if math.isinf(comparison.max_rel_error) else "values"
+        reason = comparison.message.removeprefix(f"{case.id}: {comparison.stage}: ")
+        found.append(seen(kind, f"{name}: {reason}"))
+    return found, comparison.max_rel_error
+
+
+def _observe_call(
+    case: OpCase, direction: str, call: dict
+) -> tuple[list[Observation], list[float]]:
+    """Every observation of one returned call, and the relative errors computed."""
     inputs, expected = _expected(case.id, direction)
     names = tuple(expected)
     result = call["result"]
-    errors: list[float] = []
+
+    def whole(kind: str, message: str) -> Observation:
+        return Observation(case, direction, "result", kind, message, result, None, inputs)
+
+    if _is_none(result):
+        return [whole("not implemented", "returned None")], []
     if len(names) == 1:
         if isinstance(result, tuple):
             message = f"returned {_describe_value(result)}, expected one array ({names[0]})"
-            return CaseOutcome(case, False, "structure"), message, errors
+            return [whole("structure", message)], []
         values = (result,)
     else:
         if not isinstance(result, tuple) or len(result) != len(names):
             message = f"returned {_describe_value(result)}, expected a tuple ({', '.join(names)})"
-            return CaseOutcome(case, False, "structure"), message, errors
+            return [whole("structure", message)], []
         values = result
-    first_failure = None
-    failed, passed = [], []
+    observations: list[Observation] = []
+    errors: list[float] = []
     for name, actual in zip(names, values, strict=True):
-        want = expected[name]
-        if isinstance(actual, ForeignValue):
-            outcome = CaseOutcome(case, False, "structure", name)
-            message = f"{name} is {actual.type_name}, expected a NumPy array"
-            first_failure = first_failure or (outcome, message)
-            continue
-        comparison = compare(
-            actual, want, op=case.op, stage=_stage(case, name, direction), case_id=case.id
-        )
-        if comparison.max_rel_error is not None:
-            errors.append(comparison.max_rel_error)
-        (passed if comparison.passed else failed).append(name)
-        if comparison.passed or first_failure is not None:
-            continue
-        problem = _problem_of(comparison.message, comparison.max_rel_error)
-        reason = comparison.message.removeprefix(f"{case.id}: {comparison.stage}: ")
-        first_failure = (CaseOutcome(case, False, problem, name, actual, want), f"{name}: {reason}")
-    if first_failure is not None:
-        outcome, message = first_failure
-        outcome = replace(outcome, failed_outputs=tuple(failed), passed_outputs=tuple(passed))
-        return outcome, message, errors
+        seen, error = _observe_output(case, direction, name, actual, expected[name], inputs)
+        observations += seen
+        if error is not None:
+            errors.append(error)
     for name, original in inputs.items():
         after = call["inputs_after"].get(name)
         if not (
@@ -278,21 +413,66 @@ def _judge_call(case: OpCase, direction: str, call: dict) -> tuple[CaseOutcome, 
             and after.shape == original.shape
             and np.array_equal(after, original, equal_nan=original.dtype.kind == "f")
         ):
-            return (
-                CaseOutcome(case, False, "modified-input", name),
-                f"modified its input {name} in place",
-                errors,
+            observations.append(
+                Observation(
+                    case,
+                    direction,
+                    name,
+                    "modified input",
+                    f"modified its input {name} in place",
+                    inputs=inputs,
+                )
             )
-    return CaseOutcome(case, True, passed_outputs=tuple(passed)), "", errors
+    return observations, errors
 
 
-def _problem_of(message: str, error: float | None) -> str:
-    """Which stage of `compare` failed, from its message (shape, then dtype, then values)."""
-    if error is not None:
-        return "non-finite" if math.isinf(error) else "values"
-    if ": shape " in message:
-        return "shape"
-    return "dtype" if ": dtype " in message else "structure"
+def _findings(
+    function: str, observations: list[Observation], cases: list[tuple[OpCase, str]]
+) -> list[Finding]:
+    """Group the failing observations by (output, kind), with counts and verified hints."""
+    order = {case.id: index for index, (case, _) in enumerate(cases)}
+    groups: dict[tuple[str, str], list[Observation]] = {}
+    for o in observations:
+        if o.kind is not None:
+            groups.setdefault((o.output, o.kind), []).append(o)
+    tag_totals: dict[str, int] = {}
+    for case, _ in cases:
+        for tag in case.tags:
+            tag_totals[tag] = tag_totals.get(tag, 0) + 1
+    findings = []
+    for (output, kind), failing in groups.items():
+        failing.sort(key=lambda o: order[o.case.id])
+        failed_cases = list(dict.fromkeys(o.case for o in failing))
+        dtypes = [c.dtype for c in failed_cases]
+        by_tag = tuple(
+            (tag, sum(tag in c.tags for c in failed_cases), tag_totals[tag])
+            for tag in tag_totals
+            if any(tag in c.tags for c in failed_cases)
+        )
+        hint = hints_for_finding(function, output, kind, failing, observations)
+        first = failing[0]
+        findings.append(
+            Finding(
+                output,
+                kind,
+                tuple(c.id for c in failed_cases),
+                len(cases),
+                tuple((d, dtypes.count(d)) for d in ("float64", "float32") if d in dtypes),
+                by_tag,
+                first.case.describe(),
+                first.message,
+                hint[1] if hint else None,
+                hint[0] if hint else (),
+            )
+        )
+
+    def rank(finding: Finding) -> tuple[int, int]:
+        lead = finding.kind in ("values", "non-finite") and any(
+            dtype == "float64" for dtype, _ in finding.by_dtype
+        )
+        return (0 if lead else 1 + KINDS.index(finding.kind), order[finding.cases[0]])
+
+    return sorted(findings, key=rank)
 
 
 def _exception_text(error: dict, memory_mb: int) -> str:
@@ -321,88 +501,82 @@ def _judge_function(
         cases_total=len(cases),
         seconds=sum(float(call.get("seconds", 0.0)) for call in run.calls),
     )
-    outcomes: list[CaseOutcome] = []
-    messages: list[str] = []
-    errors: list[float] = []
-    raised: list[tuple[OpCase, dict]] = []
-    for (case, direction), call in zip(cases, run.calls, strict=False):
-        if call["outcome"] == "returned":
-            outcome, message, call_errors = _judge_call(case, direction, call)
-            errors += call_errors
-        else:
-            outcome, message = CaseOutcome(case, False, "raised"), ""
-            raised.append((case, call["error"]))
-        outcomes.append(outcome)
-        messages.append(message)
-    result.cases_failed = sum(not o.passed for o in outcomes)
-    if errors:
-        result.max_rel_error = max(errors)
-
-    incomplete = len(run.calls) < len(cases)
     if run.import_result is not None and not run.import_result.get("ok", False):
         result.status = "error"
         result.detail = "importing the submission failed: " + _exception_text(
             run.import_result["error"], limits.memory_mb
         )
         return result
+
+    observations: list[Observation] = []
+    errors: list[float] = []
+    for (case, direction), call in zip(cases, run.calls, strict=False):
+        if call["outcome"] == "returned":
+            seen, call_errors = _observe_call(case, direction, call)
+            observations += seen
+            errors += call_errors
+            continue
+        error = call["error"]
+        missing = error.get("type") == "NotImplementedError"
+        observations.append(
+            Observation(
+                case,
+                direction,
+                "result" if missing else str(error.get("type", "?")),
+                "not implemented" if missing else "raised",
+                _exception_text(error, limits.memory_mb),
+            )
+        )
+    if errors:
+        result.max_rel_error = max(errors)
+    result.findings = _findings(name, observations, cases)
+    result.cases_failed = len({o.case.id for o in observations if o.kind is not None})
+    kinds = {f.kind for f in result.findings}
+
+    incomplete = len(run.calls) < len(cases)
+    headline = ""
     if run.timed_out is not None or incomplete:
         stuck = cases[len(run.calls)][0] if incomplete else None
         done = f"{len(run.calls)} of {len(cases)} cases done"
         if run.timed_out == "run":
             result.status = "timeout"
             where = f"still running {stuck.describe()}" if stuck else "after its last case"
-            result.detail = (
+            headline = (
                 f"did not finish within the time limit of {limits.timeout:g} s ({done}; {where})."
             )
         elif run.timed_out == "import":
             result.status = "timeout"
-            result.detail = (
-                f"importing the submission took longer than {limits.timeout:g} s this time."
-            )
+            headline = f"importing the submission took longer than {limits.timeout:g} s this time."
         elif run.timed_out is not None:
             result.status = "error"
-            result.detail = (
+            headline = (
                 f"the checker could not start a process for it within "
                 f"{limits.startup_timeout:g} s (is the machine overloaded?)."
             )
         else:
             result.status = "error"
             where = f"while running {stuck.describe()}" if stuck else "after its last case"
-            result.detail = f"{run.describe_exit()} {where} ({done})."
-        return result
-
-    if (
-        raised
-        and all(error.get("type") == "NotImplementedError" for _, error in raised)
-        and (len(raised) == len(cases))
-    ):
+            headline = f"{run.describe_exit()} {where} ({done})."
+    elif kinds == {"not implemented"} and result.cases_failed == len(cases):
         result.status = "missing"
-        result.detail = "not implemented yet (raises NotImplementedError)."
-        result.cases_failed = len(cases)
+        raises = any(o.message.startswith("raised") for o in observations)
+        nones = any(o.message == "returned None" for o in observations)
+        how = {
+            (True, False): "raises NotImplementedError",
+            (False, True): "returns None: is its body still `pass`?",
+        }.get((raises, nones), "raises NotImplementedError or returns None")
+        result.detail = f"not implemented yet ({how})."
+        result.findings = []
         return result
-    if raised:
-        case, error = raised[0]
+    elif "raised" in kinds:
         result.status = "error"
-        others = f" {len(raised)} of {len(cases)} cases raise." if len(raised) > 1 else ""
-        result.detail = (
-            f"first error: {case.describe()} (case {case.id}): "
-            f"{_exception_text(error, limits.memory_mb)}.{others}"
-        )
-        return result
-    failures = [(o, m) for o, m in zip(outcomes, messages, strict=True) if not o.passed]
-    if failures:
-        outcome, message = failures[0]
+    elif result.findings:
         result.status = "fail"
-        others = (
-            f" {len(failures)} of {len(cases)} cases fail."
-            if len(failures) > 1
-            else f" 1 of {len(cases)} cases fails."
-        )
-        result.detail = (
-            f"first failure: {outcome.case.describe()} (case {outcome.case.id}): "
-            f"{message.rstrip('.')}.{others}"
-        )
-        result.hint = hint_for(name, outcomes)
+    lines = [headline] if headline else []
+    lines += [finding.text for finding in result.findings]
+    result.detail = "\n".join(lines)
+    hints = [f.hint for f in result.findings if f.hint]
+    result.hint = " ".join(dict.fromkeys(hints)) or None
     return result
 
 

@@ -60,6 +60,23 @@ def _function_rows(result: FunctionResult) -> list[str]:
         f"{result.name:<22} {_STATUS_SHOWN[result.status]:<8} "
         f"{_error_text(result.max_rel_error):>13}"
     ]
+    if result.findings:
+        header = (
+            result.detail.split("\n")[0]
+            if not result.detail.startswith(result.findings[0].text)
+            else ""
+        )
+        if header:
+            rows += _wrapped("", header)
+        for finding in result.findings:
+            first = (
+                f"{finding.headline}; first: {finding.first_case} (case {finding.cases[0]}): "
+                f"{finding.message.rstrip('.')}."
+            )
+            rows += _wrapped("- ", first)
+            if finding.hint:
+                rows += _wrapped("  hint: ", finding.hint)
+        return rows
     if result.detail:
         rows += _wrapped("", result.detail)
     if result.hint:
@@ -130,6 +147,7 @@ def report_json(report: SubmissionReport) -> dict:
             "status": result.status,
             "max_rel_error": _json_number(result.max_rel_error),
             "detail": result.full_detail,
+            "findings": [finding.as_json() for finding in result.findings],
         }
         for name, result in report.functions.items()
     }
