@@ -36,6 +36,8 @@ infinity are exactly theirs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from tinycnn.reference import ops
 from tinycnn.reference.models import MLP, TinyCNN
@@ -138,7 +140,7 @@ class TrainingSteps:
                 raise ValueError("a minibatch needs at least one sample, got an empty batch")
             plan = self._plans[N] = _plan_for(self.model, N)
         loss = plan.loss_and_gradients(self.x, self.labels, batch, self._params, self._grads)
-        if not (np.isfinite(loss) and np.isfinite(self._flat_grads).all()):
+        if not self._finite(loss):
             # NaN or infinity somewhere: the public ops decide what it becomes.
             self.fallback_steps += 1
             loss, grads = self.model.loss_and_gradients(self.x[batch], self.labels[batch])
@@ -146,6 +148,28 @@ class TrainingSteps:
                 self._grads[key][...] = gradient
         self._optimizer.step({"parameters": self._flat_grads})
         return loss
+
+    def _finite(self, loss: float) -> bool:
+        return bool(np.isfinite(loss) and np.isfinite(self._flat_grads).all())
+
+    def phases(self, batch: np.ndarray) -> list[tuple[str, Callable[[], object]]]:
+        """The parts of one step on ``batch``, in order: ``(name, function)`` pairs.
+
+        For measuring where a step's time goes (``tinycnn bench``). Each function repeats its
+        part of the step on the state the previous parts left behind: one full step runs
+        first, so every buffer holds real numbers. The last part, the SGD update, changes the
+        parameters every time it runs: time phases on steps made for the purpose.
+        """
+        self(batch)
+        plan = self._plans[len(batch)]
+        parts = plan.phases(self.x, self.labels, batch, self._params, self._grads)
+        loss = plan.loss
+        flat_grads = {"parameters": self._flat_grads}
+        return [
+            *parts,
+            ("non-finite check", lambda: self._finite(loss)),
+            ("SGD update", lambda: self._optimizer.step(flat_grads)),
+        ]
 
     def close(self) -> None:
         """Copy the trained values into the model's own parameter arrays and give them back."""
@@ -179,7 +203,8 @@ def _cross_entropy(plan, logits: np.ndarray, labels: np.ndarray) -> float:
     np.exp(log_probs, out=dlogits)  # softmax
     dlogits.reshape(-1)[picked] -= 1  # minus one-hot
     dlogits /= N
-    return float(loss)
+    plan.loss = float(loss)
+    return plan.loss
 
 
 class _Buffers:
@@ -309,35 +334,70 @@ class _TinyCNNPlan(_Buffers):
         return conv
 
     def loss_and_gradients(self, x_all, labels_all, batch, params, grads) -> float:
-        N, C, S, F, K, H, p, P = self.sizes
-        x = np.take(x_all, batch, axis=0, out=self.x)  # N, C, S, S
-        labels = np.take(labels_all, batch, out=self.labels)  # N
-        w, b = params["conv.weight"], params["conv.bias"]
+        """Loss of the minibatch ``x_all[batch]``; its gradients written into ``grads``."""
+        self.gather(x_all, labels_all, batch)
+        self.conv_forward(params)
+        self.pool_relu_forward()
+        self.linear_forward(params)
+        loss = _cross_entropy(self, self.logits, self.labels)
+        self.linear_backward(params, grads)
+        self.pool_relu_backward()
+        self.conv_backward(grads)
+        return loss
 
-        # conv2d_forward
+    def phases(self, x_all, labels_all, batch, params, grads):
+        """The parts of :meth:`loss_and_gradients`, as ``(name, function)`` pairs."""
+        return [
+            ("gather the minibatch", lambda: self.gather(x_all, labels_all, batch)),
+            ("conv2d forward", lambda: self.conv_forward(params)),
+            ("maxpool2d + relu forward", self.pool_relu_forward),
+            ("linear forward", lambda: self.linear_forward(params)),
+            ("softmax_cross_entropy", lambda: _cross_entropy(self, self.logits, self.labels)),
+            ("linear backward", lambda: self.linear_backward(params, grads)),
+            ("maxpool2d + relu backward", self.pool_relu_backward),
+            ("conv2d backward (dw, db; no dx)", lambda: self.conv_backward(grads)),
+        ]
+
+    def gather(self, x_all, labels_all, batch) -> None:
+        np.take(x_all, batch, axis=0, out=self.x)  # N, C, S, S
+        np.take(labels_all, batch, out=self.labels)  # N
+
+    def conv_forward(self, params) -> None:
+        """conv2d_forward, into ``self.conv_source`` (the layout of the route)."""
+        w, b = params["conv.weight"], params["conv.bias"]
         if self.route == "rows":
-            conv = self._conv_rows(w, b)  # H, F*H, N
+            self._conv_rows(w, b)  # H, F*H, N
         else:
-            conv = self._conv_patches(w, b)  # N, F, H*H
-        # max-pool, then ReLU (they commute): ReLU runs on the pooled values only
-        windows = conv.reshape(-1).take(self.pool_index, out=self.windows)  # p*p, N*F*P*P
+            self._conv_patches(w, b)  # N, F, H*H
+
+    def pool_relu_forward(self) -> None:
+        """Max-pool, then ReLU (they commute): ReLU runs on the pooled values only."""
+        N = self.sizes[0]
+        conv = self.conv_source.reshape(-1)
+        windows = conv.take(self.pool_index, out=self.windows)  # p*p, N*F*P*P
         window_max = np.maximum.reduce(windows, axis=0, out=self.window_max)  # N*F*P*P
-        features = np.maximum(window_max.reshape(N, -1), 0, out=self.pooled)  # N, F*P*P
-        # linear_forward
-        logits = np.matmul(features, params["fc.weight"].T, out=self.logits)  # N, n_classes
+        np.maximum(window_max.reshape(N, -1), 0, out=self.pooled)  # N, F*P*P: the features
+
+    def linear_forward(self, params) -> None:
+        logits = np.matmul(self.pooled, params["fc.weight"].T, out=self.logits)  # N, classes
         logits += params["fc.bias"]
 
-        loss = _cross_entropy(self, logits, labels)
+    def linear_backward(self, params, grads) -> None:
+        """linear_backward: dx (into ``self.dpooled``), dw, db."""
         dlogits = self.dlogits
-
-        # linear_backward: dx, dw, db
-        dfeatures = np.matmul(dlogits, params["fc.weight"], out=self.dpooled)  # N, F*P*P
-        np.matmul(dlogits.T, features, out=grads["fc.weight"])
+        np.matmul(dlogits, params["fc.weight"], out=self.dpooled)  # N, F*P*P
+        np.matmul(dlogits.T, self.pooled, out=grads["fc.weight"])
         np.add.reduce(dlogits, axis=0, out=grads["fc.bias"])
 
-        # maxpool2d_backward and relu_backward in one: each window's gradient goes to its
-        # first maximum (for a window whose maximum is not positive, the ReLU output is all
-        # zeros and the public path picks the window's first element), times the ReLU mask.
+    def pool_relu_backward(self) -> None:
+        """maxpool2d_backward and relu_backward in one, into ``self.dconv`` (public layout).
+
+        Each window's gradient goes to its first maximum (for a window whose maximum is not
+        positive, the ReLU output is all zeros and the public path picks the window's first
+        element), times the ReLU mask.
+        """
+        p = self.sizes[6]
+        windows, window_max = self.windows, self.window_max
         is_max = np.less(windows, window_max, out=self.is_max)
         np.logical_not(is_max, out=is_max)  # p*p, N*F*P*P
         weighted = np.multiply(is_max, self.countdown, out=self.weighted)
@@ -346,24 +406,26 @@ class _TinyCNNPlan(_Buffers):
         positive = np.greater(window_max, 0, out=self.positive)  # the ReLU was on
         first *= positive
         winner = np.add(self.pool_start, self.pool_offsets.take(first), out=self.winner)
-        dflat = dfeatures.reshape(-1)
+        dflat = self.dpooled.reshape(-1)
         dflat *= positive  # relu_backward: dy * (x > 0)
-        dconv = self.dconv  # N, F, H*H: the public layout
+        dconv = self.dconv  # N, F, H*H
         dconv.fill(0)
         dconv.reshape(-1)[winner] = dflat  # windows do not overlap (stride = size)
 
-        # conv2d_backward without dx: db, then dw by the public op's route
+    def conv_backward(self, grads) -> None:
+        """conv2d_backward without dx: db, then dw by the public op's route."""
+        N, C, S, F, K, H, p, P = self.sizes
+        dconv = self.dconv
         db = np.add.reduce(dconv, axis=0, out=self.conv_db)  # F, H*H
         np.add.reduce(db, axis=1, out=grads["conv.bias"])
         dw = grads["conv.weight"].reshape(F, C * K * K)
         if self.dense:
-            x_flat = x.reshape(N, C * S * S)
+            x_flat = self.x.reshape(N, C * S * S)
             dM = np.matmul(dconv.reshape(N, -1).T, x_flat, out=self.dM)  # F*H*H, C*S*S
             np.matmul(dM.reshape(F, -1), self.placement.T, out=dw)
         else:
             products = np.matmul(dconv, self.columns.transpose(0, 2, 1), out=self.patch_dw)
             np.add.reduce(products, axis=0, out=dw)
-        return loss
 
 
 class _MLPPlan(_Buffers):
@@ -380,23 +442,40 @@ class _MLPPlan(_Buffers):
         self.mask = np.empty((N, hidden), bool)
 
     def loss_and_gradients(self, x_all, labels_all, batch, params, grads) -> float:
-        N = len(batch)
-        x = np.take(x_all, batch, axis=0, out=self.x)
-        labels = np.take(labels_all, batch, out=self.labels)
-        flat = x.reshape(N, -1)  # N, S*S
+        """Loss of the minibatch ``x_all[batch]``; its gradients written into ``grads``."""
+        self.gather(x_all, labels_all, batch)
+        self.forward(params)
+        loss = _cross_entropy(self, self.logits, self.labels)
+        self.backward(params, grads)
+        return loss
+
+    def phases(self, x_all, labels_all, batch, params, grads):
+        """The parts of :meth:`loss_and_gradients`, as ``(name, function)`` pairs."""
+        return [
+            ("gather the minibatch", lambda: self.gather(x_all, labels_all, batch)),
+            ("linear + relu + linear forward", lambda: self.forward(params)),
+            ("softmax_cross_entropy", lambda: _cross_entropy(self, self.logits, self.labels)),
+            ("linear + relu + linear backward (no dx)", lambda: self.backward(params, grads)),
+        ]
+
+    def gather(self, x_all, labels_all, batch) -> None:
+        np.take(x_all, batch, axis=0, out=self.x)
+        np.take(labels_all, batch, out=self.labels)
+
+    def forward(self, params) -> None:
+        flat = self.x.reshape(len(self.x), -1)  # N, S*S
         pre = np.matmul(flat, params["hidden.weight"].T, out=self.pre)  # N, hidden
         pre += params["hidden.bias"]
         hidden = np.maximum(pre, 0, out=self.hidden)
         logits = np.matmul(hidden, params["out.weight"].T, out=self.logits)  # N, n_classes
         logits += params["out.bias"]
 
-        loss = _cross_entropy(self, logits, labels)
+    def backward(self, params, grads) -> None:
         dlogits = self.dlogits
-
         dhidden = np.matmul(dlogits, params["out.weight"], out=self.dhidden)  # N, hidden
-        np.matmul(dlogits.T, hidden, out=grads["out.weight"])
+        np.matmul(dlogits.T, self.hidden, out=grads["out.weight"])
         np.add.reduce(dlogits, axis=0, out=grads["out.bias"])
-        dhidden *= np.greater(pre, 0, out=self.mask)  # relu_backward: dy * (x > 0)
+        dhidden *= np.greater(self.pre, 0, out=self.mask)  # relu_backward: dy * (x > 0)
+        flat = self.x.reshape(len(self.x), -1)
         np.matmul(dhidden.T, flat, out=grads["hidden.weight"])  # no dx: nobody uses it
         np.add.reduce(dhidden, axis=0, out=grads["hidden.bias"])
-        return loss

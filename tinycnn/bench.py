@@ -1,4 +1,4 @@
-"""``tinycnn bench``: how fast the NumPy reference runs next to PyTorch, one thread each.
+"""``tinycnn bench``: how fast the NumPy reference runs next to PyTorch (and JAX), one thread each.
 
 One run measures
 
@@ -6,7 +6,12 @@ One run measures
   ``torch.nn.functional`` at the shapes of TinyCNN with batch 32, in float32 and float64, and
   the textbook loop versions of convolution and pooling (to show how much slower they are);
 - training throughput (samples per second) of TinyCNN and the MLP with 18 hidden units at batch
-  32, 128 and 3000 (the whole training set), NumPy against PyTorch eager;
+  32, 128 and 3000 (the whole training set): the steps :func:`tinycnn.reference.train.train`
+  runs (:mod:`tinycnn.reference.fast`) against PyTorch eager, and for TinyCNN in float32
+  against JAX with the epoch in one jitted ``lax.scan`` when JAX is installed
+  (``pip install "tinycnn[bench]"``, :mod:`tinycnn.jax_baseline`);
+- where a NumPy training step's time goes: each part of the TinyCNN step (float32) timed on
+  its own, with its share of the step (section "step");
 - the wall time of whole command runs, as subprocesses (table :func:`command_runs`):
   ``tinycnn report`` and ``tinycnn report --quick``, ``tinycnn check`` of a correct submission
   (the loop-based fixture shipped in ``parity_tests/fixtures/loop_ops.py``) and the default test
@@ -14,31 +19,39 @@ One run measures
 - the facts of the machine: cores, BLAS libraries, versions, load average.
 
 Every row gets the ratio **NumPy speed / PyTorch speed** (PyTorch's time divided by NumPy's):
-above 1 NumPy is faster. The targets of issue 5 live in one table, :data:`TARGETS`; each row a
-target applies to gets a pass/fail mark, and :func:`evaluate_targets` sums them up.
+above 1 NumPy is faster; JAX rows also **NumPy speed / JAX speed**. The targets live in one
+table, :data:`TARGETS`; each row a target applies to gets a pass/fail mark,
+:func:`evaluate_targets` sums them up, and ``tinycnn bench`` exits with status 1, naming them,
+when a target fails.
 
-How a time is measured (as :mod:`timeit` does): a few warm-up calls, then ``repeat`` runs of
-``number`` calls each, ``number`` chosen so that one run lasts at least ``min_run_seconds``; the
-result is the median over the runs of the time per call. NumPy and PyTorch runs alternate, so a
-burst of load on the machine hits both sides.
+How a time is measured: :class:`timeit.Timer` (garbage collector off), a few warm-up calls,
+then ``repeat`` runs of ``number`` calls each, ``number`` chosen from
+:meth:`timeit.Timer.autorange` so that one run lasts at least ``min_run_seconds``; the result is
+the median over the runs of the time per call. The frameworks' runs take turns, so a burst of
+load on the machine hits all of them; the training rows also keep the range of the per-run
+ratios.
 
-The JSON (``--json PATH``) holds ``schema`` (``"tinycnn-bench/2"``), ``settings``, ``threads``
+The JSON (``--json PATH``) holds ``schema`` (``"tinycnn-bench/3"``), ``settings``, ``threads``
 (how they were set), ``machine``, ``targets`` (the verdicts), ``all_targets_pass`` and
-``rows``, one dict per table row: ``section`` ("ops", "training" or "commands"), ``name``;
-for ops and training ``dtype``, ``batch``, ``numpy_seconds`` and ``torch_seconds`` (per call,
-or per epoch of ``samples_per_epoch`` images for training) and ``ratio``; for training also
-``numpy_samples_per_second`` and ``torch_samples_per_second``; for commands ``key``,
-``command``, ``cwd``, ``status`` ("ok", "not available", "failed (exit N): ...", "timed out
-after T s"), ``seconds`` (wall time of a successful run, else None) and ``elapsed_seconds``
-(of any run that started); and ``target`` and ``passed`` where a target applies.
+``rows``, one dict per table row: ``section`` ("ops", "training", "step" or "commands"),
+``name``; for ops and training ``dtype``, ``batch``, ``numpy_seconds`` and ``torch_seconds``
+(per call, or per epoch of ``samples_per_epoch`` images for training) and ``ratio``; for
+training also ``numpy_samples_per_second``, ``torch_samples_per_second``, ``ratio_range`` and,
+with JAX, ``jax_seconds``, ``jax_samples_per_second``, ``ratio_vs_jax`` and
+``ratio_vs_jax_range`` (``ratio_vs_jax`` is None on a row that wanted JAX without it); for step
+``part``, ``batch``, ``numpy_seconds`` and ``share``; for commands ``key``, ``command``,
+``cwd``, ``status`` ("ok", "not available", "failed (exit N): ...", "timed out after T s"),
+``seconds`` (wall time of a successful run, else None) and ``elapsed_seconds`` (of any run
+that started); and ``targets``, ``{target name: passed}``, where targets apply.
 ``--markdown PATH`` writes the same table, machine facts and verdicts as a markdown document.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import functools
 import json
+import math
 import os
 import platform
 import signal
@@ -47,7 +60,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+import timeit
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -74,7 +88,7 @@ __all__ = [
     "time_command",
 ]
 
-SCHEMA = "tinycnn-bench/2"  # 2: the "report" section became "commands" (report, check, tests)
+SCHEMA = "tinycnn-bench/3"  # 3: JAX, step parts, per-row "targets"; 2: "commands" section
 FULL_BATCH = 3000  # "full batch": the training set of the throughput rows has this many images
 
 
@@ -87,7 +101,8 @@ FULL_BATCH = 3000  # "full batch": the training set of the throughput rows has t
 class Target:
     """A goal for the rows whose fields match ``select``.
 
-    Ratio targets need ``row["ratio"] >= minimum_ratio`` on every matching row; time targets
+    Ratio targets need ``row[ratio_key] >= minimum_ratio`` on every matching row (``"ratio"``:
+    NumPy speed / PyTorch speed; ``"ratio_vs_jax"``: NumPy speed / JAX speed); time targets
     need a successful command run (``row["status"] == "ok"``) with ``row["seconds"] <
     maximum_seconds``.
     """
@@ -97,6 +112,7 @@ class Target:
     select: dict
     minimum_ratio: float | None = None
     maximum_seconds: float | None = None
+    ratio_key: str = "ratio"
 
     def applies_to(self, row: dict) -> bool:
         return all(row.get(key) == value for key, value in self.select.items())
@@ -108,7 +124,7 @@ class Target:
         finish correctly is not fast enough, however soon it stopped.
         """
         if self.minimum_ratio is not None:
-            value = row.get("ratio")
+            value = row.get(self.ratio_key)
             return None if value is None else value >= self.minimum_ratio
         if row.get("status") == "not available":
             return None
@@ -118,7 +134,8 @@ class Target:
 
     def threshold_text(self) -> str:
         if self.minimum_ratio is not None:
-            return f">= {self.minimum_ratio:g}x"
+            against = " JAX" if self.ratio_key == "ratio_vs_jax" else ""
+            return f">= {self.minimum_ratio:g}x{against}"
         return f"< {self.maximum_seconds:g} s"
 
 
@@ -131,9 +148,23 @@ TARGETS = (
     ),
     Target(
         "tinycnn-full-batch",
-        f"TinyCNN training, batch {FULL_BATCH}, float32: NumPy >= 1.2x PyTorch",
+        f"TinyCNN training, batch {FULL_BATCH}, float32: NumPy >= 2.4x PyTorch",
         {"section": "training", "model": "TinyCNN", "batch": FULL_BATCH, "dtype": "float32"},
-        minimum_ratio=1.2,
+        minimum_ratio=2.4,
+    ),
+    Target(
+        "tinycnn-vs-jax-32",
+        "TinyCNN training, batch 32, float32: NumPy ahead of JAX (jit, epoch in one lax.scan)",
+        {"section": "training", "model": "TinyCNN", "batch": 32, "dtype": "float32"},
+        minimum_ratio=1.0,
+        ratio_key="ratio_vs_jax",
+    ),
+    Target(
+        "tinycnn-vs-jax-128",
+        "TinyCNN training, batch 128, float32: NumPy ahead of JAX (jit, epoch in one lax.scan)",
+        {"section": "training", "model": "TinyCNN", "batch": 128, "dtype": "float32"},
+        minimum_ratio=1.0,
+        ratio_key="ratio_vs_jax",
     ),
     Target(
         "mlp-batch-32",
@@ -187,8 +218,8 @@ def ratio(numpy_seconds: float, torch_seconds: float) -> float:
 def evaluate_targets(rows: list[dict], targets: Sequence[Target] = TARGETS) -> list[dict]:
     """Mark each row a target applies to, and return one verdict per target.
 
-    Sets ``row["target"]`` (the target's name) and ``row["passed"]`` (True, False, or None when
-    the row has no measurement) on matching rows. A verdict is a dict with ``name``,
+    Sets ``row["targets"][name]`` (True, False, or None when the row has no measurement) on
+    the rows each target applies to (a row may have several). A verdict is a dict with ``name``,
     ``description``, ``threshold``, ``status`` ("pass", "fail", "not measured": no row, or
     "not available": rows without a measurement), ``rows`` (how many rows it covers) and
     ``worst`` (the smallest ratio or the largest time of a successful run among them, None if
@@ -199,13 +230,11 @@ def evaluate_targets(rows: list[dict], targets: Sequence[Target] = TARGETS) -> l
         matching = [row for row in rows if target.applies_to(row)]
         results = []
         for row in matching:
-            row["target"] = target.name
-            row["passed"] = target.met_by(row)
-            results.append(row["passed"])
+            passed = row.setdefault("targets", {})[target.name] = target.met_by(row)
+            results.append(passed)
         if target.minimum_ratio is not None:
-            worst = min(
-                (row["ratio"] for row in matching if row.get("ratio") is not None), default=None
-            )
+            key = target.ratio_key
+            worst = min((row[key] for row in matching if row.get(key) is not None), default=None)
         else:
             worst = max(
                 (
@@ -254,6 +283,8 @@ class BenchSettings:
     train_batches: tuple[int, ...] = (32, 128, FULL_BATCH)
     train_dtypes: tuple[str, ...] = ("float32", "float64")
     train_repeat: int = 7  # timed epochs (runs) per throughput row
+    jax: bool = True  # the JAX baseline (TinyCNN, float32), when JAX is installed
+    step_parts: bool = True  # time each part of the NumPy training step (section "step")
     n_train: int = FULL_BATCH  # training images of the throughput rows
     # keys of command_runs() to time, in this order
     commands: tuple[str, ...] = ("report-full", "report-quick", "check-correct", "test-suite")
@@ -281,29 +312,47 @@ def settings_for(quick: bool) -> BenchSettings:
 # ------------------------------------------------------------------------------------------
 
 
-def _calls_per_run(function: Callable[[], object], min_run_seconds: float) -> int:
-    """Smallest of 1, 2, 5, 10, 20, 50, ... calls that take at least ``min_run_seconds``."""
-    number = 1
-    while True:
-        for multiple in (1, 2, 5):
-            calls = number * multiple
-            if _run_seconds(function, calls) >= min_run_seconds:
-                return calls
-        number *= 10
+def _calls_per_run(timer: timeit.Timer, min_run_seconds: float) -> int:
+    """Calls per timed run so that one run lasts at least ``min_run_seconds``.
+
+    :meth:`timeit.Timer.autorange` finds how many calls take 0.2 s; the per-call time it
+    measured gives the number for ``min_run_seconds``.
+    """
+    if min_run_seconds <= 0:
+        return 1
+    number, seconds = timer.autorange()
+    return max(1, math.ceil(min_run_seconds * number / seconds))
 
 
-def _run_seconds(function: Callable[[], object], calls: int) -> float:
-    """Seconds for ``calls`` calls, garbage collector off (as in :mod:`timeit`)."""
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for _ in range(calls):
+def time_interleaved(
+    functions: Mapping[str, Callable[[], object]],
+    settings: BenchSettings,
+    *,
+    repeat: int | None = None,
+    fixed_calls: int | None = None,
+) -> dict[str, list[float]]:
+    """Seconds per call of each function in every timed run, the functions taking turns.
+
+    Each function gets ``settings.warmup_calls`` untimed calls, then a :class:`timeit.Timer`
+    (garbage collector off while timing); run ``r`` of every function happens before run
+    ``r + 1`` of any, so a burst of load on the machine hits all of them. ``fixed_calls``
+    skips the calibration and times that many calls per run (for functions slow enough on
+    their own, such as a whole epoch). Returns ``{name: [seconds per call, one per run]}``.
+    """
+    repeat = settings.repeat if repeat is None else repeat
+    timers = {name: timeit.Timer(function) for name, function in functions.items()}
+    for function in functions.values():
+        for _ in range(settings.warmup_calls):
             function()
-        return time.perf_counter() - start
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    numbers = {
+        name: fixed_calls or _calls_per_run(timer, settings.min_run_seconds)
+        for name, timer in timers.items()
+    }
+    times: dict[str, list[float]] = {name: [] for name in timers}
+    for _ in range(repeat):
+        for name, timer in timers.items():
+            times[name].append(timer.timeit(numbers[name]) / numbers[name])
+    return times
 
 
 def compare(
@@ -316,23 +365,15 @@ def compare(
 ) -> tuple[float, float]:
     """Median seconds per call of each function, their timed runs alternating.
 
-    ``fixed_calls`` skips the calibration and times that many calls per run (for functions
-    that are slow enough on their own, such as the loop versions or a whole epoch).
+    See :func:`time_interleaved`.
     """
-    repeat = settings.repeat if repeat is None else repeat
-    for function in (numpy_function, torch_function):
-        for _ in range(settings.warmup_calls):
-            function()
-    if fixed_calls is None:
-        numpy_calls = _calls_per_run(numpy_function, settings.min_run_seconds)
-        torch_calls = _calls_per_run(torch_function, settings.min_run_seconds)
-    else:
-        numpy_calls = torch_calls = fixed_calls
-    numpy_times, torch_times = [], []
-    for _ in range(repeat):
-        numpy_times.append(_run_seconds(numpy_function, numpy_calls) / numpy_calls)
-        torch_times.append(_run_seconds(torch_function, torch_calls) / torch_calls)
-    return statistics.median(numpy_times), statistics.median(torch_times)
+    times = time_interleaved(
+        {"numpy": numpy_function, "torch": torch_function},
+        settings,
+        repeat=repeat,
+        fixed_calls=fixed_calls,
+    )
+    return statistics.median(times["numpy"]), statistics.median(times["torch"])
 
 
 # ------------------------------------------------------------------------------------------
@@ -486,7 +527,7 @@ def _loop_cases(batch: int):
 def _time_alone(function: Callable[[], object], repeat: int) -> float:
     """Median seconds of one call (after one warm-up call), for functions slow on their own."""
     function()
-    return statistics.median(_run_seconds(function, 1) for _ in range(repeat))
+    return statistics.median(timeit.Timer(function).repeat(repeat, number=1))
 
 
 def bench_ops(settings: BenchSettings, progress: Callable[[str], None]) -> list[dict]:
@@ -547,19 +588,22 @@ def bench_ops(settings: BenchSettings, progress: Callable[[str], None]) -> list[
 # ------------------------------------------------------------------------------------------
 
 
-def _epoch_functions(model_name: str, batch: int, dtype_name: str, n_train: int):
-    """One epoch of SGD steps in NumPy and in PyTorch, from the same weights and batches.
+def _epoch_functions(
+    model_name: str, batch: int, dtype_name: str, n_train: int, with_jax: bool
+) -> dict[str, Callable[[], object]]:
+    """One epoch of SGD steps in NumPy, PyTorch (and JAX), from the same weights and batches.
 
-    The steps are those of :func:`tinycnn.reference.train.train` and
-    :func:`tinycnn.torch_impl.train.train` (``sgd_step``, with the optimiser settings of
-    ``TrainConfig``), without the per-epoch evaluation: only the training steps are timed.
+    The NumPy steps are those :func:`tinycnn.reference.train.train` runs (the fast path,
+    :class:`tinycnn.reference.fast.TrainingSteps`), the PyTorch steps those of
+    :func:`tinycnn.torch_impl.train.train` (``sgd_step``), with the optimiser settings of
+    ``TrainConfig``, without the per-epoch evaluation: only the training steps are timed.
+    With ``with_jax``, also the epoch as one jitted ``lax.scan`` (:mod:`tinycnn.jax_baseline`).
     """
     import numpy as np
     import torch
 
     from tinycnn import reference, torch_impl
-    from tinycnn.reference.optim import SGD
-    from tinycnn.reference.train import sgd_step
+    from tinycnn.reference.fast import TrainingSteps
     from tinycnn.torch_impl.train import sgd_step as torch_sgd_step
 
     dtype = np.dtype(dtype_name)
@@ -571,9 +615,6 @@ def _epoch_functions(model_name: str, batch: int, dtype_name: str, n_train: int)
     batches = reference.epoch_batches(n_train, batch, epoch=1, seed=config.seed)
 
     module = torch_impl.from_reference(model)  # same initial weights, same dtype
-    optimizer = SGD(
-        model.params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
     torch_optimizer = torch.optim.SGD(
         module.parameters(),
         lr=config.lr,
@@ -582,51 +623,147 @@ def _epoch_functions(model_name: str, batch: int, dtype_name: str, n_train: int)
     )
     x_torch, y_torch = torch.from_numpy(x), torch.from_numpy(y)
     torch_batches = [torch.from_numpy(index) for index in batches]
+    functions = {}
+    if with_jax:
+        from tinycnn import jax_baseline
+
+        functions["jax"] = jax_baseline.epoch_function(
+            model_name,
+            model.params,
+            x,
+            y,
+            batches,
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+    steps = TrainingSteps(
+        model, x, y, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
 
     def numpy_epoch():
         for index in batches:
-            sgd_step(model, optimizer, x[index], y[index])
+            steps(index)
 
     def torch_epoch():
         for index in torch_batches:
             torch_sgd_step(module, torch_optimizer, x_torch[index], y_torch[index])
 
-    return numpy_epoch, torch_epoch
+    return {"numpy": numpy_epoch, "torch": torch_epoch, **functions}
+
+
+#: The JAX baseline runs for these training rows (the targets against JAX are TinyCNN, float32).
+JAX_ROWS = {"model": "TinyCNN", "dtype": "float32"}
+
+
+def _jax_wanted(settings: BenchSettings, model_name: str, dtype_name: str) -> bool:
+    return (
+        settings.jax and {"model": model_name, "dtype": dtype_name} == JAX_ROWS and _jax_available()
+    )
+
+
+def _jax_available() -> bool:
+    from tinycnn import jax_baseline
+
+    return jax_baseline.available()
 
 
 def bench_training(settings: BenchSettings, progress: Callable[[str], None]) -> list[dict]:
-    """Samples per second of SGD training, one row per model, batch size and dtype."""
+    """Samples per second of SGD training, one row per model, batch size and dtype.
+
+    Each row has the median epoch time of every framework and the ratios of the medians; the
+    range of the per-run ratios (run ``r`` of NumPy against run ``r`` of the other) shows how
+    much the machine's load moved them.
+    """
     rows = []
     epoch_settings = replace(settings, warmup_calls=1)
     for dtype_name in settings.train_dtypes:
         for model_name in ("TinyCNN", "MLP (18 hidden)"):
             for batch in settings.train_batches:
                 progress(f"train {model_name} batch {batch} {dtype_name}")
-                numpy_epoch, torch_epoch = _epoch_functions(
-                    model_name, batch, dtype_name, settings.n_train
+                with_jax = _jax_wanted(settings, model_name, dtype_name)
+                functions = _epoch_functions(
+                    model_name, batch, dtype_name, settings.n_train, with_jax
                 )
-                numpy_seconds, torch_seconds = compare(
-                    numpy_epoch,
-                    torch_epoch,
-                    epoch_settings,
-                    repeat=settings.train_repeat,
-                    fixed_calls=1,
+                times = time_interleaved(
+                    functions, epoch_settings, repeat=settings.train_repeat, fixed_calls=1
                 )
-                rows.append(
-                    {
-                        "section": "training",
-                        "name": f"{model_name}, batch {batch}",
-                        "model": model_name,
-                        "batch": batch,
-                        "dtype": dtype_name,
-                        "samples_per_epoch": settings.n_train,
-                        "numpy_seconds": numpy_seconds,
-                        "torch_seconds": torch_seconds,
-                        "numpy_samples_per_second": settings.n_train / numpy_seconds,
-                        "torch_samples_per_second": settings.n_train / torch_seconds,
-                        "ratio": ratio(numpy_seconds, torch_seconds),
-                    }
-                )
+                seconds = {name: statistics.median(values) for name, values in times.items()}
+                row = {
+                    "section": "training",
+                    "name": f"{model_name}, batch {batch}",
+                    "model": model_name,
+                    "batch": batch,
+                    "dtype": dtype_name,
+                    "samples_per_epoch": settings.n_train,
+                }
+                for name in ("numpy", "torch", "jax"):
+                    if name in seconds:
+                        row[f"{name}_seconds"] = seconds[name]
+                        row[f"{name}_samples_per_second"] = settings.n_train / seconds[name]
+                row["ratio"] = ratio(seconds["numpy"], seconds["torch"])
+                row["ratio_range"] = _ratio_range(times["numpy"], times["torch"])
+                if "jax" in seconds:
+                    row["ratio_vs_jax"] = ratio(seconds["numpy"], seconds["jax"])
+                    row["ratio_vs_jax_range"] = _ratio_range(times["numpy"], times["jax"])
+                elif (model_name, dtype_name) == (JAX_ROWS["model"], JAX_ROWS["dtype"]):
+                    row["ratio_vs_jax"] = None  # wanted, but JAX is not installed (or --no-jax)
+                rows.append(row)
+    return rows
+
+
+def _ratio_range(numpy_times: list[float], other_times: list[float]) -> list[float]:
+    """Smallest and largest ratio of run ``r`` of the other framework to run ``r`` of NumPy."""
+    ratios = [ratio(mine, theirs) for mine, theirs in zip(numpy_times, other_times, strict=True)]
+    return [min(ratios), max(ratios)]
+
+
+# ------------------------------------------------------------------------------------------
+# Where a step's time goes: the parts of the fast NumPy step
+# ------------------------------------------------------------------------------------------
+
+
+def bench_step(settings: BenchSettings, progress: Callable[[str], None]) -> list[dict]:
+    """Seconds per call of each part of a TinyCNN training step, float32, per batch size.
+
+    The parts are those of :meth:`tinycnn.reference.fast.TrainingSteps.phases`, each timed on
+    its own (repeated on the state the step left), then the whole step; ``share`` is a part's
+    time over the sum of the parts.
+    """
+    import numpy as np
+
+    from tinycnn import reference
+    from tinycnn.reference.fast import TrainingSteps
+
+    rows = []
+    data = reference.make_dataset(n_train=settings.n_train, n_val=0, seed=0)
+    x, y = data.x_train.astype(np.float32), data.y_train
+    config = reference.TrainConfig()
+    for batch in settings.train_batches:
+        progress(f"step parts TinyCNN batch {batch}")
+        model = reference.build_model("tinycnn", dtype=np.float32, seed=0)
+        # A small learning rate: the timed updates must not drive the weights anywhere odd.
+        steps = TrainingSteps(model, x, y, lr=1e-6, momentum=config.momentum)
+        index = reference.epoch_batches(settings.n_train, batch, epoch=1, seed=0)[0]
+        parts = dict(steps.phases(index))
+        parts["whole step"] = functools.partial(steps, index)
+        times = time_interleaved(parts, settings)
+        seconds = {name: statistics.median(values) for name, values in times.items()}
+        total = sum(value for name, value in seconds.items() if name != "whole step")
+        for name, value in seconds.items():
+            rows.append(
+                {
+                    "section": "step",
+                    "name": f"TinyCNN, batch {batch}: {name}",
+                    "model": "TinyCNN",
+                    "part": name,
+                    "batch": batch,
+                    "dtype": "float32",
+                    "numpy_seconds": value,
+                    "share": None if name == "whole step" else value / total,
+                }
+            )
+        steps.close()
     return rows
 
 
@@ -925,6 +1062,9 @@ def run_bench(
     machine = machine_facts()
     with single_thread() as threads:
         rows = bench_ops(settings, progress) + bench_training(settings, progress)
+        if settings.step_parts:
+            rows += bench_step(settings, progress)
+        threads["jax"] = _jax_threads() if any("jax_seconds" in row for row in rows) else None
     runs = command_runs() if settings.commands else {}
     for key in settings.commands:  # default threads: the command targets are for the machine
         name, argv, cwd = runs[key]
@@ -944,6 +1084,12 @@ def run_bench(
     return BenchResult(settings, machine, threads, rows, targets, time.perf_counter() - start)
 
 
+def _jax_threads() -> str:
+    from tinycnn import jax_baseline
+
+    return jax_baseline.import_jax()[1]
+
+
 def _time_text(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -954,20 +1100,47 @@ def _time_text(seconds: float | None) -> str:
     return f"{seconds:.1f} s"
 
 
-TABLE_HEADER = ("section", "benchmark", "dtype", "NumPy", "PyTorch", "NumPy/PyTorch", "target")
+TABLE_HEADER = (
+    "section",
+    "benchmark",
+    "dtype",
+    "NumPy",
+    "PyTorch",
+    "NumPy/PyTorch",
+    "JAX",
+    "NumPy/JAX",
+    "target",
+)
+
+
+def _ratio_text(row: dict, key: str) -> str:
+    """``"5.03x"``, and the range of the per-run ratios if known: ``"5.03x (4.80-5.20)"``."""
+    value = row.get(key)
+    if value is None:
+        return "-"
+    spread = row.get(f"{key}_range")
+    if spread is None:
+        return f"{value:.2f}x"
+    return f"{value:.2f}x ({spread[0]:.2f}-{spread[1]:.2f})"
+
+
+def _marks(row: dict) -> str:
+    """The verdicts of the targets that apply to ``row``: ``"pass (>= 4x); FAIL (>= 1x JAX)"``."""
+    thresholds = {target.name: target.threshold_text() for target in TARGETS}
+    words = {True: "pass", False: "FAIL", None: "n/a"}
+    return "; ".join(
+        f"{words[passed]} ({thresholds[name]})" for name, passed in row.get("targets", {}).items()
+    )
 
 
 def _row_cells(row: dict) -> list[str]:
     """One row of the table, as the cells of :data:`TABLE_HEADER`.
 
     Command rows have the wall time in the NumPy column (the commands run the NumPy
-    reference), or the status when there is no time.
+    reference), or the status when there is no time; step rows the time of one part of the
+    NumPy step, and its share of the step in the name.
     """
-    mark = ""
-    if row.get("target"):
-        verdict = {True: "pass", False: "FAIL", None: "n/a"}[row.get("passed")]
-        threshold = next(t.threshold_text() for t in TARGETS if t.name == row["target"])
-        mark = f"{verdict} ({threshold})"
+    mark = _marks(row)
     if row["section"] == "ops":
         name = f"{row['name']}  {row['shapes']}"
         if "slower_than_vectorized" in row:
@@ -979,20 +1152,37 @@ def _row_cells(row: dict) -> list[str]:
             _time_text(row["numpy_seconds"]),
             _time_text(row["torch_seconds"]),
             f"{row['ratio']:.2f}x",
+            "-",
+            "-",
             mark,
         ]
     if row["section"] == "training":
+        jax = row.get("jax_samples_per_second")
+        if jax is not None:
+            jax_text = f"{jax:,.0f}/s"
+        else:
+            jax_text = "not installed" if "ratio_vs_jax" in row else "-"
         return [
             row["section"],
             row["name"],
             row["dtype"],
             f"{row['numpy_samples_per_second']:,.0f}/s",
             f"{row['torch_samples_per_second']:,.0f}/s",
-            f"{row['ratio']:.2f}x",
+            _ratio_text(row, "ratio"),
+            jax_text,
+            _ratio_text(row, "ratio_vs_jax"),
             mark,
         ]
+    if row["section"] == "step":
+        share = "" if row["share"] is None else f" ({row['share']:.0%})"
+        name = f"{row['name']}{share}"
+        return (
+            [row["section"], name, row["dtype"], _time_text(row["numpy_seconds"])]
+            + ["-"] * 4
+            + [mark]
+        )
     time_or_status = _time_text(row["seconds"]) if row["status"] == "ok" else row["status"]
-    return [row["section"], row["name"], "-", time_or_status, "-", "-", mark]
+    return [row["section"], row["name"], "-", time_or_status, "-", "-", "-", "-", mark]
 
 
 def _blas_text(machine: dict) -> str:
@@ -1010,11 +1200,14 @@ def _notes(result: BenchResult) -> list[str]:
     return [
         "NumPy/PyTorch = NumPy speed / PyTorch speed (PyTorch time / NumPy time); above 1 NumPy "
         "is faster.",
-        "Times: median per call over timed runs after warm-up, NumPy and PyTorch alternating. "
-        "PyTorch ops: forward under no_grad, backward = autograd.grad on a kept graph.",
+        "NumPy/JAX likewise against JAX (jit, the epoch in one lax.scan); a ratio's brackets hold "
+        "the range of the per-run ratios.",
+        "Times (timeit.Timer): median per call over timed runs after warm-up, the frameworks "
+        "taking turns. PyTorch ops: forward under no_grad, backward = autograd.grad on a kept "
+        "graph. Training: the steps of `train` (NumPy: reference.fast), no evaluation.",
         f"Threads: {threads['how']} (during the run: BLAS {threads['numpy_blas_threads']}, "
-        f"torch {threads['torch_threads']}). The command rows run as subprocesses with default "
-        f"threads, one run each (wall time).",
+        f"torch {threads['torch_threads']}; JAX: {threads.get('jax') or 'not run'}). The command "
+        f"rows run as subprocesses with default threads, one run each (wall time).",
         f"Machine: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable); "
         f"Python {machine['python']}, NumPy {machine['numpy']} (BLAS: {_blas_text(machine)}), "
         f"PyTorch {machine['torch']}.",
@@ -1085,13 +1278,13 @@ def format_markdown(result: BenchResult, created: str | None = None) -> str:
             f"{end_text}: other work on the machine slows every row"
         )
     lines += ["", "## How it was measured", ""]
-    lines += [f"- {note}" for note in _notes(result)[:3]]
+    lines += [f"- {note}" for note in _notes(result)[:4]]
     lines += [
         "",
         "## Results",
         "",
         "| " + " | ".join(TABLE_HEADER) + " |",
-        "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---"]) + "|",
+        "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---"]) + "|",
     ]
     for row in result.rows:
         lines.append("| " + " | ".join(_markdown_cell(cell) for cell in _row_cells(row)) + " |")
@@ -1139,12 +1332,21 @@ def register(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="do not time any command (report, check, test suite)",
     )
+    parser.add_argument(
+        "--no-jax",
+        action="store_true",
+        help="leave out the JAX baseline even when JAX is installed (it compiles for a while)",
+    )
     parser.set_defaults(func=run_bench_command)
     return parser
 
 
 def run_bench_command(args) -> int:
-    """``tinycnn bench``: measure, print the table, write the JSON and markdown; returns 0."""
+    """``tinycnn bench``: measure, print the table, write the JSON and markdown.
+
+    Returns 0 when no target failed, 1 when one did (named on stderr): a target that could
+    not be measured here ("not measured", "not available") is not a failure.
+    """
     from tinycnn.cli import CommandError, check_output_file, write_output
 
     try:
@@ -1158,6 +1360,8 @@ def run_bench_command(args) -> int:
     settings = settings_for(args.quick)
     if args.no_commands:
         settings = replace(settings, commands=())
+    if args.no_jax:
+        settings = replace(settings, jax=False)
 
     def progress(message: str) -> None:
         print(f"  timing {message} ...", file=sys.stderr, flush=True)
@@ -1172,4 +1376,11 @@ def run_bench_command(args) -> int:
         if path is not None:
             write_output(option, path, texts[option]())
             print(f"wrote {path}")
+    failed = [verdict["name"] for verdict in result.targets if verdict["status"] == "fail"]
+    if failed:
+        print(
+            f"tinycnn bench: {len(failed)} target(s) failed: {', '.join(failed)}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
