@@ -81,7 +81,8 @@ def _largest_difference_and_scale(actual: np.ndarray, expected: np.ndarray) -> t
     if not np.all(np.isfinite(actual) | same):
         return float("inf"), scale
     # Equal entries (including equal infinities) contribute no error; the rest are finite.
-    difference = np.where(same, 0.0, np.abs(actual - expected))
+    with np.errstate(invalid="ignore"):  # inf - inf at equal infinities, masked out by `same`
+        difference = np.where(same, 0.0, np.abs(actual - expected))
     return float(np.max(difference)), scale
 
 
