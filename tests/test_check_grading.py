@@ -231,6 +231,10 @@ EXPECTED_HINTS = {
         ("softmax_cross_entropy", "loss", "subtract-max"),
         ("softmax_cross_entropy", "loss", "log-softmax"),
     },
+    "buggy_layout_assumes_c": {
+        ("relu_forward", "y", "layout"),
+        ("relu_backward", "ValueError", "layout"),
+    },
     "buggy_pass_bodies": set(),
     "hostile_nan_output": set(),
     "hostile_missing_and_raising": set(),

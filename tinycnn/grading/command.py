@@ -118,6 +118,14 @@ def register(subparsers) -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"folder mode: where to write the summary (default: FOLDER/{DEFAULT_SUMMARY_NAME})",
     )
+    parser.add_argument(
+        "--case",
+        metavar="ID",
+        default=None,
+        help="run only the catalogue case ID (as named in the table, e.g. "
+        "conv-n2c3f4-h7w5-k3x2-s2-p1-f64) and print its inputs, the expected and the returned "
+        "values and a NumPy-only snippet that repeats the call (single file only)",
+    )
     parser.set_defaults(func=run_check)
     return parser
 
@@ -139,6 +147,19 @@ def _write(path: str, text: str) -> None:
         Path(path).expanduser().write_text(text, encoding="utf-8")
     except OSError as error:  # os.access cannot tell in advance (root, /proc, a full disk)
         raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _reproduce(target: Path, case_id: str, allow: tuple[str, ...], limits) -> int:
+    """``--case ID``: run one catalogue case and print everything about it (exit 0 if it passes)."""
+    from tinycnn.grading.grader import grade_case
+    from tinycnn.grading.reproduce import case_report
+
+    try:
+        runs = grade_case(target, case_id, allow_imports=allow, limits=limits)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    print(case_report(runs, str(target)))
+    return PASSED if all(run.result.status == "pass" for run in runs) else FAILED
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -185,6 +206,11 @@ def run_check(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from None
     allow = tuple(args.allow_import)
+
+    if args.case is not None:
+        if folder_mode:
+            raise CommandError("--case reproduces one case of one file; give a .py file")
+        return _reproduce(target, args.case, allow, limits)
 
     if not folder_mode:
         report = grade_submission(

@@ -42,12 +42,14 @@ __all__ = [
     "KINDS",
     "STATUSES",
     "TRAINING",
+    "CaseRun",
     "Finding",
     "FunctionResult",
     "SubmissionReport",
     "TrainingResult",
     "TrainingSetup",
     "cases_of",
+    "grade_case",
     "grade_submission",
 ]
 
@@ -876,3 +878,84 @@ def _grade_in_sandbox(
         else:
             training = TrainingResult("skipped", setup.describe(), detail="not requested.")
     return finish(functions, training)
+
+
+@dataclass
+class CaseRun:
+    """One contract function run on one case by `grade_case` (for ``tinycnn check --case``).
+
+    Attributes
+    ----------
+    function, direction : str
+    case : OpCase
+    inputs, expected : dict of str to numpy.ndarray
+        The case's inputs and the contract's outputs (from the reference ops).
+    returned : object
+        What the submission returned (decoded), or None if it raised or did not run.
+    result : FunctionResult
+        The verdict on this one case, with its findings.
+    """
+
+    function: str
+    direction: str
+    case: OpCase
+    inputs: dict
+    expected: dict
+    returned: object
+    result: FunctionResult
+
+
+def grade_case(
+    path: str | Path,
+    case_id: str,
+    *,
+    allow_imports: tuple[str, ...] = (),
+    limits: Limits | None = None,
+) -> list[CaseRun]:
+    """Run every contract function that takes the catalogue case ``case_id`` on it, and judge.
+
+    conv2d, relu, maxpool2d and linear cases are run by their forward and backward functions,
+    cross-entropy cases by ``softmax_cross_entropy``. The submission runs in a child process,
+    as in `grade_submission`.
+
+    Raises
+    ------
+    ValueError
+        If there is no case ``case_id`` in the catalogue.
+    FileNotFoundError
+        If there is no file at ``path``.
+    """
+    from tinycnn.parity_tests.cases import find_case
+
+    case = find_case(case_id)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    limits = limits or Limits()
+    allowed = allowed_modules(allow_imports)
+    runs = []
+    with Sandbox(limits) as sandbox:
+        for name in CONTRACT_FUNCTIONS:
+            directions = [d for (op, d), f in FUNCTIONS.items() if op == case.op and f == name]
+            for direction in directions[:1]:  # softmax_cross_entropy: one call, both outputs
+                inputs, expected = _expected(case.id, direction)
+                run = sandbox.run(
+                    "function",
+                    path,
+                    functions=CONTRACT_FUNCTIONS,
+                    allowed_imports=allowed,
+                    function=name,
+                    cases=[{"id": case.id, "direction": direction}],
+                )
+                present = (run.import_result or {}).get("functions", {}).get(name)
+                if run.import_result and run.import_result.get("ok") and present != "callable":
+                    result = FunctionResult(
+                        name, "missing", detail=f"no function {name} in the submission."
+                    )
+                else:
+                    result = _judge_function(name, run, [(case, direction)], limits)
+                returned = None
+                if run.calls and run.calls[0].get("outcome") == "returned":
+                    returned = run.calls[0]["result"]
+                runs.append(CaseRun(name, direction, case, inputs, expected, returned, result))
+    return runs

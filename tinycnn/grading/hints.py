@@ -48,6 +48,7 @@ HINTS = {
     "ties": "pooling ties go to another maximum than the first",
     "overlap-assign": "overlapping pooling windows overwrite (=) instead of adding (+=)",
     "exact-zeros": "ReLU's gradient passes where x is exactly 0",
+    "layout": "fails only on inputs that are not C-contiguous; the same shapes in C order pass",
 }
 
 
@@ -480,13 +481,58 @@ def _relu_hint(function: str, output: str, failing: Sequence[Observation], _all_
     return None
 
 
+def _twin(case):
+    """The C-ordered case with the same op, shapes, hyper-parameters and dtype, if any."""
+    from tinycnn.parity_tests.cases import CASES
+
+    key = (case.op, case.x_shape, case.w_shape, case.stride, case.padding, case.size)
+    for other in CASES:
+        if (
+            other.layout == "C"
+            and (other.op, other.x_shape, other.w_shape, other.stride, other.padding, other.size)
+            == key
+            and (other.dtype, other.scale, other.label_dtype) == (case.dtype, case.scale, "int64")
+            and not other.special_tags
+        ):
+            return other
+    return None
+
+
+def _layout_hint(function: str, output: str, failing: Sequence[Observation], all_obs):
+    if not _all(failing, lambda o: "non-contiguous" in o.case.tags):
+        return None
+    raised = failing[0].kind == "raised"
+
+    def twin_passes(o: Observation) -> bool:
+        twin = _twin(o.case)
+        if twin is None:
+            return False
+        seen = [t for t in all_obs if t.case.id == twin.id]
+        if raised:
+            return bool(seen) and not any(t.kind == "raised" for t in seen)
+        return any(t.output == output and t.kind is None for t in seen)
+
+    if not _all(failing, twin_passes):
+        return None
+    what = f"raises {output}" if raised else f"{output} is wrong"
+    return (
+        "layout",
+        f"{what} only for inputs that are not C-contiguous (Fortran order, transposed or "
+        f"reversed views, slices), while the same shapes in C order pass: the code assumes "
+        f"C-contiguous memory (np.frombuffer, .data, ravel(order='K'), as_strided with strides "
+        f"computed from the shape). Index the arrays as they are, or start with "
+        f"x = np.ascontiguousarray(x).",
+    )
+
+
 # Which rules look at which kinds of finding, in order: the first that proves its cause wins.
 _RULES: dict[str, tuple[Callable, ...]] = {
     "dtype": (_dtype_hint,),
     "modified input": (_modified_hint,),
     "shape": (_shape_hint,),
-    "values": (_flip_hint, _ratio_hint, _stride_hint, _pool_hint, _relu_hint),
-    "non-finite": (_softmax_hint,),
+    "values": (_layout_hint, _flip_hint, _ratio_hint, _stride_hint, _pool_hint, _relu_hint),
+    "non-finite": (_layout_hint, _softmax_hint),
+    "raised": (_layout_hint,),
 }
 
 
