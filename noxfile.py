@@ -6,13 +6,18 @@ machine without it would download a multi-GB CUDA build.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.default_venv_backend = "venv"
 
 DEFAULT_TORCH = "2.13.0"
-TORCH_VERSIONS = ["2.13.0", "2.14.1"]
+NEWEST_TORCH = "2.14.1"
+TORCH_VERSIONS = [DEFAULT_TORCH, NEWEST_TORCH]
+#: The lowest version of every dependency pyproject.toml declares (a test keeps them equal).
+MINIMUMS = Path(__file__).parent / ".ci" / "minimums.txt"
 
 
 def install_project(session: nox.Session, torch_version: str = DEFAULT_TORCH, extras: str = "test"):
@@ -30,6 +35,40 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def minimums(session: nox.Session) -> None:
+    """Run the default tests on the lowest declared version of every dependency."""
+    session.install("-c", str(MINIMUMS), "torch")  # the CPU torch of the constraints first
+    session.install("-c", str(MINIMUMS), "-e", ".[test]")
+    session.run("python", "-m", "pip", "list", silent=False)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def newest(session: nox.Session) -> None:
+    """Run the default tests on the newest release of every dependency (and of torch here)."""
+    session.install(f"torch=={NEWEST_TORCH}")
+    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test]")
+    session.run("python", "-m", "pip", "list", silent=False)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def sdist(session: nox.Session) -> None:
+    """Build the sdist, install it (not this tree) and run its own tests from its unpacked copy."""
+    import tarfile
+
+    tmp = Path(session.create_tmp())
+    session.install(f"torch=={DEFAULT_TORCH}", "build")
+    session.run("python", "-m", "build", "--sdist", "-o", str(tmp))
+    archive = max(tmp.glob("tinycnn-*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    session.install(f"{archive}[test]")
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp / "unpacked", filter="data")
+    session.chdir(tmp / "unpacked" / archive.name.removesuffix(".tar.gz"))
+    session.run("pytest", *session.posargs)  # the console script: see the README
+
+
+@nox.session
 @nox.parametrize("torch_version", TORCH_VERSIONS)
 def parity(session: nox.Session, torch_version: str) -> None:
     """Run the NumPy-vs-PyTorch parity suite against one torch release."""
@@ -39,8 +78,10 @@ def parity(session: nox.Session, torch_version: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint the code with ruff."""
-    session.install("ruff")
+    """Check formatting (ruff format --check) and lint (ruff check) with the pinned ruff."""
+    lint_extra = nox.project.load_toml("pyproject.toml")["project"]["optional-dependencies"]
+    session.install(*lint_extra["lint"])  # ruff==X.Y.Z, pinned in pyproject.toml
+    session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".", *session.posargs)
 
 

@@ -296,7 +296,12 @@ def _optional_commands():
     import importlib
     import importlib.util
 
-    for module_name in ("tinycnn.reports.command", "tinycnn.grading.command", "tinycnn.bench"):
+    for module_name in (
+        "tinycnn.reports.command",
+        "tinycnn.grading.command",
+        "tinycnn.bench",
+        "tinycnn.autograder",
+    ):
         if importlib.util.find_spec(module_name) is not None:
             yield importlib.import_module(module_name).register
 

@@ -1,0 +1,244 @@
+"""`tinycnn autograder`: the Gradescope zip, and run_autograder end to end in Gradescope's
+layout (https://gradescope-autograders.readthedocs.io/en/latest/specs/) under a temporary root.
+
+The simulation does what Gradescope does, minus the image build: the zip is extracted into
+ROOT/source, run_autograder is copied to ROOT/run_autograder, the submission is put in
+ROOT/submission, run_autograder runs with ROOT as working directory, and ROOT/results/results.json
+is read. Instead of /autograder/venv (made by setup.sh), TINYCNN_GRADESCOPE_PYTHON points at this
+test's Python, which has this project installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from tinycnn.reference.ops import CONTRACT_FUNCTIONS
+
+from tinycnn import autograder
+from tinycnn.cli import CommandError, main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
+
+
+@pytest.fixture(scope="module")
+def fake_wheel(tmp_path_factory) -> Path:
+    """A stand-in wheel: the simulation never installs it (the real one: a slow test)."""
+    path = tmp_path_factory.mktemp("wheel") / "tinycnn-0.1.0-py3-none-any.whl"
+    path.write_bytes(b"not installed by the simulation")
+    return path
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory, fake_wheel) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "autograder.zip"
+    return autograder.build_bundle(
+        out, ["--timeout", "20"], wheel=fake_wheel, torch_version="2.13.0"
+    )
+
+
+def simulate(
+    bundle: Path, root: Path, submission: dict[str, bytes] | None, python: str = sys.executable
+) -> tuple[dict, subprocess.CompletedProcess]:
+    """Lay out ROOT like Gradescope, run run_autograder, return (results.json, the run)."""
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(root / "source")
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+    if submission is not None:
+        (root / "submission").mkdir(parents=True)
+        for name, content in submission.items():
+            (root / "submission" / name).write_bytes(content)
+    completed = subprocess.run(
+        ["bash", str(root / "run_autograder")],
+        cwd=root,
+        env={
+            **os.environ,
+            autograder.ROOT_VARIABLE: str(root),
+            autograder.PYTHON_VARIABLE: python,
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    results = json.loads((root / "results" / "results.json").read_text(encoding="utf-8"))
+    return results, completed
+
+
+def fixture(name: str) -> dict[str, bytes]:
+    return {f"{name}.py": (FIXTURES / f"{name}.py").read_bytes()}
+
+
+def scores(results: dict) -> dict[str, float]:
+    return {test["name"]: test["score"] for test in results["tests"]}
+
+
+def assert_failed_with(results: dict, *phrases: str) -> None:
+    assert results["score"] == 0
+    assert [t["status"] for t in results["tests"]] == ["failed"]
+    for phrase in phrases:
+        assert phrase in results["output"] and phrase in results["tests"][0]["output"]
+
+
+# -- the zip -------------------------------------------------------------------------------------
+
+
+def test_zip_has_gradescopes_files_at_its_root(bundle, fake_wheel):
+    with zipfile.ZipFile(bundle) as archive:
+        names = archive.namelist()
+        modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
+        setup = archive.read("setup.sh").decode()
+        config = json.loads(archive.read(autograder.CONFIG_NAME))
+    assert set(names) == {"setup.sh", "run_autograder", autograder.CONFIG_NAME, fake_wheel.name}
+    for script in ("setup.sh", "run_autograder"):
+        assert modes[script] & stat.S_IXUSR, f"{script} must be executable"
+    assert "apt-get install" in setup and "bubblewrap" in setup
+    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in setup
+    assert f"pip install ./{fake_wheel.name}" in setup
+    assert config["check_args"] == ["--timeout", "20"]
+    subprocess.run(["bash", "-n", "-c", setup], check=True)  # valid bash
+
+
+@pytest.mark.parametrize(
+    "check_args, message",
+    [
+        (["--timeout", "-1"], "expected a positive number of seconds"),
+        (["--no-such-option"], "unrecognized arguments: --no-such-option"),
+        (["--gradescope", "x.json"], "--gradescope is set by the autograder itself"),
+        (["other.py"], "unrecognized arguments: other.py"),
+    ],
+)
+def test_bad_check_options_are_refused_before_building(tmp_path, fake_wheel, check_args, message):
+    with pytest.raises(CommandError, match=message):
+        autograder.build_bundle(tmp_path / "a.zip", check_args, wheel=fake_wheel)
+    assert not (tmp_path / "a.zip").exists()
+
+
+def test_command_checks_its_output_first(capsys, tmp_path, fake_wheel):
+    status = main(
+        ["autograder", "--out", str(tmp_path / "no" / "a.zip"), "--wheel", str(fake_wheel)]
+    )
+    err = capsys.readouterr().err
+    assert status == 2 and "no such directory" in err and len(err.splitlines()) == 1
+
+
+# -- run_autograder always writes results.json -----------------------------------------------
+
+
+def test_a_notebook_gets_a_failed_result_with_the_reason(bundle, tmp_path):
+    results, run = simulate(bundle, tmp_path, {"ops.ipynb": b'{"cells": []}'})
+    assert_failed_with(results, "could not be graded")
+    assert "ops.ipynb" in results["output"]
+    assert run.returncode == 0
+
+
+def test_an_empty_or_missing_submission_gets_a_failed_result(bundle, tmp_path):
+    results, _ = simulate(bundle, tmp_path / "empty", {})
+    assert_failed_with(results, "the submission is empty")
+    results, _ = simulate(bundle, tmp_path / "missing", None)
+    assert_failed_with(results, "no submission folder")
+
+
+def test_a_broken_configuration_gets_a_failed_result(bundle, tmp_path):
+    (tmp_path / "source").mkdir()
+    (tmp_path / "source" / autograder.CONFIG_NAME).write_text("{not json")
+    with zipfile.ZipFile(bundle) as archive:  # everything but the configuration
+        for name in ("run_autograder", "setup.sh"):
+            archive.extract(name, tmp_path / "source")
+    results, _ = simulate_existing(tmp_path, fixture("correct_vectorized"))
+    assert_failed_with(results, "misconfigured")
+
+
+def simulate_existing(root: Path, submission: dict[str, bytes]):
+    (root / "submission").mkdir()
+    for name, content in submission.items():
+        (root / "submission" / name).write_bytes(content)
+    completed = subprocess.run(
+        ["bash", str(root / "source" / "run_autograder")],
+        cwd=root,
+        env={
+            **os.environ,
+            autograder.ROOT_VARIABLE: str(root),
+            autograder.PYTHON_VARIABLE: sys.executable,
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return json.loads((root / "results" / "results.json").read_text(encoding="utf-8")), completed
+
+
+def test_without_a_working_python_the_shell_script_still_writes_a_result(bundle, tmp_path):
+    results, _ = simulate(
+        bundle, tmp_path, fixture("correct_vectorized"), python="/nonexistent/python"
+    )
+    assert_failed_with(results, "could not start its Python environment")
+
+
+def test_a_crash_of_the_grader_gets_a_failed_result(bundle, tmp_path, monkeypatch):
+    (tmp_path / "source").mkdir(parents=True)
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(tmp_path / "source")
+    (tmp_path / "submission").mkdir()
+    (tmp_path / "submission" / "ops.py").write_text("x = 1\n")
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(autograder.subprocess, "run", explode)
+    assert autograder.run(tmp_path) == 0
+    results = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert_failed_with(results, "the autograder crashed (RuntimeError: disk on fire)")
+
+
+# -- end to end on a correct, a buggy and a hostile submission ------------------------------
+
+
+@pytest.mark.slow
+def test_correct_submission_gets_every_point(bundle, tmp_path):
+    results, run = simulate(bundle, tmp_path, fixture("correct_vectorized"))
+    assert set(scores(results)) >= set(CONTRACT_FUNCTIONS)
+    assert all(scores(results)[name] > 0 for name in CONTRACT_FUNCTIONS)
+    assert results["score"] == sum(t["max_score"] for t in results["tests"] if "max_score" in t)
+    assert "tinycnn check" in run.stdout  # the instructor's log shows the command
+
+
+@pytest.mark.slow
+def test_buggy_submission_loses_exactly_the_buggy_function(bundle, tmp_path):
+    # A correct file whose relu_backward is replaced by the fixture's (later definitions win):
+    # it lets the gradient through at exactly 0, the one bug.
+    source = (FIXTURES / "correct_vectorized.py").read_bytes() + b"\n\n"
+    source += (FIXTURES / "buggy_relu_zero_gradient.py").read_bytes()
+    results, _ = simulate(bundle, tmp_path, {"ops.py": source})
+    lost = {name for name in CONTRACT_FUNCTIONS if scores(results)[name] == 0}
+    assert lost == {"relu_backward"}
+    assert 0 < results["score"] < sum(t.get("max_score", 0) for t in results["tests"])
+
+
+@pytest.mark.slow
+def test_hostile_submission_cannot_forge_its_results(bundle, tmp_path):
+    results, _ = simulate(bundle, tmp_path, fixture("hostile_forges_gradescope_results"))
+    assert results["score"] == 0
+    assert all(scores(results)[name] == 0 for name in CONTRACT_FUNCTIONS)
+    assert "all tests passed" not in json.dumps(results)
+
+
+@pytest.mark.slow
+def test_command_builds_the_zip_with_a_real_wheel_of_this_project(capsys, tmp_path):
+    out = tmp_path / "autograder.zip"
+    assert main(["autograder", "--out", str(out), "--", "--timeout", "15"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    with zipfile.ZipFile(out) as archive:
+        (wheel_name,) = [n for n in archive.namelist() if n.endswith(".whl")]
+        archive.extract(wheel_name, tmp_path)
+        setup = archive.read("setup.sh").decode()
+    assert f"pip install ./{wheel_name}" in setup
+    with zipfile.ZipFile(tmp_path / wheel_name) as wheel:
+        names = wheel.namelist()
+    assert "tinycnn/autograder.py" in names and "tinycnn/reference/ops.py" in names

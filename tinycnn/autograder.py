@@ -1,0 +1,442 @@
+"""``tinycnn autograder``: the zip Gradescope needs to grade submissions with ``tinycnn check``.
+
+Gradescope's contract (https://gradescope-autograders.readthedocs.io/en/latest/specs/): the zip
+holds ``setup.sh`` and ``run_autograder`` at its root. ``setup.sh`` runs once, as root on an
+Ubuntu image, when Gradescope builds the autograder image; the zip's contents are then in
+``/autograder/source``. For every submission Gradescope puts the student's files in
+``/autograder/submission``, runs ``/autograder/run_autograder`` (a copy of the zip's) with
+``/autograder`` as the working directory, and reads ``/autograder/results/results.json``; the
+script's output goes to the instructor only.
+
+The zip built here holds:
+
+- ``setup.sh``: apt installs Python and bubblewrap (the sandbox of ``tinycnn check``), a virtual
+  environment at ``/autograder/venv`` gets the CPU build of PyTorch from PyTorch's CPU wheel
+  index, then this project from the wheel inside the zip (so the image grades with exactly the
+  version the instructor tested; nothing is fetched from a repository at grading time);
+- ``run_autograder``: runs ``python -m tinycnn.autograder`` (:func:`run`), and if even that
+  cannot start, writes a failed ``results.json`` itself: Gradescope always gets a file;
+- ``tinycnn_autograder.json``: the options for ``tinycnn check`` chosen at build time;
+- the wheel.
+
+:func:`run` grades the submission folder with ``tinycnn check --gradescope`` in a child process
+and, whatever goes wrong (no submission, a usage error such as an unreadable notebook, a crash, a
+time-out), writes a failed result whose ``output`` tells the student what happened.
+
+Two environment variables exist for testing the bundle outside Gradescope:
+``TINYCNN_GRADESCOPE_ROOT`` replaces ``/autograder`` and ``TINYCNN_GRADESCOPE_PYTHON`` replaces
+``/autograder/venv/bin/python``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from tinycnn.cli import CommandError, check_output_file
+
+__all__ = [
+    "CONFIG_NAME",
+    "DEFAULT_TIME_LIMIT",
+    "ROOT_VARIABLE",
+    "build_bundle",
+    "failed_results",
+    "register",
+    "run",
+]
+
+ROOT_VARIABLE = "TINYCNN_GRADESCOPE_ROOT"
+PYTHON_VARIABLE = "TINYCNN_GRADESCOPE_PYTHON"
+DEFAULT_ROOT = "/autograder"
+CONFIG_NAME = "tinycnn_autograder.json"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+#: Seconds the grading may take before it is stopped and a failed result is written. Below
+#: Gradescope's default limit of 10 minutes, so the student gets a message, not a time-out.
+DEFAULT_TIME_LIMIT = 540.0
+#: Options of `tinycnn check` that the bundle sets itself.
+RESERVED_OPTIONS = ("--gradescope", "--json", "--csv", "--jobs", "--scheduler")
+EXECUTABLE = 0o755
+
+SETUP_SH = """\
+#!/usr/bin/env bash
+# Gradescope runs this once, as root, while it builds the autograder image (Ubuntu);
+# the zip's contents are in /autograder/source. Written by `tinycnn autograder`.
+set -euxo pipefail
+cd "$(dirname "$0")"
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+# bubblewrap: the sandbox in which `tinycnn check` runs the student's code.
+apt-get install -y --no-install-recommends python3 python3-venv python3-pip bubblewrap
+
+python3 -m venv /autograder/venv
+/autograder/venv/bin/python -m pip install --upgrade pip
+# The CPU build of PyTorch first: PyPI's default Linux build is a multi-GB CUDA build.
+/autograder/venv/bin/python -m pip install {torch_requirement} --index-url {torch_index}
+/autograder/venv/bin/python -m pip install ./{wheel}
+/autograder/venv/bin/tinycnn --version
+"""
+
+RUN_AUTOGRADER = """\
+#!/usr/bin/env bash
+# Gradescope runs this for every submission (working directory /autograder): grade
+# /autograder/submission, write /autograder/results/results.json. Written by `tinycnn autograder`.
+root="${{{root_variable}:-{default_root}}}"
+python="${{{python_variable}:-{default_root}/venv/bin/python}}"
+export {root_variable}="$root"
+mkdir -p "$root/results"
+"$python" -m tinycnn.autograder
+if [ ! -s "$root/results/results.json" ]; then
+  # Even Python could not run: still give Gradescope, and so the student, a result.
+  printf '%s\\n' '{fallback}' > "$root/results/results.json"
+fi
+exit 0
+"""
+
+
+# ------------------------------------------------------------------------------------------
+# Results
+# ------------------------------------------------------------------------------------------
+
+
+def failed_results(message: str, seconds: float = 0.0) -> dict:
+    """A Gradescope ``results.json`` that fails the submission and says why.
+
+    One failed test carries the message, so it shows up where students look for test results;
+    the total ``score`` is 0. Field names are Gradescope's (score, execution_time, output,
+    output_format, tests[].status).
+    """
+    return {
+        "score": 0.0,
+        "execution_time": round(seconds, 3),
+        "output": message,
+        "output_format": "text",
+        "tests": [
+            {
+                "name": "autograder",
+                "score": 0.0,
+                "status": "failed",
+                "output": message,
+                "output_format": "text",
+                "visibility": "visible",
+            }
+        ],
+    }
+
+
+_FALLBACK = json.dumps(
+    failed_results(
+        "The autograder could not start its Python environment, so your submission was not "
+        "graded. Please tell your instructor."
+    )
+)
+
+
+def _valid_results(path: Path) -> bool:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and ("score" in document or "tests" in document)
+
+
+def _write_results(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------
+# Grading one submission (run_autograder)
+# ------------------------------------------------------------------------------------------
+
+
+def _submission_target(folder: Path) -> Path:
+    """What to hand ``tinycnn check``: the one file of a one-file submission, else the folder.
+
+    Raises
+    ------
+    ValueError
+        The folder is missing or holds no file (the message is for the student).
+    """
+    if not folder.is_dir():
+        raise ValueError("no submission folder was found, so there was nothing to grade")
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+    if not files:
+        raise ValueError("the submission is empty: upload your .py file")
+    if len(files) == 1:
+        return files[0]
+    return folder
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def run(root: str | os.PathLike | None = None) -> int:
+    """Grade ``ROOT/submission`` into ``ROOT/results/results.json``; always write that file.
+
+    ``ROOT`` is ``root``, else ``$TINYCNN_GRADESCOPE_ROOT``, else ``/autograder``. Options come
+    from ``ROOT/source/tinycnn_autograder.json``. Returns 0 (the verdict is in the file).
+    """
+    root = Path(root or os.environ.get(ROOT_VARIABLE) or DEFAULT_ROOT)
+    results = root / "results" / "results.json"
+    started = time.monotonic()
+
+    def fail(message: str) -> int:
+        print(f"tinycnn autograder: {message}", file=sys.stderr)
+        _write_results(results, failed_results(message, time.monotonic() - started))
+        return 0
+
+    try:
+        results.unlink(missing_ok=True)
+        config_path = root / "source" / CONFIG_NAME
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            check_args = [str(a) for a in config.get("check_args", [])]
+            time_limit = float(config.get("time_limit", DEFAULT_TIME_LIMIT))
+        except (OSError, ValueError, TypeError, AttributeError) as error:
+            return fail(
+                f"the autograder is misconfigured ({config_path}: {error}); "
+                "please tell your instructor"
+            )
+        try:
+            target = _submission_target(root / "submission")
+        except ValueError as error:
+            return fail(str(error))
+
+        command = [
+            sys.executable,
+            "-m",
+            "tinycnn",
+            "check",
+            str(target),
+            "--gradescope",
+            str(results),
+            *check_args,
+        ]
+        print("+ " + shlex.join(command), flush=True)
+        try:
+            completed = subprocess.run(
+                command, capture_output=True, text=True, timeout=time_limit, cwd=root
+            )
+        except subprocess.TimeoutExpired:
+            return fail(
+                f"grading took longer than {time_limit:.0f} seconds and was stopped; "
+                "look for endless loops or very slow code"
+            )
+        sys.stdout.write(completed.stdout)  # the instructor's log (results/stdout)
+        sys.stderr.write(completed.stderr)
+        if _valid_results(results):
+            return 0
+        reason = _last_line(completed.stderr) or f"exit status {completed.returncode}"
+        prefix = "tinycnn check: error: "
+        return fail(
+            "your submission could not be graded: " + reason.removeprefix(prefix)
+            if completed.returncode == 2
+            else f"the grader failed ({reason}); please tell your instructor"
+        )
+    except Exception as error:  # the last line of defence: never leave Gradescope without a file
+        return fail(f"the autograder crashed ({type(error).__name__}: {error})")
+
+
+# ------------------------------------------------------------------------------------------
+# Building the zip (tinycnn autograder --out autograder.zip)
+# ------------------------------------------------------------------------------------------
+
+
+def _installed_torch() -> str:
+    from importlib.metadata import version
+
+    return version("torch").split("+")[0]
+
+
+def _build_wheel(directory: Path) -> Path:
+    """A wheel of this project, built from its source checkout (pip, PEP 517)."""
+    from tinycnn.bench import source_checkout
+
+    source = source_checkout()
+    if source is None:
+        raise CommandError(
+            "tinycnn is not installed from a source checkout, so no wheel can be built: "
+            "give one with --wheel (python -m build --wheel in a clone)"
+        )
+    completed = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(directory), source],
+        capture_output=True,
+        text=True,
+    )
+    wheels = sorted(directory.glob("tinycnn-*.whl"))
+    if completed.returncode != 0 or not wheels:
+        raise CommandError(f"building the wheel failed: {_last_line(completed.stderr)}")
+    return wheels[0]
+
+
+def validate_check_args(check_args: Sequence[str]) -> list[str]:
+    """Parse ``check_args`` with ``tinycnn check``'s own parser; raise CommandError if wrong."""
+    from tinycnn.cli import build_parser
+
+    for option in RESERVED_OPTIONS:
+        if any(a == option or a.startswith(option + "=") for a in check_args):
+            raise CommandError(f"{option} is set by the autograder itself; leave it out")
+    parser, messages = build_parser(), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(messages):
+            args = parser.parse_args(["check", "submission.py", *check_args])
+    except SystemExit:  # argparse's one-line message, without its "see --help" tail
+        reason = re.sub(r"^tinycnn( check)?: error: ", "", _last_line(messages.getvalue()))
+        raise CommandError(f"options for tinycnn check: {reason.split(' (see ')[0]}") from None
+    if args.submission != "submission.py":
+        raise CommandError(f"unexpected argument for tinycnn check: {shlex.join(check_args)}")
+    return list(check_args)
+
+
+def build_bundle(
+    out: str | os.PathLike,
+    check_args: Sequence[str] = (),
+    *,
+    wheel: str | os.PathLike | None = None,
+    torch_version: str | None = None,
+    torch_index: str = TORCH_CPU_INDEX,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+) -> Path:
+    """Write Gradescope's autograder zip to ``out``; returns its path.
+
+    Parameters
+    ----------
+    out : path-like
+        The zip to write (replaced if it exists).
+    check_args : sequence of str
+        Options passed to ``tinycnn check`` for every submission (checked here).
+    wheel : path-like, optional
+        The tinycnn wheel to install in the image (default: built from the source checkout).
+    torch_version : str, optional
+        PyTorch release for the image (default: the one installed here, without ``+cpu``).
+    torch_index : str
+        Package index of the CPU builds of PyTorch.
+    time_limit : float
+        Seconds one grading may take before a failed result is written.
+
+    Raises
+    ------
+    tinycnn.cli.CommandError
+        Bad options, a missing wheel, or a wheel that cannot be built.
+    """
+    check_args = validate_check_args(check_args)
+    torch_version = torch_version or _installed_torch()
+    with tempfile.TemporaryDirectory() as scratch:
+        if wheel is None:
+            wheel_path = _build_wheel(Path(scratch))
+        else:
+            wheel_path = Path(wheel)
+            if not (wheel_path.is_file() and wheel_path.name.endswith(".whl")):
+                raise CommandError(f"--wheel {wheel}: not a .whl file")
+        files = {
+            "setup.sh": SETUP_SH.format(
+                torch_requirement=shlex.quote(f"torch=={torch_version}"),
+                torch_index=shlex.quote(torch_index),
+                wheel=shlex.quote(wheel_path.name),
+            ),
+            "run_autograder": RUN_AUTOGRADER.format(
+                root_variable=ROOT_VARIABLE,
+                python_variable=PYTHON_VARIABLE,
+                default_root=DEFAULT_ROOT,
+                fallback=_FALLBACK.replace("'", ""),
+            ),
+            CONFIG_NAME: json.dumps(
+                {"check_args": check_args, "time_limit": time_limit, "torch": torch_version},
+                indent=2,
+            )
+            + "\n",
+        }
+        out = Path(out)
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, text in files.items():
+                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+                info.external_attr = (EXECUTABLE if name != CONFIG_NAME else 0o644) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, text)
+            archive.write(wheel_path, wheel_path.name)
+    return out
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``autograder`` subcommand to a ``tinycnn`` subparsers object."""
+    parser = subparsers.add_parser(
+        "autograder",
+        help="build the zip that deploys tinycnn check on Gradescope",
+        description="Build Gradescope's autograder zip: setup.sh (Python, bubblewrap, the CPU "
+        "build of PyTorch and this project from a wheel inside the zip) and run_autograder "
+        "(grades the submission with tinycnn check and always writes results.json). Options "
+        "after -- are passed to tinycnn check for every submission, e.g. "
+        "tinycnn autograder --out autograder.zip -- --timeout 20 --allow-import scipy",
+    )
+    parser.add_argument("--out", metavar="PATH", required=True, help="the zip to write")
+    parser.add_argument(
+        "--wheel",
+        metavar="PATH",
+        help="tinycnn wheel to put in the zip (default: built from this source checkout)",
+    )
+    parser.add_argument(
+        "--torch",
+        metavar="VERSION",
+        default=None,
+        help="PyTorch release for the image (default: the one installed here)",
+    )
+    parser.add_argument(
+        "--torch-index",
+        metavar="URL",
+        default=TORCH_CPU_INDEX,
+        help=f"package index of PyTorch's CPU builds (default: {TORCH_CPU_INDEX})",
+    )
+    parser.add_argument(
+        "--time-limit",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_TIME_LIMIT,
+        help="stop a grading after SECONDS and fail it with a message (default: "
+        f"{DEFAULT_TIME_LIMIT:g}; keep it below Gradescope's own limit)",
+    )
+    parser.add_argument(
+        "check_args",
+        nargs=argparse.REMAINDER,
+        metavar="-- CHECK_OPTIONS",
+        help="options for tinycnn check",
+    )
+    parser.set_defaults(func=run_command)
+    return parser
+
+
+def run_command(args) -> int:
+    check_output_file("--out", args.out)
+    check_args = list(args.check_args)
+    if check_args[:1] == ["--"]:
+        check_args = check_args[1:]
+    if not 0 < args.time_limit < float("inf"):
+        raise CommandError(f"--time-limit must be a positive number, got {args.time_limit}")
+    out = build_bundle(
+        args.out,
+        check_args,
+        wheel=args.wheel,
+        torch_version=args.torch,
+        torch_index=args.torch_index,
+        time_limit=args.time_limit,
+    )
+    print(f"wrote {out}: upload it as the autograder of a Gradescope programming assignment")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
