@@ -59,7 +59,9 @@ TAGS = {
     "negative-stride": "every array a reversed view (negative strides on every axis)",
     "sliced": "every array a view of every other element of a larger array (strides of 2)",
     # --- special values and degenerate inputs ----------------------------------------------
-    # SPECIALS-PENDING
+    "nan": "NaN in one array (named by the case): NaN must land where PyTorch puts it",
+    "inf": "+inf and -inf in one array (named by the case): inf and NaN where PyTorch has them",
+    "neg-zero": "-0.0 (and 0.0) in one array: equal to 0.0, a tie, not positive",
     "empty": "a batch of N = 0: outputs of the right shape, zero gradients for the weights",
     "label-dtypes": "labels of an integer dtype other than int64 (int8 ... uint64)",
     # Added for the checker's softmax hints (issue 10): which fix a non-finite loss needs.
@@ -386,10 +388,10 @@ def make_inputs(case: OpCase) -> dict[str, np.ndarray]:
 def _place_special_values(case: OpCase, array: np.ndarray) -> None:
     """Write the case's special value into ``array`` in place, at positions drawn from its seed.
 
-    About one entry in 24 (at least one); for pooling inputs also two entries of the first window,
+    About one entry in 24 (at least two); for pooling inputs also two entries of the first window,
     so one window holds two of them (several NaN in a window: the last one wins in PyTorch).
     With "inf" the signs alternate; with "neg-zero" a quarter of the entries become -0.0 and the
-    first window holds -0.0 then 0.0 above negative values (a tie between the two zeros).
+    first window holds -0.0 then 0.0, its other values -1, -2, ... (a tie between the two zeros).
     """
     if array.size == 0:
         return
@@ -400,7 +402,7 @@ def _place_special_values(case: OpCase, array: np.ndarray) -> None:
     if tag == "neg-zero":
         flat[rng.random(flat.size) < 0.25] = -0.0
     else:
-        count = 1 + flat.size // 24
+        count = min(flat.size, 2 + flat.size // 24)  # two at least: +inf and -inf
         positions = rng.choice(flat.size, size=count, replace=False)
         if tag == "nan":
             flat[positions] = np.nan
@@ -409,7 +411,7 @@ def _place_special_values(case: OpCase, array: np.ndarray) -> None:
     if case.op == "maxpool2d" and case.special_in == "x":
         window = array[0, 0, : case.size, : case.size]
         if tag == "neg-zero":
-            window[...] = -np.abs(window) - 0.5
+            window[...] = -1.0 - np.arange(window.size).reshape(window.shape)
             window.reshape(-1)[:2] = (-0.0, 0.0)
         else:
             window[0, 0] = window[-1, -1] = np.nan if tag == "nan" else np.inf
@@ -627,7 +629,7 @@ CASES: tuple[OpCase, ...] = tuple(
         *_cross_entropy((1, 2), 1000.0, "underflow"),
         # Inputs as the world produces them: other memory layouts, NaN/inf/-0.0, N = 0, labels.
         *_layout_family(),
-        # *_special_value_family(),
+        *_special_value_family(),
         *_degenerate_family(),
     ]
 )

@@ -1,5 +1,10 @@
 """The one comparison helper: shape first, then dtype, then values, with the tolerance table.
 
+Values: NaN, +inf and -inf must sit at exactly the positions where the expected array has them
+(PyTorch's on the CPU, for the parity suite); the finite entries must agree within the tolerance
+table, relative to the largest finite magnitude of the expected array. The sign of a zero is not
+compared (``-0.0 == 0.0``, as IEEE 754 says).
+
 NumPy only, reused by ``tinycnn check``. A failure message names the case and the stage
 (``"conv-n2c3f4-h7w5-k3x2-s2-p1-f64: backward dx: ..."``) so a student knows where to look.
 
@@ -42,11 +47,12 @@ class Comparison:
 
 
 def max_relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
-    """Largest absolute difference divided by the largest magnitude in ``expected``.
+    """Largest absolute difference divided by the largest finite magnitude in ``expected``.
 
     Dividing by the array's scale (not element by element) keeps entries that are nearly zero
-    from turning rounding noise into a huge error. NaN or infinity where ``expected`` is finite
-    gives ``inf``.
+    from turning rounding noise into a huge error. Special values must sit where ``expected`` has
+    them: a NaN, +inf or -inf in one array where the other has anything else gives ``inf``; equal
+    special values (NaN and NaN, inf and inf) count as no difference.
 
     Parameters
     ----------
@@ -56,7 +62,8 @@ def max_relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     Returns
     -------
     float
-        0.0 for identical arrays; the largest absolute difference if ``expected`` is all zeros.
+        0.0 for identical arrays; the largest absolute difference if ``expected`` is all zeros
+        (or has no finite entry).
 
     Raises
     ------
@@ -68,22 +75,33 @@ def max_relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
 
 
 def _largest_difference_and_scale(actual: np.ndarray, expected: np.ndarray) -> tuple[float, float]:
-    # (max |actual - expected|, max |expected|) in float64; inf when actual is NaN or infinite
-    # where expected is not.
+    # (max |actual - expected| over the finite entries, max |finite expected|) in float64; inf
+    # when a NaN, +inf or -inf of either array is not matched by the same value in the other.
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if actual.shape != expected.shape:
         raise ValueError(f"shapes differ: actual {actual.shape}, expected {expected.shape}")
     if actual.size == 0:
         return 0.0, 0.0
-    same = (actual == expected) | (np.isnan(actual) & np.isnan(expected))
-    scale = float(np.max(np.abs(expected[np.isfinite(expected)]), initial=0.0))
-    if not np.all(np.isfinite(actual) | same):
+    finite = np.isfinite(expected)
+    scale = float(np.max(np.abs(expected[finite]), initial=0.0))
+    if _special_mismatch(actual, expected).any():
         return float("inf"), scale
-    # Equal entries (including equal infinities) contribute no error; the rest are finite.
-    with np.errstate(invalid="ignore"):  # inf - inf at equal infinities, masked out by `same`
-        difference = np.where(same, 0.0, np.abs(actual - expected))
-    return float(np.max(difference)), scale
+    # Special values now match exactly (the same NaN, +inf and -inf positions): they contribute
+    # no error; the rest are finite on both sides. Signs of zero are not compared (-0.0 == 0.0).
+    difference = np.abs(actual[finite] - expected[finite])
+    return float(np.max(difference, initial=0.0)), scale
+
+
+def _special_mismatch(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Where one array has NaN, +inf or -inf and the other does not have the same (float64 in)."""
+    nan_actual, nan_expected = np.isnan(actual), np.isnan(expected)
+    inf_actual, inf_expected = np.isinf(actual), np.isinf(expected)
+    return (
+        (nan_actual != nan_expected)
+        | (inf_actual != inf_expected)
+        | (inf_expected & inf_actual & (actual != expected))  # +inf where -inf is expected
+    )
 
 
 def compare(
@@ -143,17 +161,20 @@ def _describe_difference(
 ) -> str:
     actual64 = actual.astype(np.float64)
     expected64 = expected.astype(np.float64)
-    bad = ~np.isfinite(actual64) & np.isfinite(expected64)
+    bad = _special_mismatch(actual64, expected64)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         count = int(bad.sum())
         return (
-            f"{where}: {count} non-finite value(s), first at index {index}: "
-            f"got {actual[index]!r}, expected {expected[index]!r}"
+            f"{where}: {count} non-finite value(s) out of place (NaN and +-inf must sit where "
+            f"the expected array has them), first at index {index}: got {actual[index]!r}, "
+            f"expected {expected[index]!r}"
         )
-    difference = np.abs(actual64 - expected64)
+    finite = np.isfinite(expected64)
+    difference = np.where(finite, np.abs(actual64 - np.where(finite, expected64, 0.0)), 0.0)
     index = tuple(int(i) for i in np.unravel_index(np.argmax(difference), difference.shape))
-    count = int(np.sum(difference > tol.atol + tol.rtol * np.max(np.abs(expected64))))
+    scale = np.max(np.abs(expected64[finite]), initial=0.0)
+    count = int(np.sum(difference > tol.atol + tol.rtol * scale))
     return (
         f"{where}: values differ, max relative error {error:.3g} "
         f"(tolerance rtol {tol.rtol:g}, atol {tol.atol:g}); {count} of {actual.size} "

@@ -21,7 +21,8 @@ from tinycnn.parity_tests.cases import (
 
 CONV = cases_for("conv2d")
 POOL = cases_for("maxpool2d")
-NON_EMPTY_POOL = [case for case in POOL if "empty" not in case.tags]
+# Empty batches have no windows; special values make ties (and NaN windows) on purpose.
+ORDINARY_POOL = [case for case in POOL if "empty" not in case.tags and not case.special_tags]
 
 
 def _pool_windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
@@ -88,7 +89,8 @@ def test_every_case_has_a_float32_twin_with_the_same_values():
         assert twin.seed == case.seed
         for name, array in make_inputs(case).items():
             expected = array.astype(np.float32) if array.dtype == np.float64 else array
-            assert np.array_equal(make_inputs(twin)[name], expected), f"{twin.id}: {name}"
+            same = np.array_equal(make_inputs(twin)[name], expected, equal_nan=True)
+            assert same, f"{twin.id}: {name}"
 
 
 def test_conv_cases_cover_batch_channels_filters_strides_paddings_and_kernels():
@@ -124,7 +126,7 @@ def test_pool_cases_cover_odd_sizes_overlap_and_ties():
     assert any("constant" in c.tags for c in POOL)
 
 
-@pytest.mark.parametrize("case", NON_EMPTY_POOL, ids=str)
+@pytest.mark.parametrize("case", ORDINARY_POOL, ids=str)
 def test_pool_inputs_have_ties_only_where_tagged(case):
     windows = _pool_windows(make_inputs(case)["x"], case.size, case.stride)
     first = windows.argmax(axis=-1)
@@ -142,6 +144,8 @@ def test_relu_inputs_have_exact_zeros_only_where_tagged(case):
     zeros = x == 0
     if "exact-zeros" in case.tags:
         assert zeros.any() and np.signbit(x[zeros]).any() and not np.signbit(x[zeros]).all()
+    elif "neg-zero" in case.tags and case.special_in == "x":
+        assert zeros.any() and np.signbit(x[zeros]).all()
     else:
         assert not zeros.any()
 
@@ -210,3 +214,44 @@ def test_label_dtype_family_has_every_width_and_signedness_and_the_labels_have_i
     assert {case.label_dtype for case in cases} == {"int8", "int32", "uint8", "uint32", "uint64"}
     for case in cases:
         assert make_inputs(case)["labels"].dtype == np.dtype(case.label_dtype)
+
+
+SPECIAL_CASES = [case for case in CASES if case.special_tags]
+
+
+def test_special_values_reach_every_array_of_every_op_in_both_dtypes():
+    arrays = {
+        "conv2d": {"x", "w", "b", "dy"},
+        "linear": {"x", "w", "b", "dy"},
+        "relu": {"x", "dy"},
+        "maxpool2d": {"x", "dy"},
+        "softmax_cross_entropy": {"logits"},
+    }
+    for value in ("nan", "inf", "neg-zero"):
+        for dtype in DTYPES:
+            seen = {
+                (case.op, case.special_in)
+                for case in SPECIAL_CASES
+                if value in case.tags and case.dtype == dtype
+            }
+            assert seen == {(op, name) for op, names in arrays.items() for name in names}
+
+
+@pytest.mark.parametrize("case", SPECIAL_CASES, ids=str)
+def test_special_values_sit_in_the_named_array_only(case):
+    plain = make_inputs(replace(case, tags=(), special_in=""))
+    for name, array in make_inputs(case).items():
+        if name != case.special_in:
+            assert np.array_equal(array, plain[name]), name
+            continue
+        if "nan" in case.tags:
+            assert np.isnan(array).any() and not np.isinf(array).any()
+        elif "inf" in case.tags:
+            assert (array == np.inf).any() and (array == -np.inf).any()
+            assert not np.isnan(array).any()
+        else:
+            zeros = array == 0
+            assert zeros.any() and np.signbit(array[zeros]).any() and np.isfinite(array).all()
+        if case.op == "maxpool2d" and name == "x" and "neg-zero" not in case.tags:
+            first_window = array[0, 0, : case.size, : case.size]
+            assert np.sum(~np.isfinite(first_window)) >= 2, "two special values in one window"

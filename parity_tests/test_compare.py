@@ -113,3 +113,52 @@ def test_unknown_op_or_dtype_is_a_value_error():
         tolerance("conv3d", "float64")
     with pytest.raises(ValueError, match="float16"):
         tolerance("relu", np.float16)
+
+
+# --- special values: same positions of NaN, +inf and -inf; finite entries within tolerance ---
+
+SPECIAL = np.array([1.0, np.nan, np.inf, -np.inf, -2.0])
+
+
+@pytest.mark.parametrize(
+    "actual",
+    [
+        [1.0, np.nan, np.inf, -np.inf, -2.0],  # identical
+        [1.0 + 1e-14, np.nan, np.inf, -np.inf, -2.0],  # rounding noise in a finite entry
+        [1.0, -np.nan, np.inf, -np.inf, -2.0],  # a NaN is a NaN, whatever its sign bit
+    ],
+)
+def test_special_values_at_the_expected_positions_pass(actual):
+    result = _compare(np.array(actual), SPECIAL)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize(
+    ("actual", "index"),
+    [
+        ([1.0, 0.0, np.inf, -np.inf, -2.0], 1),  # a finite number where NaN is expected
+        ([1.0, np.nan, np.nan, -np.inf, -2.0], 2),  # NaN where inf is expected
+        ([1.0, np.nan, -np.inf, -np.inf, -2.0], 2),  # -inf where +inf is expected
+        ([1.0, np.nan, np.inf, -1e300, -2.0], 3),  # huge but finite where -inf is expected
+        ([np.nan, np.nan, np.inf, -np.inf, -2.0], 0),  # NaN where a number is expected
+        ([1.0, np.nan, np.inf, -np.inf, np.inf], 4),  # inf where a number is expected
+    ],
+)
+def test_special_values_out_of_place_fail_and_the_first_is_named(actual, index):
+    result = _compare(np.array(actual), SPECIAL)
+    assert not result.passed and result.max_rel_error == float("inf")
+    assert "non-finite" in result.message and f"index ({index},)" in result.message
+
+
+def test_finite_entries_beside_special_values_keep_their_tolerance_and_scale():
+    # The scale is the largest FINITE expected magnitude (2.0), not inf.
+    actual = SPECIAL.copy()
+    actual[4] += 1e-6
+    result = _compare(actual, SPECIAL)
+    assert not result.passed and result.max_rel_error == pytest.approx(1e-6 / 2)
+    assert "index (4,)" in result.message
+    assert max_relative_error(SPECIAL, SPECIAL) == 0.0
+
+
+def test_the_sign_of_zero_is_not_compared():
+    assert _compare(np.array([-0.0, 0.0]), np.array([0.0, -0.0]), op="relu").passed

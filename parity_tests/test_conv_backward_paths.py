@@ -14,6 +14,7 @@ from tinycnn.parity_tests.torch_oracle import assert_matches_torch
 from tinycnn.reference import ops
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf - inf
 @pytest.mark.parametrize("case", cases_for("conv2d"), ids=lambda case: case.id)
 def test_patch_route_matches_torch(case, monkeypatch):
     monkeypatch.setattr(ops, "DENSE_BACKWARD_MAX_ENTRIES", 0)

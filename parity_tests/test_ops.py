@@ -11,11 +11,19 @@ import pytest
 from tinycnn.parity_tests.cases import cases_for, make_inputs
 from tinycnn.parity_tests.torch_oracle import assert_matches_torch
 
+# Where IEEE arithmetic creates a NaN (inf - inf, 0 * inf) NumPy warns and PyTorch does not; the
+# special-value cases compare values, so that one warning is allowed there (and only there).
+IEEE_WARNING = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+
 
 def over(op: str, *, tag: str | None = None) -> pytest.MarkDecorator:
     """Parametrize a test over the catalogue's cases of ``op`` (with ``tag``), ids readable."""
-    selected = [case for case in cases_for(op) if tag is None or tag in case.tags]
-    return pytest.mark.parametrize("case", selected, ids=str)
+    selected = [
+        pytest.param(case, marks=[IEEE_WARNING] if case.special_tags else [], id=case.id)
+        for case in cases_for(op)
+        if tag is None or tag in case.tags
+    ]
+    return pytest.mark.parametrize("case", selected)
 
 
 @over("conv2d")
@@ -155,3 +163,83 @@ def test_impossible_configuration_raises_value_error(ops, name):
     function, arrays, keywords = IMPOSSIBLE_CALLS[name]
     with pytest.raises(ValueError):
         getattr(ops, function)(*arrays, **keywords)
+
+
+# --- special values: the examples of issue 11, with PyTorch's answers stated by hand -------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    ("window", "winner"),
+    [
+        ([1.0, np.nan, 0.5, 2.0], 1),  # the NaN wins over the larger 2.0
+        ([np.nan, 1.0, np.nan, 2.0], 2),  # several NaN: the last one
+        ([np.nan, np.nan, np.nan, np.nan], 3),
+        ([1.0, np.inf, np.inf, 2.0], 1),  # equal infinities tie: the first
+        ([-np.inf, -np.inf, -np.inf, -np.inf], 0),
+        ([-0.0, 0.0, -1.0, -2.0], 0),  # -0.0 == 0.0: a tie, the first
+    ],
+)
+def test_maxpool2d_backward_sends_a_nan_window_to_its_last_nan(ops, dtype, window, winner):
+    x = np.array(window, dtype=dtype).reshape(1, 1, 2, 2)
+    dy = np.ones((1, 1, 1, 1), dtype=dtype)
+    expected = np.zeros(4, dtype=dtype)
+    expected[winner] = 1
+    y = ops.maxpool2d_forward(x, size=2, stride=2)
+    assert np.array_equal(y.reshape(-1), [np.max(window)], equal_nan=True)
+    dx = ops.maxpool2d_backward(dy, x, size=2, stride=2)
+    assert np.array_equal(dx.reshape(-1), expected), f"window {window}: got {dx.reshape(-1)}"
+
+
+def _conv_special(dtype, where: str):
+    # Issue 11, item 2: x (1, 1, 8, 8), w (1, 1, 3, 3), dy all ones, one special value.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 1, 8, 8)).astype(dtype)
+    w = rng.standard_normal((1, 1, 3, 3)).astype(dtype)
+    b = np.zeros(1, dtype=dtype)
+    dy = np.ones((1, 1, 6, 6), dtype=dtype)
+    {"w": w, "dy": dy, "x": x}[where][0, 0, 0, 0] = np.inf if where == "w" else np.nan
+    return dy, x, w, b
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conv2d_backward_keeps_one_special_value_where_it_belongs(ops, dtype):
+    # PyTorch's counts (issue 11): an infinite weight makes 36 entries of dx inf and none NaN;
+    # a NaN in dy makes the 9 entries of dx under its window NaN; a NaN corner pixel makes 1
+    # entry of dw NaN (the one weight that ever meets it).
+    dx, dw, _ = ops.conv2d_backward(*_conv_special(dtype, "w"))
+    assert (np.isinf(dx).sum(), np.isnan(dx).sum(), np.isnan(dw).sum()) == (36, 0, 0)
+    dx, dw, db = ops.conv2d_backward(*_conv_special(dtype, "dy"))
+    assert np.isnan(dx).sum() == 9 and np.isnan(dx[0, 0, :3, :3]).all()
+    assert np.isnan(dw).all() and np.isnan(db).all()  # every weight meets that dy entry
+    dx, dw, _ = ops.conv2d_backward(*_conv_special(dtype, "x"))
+    assert np.isnan(dw).sum() == 1 and np.isnan(dw[0, 0, 0, 0]) and np.isfinite(dx).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relu_backward_follows_pytorch_at_nan_and_infinite_values(ops, dtype):
+    # Issue 11, item 6: zero exactly where x <= 0 (whatever dy is), dy passed where x is NaN.
+    x = np.array([np.nan, -1.0, 0.0, -0.0, 1.0, np.inf, -np.inf], dtype=dtype)
+    dy = np.array([1.0, np.inf, np.nan, np.inf, 2.0, 3.0, np.nan], dtype=dtype)
+    dx = ops.relu_backward(dy, x)
+    assert np.array_equal(dx, np.array([1.0, 0, 0, 0, 2.0, 3.0, 0], dtype=dtype))
+
+
+@pytest.mark.parametrize("label_dtype", [np.int8, np.uint8, np.int32, np.uint32, np.uint64])
+def test_softmax_cross_entropy_takes_labels_of_any_integer_dtype(ops, label_dtype):
+    # Issue 11, item 4: equal logits over 3 classes give log 3 whatever the labels' dtype.
+    loss, dlogits = ops.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 1], dtype=label_dtype))
+    assert loss == pytest.approx(np.log(3), rel=1e-15)
+    assert np.allclose(dlogits, [[-1 / 3, 1 / 6, 1 / 6], [1 / 6, -1 / 3, 1 / 6]], rtol=1e-15)
+
+
+@pytest.mark.parametrize("order", ["fortran", "transposed"])
+def test_softmax_cross_entropy_subtracts_the_one_hot_whatever_the_layout(ops, order):
+    # Issue 11, item 5: the one-hot subtraction went into a reshaped copy and was lost.
+    logits = np.array([[2.0, -1.0, 0.5], [0.0, 3.0, 1.0]])
+    logits = np.asfortranarray(logits) if order == "fortran" else np.ascontiguousarray(logits.T).T
+    labels = np.array([2, 0])
+    _, dlogits = ops.softmax_cross_entropy(logits, labels)
+    softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = (softmax - np.eye(3)[labels]) / 2
+    assert np.allclose(dlogits, expected, rtol=1e-14, atol=0), dlogits

@@ -5,9 +5,9 @@ Every function here implements the op contract that student submissions implemen
 ========================================  ==============================================
 ``conv2d_forward(x, w, b, stride, padding)``  ``x (N, C, H, W), w (F, C, KH, KW), b (F,)``
 ``conv2d_backward(dy, x, w, b, ...)``         ``-> (dx, dw, db)``
-``relu_forward(x)`` / ``relu_backward``       gradient is zero where ``x <= 0``
+``relu_forward(x)`` / ``relu_backward``       gradient is zero where ``x <= 0``, else ``dy``
 ``maxpool2d_forward(x, size, stride)``        no padding, floor output size
-``maxpool2d_backward(dy, x, size, stride)``   gradient to each window's first maximum
+``maxpool2d_backward(dy, x, size, stride)``   to each window's first maximum (last NaN)
 ``linear_forward(x, w, b)``                   ``y = x @ w.T + b``
 ``linear_backward(dy, x, w, b)``              ``-> (dx, dw, db)``
 ``softmax_cross_entropy(logits, labels)``     ``-> (batch-mean loss, dlogits)``
@@ -15,7 +15,15 @@ Every function here implements the op contract that student submissions implemen
 
 Arrays in and out are NumPy arrays; outputs keep the input dtype (float32 or float64) and inputs
 are never modified. Layouts are PyTorch's (NCHW images, ``(C_out, C_in, kH, kW)`` kernels), so
-weights copy across with no conversion.
+weights copy across with no conversion. Inputs may have any memory layout (Fortran order,
+transposed, negative strides, slices) and a batch of N = 0.
+
+Special values (NaN, +-inf) come out where PyTorch on the CPU puts them: IEEE arithmetic on the
+textbook formula (so padding zeros times an infinite weight give NaN, as PyTorch's float64
+path), with two rules that are PyTorch's own choices, stated in the functions: ReLU's gradient
+tests ``x <= 0`` (a NaN input passes ``dy``), and a max-pool window holding NaN sends its
+gradient to its last NaN. Where arithmetic creates a NaN (``inf - inf``, ``0 * inf``) NumPy may
+emit its "invalid value" RuntimeWarning; PyTorch is silent; the values agree.
 
 The vectorized functions have no Python loop over the batch or over pixels. At the end of the
 module, textbook loop versions of convolution and pooling spell out the same arithmetic one
@@ -255,7 +263,8 @@ def _window_index(
 # float64.) On large images T grows with the square of the image size and is almost all
 # zeros, so above DENSE_BACKWARD_MAX_ENTRIES the backward pass works on the unfolded patches
 # instead: dw from the columns of the forward pass, dx by adding every patch's gradient back
-# to the pixels it came from (one bincount).
+# to the pixels it came from (one bincount). So do arrays holding NaN or inf at any size: the
+# dense products multiply them by the zeros of T, and 0 * inf is NaN.
 # --------------------------------------------------------------------------------------------
 
 
@@ -375,7 +384,18 @@ def conv2d_backward(
     w_flat = w.reshape(F, C * KH * KW)  # F, C*KH*KW
 
     placement_entries = (C * KH * KW) * (H_out * W_out) * (C * H_padded * W_padded)
-    if placement_entries <= DENSE_BACKWARD_MAX_ENTRIES:  # small images: dense matrix products
+    # The dense products multiply every weight and pixel by the zeros of T as well, and 0 * inf
+    # is NaN: one infinite or NaN value would spread over all of dx or dw. So they serve finite
+    # arrays only; the test is cheap (db is already there and non-finite whenever dy is; w is
+    # small) and a non-finite value (rare) takes the patch route, which multiplies only what
+    # the definition multiplies, as PyTorch does.
+    dense = (
+        placement_entries <= DENSE_BACKWARD_MAX_ENTRIES
+        and np.isfinite(db).all()
+        and np.isfinite(w_flat).all()
+        and np.isfinite(x_padded).all()
+    )
+    if dense:  # small images with finite values: dense matrix products
         x_flat = x_padded.reshape(N, C * H_padded * W_padded)  # N, C*(H+2P)*(W+2P)
         dy_flat = dy.reshape(N, F * H_out * W_out)  # N, F*H_out*W_out
         T = _placement(C, H_padded, W_padded, KH, KW, stride, H_out, W_out, x.dtype)
@@ -383,7 +403,7 @@ def conv2d_backward(
         dw = dM.reshape(F, -1) @ T.T  # F, C*KH*KW
         M = (w_flat @ T).reshape(F * H_out * W_out, -1)  # F*H_out*W_out, C*(H+2P)*(W+2P)
         dx_padded = (dy_flat @ M).reshape(N, C, H_padded, W_padded)
-    else:  # large images: work on the unfolded patches
+    else:  # large images, or special values: work on the unfolded patches
         columns = _im2col(x_padded, KH, KW, stride, H_out, W_out)  # N, C*KH*KW, H_out*W_out
         dy_columns = dy.reshape(N, F, H_out * W_out)  # N, F, H_out*W_out
         dw = (dy_columns @ columns.transpose(0, 2, 1)).sum(axis=0)  # F, C*KH*KW
@@ -413,14 +433,16 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
 def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Pass ``dy`` where ``x > 0``; zero where ``x <= 0`` (the subgradient at 0 is taken as 0).
 
-    Computed as the textbook ``dy * (x > 0)``: on inputs of random sign a multiply is several
-    times faster than ``np.where``, which branches per element. The one difference: a NaN or
-    infinite ``dy`` where ``x <= 0`` gives NaN here, and 0 in PyTorch.
+    PyTorch's rule, for special values too: the gradient is zero exactly where ``x <= 0``
+    (``-0.0`` and ``-inf`` included), so a NaN or infinite ``dy`` there gives 0, not NaN; and a
+    NaN ``x`` (neither ``<= 0`` nor ``> 0``) passes ``dy`` through, as ``relu(NaN) = NaN``
+    compares. Written as a selection, not as the textbook ``dy * (x > 0)``, which gives
+    ``0 * inf = NaN``.
     """
     if not isinstance(x, np.ndarray) or x.dtype not in _FLOAT_DTYPES:
         raise ValueError(f"x must be a float32 or float64 NumPy array, got {_describe(x)}")
     _check_upstream(dy, x.shape, x.dtype)
-    return dy * (x > 0)
+    return np.where(x <= 0, x.dtype.type(0), dy)
 
 
 # --------------------------------------------------------------------------------------------
@@ -486,8 +508,11 @@ def maxpool2d_forward(x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarr
 def maxpool2d_backward(dy: np.ndarray, x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarray:
     """Route each window's upstream gradient to the position that held its maximum.
 
-    On ties the first maximum in row-major order wins (as PyTorch does on the CPU). When windows
-    overlap (``stride < size``) a position can win several windows; its gradients add up.
+    On ties the first maximum in row-major order wins (as PyTorch does on the CPU). A window
+    holding NaN has maximum NaN, and its gradient goes to a NaN: with several, the last one in
+    row-major order (PyTorch's CPU kernel takes a value when it is larger than the running
+    maximum or NaN; the loop version below does the same). When windows overlap
+    (``stride < size``) a position can win several windows; its gradients add up.
 
     Parameters
     ----------
@@ -506,12 +531,16 @@ def maxpool2d_backward(dy: np.ndarray, x: np.ndarray, size: int = 2, stride: int
     _check_upstream(dy, (N, C, H_out, W_out), x.dtype)
 
     windows, index = _pool_windows(x, size, stride, H_out, W_out)  # size², N*C*H_out*W_out
-    # "Not below the window's maximum": ties give several; so does a window holding NaN (its
-    # maximum is NaN, and nothing compares below NaN), where the first element then wins.
-    is_max = ~(windows < windows.max(axis=0))  # size², N*C*H_out*W_out
+    maxima = windows.max(axis=0)  # N*C*H_out*W_out; NaN where a window holds NaN
+    # "Not below the window's maximum": ties give several.
+    is_max = ~(windows < maxima)  # size², N*C*H_out*W_out
     # First maximum in row-major order: weigh window rows size², ..., 2, 1 and keep the heaviest
     # maximum. (Small unsigned weights keep this fast; argmax over axis 0 is much slower.)
     first = size * size - (is_max * _countdown(size * size)).max(axis=0)  # N*C*H_out*W_out
+    nan_windows = np.flatnonzero(maxima != maxima)  # rare: the short array is cheap to test
+    if nan_windows.size:  # there the last NaN wins: the first NaN of the reversed window
+        is_nan = np.isnan(windows[::-1, nan_windows])
+        first[nan_windows] = size * size - 1 - is_nan.argmax(axis=0)
     # Element k of every window lies offsets[k] after the window's first element; the offsets
     # are the positions of the very first window, which starts at 0.
     offsets = _window_index(1, H, W, size, size, stride, H_out, W_out)[:, 0]  # size²
@@ -692,7 +721,11 @@ def maxpool2d_forward_loops(x, size=2, stride=2):
 
 
 def maxpool2d_backward_loops(dy, x, size=2, stride=2):
-    """Loop version of :func:`maxpool2d_backward`: scan each window row by row for its winner."""
+    """Loop version of :func:`maxpool2d_backward`: scan each window row by row for its winner.
+
+    A value wins when it is larger than the best so far or NaN: ties keep the first maximum, and
+    a window holding NaN sends its gradient to its last NaN (PyTorch's CPU kernel).
+    """
     H_out, W_out = _pool_geometry(x, size, stride)
     N, C, H, W = x.shape
     dx = np.zeros_like(x)
@@ -700,11 +733,12 @@ def maxpool2d_backward_loops(dy, x, size=2, stride=2):
         for c in range(C):
             for i in range(H_out):
                 for j in range(W_out):
-                    best_row, best_col = i * stride, j * stride
+                    best_row, best_col, best = i * stride, j * stride, -np.inf
                     for u in range(size):
                         for v in range(size):
                             row, col = i * stride + u, j * stride + v
-                            if x[n, c, row, col] > x[n, c, best_row, best_col]:  # strict: first max
-                                best_row, best_col = row, col
+                            value = x[n, c, row, col]
+                            if value > best or np.isnan(value):  # strict: the first maximum
+                                best_row, best_col, best = row, col, value
                     dx[n, c, best_row, best_col] += dy[n, c, i, j]
     return dx
