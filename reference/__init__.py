@@ -5,7 +5,16 @@
 114
 """
 
-from tinycnn.reference.data import CLASS_NAMES, Dataset, DatasetConfig, make_dataset
+from tinycnn.reference.data import (
+    CLASS_NAMES,
+    DIGIT_NAMES,
+    Dataset,
+    DatasetConfig,
+    DigitsConfig,
+    load_digits_dataset,
+    make_dataset,
+    shift_images,
+)
 from tinycnn.reference.gradcheck import gradient_check, numerical_gradient, relative_error
 from tinycnn.reference.models import MLP, SoftmaxRegression, TinyCNN, build_model
 from tinycnn.reference.ops import conv_output_size
@@ -14,10 +23,12 @@ from tinycnn.reference.train import History, TrainConfig, epoch_batches, evaluat
 
 __all__ = [
     "CLASS_NAMES",
+    "DIGIT_NAMES",
     "MLP",
     "SGD",
     "Dataset",
     "DatasetConfig",
+    "DigitsConfig",
     "History",
     "SoftmaxRegression",
     "TinyCNN",
@@ -27,8 +38,10 @@ __all__ = [
     "epoch_batches",
     "evaluate",
     "gradient_check",
+    "load_digits_dataset",
     "make_dataset",
     "numerical_gradient",
     "relative_error",
+    "shift_images",
     "train",
 ]

@@ -1,4 +1,17 @@
-"""The synthetic 8x8 pattern images of the lecture: the project's one data generator.
+"""The project's data: the lecture's synthetic 8x8 patterns, real 8x8 digits, and the shift.
+
+Three things live here and nowhere else:
+
+- :func:`make_dataset`, the one generator of the lecture's synthetic stripe images (below);
+- :func:`load_digits_dataset`, scikit-learn's real 8x8 handwritten digits with a fixed,
+  stratified, seeded split (:class:`DigitsConfig`);
+- :func:`shift_images`, the translation with zero fill used to test translation equivariance.
+
+Both datasets come as a :class:`Dataset`: images ``(N, 1, 8, 8)`` float64 with a background of 0
+and strokes near 1, labels ``(N,)`` int64, so every model and both training loops take either.
+
+The synthetic patterns
+----------------------
 
 Four classes, in label order:
 
@@ -27,9 +40,20 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["CLASS_NAMES", "Dataset", "DatasetConfig", "make_dataset", "make_images"]
+__all__ = [
+    "CLASS_NAMES",
+    "DIGIT_NAMES",
+    "Dataset",
+    "DatasetConfig",
+    "DigitsConfig",
+    "load_digits_dataset",
+    "make_dataset",
+    "make_images",
+    "shift_images",
+]
 
 CLASS_NAMES = ("vertical", "horizontal", "diagonal", "dot")
+DIGIT_NAMES = tuple(str(digit) for digit in range(10))
 
 
 @dataclass(frozen=True)
@@ -81,20 +105,27 @@ class DatasetConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES[: self.n_classes]
+
 
 @dataclass(frozen=True)
 class Dataset:
-    """Training and validation split: images ``(N, 1, S, S)`` float64, labels ``(N,)`` int64."""
+    """Training and validation split: images ``(N, 1, S, S)`` float64, labels ``(N,)`` int64.
+
+    ``config`` is the :class:`DatasetConfig` or :class:`DigitsConfig` that made it.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-    config: DatasetConfig
+    config: DatasetConfig | DigitsConfig
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return CLASS_NAMES[: self.config.n_classes]
+        return self.config.class_names
 
 
 def _pattern(label: int, rng: np.random.Generator, config: DatasetConfig) -> np.ndarray:
@@ -166,3 +197,123 @@ def make_dataset(config: DatasetConfig | None = None, **overrides) -> Dataset:
     y_val = _balanced_labels(config.n_val, config.n_classes, rng)
     x_val = make_images(y_val, rng, config)
     return Dataset(x_train, y_train, x_val, y_val, config)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real handwritten digits
+# ---------------------------------------------------------------------------------------------
+
+#: Largest pixel value of scikit-learn's digits (each pixel counts the set pixels of a 4x4 block).
+DIGITS_MAX_PIXEL = 16.0
+
+
+@dataclass(frozen=True)
+class DigitsConfig:
+    """The split of scikit-learn's 8x8 digits, with its defaults.
+
+    The split is fixed by ``split_seed`` alone: runs with different model seeds see the same
+    training and validation images, so seeds vary only the initial weights and the batch order.
+    """
+
+    n_train: int = 1200  # training images; the other 597 of the 1,797 are the validation set
+    split_seed: int = 0  # random_state of sklearn.model_selection.train_test_split
+
+    def __post_init__(self):
+        if not 10 <= self.n_train <= 1787:
+            raise ValueError(
+                f"n_train must be in [10, 1787] so both splits hold every digit, got {self.n_train}"
+            )
+
+    @property
+    def n_classes(self) -> int:
+        return len(DIGIT_NAMES)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return DIGIT_NAMES
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_digits_dataset(config: DigitsConfig | None = None, **overrides) -> Dataset:
+    """scikit-learn's 1,797 handwritten digits, split into training and validation images.
+
+    The images ship inside scikit-learn (``sklearn.datasets.load_digits``, the UCI "Optical
+    Recognition of Handwritten Digits" test set: 32x32 bitmaps whose 4x4 blocks were counted,
+    giving 8x8 images of integers 0..16); nothing is downloaded. Pixels are divided by 16, so the
+    background is 0 and a full stroke is 1, like the synthetic stripes. The split is
+    ``train_test_split(..., train_size=n_train, stratify=labels, random_state=split_seed)``: every
+    digit keeps its share of the data in both splits.
+
+    Keyword overrides replace config fields: ``load_digits_dataset(n_train=1000)``.
+
+    Returns
+    -------
+    Dataset
+        ``x_train (n_train, 1, 8, 8)``, ``x_val (1797 - n_train, 1, 8, 8)`` float64 in [0, 1];
+        ``y_train``, ``y_val`` int64 digits 0..9; ``class_names`` ``("0", ..., "9")``.
+    """
+    from sklearn.datasets import load_digits  # imported here: only the digits need it
+    from sklearn.model_selection import train_test_split
+
+    config = DigitsConfig(**{**(config or DigitsConfig()).to_dict(), **overrides})
+    digits = load_digits()
+    images = (digits.images / DIGITS_MAX_PIXEL)[:, None, :, :]  # N, 1, 8, 8
+    labels = digits.target.astype(np.int64)
+    x_train, x_val, y_train, y_val = train_test_split(
+        images,
+        labels,
+        train_size=config.n_train,
+        stratify=labels,
+        random_state=config.split_seed,
+    )
+    return Dataset(x_train, y_train, x_val, y_val, config)
+
+
+# ---------------------------------------------------------------------------------------------
+# Translation
+# ---------------------------------------------------------------------------------------------
+
+
+def shift_images(x: np.ndarray, down: int, right: int) -> np.ndarray:
+    """Move every image ``down`` rows down and ``right`` columns right, filling with zeros.
+
+    Negative values move up and left. Pixels pushed past the border are lost; the rows and columns
+    they leave are set to 0 (the background of both datasets). Works on any array whose last two
+    axes are height and width, so it shifts images and feature maps alike.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., H, W)
+    down, right : int
+        Shift in pixels; a shift of the full height (or width) or more leaves only zeros.
+
+    Returns
+    -------
+    ndarray, shape (..., H, W), same dtype as ``x`` (a new array)
+
+    Examples
+    --------
+    >>> shift_images(np.arange(1, 10).reshape(3, 3), 1, -1)
+    array([[0, 0, 0],
+           [2, 3, 0],
+           [5, 6, 0]])
+    """
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"need an array of images (..., H, W), got shape {x.shape}")
+    for name, value in (("down", down), ("right", right)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be an integer number of pixels, got {value!r}")
+    H, W = x.shape[-2:]
+    out = np.zeros_like(x)
+    if abs(down) >= H or abs(right) >= W:
+        return out
+    # Source rows [max(0, -down), H - max(0, down)) land at [max(0, down), H - max(0, -down)).
+    rows_from = slice(max(0, -down), H - max(0, down))
+    rows_to = slice(max(0, down), H - max(0, -down))
+    cols_from = slice(max(0, -right), W - max(0, right))
+    cols_to = slice(max(0, right), W - max(0, -right))
+    out[..., rows_to, cols_to] = x[..., rows_from, cols_from]
+    return out

@@ -39,6 +39,7 @@ from tinycnn import reference
 __all__ = [
     "CLAIMS",
     "COLUMNS",
+    "REAL_DATA_CLAIMS",
     "VERDICTS",
     "Claim",
     "Measurement",
@@ -210,8 +211,9 @@ class Claim:
     ----------
     claim_id : str
         ``"C<section>.<n>"`` (the C keeps spreadsheets from reading "1.10" as 1.1).
-    section : int
-        Report section (1-13) the claim belongs to.
+    section : int or str
+        Report section the claim belongs to (1-13, or "10a"-"10c" for the real-data claims,
+        whose ids start with R).
     claim : str
         What the lecture says, in a few words.
     stated : str
@@ -224,7 +226,7 @@ class Claim:
     """
 
     claim_id: str
-    section: int
+    section: int | str
     claim: str
     stated: str
     measure: Callable[[object], Measurement] | None = None
@@ -1301,5 +1303,253 @@ CLAIMS: tuple[Claim, ...] = (
         "50 years from neuroscience to engineering",
         "50 years",
         reason="historical; only consistent with the lecture's own dates (2012 - 1962 = 50)",
+    ),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# General claims tested on real data (sections 10a-10c)
+# ---------------------------------------------------------------------------------------------
+# The lecture states these in general words and shows them on stripes only. Each is tested on
+# scikit-learn's handwritten digits (and, for translation, on shifted copies), by a criterion
+# fixed in its note. They are kept in their own ledger, apart from the rows above that check the
+# lecture's own numbers.
+
+#: A larger model "needs substantially more" parameters when it needs at least this many times.
+SUBSTANTIALLY_MORE = 2.0
+#: "The same filters suffice" when the smallest TinyCNN is within this of the best (accuracy).
+SUFFICES_WITHIN = 0.01
+#: Largest interior equivariance error that still counts as exact (float64 round-off).
+EXACT_EQUIVARIANCE = 1e-12
+
+
+def _digits(data) -> pd.DataFrame:
+    return data.tables["10a_digits"]
+
+
+def _cnn_beats_smaller_dense_models(data) -> Measurement:
+    table = _digits(data)
+    dense = table[table["family"] != "TinyCNN"]
+    verdicts, parts = [], []
+    for cnn in table[table["family"] == "TinyCNN"].itertuples():
+        rivals = dense[dense["n_parameters"] <= cnn.n_parameters]
+        if rivals.empty:
+            parts.append(f"{cnn.model} ({count(cnn.n_parameters)}): no dense model that small")
+            continue
+        best = rivals.loc[rivals["mean"].idxmax()]
+        verdicts.append(cnn.mean > best["mean"])
+        parts.append(
+            f"{cnn.model} ({count(cnn.n_parameters)}) {percent(cnn.mean)} vs "
+            f"{best['model']} ({count(best['n_parameters'])}) {percent(best['mean'])}"
+        )
+    return Measurement(
+        bool(verdicts) and all(verdicts),
+        f"{sum(verdicts)} of {len(verdicts)} TinyCNN sizes",
+        "; ".join(parts) + "; criterion: every TinyCNN is more accurate (mean over seeds) than "
+        "the best MLP or linear model with at most its parameters",
+    )
+
+
+def _mlp_needs_more_capacity(data) -> Measurement:
+    from tinycnn.reports.digits import best_tinycnn, matching_mlp
+
+    table = _digits(data)
+    cnn = best_tinycnn(table)
+    mlp = matching_mlp(table, cnn["mean"])
+    criterion = (
+        f"criterion: the narrowest MLP of the sweep with at least the best TinyCNN's mean "
+        f"accuracy has >= {SUBSTANTIALLY_MORE:g}x its parameters (or no MLP of the sweep gets "
+        f"there)"
+    )
+    if mlp is None:
+        widest = table[table["family"] == "MLP"].sort_values("n_parameters").iloc[-1]
+        return Measurement(
+            True,
+            f"no MLP up to {count(widest['n_parameters'])} parameters",
+            f"{cnn['model']} ({count(cnn['n_parameters'])} parameters) {percent(cnn['mean'])}; "
+            f"widest MLP {widest['model']} {percent(widest['mean'])}; {criterion}",
+        )
+    ratio = mlp["n_parameters"] / cnn["n_parameters"]
+    return Measurement(
+        ratio >= SUBSTANTIALLY_MORE,
+        f"{ratio:.2f}× ({mlp['model']})",
+        f"{cnn['model']} {percent(cnn['mean'])} with {count(cnn['n_parameters'])} parameters; "
+        f"{mlp['model']} {percent(mlp['mean'])} with {count(mlp['n_parameters'])}; {criterion}",
+    )
+
+
+def _three_filters_suffice(data) -> Measurement:
+    from tinycnn.reports.digits import best_tinycnn
+
+    table = _digits(data)
+    cnn = table[table["family"] == "TinyCNN"]
+    smallest = cnn.sort_values("n_parameters").iloc[0]
+    best = best_tinycnn(table)
+    gap = best["mean"] - smallest["mean"]
+    return Measurement(
+        gap <= SUFFICES_WITHIN,
+        f"{percent(smallest['mean'])} vs {percent(best['mean'])}",
+        f"{smallest['model']} against {best['model']} on 10 digits, mean over seeds; criterion: "
+        f"within {100 * SUFFICES_WITHIN:g} point",
+    )
+
+
+def _small_model_does_not_overfit(data) -> Measurement:
+    table = _digits(data)
+    cnn = table[table["family"] == "TinyCNN"].sort_values("n_parameters")
+    smallest = cnn.iloc[0]
+    others = ", ".join(f"{r.model} {100 * r.largest_gap:.2f}" for r in cnn.iloc[1:].itertuples())
+    return Measurement(
+        smallest["largest_gap"] <= 0.01,
+        f"largest gap {100 * smallest['largest_gap']:.2f} points",
+        f"{smallest['model']}, |train - validation accuracy| after the last epoch, every seed "
+        f"(larger TinyCNNs: {others} points); criterion: <= 1 point, as in C6.2",
+    )
+
+
+def _conv_layer_equivariant(data) -> Measurement:
+    table = data.tables["10b_equivariance"]
+    interior = float(table["interior_error"].max())
+    border = float(table["border_error"].max())
+    return Measurement(
+        interior <= EXACT_EQUIVARIANCE,
+        f"max error {interior:.1e} inside",
+        f"trained conv layers (stripes and digits), shifts 1-{int(table['shift'].max())} px in 4 "
+        f"directions, positions the zero fill does not reach; where it does, up to {border:.3g}; "
+        f"criterion: inside error <= {EXACT_EQUIVARIANCE:g}",
+    )
+
+
+def _shifted(data, dataset: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    table = data.tables["10b_translation"]
+    rows = table[table["data"] == dataset]
+    return rows[rows["model"].str.startswith("TinyCNN")], rows[rows["model"].str.startswith("MLP")]
+
+
+def _cnn_handles_shifts(dataset: str):
+    def measure(data) -> Measurement:
+        cnn, mlp = _shifted(data, dataset)
+        moved = {name: rows[rows["shift"] > 0] for name, rows in (("cnn", cnn), ("mlp", mlp))}
+        cnn_mean, mlp_mean = (float(moved[k]["mean"].mean()) for k in ("cnn", "mlp"))
+        clean = {
+            k: float(v[v["shift"] == 0]["mean"].iloc[0]) for k, v in (("cnn", cnn), ("mlp", mlp))
+        }
+        shifts = "-".join(
+            str(s) for s in (moved["cnn"]["shift"].min(), moved["cnn"]["shift"].max())
+        )
+        return Measurement(
+            cnn_mean > mlp_mean,
+            f"{percent(cnn_mean)} vs {percent(mlp_mean)}",
+            f"{cnn['model'].iloc[0]} vs {mlp['model'].iloc[0]} (clean: {percent(clean['cnn'])} vs "
+            f"{percent(clean['mlp'])}), mean accuracy over shifts {shifts} px in 4 directions; "
+            f"criterion: TinyCNN more accurate",
+        )
+
+    return measure
+
+
+def _predictions_survive_shifts(data) -> Measurement:
+    parts, verdicts = [], []
+    for dataset in ("stripes", "digits"):
+        cnn, mlp = _shifted(data, dataset)
+        c = float(cnn[cnn["shift"] == 1]["survival"].iloc[0])
+        m = float(mlp[mlp["shift"] == 1]["survival"].iloc[0])
+        verdicts.append(c > m)
+        parts.append((dataset, c, m))
+    return Measurement(
+        all(verdicts),
+        "; ".join(f"{d} {percent(c)} vs {percent(m)}" for d, c, m in parts),
+        "share of validation images whose predicted class survives a 1-pixel shift, TinyCNN vs "
+        "the MLP of similar clean accuracy (section 10b); criterion: TinyCNN's share is larger "
+        "on both datasets",
+    )
+
+
+def _digit_filters_oriented(data) -> Measurement:
+    scores = data.tables["10c_digit_filter_orientation"]
+    selective = int((scores["selectivity"] >= experiments.MIN_SELECTIVITY).sum())
+    kinds = scores.loc[scores["selectivity"] >= experiments.MIN_SELECTIVITY, "preferred"]
+    counts = ", ".join(f"{n} {k}" for k, n in kinds.value_counts().sort_index().items())
+    return Measurement(
+        selective > len(scores) / 2,
+        f"{selective} of {len(scores)} filters",
+        f"final filters of the best digits TinyCNN, section 7's orientation score on clean "
+        f"stripes ({counts or 'none'}); criterion: more than half have selectivity >= "
+        f"{experiments.MIN_SELECTIVITY}",
+    )
+
+
+REAL_DATA_CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        "R10a.1",
+        "10a",
+        "Recap: inductive bias is parameter-efficient (TinyCNN vs MLP), on real digits",
+        "parameter-efficient",
+        _cnn_beats_smaller_dense_models,
+        holds(),
+    ),
+    Claim(
+        "R10a.2",
+        "10a",
+        "The MLP needs substantially more capacity to match the CNN, on real digits",
+        "substantially more",
+        _mlp_needs_more_capacity,
+        holds(),
+    ),
+    Claim(
+        "R10a.3",
+        "10a",
+        "The same 3 filters suffice when classes are added (10 digits)",
+        "same filters",
+        _three_filters_suffice,
+        holds(),
+    ),
+    Claim(
+        "R10a.4",
+        "10a",
+        "A small model does not overfit: train and validation track closely, on real digits",
+        "track closely",
+        _small_model_does_not_overfit,
+        holds(),
+    ),
+    Claim(
+        "R10b.1",
+        "10b",
+        "Translation equivariance: shift the input, the feature map shifts (trained layers)",
+        "same shift",
+        _conv_layer_equivariant,
+        holds(),
+    ),
+    Claim(
+        "R10b.2",
+        "10b",
+        "Translation equivariance, CNN yes / MLP no: the CNN handles shifted stripes better",
+        "Yes / No",
+        _cnn_handles_shifts("stripes"),
+        holds(),
+    ),
+    Claim(
+        "R10b.3",
+        "10b",
+        "Translation equivariance, CNN yes / MLP no: the CNN handles shifted digits better",
+        "Yes / No",
+        _cnn_handles_shifts("digits"),
+        holds(),
+    ),
+    Claim(
+        "R10b.4",
+        "10b",
+        "Max pooling provides a degree of translation invariance",
+        "a degree of",
+        _predictions_survive_shifts,
+        holds(),
+    ),
+    Claim(
+        "R10c.1",
+        "10c",
+        "Learned filters become oriented edge detectors (Hubel & Wiesel's simple cells)",
+        "edge detectors",
+        _digit_filters_oriented,
+        holds(),
     ),
 )

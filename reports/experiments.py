@@ -493,13 +493,7 @@ def backend_agreement_table(
     rows = []
     for numpy_run, torch_run in pairs:
         a, b = numpy_run.spec, torch_run.spec
-        if (a.model, a.n_classes, a.hidden, a.replicate, a.epochs) != (
-            b.model,
-            b.n_classes,
-            b.hidden,
-            b.replicate,
-            b.epochs,
-        ):
+        if replace(a, backend=b.backend, snapshot_epochs=b.snapshot_epochs) != b:
             raise ValueError(f"runs {a} and {b} differ in more than the backend")
         first = (numpy_run.first_epoch_reaching(target), torch_run.first_epoch_reaching(target))
         quantities = {

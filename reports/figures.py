@@ -19,8 +19,10 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 __all__ = [
+    "accuracy_vs_parameters",
     "capacity_sweep",
     "cnn_vs_mlp",
+    "confusion_matrix",
     "connectivity",
     "filter_evolution",
     "four_classes",
@@ -29,11 +31,15 @@ __all__ = [
     "orientation_scores",
     "sample_grid",
     "scaling",
+    "shift_examples",
     "training_curves",
+    "translation",
 ]
 
 DPI = 110
 TRAIN_COLOR, VAL_COLOR, CNN_COLOR, MLP_COLOR = "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"
+LINEAR_COLOR = "#7f7f7f"
+FILTERS_AS_ROWS = 6  # filter_evolution: more filters than this are drawn as columns
 ORIENTATION_COLORS = {"vertical": "#d62728", "horizontal": "#1f77b4", "diagonal": "#2ca02c"}
 
 
@@ -77,7 +83,9 @@ def connectivity(table: pd.DataFrame, path) -> str:
 # -- section 4 ---------------------------------------------------------------------------------
 
 
-def sample_grid(images: np.ndarray, class_names: Sequence[str], path) -> str:
+def sample_grid(
+    images: np.ndarray, class_names: Sequence[str], path, title: str | None = None
+) -> str:
     """Rows of sample images, one row per class. ``images (K, n, S, S)``.
 
     The images are tiled into one mosaic (one ``imshow``, not K*n axes): same picture, a
@@ -92,17 +100,21 @@ def sample_grid(images: np.ndarray, class_names: Sequence[str], path) -> str:
                 k, j
             ]
     limit = np.abs(images).max()
-    fig, ax = plt.subplots(figsize=(1.1 * n + 1.2, 1.1 * K + 0.6), layout="constrained")
+    cell = 1.1 if K <= 4 else 0.6  # ten rows of digits at the stripes' size would be too tall
+    fig, ax = plt.subplots(figsize=(cell * n + 1.2, cell * K + 0.6), layout="constrained")
     cmap = matplotlib.colormaps["gray"].with_extremes(bad="white")
-    ax.imshow(mosaic, cmap=cmap, vmin=-limit, vmax=limit)
+    ax.imshow(mosaic, cmap=cmap, vmin=-limit if images.min() < 0 else 0, vmax=limit)
     ax.set_yticks(
         [k * (S + gap) + (S - 1) / 2 for k in range(K)],
-        [f"{k}: {class_names[k]}" for k in range(K)],
+        [
+            class_names[k] if class_names[k] == str(k) else f"{k}: {class_names[k]}"
+            for k in range(K)
+        ],
     )
     ax.set_xticks([])
     for side in ax.spines.values():
         side.set_visible(False)
-    ax.set_title(f"Training images, {K} classes ({S}x{S} pixels with Gaussian noise)")
+    ax.set_title(title or f"Training images, {K} classes ({S}x{S} pixels with Gaussian noise)")
     return _save(fig, path)
 
 
@@ -180,32 +192,48 @@ def training_curves(
 
 
 def filter_evolution(
-    snapshots: Mapping[int, tuple[np.ndarray, np.ndarray]], preferred: Sequence[str], path
+    snapshots: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    preferred: Sequence[str],
+    path,
+    title: str = "Filter evolution: 3x3 kernels during training (final orientation in brackets)",
 ) -> str:
-    """The conv kernels at each snapshot epoch: one row per filter, one column per epoch."""
+    """The conv kernels at each snapshot epoch, one colour scale per filter.
+
+    Up to :data:`FILTERS_AS_ROWS` filters: one row per filter, one column per epoch, as in the
+    lecture. More filters: one column per filter, one row per epoch, so the figure stays short.
+    """
     epochs = list(snapshots)
     weights = np.stack([snapshots[e][0][:, 0] for e in epochs])  # epochs, F, K, K
     F = weights.shape[1]
+    as_rows = F <= FILTERS_AS_ROWS
+    cell = 1.6 if as_rows else 1.0
+    shape = (F, len(epochs)) if as_rows else (len(epochs), F)
     fig, axes = plt.subplots(
-        F,
-        len(epochs),
-        figsize=(1.6 * len(epochs) + 1.5, 1.6 * F + 0.8),
+        *shape,
+        figsize=(cell * shape[1] + 1.5, cell * shape[0] + 0.8),
         squeeze=False,
         layout="constrained",
     )
     image = None
     for f in range(F):
         limit = np.abs(weights[:, f]).max()  # one colour scale per filter, across epochs
-        for j, epoch in enumerate(epochs):
-            ax = axes[f, j]
+        for j in range(len(epochs)):
+            ax = axes[f, j] if as_rows else axes[j, f]
             image = ax.imshow(weights[j, f], cmap="RdBu_r", vmin=-limit, vmax=limit)
             ax.set_xticks([])
             ax.set_yticks([])
-            if f == 0:
-                ax.set_title(f"epoch {epoch}")
-        axes[f, 0].set_ylabel(f"F{f + 1}\n({preferred[f]})")
+        label = f"F{f + 1}\n({preferred[f]})"
+        if as_rows:
+            axes[f, 0].set_ylabel(label)
+        else:
+            axes[0, f].set_title(label, fontsize=9)
+    for j, epoch in enumerate(epochs):
+        if as_rows:
+            axes[0, j].set_title(f"epoch {epoch}")
+        else:
+            axes[j, 0].set_ylabel(f"epoch {epoch}")
     fig.colorbar(image, ax=axes, shrink=0.6, label="weight (red +, blue -)")
-    fig.suptitle("Filter evolution: 3x3 kernels during training (final orientation in brackets)")
+    fig.suptitle(title)
     return _save(fig, path)
 
 
@@ -327,6 +355,189 @@ def four_classes(table: pd.DataFrame, path) -> str:
     _accuracy_points(a_ax, table, labels, colors)
     a_ax.set_title(f"Accuracy: mean, min-max over {int(table['n_seeds'].iloc[0])} seeds")
     fig.suptitle("Four classes: vertical, horizontal, diagonal, dot")
+    return _save(fig, path)
+
+
+# -- section 10a: real digits -------------------------------------------------------------------
+
+
+def accuracy_vs_parameters(table: pd.DataFrame, reference_fits: pd.DataFrame, path) -> str:
+    """Digits accuracy (mean, min-max over seeds) against parameters, log axis, per family.
+
+    ``table`` is the digits sweep (``family``, ``size``, ``n_parameters``, ``mean``, ``min``,
+    ``max``, ``n_seeds``); ``reference_fits`` has scikit-learn's fits (``model``,
+    ``n_parameters``, ``val_acc``), drawn as open markers.
+    """
+    styles = {
+        "TinyCNN": (CNN_COLOR, "o", "{} filters"),
+        "MLP": (MLP_COLOR, "s", "{}"),
+        "linear": (LINEAR_COLOR, "D", "linear"),
+    }
+    fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
+    n_seeds = int(table["n_seeds"].iloc[0])
+    for family, (color, marker, label) in styles.items():
+        rows = table[table["family"] == family].sort_values("n_parameters")
+        if rows.empty:
+            continue
+        errors = np.vstack([rows["mean"] - rows["min"], rows["max"] - rows["mean"]])
+        name = {"MLP": "MLP (label: hidden width)", "linear": "softmax regression (SGD)"}
+        ax.errorbar(
+            rows["n_parameters"],
+            rows["mean"],
+            yerr=errors,
+            color=color,
+            marker=marker,
+            markersize=7,
+            capsize=5,
+            linestyle="-" if len(rows) > 1 else "none",
+            label=name.get(family, family),
+        )
+        for row in rows.itertuples():
+            ax.annotate(
+                label.format(row.size),
+                (row.n_parameters, row.min),
+                xytext=(0, -14),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+                color=color,
+            )
+    sklearn_rows = reference_fits[reference_fits["model"].str.startswith("scikit-learn")]
+    for row, marker in zip(sklearn_rows.itertuples(), ("^", "v"), strict=False):
+        ax.plot(
+            row.n_parameters,
+            row.val_acc,
+            marker=marker,
+            markersize=8,
+            markerfacecolor="none",
+            color="black",
+            linestyle="none",
+            label=row.model.replace("scikit-learn LogisticRegression", "scikit-learn LogReg"),
+        )
+    ax.set_xscale("log")
+    ticks = (100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
+    low, high = table["n_parameters"].min(), table["n_parameters"].max()
+    ax.set_xticks([t for t in ticks if low / 2 <= t <= high * 2], minor=False)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlim(low / 1.3, high * 1.3)
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel("validation accuracy")
+    _percent_axis(ax)
+    low = min(table["min"].min(), sklearn_rows["val_acc"].min() if len(sklearn_rows) else 1)
+    ax.set_ylim(max(0.0, low - 0.04), 1.005)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(
+        f"Real 8x8 digits: accuracy against parameters (mean, min-max over {n_seeds} seeds)"
+    )
+    return _save(fig, path)
+
+
+def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], title: str, path) -> str:
+    """A confusion matrix with its counts written in the cells (rows: true class)."""
+    K = len(class_names)
+    fig, ax = plt.subplots(figsize=(6.2, 5.4), layout="constrained")
+    # Off-diagonal errors are what matter: a log-like scale keeps single mistakes visible.
+    shown = np.log1p(matrix)
+    image = ax.imshow(shown, cmap="Blues")
+    threshold = shown.max() / 2
+    for i in range(K):
+        for j in range(K):
+            if matrix[i, j]:
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if shown[i, j] > threshold else "black",
+                )
+    ax.set_xticks(range(K), class_names)
+    ax.set_yticks(range(K), class_names)
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="log(1 + count)")
+    return _save(fig, path)
+
+
+# -- section 10b: translation -------------------------------------------------------------------
+
+
+def shift_examples(examples: Mapping[str, np.ndarray], shifts: Sequence[int], path) -> str:
+    """One validation image per dataset, shifted right by each shift with zero fill."""
+    names = list(examples)
+    fig, axes = plt.subplots(
+        len(names),
+        len(shifts),
+        figsize=(1.3 * len(shifts) + 1.2, 1.4 * len(names) + 0.6),
+        squeeze=False,
+        layout="constrained",
+    )
+    for i, name in enumerate(names):
+        images = examples[name]
+        limit = np.abs(images).max()
+        for j, shift in enumerate(shifts):
+            ax = axes[i, j]
+            ax.imshow(images[j], cmap="gray", vmin=-limit if images.min() < 0 else 0, vmax=limit)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"shift {shift} px")
+        axes[i, 0].set_ylabel(name)
+    fig.suptitle("Test copies: shifted right with zero fill")
+    return _save(fig, path)
+
+
+def translation(summary: pd.DataFrame, path) -> str:
+    """Accuracy and prediction survival against shift, TinyCNN vs MLP, one column per dataset."""
+    datasets = list(dict.fromkeys(summary["data"]))
+    fig, axes = plt.subplots(
+        2, len(datasets), figsize=(5 * len(datasets), 7), squeeze=False, layout="constrained"
+    )
+    for col, name in enumerate(datasets):
+        rows = summary[summary["data"] == name]
+        for model in dict.fromkeys(rows["model"]):
+            r = rows[rows["model"] == model].sort_values("shift")
+            color = CNN_COLOR if model.startswith("TinyCNN") else MLP_COLOR
+            label = f"{model}, {int(r['n_parameters'].iloc[0]):,} params"
+            for row, (column, low, high) in enumerate(
+                (("mean", "min", "max"), ("survival", "survival_min", "survival_max"))
+            ):
+                errors = np.vstack([r[column] - r[low], r[high] - r[column]])
+                axes[row, col].errorbar(
+                    r["shift"],
+                    r[column],
+                    yerr=errors,
+                    color=color,
+                    marker="o",
+                    capsize=5,
+                    label=label,
+                )
+        n_classes = 10 if name == "digits" else 3
+        for row, ylabel in enumerate(("accuracy on shifted copies", "predictions unchanged")):
+            ax = axes[row, col]
+            ax.set_xticks(sorted(set(rows["shift"])))
+            ax.set_xlabel("shift (pixels, mean over right, left, down, up)")
+            ax.set_ylabel(ylabel)
+            _percent_axis(ax)
+            ax.set_ylim(0, 1.03)
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.axhline(1 / n_classes, color="gray", linestyle=":", linewidth=1)
+                ax.annotate(
+                    "chance",
+                    (0, 1 / n_classes),
+                    xytext=(2, 3),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color="gray",
+                )
+                ax.set_title(f"{name}: trained on centred patterns")
+            ax.legend(loc="upper right", fontsize=8)
+    fig.suptitle(f"Translation: mean and min-max over {int(summary['n_seeds'].iloc[0])} seeds")
     return _save(fig, path)
 
 

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from tinycnn.reports import architectures, dataset, experiments, gradients, static
-from tinycnn.reports.runs import RunResult, RunSpec, run_all, run_seed
+from threadpoolctl import threadpool_limits
+from tinycnn.reports import (
+    architectures,
+    dataset,
+    digits,
+    experiments,
+    gradients,
+    static,
+    translation,
+)
+from tinycnn.reports.runs import RunResult, RunSpec, load_data, run_all, run_seed
 
 from tinycnn import reference
 
@@ -29,6 +39,11 @@ HEADLINE_MLP_WIDTH = 18  # the MLP of the CNN-vs-MLP comparison
 FOUR_CLASS_MLP_WIDTHS = (8, 18)
 PATTERNS_PER_ORIENTATION = 200  # clean images per orientation for the filter scores
 GRID_IMAGES_PER_CLASS = 6
+# Sections 10a-10c: real digits and translation.
+DIGITS_FILTERS = (3, 8, 16)  # TinyCNN sizes on the digits: 310, 810 and 1,610 parameters
+DIGITS_MLP_WIDTHS = (4, 8, 12, 18, 32, 64)  # 310 to 4,810 parameters, around the TinyCNNs
+DIGITS_TORCH_FILTERS = 8  # the digits TinyCNN trained again in PyTorch (section 13)
+CENTRED_MLP_WIDTHS = (8, 18)  # MLPs on centred stripes; the closest in accuracy is compared
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,30 @@ def plan_runs(settings: ReportSettings) -> dict[str, list[RunSpec]]:
         linear(3, 0, "torch"),
     ]
     groups["torch"] += [mlp(width, 4, 0, "torch") for width in FOUR_CLASS_MLP_WIDTHS]
+
+    # Sections 10a and 10c: the real digits (10 classes, one fixed split for every seed).
+    digits_classes = reference.DigitsConfig().n_classes
+    for filters in DIGITS_FILTERS:
+        groups[f"digits-cnn{filters}"] = [
+            replace(cnn(digits_classes, i), n_filters=filters, data="digits") for i in replicates
+        ]
+    for width in DIGITS_MLP_WIDTHS:
+        groups[f"digits-mlp{width}"] = [
+            replace(mlp(width, digits_classes, i), data="digits") for i in replicates
+        ]
+    groups["digits-linear"] = [
+        replace(linear(digits_classes, i), data="digits") for i in replicates
+    ]
+    # Section 10b: stripes kept near the centre, tested later on shifted copies.
+    groups["centred-cnn"] = [replace(cnn(3, i), data="centred-stripes") for i in replicates]
+    for width in CENTRED_MLP_WIDTHS:
+        groups[f"centred-mlp{width}"] = [
+            replace(mlp(width, 3, i), data="centred-stripes") for i in replicates
+        ]
+    groups["torch"] += [
+        replace(cnn(digits_classes, 0, "torch"), n_filters=DIGITS_TORCH_FILTERS, data="digits"),
+        replace(mlp(HEADLINE_MLP_WIDTH, digits_classes, 0, "torch"), data="digits"),
+    ]
     return groups
 
 
@@ -143,7 +182,7 @@ def _numpy_twin(spec: RunSpec) -> RunSpec:
 
 def compute_report(settings: ReportSettings, progress: bool = True) -> ReportData:
     """Run every experiment and compute every table, array and the claims ledger."""
-    from tinycnn.reports.claims import claims_ledger
+    from tinycnn.reports.claims import REAL_DATA_CLAIMS, claims_ledger
 
     data = ReportData(settings)
     timer = _Timer(data.seconds)
@@ -215,6 +254,10 @@ def compute_report(settings: ReportSettings, progress: bool = True) -> ReportDat
             headline.final_params, data_seed0.x_val, data_seed0.y_val, 0, data_seed0.class_names
         )
 
+    with timer("sections 10a-10c"), threadpool_limits(limits=1):
+        # Small arrays: one BLAS thread is faster than several, and never fights the workers.
+        _real_data_sections(data, runs)
+
     with timer("section 12"):
         tables["12_architectures"] = architectures.architecture_table()
 
@@ -224,7 +267,97 @@ def compute_report(settings: ReportSettings, progress: bool = True) -> ReportDat
 
     with timer("claims ledger"):
         tables["claims"] = claims_ledger(data)
+        tables["claims_real_data"] = claims_ledger(data, REAL_DATA_CLAIMS)
     return data
+
+
+def _real_data_sections(data: ReportData, runs: Mapping[str, list[RunResult]]) -> None:
+    """Sections 10a (real digits), 10b (translation) and 10c (filters on real data)."""
+    tables, arrays = data.tables, data.arrays
+    digits_runs = {
+        **{f"cnn{f}": runs[f"digits-cnn{f}"] for f in DIGITS_FILTERS},
+        **{f"mlp{w}": runs[f"digits-mlp{w}"] for w in DIGITS_MLP_WIDTHS},
+        "linear": runs["digits-linear"],
+    }
+    dataset_digits = load_data(runs["digits-linear"][0].spec)
+
+    # 10a: accuracy against parameters, the confusion matrix, the scikit-learn cross-check.
+    tables["10a_digits_split"] = digits.split_table(dataset_digits)
+    arrays["digits_grid"] = digits.sample_digits(dataset_digits, GRID_IMAGES_PER_CLASS)
+    sweep = digits.digits_sweep_table(list(digits_runs.values()))
+    tables["10a_digits"] = sweep
+    best = digits.best_tinycnn(sweep)
+    best_runs = digits_runs[f"cnn{int(best['size'])}"]
+    best_run = min(best_runs, key=lambda r: r.spec.replicate)
+    matrix = digits.confusion_matrix(best_run)
+    arrays["digits_confusion"] = (matrix, dataset_digits.class_names, best["model"], best_run.seed)
+    tables["10a_digits_confusion"] = digits.confusion_table(matrix, dataset_digits.class_names)
+    tables["10a_logistic_regression"] = digits.logistic_regression_table(
+        dataset_digits, runs["digits-linear"]
+    )
+
+    # 10b: the best TinyCNN against the MLP closest to it in clean accuracy, on both datasets.
+    digits_mlps = {w: runs[f"digits-mlp{w}"] for w in DIGITS_MLP_WIDTHS}
+    digits_width, _ = translation.similar_mlp(best_runs, digits_mlps)
+    centred_mlps = {w: runs[f"centred-mlp{w}"] for w in CENTRED_MLP_WIDTHS}
+    centred_width, _ = translation.similar_mlp(runs["centred-cnn"], centred_mlps)
+    compared = {
+        "stripes": {
+            "TinyCNN (3 filters)": runs["centred-cnn"],
+            f"MLP ({centred_width} hidden)": centred_mlps[centred_width],
+        },
+        "digits": {
+            best["model"]: best_runs,
+            f"MLP ({digits_width} hidden)": digits_mlps[digits_width],
+        },
+    }
+    per_run = pd.concat(
+        [
+            translation.shift_accuracy_table(models).assign(data=name)
+            for name, models in compared.items()
+        ],
+        ignore_index=True,
+    )
+    per_run = per_run[["data", *[c for c in per_run.columns if c != "data"]]]
+    tables["10b_translation_runs"] = per_run
+    summaries = []
+    for name in compared:
+        summary = translation.translation_summary(per_run[per_run["data"] == name])
+        summaries.append(summary.assign(data=name))
+    summary = pd.concat(summaries, ignore_index=True)
+    tables["10b_translation"] = summary[["data", *[c for c in summary if c != "data"]]]
+
+    centred_run = runs["centred-cnn"][0]
+    centred_data = load_data(centred_run.spec)
+    equivariance = []
+    for name, run, images in (
+        ("stripes", centred_run, centred_data.x_val),
+        ("digits", best_run, dataset_digits.x_val),
+    ):
+        table = translation.equivariance_table(
+            run.final_params["conv.weight"], run.final_params["conv.bias"], images
+        )
+        equivariance.append(table.assign(data=name, model=f"{run.spec.label}, seed {run.seed}"))
+    equivariance = pd.concat(equivariance, ignore_index=True)
+    tables["10b_equivariance"] = equivariance[
+        ["data", "model", *[c for c in equivariance if c not in ("data", "model")]]
+    ]
+    tables["10b_positions"] = translation.position_table(
+        {"stripes": centred_data.x_train, "digits": dataset_digits.x_train}
+    )
+    vertical = int(np.flatnonzero(centred_data.y_val == 0)[0])
+    arrays["shift_examples"] = {
+        "stripes": translation.shift_examples(centred_data.x_val[vertical, 0]),
+        "digits": translation.shift_examples(dataset_digits.x_val[0, 0]),
+    }
+
+    # 10c: the filters of the best digits TinyCNN, at the lecture's epochs.
+    snapshots = experiments.filter_snapshots(best_run)
+    arrays["digits_snapshots"] = (snapshots, best["model"], best_run.seed)
+    tables["10c_digit_filters"] = experiments.filter_snapshot_table(snapshots)
+    patterns = experiments.clean_patterns(PATTERNS_PER_ORIENTATION, run_seed(0))
+    weight, bias = snapshots[max(snapshots)]
+    tables["10c_digit_filter_orientation"] = experiments.orientation_scores(weight, bias, patterns)
 
 
 class _Timer:

@@ -16,10 +16,14 @@ import pandas as pd
 from tinycnn.reference.data import DatasetConfig
 from tinycnn.reference.gradcheck import DEFAULT_EPS
 from tinycnn.reference.train import TrainConfig
-from tinycnn.reports import experiments, figures, gradients
+from tinycnn.reports import digits, experiments, figures, gradients, translation
 from tinycnn.reports.claims import COLUMNS, DIFFERS, NOT_TESTABLE, REPRODUCED
-from tinycnn.reports.pipeline import ReportData
-from tinycnn.reports.runs import run_seed
+from tinycnn.reports.pipeline import (
+    DIGITS_TORCH_FILTERS,
+    HEADLINE_MLP_WIDTH,
+    ReportData,
+)
+from tinycnn.reports.runs import CENTRED_STRIPES, run_seed
 
 from tinycnn.markdown import markdown_table
 
@@ -45,6 +49,11 @@ TITLES = {
     8: "CNN vs MLP",
     9: "MLP capacity sweep",
     10: "Four-class extension",
+    # Not in the lecture: its general claims tested on real digits and on shifted images. Lettered,
+    # so the lecture's own sections keep their numbers (and their claims their ids).
+    "10a": "Real digits",
+    "10b": "Translation",
+    "10c": "Filters on real data",
     11: "Inference trace",
     12: "Scaling up",
     13: "Backend agreement: NumPy vs PyTorch",
@@ -82,8 +91,8 @@ def write_tables(data: ReportData, out: Path) -> list[Path]:
     """``tables/<name>.csv`` for every table, and the ledger as ``claims.csv``."""
     written = []
     for name, table in data.tables.items():
-        if name == "claims":
-            written.append(write_csv(table[list(COLUMNS)], out / "claims.csv"))
+        if name.startswith("claims"):  # the two ledgers: claims.csv and claims_real_data.csv
+            written.append(write_csv(table[list(COLUMNS)], out / f"{name}.csv"))
         else:
             written.append(write_csv(table, out / "tables" / f"{name}.csv"))
     return written
@@ -122,9 +131,47 @@ def figure_jobs(data: ReportData, directory: Path) -> list[tuple[Callable, tuple
         (figures.cnn_vs_mlp, (T["08_cnn_vs_mlp"], d / "08_cnn_vs_mlp.png")),
         (figures.capacity_sweep, (T["09_capacity_sweep"], d / "09_capacity_sweep.png")),
         (figures.four_classes, (T["10_four_classes"], d / "10_four_classes.png")),
+        (
+            figures.sample_grid,
+            (
+                *A["digits_grid"],
+                d / "10a_digit_samples.png",
+                "Real digits: the first training images of each class (8x8, pixels / 16)",
+            ),
+        ),
+        (
+            figures.accuracy_vs_parameters,
+            (T["10a_digits"], T["10a_logistic_regression"], d / "10a_digits_accuracy.png"),
+        ),
+        (
+            figures.confusion_matrix,
+            (*_confusion_arguments(A["digits_confusion"]), d / "10a_digits_confusion.png"),
+        ),
+        (
+            figures.shift_examples,
+            (A["shift_examples"], translation.SHIFTS, d / "10b_shift_examples.png"),
+        ),
+        (figures.translation, (T["10b_translation"], d / "10b_translation.png")),
+        (
+            figures.filter_evolution,
+            (
+                A["digits_snapshots"][0],
+                list(T["10c_digit_filter_orientation"]["preferred"]),
+                d / "10c_digit_filters.png",
+                f"{A['digits_snapshots'][1]} on real digits (seed {A['digits_snapshots'][2]}): "
+                "3x3 kernels during training (final orientation on stripes)",
+            ),
+        ),
         (figures.inference_trace, (A["trace"], A["class_names"], d / "11_inference_trace.png")),
         (figures.scaling, (T["12_architectures"], d / "12_scaling.png")),
     ]
+
+
+def _confusion_arguments(confusion: tuple) -> tuple:
+    matrix, class_names, model, seed = confusion
+    accuracy = np.trace(matrix) / matrix.sum()
+    title = f"{model}, seed {seed}: validation digits ({pct(accuracy)} correct)"
+    return matrix, class_names, title
 
 
 def _draw(function: Callable, args: tuple) -> str:
@@ -192,14 +239,16 @@ def claims_tally(claims: pd.DataFrame) -> dict[str, int]:
     return {verdict: int(counts.get(verdict, 0)) for verdict in (REPRODUCED, DIFFERS, NOT_TESTABLE)}
 
 
-def _section_claims(data: ReportData, section: int) -> list[str]:
-    claims = data.tables["claims"]
+def _section_claims(data: ReportData, section: int | str) -> list[str]:
+    lettered = isinstance(section, str)
+    claims = data.tables["claims_real_data" if lettered else "claims"]
     rows = claims[claims["section"] == section]
     if rows.empty:
         return []
+    what = "General claims of the lecture tested here" if lettered else "The lecture's claims here"
     return [
         "",
-        "**The lecture's claims here** (details in [section 14](#14-claims-ledger)):",
+        f"**{what}** (details in [section 14](#14-claims-ledger)):",
         "",
         markdown_table(
             rows,
@@ -219,6 +268,7 @@ def render_markdown(data: ReportData) -> str:
 
     T, s = data.tables, data.settings
     tally = claims_tally(T["claims"])
+    real = claims_tally(T["claims_real_data"])
     seeds = ", ".join(str(run_seed(i)) for i in range(s.n_seeds))
     mode = "quick (`--quick`)" if s.quick else "full"
     lines = [
@@ -228,11 +278,13 @@ def render_markdown(data: ReportData) -> str:
         "code by `tinycnn report`. The lecture is treated as a set of claims: the "
         f"[claims ledger](#14-claims-ledger) compares each of its {len(T['claims'])} numeric "
         f"claims with what the code computes: **{tally[REPRODUCED]} reproduced, "
-        f"{tally[DIFFERS]} differ, {tally[NOT_TESTABLE]} not testable**.",
+        f"{tally[DIFFERS]} differ, {tally[NOT_TESTABLE]} not testable**. Sections 10a-10c go "
+        "beyond the lecture: its general claims, tested on real handwritten digits and on shifted "
+        f"images, in a ledger of their own: **{real[REPRODUCED]} of {sum(real.values())} hold**.",
         "",
         f"Run: {mode}; {s.epochs} epochs; {s.n_seeds} seeds per configuration ({seeds}); "
         f"NumPy {np.__version__}, PyTorch {torch.__version__}. Tables are in `tables/*.csv`, "
-        "figures in `figures/*.png`, the ledger in `claims.csv`.",
+        "figures in `figures/*.png`, the ledgers in `claims.csv` and `claims_real_data.csv`.",
         "",
         "Seeds: replicate *i* uses seed *S* = child *i* of `numpy.random.SeedSequence(0)`; like "
         "`tinycnn train --seed S`, it fixes the data, the initial weights and the batch order, so "
@@ -244,6 +296,10 @@ def render_markdown(data: ReportData) -> str:
         "**Where the lecture and the code disagree:**",
         "",
         *_differences(T["claims"]),
+        "",
+        "**General claims that do not hold on real data:**",
+        "",
+        *_differences(T["claims_real_data"], none="- none: every general claim tested holds."),
     ]
     for section, title in TITLES.items():
         lines += ["", f"## {section}. {title}", ""]
@@ -253,10 +309,12 @@ def render_markdown(data: ReportData) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _differences(claims: pd.DataFrame) -> list[str]:
+def _differences(
+    claims: pd.DataFrame, none: str = "- nowhere: every testable claim reproduced."
+) -> list[str]:
     rows = claims[claims["verdict"] == DIFFERS]
     if rows.empty:
-        return ["- nowhere: every testable claim reproduced."]
+        return [none]
     return [
         f"- **{r['claim_id']}** {r['claim']}: stated {r['stated']}, computed {r['computed']} "
         f"({r['note']})"
@@ -264,7 +322,7 @@ def _differences(claims: pd.DataFrame) -> list[str]:
     ]
 
 
-def _anchor(number: int, title: str) -> str:
+def _anchor(number: int | str, title: str) -> str:
     text = f"{number}. {title}".lower()
     kept = "".join(c for c in text if c.isalnum() or c in " -")
     return kept.replace(" ", "-")
@@ -496,6 +554,170 @@ def _s10(data: ReportData) -> list[str]:
     ]
 
 
+def _s10a(data: ReportData) -> list[str]:
+    T = data.tables["10a_digits"]
+    split = data.tables["10a_digits_split"]
+    best = digits.best_tinycnn(T)
+    matrix, names, _, seed = data.arrays["digits_confusion"]
+    off = matrix - np.diag(np.diag(matrix))
+    true, predicted = np.unravel_index(off.argmax(), off.shape)
+    fits = data.tables["10a_logistic_regression"]
+    ours = fits.iloc[0]
+    unregularised = fits.iloc[-1]
+    share_gap = float((split["train_share"] - split["validation_share"]).abs().max())
+    cnn_rows = T[T["family"] == "TinyCNN"].sort_values("n_parameters")
+    mlp_rows = T[T["family"] == "MLP"].sort_values("n_parameters")
+    return [
+        "The lecture's experiments use synthetic stripes only; its conclusions are general. "
+        "Here the same models train on real images of TinyCNN's input size: scikit-learn's "
+        f"{int(split[['train', 'validation']].to_numpy().sum()):,} handwritten "
+        "digits (`sklearn.datasets.load_digits`, shipped inside the package, nothing "
+        "downloaded; 8x8 pixels counting ink in 4x4 blocks of 32x32 bitmaps, divided by 16 so "
+        "the background is 0 and a full stroke 1, like the stripes).",
+        "",
+        _figure("10a_digit_samples", "digit samples"),
+        "",
+        f"**Split.** One fixed, stratified split for every seed: "
+        f"`train_test_split(train_size={int(split['train'].sum())}, stratify=labels, "
+        f"random_state=0)` gives {int(split['train'].sum()):,} training and "
+        f"{int(split['validation'].sum()):,} validation images; each digit's share differs by "
+        f"at most {100 * share_gap:.2f} points between them (`tables/10a_digits_split.csv`). "
+        "Seeds change only the initial weights and the batch order. Training is the stripes' "
+        f"({data.settings.epochs} epochs, batch {TrainConfig().batch_size}, SGD with learning "
+        f"rate {TrainConfig().lr:g} and momentum {TrainConfig().momentum:g}); a TinyCNN with F "
+        "filters has a dense layer of 9F x 10.",
+        "",
+        markdown_table(
+            T.drop(columns=["family", "size"]),
+            formats={c: pct for c in ("mean", "min", "max", "train_mean")}
+            | {"n_parameters": thousands, "largest_gap": lambda g: f"{100 * g:.2f} points"},
+        ),
+        "",
+        _figure("10a_digits_accuracy", "digits accuracy against parameters"),
+        "",
+        "Each TinyCNN against the MLP nearest to it in parameters: "
+        + "; ".join(
+            f"{c.model} ({c.n_parameters:,}) {pct(c.mean)} vs {m['model']} "
+            f"({m['n_parameters']:,}) {pct(m['mean'])}"
+            for c, m in _nearest_in_size(cnn_rows, mlp_rows)
+        )
+        + ".",
+        "",
+        f"**Confusion matrix** of the most accurate TinyCNN, {best['model']} (seed {seed}, "
+        f"validation set): its most frequent mistake is a {names[true]} read as "
+        f"{names[predicted]} ({int(off[true, predicted])} images).",
+        "",
+        _figure("10a_digits_confusion", "confusion matrix"),
+        "",
+        "**Cross-check of the linear baseline.** scikit-learn's `LogisticRegression` (L-BFGS, "
+        "multinomial) fitted on the same split is an independent implementation of our softmax "
+        f"regression. With a weak penalty it is the same model: {pct(unregularised['val_acc'])} "
+        f"against our SGD's {pct(ours['val_acc'])} "
+        f"({100 * abs(unregularised['val_acc'] - ours['val_acc']):.2f} points apart).",
+        "",
+        markdown_table(fits, formats={"val_acc": pct, "train_acc": pct}),
+        "",
+        f"Section 13 trains TinyCNN ({DIGITS_TORCH_FILTERS} filters) and MLP "
+        f"({HEADLINE_MLP_WIDTH} hidden) on the digits again with the PyTorch twins.",
+    ]
+
+
+def _nearest_in_size(cnn: pd.DataFrame, mlp: pd.DataFrame) -> list[tuple]:
+    """Each TinyCNN row with the MLP row whose parameter count is closest (ties: smaller)."""
+    pairs = []
+    for c in cnn.itertuples():
+        distance = (mlp["n_parameters"] - c.n_parameters).abs()
+        pairs.append((c, mlp.loc[distance.sort_values(kind="stable").index[0]]))
+    return pairs
+
+
+def _s10b(data: ReportData) -> list[str]:
+    T = data.tables["10b_translation"]
+    E = data.tables["10b_equivariance"]
+    positions = data.tables["10b_positions"]
+    equivariance = (
+        E.groupby(["data", "model", "shift"], sort=False)
+        .agg(
+            interior_error=("interior_error", "max"),
+            border_error=("border_error", "max"),
+            interior_fraction=("interior_fraction", "min"),
+        )
+        .reset_index()
+    )
+    spread = "; ".join(f"{r.data} {r.axis}s {r.p5:.2f}-{r.p95:.2f}" for r in positions.itertuples())
+    return [
+        "The lecture's comparison table says a CNN is translation-equivariant and an MLP is "
+        "not. What does that buy? Models are trained on patterns that stay near the centre "
+        f"and tested on copies of the validation images shifted by 1 to {translation.MAX_SHIFT} "
+        "pixels right, left, down and up, with zero fill (`tinycnn.reference.shift_images`; "
+        "pixels pushed out are lost).",
+        "",
+        "- **Stripes**: TinyCNN (3 filters) and MLPs trained on stripes kept near the centre "
+        f"(`DatasetConfig` with {', '.join(f'{k}={v}' for k, v in CENTRED_STRIPES.items())}: "
+        "vertical and horizontal stripes in the two middle columns or rows, diagonals within a "
+        "pixel of the main diagonal), so every shift moves them where no training stripe was.",
+        "- **Digits**: the models of section 10a. The digits come centred (the data set's "
+        "own preprocessing).",
+        "",
+        "Centre of mass of the training images, 5th to 95th percentile, in pixels from the top "
+        f"or left edge (centre {positions['centre'].iloc[0]:g}): {spread}.",
+        "",
+        _figure("10b_shift_examples", "shifted test copies"),
+        "",
+        "TinyCNN is compared with the MLP whose clean validation accuracy (mean over seeds) is "
+        "closest to its own. *mean*, *min*, *max*: accuracy on the shifted copies (each seed's "
+        "accuracy averaged over the four directions); *survival*: the share of images whose "
+        "predicted class stays what it was without the shift, the whole model's invariance. "
+        "Every run and direction is in `tables/10b_translation_runs.csv`.",
+        "",
+        markdown_table(
+            T,
+            formats={
+                c: pct for c in ("mean", "min", "max", "survival", "survival_min", "survival_max")
+            }
+            | {"n_parameters": thousands},
+        ),
+        "",
+        _figure("10b_translation", "accuracy against shift"),
+        "",
+        "**The convolution layer alone is exactly equivariant.** For each trained conv layer, "
+        "`conv(shift(x))` against `shift(conv(x))` on the validation images, largest difference "
+        "over the four directions: *interior* = output positions the zero fill does not reach "
+        "(their 3x3 window lies in the part of the shifted image that came from the original), "
+        "*border* = the others, where the fill enters one side of the comparison and not the "
+        "other. The model as a whole is far from invariant: its dense layer gives each position "
+        "of the pooled map its own weights, so a shifted pattern meets different weights.",
+        "",
+        markdown_table(
+            equivariance,
+            formats={
+                "interior_error": sci,
+                "border_error": lambda v: f"{v:.3g}",
+                "interior_fraction": pct,
+            },
+        ),
+    ]
+
+
+def _s10c(data: ReportData) -> list[str]:
+    _, model, seed = data.arrays["digits_snapshots"]
+    scores = data.tables["10c_digit_filter_orientation"]
+    return [
+        f"The 3x3 kernels of {model} trained on the digits (seed {seed}), at the lecture's "
+        "epochs, drawn like section 7's figure (one colour scale per filter). In brackets, each "
+        "final filter's preferred stripe orientation by section 7's score on clean stripes "
+        f"(*selectivity* >= {experiments.MIN_SELECTIVITY} counts as an oriented detector). "
+        "All weights are in `tables/10c_digit_filters.csv`.",
+        "",
+        _figure("10c_digit_filters", "filters learned on digits"),
+        "",
+        markdown_table(
+            scores,
+            formats={c: lambda v: f"{v:.3f}" for c in (*experiments.ORIENTATIONS, "selectivity")},
+        ),
+    ]
+
+
 def _s11(data: ReportData) -> list[str]:
     P = data.tables["11_trace_probabilities"]
     return [
@@ -548,6 +770,8 @@ def _s13(data: ReportData) -> list[str]:
 def _s14(data: ReportData) -> list[str]:
     claims = data.tables["claims"]
     tally = claims_tally(claims)
+    real = data.tables["claims_real_data"]
+    real_tally = claims_tally(real)
     return [
         f"{len(claims)} claims: {tally[REPRODUCED]} reproduced, {tally[DIFFERS]} differ, "
         f"{tally[NOT_TESTABLE]} not testable. Rules: whole numbers, shapes and matrices must match "
@@ -555,11 +779,24 @@ def _s14(data: ReportData) -> list[str]:
         "ratios must round to the stated digits; '~' accuracies and example probabilities "
         "within 0.02; yes/no claims by the criterion named in the note. Also in `claims.csv`.",
         "",
+        "### The lecture's own numbers",
+        "",
         markdown_table(claims),
+        "",
+        "### General claims tested on real data",
+        "",
+        f"{len(real)} of the lecture's general claims, tested on the real digits and on shifted "
+        f"images (sections 10a-10c) by the same rules (yes/no, by the criterion in the note): "
+        f"{real_tally[REPRODUCED]} hold (*reproduced*), {real_tally[DIFFERS]} do not "
+        "(*differs*). Their ids start with R; kept apart from the rows above because they check "
+        "the lecture's conclusions on data it never used, not its numbers. Also in "
+        "`claims_real_data.csv`.",
+        "",
+        markdown_table(real),
     ]
 
 
-SECTIONS: dict[int, Callable[[ReportData], list[str]]] = {
+SECTIONS: dict[int | str, Callable[[ReportData], list[str]]] = {
     1: _s1,
     2: _s2,
     3: _s3,
@@ -570,6 +807,9 @@ SECTIONS: dict[int, Callable[[ReportData], list[str]]] = {
     8: _s8,
     9: _s9,
     10: _s10,
+    "10a": _s10a,
+    "10b": _s10b,
+    "10c": _s10c,
     11: _s11,
     12: _s12,
     13: _s13,

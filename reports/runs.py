@@ -33,9 +33,11 @@ __all__ = [
     "build_model",
     "execute",
     "execute_all",
+    "load_data",
     "plan_tasks",
     "run_all",
     "run_seed",
+    "trained_model",
 ]
 
 #: Root entropy of every seed in the report. Change it and every run changes, deterministically.
@@ -43,6 +45,14 @@ REPORT_ENTROPY = 0
 
 MODELS = ("tinycnn", "mlp", "linear")
 BACKENDS = ("numpy", "torch")
+#: What a run trains on: the lecture's stripes, stripes kept near the centre (the translation
+#: experiment trains on these and tests on shifted copies), or scikit-learn's real digits.
+DATA = ("stripes", "centred-stripes", "digits")
+#: ``DatasetConfig`` overrides of the centred stripes: vertical and horizontal stripes in the two
+#: middle columns or rows (margin 3 of 8), diagonals within a pixel of the main diagonal (at least
+#: 7 pixels long). Shifts of 1-3 pixels then move every stripe to positions never trained on.
+CENTRED_STRIPES = {"margin": 3, "min_diagonal_length": 7}
+DEFAULT_FILTERS = 3  # TinyCNN's filters when a spec does not say
 
 
 def run_seed(replicate: int, entropy: int = REPORT_ENTROPY) -> int:
@@ -76,6 +86,10 @@ class RunSpec:
     backend : {"numpy", "torch"}
     snapshot_epochs : tuple of int
         Epochs after which the parameters are kept.
+    n_filters : int or None
+        TinyCNN's convolution filters (None: 3); None for the other models.
+    data : {"stripes", "centred-stripes", "digits"}
+        What the run trains on (see :data:`DATA`); the digits have 10 classes.
     """
 
     model: str
@@ -85,17 +99,30 @@ class RunSpec:
     epochs: int = 80
     backend: str = "numpy"
     snapshot_epochs: tuple[int, ...] = ()
+    n_filters: int | None = None
+    data: str = "stripes"
 
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.data not in DATA:
+            raise ValueError(f"data must be one of {DATA}, got {self.data!r}")
         if (self.model == "mlp") != (self.hidden is not None):
             raise ValueError(
                 f"hidden width is required for the MLP and only for it, got "
                 f"model={self.model!r}, hidden={self.hidden!r}"
             )
+        if self.model != "tinycnn" and self.n_filters is not None:
+            raise ValueError(f"n_filters is for TinyCNN only, got model={self.model!r}")
+        if self.model == "tinycnn" and self.n_filters is None:
+            # One spelling per run: RunSpec("tinycnn") and RunSpec("tinycnn", n_filters=3) are
+            # the same run, so they must be the same cache key.
+            object.__setattr__(self, "n_filters", DEFAULT_FILTERS)
+        digits = reference.DigitsConfig().n_classes
+        if self.data == "digits" and self.n_classes != digits:
+            raise ValueError(f"the digits have {digits} classes, got n_classes={self.n_classes}")
 
     @property
     def seed(self) -> int:
@@ -103,14 +130,25 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """Short readable name, e.g. ``mlp18-4cls`` or ``tinycnn-3cls``."""
-        width = "" if self.hidden is None else str(self.hidden)
-        return f"{self.model}{width}-{self.n_classes}cls"
+        """Short readable name: ``mlp18-4cls``, ``tinycnn-3cls``, ``tinycnn8-digits``."""
+        size = "" if self.hidden is None else str(self.hidden)
+        if self.n_filters not in (None, DEFAULT_FILTERS):
+            size = str(self.n_filters)
+        data = {"stripes": "", "centred-stripes": "-centred"}.get(self.data, f"-{self.data}")
+        classes = "" if self.data == "digits" else f"-{self.n_classes}cls"
+        return f"{self.model}{size}{classes}{data}"
+
+    @property
+    def label(self) -> str:
+        """The model as tables name it: ``TinyCNN (8 filters)``, ``MLP (18 hidden)``."""
+        if self.model == "tinycnn":
+            return f"TinyCNN ({self.n_filters} filters)"
+        return f"MLP ({self.hidden} hidden)" if self.model == "mlp" else "softmax regression"
 
     @property
     def cost(self) -> float:
         """Rough relative run time, used only to start the long runs first."""
-        per_epoch = {"tinycnn": 4.0, "mlp": 1.0, "linear": 0.5}[self.model]
+        per_epoch = {"mlp": 1.0, "linear": 0.6}.get(self.model, 2.5 + 0.35 * (self.n_filters or 0))
         return per_epoch * self.epochs * (3.0 if self.backend == "torch" else 1.0)
 
 
@@ -146,7 +184,15 @@ def build_model(spec: RunSpec):
     Built by the project's one factory, :func:`tinycnn.reference.models.build_model`, exactly
     as ``tinycnn train --seed S`` builds it.
     """
-    return reference.build_model(spec.model, spec.n_classes, hidden=spec.hidden, seed=spec.seed)
+    config = {} if spec.n_filters is None else {"n_filters": spec.n_filters}
+    return reference.build_model(
+        spec.model, spec.n_classes, hidden=spec.hidden, seed=spec.seed, **config
+    )
+
+
+def trained_model(result: RunResult):
+    """The NumPy model of a finished run, holding its final parameters."""
+    return build_model(result.spec).load_params(result.final_params)
 
 
 def _single_thread(backend: str):
@@ -166,21 +212,29 @@ def _single_thread(backend: str):
     return threadpool_limits(limits=1)
 
 
+def load_data(spec: RunSpec) -> reference.Dataset:
+    """The dataset ``spec`` trains and validates on (the digits' split does not depend on seeds)."""
+    return _dataset(spec.data, spec.n_classes, None if spec.data == "digits" else spec.seed)
+
+
 @functools.lru_cache(maxsize=16)
-def _dataset(n_classes: int, seed: int) -> reference.Dataset:
-    """The run's dataset, built once per process: runs that share a seed share their data.
+def _dataset(data: str, n_classes: int, seed: int | None) -> reference.Dataset:
+    """A dataset built once per process: runs that share a seed share their data.
 
     Generating 1,800 images takes about a tenth of a second, a noticeable share of a short MLP
     run; training never modifies the arrays, so sharing them cannot change a result.
     """
-    return reference.make_dataset(n_classes=n_classes, seed=seed)
+    if data == "digits":
+        return reference.load_digits_dataset()
+    overrides = CENTRED_STRIPES if data == "centred-stripes" else {}
+    return reference.make_dataset(n_classes=n_classes, seed=seed, **overrides)
 
 
 def execute(spec: RunSpec) -> RunResult:
     """Train the model of ``spec`` on its dataset; return its history (a function of spec only)."""
     seed = spec.seed
     with _single_thread(spec.backend):
-        dataset = _dataset(spec.n_classes, seed)
+        dataset = load_data(spec)
         model = build_model(spec)
         config = TrainConfig(epochs=spec.epochs, seed=seed, snapshot_epochs=spec.snapshot_epochs)
         if spec.backend == "numpy":

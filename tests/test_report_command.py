@@ -158,6 +158,11 @@ def test_quick_report_end_to_end(two_quick_reports):
     by_id = {r["claim_id"]: r for r in rows}
     assert by_id["C8.2"]["verdict"] == "differs" and by_id["C8.2"]["computed"] == "1,227"
     assert by_id["C3.10"]["verdict"] == "reproduced"
+    with open(out / "claims_real_data.csv", newline="", encoding="utf-8") as handle:
+        real = list(csv.DictReader(handle))
+    assert real and all(r["claim_id"].startswith("R10") and r["note"] for r in real)
+    assert {r["verdict"] for r in real} <= {"reproduced", "differs"}
+    assert "general claims on real data:" in completed.stdout
 
     report = (out / "REPORT.md").read_text(encoding="utf-8")
     for section, title in render.TITLES.items():
@@ -166,16 +171,18 @@ def test_quick_report_end_to_end(two_quick_reports):
         line.split("](")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")
     }
     pngs = {f"figures/{p.name}" for p in (out / "figures").glob("*.png")}
-    assert linked == pngs and len(pngs) >= 11
-    assert len(list((out / "tables").glob("*.csv"))) >= 13
+    assert linked == pngs and len(pngs) >= 17
+    assert len(list((out / "tables").glob("*.csv"))) >= 28
 
 
 @pytest.mark.slow
-def test_two_runs_write_identical_csv_files(two_quick_reports):
+def test_two_runs_write_identical_files(two_quick_reports):
+    """CSV, figures and REPORT.md are byte-identical whatever --jobs is."""
     (first, a), (second, b) = two_quick_reports
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
-    names = sorted(p.relative_to(first) for p in first.rglob("*.csv"))
-    assert names == sorted(p.relative_to(second) for p in second.rglob("*.csv"))
+    names = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert {n.suffix for n in names} == {".csv", ".png", ".md"}
     different = [str(n) for n in names if not filecmp.cmp(first / n, second / n, shallow=False)]
     assert different == []
     assert (first / "REPORT.md").read_bytes() == (second / "REPORT.md").read_bytes()
