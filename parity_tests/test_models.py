@@ -109,3 +109,83 @@ def test_parameter_counts_match_torch():
         model = cls(**kwargs)
         module = torch_impl.from_reference(model)
         assert model.n_parameters == sum(p.numel() for p in module.parameters())
+
+
+# --- degenerate batches and label dtypes (issue 11) ----------------------------------------------
+
+
+@pytest.mark.parametrize("n", [0, 1])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("name", "cls", "kwargs"), MODELS, ids=[m[0] for m in MODELS])
+def test_batches_of_zero_and_one_image_match_torch(name, cls, kwargs, dtype, n):
+    # N = 0: logits (0, K), a NaN loss (the mean of nothing) and zero gradients, as PyTorch.
+    model = cls(**kwargs, seed=3, dtype=dtype)
+    x, labels = batch(model, n=n)
+    loss, grads = model.loss_and_gradients(x, labels)
+    expected_logits, expected_loss, expected_grads = torch_loss_and_gradients(
+        torch_impl.from_reference(model), x, labels
+    )
+    case = f"{name}-n{n}-{np.dtype(dtype).name}"
+    logits = model.forward(x)
+    assert logits.shape == (n, model.config["n_classes"]) and model.predict(x).shape == (n,)
+    assert_close(logits, expected_logits, op="model", stage="logits", case_id=case)
+    assert_close(np.asarray(loss, dtype), expected_loss, op="model", stage="loss", case_id=case)
+    assert np.isnan(loss) == (n == 0)
+    for key, grad in grads.items():
+        assert_close(grad, expected_grads[key], op="model", stage=f"gradient {key}", case_id=case)
+
+
+LABEL_DTYPES = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.uint64]
+
+
+@pytest.mark.parametrize("label_dtype", LABEL_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_models_and_training_helpers_take_labels_of_any_integer_dtype(label_dtype):
+    model = reference.TinyCNN(seed=3)
+    x, labels = batch(model, n=5)
+    loss, grads = model.loss_and_gradients(x, labels.astype(label_dtype))
+    expected_loss, expected_grads = model.loss_and_gradients(x, labels)
+    assert loss == expected_loss
+    assert all(np.array_equal(grads[k], expected_grads[k]) for k in grads)
+    assert reference.evaluate(model, x, labels.astype(label_dtype)) == reference.evaluate(
+        model, x, labels
+    )
+    empty = reference.evaluate(model, x[:0], labels[:0].astype(label_dtype))
+    assert np.isnan(empty).all()  # the means of nothing
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_training_takes_uint64_labels_like_int64(backend):
+    data = reference.make_dataset(n_train=12, n_val=4, seed=1)
+    unsigned = reference.Dataset(
+        data.x_train,
+        data.y_train.astype(np.uint64),
+        data.x_val,
+        data.y_val.astype(np.int8),
+        data.config,
+    )
+    config = reference.TrainConfig(epochs=2, batch_size=5)
+    runs = []
+    for dataset in (data, unsigned):
+        model = reference.TinyCNN(seed=2)
+        if backend == "numpy":
+            runs.append(reference.train(model, dataset, config).step_loss)
+        else:
+            runs.append(
+                torch_impl.train(torch_impl.from_reference(model), dataset, config).step_loss
+            )
+    assert runs[0] == runs[1] and len(runs[0]) == 6
+
+
+def test_labels_that_are_not_integers_are_a_one_line_error():
+    model = reference.TinyCNN()
+    x, labels = batch(model, n=3)
+    with pytest.raises(ValueError, match="integer"):
+        reference.evaluate(model, x, labels.astype(np.float64))
+
+
+def test_softmax_regression_takes_empty_batches_too():
+    model = reference.SoftmaxRegression(seed=3)
+    x, labels = batch(model, n=0)
+    loss, grads = model.loss_and_gradients(x, labels.astype(np.uint64))
+    assert model.forward(x).shape == (0, 3) and np.isnan(loss)
+    assert all(not grad.any() and grad.shape == model.params[k].shape for k, grad in grads.items())

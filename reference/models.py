@@ -43,6 +43,12 @@ def init_uniform(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int) 
     return rng.uniform(-bound, bound, size=shape)
 
 
+def _flatten(a: np.ndarray) -> np.ndarray:
+    """``(N, ...)`` -> ``(N, prod(...))``, row-major as ``torch.flatten(a, 1)``; N = 0 included
+    (``reshape(N, -1)`` cannot infer the width of an empty array)."""
+    return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))
+
+
 class _Model:
     """What TinyCNN and MLP share: parameters, loss and gradients, prediction."""
 
@@ -120,7 +126,7 @@ class _Model:
         raise NotImplementedError
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Logits ``(N, n_classes)`` for images ``x (N, 1, S, S)``."""
+        """Logits ``(N, n_classes)`` for images ``x (N, 1, S, S)``; N = 0 gives ``(0, K)``."""
         return self.forward_with_activations(x)[0]
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -130,7 +136,11 @@ class _Model:
     def loss_and_gradients(
         self, x: np.ndarray, labels: np.ndarray
     ) -> tuple[float, dict[str, np.ndarray]]:
-        """Batch-mean softmax cross-entropy on ``(x, labels)`` and its gradient per parameter."""
+        """Batch-mean softmax cross-entropy on ``(x, labels)`` and its gradient per parameter.
+
+        ``labels`` may have any integer dtype (int8 ... uint64). An empty batch gives a NaN loss
+        (the mean of nothing, as PyTorch) and zero gradients.
+        """
         logits, activations = self.forward_with_activations(x)
         loss, dlogits = self.ops.softmax_cross_entropy(logits, np.asarray(labels))
         return float(loss), self.backward(dlogits, activations)
@@ -261,7 +271,7 @@ class TinyCNN(_Model):
         conv = ops.conv2d_forward(x, p["conv.weight"], p["conv.bias"])  # N, F, S-K+1, S-K+1
         relu = ops.relu_forward(conv)  # N, F, S-K+1, S-K+1
         pooled = ops.maxpool2d_forward(relu, pool, pool)  # N, F, P, P
-        flat = pooled.reshape(len(x), -1)  # N, F*P*P (row-major, as torch.flatten)
+        flat = _flatten(pooled)  # N, F*P*P (row-major, as torch.flatten)
         logits = ops.linear_forward(flat, p["fc.weight"], p["fc.bias"])  # N, n_classes
         activations = {
             "input": x,
@@ -364,7 +374,7 @@ class MLP(_Model):
     def forward_with_activations(self, x):
         x = self._check_images(x)
         p, ops = self.params, self.ops
-        flat = x.reshape(len(x), -1)  # N, S*S
+        flat = _flatten(x)  # N, S*S
         pre = ops.linear_forward(flat, p["hidden.weight"], p["hidden.bias"])  # N, hidden
         hidden = ops.relu_forward(pre)  # N, hidden
         logits = ops.linear_forward(hidden, p["out.weight"], p["out.bias"])  # N, n_classes
@@ -444,7 +454,7 @@ class SoftmaxRegression(_Model):
 
     def forward_with_activations(self, x):
         x = self._check_images(x)
-        flat = x.reshape(len(x), -1)  # N, S*S
+        flat = _flatten(x)  # N, S*S
         logits = self.ops.linear_forward(
             flat, self.params["linear.weight"], self.params["linear.bias"]
         )  # N, n_classes

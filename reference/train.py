@@ -95,10 +95,35 @@ def sgd_step(model, optimizer: SGD, x: np.ndarray, labels: np.ndarray) -> float:
 
 
 def evaluate(model, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``(x, labels)``."""
+    """Mean cross-entropy and accuracy of ``model`` on ``(x, labels)``.
+
+    ``labels`` may have any integer dtype. No samples: ``(nan, nan)``, the means of nothing.
+    """
+    labels = as_labels(labels, len(x))
     logits = model.forward(x)
     loss, _ = model.ops.softmax_cross_entropy(logits, labels)
+    if len(labels) == 0:
+        return float("nan"), float("nan")
     return float(loss), float(np.mean(logits.argmax(axis=1) == labels))
+
+
+def as_labels(labels, n_samples: int) -> np.ndarray:
+    """Class labels as int64, from any integer dtype (int8 ... uint64), checked once.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` are not integers, not ``(n_samples,)``, or do not fit in int64.
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu" or labels.shape != (n_samples,):
+        raise ValueError(
+            f"labels must be {n_samples} integers (any integer dtype), got dtype {labels.dtype} "
+            f"and shape {labels.shape}"
+        )
+    if labels.dtype == np.uint64 and labels.size and labels.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"labels must be class indices, got {labels.max()}")
+    return labels.astype(np.int64, copy=False)
 
 
 def train(
@@ -128,7 +153,9 @@ def train(
     config = config or TrainConfig()
     x_train = dataset.x_train.astype(model.dtype)
     x_val = dataset.x_val.astype(model.dtype)
-    y_train, y_val = dataset.y_train, dataset.y_val
+    # Any integer labels (int8 ... uint64): int64 from here on, for every backend and path.
+    y_train = as_labels(dataset.y_train, len(x_train))
+    y_val = as_labels(dataset.y_val, len(x_val))
     history = History()
     if fast and supports(model):
         steps = TrainingSteps(

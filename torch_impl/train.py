@@ -13,7 +13,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tinycnn.reference.data import Dataset
-from tinycnn.reference.train import History, TrainConfig, _progress_bar, epoch_batches
+from tinycnn.reference.train import (
+    History,
+    TrainConfig,
+    _progress_bar,
+    as_labels,
+    epoch_batches,
+)
 from tinycnn.torch_impl.weights import params_of
 from torch import nn
 
@@ -65,8 +71,9 @@ def _train(module, dataset, config, progress) -> History:
     dtype = next(module.parameters()).dtype
     x_train = torch.as_tensor(dataset.x_train, dtype=dtype)
     x_val = torch.as_tensor(dataset.x_val, dtype=dtype)
-    y_train = torch.as_tensor(dataset.y_train)
-    y_val = torch.as_tensor(dataset.y_val)
+    # Any integer labels (int8 ... uint64) become int64, the class indices F.cross_entropy takes.
+    y_train = torch.as_tensor(as_labels(dataset.y_train, len(x_train)))
+    y_val = torch.as_tensor(as_labels(dataset.y_val, len(x_val)))
     optimizer = torch.optim.SGD(
         module.parameters(),
         lr=config.lr,
