@@ -187,7 +187,8 @@ def test_fake_results_printed_by_the_submission_never_reach_the_output(capfd):
         [str(TEMPLATE), "--allow-import", "not a module"],
         [str(TEMPLATE), "--no-such-option"],
         [str(TEMPLATE), "--json", "/no/such/directory/out.json"],
-        [str(FIXTURES), "--gradescope", "results.json"],  # Gradescope grades one file
+        # Gradescope grades one submission (a folder is one student's): no folder-only options
+        [str(FIXTURES), "--gradescope", "results.json", "--jobs", "2"],
         [str(TEMPLATE), "--jobs", "2"],  # folder-only option
     ],
     ids=[
@@ -199,7 +200,7 @@ def test_fake_results_printed_by_the_submission_never_reach_the_output(capfd):
         "bad-module",
         "unknown-option",
         "json-dir-missing",
-        "gradescope-folder",
+        "gradescope-folder-jobs",
         "jobs-file",
     ],
 )

@@ -8,6 +8,7 @@ values come from the fixtures' known bugs and the case catalogue, never from the
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 from pathlib import Path
@@ -508,11 +509,17 @@ def test_a_run_timeout_after_every_case_is_recorded_says_so():
 
 
 def test_an_unreadable_file_is_an_error_verdict_and_a_missing_one_raises(tmp_path):
+    fifo = tmp_path / "fifo.py"
+    os.mkfifo(fifo)  # not a regular file: refused without blocking on it
+    report = grade_submission(fifo, limits=FAST, train=False)
+    assert set(statuses(report).values()) == {"error"} and not report.passed
+    assert all("cannot read fifo.py" in r.detail for r in report.functions.values())
+    # A folder is one student's submission: an empty one has nothing to grade.
     folder = tmp_path / "folder.py"
-    folder.mkdir()  # read_text raises IsADirectoryError (an OSError, like PermissionError)
+    folder.mkdir()
     report = grade_submission(folder, limits=FAST, train=False)
     assert set(statuses(report).values()) == {"error"} and not report.passed
-    assert all("cannot read the file" in r.detail for r in report.functions.values())
+    assert all("no .py or .ipynb file in" in r.detail for r in report.functions.values())
     with pytest.raises(FileNotFoundError):
         grade_submission(tmp_path / "absent.py", limits=FAST, train=False)
 

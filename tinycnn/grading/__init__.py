@@ -5,6 +5,8 @@
 - :mod:`.policy` is the "from scratch" import rule; :mod:`.hints` names likely mistakes;
 - :mod:`.grader` compares everything with the reference, in the checker's own process;
 - :mod:`.report` renders the table, ``--json``, Gradescope's ``results.json`` and the CSV;
+- :mod:`.submission` reads what a student handed in (a file, a notebook via :mod:`.notebook`, a
+  folder of modules); :mod:`.adapters` calls course layer APIs (``--api``) in the child;
 - :mod:`.folder` grades a folder in parallel; :mod:`.command` is the ``check`` subcommand.
 
 >>> from tinycnn.grading import grade_submission  # doctest: +SKIP

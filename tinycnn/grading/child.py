@@ -67,6 +67,10 @@ _getframe = sys._getframe
 _sys_modules = sys.modules
 
 SUBMISSION_MODULE = "submission"
+#: The student's own modules (the entry as ``submission``, helpers by their names) and the folder
+#: they were written to; set by `main` from the job. Imports made by these modules are guarded,
+#: and exceptions are located in these files.
+_STUDENT = {"modules": frozenset([SUBMISSION_MODULE]), "folder": None}
 #: Modules whose namespaces a submission must leave alone (checked after import and after calls).
 GUARDED_MODULE_PREFIXES = ("numpy", "builtins")
 
@@ -162,27 +166,52 @@ def encode(value, np_ndarray, np_generic, chunks, offset, depth=0):
     return {"kind": "other", "type": _type(value).__name__}, offset
 
 
+def _student_file(filename, submission_path):
+    """``filename`` relative to the student's folder (``/``-separated), or None if not theirs."""
+    if filename == submission_path:
+        return os.path.basename(submission_path)
+    folder = _STUDENT["folder"]
+    if folder and _isinstance(filename, _str) and filename.startswith(folder + os.sep):
+        return filename[_len(folder) + 1 :].replace(os.sep, "/")
+    return None
+
+
 def describe_exception(error, submission_path):
-    """Type, message and the last line of the submission that was running."""
+    """Type, message and the last line of the student's code that was running.
+
+    ``where`` is ``"line N, in NAME"``; ``file`` (relative to the student's folder), ``line`` and
+    ``function`` say the same as data, for the checker to name a notebook cell or helper file.
+    """
     try:
         message = _str(error)
     except _BaseException:  # a hostile __str__
         message = "<message unavailable>"
     if _isinstance(error, SystemExit):
         message = f"the process was asked to end with SystemExit({error.code!r})"
-    where = None
+    where = location = None
     try:
         for frame in _extract_tb(error.__traceback__):
-            if frame.filename == submission_path:
+            relative = _student_file(frame.filename, submission_path)
+            if relative is not None:
                 where = f"line {frame.lineno}, in {frame.name}"
+                location = {"file": relative, "line": frame.lineno, "function": frame.name}
     except _BaseException:
-        where = None
-    return {
+        where = location = None
+    if where is None and _isinstance(error, SyntaxError):  # raised while compiling a helper
+        relative = _student_file(_getattr(error, "filename", None), submission_path)
+        line = _getattr(error, "lineno", None)
+        if relative is not None and _type(line) is _int:
+            where = f"line {line}"
+            location = {"file": relative, "line": line, "function": None}
+    described = {
         "type": _type(error).__name__,
         "message": message[:500],
         "where": where,
         "memory_error": _isinstance(error, MemoryError),
     }
+    if location is not None:
+        described.update(location)
+    return described
 
 
 class ImportGuard:
@@ -200,9 +229,8 @@ class ImportGuard:
     def __call__(self, name, globals=None, locals=None, fromlist=(), level=0):
         caller = _getframe(1)
         importer = globals if _isinstance(globals, _dict) else caller.f_globals
-        if importer.get("__name__") == SUBMISSION_MODULE or (
-            caller.f_globals.get("__name__") == SUBMISSION_MODULE
-        ):
+        students = _STUDENT["modules"]
+        if importer.get("__name__") in students or (caller.f_globals.get("__name__") in students):
             top = "." * level + _str(name).partition(".")[0]
             if level or top not in self.allowed:
                 in_submission = caller.f_globals.get("__name__") == SUBMISSION_MODULE
@@ -267,9 +295,8 @@ class NamespaceGuard:
                 continue
             for key, value in _list(namespace.items()):
                 code = _getattr(value, "__code__", None)
-                if code is not None and _getattr(code, "co_filename", None) == (
-                    self.submission_path
-                ):
+                filename = _getattr(code, "co_filename", None) if code is not None else None
+                if filename is not None and _student_file(filename, self.submission_path):
                     self.tampered.add(module_name + "." + key)
         return _sorted(self.tampered)
 
@@ -281,6 +308,9 @@ def import_submission(path, guard):
     """Execute the submission as module ``submission``; returns the module (raises on failure)."""
     import importlib.util
 
+    folder = _STUDENT["folder"]
+    if folder and folder not in sys.path:  # the student's helper modules import each other
+        sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(SUBMISSION_MODULE, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path} as a Python module")
@@ -291,6 +321,23 @@ def import_submission(path, guard):
     return module
 
 
+class _Namespace:
+    """The contract functions a course adapter built, as attributes (what the harness calls)."""
+
+    def __init__(self, functions):
+        self.__dict__.update(functions)
+
+
+def load_adapter(path):
+    """The checker's course-API adapter (:mod:`tinycnn.grading.adapters`), loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_tinycnn_course_api", path)
+    adapter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(adapter)
+    return adapter
+
+
 def main(job_path):
     with _open(job_path) as handle:
         job = json.load(handle)
@@ -298,6 +345,10 @@ def main(job_path):
     out_dir = job["out_dir"]
     os.chdir(out_dir)  # files the submission writes land in the temporary directory
     submission_path = job["submission"]
+    # A multi-file submission: the folder holding the student's modules, and their names.
+    if job.get("submission_dir"):
+        _STUDENT["folder"] = job["submission_dir"]
+        _STUDENT["modules"] = frozenset([SUBMISSION_MODULE, *job.get("student_modules", [])])
     writer = Writer(out_dir)
 
     import numpy as np
@@ -324,6 +375,9 @@ def main(job_path):
 
         dataset = make_dataset(DatasetConfig(**job["training"]["data"]))
         prepared = (TinyCNN, TrainConfig, train, dataset)
+    # A course API (--api): the checker's adapter, loaded before the submission runs.
+    api = job.get("api") or "tinycnn"
+    adapter = load_adapter(job["adapter"]) if api != "tinycnn" else None
     writer.save("started", {"pid": os.getpid()}, [])
 
     guard = ImportGuard(job["allowed_imports"])
@@ -345,6 +399,14 @@ def main(job_path):
             [],
         )
         _os_exit(0)
+    graded_as = {}
+    if adapter is not None:
+        try:
+            adapted = adapter.adapt(api, module)
+        except _BaseException:  # a hostile module attribute (a property that raises...)
+            adapted = {}
+        graded_as = {name: course_name for name, (_, course_name) in adapted.items()}
+        module = _Namespace({name: function for name, (function, _) in adapted.items()})
     functions = {}
     for name in job["functions"]:
         value = _getattr(module, name, None)
@@ -356,6 +418,7 @@ def main(job_path):
         {
             "ok": True,
             "functions": functions,
+            "graded_as": graded_as,
             "blocked": guard.blocked,
             "tampered": namespaces.check(),
             "seconds": _perf_counter() - started,

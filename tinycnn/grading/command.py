@@ -50,13 +50,39 @@ def register(subparsers) -> argparse.ArgumentParser:
             "Grade a file implementing the op contract (conv2d_forward ... "
             "softmax_cross_entropy): each function runs on the parity cases in a separate "
             "process with time and memory limits, and is compared with the reference. If all "
-            "nine pass, TinyCNN is trained with them. Give a folder to grade every .py file in "
-            "it and write a summary CSV."
+            "nine pass, TinyCNN is trained with them. SUBMISSION may be a .py file, a .ipynb "
+            "notebook (its definitions are graded, its other code is not run) or, with "
+            "--one-submission or --gradescope, a folder holding one student's modules. Any "
+            "other folder is a class: each .py, .ipynb and sub-folder in it is one student's "
+            "submission, and a summary CSV is written."
         ),
         epilog="exit status: 0 all functions pass, 1 something fails, 2 usage error",
     )
     parser.add_argument(
-        "submission", metavar="SUBMISSION", help="the student's .py file, or a folder of them"
+        "submission",
+        metavar="SUBMISSION",
+        help="the student's .py or .ipynb file, one student's folder, or a folder of submissions",
+    )
+    parser.add_argument(
+        "--api",
+        default="tinycnn",
+        metavar="API",
+        help="the layer API the code is written against: tinycnn (the op contract, default), "
+        "cs231n (conv_forward_naive(x, w, b, conv_param) ... softmax_loss) or deeplearning-ai "
+        "(channels-last conv_forward(A_prev, W, b, hparameters) ... pool_backward); the "
+        "checker's adapters call it as it is (see the README)",
+    )
+    parser.add_argument(
+        "--entry",
+        metavar="NAME",
+        help="in a student's folder, the module holding the functions (default: the folder's "
+        "only .py/.ipynb file, or the only one defining them)",
+    )
+    parser.add_argument(
+        "--one-submission",
+        action="store_true",
+        help="SUBMISSION is a folder holding ONE student's modules, not a folder of "
+        "submissions (implied by --gradescope)",
     )
     parser.add_argument(
         "--json",
@@ -67,7 +93,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--gradescope",
         metavar="PATH",
-        help="also write Gradescope's results.json to PATH (single file only)",
+        help="also write Gradescope's results.json to PATH (one submission: a file, or a "
+        "folder holding one student's files, as Gradescope hands it over)",
     )
     parser.add_argument(
         "--timeout",
@@ -130,6 +157,28 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+def submissions_in(folder: Path) -> tuple[list[Path], list[str]]:
+    """The submissions in a class folder, sorted, and what was skipped (in words).
+
+    Each ``.py`` file, ``.ipynb`` notebook and sub-folder (one student's modules) is one
+    submission; hidden entries and ``__pycache__`` are ignored; symbolic links are skipped, never
+    followed (an archive unpacked into the folder may contain links to anywhere).
+    """
+    from tinycnn.grading.submission import SUBMISSION_SUFFIXES
+
+    found, skipped = [], []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.name in ("__pycache__", "__MACOSX"):
+            continue
+        if path.is_symlink():
+            if path.is_dir() or path.suffix in SUBMISSION_SUFFIXES:
+                skipped.append(f"{path.name} (a symbolic link)")
+            continue
+        if path.is_dir() or (path.is_file() and path.suffix in SUBMISSION_SUFFIXES):
+            found.append(path)
+    return found, skipped
+
+
 def _check_output_path(option: str, value: str | None) -> str | None:
     """A problem with an output path, found before any grading starts."""
     if value is None:
@@ -167,6 +216,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     A usage error (also an output file that cannot be written) raises `CommandError`.
     """
+    from tinycnn.grading.adapters import API_NAMES
     from tinycnn.grading.folder import grade_folder
     from tinycnn.grading.grader import grade_submission
     from tinycnn.grading.report import (
@@ -177,16 +227,19 @@ def run_check(args: argparse.Namespace) -> int:
         summary_csv,
     )
     from tinycnn.grading.sandbox import Limits
+    from tinycnn.grading.submission import SUBMISSION_SUFFIXES
     from tinycnn.parallel import SchedulerError, default_jobs
 
+    if args.api not in API_NAMES:
+        raise CommandError(f"--api {args.api}: expected one of {', '.join(API_NAMES)}")
     target = Path(args.submission)
     if not target.exists():
         raise CommandError(f"no such file or folder: {args.submission}")
-    folder_mode = target.is_dir()
-    if not folder_mode and target.suffix != ".py":
-        raise CommandError(f"{args.submission} is not a .py file")
-    if folder_mode and args.gradescope:
-        raise CommandError("--gradescope grades one file; give a .py file, not a folder")
+    folder_mode = target.is_dir() and not (args.one_submission or args.gradescope)
+    if not target.is_dir() and target.suffix not in SUBMISSION_SUFFIXES:
+        raise CommandError(f"{args.submission} is not a .py file or a .ipynb notebook")
+    if not target.is_dir() and args.one_submission:
+        raise CommandError("--one-submission applies to a folder holding one student's files")
     if not folder_mode and (args.csv or args.jobs or args.scheduler):
         raise CommandError("--csv, --jobs and --scheduler apply to a folder of submissions only")
     for option, value in (
@@ -214,7 +267,12 @@ def run_check(args: argparse.Namespace) -> int:
 
     if not folder_mode:
         report = grade_submission(
-            target, allow_imports=allow, limits=limits, train=not args.no_train
+            target,
+            allow_imports=allow,
+            limits=limits,
+            train=not args.no_train,
+            api=args.api,
+            entry=args.entry,
         )
         print(submission_table(report))
         if args.json:
@@ -226,9 +284,11 @@ def run_check(args: argparse.Namespace) -> int:
             )
         return PASSED if report.passed else FAILED
 
-    files = sorted(p for p in target.glob("*.py") if p.is_file())
+    files, skipped = submissions_in(target)
+    for name in skipped:
+        print(f"skipped {name}")
     if not files:
-        raise CommandError(f"no .py files in {args.submission}")
+        raise CommandError(f"no .py or .ipynb files or folders of them in {args.submission}")
     try:
         reports = grade_folder(
             files,
@@ -237,6 +297,8 @@ def run_check(args: argparse.Namespace) -> int:
             limits=limits,
             train=not args.no_train,
             scheduler=args.scheduler,
+            api=args.api,
+            entry=args.entry,
         )
     except SchedulerError as error:  # raised before any grading starts
         raise CommandError(str(error)) from None

@@ -34,8 +34,14 @@ def grade_folder(
     limits: Limits | None = None,
     train: bool = True,
     scheduler: str | None = None,
+    api: str = "tinycnn",
+    entry: str | None = None,
 ) -> list[SubmissionReport]:
     """Grade ``files`` with ``jobs`` submissions at a time; reports in the order of ``files``.
+
+    Each of ``files`` is one student's submission: a ``.py`` file, a ``.ipynb`` notebook or a
+    folder of the student's modules (read with ``api`` and ``entry``, see
+    :func:`~tinycnn.grading.submission.load_submission`).
 
     The child processes of one submission share the machine with the other submissions': with
     more jobs, each submission runs fewer of its functions at once, so about ``max(jobs, 3)``
@@ -56,6 +62,8 @@ def grade_folder(
         limits=limits,
         train=train,
         workers=max(1, FUNCTION_WORKERS // jobs),
+        api=api,
+        entry=entry,
     )
     # Workers get absolute paths (their working directory is not ours); the reports name each
     # file as it was given, so the outputs are the same wherever the grading ran.

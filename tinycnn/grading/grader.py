@@ -20,17 +20,20 @@ from __future__ import annotations
 import functools
 import json
 import math
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from tinycnn.grading.adapters import missing_message, suggest_api
 from tinycnn.grading.hints import Observation, hints_for_finding
 from tinycnn.grading.policy import ImportUse, allowed_modules, policy_messages, scan_imports
 from tinycnn.grading.sandbox import ChildRun, ForeignValue, Limits, Sandbox
+from tinycnn.grading.submission import Submission, defined_functions, load_submission
 from tinycnn.parity_tests.cases import CASES, GRADED_CASES, OpCase, make_inputs
 from tinycnn.parity_tests.compare import compare, max_relative_error
 from tinycnn.parity_tests.harness import FUNCTIONS, call_op, stage_name
@@ -172,6 +175,11 @@ class SubmissionReport:
     policy: list[str]
     training: TrainingResult | None
     seconds: float = 0.0
+    #: The layer API graded (``--api``) and, per contract function, the course function graded.
+    api: str = "tinycnn"
+    graded_as: dict[str, str] = field(default_factory=dict)
+    #: What reading the submission left out on purpose (a notebook's test cells...), in words.
+    set_aside: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -689,7 +697,8 @@ def _judge_training(run: ChildRun, setup: TrainingSetup, limits: Limits) -> Trai
 def _import_failure(import_result: dict, limits: Limits) -> str:
     error = import_result["error"]
     if error.get("type") == "SyntaxError":
-        return f"the file does not compile: {error.get('message')}"
+        where = f" ({error['where']})" if error.get("where") else ""
+        return f"the file does not compile: {error.get('message')}{where}"
     return "importing the submission failed: " + _exception_text(error, limits.memory_mb)
 
 
@@ -704,7 +713,7 @@ def _tamper_messages(names: set[str]) -> list[str]:
 
 
 def grade_submission(
-    path: str | Path,
+    path: str | Path | Submission,
     *,
     allow_imports: tuple[str, ...] = (),
     limits: Limits | None = None,
@@ -712,13 +721,17 @@ def grade_submission(
     setup: TrainingSetup = TRAINING,
     workers: int = FUNCTION_WORKERS,
     fork_server: bool | None = None,
+    api: str = "tinycnn",
+    entry: str | None = None,
 ) -> SubmissionReport:
-    """Grade one student file against the op contract.
+    """Grade one student submission against the op contract.
 
     Parameters
     ----------
-    path : str or Path
-        The submission (a ``.py`` file); it is only ever run in child processes.
+    path : str, Path or Submission
+        A ``.py`` file, a ``.ipynb`` notebook or one student's folder of modules (read with
+        :func:`~tinycnn.grading.submission.load_submission`), or a `Submission` already read. It
+        is only ever run in child processes.
     allow_imports : tuple of str
         Top-level modules allowed beyond numpy and math (``--allow-import``).
     limits : Limits, optional
@@ -732,6 +745,11 @@ def grade_submission(
     fork_server : bool or None
         Fork the child processes from a preloaded server (default: on Linux) rather than
         start a fresh interpreter for each; see :class:`~tinycnn.grading.sandbox.Sandbox`.
+    api : str
+        The layer API the submission is written against (``--api``; see
+        :mod:`tinycnn.grading.adapters`); ignored when ``path`` is a `Submission`.
+    entry : str, optional
+        For a folder: the module with the functions (``--entry``); ignored for a `Submission`.
 
     Returns
     -------
@@ -741,38 +759,95 @@ def grade_submission(
     Raises
     ------
     FileNotFoundError
-        If there is no file at ``path``.
+        If there is nothing at ``path``.
+    ValueError
+        If ``api`` is unknown or ``path`` is a file that is neither ``.py`` nor ``.ipynb``.
     """
     started = time.monotonic()
     limits = limits or Limits()
-    path = Path(path)
-    allowed = allowed_modules(allow_imports)
+    if isinstance(path, Submission):
+        submission = path
+    else:
+        submission = load_submission(path, api=api, entry=entry, allow_imports=allow_imports)
+    # The student's helper modules are theirs to import.
+    helpers = {module.partition(".")[0] for module in submission.modules[1:]}
+    allowed = allowed_modules(allow_imports) | helpers
     policy: list[str] = []
+    graded_as: dict[str, str] = {}
 
     def finish(functions, training=None) -> SubmissionReport:
-        return SubmissionReport(str(path), functions, policy, training, time.monotonic() - started)
-
-    try:
-        source = path.read_text(encoding="utf-8")
-        static_imports = scan_imports(source)
-    except FileNotFoundError:
-        raise  # the caller's mistake, not the submission's (`tinycnn check` checks it first)
-    except OSError as error:  # a directory, no permission, an I/O error
-        return finish(_all_with("error", f"cannot read the file: {error.strerror or error}."))
-    except (SyntaxError, ValueError) as error:  # ValueError: NUL bytes, undecodable text
-        line = f" (line {error.lineno})" if getattr(error, "lineno", None) else ""
-        reason = error.msg if isinstance(error, SyntaxError) else str(error)
-        return finish(_all_with("error", f"the file does not compile: {reason}{line}."))
-
-    with Sandbox(limits, fork=fork_server) as sandbox:
-        return _grade_in_sandbox(
-            sandbox, path, allowed, static_imports, train, setup, workers, finish, policy
+        return SubmissionReport(
+            submission.name,
+            functions,
+            policy,
+            training,
+            time.monotonic() - started,
+            api=submission.api,
+            graded_as=graded_as,
+            set_aside=list(submission.set_aside),
         )
+
+    if submission.problem is not None:
+        return finish(_all_with("error", submission.problem.rstrip(".") + "."))
+    entry_file = submission.entry
+    static_imports: list[ImportUse] = []
+    for source_file in submission.files:
+        try:
+            uses = scan_imports(source_file.text())
+        except (SyntaxError, ValueError, UnicodeDecodeError, LookupError) as error:
+            if source_file is not entry_file:
+                continue  # a helper: reported if (and when) the entry imports it
+            # ValueError: NUL bytes; UnicodeDecodeError, LookupError: undecodable text
+            line = getattr(error, "lineno", None)
+            where = f" ({submission.locate(entry_file.path, line)})" if line else ""
+            reason = error.msg if isinstance(error, SyntaxError) else str(error)
+            return finish(_all_with("error", f"the file does not compile: {reason}{where}."))
+        static_imports += [
+            replace(use, where=submission.locate(source_file.path, use.line))
+            if use.line is not None
+            else use
+            for use in uses
+        ]
+
+    with (
+        Sandbox(limits, fork=fork_server) as sandbox,
+        tempfile.TemporaryDirectory(prefix="tinycnn-submission-") as folder,
+    ):
+        # The child imports the student's files from a private folder holding nothing else.
+        entry_path = submission.write(folder)
+        return _grade_in_sandbox(
+            sandbox,
+            entry_path,
+            submission,
+            allowed,
+            static_imports,
+            train,
+            setup,
+            workers,
+            finish,
+            policy,
+            graded_as,
+        )
+
+
+def _relocate(run: ChildRun, submission: Submission) -> None:
+    """Name the place of each exception in the student's terms (a notebook cell, a helper)."""
+    errors = [call.get("error") for call in run.calls]
+    errors += [(run.import_result or {}).get("error"), (run.train or {}).get("error")]
+    for error in errors:
+        if not isinstance(error, dict) or not isinstance(error.get("line"), int):
+            continue
+        file = error.get("file")
+        where = submission.locate(None if file == submission.entry.path else file, error["line"])
+        if error.get("function"):
+            where += f", in {error['function']}"
+        error["where"] = where
 
 
 def _grade_in_sandbox(
     sandbox: Sandbox,
     path: Path,
+    submission: Submission,
     allowed: frozenset[str],
     static_imports: list[ImportUse],
     train: bool,
@@ -780,17 +855,34 @@ def _grade_in_sandbox(
     workers: int,
     finish,
     policy: list[str],
+    graded_as: dict[str, str],
 ) -> SubmissionReport:
     """The part of `grade_submission` that runs the submission (once the file parses)."""
     limits = sandbox.limits
     runtime_imports: list[ImportUse] = []
     tampered: set[str] = set()
 
+    def run_child(mode: str, **kwargs) -> ChildRun:
+        run = sandbox.run(
+            mode,
+            path,
+            functions=CONTRACT_FUNCTIONS,
+            allowed_imports=allowed,
+            student_modules=submission.modules[1:],
+            api=submission.api,
+            **kwargs,
+        )
+        _relocate(run, submission)
+        return run
+
     def note(run: ChildRun) -> None:
         for record in (run.import_result, run.done):
             if record:
                 runtime_imports.extend(
-                    ImportUse(b["module"], b.get("line")) for b in record.get("blocked", [])
+                    ImportUse(b["module"], b["line"], submission.locate(None, b["line"]))
+                    if isinstance(b.get("line"), int)
+                    else ImportUse(b["module"], None)
+                    for b in record.get("blocked", [])
                 )
                 tampered.update(record.get("tampered", []))
 
@@ -799,7 +891,7 @@ def _grade_in_sandbox(
             tampered
         )
 
-    probe = sandbox.run("probe", path, functions=CONTRACT_FUNCTIONS, allowed_imports=allowed)
+    probe = run_child("probe")
     note(probe)
     settle_policy()
     if probe.timed_out == "import":
@@ -824,18 +916,27 @@ def _grade_in_sandbox(
         return finish(_all_with("error", _import_failure(probe.import_result, limits) + "."))
 
     present = probe.import_result.get("functions", {})
+    graded_as.update(
+        {k: str(v) for k, v in (probe.import_result.get("graded_as") or {}).items() if k in present}
+    )
     results: dict[str, FunctionResult] = {}
     to_run = []
+    suggestion = None
+    if submission.api == "tinycnn":  # course code graded without its --api: say which one
+        suggestion = suggest_api(defined_functions(submission.entry))
     for name in CONTRACT_FUNCTIONS:
         state = present.get(name, "missing")
         if state == "callable":
             to_run.append(name)
         else:
+            shown = graded_as.get(name, name)
             detail = (
-                f"no function {name} in the submission."
+                missing_message(submission.api, name)
                 if state == "missing"
-                else f"{name} is defined but is not a function."
+                else f"{shown} is defined but is not a function."
             )
+            if state == "missing" and suggestion:
+                detail = f"{detail[:-1]} (is the file written for {suggestion}?)"
             results[name] = FunctionResult(
                 name, "missing", detail=detail, cases_total=len(cases_of(name))
             )
@@ -845,11 +946,8 @@ def _grade_in_sandbox(
 
     def grade_one(name: str) -> tuple[FunctionResult, ChildRun]:
         cases = cases_of(name)
-        run = sandbox.run(
+        run = run_child(
             "function",
-            path,
-            functions=CONTRACT_FUNCTIONS,
-            allowed_imports=allowed,
             function=name,
             cases=[{"id": case.id, "direction": d} for case, d in cases],
         )
@@ -865,13 +963,7 @@ def _grade_in_sandbox(
     training = None
     if all(r.status == "pass" for r in functions.values()):
         if train:
-            run = sandbox.run(
-                "train",
-                path,
-                functions=CONTRACT_FUNCTIONS,
-                allowed_imports=allowed,
-                training=setup.as_job(),
-            )
+            run = run_child("train", training=setup.as_job())
             note(run)
             settle_policy()
             training = _judge_training(run, setup, limits)

@@ -49,10 +49,14 @@ class ImportUse:
         Top-level module name (``"torch"`` for ``import torch.nn``); ``"."`` for a relative import.
     line : int or None
         Line in the submission (None when only seen at run time without a line).
+    where : str or None
+        The place in the student's terms, when a line number alone would not say it
+        (``"cell 3, line 2"`` in a notebook, ``"utils.py, line 4"`` in a helper module).
     """
 
     module: str
     line: int | None
+    where: str | None = None
 
 
 def allowed_modules(extra: Iterable[str] = ()) -> frozenset[str]:
@@ -120,15 +124,19 @@ def policy_messages(uses: Iterable[ImportUse], allowed: frozenset[str]) -> list[
     >>> message.split(":")[0]
     'import torch (line 3) is not allowed'
     """
-    first: dict[str, int | None] = {}
+    first: dict[str, ImportUse] = {}
     for use in uses:
         if use.module in allowed:
             continue
-        if use.module not in first or (first[use.module] is None and use.line is not None):
-            first[use.module] = use.line
+        known = use.line is not None or use.where is not None
+        if use.module not in first or (
+            first[use.module].line is None and first[use.module].where is None and known
+        ):
+            first[use.module] = use
     messages = []
-    for module, line in sorted(first.items(), key=lambda item: (item[1] or 0, item[0])):
-        where = f" (line {line})" if line is not None else ""
+    for module, use in sorted(first.items(), key=lambda item: (item[1].line or 0, item[0])):
+        place = use.where or (f"line {use.line}" if use.line is not None else None)
+        where = f" ({place})" if place else ""
         lift = "" if module.startswith(".") else f" (--allow-import {module} lifts this)"
         messages.append(f"import {module}{where} is not allowed: {_why(module)}{lift}")
     return messages

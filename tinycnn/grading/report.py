@@ -84,16 +84,26 @@ def _function_rows(result: FunctionResult) -> list[str]:
     return rows
 
 
+def _reading_notes(report: SubmissionReport) -> list[str]:
+    """How the submission was read: the course API's functions, what was set aside."""
+    notes = []
+    if report.api != "tinycnn":
+        pairs = ", ".join(f"{name} <- {course}" for name, course in report.graded_as.items())
+        notes.append(f"graded through the {report.api} API ({pairs or 'none of its functions'})")
+    if report.set_aside:
+        notes.append("set aside, not run: " + "; ".join(report.set_aside))
+    return notes
+
+
 def submission_table(report: SubmissionReport) -> str:
     """The report as the table ``tinycnn check`` prints: one row per contract function.
 
     Failing rows are followed by their first failing case in words and, where known, a hint.
     """
-    lines = [
-        f"tinycnn check {report.submission}",
-        "",
-        f"{'function':<22} {'status':<8} {'max rel error':>13}",
-    ]
+    lines = [f"tinycnn check {report.submission}"]
+    for note in _reading_notes(report):
+        lines += _wrapped("", note)
+    lines += ["", f"{'function':<22} {'status':<8} {'max rel error':>13}"]
     results = [report.functions[name] for name in CONTRACT_FUNCTIONS]
     details = {(r.detail, r.hint) for r in results}
     if len(details) == 1 and results[0].detail:
@@ -169,6 +179,9 @@ def report_json(report: SubmissionReport) -> dict:
         "submission": report.submission,
         "training": training,
         "seconds": round(report.seconds, 3),
+        "api": report.api,
+        "graded_as": dict(report.graded_as),
+        "set_aside": list(report.set_aside),
     }
 
 
@@ -220,11 +233,13 @@ def gradescope_results(report: SubmissionReport) -> dict:
             }
         )
     score = 0.0 if report.policy else sum(test["score"] for test in tests)
+    notes = "".join(f"\n{note}." for note in _reading_notes(report))
     return {
         "score": score,
         "output": (
             f"{report.n_passed} of {len(CONTRACT_FUNCTIONS)} contract functions pass"
             + ("; the import policy is violated, so the score is 0." if report.policy else ".")
+            + notes
         ),
         "tests": tests,
     }

@@ -50,6 +50,8 @@ __all__ = [
 
 #: The script every child runs.
 CHILD_SCRIPT = Path(__file__).with_name("child.py")
+#: The course-API adapters (NumPy only), which the child loads next to a submission.
+ADAPTER_SCRIPT = Path(__file__).with_name("adapters.py")
 
 # dtypes a result may have: numbers only (object arrays would be pointers, not data).
 _ALLOWED_DTYPE_KINDS = "biufc"
@@ -466,6 +468,8 @@ def run_child(
     cases: list[dict] | None = None,
     training: dict | None = None,
     server: ForkServer | None = None,
+    student_modules: tuple[str, ...] = (),
+    api: str = "tinycnn",
 ) -> ChildRun:
     """Run the submission in a new child process and collect its results.
 
@@ -477,7 +481,8 @@ def run_child(
         with the submission's ops as described by ``training`` (``model``, ``config``, ``data``
         keyword dicts).
     submission : Path
-        The student's file.
+        The student's entry module, alone in a folder with the student's other modules (see
+        `tinycnn.grading.submission.Submission.write`).
     functions : tuple of str
         Contract names whose presence the import report lists.
     allowed_imports : tuple of str
@@ -485,6 +490,12 @@ def run_child(
     limits : Limits
     server : ForkServer, optional
         Fork the child from this server instead of starting a new interpreter.
+    student_modules : tuple of str
+        Names of the student's helper modules (in the entry's folder), which may import each
+        other.
+    api : str
+        The course API the entry is written against; the child calls it through the checker's
+        adapter (:mod:`tinycnn.grading.adapters`).
 
     Returns
     -------
@@ -497,6 +508,10 @@ def run_child(
         job = {
             "mode": mode,
             "submission": str(Path(submission).resolve()),
+            "submission_dir": str(Path(submission).resolve().parent),
+            "student_modules": list(student_modules),
+            "api": api,
+            "adapter": str(ADAPTER_SCRIPT),
             "functions": list(functions),
             "allowed_imports": sorted(allowed_imports),
             "function": function,

@@ -1,0 +1,460 @@
+"""Submissions as courses write them: course layer APIs, notebooks and multi-module folders.
+
+The fixtures in ``tests/fixtures/courses`` are written the way the courses write them (CS231n's
+``layers.py`` header and ``(out, cache)`` style, the deeplearning.ai channels-last notebook with
+its test cells, one student's folder of modules) and are graded as they are. Expected verdicts
+come from the fixtures' known contents and the case catalogue, never from the grader's code.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import numpy as np
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from tinycnn.parity_tests.cases import CASES
+from tinycnn.reference import ops as reference
+
+from tinycnn.cli import main
+from tinycnn.grading import adapters
+from tinycnn.grading.grader import grade_submission
+from tinycnn.grading.notebook import convert_notebook
+from tinycnn.grading.sandbox import Limits
+from tinycnn.grading.submission import MAX_FILES, load_submission
+
+COURSES = Path(__file__).parent / "fixtures" / "courses"
+SUBMISSIONS = Path(__file__).parent / "fixtures" / "submissions"
+FAST = Limits(timeout=20.0, train_timeout=60.0)
+# `from builtins import range` is CS231n's header; until the import rule allows the standard
+# library (issue 10, item 1) it is allowed here by name.
+STDLIB_HEADER = ("builtins",)
+
+
+@functools.cache
+def graded(path: str, api: str = "tinycnn", entry: str | None = None):
+    return grade_submission(
+        COURSES / path, api=api, entry=entry, limits=FAST, train=False, allow_imports=STDLIB_HEADER
+    )
+
+
+def statuses(report) -> dict[str, str]:
+    return {name: r.status for name, r in report.functions.items()}
+
+
+def count(op: str, direction_has_backward: bool = True, **where) -> int:
+    """Catalogue cases of ``op`` matching ``where`` (case attributes or tags)."""
+    tags = where.pop("tag", None)
+    return sum(
+        c.op == op
+        and (tags is None or tags in c.tags)
+        and all(getattr(c, key) == value for key, value in where.items())
+        for c in CASES
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# CS231n's layer API
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_correct_cs231n_layers_file_passes_all_nine_as_written():
+    report = graded("cs231n_layers_correct.py", "cs231n")
+    assert set(statuses(report).values()) == {"pass"}, {
+        n: r.full_detail for n, r in report.functions.items()
+    }
+    assert report.passed and report.api == "cs231n"
+    assert report.graded_as == {
+        "conv2d_forward": "conv_forward_naive",
+        "conv2d_backward": "conv_backward_naive",
+        "relu_forward": "relu_forward",
+        "relu_backward": "relu_backward",
+        "maxpool2d_forward": "max_pool_forward_naive",
+        "maxpool2d_backward": "max_pool_backward_naive",
+        "linear_forward": "affine_forward",
+        "linear_backward": "affine_backward",
+        "softmax_cross_entropy": "softmax_loss",
+    }
+
+
+def test_the_cs231n_crop_bug_fails_exactly_the_padding_0_backward_cases():
+    report = graded("cs231n_layers_crop_bug.py", "cs231n")
+    got = statuses(report)
+    assert got.pop("conv2d_backward") == "fail"
+    assert set(got.values()) == {"pass"}
+    backward = report.functions["conv2d_backward"]
+    assert backward.cases_failed == count("conv2d", padding=0)
+    assert "padding 0" in backward.detail and ", 0, 0), expected" in backward.detail
+
+
+def test_the_same_cs231n_file_without_api_is_graded_against_the_contract_and_told_so():
+    report = graded("cs231n_layers_correct.py")
+    got = statuses(report)
+    # relu_forward and relu_backward have the contract's names: the course's relu_forward returns
+    # (out, cache), a failure; its relu_backward(dout, cache=x) happens to be the contract's.
+    assert got.pop("relu_forward") == "fail" and got.pop("relu_backward") == "pass"
+    assert set(got.values()) == {"missing"}
+    assert "expected one array (y)" in report.functions["relu_forward"].detail
+    conv = report.functions["conv2d_forward"].detail
+    assert "no function conv2d_forward" in conv and "written for --api cs231n?" in conv
+
+
+# --------------------------------------------------------------------------------------------
+# A channels-last notebook (deeplearning.ai "Convolution model - Step by Step")
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_channels_last_notebook_is_graded_without_running_its_test_cells():
+    report = graded("deeplearning_ai_step_by_step.ipynb", "deeplearning-ai")
+    got = statuses(report)
+    # Its conv layers are right; its pooling mask (x == max) sends a tie's gradient to every
+    # maximum, so exactly the catalogue's tie cases fail.
+    assert {k: got[k] for k in ("conv2d_forward", "conv2d_backward", "maxpool2d_forward")} == {
+        "conv2d_forward": "pass",
+        "conv2d_backward": "pass",
+        "maxpool2d_forward": "pass",
+    }
+    pool = report.functions["maxpool2d_backward"]
+    assert pool.status == "fail" and pool.cases_failed == count("maxpool2d", tag="ties")
+    # The notebook has no ReLU, dense layer or loss: missing, and said why.
+    for name in ("relu_forward", "linear_backward", "softmax_cross_entropy"):
+        assert got[name] == "missing"
+        assert "not part of the deeplearning-ai API" in report.functions[name].detail
+    assert not report.passed and report.training is None
+    # Its set-up imports (h5py, matplotlib, the course's public_tests), test calls and magics
+    # were set aside; they would fail here if they ran.
+    assert any(
+        "cell 2: import h5py, import matplotlib, import public_tests" in s for s in report.set_aside
+    )
+    assert any("magics" in s for s in report.set_aside)
+
+
+# --------------------------------------------------------------------------------------------
+# One student's folder of modules
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_folder_of_one_students_modules_is_graded_with_its_helpers():
+    report = graded("multi_module")
+    assert set(statuses(report).values()) == {"pass"}, {
+        n: r.full_detail for n, r in report.functions.items()
+    }
+    assert report.policy == []
+
+
+def test_the_entry_of_a_folder_is_named_or_found_or_the_problem_is_said(tmp_path):
+    submission = load_submission(COURSES / "multi_module")
+    assert submission.entry.path == "layers.py"
+    assert {f.module for f in submission.helpers} == {"im2col", "losses"}
+    assert load_submission(COURSES / "multi_module", entry="losses").entry.path == "losses.py"
+    missing = load_submission(COURSES / "multi_module", entry="absent")
+    assert "no module absent" in missing.problem and "--entry" in missing.problem
+    for name in ("a.py", "b.py"):
+        shutil.copy(SUBMISSIONS / "correct_vectorized.py", tmp_path / name)
+    both = load_submission(tmp_path)
+    assert "cannot tell which file" in both.problem and "a.py, b.py" in both.problem
+    (tmp_path / "a.ipynb").write_text("{}")
+    assert "both a.ipynb and a.py define module a" in load_submission(tmp_path).problem
+
+
+def test_a_folder_is_read_without_following_links_and_within_limits(tmp_path):
+    shutil.copy(SUBMISSIONS / "correct_vectorized.py", tmp_path / "layers.py")
+    (tmp_path / "secret.py").symlink_to("/etc/passwd")
+    (tmp_path / "notes.txt").write_text("ignored")
+    os.mkfifo(tmp_path / "pipe.py")
+    submission = load_submission(tmp_path)
+    assert submission.problem is None
+    assert [f.path for f in submission.files] == ["layers.py"]
+    assert any("secret.py (not a regular file)" in s for s in submission.set_aside)
+    assert any("pipe.py (not a regular file)" in s for s in submission.set_aside)
+    many = tmp_path / "many"
+    many.mkdir()
+    for index in range(MAX_FILES + 1):
+        (many / f"m{index}.py").write_text("")
+    assert f"at most {MAX_FILES}" in load_submission(many).problem
+
+
+def test_a_helper_that_imports_torch_breaks_the_policy_with_its_file_and_line(tmp_path):
+    shutil.copy(COURSES / "multi_module" / "layers.py", tmp_path / "layers.py")
+    shutil.copy(COURSES / "multi_module" / "losses.py", tmp_path / "losses.py")
+    helper = (COURSES / "multi_module" / "im2col.py").read_text()
+    (tmp_path / "im2col.py").write_text(
+        helper.replace("import numpy as np", "import torch\nimport numpy as np")
+    )
+    report = grade_submission(tmp_path, limits=FAST, train=False)
+    assert not report.passed
+    assert any("import torch (im2col.py, line 3)" in message for message in report.policy)
+
+
+# --------------------------------------------------------------------------------------------
+# Notebooks: what is kept, and where messages point
+# --------------------------------------------------------------------------------------------
+
+
+def notebook(*cells: str) -> bytes:
+    made = [new_markdown_cell("# Homework")]
+    made += [new_code_cell(source) for source in cells]
+    return nbformat.writes(new_notebook(cells=made)).encode()
+
+
+def test_a_notebook_keeps_definitions_imports_and_constants_only():
+    converted = convert_notebook(
+        notebook(
+            "%matplotlib inline\nimport numpy as np\nimport matplotlib.pyplot as plt\n"
+            "from torch import nn\nEPS = 1e-8; print(EPS)",
+            "@staticmethod\ndef f(x):\n    %timeit x\n    return x  # keep me\n\nf(1)\nnp.pad?",
+            "%%time\ndef g():\n    pass",
+            "if __name__ == '__main__':\n    f(2)\nclass A:\n    pass\nh = f\nk = f(3)",
+        ),
+        "hw.ipynb",
+        keep_imports={"numpy", "torch"},
+    )
+    source = converted.source
+    assert "import numpy as np" in source and "from torch import nn" in source
+    assert "matplotlib" not in source and "print" not in source and "EPS = 1e-8" in source
+    assert "@staticmethod\ndef f(x):\n    pass\n    return x  # keep me" in source
+    assert "f(1)" not in source and "np.pad?" not in source and "def g" not in source
+    assert "__main__" not in source and "class A:" in source and "h = f" in source
+    assert "k = f(3)" not in source
+    compile(source, "converted", "exec")
+    # Lines point back at their cell: markdown counts, so the first code cell is cell 2.
+    line = source.splitlines().index("    return x  # keep me") + 1
+    assert converted.locate(line) == "cell 3, line 4"
+    assert "cell 4: a %%time cell (cell magics are not run)" in converted.set_aside
+
+
+def test_notebook_failures_name_the_cell_and_line(tmp_path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_bytes(notebook("import numpy as np", "def relu_forward(x):\n    return x +"))
+    report = grade_submission(broken, limits=FAST, train=False)
+    assert set(statuses(report).values()) == {"error"}
+    assert (
+        "does not compile: broken.ipynb, cell 3, line 2" in report.functions["relu_forward"].detail
+    )
+    raising = tmp_path / "raising.ipynb"
+    raising.write_bytes(
+        notebook(
+            "import numpy as np\nprint('set-up')",
+            "x = 1\n\ndef relu_forward(x):\n    y = x\n    return 1 / 0",
+        )
+    )
+    report = grade_submission(raising, limits=FAST, train=False)
+    relu = report.functions["relu_forward"]
+    assert relu.status == "error" and "at cell 3, line 5, in relu_forward" in relu.detail
+    not_json = tmp_path / "not_json.ipynb"
+    not_json.write_text("def relu_forward(x): pass")
+    report = grade_submission(not_json, limits=FAST, train=False)
+    assert "is not a Jupyter notebook" in report.functions["relu_forward"].detail
+
+
+def test_the_correct_contract_file_as_a_notebook_passes(tmp_path):
+    source = (SUBMISSIONS / "correct_vectorized.py").read_text()
+    # Split at every definition, with a test cell after each that would fail if it ran.
+    parts = source.split("\ndef ")
+    cells = [parts[0]] + ["def " + p for p in parts[1:]]
+    mixed = []
+    for cell in cells:
+        mixed += [cell, "assert False, 'a test cell must not run'\nprint(conv2d_forward)"]
+    path = tmp_path / "student.ipynb"
+    path.write_bytes(notebook(*mixed))
+    report = grade_submission(path, limits=FAST, train=False)
+    assert report.passed, {n: r.full_detail for n, r in report.functions.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# The adapters themselves (in this process: they are NumPy-only functions)
+# --------------------------------------------------------------------------------------------
+
+
+def channels_last_student():
+    """A correct deeplearning.ai-style implementation built on the reference ops."""
+
+    def conv_forward(A_prev, W, b, hparameters):
+        x, w = A_prev.transpose(0, 3, 1, 2), W.transpose(3, 2, 0, 1)
+        y = reference.conv2d_forward(x, w, b.reshape(-1), hparameters["stride"], hparameters["pad"])
+        return y.transpose(0, 2, 3, 1), (A_prev, W, b, hparameters)
+
+    def conv_backward(dZ, cache):
+        A_prev, W, b, hparameters = cache
+        dx, dw, db = reference.conv2d_backward(
+            dZ.transpose(0, 3, 1, 2),
+            A_prev.transpose(0, 3, 1, 2),
+            W.transpose(3, 2, 0, 1),
+            b.reshape(-1),
+            hparameters["stride"],
+            hparameters["pad"],
+        )
+        return dx.transpose(0, 2, 3, 1), dw.transpose(2, 3, 1, 0), db.reshape(1, 1, 1, -1)
+
+    def pool_forward(A_prev, hparameters, mode="max"):
+        y = reference.maxpool2d_forward(
+            A_prev.transpose(0, 3, 1, 2), hparameters["f"], hparameters["stride"]
+        )
+        return y.transpose(0, 2, 3, 1), (A_prev, hparameters)
+
+    def pool_backward(dA, cache, mode="max"):
+        A_prev, hparameters = cache
+        dx = reference.maxpool2d_backward(
+            dA.transpose(0, 3, 1, 2),
+            A_prev.transpose(0, 3, 1, 2),
+            hparameters["f"],
+            hparameters["stride"],
+        )
+        return dx.transpose(0, 2, 3, 1)
+
+    return SimpleNamespace(**locals())
+
+
+def test_the_channels_last_adapter_gives_the_reference_numbers_for_a_correct_student():
+    adapted = {
+        k: f for k, (f, _) in adapters.adapt("deeplearning-ai", channels_last_student()).items()
+    }
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(2, 3, 7, 5)), rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4)
+    y = reference.conv2d_forward(x, w, b, 2, 1)
+    np.testing.assert_array_equal(adapted["conv2d_forward"](x, w, b, 2, 1), y)
+    dy = rng.normal(size=y.shape)
+    for got, want in zip(
+        adapted["conv2d_backward"](dy, x, w, b, 2, 1),
+        reference.conv2d_backward(dy, x, w, b, 2, 1),
+        strict=True,
+    ):
+        # the student's sums run in another order: equal to rounding
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    pooled = reference.maxpool2d_forward(x, 2, 1)
+    np.testing.assert_array_equal(adapted["maxpool2d_forward"](x, 2, 1), pooled)
+    dpool = rng.normal(size=pooled.shape)
+    np.testing.assert_array_equal(
+        adapted["maxpool2d_backward"](dpool, x, 2, 1), reference.maxpool2d_backward(dpool, x, 2, 1)
+    )
+
+
+def test_the_naive_cs231n_functions_win_and_each_backward_uses_its_own_forward():
+    calls = []
+
+    def forward(label):
+        def run(x, w, b, conv_param):
+            calls.append(label)
+            return np.zeros(1), label
+
+        return run
+
+    def backward(label):
+        def run(dout, cache):
+            calls.append(label)
+            return (cache, label)
+
+        return run
+
+    both = SimpleNamespace(
+        conv_forward_naive=forward("naive forward"),
+        conv_backward_naive=backward("naive backward"),
+        conv_forward_fast=forward("fast forward"),
+        conv_backward_fast=backward("fast backward"),
+    )
+    adapted = adapters.adapt("cs231n", both)
+    assert [adapted[k][1] for k in ("conv2d_forward", "conv2d_backward")] == [
+        "conv_forward_naive",
+        "conv_backward_naive",
+    ]
+    assert adapted["conv2d_backward"][0](0, 0, 0, 0) == ("naive forward", "naive backward")
+    fast_only = SimpleNamespace(
+        conv_forward_fast=forward("fast forward"),
+        conv_backward_fast=backward("fast backward"),
+        conv_backward_naive=backward("naive backward"),  # no naive forward to give it a cache
+    )
+    adapted = adapters.adapt("cs231n", fast_only)
+    assert adapted["conv2d_backward"][1] == "conv_backward_fast"
+    assert adapted["conv2d_backward"][0](0, 0, 0, 0) == ("fast forward", "fast backward")
+
+
+def test_the_cs231n_adapter_neither_hides_nor_invents_a_bug():
+    def affine_forward(x, w, b):
+        w *= 2  # modifies its argument in place
+        return x @ w + b, (x, w, b)
+
+    def relu_forward(x):
+        return np.maximum(x, 0)  # forgot the cache
+
+    def relu_backward(dout, cache):
+        return dout
+
+    def conv_forward_naive(x, w, b, conv_param):
+        return None, None  # the course template's stub
+
+    def conv_backward_naive(dout, cache):
+        return None, None, None
+
+    student = SimpleNamespace(**locals())
+    adapted = {k: f for k, (f, _) in adapters.adapt("cs231n", student).items()}
+    x, w, b = np.ones((2, 3)), np.ones((4, 3)), np.zeros(4)
+    adapted["linear_forward"](x, w, b)
+    np.testing.assert_array_equal(w, 2 * np.ones((4, 3)))  # the change reaches the case's w
+    with pytest.raises(
+        TypeError,
+        match=r"relu_forward must return a pair \(out, cache\), it "
+        r"returned a ndarray",
+    ):
+        adapted["relu_forward"](x)
+    with pytest.raises(TypeError, match="relu_backward needs the cache of relu_forward"):
+        adapted["relu_backward"](x, x)
+    assert adapted["conv2d_forward"](x, w, b) is None  # not implemented, not an error
+    with pytest.raises(TypeError, match=r"returned None as its cache \(is conv_forward_naive"):
+        adapted["conv2d_backward"](x, x, w, b)
+    assert adapters.missing_message("cs231n", "softmax_cross_entropy") == (
+        "needs softmax_loss (--api cs231n); the submission does not define it."
+    )
+
+
+def test_every_course_function_named_in_the_readme(tmp_path):
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for api in adapters.API_NAMES[1:]:
+        assert f"--api {api}" in readme
+        for name in adapters.course_functions(api):
+            assert name in readme, (api, name)
+
+
+def check(*argv) -> int:
+    return main(["check", *map(str, argv)])
+
+
+def test_check_writes_gradescope_results_for_a_students_folder(tmp_path):
+    submission = tmp_path / "submission"
+    shutil.copytree(COURSES / "multi_module", submission)
+    results = tmp_path / "results.json"
+    assert check(submission, "--gradescope", results, "--no-train") == 0
+    document = json.loads(results.read_text())
+    assert document["score"] == 9.0
+    # --one-submission does the same without Gradescope; a single file refuses it.
+    assert check(submission, "--one-submission", "--no-train") == 0
+    assert check(COURSES / "cs231n_layers_correct.py", "--one-submission") == 2
+
+
+def test_folder_mode_grades_files_notebooks_and_student_folders(tmp_path, capfd):
+    shutil.copy(SUBMISSIONS / "buggy_relu_zero_gradient.py", tmp_path / "ann.py")
+    shutil.copytree(COURSES / "multi_module", tmp_path / "bob")
+    raising = notebook("import numpy as np", "def relu_forward(x):\n    return 1 / 0")
+    (tmp_path / "carol.ipynb").write_bytes(raising)
+    (tmp_path / "dave.py").symlink_to(SUBMISSIONS / "correct_vectorized.py")
+    assert check(tmp_path, "--no-train", "--jobs", "2") == 1
+    out = capfd.readouterr().out
+    assert "skipped dave.py (a symbolic link)" in out
+    rows = (tmp_path / "check_summary.csv").read_text().splitlines()
+    assert [row.split(",")[:2] for row in rows[1:]] == [
+        ["ann.py", "False"],
+        ["bob", "True"],
+        ["carol.ipynb", "False"],
+    ]
+
+
+def test_check_refuses_an_unknown_api_and_other_files(tmp_path, capfd):
+    assert check(COURSES / "cs231n_layers_correct.py", "--api", "keras") == 2
+    assert "--api keras: expected one of tinycnn, cs231n, deeplearning-ai" in capfd.readouterr().err
+    (tmp_path / "notes.txt").write_text("")
+    assert check(tmp_path / "notes.txt") == 2

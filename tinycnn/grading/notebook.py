@@ -1,0 +1,247 @@
+"""Turn a Jupyter notebook into the Python module ``tinycnn check`` grades, without running it.
+
+A notebook assignment mixes the student's functions with test cells, prints, plots and shell
+commands. The checker grades the *definitions* only, so this module reads the notebook with
+`nbformat` (JSON only: nothing in the notebook is executed here) and keeps, from the top level
+of every code cell, in notebook order:
+
+- ``def`` / ``async def`` / ``class`` statements (with their decorators);
+- ``import`` and ``from ... import`` statements of the standard library, of the modules the import
+  rule allows (NumPy, ``--allow-import`` names), and of the modules the import rule refuses by
+  name (torch, this project...), so that the rule still reports them; imports of anything else
+  (a notebook's ``matplotlib``, ``h5py`` or the course's ``public_tests``) are set aside;
+- simple constant assignments: ``EPS = 1e-8``, ``SIZES = (2, 3)``, ``conv = conv_forward``
+  (a literal, or another name).
+
+Everything else at the top level (test calls, prints, plots, ``np.random.seed(1)``,
+``if __name__ == "__main__":`` blocks) is set aside, and so are IPython's magics and shell
+commands (``%matplotlib inline``, ``!pip install``, ``np.pad?``, whole ``%%time`` cells).
+Markdown and raw cells are ignored. A code cell that is not valid Python (after its magics are
+removed) makes the notebook "not compile", as a ``.py`` file would.
+
+The result is a `ConvertedNotebook`: the module's source, and for each of its lines the notebook
+cell and line it came from, so that messages can say ``cell 7, line 3``. Cells are numbered from
+1 in notebook order, markdown cells included (the order ``nbformat`` and ``nbconvert`` use).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook"]
+
+#: Top-level modules the standard library provides (Python 3.10+).
+STDLIB_MODULES = frozenset(sys.stdlib_module_names) | {"__future__"}
+
+# IPython syntax that is not Python: line magics, shell escapes, help and shell assignments.
+_MAGIC_LINE = re.compile(
+    r"""^\s*(?:
+        [%!]                                   # %matplotlib inline, !pip install numpy
+      | [\w.]+\s*\?{1,2}\s*$                    # np.pad?  np.pad??
+      | \?{1,2}\s*[\w.]+\s*$                    # ?np.pad
+      | [\w\s,]+=\s*[%!]                        # files = !ls   t = %timeit -o f()
+    )""",
+    re.VERBOSE,
+)
+
+
+class NotebookError(ValueError):
+    """The file is not a notebook ``nbformat`` can read (not JSON, not a notebook)."""
+
+
+@dataclass(frozen=True)
+class ConvertedNotebook:
+    """A notebook's definitions as one Python module.
+
+    Attributes
+    ----------
+    source : str
+        The module's text: a comment header, then the kept statements cell by cell.
+    origins : tuple of (int, int) or None
+        For line ``k`` of ``source`` (1-based), ``origins[k - 1]`` is ``(cell, line)`` in the
+        notebook (both 1-based), or None for the lines the converter wrote itself.
+    set_aside : tuple of str
+        What was not kept, in words (one entry per cell), for the report.
+    syntax_error : str or None
+        ``"cell 4, line 2: invalid syntax"`` when a code cell is not valid Python; the
+        module's source then holds no code.
+    """
+
+    source: str
+    origins: tuple[tuple[int, int] | None, ...]
+    set_aside: tuple[str, ...] = ()
+    syntax_error: str | None = None
+
+    def locate(self, line: int) -> str | None:
+        """``"cell 7, line 3"`` for a line of `source`, or None if the converter wrote it."""
+        if 1 <= line <= len(self.origins) and self.origins[line - 1] is not None:
+            cell, cell_line = self.origins[line - 1]
+            return f"cell {cell}, line {cell_line}"
+        return None
+
+
+def _read(data: bytes, origin: str):
+    import nbformat  # imported here: only notebook submissions need it
+
+    try:
+        text = data.decode("utf-8-sig")  # notebooks are UTF-8 JSON (a BOM is tolerated)
+    except UnicodeDecodeError as error:
+        raise NotebookError(f"{origin} is not UTF-8 text ({error.reason})") from None
+    with warnings.catch_warnings():
+        # nbformat warns about fields it would add (cell ids); reading is all we do.
+        warnings.simplefilter("ignore")
+        try:
+            return nbformat.reads(text, as_version=4)
+        except Exception as error:  # NotJSONError, a validation or version error
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise NotebookError(f"{origin} is not a Jupyter notebook ({reason[:200]})") from None
+
+
+def _without_magics(source: str) -> tuple[list[str], bool]:
+    """The cell's lines with IPython-only lines replaced by ``pass`` (same indentation, so
+    line numbers and blocks stay valid); also whether anything was replaced."""
+    lines = source.split("\n")
+    replaced = False
+    for index, line in enumerate(lines):
+        if _MAGIC_LINE.match(line):
+            indent = line[: len(line) - len(line.lstrip())]
+            lines[index] = f"{indent}pass"
+            replaced = True
+    return lines, replaced
+
+
+def _is_simple_value(node: ast.expr) -> bool:
+    """A literal (``1e-8``, ``(2, 3)``, ``"max"``) or a dotted name (``conv``, ``np.pi``)."""
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        pass
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name)
+
+
+def _import_modules(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.ImportFrom):
+        return ["." if node.level else (node.module or "").partition(".")[0]]
+    return [alias.name.partition(".")[0] for alias in node.names]
+
+
+def _kept(node: ast.stmt, keep_imports: frozenset[str]) -> tuple[bool, str]:
+    """Whether a top-level statement is kept, and if not, what it is (for the report)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return True, ""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        modules = _import_modules(node)
+        if all(m in STDLIB_MODULES or m in keep_imports for m in modules):
+            return True, ""
+        return False, "import " + ", ".join(modules)
+    if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if (
+            node.value is not None
+            and all(isinstance(t, ast.Name) for t in targets)
+            and _is_simple_value(node.value)
+        ):
+            return True, ""
+        return False, "code"
+    return False, "code"
+
+
+def _first_line(node: ast.stmt) -> int:
+    decorators = getattr(node, "decorator_list", [])
+    return min([node.lineno, *(d.lineno for d in decorators)])
+
+
+def convert_notebook(
+    data: bytes, origin: str = "notebook", keep_imports: Iterable[str] = ()
+) -> ConvertedNotebook:
+    """Read a notebook (the bytes of an ``.ipynb`` file) and keep its definitions.
+
+    Parameters
+    ----------
+    data : bytes
+        The file's content (JSON, any nbformat version ``nbformat`` reads).
+    origin : str
+        The file's name, for messages.
+    keep_imports : iterable of str
+        Top-level modules whose imports are kept besides the standard library: the ones the
+        import rule allows, and the ones it refuses by name (so it can still report them).
+
+    Returns
+    -------
+    ConvertedNotebook
+
+    Raises
+    ------
+    NotebookError
+        If ``data`` is not a notebook (not UTF-8, not JSON, not nbformat).
+    """
+    notebook = _read(data, origin)
+    keep = frozenset(keep_imports)
+    lines = [
+        f"# The definitions of {origin}, as tinycnn check grades them (nothing else is run).",
+    ]
+    origins: list[tuple[int, int] | None] = [None]
+    set_aside: list[str] = []
+    for number, cell in enumerate(notebook.cells, start=1):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        stripped = source.lstrip()
+        if stripped.startswith("%%"):
+            magic = stripped.split(None, 1)[0]
+            set_aside.append(f"cell {number}: a {magic} cell (cell magics are not run)")
+            continue
+        cell_lines, had_magics = _without_magics(source)
+        try:
+            tree = ast.parse("\n".join(cell_lines), filename=f"cell {number}")
+        except SyntaxError as error:
+            line = error.lineno or 1
+            return ConvertedNotebook(
+                source=lines[0] + "\n",
+                origins=(None,),
+                syntax_error=f"cell {number}, line {line}: {error.msg}",
+            )
+        kept_nodes, dropped = [], []
+        for node in tree.body:
+            keep_it, what = _kept(node, keep)
+            if keep_it:
+                kept_nodes.append(node)
+            elif what not in dropped:
+                dropped.append(what)
+        if had_magics:
+            dropped.append("magics")
+        if dropped:
+            set_aside.append(f"cell {number}: " + ", ".join(dropped) + " (not run)")
+        if not kept_nodes:
+            continue
+        # Lines holding more than one top-level statement (``x = 1; print(x)``): only the
+        # kept statement's own text is copied from them.
+        seen, shared = set(), set()
+        for node in tree.body:
+            span = set(range(_first_line(node), node.end_lineno + 1))
+            shared |= seen & span
+            seen |= span
+        text = "\n".join(cell_lines)
+        lines.append(f"# cell {number}")
+        origins.append(None)
+        for node in kept_nodes:
+            first = _first_line(node)
+            if shared & set(range(first, node.end_lineno + 1)):
+                copied = (ast.get_source_segment(text, node) or "").split("\n")
+            else:
+                copied = cell_lines[first - 1 : node.end_lineno]
+            for offset, line in enumerate(copied):
+                lines.append(line)
+                origins.append((number, first + offset))
+    return ConvertedNotebook(
+        source="\n".join(lines) + "\n", origins=tuple(origins), set_aside=tuple(set_aside)
+    )

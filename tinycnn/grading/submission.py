@@ -1,0 +1,409 @@
+"""What one student handed in, as the checker grades it: a `Submission`.
+
+``tinycnn check`` accepts a submission in three shapes, and this module turns each into the same
+`Submission` (the only thing the grader and the sandbox see):
+
+- a ``.py`` file: the module with the contract functions;
+- a ``.ipynb`` notebook: its definitions become that module (:mod:`.notebook`; nothing in the
+  notebook is run while reading it);
+- a folder holding one student's several modules: the *entry* module holds the contract functions
+  (``--entry NAME``, or found as below), the others are the student's helpers, which the entry
+  (and each other) may import by name (``import helpers``, ``from utils import pad``).
+
+The entry of a folder is the module named by ``--entry``; without it, the folder's only
+``.py``/``.ipynb`` file at its top level; with several, the one that defines the most functions
+of the contract (or of the ``--api``'s course functions), if only one does. Notebooks anywhere
+in the folder become modules of the same name (``utils.ipynb`` -> ``utils``).
+
+Reading is done here, in the checker, and is careful with what it reads: only regular files
+(symbolic links, devices and FIFOs are skipped, never followed), only ``.py`` and ``.ipynb``
+files, hidden and ``__pycache__`` folders skipped, at most `MAX_FILES` files and `MAX_BYTES`
+bytes in all. A problem with the student's files (nothing to grade, two candidate entries, a
+notebook that is not JSON, too many files) is not an exception: the `Submission` carries it as
+`Submission.problem`, and the grader gives every function an "error" verdict with that message,
+so a Gradescope run still writes its results. Only the caller's own mistakes raise (no such
+path, an unknown API).
+
+>>> from tinycnn.grading.submission import load_submission  # doctest: +SKIP
+>>> load_submission("hw2/layers.py", api="cs231n").entry  # doctest: +SKIP
+'layers'
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from tinycnn.grading.adapters import API_NAMES, course_functions
+from tinycnn.grading.notebook import NotebookError, convert_notebook
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_FILES",
+    "SUBMISSION_SUFFIXES",
+    "SourceFile",
+    "Submission",
+    "defined_functions",
+    "load_submission",
+]
+
+#: The files a submission is made of; anything else in a folder is ignored.
+SUBMISSION_SUFFIXES = (".py", ".ipynb")
+#: Limits on what is read from one student's folder (a runaway upload, a hostile one).
+MAX_FILES = 100
+MAX_BYTES = 16 * 2**20
+_SKIPPED_FOLDERS = ("__pycache__", "__MACOSX")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One module of a submission, as the child imports it.
+
+    Attributes
+    ----------
+    path : str
+        Where it goes in the child's scratch folder, relative, with ``/`` (``"layers.py"``,
+        ``"utils/pad.py"``); always ends in ``.py``.
+    data : bytes
+        Its content (a notebook already turned into Python source, UTF-8).
+    origin : str
+        The file as the student named it (``"layers.ipynb"``), for messages.
+    cells : tuple or None
+        For a notebook: the ``(cell, line)`` each line of `data` came from (None for the lines
+        the converter wrote); None for a ``.py`` file.
+    """
+
+    path: str
+    data: bytes
+    origin: str
+    cells: tuple[tuple[int, int] | None, ...] | None = None
+
+    @property
+    def module(self) -> str:
+        """The name the student's code imports it by (``utils/pad.py`` -> ``utils.pad``)."""
+        return ".".join(PurePosixPath(self.path).with_suffix("").parts).removesuffix(".__init__")
+
+    def text(self) -> str:
+        """The source decoded exactly as Python decodes a file (UTF-8, a BOM, a coding line).
+
+        Raises
+        ------
+        SyntaxError, UnicodeDecodeError, LookupError
+            If Python could not decode it either.
+        """
+        return importlib.util.decode_source(self.data)
+
+    def locate(self, line: int) -> str:
+        """``"line 12"``, or ``"cell 7, line 3"`` for a line that came from a notebook cell."""
+        if self.cells is not None:
+            if 1 <= line <= len(self.cells) and self.cells[line - 1] is not None:
+                cell, cell_line = self.cells[line - 1]
+                return f"cell {cell}, line {cell_line}"
+            return f"line {line} of the converted notebook"
+        return f"line {line}"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One student's submission, ready to be graded.
+
+    Attributes
+    ----------
+    name : str
+        How reports name it: the path as given (a file or a folder).
+    files : tuple of SourceFile
+        The entry module first, then the helpers (empty when `problem` is set).
+    api : str
+        The layer API the entry is written against (see :mod:`tinycnn.grading.adapters`):
+        ``"tinycnn"`` (the contract itself), ``"cs231n"`` or ``"deeplearning-ai"``.
+    problem : str or None
+        Why it cannot be graded at all (``"the file does not compile: cell 4, line 2: ..."``);
+        every function then gets an "error" verdict with this message.
+    set_aside : tuple of str
+        What reading left out on purpose (a notebook's test cells, ignored files), in words.
+    """
+
+    name: str
+    files: tuple[SourceFile, ...]
+    api: str = "tinycnn"
+    problem: str | None = None
+    set_aside: tuple[str, ...] = field(default=())
+
+    @property
+    def entry(self) -> SourceFile:
+        """The module with the contract (or course) functions."""
+        return self.files[0]
+
+    @property
+    def helpers(self) -> tuple[SourceFile, ...]:
+        return self.files[1:]
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """Every module name of the student's own files (the entry's included)."""
+        return tuple(f.module for f in self.files)
+
+    def file(self, path: str) -> SourceFile | None:
+        """The file at ``path`` (relative, as in `SourceFile.path`), if it is one of ours."""
+        return next((f for f in self.files if f.path == path), None)
+
+    def locate(self, path: str | None, line: int) -> str:
+        """Where a line is, in the student's terms: ``"line 5"`` in a one-file submission's entry,
+        ``"cell 7, line 3"`` in a notebook, ``"utils.py, line 4"`` in a helper module."""
+        source = self.file(path) if path is not None else self.entry
+        if source is None:
+            return f"{path}, line {line}"
+        where = source.locate(line)
+        return where if source is self.entry else f"{source.origin}, {where}"
+
+    def write(self, directory: str | os.PathLike) -> Path:
+        """Write every file under ``directory`` (which must exist); returns the entry's path."""
+        root = Path(directory)
+        for source in self.files:
+            target = root.joinpath(*PurePosixPath(source.path).parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.data)
+        return root.joinpath(*PurePosixPath(self.entry.path).parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading files and folders
+# --------------------------------------------------------------------------------------------
+
+
+def _failed(name: str, api: str, problem: str, set_aside: Iterable[str] = ()) -> Submission:
+    return Submission(name, (), api, problem=problem, set_aside=tuple(set_aside))
+
+
+def _regular_file(path: Path) -> os.stat_result | None:
+    """``lstat`` of ``path`` if it is a regular file (not a link, FIFO or device)."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+def _walk(folder: Path) -> tuple[list[Path], list[str]]:
+    """Candidate files under ``folder`` (sorted, relative) and what was skipped, in words.
+
+    Never follows a symbolic link, to a file or to a folder.
+    """
+    found, skipped = [], []
+    for current, folders, names in os.walk(folder, followlinks=False):
+        folders[:] = sorted(
+            d for d in folders if not d.startswith(".") and d not in _SKIPPED_FOLDERS
+        )
+        for name in sorted(names):
+            path = Path(current) / name
+            relative = path.relative_to(folder)
+            if name.startswith(".") or path.suffix not in SUBMISSION_SUFFIXES:
+                continue
+            if _regular_file(path) is None:
+                skipped.append(f"{relative.as_posix()} (not a regular file)")
+                continue
+            found.append(relative)
+    return found, skipped
+
+
+def _read_bytes(path: Path, budget: int) -> bytes:
+    """The file's bytes, reading at most ``budget + 1`` of them (the caller checks the size)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    descriptor = os.open(path, flags)
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        return handle.read(budget + 1)
+
+
+def defined_functions(source: SourceFile) -> set[str]:
+    """Names of the top-level functions a module defines (read, never run)."""
+    try:
+        tree = ast.parse(source.text())
+    except (SyntaxError, ValueError, UnicodeDecodeError, LookupError):
+        return set()
+    return {
+        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+
+
+def _keep_imports(allow_imports: Iterable[str], modules: Iterable[str]) -> frozenset[str]:
+    """Imports a notebook keeps besides the standard library (see :mod:`.notebook`)."""
+    from tinycnn.grading.policy import _FRAMEWORKS, _PROJECT_PACKAGES, allowed_modules
+
+    return (
+        allowed_modules(allow_imports)
+        | frozenset(_FRAMEWORKS)
+        | frozenset(_PROJECT_PACKAGES)
+        | {m.partition(".")[0] for m in modules}
+    )
+
+
+def _as_source(
+    relative: Path, data: bytes, keep: frozenset[str]
+) -> tuple[SourceFile, str | None, tuple[str, ...]]:
+    """A read file as a `SourceFile`: ``(file, problem, set_aside)``."""
+    origin = relative.as_posix()
+    if relative.suffix == ".py":
+        return SourceFile(origin, data, origin), None, ()
+    path = relative.with_suffix(".py").as_posix()
+    try:
+        converted = convert_notebook(data, origin, keep)
+    except NotebookError as error:
+        return SourceFile(path, b"", origin, ()), str(error), ()
+    source = SourceFile(path, converted.source.encode("utf-8"), origin, converted.origins)
+    problem = (
+        f"the file does not compile: {origin}, {converted.syntax_error}"
+        if converted.syntax_error
+        else None
+    )
+    notes = tuple(f"{origin}, {note}" for note in converted.set_aside)
+    return source, problem, notes
+
+
+def load_submission(
+    path: str | os.PathLike,
+    *,
+    api: str = "tinycnn",
+    entry: str | None = None,
+    allow_imports: Iterable[str] = (),
+) -> Submission:
+    """Read one student's submission: a ``.py`` file, a ``.ipynb`` notebook, or a folder.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file, or the folder holding one student's modules.
+    api : str
+        One of `tinycnn.grading.adapters.API_NAMES`.
+    entry : str, optional
+        For a folder: the module with the contract functions (``layers`` or ``layers.py``).
+    allow_imports : iterable of str
+        The ``--allow-import`` names (a notebook keeps its imports of them).
+
+    Returns
+    -------
+    Submission
+        With `Submission.problem` set when the student's files cannot be graded.
+
+    Raises
+    ------
+    FileNotFoundError
+        If nothing is at ``path``.
+    ValueError
+        If ``api`` is unknown, or ``path`` is a file that is neither ``.py`` nor ``.ipynb``.
+    """
+    if api not in API_NAMES:
+        raise ValueError(f"unknown API {api!r}; expected one of {', '.join(API_NAMES)}")
+    target = Path(path)
+    name = str(path)
+    if not target.exists() and not target.is_symlink():
+        raise FileNotFoundError(f"no such file or folder: {name}")
+    if not target.is_dir():
+        if target.suffix not in SUBMISSION_SUFFIXES:
+            raise ValueError(f"{name} is not a .py file or a .ipynb notebook")
+        target = target.resolve()  # a file named on the command line: its link is followed
+        return _load_files(
+            name, target.parent, [Path(target.name)], target.name, api, (), allow_imports
+        )
+    files, skipped = _walk(target)
+    set_aside = [f"{item} was not read" for item in skipped]
+    if not files:
+        return _failed(name, api, f"no .py or .ipynb file in {name}", set_aside)
+    return _load_files(name, target, files, entry, api, set_aside, allow_imports)
+
+
+def _load_files(
+    name: str,
+    root: Path,
+    files: list[Path],
+    entry: str | None,
+    api: str,
+    set_aside: Iterable[str],
+    allow_imports: Iterable[str],
+) -> Submission:
+    set_aside = list(set_aside)
+    if len(files) > MAX_FILES:
+        return _failed(
+            name, api, f"{len(files)} .py/.ipynb files: at most {MAX_FILES} are read", set_aside
+        )
+    by_module: dict[str, Path] = {}
+    for relative in files:
+        key = relative.with_suffix("").as_posix()
+        if key in by_module:
+            return _failed(
+                name,
+                api,
+                f"both {by_module[key].as_posix()} and {relative.as_posix()} define module "
+                f"{key.replace('/', '.')}: keep one of them",
+                set_aside,
+            )
+        by_module[key] = relative
+    modules = [key.replace("/", ".") for key in by_module]
+    keep = _keep_imports(allow_imports, modules)
+    sources: list[SourceFile] = []
+    problems: dict[str, str] = {}
+    budget = MAX_BYTES
+    for relative in files:
+        try:
+            data = _read_bytes(root / relative, budget)
+        except OSError as error:
+            return _failed(
+                name,
+                api,
+                f"cannot read {relative.as_posix()}: {error.strerror or error}",
+                set_aside,
+            )
+        budget -= len(data)
+        if budget < 0:
+            return _failed(
+                name, api, f"the files add up to more than {MAX_BYTES // 2**20} MiB", set_aside
+            )
+        source, problem, notes = _as_source(relative, data, keep)
+        sources.append(source)
+        set_aside += notes
+        if problem:
+            problems[source.path] = problem
+
+    chosen, problem = _entry_of(sources, entry, api, name)
+    if chosen is None:
+        return _failed(name, api, problem, set_aside)
+    if chosen.path in problems:
+        return _failed(name, api, problems[chosen.path], set_aside)
+    helpers = [s for s in sources if s is not chosen]
+    # A helper that cannot be read is reported when (and if) the entry imports it.
+    return Submission(name, (chosen, *helpers), api, None, tuple(set_aside))
+
+
+def _entry_of(
+    sources: list[SourceFile], entry: str | None, api: str, name: str
+) -> tuple[SourceFile | None, str]:
+    """The entry module and, if there is none, why."""
+    top = [s for s in sources if "/" not in s.path]
+    if entry is not None:
+        wanted = entry.removesuffix(".py").removesuffix(".ipynb")
+        match = [s for s in sources if s.path.removesuffix(".py") == wanted]
+        if match:
+            return match[0], ""
+        names = ", ".join(s.origin for s in top) or "none"
+        return None, f"no module {wanted} in {name} (--entry; its files: {names})"
+    if len(top) == 1:
+        return top[0], ""
+    if not top:
+        return None, f"no .py or .ipynb file at the top of {name}"
+    wanted_names = set(course_functions(api))
+    counts = {s.path: len(defined_functions(s) & wanted_names) for s in top}
+    most = max(counts.values())
+    defining = [s for s in top if most and counts[s.path] == most]
+    if len(defining) == 1:
+        return defining[0], ""
+    candidates = ", ".join(s.origin for s in (defining or top))
+    return None, (
+        f"cannot tell which file of {name} holds the functions to grade ({candidates}); "
+        f"name it with --entry"
+    )
