@@ -510,10 +510,16 @@ def max_pool2d(
         "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode
     )
     x, unbatched = _batched("input", input)
+    if not return_indices:  # the maximum alone: no need to find where it is
+        kernel_elements = geometry.kernel[0] * geometry.kernel[1]
+        windows = _gather_windows(x, geometry.rows, geometry.cols, -np.inf)
+        shape = (*x.shape[:2], kernel_elements, geometry.H_out, geometry.W_out)
+        out = windows.reshape(shape).max(axis=2)  # NaN if the window holds one
+        return out[0] if unbatched else out
     out, indices = _max_pool_with_indices(x, geometry)
     if unbatched:
         out, indices = out[0], indices[0]
-    return (out, indices) if return_indices else out
+    return out, indices
 
 
 def max_pool2d_backward(
@@ -1109,7 +1115,7 @@ def max_pool2d_loops(
                     out[n, c, i, j], indices[n, c, i, j] = best, best_index
     if unbatched:
         out, indices = out[0], indices[0]
-    return (out, indices) if return_indices else out
+    return out, indices
 
 
 def avg_pool2d_loops(

@@ -18,9 +18,10 @@ Variants, because "the" parameter count depends on them:
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["ARCHITECTURES", "architecture_table", "build", "depth"]
+__all__ = ["ARCHITECTURES", "architecture_table", "build", "depth", "reference_agreement_table"]
 
 
 def _nn():
@@ -366,4 +367,131 @@ def architecture_table(names=tuple(ARCHITECTURES)) -> pd.DataFrame:
                 "variant": variant,
             }
         )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference at scale: LeNet-5 and AlexNet's grouped layer, rebuilt from reference.functional
+# ---------------------------------------------------------------------------------------------
+
+
+def _randomise(module, seed: int) -> None:
+    """Seeded random parameters in place: normal, scaled by ``1/sqrt(fan_in)`` for weights."""
+    torch, _ = _nn()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            fan_in = parameter[0].numel() if parameter.dim() > 1 else 1
+            values = torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
+            parameter.copy_(values / fan_in**0.5)
+
+
+def _lenet_classic_reference(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """The 1998 LeNet-5 of :func:`_lenet_classic` in NumPy, from ``tinycnn.reference.functional``.
+
+    ``params`` are the PyTorch model's, by ``state_dict`` name. The subsampling layers' 2x2 sums
+    are ``avg_pool2d`` with ``divisor_override=1``; C3's connection table is an ordinary
+    convolution whose weights are zero where an S2 map is not connected.
+    """
+    from tinycnn.reference import functional as F
+
+    def subsampling(h, prefix):
+        summed = F.avg_pool2d(h, 2, divisor_override=1)  # N, C, H/2, W/2
+        return np.tanh(
+            summed * params[f"{prefix}.coefficient"][:, None, None]
+            + params[f"{prefix}.bias"][:, None, None]
+        )
+
+    c3_weight = np.zeros((len(LENET_C3_CONNECTIONS), 6, 5, 5), dtype=x.dtype)  # 16, 6, 5, 5
+    for j, maps in enumerate(LENET_C3_CONNECTIONS):
+        c3_weight[j, list(maps)] = params[f"3.weights.{j}"][0]
+    h = np.tanh(F.conv2d(x, params["0.weight"], params["0.bias"]))  # C1: N, 6, 28, 28
+    h = subsampling(h, "2")  # S2: N, 6, 14, 14
+    h = np.tanh(F.conv2d(h, c3_weight, params["3.bias"]))  # C3: N, 16, 10, 10
+    h = subsampling(h, "5")  # S4: N, 16, 5, 5
+    h = np.tanh(F.conv2d(h, params["6.weight"], params["6.bias"]))  # C5: N, 120, 1, 1
+    h = np.tanh(F.linear(h.reshape(len(h), -1), params["9.weight"], params["9.bias"]))  # F6: N, 84
+    prototypes = params["11.prototypes"]  # 10, 84
+    return ((h[:, None, :] - prototypes[None]) ** 2).sum(axis=-1)  # RBF output: N, 10
+
+
+def reference_agreement_table(seed: int = 0, batch_size: int = 4) -> pd.DataFrame:
+    """LeNet-5 and AlexNet's grouped conv2 block run by the NumPy reference and by PyTorch.
+
+    The PyTorch layers come from this module's builders (on the CPU, float64, seeded random
+    weights); the reference reads their weights and their hyper-parameters (stride, padding,
+    groups, pooling window) and runs ``tinycnn.reference.functional`` on the same random batch:
+
+    - "LeNet-5 (1998 paper)", forward: C1 to the RBF output, average pooling in S2/S4.
+    - "AlexNet (2012 paper) conv2 block": conv2 (5x5, 2 groups, padding 2) -> ReLU -> 3x3
+      max pool with stride 2 (overlapping windows), on 27 x 27 maps as in the paper; forward,
+      then backward for a random upstream gradient (the gradients of input, weight and bias).
+
+    Returns
+    -------
+    DataFrame with ``model``, ``input_shape``, ``output_shape``, ``quantity``,
+    ``max_rel_error`` (`tinycnn.parity_tests.compare.max_relative_error` of the reference
+    against PyTorch) and ``within_tolerance`` (the tolerance table's ``"model"`` float64 entry).
+    """
+    torch, _ = _nn()
+    from tinycnn.parity_tests.compare import max_relative_error
+    from tinycnn.parity_tests.tolerances import tolerance
+    from tinycnn.reference import functional as F
+
+    rtol = tolerance("model", "float64").rtol
+    rng = np.random.default_rng(seed)
+    rows = []
+
+    def row(model, x, out, quantity, actual, expected):
+        error = max_relative_error(actual, expected.detach().numpy())
+        rows.append(
+            {
+                "model": model,
+                "input_shape": " x ".join(map(str, x.shape)),
+                "output_shape": " x ".join(map(str, out.shape)),
+                "quantity": quantity,
+                "max_rel_error": error,
+                "within_tolerance": error <= rtol,
+            }
+        )
+
+    # LeNet-5, 1998: the whole network, forward.
+    lenet = _lenet_classic().double()
+    _randomise(lenet, seed)
+    params = {name: value.detach().numpy() for name, value in lenet.state_dict().items()}
+    x = rng.normal(size=(batch_size, 1, 32, 32))
+    with torch.no_grad():
+        expected = lenet(torch.from_numpy(x))
+    actual = _lenet_classic_reference(params, x)
+    row("LeNet-5 (1998 paper)", x, actual, "output", actual, expected)
+
+    # AlexNet, 2012: conv2 (2 groups) -> ReLU -> overlapping max pool, forward and backward.
+    with torch.device("meta"):
+        conv, _, pool = _alexnet_paper()[3:6]
+    conv = conv.to_empty(device="cpu").double()
+    _randomise(conv, seed + 1)
+    x = rng.normal(size=(batch_size, conv.in_channels, 27, 27))
+    x_torch = torch.from_numpy(x).requires_grad_(True)
+    expected = torch.nn.functional.max_pool2d(
+        torch.relu(conv(x_torch)), pool.kernel_size, pool.stride, pool.padding, pool.dilation
+    )
+    w, b = conv.weight.detach().numpy(), conv.bias.detach().numpy()
+    conv_args = (conv.stride, conv.padding, conv.dilation, conv.groups)
+    pool_args = (pool.kernel_size, pool.stride, pool.padding, pool.dilation)
+    conv_out = F.conv2d(x, w, b, *conv_args)
+    relu_out = F.relu(conv_out)
+    actual = F.max_pool2d(relu_out, *pool_args)
+    name = "AlexNet (2012 paper) conv2 block"
+    row(name, x, actual, "output", actual, expected)
+    grad_output = rng.normal(size=actual.shape)
+    expected_grads = torch.autograd.grad(
+        expected, (x_torch, conv.weight, conv.bias), torch.from_numpy(grad_output)
+    )
+    grad_relu = F.max_pool2d_backward(grad_output, relu_out, *pool_args)
+    grad_conv = F.relu_backward(grad_relu, conv_out)
+    actual_grads = F.conv2d_backward(grad_conv, x, w, b, *conv_args)
+    for quantity, a, e in zip(
+        ("grad_input", "grad_weight", "grad_bias"), actual_grads, expected_grads, strict=True
+    ):
+        row(name, x, actual, quantity, a, e)
     return pd.DataFrame(rows)

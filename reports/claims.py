@@ -766,6 +766,18 @@ def _resnet_vs_vgg(data) -> Measurement:
     )
 
 
+def _same_blocks_at_scale(data) -> Measurement:
+    table = data.tables["12_reference_agreement"]
+    worst = table.loc[table["max_rel_error"].idxmax()]
+    models = " and ".join(dict.fromkeys(table["model"]))
+    return Measurement(
+        bool(table["within_tolerance"].all()),
+        f"worst relative error {worst['max_rel_error']:.2g}",
+        f"the reference's conv2d, pooling, ReLU and linear rebuild {models}; outputs and "
+        f"gradients vs PyTorch; criterion: every quantity within the float64 model tolerance",
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # The ledger
 # ---------------------------------------------------------------------------------------------
@@ -1303,6 +1315,15 @@ CLAIMS: tuple[Claim, ...] = (
         "50 years from neuroscience to engineering",
         "50 years",
         reason="historical; only consistent with the lecture's own dates (2012 - 1962 = 50)",
+    ),
+    Claim(
+        "C12.22",
+        12,
+        "Every architecture below uses the same building blocks: convolution, nonlinearity, "
+        "pooling, and dense classification — exactly what TinyCNN implements from scratch",
+        "same building blocks",
+        _same_blocks_at_scale,
+        holds(),
     ),
 )
 

@@ -260,6 +260,9 @@ def compute_report(settings: ReportSettings, progress: bool = True) -> ReportDat
 
     with timer("section 12"):
         tables["12_architectures"] = architectures.architecture_table()
+        tables["12_reference_agreement"] = architectures.reference_agreement_table(
+            seed=seed0, batch_size=2
+        )
 
     with timer("section 13"):
         pairs = [(results[_numpy_twin(spec)], results[spec]) for spec in groups["torch"]]

@@ -750,6 +750,18 @@ def _s12(data: ReportData) -> list[str]:
         markdown_table(data.tables["12_architectures"], formats={"n_parameters": thousands}),
         "",
         _figure("12_scaling", "parameter counts"),
+        "",
+        "The same building blocks at scale: LeNet-5 (1998, average-pooling subsampling, the C3 "
+        "connection table as a convolution with zeros where a map is not connected) and "
+        "AlexNet's grouped conv2 block (2 groups, ReLU, overlapping 3x3 max pooling) run by the "
+        "NumPy reference (`tinycnn.reference.functional`) and by PyTorch on one random float64 "
+        "batch, with the PyTorch layers' weights and hyper-parameters. Errors relative to the "
+        "largest PyTorch value; the tolerance is the parity suite's float64 model entry.",
+        "",
+        markdown_table(
+            data.tables["12_reference_agreement"],
+            formats={"max_rel_error": lambda v: f"{v:.2g}"},
+        ),
     ]
 
 

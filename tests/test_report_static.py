@@ -158,3 +158,43 @@ def test_meta_builds_allocate_no_memory():
 def test_unknown_architecture_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown architecture 'LeNet-6'"):
         architectures.build("LeNet-6")
+
+
+# -- section 12: the reference at scale ---------------------------------------------------------
+
+
+def test_reference_rebuilds_lenet5_and_alexnets_grouped_block():
+    table = architectures.reference_agreement_table(seed=3, batch_size=2)
+    assert table["quantity"].tolist() == [
+        "output",
+        "output",
+        "grad_input",
+        "grad_weight",
+        "grad_bias",
+    ]
+    # LeNet-5 ends in 10 RBF units; AlexNet's 27 x 27 maps stay 27 x 27 through the padded 5x5
+    # conv2 (256 filters) and become (27 - 3) // 2 + 1 = 13 after the 3x3, stride-2 pool.
+    assert table["output_shape"].tolist() == ["2 x 10"] + ["2 x 256 x 13 x 13"] * 4
+    assert table["input_shape"].tolist() == ["2 x 1 x 32 x 32"] + ["2 x 96 x 27 x 27"] * 4
+    assert table["within_tolerance"].all(), table.to_string()
+
+
+@pytest.mark.parametrize(
+    ("function", "bug", "failing"),
+    [
+        # A ReLU that lets negative values through changes the block's output. (Its gradients
+        # stay right: the correct relu_backward zeroes what the wrong pooling winners receive.)
+        ("relu", lambda x: x.copy(), {"output"}),
+        # A ReLU backward that passes every gradient: input and weight gradients go wrong.
+        ("relu_backward", lambda dy, x: dy.copy(), {"grad_input", "grad_weight", "grad_bias"}),
+    ],
+    ids=["forward-bug", "backward-bug"],
+)
+def test_reference_agreement_fails_for_a_wrong_building_block(monkeypatch, function, bug, failing):
+    from tinycnn.reference import functional
+
+    monkeypatch.setattr(functional, function, bug)
+    table = architectures.reference_agreement_table(seed=3, batch_size=1)
+    alexnet = table[table["model"] != "LeNet-5 (1998 paper)"]
+    assert set(alexnet.loc[~alexnet["within_tolerance"], "quantity"]) == failing
+    assert table["within_tolerance"].iloc[0]  # LeNet-5 uses neither
