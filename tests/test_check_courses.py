@@ -22,6 +22,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from tinycnn.parity_tests.cases import CASES
 from tinycnn.reference import ops as reference
 
+from tinycnn import templates
 from tinycnn.cli import main
 from tinycnn.grading import adapters
 from tinycnn.grading.grader import grade_submission
@@ -91,6 +92,8 @@ def test_the_cs231n_crop_bug_fails_exactly_the_padding_0_backward_cases():
     backward = report.functions["conv2d_backward"]
     assert backward.cases_failed == count("conv2d", padding=0)
     assert "padding 0" in backward.detail and ", 0, 0), expected" in backward.detail
+    # The checker's p:-p hint recognises it through the adapter.
+    assert "is empty for p = 0" in backward.full_detail
 
 
 def test_the_same_cs231n_file_without_api_is_graded_against_the_contract_and_told_so():
@@ -458,3 +461,35 @@ def test_check_refuses_an_unknown_api_and_other_files(tmp_path, capfd):
     assert "--api keras: expected one of tinycnn, cs231n, deeplearning-ai" in capfd.readouterr().err
     (tmp_path / "notes.txt").write_text("")
     assert check(tmp_path / "notes.txt") == 2
+
+
+# --------------------------------------------------------------------------------------------
+# The course templates (package data, written by `tinycnn template --api NAME`)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["cs231n", "deeplearning-ai"])
+def test_each_course_template_is_graded_not_implemented_and_its_command_says_how(api, tmp_path):
+    path = tmp_path / "layers.py"
+    assert main(["template", str(path), "--api", api]) == 0
+    assert path.read_text() == templates.read(api)
+    report = grade_submission(path, api=api, limits=FAST, train=False)
+    covered = set(adapters.REQUIRES[api])
+    for name, result in report.functions.items():
+        assert result.status == "missing", (name, result.full_detail)
+        if name in covered:
+            assert "not implemented yet" in result.detail
+    assert set(report.graded_as) == covered
+
+
+def test_a_stub_returning_only_nones_is_not_implemented_in_any_api(tmp_path):
+    path = tmp_path / "stub.py"
+    path.write_text(
+        "def linear_backward(dy, x, w, b):\n    dx, dw, db = None, None, None\n"
+        "    return dx, dw, db\n\n\ndef linear_forward(x, w, b):\n    return None, x\n"
+    )
+    report = grade_submission(path, limits=FAST, train=False)
+    assert report.functions["linear_backward"].status == "missing"
+    assert "not implemented yet" in report.functions["linear_backward"].detail
+    # One None beside an array is a wrong structure, not a stub.
+    assert report.functions["linear_forward"].status == "fail"

@@ -233,7 +233,8 @@ def run_template(args) -> int:
         raise CommandError(f"{args.path} exists; choose another PATH or add --force")
     check_output_file("PATH", args.path)
     write_output("PATH", args.path, text)
-    print(f"wrote {args.path}; fill in the TODOs, then run: tinycnn check {args.path}")
+    api = f"--api {args.api} " if args.api else ""
+    print(f"wrote {args.path}; fill in the TODOs, then run: tinycnn check {api}{args.path}")
     return 0
 
 

@@ -79,7 +79,9 @@ import numpy as np
 __all__ = [
     "API_NAMES",
     "REQUIRES",
+    "ContractFunctions",
     "adapt",
+    "contract_namespace",
     "course_functions",
     "missing_message",
     "suggest_api",
@@ -494,3 +496,22 @@ def adapt(api, student):
     for contract_name, (function, course_name, original) in built.items():
         adapted[contract_name] = (function if callable(original) else original, course_name)
     return adapted
+
+
+class ContractFunctions:
+    """The contract functions an adapter built, as attributes (what the parity harness calls)."""
+
+    def __init__(self, functions):
+        self.__dict__.update(functions)
+
+
+def contract_namespace(api, student):
+    """What the child grades: ``(namespace, graded_as)`` for a student module and ``api``.
+
+    ``namespace`` has one attribute per contract function the module provides through ``api``
+    (see `adapt`); ``graded_as`` maps each to the course function graded. The child calls this
+    right after importing the student's module, and grades ``namespace`` like a contract file.
+    """
+    adapted = adapt(api, student)
+    functions = {name: function for name, (function, _) in adapted.items()}
+    return ContractFunctions(functions), {name: course for name, (_, course) in adapted.items()}

@@ -321,13 +321,6 @@ def import_submission(path, guard):
     return module
 
 
-class _Namespace:
-    """The contract functions a course adapter built, as attributes (what the harness calls)."""
-
-    def __init__(self, functions):
-        self.__dict__.update(functions)
-
-
 def load_adapter(path):
     """The checker's course-API adapter (:mod:`tinycnn.grading.adapters`), loaded from its file."""
     import importlib.util
@@ -402,11 +395,9 @@ def main(job_path):
     graded_as = {}
     if adapter is not None:
         try:
-            adapted = adapter.adapt(api, module)
+            module, graded_as = adapter.contract_namespace(api, module)
         except _BaseException:  # a hostile module attribute (a property that raises...)
-            adapted = {}
-        graded_as = {name: course_name for name, (_, course_name) in adapted.items()}
-        module = _Namespace({name: function for name, (function, _) in adapted.items()})
+            module, graded_as = adapter.ContractFunctions({}), {}
     functions = {}
     for name in job["functions"]:
         value = _getattr(module, name, None)
