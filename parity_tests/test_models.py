@@ -189,3 +189,58 @@ def test_softmax_regression_takes_empty_batches_too():
     loss, grads = model.loss_and_gradients(x, labels.astype(np.uint64))
     assert model.forward(x).shape == (0, 3) and np.isnan(loss)
     assert all(not grad.any() and grad.shape == model.params[k].shape for k, grad in grads.items())
+
+
+# --- gradient check at kinks (issue 11, item 7) --------------------------------------------------
+
+
+def _blank_image_batch(blank_value: float):
+    model = reference.TinyCNN(seed=0)
+    model.params["conv.bias"][:] = 0
+    data = reference.make_dataset(n_train=4, n_val=0, seed=0)
+    x = data.x_train.copy()
+    x[0] = blank_value  # 0: every conv output of this image sits exactly at ReLU's kink
+    return model, x, data.y_train
+
+
+def test_gradient_check_reports_units_at_a_relu_kink_instead_of_a_bug():
+    model, x, labels = _blank_image_batch(0.0)
+    checks = reference.gradient_check(model, x, labels)
+    # Each conv bias moves its filter's 36 outputs of the blank image across 0: all 3 at a kink.
+    assert (checks["conv.bias"].band, checks["conv.bias"].n_kink) == ("kink", 3)
+    assert checks["conv.bias"].n_units == 3 and np.isnan(checks["conv.bias"])
+    for name in ("conv.weight", "fc.weight", "fc.bias"):  # a blank pixel times a weight is 0
+        assert (checks[name].band, checks[name].n_kink) == ("perfect", 0), name
+
+
+def test_gradient_check_without_kinks_counts_none():
+    model, x, labels = _blank_image_batch(1e-3)
+    checks = reference.gradient_check(model, x, labels)
+    assert all(c.band == "perfect" and c.n_kink == 0 for c in checks.values()), checks
+
+
+def test_gradient_check_reports_a_max_pool_winner_that_changes_within_the_step():
+    # Conv = pixel under the kernel centre + 1 (all positive: no ReLU kink). Two pixels of one
+    # pooling window differ by 1e-9: a step of 1e-5 on a weight that reads their neighbours
+    # (which differ by ~0.5) changes the window's winner.
+    model = reference.TinyCNN(seed=0)
+    model.params["conv.weight"][:] = 0
+    model.params["conv.weight"][:, 0, 1, 1] = 1
+    model.params["conv.bias"][:] = 1
+    x = np.random.default_rng(0).uniform(0.1, 1.0, size=(2, 1, 8, 8))
+    x[0, 0, 1, 2] = x[0, 0, 1, 1] + 1e-9  # conv outputs (0, 0) and (0, 1): one window
+    checks = reference.gradient_check(model, x, np.array([0, 1]))
+    weight = checks["conv.weight"]
+    assert 0 < weight.n_kink < weight.n_units and weight.band == "perfect", repr(weight)
+    assert checks["conv.bias"].n_kink == 0  # a bias shifts both pixels alike: same winner
+
+
+def test_a_wrong_backward_pass_is_still_a_bug_beside_a_kink():
+    model, x, labels = _blank_image_batch(0.0)
+    broken_ops = type("BrokenOps", (), {})()
+    for name in reference.ops.CONTRACT_FUNCTIONS:
+        setattr(broken_ops, name, getattr(reference.ops, name))
+    broken_ops.relu_backward = lambda dy, x: dy.copy()
+    model.ops = broken_ops
+    checks = reference.gradient_check(model, x, labels)
+    assert checks["conv.weight"].band == "bug" and checks["conv.bias"].band == "kink"

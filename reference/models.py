@@ -125,6 +125,16 @@ class _Model:
         """Gradient of the loss for every parameter, given ``dloss/dlogits``."""
         raise NotImplementedError
 
+    def kink_signature(self, activations: dict) -> np.ndarray:
+        """Which side of every non-differentiable point the forward pass took, as booleans.
+
+        The sign of every ReLU input and the winner of every max-pool window (computed with
+        the reference ops, whatever ``self.ops`` is). Where it changes between two forward
+        passes, the loss has a kink between them: see :func:`reference.gradcheck.gradient_check`.
+        A model without ReLU or pooling has none (an empty array).
+        """
+        return np.zeros(0, dtype=bool)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Logits ``(N, n_classes)`` for images ``x (N, 1, S, S)``; N = 0 gives ``(0, K)``."""
         return self.forward_with_activations(x)[0]
@@ -297,6 +307,13 @@ class TinyCNN(_Model):
         )
         return {"conv.weight": dconv_w, "conv.bias": dconv_b, "fc.weight": dfc_w, "fc.bias": dfc_b}
 
+    def kink_signature(self, activations):
+        pool, relu = self.config["pool_size"], activations["relu"]
+        winners = reference_ops.maxpool2d_backward(
+            np.ones(activations["pool"].shape, relu.dtype), relu, pool, pool
+        )
+        return np.concatenate([(activations["conv"] > 0).ravel(), (winners != 0).ravel()])
+
     def _summary_layers(self):
         F, K = self.config["n_filters"], self.config["kernel_size"]
         pool = self.config["pool_size"]
@@ -396,6 +413,9 @@ class MLP(_Model):
             "out.weight": dout_w,
             "out.bias": dout_b,
         }
+
+    def kink_signature(self, activations):
+        return (activations["hidden"] > 0).ravel()
 
     def _summary_layers(self):
         return [

@@ -54,8 +54,10 @@ def gradient_check_table(
 
     Returns
     -------
-    DataFrame with ``model``, ``parameter``, ``shape``, ``rel_error`` and ``band`` (the lecture's
-    name for the error: perfect, acceptable, suspicious or bug).
+    DataFrame with ``model``, ``parameter``, ``shape``, ``rel_error``, ``band`` (the lecture's
+    name for the error: perfect, acceptable, suspicious or bug; "kink" when every unit's step
+    crosses a kink) and ``kink_units`` (units left out of the error because their finite-difference
+    step crosses a kink of ReLU or a max-pool choice; see ``reference.gradcheck``).
     """
     data = reference.make_dataset(n_classes=n_classes, n_train=n_samples, n_val=0, seed=seed)
     x, labels = data.x_train, data.y_train
@@ -73,8 +75,9 @@ def gradient_check_table(
                     "model": name,
                     "parameter": parameter,
                     "shape": " x ".join(map(str, shapes[parameter])),
-                    "rel_error": error,
+                    "rel_error": float(error),
                     "band": error_band(error),
+                    "kink_units": error.n_kink,
                 }
             )
     return pd.DataFrame(rows)

@@ -430,12 +430,24 @@ def _s5(data: ReportData) -> list[str]:
         "||g_bp - g_num|| / (||g_bp|| + ||g_num||) per parameter tensor. The last model has a "
         "deliberately broken convolution backward pass (the kernel "
         "gradient comes out rotated by 180 degrees): the check flags the convolution weights "
-        "and leaves the other tensors clean, so it also says where the bug is.",
+        "and leaves the other tensors clean, so it also says where the bug is. " + _kink_note(T),
         "",
         markdown_table(T, formats={"rel_error": sci}),
         "",
         _figure("05_gradient_check", "gradient check"),
     ]
+
+
+def _kink_note(T) -> str:
+    """How many units the gradient check left out, and why (issue 11)."""
+    units = sum(int(np.prod([int(n) for n in shape.split(" x ")])) for shape in T["shape"])
+    left_out = int(T["kink_units"].sum())
+    return (
+        f"{left_out} of {units} units were left out of the errors "
+        "(column kink_units): a unit whose step of +-eps changes the sign of a ReLU input or "
+        "the winner of a max-pool window straddles a kink, where a two-sided difference "
+        "measures nothing."
+    )
 
 
 def _s6(data: ReportData) -> list[str]:

@@ -307,3 +307,16 @@ def test_softmax_regression_gradients_and_torch_twin():
 
 def test_tables_are_dataframes():
     assert isinstance(experiments.training_curves_table(fake_run()), pd.DataFrame)
+
+
+def test_gradient_check_section_says_how_many_units_were_left_out_and_why():
+    from tinycnn.reports import render
+
+    table = gradients.gradient_check_table(seed=0, n_samples=4)
+    assert "kink_units" in table.columns
+    at_kink = table.copy()
+    at_kink.loc[at_kink["parameter"] == "conv.bias", "kink_units"] = 3
+    units = sum(int(np.prod([int(n) for n in s.split(" x ")])) for s in table["shape"])
+    note = render._kink_note(at_kink)
+    assert f"{int(at_kink['kink_units'].sum())} of {units} units were left out" in note
+    assert "ReLU" in note and "max-pool" in note
