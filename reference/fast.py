@@ -36,6 +36,7 @@ infinity are exactly theirs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -150,7 +151,12 @@ class TrainingSteps:
         return loss
 
     def _finite(self, loss: float) -> bool:
-        return bool(np.isfinite(loss) and np.isfinite(self._flat_grads).all())
+        """False if the loss or any gradient is NaN or infinite (then their sum is too).
+
+        A sum that overflows from finite gradients only sends the step to the public ops,
+        which give the same numbers, more slowly.
+        """
+        return math.isfinite(loss) and math.isfinite(np.add.reduce(self._flat_grads))
 
     def phases(self, batch: np.ndarray) -> list[tuple[str, Callable[[], object]]]:
         """The parts of one step on ``batch``, in order: ``(name, function)`` pairs.
@@ -192,10 +198,10 @@ def _cross_entropy(plan, logits: np.ndarray, labels: np.ndarray) -> float:
     """
     N = len(labels)
     shifted, row, log_probs, dlogits = plan.shifted, plan.row, plan.log_probs, plan.dlogits
-    np.maximum.reduce(logits, axis=1, keepdims=True, out=row)  # N, 1
+    _row_reduce(np.maximum, logits, row, plan.by_columns)  # N, 1
     np.subtract(logits, row, out=shifted)  # N, K
     np.exp(shifted, out=log_probs)  # N, K (a scratch use of log_probs)
-    np.add.reduce(log_probs, axis=1, keepdims=True, out=row)  # N, 1
+    _row_reduce(np.add, log_probs, row, plan.by_columns)  # N, 1
     np.log(row, out=row)  # log-sum-exp
     np.subtract(shifted, row, out=log_probs)  # N, K
     picked = np.add(plan.row_start, labels, out=plan.picked)  # flat position of each true class
@@ -205,6 +211,26 @@ def _cross_entropy(plan, logits: np.ndarray, labels: np.ndarray) -> float:
     dlogits /= N
     plan.loss = float(loss)
     return plan.loss
+
+
+#: Rows shorter than this are reduced one element after the other by NumPy (longer ones in
+#: pairwise blocks of 8), so a loop over the columns gives the same bits.
+_SEQUENTIAL_ROW = 8
+
+
+def _row_reduce(ufunc, a: np.ndarray, out: np.ndarray, by_columns: bool) -> None:
+    """``ufunc.reduce(a, axis=1, keepdims=True, out=out)``, to the bit.
+
+    For many short rows NumPy's reduction runs one tiny loop per row; ``by_columns`` (only for
+    rows shorter than :data:`_SEQUENTIAL_ROW`) does the same operations column by column,
+    a few long loops instead: ``((a0 op a1) op a2) ...``, the order NumPy uses on them.
+    """
+    if not by_columns:
+        ufunc.reduce(a, axis=1, keepdims=True, out=out)
+        return
+    ufunc(a[:, 0:1], a[:, 1:2], out=out)
+    for k in range(2, a.shape[1]):
+        ufunc(out, a[:, k : k + 1], out=out)
 
 
 class _Buffers:
@@ -219,6 +245,8 @@ class _Buffers:
         self.row_start = np.arange(N) * n_classes
         self.picked = np.empty(N, dtype=np.result_type(self.row_start, np.intp))
         self.labels = np.empty(N, dtype=np.intp)
+        # Column loops pay off for long batches (measured: from about 64 rows).
+        self.by_columns = N >= 64 and 2 <= n_classes < _SEQUENTIAL_ROW
 
 
 class _TinyCNNPlan(_Buffers):
@@ -285,6 +313,9 @@ class _TinyCNNPlan(_Buffers):
         self.pool_start = public_index[0]  # first element of each window, public layout
         self.pool_offsets = ops._window_index(1, H, H, p, p, p, P, P)[:, 0]  # p*p
         self.countdown = ops._countdown(p * p)
+        # weight w of the first maximum (p*p for element 0, ..., 1 for the last) -> its offset;
+        # weight 0 (ReLU off) -> the first element, as the public path chooses
+        self.offset_by_weight = np.concatenate([self.pool_offsets[:1], self.pool_offsets[::-1]])
         self.windows = np.empty(public_index.shape, dtype)
         self.window_max = np.empty(N * F * P * P, dtype)
         self.pooled = np.empty((N, F * P * P), dtype)  # ReLU of the maxima: the flat features
@@ -396,16 +427,17 @@ class _TinyCNNPlan(_Buffers):
         positive, the ReLU output is all zeros and the public path picks the window's first
         element), times the ReLU mask.
         """
-        p = self.sizes[6]
         windows, window_max = self.windows, self.window_max
-        is_max = np.less(windows, window_max, out=self.is_max)
-        np.logical_not(is_max, out=is_max)  # p*p, N*F*P*P
+        # The public test is "not below the maximum" (~(x < max)), which differs from "equal
+        # to the maximum" only for NaN, and a NaN makes the loss NaN: that step is redone by
+        # the public ops.
+        is_max = np.equal(windows, window_max, out=self.is_max)  # p*p, N*F*P*P
         weighted = np.multiply(is_max, self.countdown, out=self.weighted)
-        first = np.maximum.reduce(weighted, axis=0, out=self.first)  # p*p - first max
-        np.subtract(p * p, first, out=first)
+        heaviest = np.maximum.reduce(weighted, axis=0, out=self.first)  # p*p - first max
         positive = np.greater(window_max, 0, out=self.positive)  # the ReLU was on
-        first *= positive
-        winner = np.add(self.pool_start, self.pool_offsets.take(first), out=self.winner)
+        heaviest *= positive  # 0 picks the window's first element
+        offset = self.offset_by_weight.take(heaviest)
+        winner = np.add(self.pool_start, offset, out=self.winner)
         dflat = self.dpooled.reshape(-1)
         dflat *= positive  # relu_backward: dy * (x > 0)
         dconv = self.dconv  # N, F, H*H

@@ -294,7 +294,10 @@ def test_markdown_has_title_machine_threads_table_and_verdicts():
     assert all(line.endswith("|") for line in table)
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
     assert header == list(bench.TABLE_HEADER) and "NumPy/PyTorch" in header and "target" in header
-    assert "| 5.25x | 2,100/s | 2.50x (2.25-2.75) | pass (>= 4x); pass (>= 1x JAX) |" in table[2]
+    assert (
+        "| 5.25x | 2,100/s | 2.50x (2.25-2.75) | - | - | pass (>= 4x); pass (>= 1x JAX) |"
+        in (table[2])
+    )
     assert "5,250/s" in table[2]
     assert r"tinycnn check \| correct" in table[3] and "3.5 s" in table[3]  # "|" escaped
     assert "failed (exit 1): 2 failed, 98 passed" in table[4] and "FAIL (< 60 s)" in table[4]
@@ -606,11 +609,24 @@ def test_the_jax_baseline_trains_the_same_epoch_as_the_reference():
     batches = reference.epoch_batches(100, 32, epoch=1, seed=0)  # three of 32, one of 4
     for name, kind in (("TinyCNN", "tinycnn"), ("MLP (18 hidden)", "mlp")):
         model = reference.build_model(kind, dtype=np.float32, seed=0)
-        epoch = jax_baseline.epoch_function(
-            name, model.params, x, data.y_train, batches, lr=0.05, momentum=0.9, weight_decay=1e-3
-        )
+        epochs = [
+            jax_baseline.epoch_function(
+                name,
+                model.params,
+                x,
+                data.y_train,
+                batches,
+                lr=0.05,
+                momentum=0.9,
+                weight_decay=1e-3,
+                variant=variant,
+            )
+            for variant in jax_baseline.VARIANTS
+        ]
         steps = TrainingSteps(model, x, data.y_train, lr=0.05, momentum=0.9, weight_decay=1e-3)
         for _ in range(2):
-            jax_losses = epoch()
             numpy_losses = [steps(batch) for batch in batches]
-            np.testing.assert_allclose(jax_losses, numpy_losses, rtol=1e-5, err_msg=name)
+            for variant, epoch in zip(jax_baseline.VARIANTS, epochs, strict=True):
+                np.testing.assert_allclose(
+                    epoch(), numpy_losses, rtol=1e-5, err_msg=f"{name}, {variant}"
+                )

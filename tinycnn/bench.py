@@ -38,7 +38,9 @@ The JSON (``--json PATH``) holds ``schema`` (``"tinycnn-bench/3"``), ``settings`
 (per call, or per epoch of ``samples_per_epoch`` images for training) and ``ratio``; for
 training also ``numpy_samples_per_second``, ``torch_samples_per_second``, ``ratio_range`` and,
 with JAX, ``jax_seconds``, ``jax_samples_per_second``, ``ratio_vs_jax`` and
-``ratio_vs_jax_range`` (``ratio_vs_jax`` is None on a row that wanted JAX without it); for step
+``ratio_vs_jax_range``, likewise ``jax_tuned_...`` and ``ratio_vs_jax_tuned...`` (the two
+variants of :mod:`tinycnn.jax_baseline`; ``ratio_vs_jax`` is None on a row that wanted JAX
+without it); for step
 ``part``, ``batch``, ``numpy_seconds`` and ``share``; for commands ``key``, ``command``,
 ``cwd``, ``status`` ("ok", "not available", "failed (exit N): ...", "timed out after T s"),
 ``seconds`` (wall time of a successful run, else None) and ``elapsed_seconds`` (of any run
@@ -627,16 +629,18 @@ def _epoch_functions(
     if with_jax:
         from tinycnn import jax_baseline
 
-        functions["jax"] = jax_baseline.epoch_function(
-            model_name,
-            model.params,
-            x,
-            y,
-            batches,
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-        )
+        for variant, key in (("textbook", "jax"), ("tuned", "jax_tuned")):
+            functions[key] = jax_baseline.epoch_function(
+                model_name,
+                model.params,
+                x,
+                y,
+                batches,
+                lr=config.lr,
+                momentum=config.momentum,
+                weight_decay=config.weight_decay,
+                variant=variant,
+            )
     steps = TrainingSteps(
         model, x, y, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -697,15 +701,16 @@ def bench_training(settings: BenchSettings, progress: Callable[[str], None]) -> 
                     "dtype": dtype_name,
                     "samples_per_epoch": settings.n_train,
                 }
-                for name in ("numpy", "torch", "jax"):
+                for name in ("numpy", "torch", "jax", "jax_tuned"):
                     if name in seconds:
                         row[f"{name}_seconds"] = seconds[name]
                         row[f"{name}_samples_per_second"] = settings.n_train / seconds[name]
                 row["ratio"] = ratio(seconds["numpy"], seconds["torch"])
                 row["ratio_range"] = _ratio_range(times["numpy"], times["torch"])
                 if "jax" in seconds:
-                    row["ratio_vs_jax"] = ratio(seconds["numpy"], seconds["jax"])
-                    row["ratio_vs_jax_range"] = _ratio_range(times["numpy"], times["jax"])
+                    for name in ("jax", "jax_tuned"):
+                        row[f"ratio_vs_{name}"] = ratio(seconds["numpy"], seconds[name])
+                        row[f"ratio_vs_{name}_range"] = _ratio_range(times["numpy"], times[name])
                 elif (model_name, dtype_name) == (JAX_ROWS["model"], JAX_ROWS["dtype"]):
                     row["ratio_vs_jax"] = None  # wanted, but JAX is not installed (or --no-jax)
                 rows.append(row)
@@ -1109,6 +1114,8 @@ TABLE_HEADER = (
     "NumPy/PyTorch",
     "JAX",
     "NumPy/JAX",
+    "JAX tuned",
+    "NumPy/JAX tuned",
     "target",
 )
 
@@ -1154,14 +1161,19 @@ def _row_cells(row: dict) -> list[str]:
             f"{row['ratio']:.2f}x",
             "-",
             "-",
+            "-",
+            "-",
             mark,
         ]
     if row["section"] == "training":
-        jax = row.get("jax_samples_per_second")
-        if jax is not None:
-            jax_text = f"{jax:,.0f}/s"
-        else:
-            jax_text = "not installed" if "ratio_vs_jax" in row else "-"
+        jax_cells = []
+        for name in ("jax", "jax_tuned"):
+            speed = row.get(f"{name}_samples_per_second")
+            if speed is not None:
+                jax_cells += [f"{speed:,.0f}/s", _ratio_text(row, f"ratio_vs_{name}")]
+            else:
+                wanted = "ratio_vs_jax" in row and row["ratio_vs_jax"] is None
+                jax_cells += ["not installed" if wanted else "-", "-"]
         return [
             row["section"],
             row["name"],
@@ -1169,20 +1181,16 @@ def _row_cells(row: dict) -> list[str]:
             f"{row['numpy_samples_per_second']:,.0f}/s",
             f"{row['torch_samples_per_second']:,.0f}/s",
             _ratio_text(row, "ratio"),
-            jax_text,
-            _ratio_text(row, "ratio_vs_jax"),
+            *jax_cells,
             mark,
         ]
     if row["section"] == "step":
         share = "" if row["share"] is None else f" ({row['share']:.0%})"
         name = f"{row['name']}{share}"
-        return (
-            [row["section"], name, row["dtype"], _time_text(row["numpy_seconds"])]
-            + ["-"] * 4
-            + [mark]
-        )
+        cells = [row["section"], name, row["dtype"], _time_text(row["numpy_seconds"])]
+        return [*cells, "-", "-", "-", "-", "-", "-", mark]
     time_or_status = _time_text(row["seconds"]) if row["status"] == "ok" else row["status"]
-    return [row["section"], row["name"], "-", time_or_status, "-", "-", "-", "-", mark]
+    return [row["section"], row["name"], "-", time_or_status, "-", "-", "-", "-", "-", "-", mark]
 
 
 def _blas_text(machine: dict) -> str:
@@ -1200,8 +1208,9 @@ def _notes(result: BenchResult) -> list[str]:
     return [
         "NumPy/PyTorch = NumPy speed / PyTorch speed (PyTorch time / NumPy time); above 1 NumPy "
         "is faster.",
-        "NumPy/JAX likewise against JAX (jit, the epoch in one lax.scan); a ratio's brackets hold "
-        "the range of the per-run ratios.",
+        "NumPy/JAX likewise against JAX (jit, the epoch in one lax.scan; max-pool by "
+        "lax.reduce_window); JAX tuned: max-pool as reshape + max, minibatches gathered once per "
+        "epoch (tinycnn.jax_baseline). A ratio's brackets hold the range of the per-run ratios.",
         "Times (timeit.Timer): median per call over timed runs after warm-up, the frameworks "
         "taking turns. PyTorch ops: forward under no_grad, backward = autograd.grad on a kept "
         "graph. Training: the steps of `train` (NumPy: reference.fast), no evaluation.",
@@ -1284,7 +1293,7 @@ def format_markdown(result: BenchResult, created: str | None = None) -> str:
         "## Results",
         "",
         "| " + " | ".join(TABLE_HEADER) + " |",
-        "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---:", "---:", "---"]) + "|",
+        "|" + "|".join(["---"] * 3 + ["---:"] * 7 + ["---"]) + "|",
     ]
     for row in result.rows:
         lines.append("| " + " | ".join(_markdown_cell(cell) for cell in _row_cells(row)) + " |")
