@@ -54,6 +54,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
+    "CONTRACT_SPECIAL_CASES",
     "avg_pool2d",
     "avg_pool2d_backward",
     "avg_pool2d_loops",
@@ -1014,6 +1015,75 @@ def _rows_to_input_layout(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarra
         return rows.reshape(shape)
     moved = (shape[0], *shape[2:], shape[1])  # N, d1, ..., C
     return np.ascontiguousarray(np.moveaxis(rows.reshape(moved), -1, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# The TinyCNN contract as special cases.
+#
+# The nine functions of the contract (reference.ops, and every student submission) are these
+# functions with the extra arguments left at their defaults: one int stride and padding, no
+# dilation, one group, batched images, max pooling without padding, mean cross-entropy without
+# weights. Written out here, they are checked against reference.ops and against PyTorch on the
+# whole case catalogue (parity_tests/test_contract_special_cases.py). reference.ops keeps its own
+# implementations: at TinyCNN's sizes its cached index arrays make it several times faster than
+# these general versions, which the benchmark's per-op target needs.
+# --------------------------------------------------------------------------------------------
+
+
+def contract_conv2d_forward(x, w, b, stride=1, padding=0):
+    """``ops.conv2d_forward``: :func:`conv2d` with int stride and padding, no dilation, 1 group."""
+    return conv2d(x, w, b, stride, padding)
+
+
+def contract_conv2d_backward(dy, x, w, b, stride=1, padding=0):
+    """``ops.conv2d_backward``: :func:`conv2d_backward` of the same special case."""
+    return conv2d_backward(dy, x, w, b, stride, padding)
+
+
+def contract_relu_forward(x):
+    """``ops.relu_forward``: :func:`relu`."""
+    return relu(x)
+
+
+def contract_relu_backward(dy, x):
+    """``ops.relu_backward``: :func:`relu_backward`."""
+    return relu_backward(dy, x)
+
+
+def contract_maxpool2d_forward(x, size=2, stride=2):
+    """``ops.maxpool2d_forward``: :func:`max_pool2d` with a square window, no padding."""
+    return max_pool2d(x, size, stride)
+
+
+def contract_maxpool2d_backward(dy, x, size=2, stride=2):
+    """``ops.maxpool2d_backward``: :func:`max_pool2d_backward` of the same special case."""
+    return max_pool2d_backward(dy, x, size, stride)
+
+
+def contract_linear_forward(x, w, b):
+    """``ops.linear_forward``: :func:`linear` on a batch of vectors ``(N, D)``."""
+    return linear(x, w, b)
+
+
+def contract_linear_backward(dy, x, w, b):
+    """``ops.linear_backward``: :func:`linear_backward`."""
+    return linear_backward(dy, x, w, b)
+
+
+def contract_softmax_cross_entropy(logits, labels):
+    """``ops.softmax_cross_entropy``: mean :func:`cross_entropy` and its gradient for an upstream
+    gradient of 1, no class weights, nothing ignored, no smoothing."""
+    loss = cross_entropy(logits, labels)
+    dlogits, _ = cross_entropy_backward(np.ones((), dtype=logits.dtype), logits, labels)
+    return loss, dlogits
+
+
+#: Contract function name -> its special case above.
+CONTRACT_SPECIAL_CASES = {
+    name.removeprefix("contract_"): function
+    for name, function in list(globals().items())
+    if name.startswith("contract_")
+}
 
 
 # --------------------------------------------------------------------------------------------
