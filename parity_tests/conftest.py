@@ -13,6 +13,7 @@ import importlib
 from types import ModuleType
 
 import pytest
+from tinycnn.parity_tests.cases import OpCase
 
 from tinycnn.pytest_plugin import IMPL_KEY
 
@@ -25,3 +26,35 @@ def ops(pytestconfig: pytest.Config) -> ModuleType:
     if module is not None:
         return module
     return importlib.import_module("tinycnn.reference.ops")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "outside_contract: checks the reference beyond the student contract (special values); "
+        "deselected with --impl",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``--impl``, test a submission on the student contract only, as ``tinycnn check`` does.
+
+    The contract a submission is held to is the cases ``tinycnn check`` grades (`OpCase.graded`:
+    not the special-value and empty-batch families, which the reference and PyTorch agree on but
+    a textbook implementation need not get right). Parametrized cases outside it are deselected
+    (pytest counts them as "deselected"), and so are hand-written tests marked
+    ``outside_contract``: ``check`` and ``pytest --impl`` give one verdict.
+    Without ``--impl`` every case runs against the reference.
+    """
+    if config.stash.get(IMPL_KEY, None) is None:
+        return
+    kept, outside = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("case") if callspec is not None else None
+        beyond = isinstance(case, OpCase) and not case.graded
+        beyond = beyond or item.get_closest_marker("outside_contract") is not None
+        (outside if beyond else kept).append(item)
+    if outside:
+        config.hook.pytest_deselected(items=outside)
+        items[:] = kept

@@ -102,8 +102,19 @@ def test_all_pass_exits_0_with_a_row_per_function_and_valid_outputs(tmp_path, ca
     results = strict_json(gradescope_path)
     assert [t["name"] for t in results["tests"][:9]] == list(CONTRACT_FUNCTIONS)
     for test in results["tests"]:
-        assert set(test) == {"name", "score", "max_score", "output", "visibility"}
+        assert set(test) == {
+            "name",
+            "score",
+            "max_score",
+            "status",
+            "output",
+            "output_format",
+            "visibility",
+        }
+        assert test["status"] == "passed" and test["visibility"] == "visible"
+        assert test["output_format"] == "text"
     assert results["score"] == 9.0
+    assert 0 < results["execution_time"] < 60 and results["visibility"] == "visible"
 
 
 def test_a_failure_exits_1_and_the_json_follows_the_schema(tmp_path):
@@ -142,6 +153,10 @@ def test_the_hint_reaches_the_table_json_and_gradescope(tmp_path, capfd):
     assert "Hint: dx differs only where x is exactly 0" in detail
     tests = {t["name"]: t for t in strict_json(gradescope_path)["tests"]}
     assert tests["relu_backward"]["score"] == 0 and tests["relu_forward"]["score"] == 1
+    assert tests["relu_backward"]["status"] == "failed"
+    assert tests["relu_forward"]["status"] == "passed"
+    # The same complete feedback as --json: every finding with its hint.
+    assert tests["relu_backward"]["output"] == "fail: " + detail
     assert "gradient at exactly 0 is 0" in tests["relu_backward"]["output"]
     assert strict_json(gradescope_path)["score"] == 1
 
@@ -316,3 +331,43 @@ def test_the_installed_entry_point_grades_the_template_as_failing():
     )
     assert missing.returncode == 2
     assert missing.stderr.count("\n") == 1  # one line, no traceback
+
+
+def test_gradescope_visibility_and_points_are_options(tmp_path):
+    path = tmp_path / "results.json"
+    assert (
+        check(
+            FIXTURES / "buggy_relu_zero_gradient.py",
+            "--gradescope",
+            path,
+            "--visibility",
+            "after_due_date",
+            "--max-score",
+            "2.5",
+        )
+        == 1
+    )
+    results = strict_json(path)
+    assert results["visibility"] == "after_due_date"
+    by_name = {t["name"]: t for t in results["tests"]}
+    assert all(by_name[name]["visibility"] == "after_due_date" for name in CONTRACT_FUNCTIONS)
+    assert all(by_name[name]["max_score"] == 2.5 for name in CONTRACT_FUNCTIONS)
+    assert by_name["relu_forward"]["score"] == 2.5 and by_name["relu_backward"]["score"] == 0
+    assert results["score"] == 2.5
+    assert check(FIXTURES / "correct_vectorized.py", "--max-score", "0") == 2
+    assert check(FIXTURES / "correct_vectorized.py", "--visibility", "secret") == 2
+
+
+def test_every_finding_reaches_gradescope_as_it_reaches_the_json(tmp_path):
+    json_path, gradescope_path = tmp_path / "out.json", tmp_path / "results.json"
+    fixture = FIXTURES / "buggy_pool_float64_ties.py"
+    assert check(fixture, "--json", json_path, "--gradescope", gradescope_path) == 1
+    entry = strict_json(json_path)["functions"]["maxpool2d_backward"]
+    assert [(f["output"], f["kind"]) for f in entry["findings"]] == [
+        ("dx", "values"),
+        ("dx", "dtype"),
+    ]
+    assert [f["hint_ids"] for f in entry["findings"]] == [["ties"], ["keep-dtype"]]
+    test = {t["name"]: t for t in strict_json(gradescope_path)["tests"]}["maxpool2d_backward"]
+    assert test["output"] == "fail: " + entry["detail"]
+    assert all(f["hint"] in test["output"] for f in entry["findings"])

@@ -210,3 +210,44 @@ def test_reference_never_imports_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+# --- the reference refuses impossible arguments with ValueError (outside the contract) ---
+
+
+def _arrays(*shapes: tuple[int, ...]) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal(shape) for shape in shapes]
+
+
+IMPOSSIBLE_CALLS = {
+    "conv-kernel-5-does-not-fit-input-3": (
+        "conv2d_forward",
+        _arrays((1, 1, 3, 3), (1, 1, 5, 5), (1,)),
+        {"padding": 0},
+    ),
+    "conv-stride-0": ("conv2d_forward", _arrays((1, 1, 4, 4), (1, 1, 3, 3), (1,)), {"stride": 0}),
+    "conv-padding-minus-1": (
+        "conv2d_forward",
+        _arrays((1, 1, 4, 4), (1, 1, 3, 3), (1,)),
+        {"padding": -1},
+    ),
+    "conv-3-channels-for-2": ("conv2d_forward", _arrays((1, 2, 4, 4), (1, 3, 3, 3), (1,)), {}),
+    "conv-x-rank-3": ("conv2d_forward", _arrays((2, 4, 4), (1, 2, 3, 3), (1,)), {}),
+    "conv-backward-kernel-too-large": (
+        "conv2d_backward",
+        _arrays((1, 1, 1, 1), (1, 1, 3, 3), (1, 1, 5, 5), (1,)),
+        {},
+    ),
+    "pool-window-3-on-input-2": ("maxpool2d_forward", _arrays((1, 1, 2, 2)), {"size": 3}),
+    "pool-stride-0": ("maxpool2d_forward", _arrays((1, 1, 4, 4)), {"size": 2, "stride": 0}),
+    "linear-4-features-for-3": ("linear_forward", _arrays((2, 4), (5, 3), (5,)), {}),
+}
+
+
+@pytest.mark.parametrize("name", IMPOSSIBLE_CALLS)
+def test_the_reference_refuses_impossible_arguments_with_value_error(name):
+    # Not part of the student contract (README): students may raise anything for these.
+    function, arrays, keywords = IMPOSSIBLE_CALLS[name]
+    with pytest.raises(ValueError):
+        getattr(ops, function)(*arrays, **keywords)

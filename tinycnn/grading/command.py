@@ -35,6 +35,16 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _positive_points(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")  # reported just below
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of points, got {text!r}")
+    return value
+
+
 def _module_name(text: str) -> str:
     if not all(part.isidentifier() for part in text.split(".")):
         raise argparse.ArgumentTypeError(f"expected a module name such as scipy, got {text!r}")
@@ -95,6 +105,21 @@ def register(subparsers) -> argparse.ArgumentParser:
         metavar="PATH",
         help="also write Gradescope's results.json to PATH (one submission: a file, or a "
         "folder holding one student's files, as Gradescope hands it over)",
+    )
+    parser.add_argument(
+        "--visibility",
+        choices=("visible", "after_published", "after_due_date", "hidden"),
+        default="visible",
+        help="--gradescope: visibility of the tests and the score, Gradescope's field "
+        "(default: visible)",
+    )
+    parser.add_argument(
+        "--max-score",
+        type=_positive_points,
+        default=1.0,
+        metavar="POINTS",
+        help="--gradescope: points of each of the nine functions, Gradescope's max_score "
+        "(default: 1)",
     )
     parser.add_argument(
         "--timeout",
@@ -280,7 +305,14 @@ def run_check(args: argparse.Namespace) -> int:
         if args.gradescope:
             _write(
                 args.gradescope,
-                json.dumps(gradescope_results(report), indent=2, allow_nan=False) + "\n",
+                json.dumps(
+                    gradescope_results(
+                        report, visibility=args.visibility, max_score=args.max_score
+                    ),
+                    indent=2,
+                    allow_nan=False,
+                )
+                + "\n",
             )
         return PASSED if report.passed else FAILED
 

@@ -17,6 +17,7 @@ from tinycnn.grading.grader import FunctionResult, SubmissionReport
 from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 __all__ = [
+    "VISIBILITIES",
     "folder_table",
     "gradescope_results",
     "report_json",
@@ -185,62 +186,92 @@ def report_json(report: SubmissionReport) -> dict:
     }
 
 
-def gradescope_results(report: SubmissionReport) -> dict:
-    """Gradescope's ``results.json``: one test per contract function, one point each.
+#: Gradescope's visibility settings (results.json ``visibility``), most open first.
+VISIBILITIES = ("visible", "after_published", "after_due_date", "hidden")
 
-    A violated import policy sets the total ``score`` to 0 (its own test says why); the
-    training run is an informational test worth 0 points.
+
+def gradescope_results(
+    report: SubmissionReport, *, visibility: str = "visible", max_score: float = 1.0
+) -> dict:
+    """Gradescope's ``results.json``: one test per contract function, ``max_score`` points each.
+
+    Field names are Gradescope's autograder specification's (gradescope-autograders.readthedocs.io,
+    "Autograder Specifications", output format): top level ``score``, ``execution_time``
+    (seconds), ``output``, ``output_format``, ``test_output_format``, ``visibility`` and
+    ``tests``; each test ``name``, ``score``, ``max_score``, ``status`` ("passed" or "failed"),
+    ``output``, ``output_format`` and ``visibility``. A test's output is the same complete
+    feedback as ``--json``'s ``detail`` (every finding, with its hint). A violated import policy
+    sets the total ``score`` to 0 (its own test says why); the training run is an
+    informational test worth 0 points.
+
+    Parameters
+    ----------
+    report : SubmissionReport
+    visibility : str
+        One of `VISIBILITIES`, for every test and the submission.
+    max_score : float
+        Points of each contract function.
     """
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {VISIBILITIES}, not {visibility!r}")
+
+    def test(name: str, passed: bool, points: float, worth: float, output: str) -> dict:
+        return {
+            "name": name,
+            "score": points,
+            "max_score": worth,
+            "status": "passed" if passed else "failed",
+            "output": output,
+            "output_format": "text",
+            "visibility": visibility,
+        }
+
     tests = []
     for name in CONTRACT_FUNCTIONS:
         result = report.functions[name]
-        if result.status == "pass":
+        passed = result.status == "pass"
+        if passed:
             output = f"pass (max relative error {_error_text(result.max_rel_error)})"
         else:
             output = f"{result.status}: {result.full_detail}"
-        tests.append(
-            {
-                "name": name,
-                "score": 1.0 if result.status == "pass" else 0.0,
-                "max_score": 1.0,
-                "output": output,
-                "visibility": "visible",
-            }
-        )
+        tests.append(test(name, passed, max_score if passed else 0.0, max_score, output))
     if report.policy:
         tests.append(
-            {
-                "name": "import policy (from scratch: numpy and math only)",
-                "score": 0.0,
-                "max_score": 0.0,
-                "output": "\n".join(report.policy),
-                "visibility": "visible",
-            }
+            test(
+                "import policy (from scratch: numpy and math only)",
+                False,
+                0.0,
+                0.0,
+                "\n".join(report.policy),
+            )
         )
     if report.training is not None and report.training.status != "skipped":
         t = report.training
         accuracy = "-" if t.val_accuracy is None else f"{t.val_accuracy:.3f}"
         tests.append(
-            {
-                "name": "training TinyCNN with your ops (information, no points)",
-                "score": 0.0,
-                "max_score": 0.0,
-                "output": (
-                    f"{t.setup}: validation accuracy {accuracy}, reference run "
-                    f"{t.reference_val_accuracy:.3f}. {t.detail}"
-                ),
-                "visibility": "visible",
-            }
+            test(
+                "training TinyCNN with your ops (information, no points)",
+                t.status == "ok",
+                0.0,
+                0.0,
+                f"{t.setup}: validation accuracy {accuracy}, reference run "
+                f"{t.reference_val_accuracy:.3f}. {t.detail}",
+            )
         )
-    score = 0.0 if report.policy else sum(test["score"] for test in tests)
-    notes = "".join(f"\n{note}." for note in _reading_notes(report))
+    score = 0.0 if report.policy else sum(each["score"] for each in tests)
+    notes = "".join(f"
+{note}." for note in _reading_notes(report))
     return {
         "score": score,
+        "execution_time": round(report.seconds, 3),
         "output": (
             f"{report.n_passed} of {len(CONTRACT_FUNCTIONS)} contract functions pass"
             + ("; the import policy is violated, so the score is 0." if report.policy else ".")
             + notes
         ),
+        "output_format": "text",
+        "test_output_format": "text",
+        "visibility": visibility,
         "tests": tests,
     }
 

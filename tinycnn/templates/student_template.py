@@ -15,6 +15,11 @@ Rules of the game
 - Never modify an input array in place: work on copies (``np.pad``, ``x.copy()``, ``np.where``).
 - Layouts are PyTorch's: images ``(N, C, H, W)``, kernels ``(F, C, KH, KW)``, dense weights
   ``(M, D)``.
+- Inputs may arrive in any memory layout (Fortran order, transposed or reversed views): index
+  them, do not assume C-contiguous memory.
+- Impossible arguments (stride 0, negative padding, a kernel larger than the padded input,
+  mismatched shapes) are outside the contract: no case uses them, and you may raise any
+  exception for them or none. (The reference raises ValueError.)
 - Loops are fine to start with; a correct loop version is a good first step before vectorizing.
 """
 
