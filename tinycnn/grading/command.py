@@ -223,13 +223,15 @@ def _write(path: str, text: str) -> None:
         raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def _reproduce(target: Path, case_id: str, allow: tuple[str, ...], limits) -> int:
+def _reproduce(
+    target: Path, case_id: str, allow: tuple[str, ...], limits, api: str, entry: str | None
+) -> int:
     """``--case ID``: run one catalogue case and print everything about it (exit 0 if it passes)."""
     from tinycnn.grading.grader import grade_case
     from tinycnn.grading.reproduce import case_report
 
     try:
-        runs = grade_case(target, case_id, allow_imports=allow, limits=limits)
+        runs = grade_case(target, case_id, allow_imports=allow, limits=limits, api=api, entry=entry)
     except ValueError as error:
         raise CommandError(str(error)) from None
     print(case_report(runs, str(target)))
@@ -287,8 +289,8 @@ def run_check(args: argparse.Namespace) -> int:
 
     if args.case is not None:
         if folder_mode:
-            raise CommandError("--case reproduces one case of one file; give a .py file")
-        return _reproduce(target, args.case, allow, limits)
+            raise CommandError("--case reproduces one case of one submission, not a folder of them")
+        return _reproduce(target, args.case, allow, limits, args.api, args.entry)
 
     if not folder_mode:
         report = grade_submission(

@@ -1002,51 +1002,66 @@ class CaseRun:
 
 
 def grade_case(
-    path: str | Path,
+    path: str | Path | Submission,
     case_id: str,
     *,
     allow_imports: tuple[str, ...] = (),
     limits: Limits | None = None,
+    api: str = "tinycnn",
+    entry: str | None = None,
 ) -> list[CaseRun]:
     """Run every contract function that takes the catalogue case ``case_id`` on it, and judge.
 
     conv2d, relu, maxpool2d and linear cases are run by their forward and backward functions,
-    cross-entropy cases by ``softmax_cross_entropy``. The submission runs in a child process,
-    as in `grade_submission`.
+    cross-entropy cases by ``softmax_cross_entropy``. The submission is read and run as in
+    `grade_submission` (same ``api`` and ``entry``, in a child process).
 
     Raises
     ------
     ValueError
-        If there is no case ``case_id`` in the catalogue.
+        If there is no case ``case_id`` in the catalogue, or as `grade_submission`.
     FileNotFoundError
-        If there is no file at ``path``.
+        If there is nothing at ``path``.
     """
     from tinycnn.parity_tests.cases import find_case
 
     case = find_case(case_id)
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(path)
     limits = limits or Limits()
-    allowed = allowed_modules(allow_imports)
+    if isinstance(path, Submission):
+        submission = path
+    else:
+        submission = load_submission(path, api=api, entry=entry, allow_imports=allow_imports)
+    helpers = {module.partition(".")[0] for module in submission.modules[1:]}
+    allowed = allowed_modules(allow_imports) | helpers
     runs = []
-    with Sandbox(limits) as sandbox:
+    with (
+        Sandbox(limits) as sandbox,
+        tempfile.TemporaryDirectory(prefix="tinycnn-submission-") as folder,
+    ):
+        entry_path = submission.write(folder) if submission.problem is None else None
         for name in CONTRACT_FUNCTIONS:
             directions = [d for (op, d), f in FUNCTIONS.items() if op == case.op and f == name]
             for direction in directions[:1]:  # softmax_cross_entropy: one call, both outputs
                 inputs, expected = _expected(case.id, direction)
+                if entry_path is None:
+                    result = FunctionResult(name, "error", detail=submission.problem)
+                    runs.append(CaseRun(name, direction, case, inputs, expected, None, result))
+                    continue
                 run = sandbox.run(
                     "function",
-                    path,
+                    entry_path,
                     functions=CONTRACT_FUNCTIONS,
                     allowed_imports=allowed,
+                    student_modules=submission.modules[1:],
+                    api=submission.api,
                     function=name,
                     cases=[{"id": case.id, "direction": direction}],
                 )
+                _relocate(run, submission)
                 present = (run.import_result or {}).get("functions", {}).get(name)
                 if run.import_result and run.import_result.get("ok") and present != "callable":
                     result = FunctionResult(
-                        name, "missing", detail=f"no function {name} in the submission."
+                        name, "missing", detail=missing_message(submission.api, name)
                     )
                 else:
                     result = _judge_function(name, run, [(case, direction)], limits)

@@ -259,8 +259,7 @@ def gradescope_results(
             )
         )
     score = 0.0 if report.policy else sum(each["score"] for each in tests)
-    notes = "".join(f"
-{note}." for note in _reading_notes(report))
+    notes = "".join(f"\n{note}." for note in _reading_notes(report))
     return {
         "score": score,
         "execution_time": round(report.seconds, 3),
