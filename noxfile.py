@@ -47,7 +47,11 @@ def minimums(session: nox.Session) -> None:
 def newest(session: nox.Session) -> None:
     """Run the default tests on the newest release of every dependency (and of torch here)."""
     session.install(f"torch=={NEWEST_TORCH}")
-    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test]")
+    # Everything else eagerly to its newest release, but torch held at the CPU build just
+    # installed: an upgrade could otherwise fetch PyPI's CUDA build of a newer release.
+    hold = Path(session.create_tmp()) / "hold-torch.txt"
+    hold.write_text(f"torch=={NEWEST_TORCH}\n", encoding="utf-8")
+    session.install("-c", str(hold), "--upgrade", "--upgrade-strategy", "eager", "-e", ".[test]")
     session.run("python", "-m", "pip", "list", silent=False)
     session.run("pytest", *session.posargs)
 

@@ -139,6 +139,13 @@ def test_a_notebook_that_is_not_one_gets_results_saying_why(bundle, tmp_path):
     assert any("ops.ipynb is not a Jupyter notebook" in output for output in outputs)
 
 
+def test_a_file_check_refuses_gets_a_failed_result_with_the_reason(bundle, tmp_path):
+    # `tinycnn check` ends with a usage error (status 2): its one line reaches the student.
+    results, run = simulate(bundle, tmp_path, {"ops.pdf": b"%PDF-1.4"})
+    assert_failed_with(results, "could not be graded", "ops.pdf")
+    assert run.returncode == 0
+
+
 def test_an_empty_or_missing_submission_gets_a_failed_result(bundle, tmp_path):
     results, _ = simulate(bundle, tmp_path / "empty", {})
     assert_failed_with(results, "the submission is empty")

@@ -80,8 +80,14 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 # bubblewrap: the sandbox in which `tinycnn check` runs the student's code.
 apt-get install -y --no-install-recommends python3 python3-venv python3-pip bubblewrap
+# tinycnn needs Python 3.11 or newer (Ubuntu 24.04's python3 is 3.12; 22.04 has python3.11).
+python=python3
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  apt-get install -y --no-install-recommends python3.11 python3.11-venv
+  python=python3.11
+fi
 
-python3 -m venv /autograder/venv
+"$python" -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install --upgrade pip
 # The CPU build of PyTorch first: PyPI's default Linux build is a multi-GB CUDA build.
 /autograder/venv/bin/python -m pip install {torch_requirement} --index-url {torch_index}

@@ -12,7 +12,6 @@ installed on every worker: the workers import the job functions by name.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -125,7 +124,7 @@ def _connect(address: str):
         raise SchedulerError(f"cannot reach the Dask scheduler at {address}: {problem}")
     try:
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
-    except (TimeoutError, asyncio.TimeoutError):  # distinct classes on Python 3.10
+    except TimeoutError:  # asyncio.TimeoutError is this class since Python 3.11
         client.close()
         raise SchedulerError(
             f"the Dask scheduler at {address} has no workers (waited {CONNECT_TIMEOUT:g} s)"
