@@ -8,9 +8,9 @@ same positional and keyword arguments (so the reference's signatures are PyTorch
 (and max-pooling indices) must match, then the gradients of every input that requires one, for a
 random upstream gradient. Comparisons use the one helper (`compare`) and the one tolerance table.
 
-``SUPPLEMENTARY`` adds what the OpInfo samples leave out (label smoothing, all targets ignored,
-ties, NaN and infinities in pooling windows, ``-0.0`` in ReLU, ``padding="same"`` with an even
-kernel, empty batches); they run through the same test.
+`supplementary_samples` adds what the OpInfo samples leave out (label smoothing, all targets
+ignored, ties, NaN and infinities in pooling windows, ``-0.0`` in ReLU, ``padding="same"`` with
+an even kernel, empty batches); they run through the same test.
 
 ``UNSUPPORTED`` lists what the reference deliberately does not do, with the reason; the summary
 test prints how many OpInfo samples that leaves out.

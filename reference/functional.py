@@ -714,6 +714,11 @@ def linear(input, weight, bias=None) -> np.ndarray:
     Returns
     -------
     ndarray, shape (*, out_features)
+
+    Notes
+    -----
+    NaN and infinity propagate as in any matrix product (``inf * 0`` and ``inf - inf`` are NaN),
+    as in PyTorch.
     """
     _linear_check(input, weight, bias)
     out = input @ weight.T
@@ -933,6 +938,12 @@ def cross_entropy(
     ValueError
         Shapes that do not match, a class index out of range (other than ``ignore_index``), an
         unknown reduction, or label smoothing outside [0, 1].
+
+    Notes
+    -----
+    Logits of magnitude 1e4 give finite results (the row maximum is subtracted first). A row
+    holding NaN or ``+inf`` gives a NaN loss for that row (``inf - inf``), as in PyTorch; ``-inf``
+    logits are classes of probability 0 (a loss of ``inf`` only if such a class is the target).
     """
     terms = _cross_entropy_terms(
         input, target, weight, size_average, ignore_index, reduce, reduction, label_smoothing
