@@ -132,14 +132,17 @@ class TrainingSteps:
             start += p.size
         return views
 
-    def __call__(self, batch: np.ndarray) -> float:
-        """One SGD step on the samples ``batch`` (indices into the training set); its loss."""
-        N = len(batch)
+    def _plan(self, N: int):
         plan = self._plans.get(N)
         if plan is None:
             if N == 0:
                 raise ValueError("a minibatch needs at least one sample, got an empty batch")
             plan = self._plans[N] = _plan_for(self.model, N)
+        return plan
+
+    def __call__(self, batch: np.ndarray) -> float:
+        """One SGD step on the samples ``batch`` (indices into the training set); its loss."""
+        plan = self._plan(len(batch))
         loss = plan.loss_and_gradients(self.x, self.labels, batch, self._params, self._grads)
         if not self._finite(loss):
             # NaN or infinity somewhere: the public ops decide what it becomes.
@@ -149,6 +152,23 @@ class TrainingSteps:
                 self._grads[key][...] = gradient
         self._optimizer.step({"parameters": self._flat_grads})
         return loss
+
+    def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+        """:func:`tinycnn.reference.train.evaluate` of the model now, to the bit.
+
+        The logits come from the plan of batch size ``len(x)`` (the forward half of a step);
+        the loss from the public ``softmax_cross_entropy``. Logits that are not all finite,
+        or no samples, go to the public ``evaluate``.
+        """
+        from tinycnn.reference.train import evaluate
+
+        if len(x) == 0:
+            return evaluate(self.model, x, labels)
+        logits = self._plan(len(x)).logits(x, self._params)
+        if not math.isfinite(np.add.reduce(logits, axis=None)):
+            return evaluate(self.model, x, labels)
+        loss, _ = ops.softmax_cross_entropy(logits, labels)
+        return float(loss), float(np.mean(logits.argmax(axis=1) == labels))
 
     def _finite(self, loss: float) -> bool:
         """False if the loss or any gradient is NaN or infinite (then their sum is too).
@@ -237,7 +257,7 @@ class _Buffers:
     """The arrays of the cross-entropy, shared by both plans."""
 
     def __init__(self, N: int, n_classes: int, dtype):
-        self.logits = np.empty((N, n_classes), dtype)
+        self.logits_buffer = np.empty((N, n_classes), dtype)
         self.shifted = np.empty((N, n_classes), dtype)
         self.log_probs = np.empty((N, n_classes), dtype)
         self.dlogits = np.empty((N, n_classes), dtype)
@@ -370,7 +390,7 @@ class _TinyCNNPlan(_Buffers):
         self.conv_forward(params)
         self.pool_relu_forward()
         self.linear_forward(params)
-        loss = _cross_entropy(self, self.logits, self.labels)
+        loss = _cross_entropy(self, self.logits_buffer, self.labels)
         self.linear_backward(params, grads)
         self.pool_relu_backward()
         self.conv_backward(grads)
@@ -383,7 +403,10 @@ class _TinyCNNPlan(_Buffers):
             ("conv2d forward", lambda: self.conv_forward(params)),
             ("maxpool2d + relu forward", self.pool_relu_forward),
             ("linear forward", lambda: self.linear_forward(params)),
-            ("softmax_cross_entropy", lambda: _cross_entropy(self, self.logits, self.labels)),
+            (
+                "softmax_cross_entropy",
+                lambda: _cross_entropy(self, self.logits_buffer, self.labels),
+            ),
             ("linear backward", lambda: self.linear_backward(params, grads)),
             ("maxpool2d + relu backward", self.pool_relu_backward),
             ("conv2d backward (dw, db; no dx)", lambda: self.conv_backward(grads)),
@@ -392,6 +415,14 @@ class _TinyCNNPlan(_Buffers):
     def gather(self, x_all, labels_all, batch) -> None:
         np.take(x_all, batch, axis=0, out=self.x)  # N, C, S, S
         np.take(labels_all, batch, out=self.labels)  # N
+
+    def logits(self, x, params) -> np.ndarray:
+        """The forward pass on all of ``x (N, 1, S, S)``: logits ``(N, n_classes)``."""
+        np.copyto(self.x, x)
+        self.conv_forward(params)
+        self.pool_relu_forward()
+        self.linear_forward(params)
+        return self.logits_buffer
 
     def conv_forward(self, params) -> None:
         """conv2d_forward, into ``self.conv_source`` (the layout of the route)."""
@@ -410,7 +441,7 @@ class _TinyCNNPlan(_Buffers):
         np.maximum(window_max.reshape(N, -1), 0, out=self.pooled)  # N, F*P*P: the features
 
     def linear_forward(self, params) -> None:
-        logits = np.matmul(self.pooled, params["fc.weight"].T, out=self.logits)  # N, classes
+        logits = np.matmul(self.pooled, params["fc.weight"].T, out=self.logits_buffer)  # N, classes
         logits += params["fc.bias"]
 
     def linear_backward(self, params, grads) -> None:
@@ -477,7 +508,7 @@ class _MLPPlan(_Buffers):
         """Loss of the minibatch ``x_all[batch]``; its gradients written into ``grads``."""
         self.gather(x_all, labels_all, batch)
         self.forward(params)
-        loss = _cross_entropy(self, self.logits, self.labels)
+        loss = _cross_entropy(self, self.logits_buffer, self.labels)
         self.backward(params, grads)
         return loss
 
@@ -486,7 +517,10 @@ class _MLPPlan(_Buffers):
         return [
             ("gather the minibatch", lambda: self.gather(x_all, labels_all, batch)),
             ("linear + relu + linear forward", lambda: self.forward(params)),
-            ("softmax_cross_entropy", lambda: _cross_entropy(self, self.logits, self.labels)),
+            (
+                "softmax_cross_entropy",
+                lambda: _cross_entropy(self, self.logits_buffer, self.labels),
+            ),
             ("linear + relu + linear backward (no dx)", lambda: self.backward(params, grads)),
         ]
 
@@ -494,12 +528,18 @@ class _MLPPlan(_Buffers):
         np.take(x_all, batch, axis=0, out=self.x)
         np.take(labels_all, batch, out=self.labels)
 
+    def logits(self, x, params) -> np.ndarray:
+        """The forward pass on all of ``x (N, 1, S, S)``: logits ``(N, n_classes)``."""
+        np.copyto(self.x, x)
+        self.forward(params)
+        return self.logits_buffer
+
     def forward(self, params) -> None:
         flat = self.x.reshape(len(self.x), -1)  # N, S*S
         pre = np.matmul(flat, params["hidden.weight"].T, out=self.pre)  # N, hidden
         pre += params["hidden.bias"]
         hidden = np.maximum(pre, 0, out=self.hidden)
-        logits = np.matmul(hidden, params["out.weight"].T, out=self.logits)  # N, n_classes
+        logits = np.matmul(hidden, params["out.weight"].T, out=self.logits_buffer)  # N, n_classes
         logits += params["out.bias"]
 
     def backward(self, params, grads) -> None:

@@ -171,8 +171,8 @@ def train(
 
     def end_of_epoch(epoch: int) -> None:
         history.record(
-            evaluate(model, x_train, y_train),
-            evaluate(model, x_val, y_val) if len(y_val) else (np.nan, np.nan),
+            steps.evaluate(x_train, y_train),
+            steps.evaluate(x_val, y_val) if len(y_val) else (np.nan, np.nan),
         )
         if epoch in config.snapshot_epochs:
             history.snapshots[epoch] = {k: v.copy() for k, v in model.params.items()}
@@ -194,7 +194,7 @@ class PublicSteps:
     """SGD steps composing the model's public ops, one minibatch per call (see :func:`sgd_step`).
 
     The interface of :class:`tinycnn.reference.fast.TrainingSteps`: call with the indices of a
-    minibatch, get its loss; :meth:`close` when done.
+    minibatch, get its loss; :meth:`evaluate` the model on a split; :meth:`close` when done.
     """
 
     def __init__(self, model, x: np.ndarray, labels: np.ndarray, config: TrainConfig):
@@ -205,6 +205,9 @@ class PublicSteps:
 
     def __call__(self, batch: np.ndarray) -> float:
         return sgd_step(self.model, self.optimizer, self.x[batch], self.labels[batch])
+
+    def evaluate(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+        return evaluate(self.model, x, labels)
 
     def close(self) -> None:
         pass
