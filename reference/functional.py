@@ -5,22 +5,21 @@ padding, pooling without padding. This module speaks ``torch.nn.functional`` ins
 same argument names and order, same defaults, same output shapes and the same rules at ties and
 special values, so a call copied from PyTorch code runs here on NumPy arrays.
 
-=====================================================================  ==========================
-forward (as ``torch.nn.functional``)                                    backward returns
-=====================================================================  ==========================
-``conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1,``  ``(grad_input,
-``groups=1)``                                                          grad_weight, grad_bias)``
-``max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1,``  ``grad_input``
-``ceil_mode=False, return_indices=False)``
-``avg_pool2d(input, kernel_size, stride=None, padding=0,``              ``grad_input``
-``ceil_mode=False, count_include_pad=True, divisor_override=None)``
-``linear(input, weight, bias=None)``                                    ``(grad_input,
-                                                                        grad_weight, grad_bias)``
-``relu(input, inplace=False)``                                          ``grad_input``
-``cross_entropy(input, target, weight=None, size_average=None,``        ``(grad_input,
-``ignore_index=-100, reduce=None, reduction="mean",``                   grad_target)``
-``label_smoothing=0.0)``
-=====================================================================  ==========================
+Forward passes (signatures exactly as in ``torch.nn.functional``) and what their backward
+passes return:
+
+- ``conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)``
+  -> ``conv2d_backward``: ``(grad_input, grad_weight, grad_bias)``
+- ``max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+  return_indices=False)`` -> ``max_pool2d_backward``: ``grad_input``
+- ``avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+  count_include_pad=True, divisor_override=None)`` -> ``avg_pool2d_backward``: ``grad_input``
+- ``linear(input, weight, bias=None)``
+  -> ``linear_backward``: ``(grad_input, grad_weight, grad_bias)``
+- ``relu(input, inplace=False)`` -> ``relu_backward``: ``grad_input``
+- ``cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+  reduction="mean", label_smoothing=0.0)`` -> ``cross_entropy_backward``:
+  ``(grad_input, grad_target)``
 
 Every backward function is named after its forward one (``conv2d_backward``) and takes the
 upstream gradient first, then exactly the forward call's arguments: nothing is cached between the
@@ -45,6 +44,10 @@ Sources: the ``torch.nn.functional`` and ``torch.nn`` documentation (``Conv2d``,
 the documentation leaves open (which index wins a tie or a NaN, which positions an average
 counts). ``parity_tests/test_functional_opinfo.py`` checks all of it on PyTorch's own OpInfo
 sample inputs.
+
+The nine functions of the TinyCNN contract are special cases of these (defaults for everything
+the contract leaves out); :data:`CONTRACT_SPECIAL_CASES` writes them out, and
+``parity_tests/test_contract_special_cases.py`` checks them against ``reference.ops``.
 """
 
 from __future__ import annotations
