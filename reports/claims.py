@@ -1388,7 +1388,7 @@ def _mlp_needs_more_capacity(data) -> Measurement:
             True,
             f"no MLP up to {count(widest['n_parameters'])} parameters",
             f"{cnn['model']} ({count(cnn['n_parameters'])} parameters) {percent(cnn['mean'])}; "
-            f"widest MLP {widest['model']} {percent(widest['mean'])}; {criterion}",
+            f"the widest, {widest['model']}: {percent(widest['mean'])}; {criterion}",
         )
     ratio = mlp["n_parameters"] / cnn["n_parameters"]
     return Measurement(

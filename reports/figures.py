@@ -216,10 +216,12 @@ def filter_evolution(
     )
     image = None
     for f in range(F):
-        limit = np.abs(weights[:, f]).max()  # one colour scale per filter, across epochs
+        # One colour scale per filter, across epochs: each filter is divided by its largest
+        # |weight|, so the colour bar's -1..1 holds for every filter.
+        limit = max(np.abs(weights[:, f]).max(), np.finfo(float).tiny)
         for j in range(len(epochs)):
             ax = axes[f, j] if as_rows else axes[j, f]
-            image = ax.imshow(weights[j, f], cmap="RdBu_r", vmin=-limit, vmax=limit)
+            image = ax.imshow(weights[j, f] / limit, cmap="RdBu_r", vmin=-1, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
         label = f"F{f + 1}\n({preferred[f]})"
@@ -232,7 +234,9 @@ def filter_evolution(
             axes[0, j].set_title(f"epoch {epoch}")
         else:
             axes[j, 0].set_ylabel(f"epoch {epoch}")
-    fig.colorbar(image, ax=axes, shrink=0.6, label="weight (red +, blue -)")
+    fig.colorbar(
+        image, ax=axes, shrink=0.6, label="weight / filter's largest |weight|\n(red +, blue -)"
+    )
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -368,14 +372,20 @@ def accuracy_vs_parameters(table: pd.DataFrame, reference_fits: pd.DataFrame, pa
     ``max``, ``n_seeds``); ``reference_fits`` has scikit-learn's fits (``model``,
     ``n_parameters``, ``val_acc``), drawn as open markers.
     """
+    # Family: colour, marker, point label, and where the label goes (above, below, right).
     styles = {
-        "TinyCNN": (CNN_COLOR, "o", "{} filters"),
-        "MLP": (MLP_COLOR, "s", "{}"),
-        "linear": (LINEAR_COLOR, "D", "linear"),
+        "TinyCNN": (CNN_COLOR, "o", "{} filters", "above"),
+        "MLP": (MLP_COLOR, "s", "{}", "below"),
+        "linear": (LINEAR_COLOR, "D", "linear", "right"),
+    }
+    placements = {
+        "above": ("max", (0, 8), "center", "bottom"),
+        "below": ("min", (0, -6), "center", "top"),
+        "right": ("mean", (9, -3), "left", "top"),
     }
     fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
     n_seeds = int(table["n_seeds"].iloc[0])
-    for family, (color, marker, label) in styles.items():
+    for family, (color, marker, label, where) in styles.items():
         rows = table[table["family"] == family].sort_values("n_parameters")
         if rows.empty:
             continue
@@ -392,13 +402,15 @@ def accuracy_vs_parameters(table: pd.DataFrame, reference_fits: pd.DataFrame, pa
             linestyle="-" if len(rows) > 1 else "none",
             label=name.get(family, family),
         )
+        anchor, offset, ha, va = placements[where]
         for row in rows.itertuples():
             ax.annotate(
                 label.format(row.size),
-                (row.n_parameters, row.min),
-                xytext=(0, -14),
+                (row.n_parameters, getattr(row, anchor)),
+                xytext=offset,
                 textcoords="offset points",
-                ha="center",
+                ha=ha,
+                va=va,
                 fontsize=8,
                 color=color,
             )

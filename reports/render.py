@@ -156,15 +156,21 @@ def figure_jobs(data: ReportData, directory: Path) -> list[tuple[Callable, tuple
             figures.filter_evolution,
             (
                 A["digits_snapshots"][0],
-                list(T["10c_digit_filter_orientation"]["preferred"]),
+                _oriented(T["10c_digit_filter_orientation"]),
                 d / "10c_digit_filters.png",
                 f"{A['digits_snapshots'][1]} on real digits (seed {A['digits_snapshots'][2]}): "
-                "3x3 kernels during training (final orientation on stripes)",
+                "3x3 kernels during training (final stripe orientation, section 7's score)",
             ),
         ),
         (figures.inference_trace, (A["trace"], A["class_names"], d / "11_inference_trace.png")),
         (figures.scaling, (T["12_architectures"], d / "12_scaling.png")),
     ]
+
+
+def _oriented(scores: pd.DataFrame) -> list[str]:
+    """Each filter's preferred orientation, or "unoriented" below the selectivity threshold."""
+    selective = scores["selectivity"] >= experiments.MIN_SELECTIVITY
+    return [p if ok else "unoriented" for p, ok in zip(scores["preferred"], selective, strict=True)]
 
 
 def _confusion_arguments(confusion: tuple) -> tuple:
