@@ -635,16 +635,16 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[np.nd
         raise ValueError(
             f"labels must lie in [0, {K - 1}] for {K} classes, got values from {low} to {high}"
         )
-    rows = np.arange(N)
-    labels = labels.astype(np.intp, copy=False)  # uint64 + int64 would be float64 in NumPy
     shifted = logits - logits.max(axis=1, keepdims=True)  # N, K; largest entry of each row is 0
     log_sum_exp = np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # N, 1
-    log_probs = shifted - log_sum_exp  # N, K (a fresh array, in the memory order of logits)
-    loss = -(log_probs[rows, labels].sum() / N)  # the batch mean (np.mean computes exactly this)
-    dlogits = np.exp(log_probs)  # N, K: softmax
-    # Index the 2-D array itself: a flat reshape of a non-C-ordered array would be a copy, and
-    # the subtraction would be lost.
-    dlogits[rows, labels] -= 1  # minus one-hot
+    log_probs = shifted - log_sum_exp  # N, K
+    # Flat position of each sample's true class (labels as intp: uint64 + int64 is float64).
+    picked = np.arange(N) * K + labels.astype(np.intp, copy=False)
+    loss = -(log_probs.take(picked).sum() / N)  # the batch mean (np.mean computes exactly this)
+    # C order whatever the layout of logits: reshape(-1) below must be a view, not a copy that
+    # would take the subtraction away with it.
+    dlogits = np.exp(log_probs, order="C")  # N, K: softmax
+    dlogits.reshape(-1)[picked] -= 1  # minus one-hot
     dlogits /= N
     return np.asarray(loss, dtype=logits.dtype), dlogits
 
