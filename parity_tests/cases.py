@@ -391,7 +391,8 @@ def _place_special_values(case: OpCase, array: np.ndarray) -> None:
     About one entry in 24 (at least two); for pooling inputs also two entries of the first window,
     so one window holds two of them (several NaN in a window: the last one wins in PyTorch).
     With "inf" the signs alternate; with "neg-zero" a quarter of the entries become -0.0 and the
-    first window holds -0.0 then 0.0, its other values -1, -2, ... (a tie between the two zeros).
+    first window holds -0.0 then 0.0 in its first row, its other values -1, -2, ... (a tie between
+    the two zeros, which the first one wins).
     """
     if array.size == 0:
         return
@@ -412,7 +413,8 @@ def _place_special_values(case: OpCase, array: np.ndarray) -> None:
         window = array[0, 0, : case.size, : case.size]
         if tag == "neg-zero":
             window[...] = -1.0 - np.arange(window.size).reshape(window.shape)
-            window.reshape(-1)[:2] = (-0.0, 0.0)
+            window[0, 0] = -0.0
+            window[0, -1] = 0.0  # the same element when size is 1
         else:
             window[0, 0] = window[-1, -1] = np.nan if tag == "nan" else np.inf
 

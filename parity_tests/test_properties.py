@@ -1,19 +1,44 @@
 """Property-based parity: hypothesis draws shapes, kernels, stride and padding; PyTorch decides.
 
 Every drawn configuration becomes an `OpCase`, so the same inputs, oracle and comparison serve
-here as in the catalogue. Derandomized (the same examples on every run, so CI is deterministic)
-and few examples each, to stay fast.
+here as in the catalogue; a third of them carry a catalogue family (another memory layout, or
+NaN, +-inf or -0.0 in one array), which compose with any configuration. Derandomized (the same
+examples on every run, so CI is deterministic) and few examples each, to stay fast.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tinycnn.parity_tests.cases import DTYPES, OpCase
+from tinycnn.parity_tests.cases import DTYPES, LAYOUTS, SPECIAL_VALUES, OpCase
 from tinycnn.parity_tests.torch_oracle import assert_matches_torch
 
 PROPERTY_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None)
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
+ARRAYS = {
+    "conv2d": ("x", "w", "b", "dy"),
+    "maxpool2d": ("x", "dy"),
+    "softmax_cross_entropy": ("logits",),
+}
+# NumPy warns where IEEE arithmetic creates a NaN (inf - inf, 0 * inf); PyTorch does not.
+IEEE_WARNING = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+
+
+def with_family(draw: st.DrawFn, case: OpCase) -> OpCase:
+    """The drawn case as it is, in another memory layout, or with special values in one array:
+    the catalogue's families are kinds of input, so any configuration can carry them."""
+    family = draw(st.sampled_from(["plain", "layout", "special"]))
+    if family == "layout":
+        layout = draw(st.sampled_from(LAYOUTS))
+        return replace(case, tags=(*case.tags, "non-contiguous", layout))
+    if family == "special":
+        value = draw(st.sampled_from(SPECIAL_VALUES))
+        array = draw(st.sampled_from(ARRAYS[case.op]))
+        return replace(case, tags=(*case.tags, value), special_in=array)
+    return case
 
 
 @st.composite
@@ -25,7 +50,7 @@ def conv_cases(draw: st.DrawFn) -> OpCase:
     H_min, W_min = max(1, KH - 2 * padding), max(1, KW - 2 * padding)
     H, W = draw(st.integers(H_min, H_min + 7)), draw(st.integers(W_min, W_min + 7))
     N, C, F = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    return OpCase(
+    case = OpCase(
         "conv2d",
         (N, C, H, W),
         (F, C, KH, KW),
@@ -34,6 +59,7 @@ def conv_cases(draw: st.DrawFn) -> OpCase:
         dtype=draw(st.sampled_from(DTYPES)),
         seed=draw(SEEDS),
     )
+    return with_family(draw, case)
 
 
 @st.composite
@@ -43,7 +69,7 @@ def pool_cases(draw: st.DrawFn) -> OpCase:
     H, W = draw(st.integers(size, size + 7)), draw(st.integers(size, size + 7))
     N, C = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     tags = ("ties",) if draw(st.booleans()) else ()
-    return OpCase(
+    case = OpCase(
         "maxpool2d",
         (N, C, H, W),
         size=size,
@@ -52,6 +78,7 @@ def pool_cases(draw: st.DrawFn) -> OpCase:
         dtype=draw(st.sampled_from(DTYPES)),
         seed=draw(SEEDS),
     )
+    return with_family(draw, case)
 
 
 @st.composite
@@ -59,15 +86,17 @@ def cross_entropy_cases(draw: st.DrawFn) -> OpCase:
     """Batches of 1-6 samples, 2-6 classes, logits of magnitude 0.1 to 1e4."""
     N, K = draw(st.integers(1, 6)), draw(st.integers(2, 6))
     scale = draw(st.sampled_from([0.1, 1.0, 30.0, 1000.0, 1e4]))
-    return OpCase(
+    case = OpCase(
         "softmax_cross_entropy",
         (N, K),
         scale=scale,
         dtype=draw(st.sampled_from(DTYPES)),
         seed=draw(SEEDS),
     )
+    return with_family(draw, case)
 
 
+@IEEE_WARNING
 @PROPERTY_SETTINGS
 @given(case=conv_cases())
 def test_conv2d_matches_torch(ops, case):
@@ -75,6 +104,7 @@ def test_conv2d_matches_torch(ops, case):
     assert_matches_torch(ops, case, "backward")
 
 
+@IEEE_WARNING
 @PROPERTY_SETTINGS
 @given(case=pool_cases())
 def test_maxpool2d_matches_torch(ops, case):
@@ -82,6 +112,7 @@ def test_maxpool2d_matches_torch(ops, case):
     assert_matches_torch(ops, case, "backward")
 
 
+@IEEE_WARNING
 @PROPERTY_SETTINGS
 @given(case=cross_entropy_cases())
 def test_softmax_cross_entropy_matches_torch(ops, case):
