@@ -290,6 +290,20 @@ def test_folder_mode_grades_every_file_in_parallel_and_writes_a_summary_csv(tmp_
     assert check(tmp_path, "--jobs", "2", "--no-train", "--json", json_path) == 1
     out = capfd.readouterr().out
     assert "1 of 3 submissions pass" in out
+    # The project's one markdown renderer: a pipe table, one row per submission.
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert [cell.strip() for cell in table[0].strip("|").split("|")] == [
+        "submission",
+        "result",
+        "passed",
+        "not passing",
+    ]
+    rows_shown = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table[2:]}
+    assert rows_shown == {
+        "buggy_relu_zero_gradient.py": "FAIL",
+        "correct_vectorized.py": "PASS",
+        "hostile_syntax_error.py": "FAIL",
+    }
     with open(tmp_path / "check_summary.csv", newline="") as handle:
         rows = {Path(row["submission"]).stem: row for row in csv.DictReader(handle)}
     assert set(rows) == {"correct_vectorized", "buggy_relu_zero_gradient", "hostile_syntax_error"}

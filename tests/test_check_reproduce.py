@@ -125,3 +125,13 @@ def test_check_case_passes_a_correct_file_and_refuses_unknown_ids_and_folders(ca
     assert check(FIXTURES / "correct_vectorized.py", "--case", "no-such-case") == 2
     assert "no case with id 'no-such-case'" in capfd.readouterr().err
     assert check(FIXTURES, "--case", "relu-n4d18-zeros-f32") == 2
+
+
+def test_check_case_reads_course_code_through_its_api(capfd):
+    course = Path(__file__).parent / "fixtures" / "courses" / "cs231n_layers_crop_bug.py"
+    case_id = "conv-n2c3f4-h7w5-k3x3-s1-p0-f64"
+    argv = ("--api", "cs231n", "--allow-import", "builtins", "--case", case_id)
+    assert check(course, *argv) == 1
+    out = capfd.readouterr().out
+    assert "conv2d_forward (forward): PASS" in out and "conv2d_backward (backward): FAIL" in out
+    assert "p:-p" in out and "--api cs231n" in out

@@ -234,7 +234,7 @@ def _reproduce(
         runs = grade_case(target, case_id, allow_imports=allow, limits=limits, api=api, entry=entry)
     except ValueError as error:
         raise CommandError(str(error)) from None
-    print(case_report(runs, str(target)))
+    print(case_report(runs, str(target), api))
     return PASSED if all(run.result.status == "pass" for run in runs) else FAILED
 
 

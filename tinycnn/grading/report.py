@@ -334,15 +334,22 @@ def _not_passing(report: SubmissionReport) -> str:
 
 
 def folder_table(reports: list[SubmissionReport]) -> str:
-    """One line per submission (by file name): verdict, functions passed, what does not pass."""
-    names = [Path(r.submission).name for r in reports]
-    width = max([len("submission"), *(len(name) for name in names)])
-    lines = [f"{'submission':<{width}}  result  passed  not passing"]
-    for name, report in zip(names, reports, strict=True):
-        lines.append(
-            f"{name:<{width}}  {'PASS' if report.passed else 'FAIL':<6}  "
-            f"{report.n_passed:>4}/9  {_not_passing(report)}"
-        )
+    """One row per submission (by file name): verdict, functions passed, what does not pass.
+
+    A markdown table from the project's one renderer (:func:`tinycnn.markdown.markdown_table`),
+    then the count of passing submissions.
+    """
+    from tinycnn.markdown import markdown_table  # pandas: imported in folder mode only
+
+    rows = [
+        {
+            "submission": Path(report.submission).name,
+            "result": "PASS" if report.passed else "FAIL",
+            "passed": f"{report.n_passed}/{len(CONTRACT_FUNCTIONS)}",
+            "not passing": _not_passing(report),
+        }
+        for report in reports
+    ]
     n_passed = sum(r.passed for r in reports)
-    lines.append(f"{n_passed} of {len(reports)} submissions pass")
-    return "\n".join(lines)
+    table = markdown_table(rows, align={"passed": "right"})
+    return f"{table}\n{n_passed} of {len(reports)} submissions pass"

@@ -71,8 +71,12 @@ def _show(name: str, value: object) -> list[str]:
     return [head] + ["    " + line for line in body.splitlines()]
 
 
-def case_report(runs: list[CaseRun], submission: str) -> str:
-    """The text ``tinycnn check FILE --case ID`` prints for `grade_case`'s runs."""
+def case_report(runs: list[CaseRun], submission: str, api: str = "tinycnn") -> str:
+    """The text ``tinycnn check FILE --case ID`` prints for `grade_case`'s runs.
+
+    With another ``api`` than the contract's, the snippet still calls the contract function: a
+    note says how the checker called the course's functions (README, "Course APIs").
+    """
     case = runs[0].case
     lines = [f"tinycnn check {submission} --case {case.id}", "", f"case: {case.describe()}"]
     lines += ["", "inputs:"]
@@ -98,7 +102,13 @@ def case_report(runs: list[CaseRun], submission: str) -> str:
                 lines += textwrap.wrap(
                     paragraph, width=100, initial_indent="    ", subsequent_indent="      "
                 )
-        lines += ["", "  to repeat this call in a notebook (NumPy only):", ""]
+        lines += ["", "  to repeat this call in a notebook (NumPy only):"]
+        if api != "tinycnn":
+            lines += [
+                f"  (it calls the contract's {run.function}; your file is written for --api "
+                f"{api}: call your functions the way the README's table for {api} shows)"
+            ]
+        lines += [""]
         lines += ["    " + line if line else "" for line in snippet(run).splitlines()]
     return "\n".join(lines)
 
