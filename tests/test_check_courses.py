@@ -12,6 +12,8 @@ import functools
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -493,3 +495,34 @@ def test_a_stub_returning_only_nones_is_not_implemented_in_any_api(tmp_path):
     assert "not implemented yet" in report.functions["linear_backward"].detail
     # One None beside an array is a wrong structure, not a stub.
     assert report.functions["linear_forward"].status == "fail"
+
+
+def test_case_reproduces_a_course_file_and_its_snippet_runs_in_the_students_namespace(tmp_path):
+    from tinycnn.grading.grader import grade_case
+    from tinycnn.grading.reproduce import snippet
+
+    fixture = COURSES / "cs231n_layers_crop_bug.py"
+    case_id = next(c.id for c in CASES if c.op == "conv2d" and c.padding == 0)
+    runs = grade_case(fixture, case_id, api="cs231n", allow_imports=STDLIB_HEADER, limits=FAST)
+    verdicts = {run.function: run.result.status for run in runs}
+    assert verdicts == {"conv2d_forward": "pass", "conv2d_backward": "fail"}
+    backward = next(run for run in runs if run.function == "conv2d_backward")
+    # As a notebook would: the student's functions in __main__, then the snippet.
+    script = tmp_path / "notebook.py"
+    script.write_text(fixture.read_text() + "\n\n" + snippet(backward))
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "dx DIFFERS: shape" in out and ", 0, 0) expected" in out
+    assert "dw ok" in out and "db ok" in out
+
+
+def test_a_hostile_notebook_is_a_compile_error_not_a_crash():
+    deep = "x = " + "[" * 100_000 + "]" * 100_000
+    assert convert_notebook(notebook("def f():\n    pass", deep)).syntax_error.startswith(
+        "cell 3, line 1: "
+    )
+    assert "null bytes" in convert_notebook(notebook("x = 1\x00")).syntax_error
+    nested = b'{"cells": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(ValueError, match="is not a Jupyter notebook"):
+        convert_notebook(nested, "deep.ipynb")

@@ -990,6 +990,8 @@ class CaseRun:
         What the submission returned (decoded), or None if it raised or did not run.
     result : FunctionResult
         The verdict on this one case, with its findings.
+    api : str
+        The layer API the submission was graded through (``--api``).
     """
 
     function: str
@@ -999,6 +1001,7 @@ class CaseRun:
     expected: dict
     returned: object
     result: FunctionResult
+    api: str = "tinycnn"
 
 
 def grade_case(
@@ -1045,7 +1048,11 @@ def grade_case(
                 inputs, expected = _expected(case.id, direction)
                 if entry_path is None:
                     result = FunctionResult(name, "error", detail=submission.problem)
-                    runs.append(CaseRun(name, direction, case, inputs, expected, None, result))
+                    runs.append(
+                        CaseRun(
+                            name, direction, case, inputs, expected, None, result, submission.api
+                        )
+                    )
                     continue
                 run = sandbox.run(
                     "function",
@@ -1068,5 +1075,9 @@ def grade_case(
                 returned = None
                 if run.calls and run.calls[0].get("outcome") == "returned":
                     returned = run.calls[0]["result"]
-                runs.append(CaseRun(name, direction, case, inputs, expected, returned, result))
+                runs.append(
+                    CaseRun(
+                        name, direction, case, inputs, expected, returned, result, submission.api
+                    )
+                )
     return runs

@@ -203,12 +203,16 @@ def convert_notebook(
         cell_lines, had_magics = _without_magics(source)
         try:
             tree = ast.parse("\n".join(cell_lines), filename=f"cell {number}")
-        except SyntaxError as error:
-            line = error.lineno or 1
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+            # ValueError: NUL bytes; RecursionError, MemoryError: nesting too deep to parse
+            line = getattr(error, "lineno", None) or 1
+            reason = error.msg if isinstance(error, SyntaxError) else "too deeply nested to parse"
+            if isinstance(error, ValueError):
+                reason = str(error)
             return ConvertedNotebook(
                 source=lines[0] + "\n",
                 origins=(None,),
-                syntax_error=f"cell {number}, line {line}: {error.msg}",
+                syntax_error=f"cell {number}, line {line}: {reason}",
             )
         kept_nodes, dropped = [], []
         for node in tree.body:
