@@ -33,6 +33,8 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tinycnn.grading.policy import _PARSE_LOCK
+
 __all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook"]
 
 #: Top-level modules the standard library provides (Python 3.10+).
@@ -202,7 +204,8 @@ def convert_notebook(
             continue
         cell_lines, had_magics = _without_magics(source)
         try:
-            tree = ast.parse("\n".join(cell_lines), filename=f"cell {number}")
+            with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads
+                tree = ast.parse("\n".join(cell_lines), filename=f"cell {number}")
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
             # ValueError: NUL bytes; RecursionError, MemoryError: nesting too deep to parse
             line = getattr(error, "lineno", None) or 1

@@ -41,6 +41,7 @@ from pathlib import Path, PurePosixPath
 
 from tinycnn.grading.adapters import API_NAMES, course_functions
 from tinycnn.grading.notebook import NotebookError, convert_notebook
+from tinycnn.grading.policy import _PARSE_LOCK
 
 __all__ = [
     "MAX_BYTES",
@@ -224,7 +225,9 @@ def _read_bytes(path: Path, budget: int) -> bytes:
 def defined_functions(source: SourceFile) -> set[str]:
     """Names of the top-level functions a module defines (read, never run)."""
     try:
-        tree = ast.parse(source.text())
+        text = source.text()
+        with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads
+            tree = ast.parse(text)
     except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
         return set()  # reported when the file is graded, not here
     return {
@@ -234,12 +237,12 @@ def defined_functions(source: SourceFile) -> set[str]:
 
 def _keep_imports(allow_imports: Iterable[str], modules: Iterable[str]) -> frozenset[str]:
     """Imports a notebook keeps besides the standard library (see :mod:`.notebook`)."""
-    from tinycnn.grading.policy import _FRAMEWORKS, _PROJECT_PACKAGES, allowed_modules
+    from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES, allowed_modules
 
     return (
         allowed_modules(allow_imports)
-        | frozenset(_FRAMEWORKS)
-        | frozenset(_PROJECT_PACKAGES)
+        | frozenset(FRAMEWORKS)
+        | frozenset(PROJECT_PACKAGES)
         | {m.partition(".")[0] for m in modules}
     )
 
