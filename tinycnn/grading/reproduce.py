@@ -74,8 +74,9 @@ def _show(name: str, value: object) -> list[str]:
 def case_report(runs: list[CaseRun], submission: str, api: str = "tinycnn") -> str:
     """The text ``tinycnn check FILE --case ID`` prints for `grade_case`'s runs.
 
-    With another ``api`` than the contract's, the snippet still calls the contract function: a
-    note says how the checker called the course's functions (README, "Course APIs").
+    With another ``api`` than the contract's, the snippet builds the contract function from the
+    student's course functions with the checker's own adapter (:mod:`tinycnn.grading.adapters`,
+    NumPy only), and a note says so (README, "Course APIs").
     """
     case = runs[0].case
     lines = [f"tinycnn check {submission} --case {case.id}", "", f"case: {case.describe()}"]
@@ -105,8 +106,9 @@ def case_report(runs: list[CaseRun], submission: str, api: str = "tinycnn") -> s
         lines += ["", "  to repeat this call in a notebook (NumPy only):"]
         if api != "tinycnn":
             lines += [
-                f"  (it calls the contract's {run.function}; your file is written for --api "
-                f"{api}: call your functions the way the README's table for {api} shows)"
+                f"  (its first lines build {run.function} from your --api {api} functions with "
+                f"the checker's adapter, which calls them the way the README's table for {api} "
+                "shows)"
             ]
         lines += [""]
         lines += ["    " + line if line else "" for line in snippet(run).splitlines()]
