@@ -265,6 +265,16 @@ def test_every_hint_has_a_fixture_that_fires_it():
     assert kept <= set(EXPECTED_HINTS), "a buggy fixture is missing from the hint matrix"
 
 
+def test_a_hint_rule_that_cannot_compute_gives_no_hint_and_no_crash(monkeypatch):
+    from tinycnn.grading import hints
+
+    def broken(*args):
+        raise MemoryError("a candidate too large to compute")
+
+    monkeypatch.setitem(hints._RULES, "values", (broken,))
+    assert hints.hints_for_finding("relu_forward", "y", "values", [], []) is None
+
+
 def finding(report, function: str, output: str, kind: str):
     found = [f for f in report.functions[function].findings if (f.output, f.kind) == (output, kind)]
     assert len(found) == 1, report.functions[function].detail

@@ -150,6 +150,12 @@ def submission_table(report: SubmissionReport) -> str:
 def report_json(report: SubmissionReport) -> dict:
     """The ``--json`` document: ``passed``, ``functions`` (all nine names), ``policy``.
 
+    Each function has ``status``, ``max_rel_error``, ``detail`` (every finding in words, one per
+    line, hints included: the text Gradescope's test output carries too) and ``findings``: one
+    dict per output and kind of failure (`tinycnn.grading.grader.Finding.as_json`: ``output``,
+    ``kind``, ``count``, ``total``, ``cases``, ``by_dtype``, ``by_tag``, ``first_case``,
+    ``message``, ``hint``, ``hint_ids``), float64 value failures first.
+
     Also carries ``submission``, ``training`` (None unless every function passed) and
     ``seconds``. Every value is JSON-safe: a non-finite error is ``null``.
     """
