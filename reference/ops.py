@@ -25,6 +25,17 @@ tests ``x <= 0`` (a NaN input passes ``dy``), and a max-pool window holding NaN 
 gradient to its last NaN. Where arithmetic creates a NaN (``inf - inf``, ``0 * inf``) NumPy may
 emit its "invalid value" RuntimeWarning; PyTorch is silent; the values agree.
 
+Each function is a special case of its namesake in :mod:`tinycnn.reference.functional`, which
+has PyTorch's full signatures (dilation, groups, tuple strides, pooling padding and ``ceil_mode``,
+class weights, ...): ``conv2d_forward(x, w, b, s, p)`` is ``functional.conv2d(x, w, b, s, p)``,
+``maxpool2d_forward(x, size, stride)`` is ``functional.max_pool2d(x, size, stride)``,
+``softmax_cross_entropy`` is ``functional.cross_entropy`` with its gradient for an upstream 1, and
+so on (``functional.CONTRACT_SPECIAL_CASES`` writes all nine out; the parity suite checks they
+agree with this module on every catalogue case, special values included). This module keeps its
+own implementation: at TinyCNN's sizes its index arrays, built once per shape and cached, make it
+several times faster than the general versions, and the benchmark's per-op target (no slower
+than PyTorch) needs that.
+
 The vectorized functions have no Python loop over the batch or over pixels. At the end of the
 module, textbook loop versions of convolution and pooling spell out the same arithmetic one
 multiply-add at a time; they exist to be read, and the tests check they agree with the fast ones.
@@ -316,6 +327,8 @@ def conv2d_forward(
 ) -> np.ndarray:
     """2-D cross-correlation of a batch of images with a bank of filters.
 
+    The special case ``functional.conv2d(x, w, b, stride, padding)`` (no dilation, one group).
+
     ``y[n, f, i, j] = b[f] + sum_{c,u,v} x_pad[n, c, i*stride + u, j*stride + v] * w[f, c, u, v]``
 
     Parameters
@@ -424,7 +437,7 @@ def conv2d_backward(
 
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
-    """``max(0, x)`` element-wise; any shape."""
+    """``max(0, x)`` element-wise; any shape. ``functional.relu(x)`` (which keeps ``-0.0``)."""
     if not isinstance(x, np.ndarray) or x.dtype not in _FLOAT_DTYPES:
         raise ValueError(f"x must be a float32 or float64 NumPy array, got {_describe(x)}")
     return np.maximum(x, 0, dtype=x.dtype)
@@ -486,6 +499,8 @@ def _countdown(n: int) -> np.ndarray:
 
 def maxpool2d_forward(x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarray:
     """Maximum of each ``size x size`` window; no padding, floor output size.
+
+    The special case ``functional.max_pool2d(x, size, stride)``.
 
     Parameters
     ----------
