@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from types import SimpleNamespace
 import nbformat
 import numpy as np
 import pytest
+import tinycnn.parity_tests as tinycnn_parity
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from tinycnn.parity_tests.cases import CASES
 from tinycnn.reference import ops as reference
@@ -459,8 +461,13 @@ def test_folder_mode_grades_files_notebooks_and_student_folders(tmp_path, capfd)
 
 
 def test_check_refuses_an_unknown_api_and_other_files(tmp_path, capfd):
-    assert check(COURSES / "cs231n_layers_correct.py", "--api", "keras") == 2
-    assert "--api keras: expected one of tinycnn, cs231n, deeplearning-ai" in capfd.readouterr().err
+    from tinycnn.grading.command import API_CHOICES
+
+    assert API_CHOICES == adapters.API_NAMES
+    with pytest.raises(SystemExit) as exit_:
+        check(COURSES / "cs231n_layers_correct.py", "--api", "keras")
+    assert exit_.value.code == 2
+    assert "invalid choice: 'keras'" in capfd.readouterr().err
     (tmp_path / "notes.txt").write_text("")
     assert check(tmp_path / "notes.txt") == 2
 
@@ -526,3 +533,37 @@ def test_a_hostile_notebook_is_a_compile_error_not_a_crash():
     nested = b'{"cells": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     with pytest.raises(ValueError, match="is not a Jupyter notebook"):
         convert_notebook(nested, "deep.ipynb")
+
+
+def test_pytest_impl_with_impl_api_agrees_with_check_on_a_course_file(tmp_path):
+    fixture = COURSES / "cs231n_layers_crop_bug.py"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(Path(tinycnn_parity.__file__).parent / "test_ops.py"),
+            "--impl",
+            str(fixture),
+            "--impl-api",
+            "cs231n",
+            "-k",
+            "conv2d_backward or linear",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--tb=no",
+            "-rf",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "1000", "OMP_NUM_THREADS": "1"},
+    )
+    failed = set(re.findall(r"FAILED \S+::test_conv2d_backward\[([^\]]+)\]", run.stdout))
+    padding_0 = {c.id for c in CASES if c.op == "conv2d" and c.padding == 0 and c.graded}
+    assert failed == padding_0 and "linear" not in "".join(re.findall(r"FAILED \S+", run.stdout))
+    assert (
+        len(failed)
+        == graded("cs231n_layers_crop_bug.py", "cs231n").functions["conv2d_backward"].cases_failed
+    )

@@ -7,6 +7,10 @@ an installed package cannot do (pytest reads that conftest only after parsing):
 - the ``--impl PATH`` option: the Python file implementing the op contract that the suite
   tests instead of :mod:`tinycnn.reference.ops` (the ``ops`` fixture of
   ``tinycnn/parity_tests/conftest.py`` hands it to the tests);
+- the ``--impl-api NAME`` option: the ``--impl`` file is written against a course's layer API
+  (``cs231n``, ``deeplearning-ai``) and is tested through the same adapters ``tinycnn check
+  --api NAME`` uses (:mod:`tinycnn.grading.adapters`); the tests of a function outside that
+  API fail with "no function", as ``check`` reports it missing;
 - the ``slow`` marker, so ``--strict-markers`` and ``-m "not slow"`` work without this
   project's pyproject.toml.
 
@@ -39,6 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="Python file implementing the op contract, tested instead of tinycnn.reference.ops",
     )
+    group.addoption(
+        "--impl-api",
+        metavar="NAME",
+        default="tinycnn",
+        help="the layer API the --impl file is written against (as tinycnn check --api): "
+        "tinycnn (default), cs231n or deeplearning-ai",
+    )
 
 
 def load_implementation(path: Path) -> ModuleType:
@@ -66,7 +77,18 @@ def pytest_configure(config: pytest.Config) -> None:
     impl = config.getoption("--impl")
     if impl is not None:
         path = Path(config.invocation_params.dir, impl).resolve()
-        config.stash[IMPL_KEY] = load_implementation(path)
+        module = load_implementation(path)
+        api = config.getoption("--impl-api")
+        if api != "tinycnn":
+            from tinycnn.grading import adapters  # NumPy only, like the file under test
+
+            if api not in adapters.API_NAMES:
+                names = ", ".join(adapters.API_NAMES)
+                raise pytest.UsageError(f"--impl-api {api}: expected one of {names}")
+            namespace, _ = adapters.contract_namespace(api, module)
+            namespace.__file__ = f"{module.__file__} (through the {api} API)"
+            module = namespace
+        config.stash[IMPL_KEY] = module
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

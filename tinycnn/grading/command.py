@@ -21,6 +21,9 @@ __all__ = ["register", "run_check"]
 
 PASSED, FAILED = 0, 1
 DEFAULT_SUMMARY_NAME = "check_summary.csv"
+#: `tinycnn.grading.adapters.API_NAMES`, without importing NumPy to build the parser (a test
+#: keeps them equal).
+API_CHOICES = ("tinycnn", "cs231n", "deeplearning-ai")
 #: The defaults of `tinycnn.grading.sandbox.Limits`, for the help text (a test keeps them equal).
 DEFAULT_TIMEOUT, DEFAULT_MEMORY_MB = 10.0, 2048
 
@@ -76,7 +79,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--api",
         default="tinycnn",
-        metavar="API",
+        choices=API_CHOICES,
         help="the layer API the code is written against: tinycnn (the op contract, default), "
         "cs231n (conv_forward_naive(x, w, b, conv_param) ... softmax_loss) or deeplearning-ai "
         "(channels-last conv_forward(A_prev, W, b, hparameters) ... pool_backward); the "
@@ -243,7 +246,6 @@ def run_check(args: argparse.Namespace) -> int:
 
     A usage error (also an output file that cannot be written) raises `CommandError`.
     """
-    from tinycnn.grading.adapters import API_NAMES
     from tinycnn.grading.folder import grade_folder
     from tinycnn.grading.grader import grade_submission
     from tinycnn.grading.report import (
@@ -257,8 +259,6 @@ def run_check(args: argparse.Namespace) -> int:
     from tinycnn.grading.submission import SUBMISSION_SUFFIXES
     from tinycnn.parallel import SchedulerError, default_jobs
 
-    if args.api not in API_NAMES:
-        raise CommandError(f"--api {args.api}: expected one of {', '.join(API_NAMES)}")
     target = Path(args.submission)
     if not target.exists():
         raise CommandError(f"no such file or folder: {args.submission}")
