@@ -198,6 +198,7 @@ EXPECTED_HINTS = {
     "buggy_conv_dx_unflipped": {("conv2d_backward", "dx", "flip-forgot")},
     "buggy_conv_crop": {("conv2d_backward", "dx", "crop-p-minus-p")},
     "buggy_conv_stride_ignored": {("conv2d_forward", "y", "stride-ignored")},
+    "buggy_conv_flip_stride_crash": {("conv2d_forward", "y", "flip-forward")},
     "buggy_mean_gradients": {
         (function, output, "one-over-n")
         for function in ("conv2d_backward", "linear_backward")
@@ -312,6 +313,22 @@ def test_an_exception_on_some_cases_does_not_hide_a_shape_bug_on_others():
     assert set(shape.cases) == {c.id for c in square if c.padding == 0}
     assert "shape (2, 3, 0, 0), expected (2, 3, 7, 5)" in shape.message
     assert "output size" not in (shape.hint or "")
+
+
+def test_a_crash_at_stride_2_does_not_hide_a_flipped_kernel():
+    report = graded("buggy_conv_flip_stride_crash")
+    forward = report.functions["conv2d_forward"]
+    assert forward.status == "error"
+    assert [(f.output, f.kind) for f in forward.findings] == [
+        ("y", "values"),
+        ("AssertionError", "raised"),
+    ]
+    values, raised = forward.findings
+    stride_1 = [c for c, _ in cases_of("conv2d_forward") if c.stride == 1]
+    assert set(raised.cases) == {c.id for c, _ in cases_of("conv2d_forward") if c.stride > 1}
+    assert set(values.cases) == {c.id for c in stride_1 if "asymmetric-kernel" in c.tags}
+    assert "only stride 1 is supported" in raised.message
+    assert "flipped the kernel where no flip was needed" in values.hint
 
 
 def test_n_times_too_large_shows_beside_an_overflowing_loss():
