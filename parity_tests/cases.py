@@ -18,7 +18,10 @@ Besides the ordinary cases, families of inputs as the world produces them, each 
 - ``"label-dtypes"``: cross-entropy labels of another integer dtype (`OpCase.label_dtype`).
 
 The rule for all of them is PyTorch's on the CPU: same shape and dtype, NaN and +-inf at the same
-positions, finite values within the tolerance table (`tinycnn.parity_tests.compare`).
+positions, finite values within the tolerance table (`tinycnn.parity_tests.compare`). The parity
+suite runs them all on the reference; ``tinycnn check`` grades submissions on `GRADED_CASES`,
+which leave out the families of `NOT_GRADED_BY_DEFAULT` (special values and empty batches: PyTorch
+defines the answer, but a textbook implementation of the contract need not reproduce it).
 
 Examples
 --------

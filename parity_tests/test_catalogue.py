@@ -193,6 +193,13 @@ def test_every_tag_used_is_documented_and_every_documented_tag_is_used():
         {"op": "relu", "x_shape": (2, 3), "dtype": "float16"},
         {"op": "relu", "x_shape": (2, 3), "tags": ("shiny",)},
         {"op": "conv2d", "x_shape": (1, 3, 3), "w_shape": (1, 1, 3, 3)},
+        {"op": "relu", "x_shape": (2, 3), "tags": ("nan",)},  # NaN in which array?
+        {"op": "relu", "x_shape": (2, 3), "special_in": "x"},  # special value not named
+        {"op": "relu", "x_shape": (2, 3), "tags": ("inf",), "special_in": "w"},  # no w
+        {"op": "relu", "x_shape": (2, 3), "tags": ("nan", "inf"), "special_in": "x"},
+        {"op": "relu", "x_shape": (2, 3), "tags": ("fortran",)},  # without "non-contiguous"
+        {"op": "relu", "x_shape": (2, 3), "tags": ("non-contiguous", "fortran", "sliced")},
+        {"op": "softmax_cross_entropy", "x_shape": (2, 3), "label_dtype": "float32"},
     ],
 )
 def test_malformed_case_is_rejected(fields):

@@ -213,3 +213,20 @@ def test_softmax_cross_entropy_subtracts_the_one_hot_whatever_the_layout(ops, or
     softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     expected = (softmax - np.eye(3)[labels]) / 2
     assert np.allclose(dlogits, expected, rtol=1e-14, atol=0), dlogits
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0 * inf
+def test_conv2d_padding_zeros_meet_an_infinite_weight_as_in_pytorch_float64(ops):
+    # The rule stated in conv2d_forward's docstring, against PyTorch's float64 CPU path: every
+    # output whose window reaches into the padding multiplies the infinite weight by 0.
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((1, 1, 5, 5)), rng.standard_normal((1, 1, 3, 3)), np.zeros(1)
+    w[0, 0, 0, 0] = np.inf  # the top-left weight meets the padding in the top row and column
+    y = ops.conv2d_forward(x, w, b, stride=1, padding=1)
+    expected = F.conv2d(*map(torch.from_numpy, (x, w, b)), padding=1).numpy()
+    assert np.array_equal(np.isnan(y), np.isnan(expected))
+    assert np.isnan(y[0, 0, 0, :]).all() and np.isnan(y[0, 0, :, 0]).all()
+    assert np.isinf(y[0, 0, 1:, 1:]).all()

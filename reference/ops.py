@@ -347,6 +347,14 @@ def conv2d_forward(
     -------
     y : ndarray, shape (N, F, H_out, W_out)
         ``H_out = (H + 2*padding - KH) // stride + 1``, likewise ``W_out``.
+
+    Notes
+    -----
+    Padding zeros take part in the products like any pixel, so an infinite or NaN weight makes
+    the outputs whose window reaches into the padding NaN (``0 * inf``), as PyTorch's native CPU
+    convolution does (its float64 path, and float32 with ``torch.backends.mkldnn`` off). PyTorch's
+    default float32 path for some shapes (oneDNN) skips the padding and gives numbers there: an
+    implementation detail the reference does not follow. The backward pass follows the same rule.
     """
     H_out, W_out = _conv_geometry(x, w, b, stride, padding)
     N = x.shape[0]
