@@ -216,7 +216,7 @@ def test_softmax_cross_entropy_subtracts_the_one_hot_whatever_the_layout(ops, or
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # 0 * inf
-def test_conv2d_padding_zeros_meet_an_infinite_weight_as_in_pytorch_float64(ops):
+def test_conv2d_forward_multiplies_padding_zeros_by_an_infinite_weight_as_torch_float64(ops):
     # The rule stated in conv2d_forward's docstring, against PyTorch's float64 CPU path: every
     # output whose window reaches into the padding multiplies the infinite weight by 0.
     import torch
