@@ -117,7 +117,6 @@ def test_sdist_carries_tests_fixtures_examples_noxfile_and_licence(built):
     for expected in [
         "LICENSE",
         "noxfile.py",
-        "conftest.py",
         ".ci/minimums.txt",
         *(tracked or ["tests/fixtures/submissions/correct_loops.py"]),
     ]:
