@@ -187,6 +187,13 @@ def test_a_folder_is_read_without_following_links_and_within_limits(tmp_path):
     assert f"at most {MAX_FILES}" in load_submission(many).problem
 
 
+def test_a_helper_may_not_take_a_library_name(tmp_path):
+    shutil.copy(SUBMISSIONS / "correct_vectorized.py", tmp_path / "layers.py")
+    (tmp_path / "torch.py").write_text("import numpy as np\n")
+    problem = load_submission(tmp_path, entry="layers").problem
+    assert "may not be named like a library" in problem and "(torch)" in problem
+
+
 def test_a_helper_that_imports_torch_breaks_the_policy_with_its_file_and_line(tmp_path):
     shutil.copy(COURSES / "multi_module" / "layers.py", tmp_path / "layers.py")
     shutil.copy(COURSES / "multi_module" / "losses.py", tmp_path / "losses.py")

@@ -235,6 +235,17 @@ def defined_functions(source: SourceFile) -> set[str]:
     }
 
 
+def _reserved_names() -> frozenset[str]:
+    from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES
+
+    return frozenset(FRAMEWORKS) | frozenset(PROJECT_PACKAGES) | {"numpy"}
+
+
+#: Names a student's own module may not take: ``torch.py`` in a folder would make ``import
+#: torch`` look like an import of the student's helper (and shadow NumPy or this project).
+_RESERVED_NAMES = _reserved_names()
+
+
 def _keep_imports(allow_imports: Iterable[str], modules: Iterable[str]) -> frozenset[str]:
     """Imports a notebook keeps besides the standard library (see :mod:`.notebook`)."""
     from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES, allowed_modules
@@ -348,6 +359,15 @@ def _load_files(
             )
         by_module[key] = relative
     modules = [key.replace("/", ".") for key in by_module]
+    shadowing = sorted({m.partition(".")[0] for m in modules} & _RESERVED_NAMES)
+    if shadowing:
+        return _failed(
+            name,
+            api,
+            f"a student's module may not be named like a library the import rule names "
+            f"({', '.join(shadowing)}): rename it",
+            set_aside,
+        )
     keep = _keep_imports(allow_imports, modules)
     sources: list[SourceFile] = []
     problems: dict[str, str] = {}
