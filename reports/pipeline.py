@@ -348,6 +348,9 @@ def _real_data_sections(data: ReportData, runs: Mapping[str, list[RunResult]]) -
     tables["10b_positions"] = translation.position_table(
         {"stripes": centred_data.x_train, "digits": dataset_digits.x_train}
     )
+    tables["10b_ink_lost"] = translation.ink_lost_table(
+        {"stripes": centred_data.x_val, "digits": dataset_digits.x_val}
+    )
     vertical = int(np.flatnonzero(centred_data.y_val == 0)[0])
     arrays["shift_examples"] = {
         "stripes": translation.shift_examples(centred_data.x_val[vertical, 0]),

@@ -649,6 +649,11 @@ def _nearest_in_size(cnn: pd.DataFrame, mlp: pd.DataFrame) -> list[tuple]:
     return pairs
 
 
+#: Section 10b's markdown table (the CSV also has the survival's min and max over seeds).
+TRANSLATION_COLUMNS = ("data", "model", "n_parameters", "shift", "n_seeds", "mean", "min", "max",
+                       "survival")  # fmt: skip
+
+
 def _s10b(data: ReportData) -> list[str]:
     T = data.tables["10b_translation"]
     E = data.tables["10b_equivariance"]
@@ -685,18 +690,24 @@ def _s10b(data: ReportData) -> list[str]:
         "TinyCNN is compared with the MLP whose clean validation accuracy (mean over seeds) is "
         "closest to its own. *mean*, *min*, *max*: accuracy on the shifted copies (each seed's "
         "accuracy averaged over the four directions); *survival*: the share of images whose "
-        "predicted class stays what it was without the shift, the whole model's invariance. "
-        "Every run and direction is in `tables/10b_translation_runs.csv`.",
+        "predicted class stays what it was without the shift, the whole model's invariance (its "
+        "min-max over seeds is in `tables/10b_translation.csv`). Every run and direction is in "
+        "`tables/10b_translation_runs.csv`.",
         "",
         markdown_table(
             T,
-            formats={
-                c: pct for c in ("mean", "min", "max", "survival", "survival_min", "survival_max")
-            }
+            columns=TRANSLATION_COLUMNS,
+            formats={c: pct for c in ("mean", "min", "max", "survival")}
             | {"n_parameters": thousands},
         ),
         "",
         _figure("10b_translation", "accuracy against shift"),
+        "",
+        "After a 1-pixel shift the prediction survives for "
+        + "; ".join(
+            f"{r.model} on {r.data}: {pct(r.survival)}" for r in T[T["shift"] == 1].itertuples()
+        )
+        + " of the images.",
         "",
         "**The convolution layer alone is exactly equivariant.** For each trained conv layer, "
         "`conv(shift(x))` against `shift(conv(x))` on the validation images, largest difference "
@@ -704,7 +715,14 @@ def _s10b(data: ReportData) -> list[str]:
         "(their 3x3 window lies in the part of the shifted image that came from the original), "
         "*border* = the others, where the fill enters one side of the comparison and not the "
         "other. The model as a whole is far from invariant: its dense layer gives each position "
-        "of the pooled map its own weights, so a shifted pattern meets different weights.",
+        "of the pooled map its own weights, so a shifted pattern meets different weights. "
+        "Part of the loss is the frame, not the model: the share of the ink a shift pushes out "
+        "of the 8x8 image (mean over images and directions) is "
+        + "; ".join(
+            f"{name} " + ", ".join(f"{pct(r.ink_lost)} at {r.shift} px" for r in rows.itertuples())
+            for name, rows in data.tables["10b_ink_lost"].groupby("data", sort=False)
+        )
+        + ".",
         "",
         markdown_table(
             equivariance,

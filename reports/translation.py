@@ -32,6 +32,7 @@ __all__ = [
     "SHIFTS",
     "equivariance_errors",
     "equivariance_table",
+    "ink_lost_table",
     "position_table",
     "shift_accuracy_table",
     "shift_examples",
@@ -250,4 +251,34 @@ def position_table(datasets: Mapping[str, np.ndarray]) -> pd.DataFrame:
                     "centre": (S - 1) / 2,
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def ink_lost_table(
+    datasets: Mapping[str, np.ndarray], shifts: Sequence[int] = SHIFTS[1:]
+) -> pd.DataFrame:
+    """How much of each image a shift pushes out of the frame.
+
+    The ink of an image is the sum of its pixels (negative noise clipped to 0); *ink_lost* is the
+    share of it gone after the shift, averaged over the images and the four directions. A shifted
+    copy that lost much of its pattern is hard for any model, equivariant or not.
+
+    Parameters
+    ----------
+    datasets : dict of name -> images (N, 1, S, S)
+
+    Returns
+    -------
+    DataFrame with ``data``, ``shift`` and ``ink_lost`` (0 to 1).
+    """
+    rows = []
+    for name, images in datasets.items():
+        ink = np.clip(images, 0, None)  # N, 1, S, S
+        total = ink.sum(axis=(1, 2, 3))  # N
+        for shift in shifts:
+            kept = [
+                shift_images(ink, shift * down, shift * right).sum(axis=(1, 2, 3)) / total
+                for down, right in DIRECTIONS.values()
+            ]  # directions x N
+            rows.append({"data": name, "shift": shift, "ink_lost": float(1 - np.mean(kept))})
     return pd.DataFrame(rows)

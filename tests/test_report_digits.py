@@ -285,3 +285,11 @@ def test_translation_claims_compare_tinycnn_with_the_mlp():
     ledger = claims_ledger(data, [real_claim(i) for i in ("R10b.2", "R10b.3", "R10b.4")])
     assert list(ledger["verdict"]) == ["reproduced", "differs", "differs"]
     assert ledger["computed"].iloc[0] == "90.00% vs 80.00%"
+
+
+def test_ink_lost_counts_what_the_frame_cuts_off():
+    images = np.zeros((1, 1, 4, 4))
+    images[0, 0, :, 0] = 1.0  # a line in the left column: only a shift left loses all of it
+    table = translation.ink_lost_table({"toy": images}, shifts=(1,))
+    # right: 0, left: all, down and up: one of four pixels each -> (0 + 1 + 1/4 + 1/4) / 4
+    assert table["ink_lost"].iloc[0] == pytest.approx(1.5 / 4)
