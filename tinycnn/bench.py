@@ -1268,10 +1268,10 @@ def format_markdown(result: BenchResult, created: str | None = None) -> str:
     command = "tinycnn bench --quick" if settings.quick else "tinycnn bench"
     load_start, load_end = machine.get("load_average_at_start"), machine.get("load_average_at_end")
     lines = [
-        "# TinyCNN benchmark: NumPy reference against PyTorch",
+        "# TinyCNN benchmark: NumPy reference against PyTorch and JAX",
         "",
         f"Measured by `{command}` on {created}; the run took {result.seconds:.0f} s. "
-        f"Targets from issue 5.",
+        f"Targets: `TARGETS` in `tinycnn/bench.py`.",
         "",
         "## Machine",
         "",
