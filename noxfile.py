@@ -98,6 +98,6 @@ def reports(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmark the NumPy reference against PyTorch (pass --quick for a fast run)."""
-    install_project(session)
+    """Benchmark the NumPy reference against PyTorch and JAX (pass --quick for a fast run)."""
+    install_project(session, extras="test,bench")
     session.run("tinycnn", "bench", *session.posargs)
