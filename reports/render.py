@@ -622,7 +622,7 @@ def _s10a(data: ReportData) -> list[str]:
         + ".",
         "",
         f"**Confusion matrix** of the most accurate TinyCNN, {best['model']} (seed {seed}, "
-        f"validation set): its most frequent mistake is a {names[true]} read as "
+        f"validation set). Most frequent mistake: true {names[true]}, predicted "
         f"{names[predicted]} ({int(off[true, predicted])} images).",
         "",
         _figure("10a_digits_confusion", "confusion matrix"),
