@@ -437,7 +437,7 @@ def accuracy_vs_parameters(table: pd.DataFrame, reference_fits: pd.DataFrame, pa
     ax.set_ylabel("validation accuracy")
     _percent_axis(ax)
     low = min(table["min"].min(), sklearn_rows["val_acc"].min() if len(sklearn_rows) else 1)
-    ax.set_ylim(max(0.0, low - 0.04), 1.005)
+    ax.set_ylim(max(0.0, low - 0.04), 1.012)  # room for the labels above the best points
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(
