@@ -497,7 +497,7 @@ def test_a_whole_hostile_submission_is_graded_in_under_a_minute_with_default_lim
         "maxpool2d_forward": "error",
         "maxpool2d_backward": "missing",
         "linear_forward": "fail",
-        "linear_backward": "fail",
+        "linear_backward": "missing",  # returns None: not implemented (issue 10, item 4)
         "softmax_cross_entropy": "error",
     }
     assert "numpy.allclose" in " ".join(report.policy)
