@@ -456,9 +456,12 @@ def test_folder_mode_grades_files_notebooks_and_student_folders(tmp_path, capfd)
     raising = notebook("import numpy as np", "def relu_forward(x):\n    return 1 / 0")
     (tmp_path / "carol.ipynb").write_bytes(raising)
     (tmp_path / "dave.py").symlink_to(SUBMISSIONS / "correct_vectorized.py")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "grades.csv").write_text("")
     assert check(tmp_path, "--no-train", "--jobs", "2") == 1
     out = capfd.readouterr().out
     assert "skipped dave.py (a symbolic link)" in out
+    assert "skipped data/ (no .py or .ipynb file in it)" in out
     rows = (tmp_path / "check_summary.csv").read_text().splitlines()
     assert [row.split(",")[:2] for row in rows[1:]] == [
         ["ann.py", "False"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from tinycnn.cli import CommandError, positive_int
@@ -188,9 +189,10 @@ def register(subparsers) -> argparse.ArgumentParser:
 def submissions_in(folder: Path) -> tuple[list[Path], list[str]]:
     """The submissions in a class folder, sorted, and what was skipped (in words).
 
-    Each ``.py`` file, ``.ipynb`` notebook and sub-folder (one student's modules) is one
-    submission; hidden entries and ``__pycache__`` are ignored; symbolic links are skipped, never
-    followed (an archive unpacked into the folder may contain links to anywhere).
+    Each ``.py`` file, ``.ipynb`` notebook and sub-folder holding such files (one student's
+    modules) is one submission; hidden entries and ``__pycache__`` are ignored; a sub-folder
+    without any (``data/``) is skipped; symbolic links are skipped, never followed (an archive
+    unpacked into the folder may contain links to anywhere).
     """
     from tinycnn.grading.submission import SUBMISSION_SUFFIXES
 
@@ -202,9 +204,22 @@ def submissions_in(folder: Path) -> tuple[list[Path], list[str]]:
             if path.is_dir() or path.suffix in SUBMISSION_SUFFIXES:
                 skipped.append(f"{path.name} (a symbolic link)")
             continue
-        if path.is_dir() or (path.is_file() and path.suffix in SUBMISSION_SUFFIXES):
+        if path.is_file() and path.suffix in SUBMISSION_SUFFIXES:
             found.append(path)
+        elif path.is_dir():
+            if _holds_submission_files(path, SUBMISSION_SUFFIXES):
+                found.append(path)
+            else:
+                skipped.append(f"{path.name}/ (no .py or .ipynb file in it)")
     return found, skipped
+
+
+def _holds_submission_files(folder: Path, suffixes: tuple[str, ...]) -> bool:
+    """Whether any file under ``folder`` (links not followed) is a ``.py``/``.ipynb`` file."""
+    for _, _, names in os.walk(folder, followlinks=False):
+        if any(name.endswith(suffixes) for name in names):
+            return True
+    return False
 
 
 def _check_output_path(option: str, value: str | None) -> str | None:
