@@ -294,7 +294,9 @@ def render_markdown(data: ReportData) -> str:
         "",
         "Seeds: replicate *i* uses seed *S* = child *i* of `numpy.random.SeedSequence(0)`; like "
         "`tinycnn train --seed S`, it fixes the data, the initial weights and the batch order, so "
-        "`tinycnn train --seed S` (with `--model`, `--hidden`, `--classes`) reproduces any run. "
+        "`tinycnn train --seed S` (with `--model`, `--hidden`, `--classes`) reproduces any run on "
+        "the lecture's stripes (the runs of sections 10a-10c are `RunSpec`s of "
+        "`tinycnn.reports.runs`: `execute(spec)` reproduces them). "
         "Models compared with each other share seeds.",
         "",
         "Contents: " + " · ".join(f"[{n}. {t}](#{_anchor(n, t)})" for n, t in TITLES.items()),
