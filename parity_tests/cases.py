@@ -663,3 +663,45 @@ def find_case(case_id: str) -> OpCase:
         if case.id == case_id:
             return case
     raise ValueError(f"no case with id {case_id!r} in the catalogue ({len(CASES)} cases)")
+
+
+# --- hidden cases: fresh values every run (tinycnn check) --------------------------------------
+
+
+@dataclass(frozen=True)
+class HiddenCase(OpCase):
+    """A catalogue case redrawn from a run's seed: same op, hyper-parameters, tags and dtype, a
+    fresh batch size and fresh values. A submission cannot know these inputs in advance, so a
+    table of memorised outputs fails them."""
+
+    @property
+    def id(self) -> str:
+        """``hidden-<seed>-`` then the catalogue-style id: ``hidden-1a2b3c4d-relu-n3d18-f64``."""
+        return f"hidden-{self.seed:08x}-{super().id}"
+
+    def describe(self) -> str:
+        return f"{super().describe()}, hidden values"
+
+
+def hidden_cases(seed: int) -> tuple[HiddenCase, ...]:
+    """One hidden twin of every catalogue case, drawn from ``seed`` (the same seed, the same cases).
+
+    The batch size N becomes 1, 2 or 3 (the same for every case of one shape, so a memory-layout
+    variant keeps its C-ordered twin) and the values come from a fresh seed; the float32 twin of
+    a case gets the same draw, as in the catalogue.
+    """
+    rng = np.random.default_rng(seed)
+    batches: dict[tuple, int] = {}  # one batch size per shape: layout variants keep a C twin
+    seeds: dict[str, int] = {}  # one value seed per dtype pair, as in the catalogue
+    hidden = []
+    for case in GRADED_CASES:
+        shape_key = (case.op, case.x_shape, case.w_shape, case.stride, case.padding, case.size)
+        base_id = case.id.rsplit("-", 1)[0]
+        if shape_key not in batches:
+            batches[shape_key] = int(rng.integers(1, 4))
+        if base_id not in seeds:
+            seeds[base_id] = int(rng.integers(0, 2**32))
+        fields = {f: getattr(case, f) for f in OpCase.__dataclass_fields__}
+        fields.update(x_shape=(batches[shape_key], *case.x_shape[1:]), seed=seeds[base_id])
+        hidden.append(HiddenCase(**fields))
+    return tuple(hidden)

@@ -1,34 +1,26 @@
-"""The child-process side of ``tinycnn check``: run a submission, write its raw results to files.
+"""Inside the sandbox: run a submission's functions and write what they returned to files.
 
-This file is run as a script (``python -I -B child.py JOB.json``) by :mod:`tinycnn.grading.sandbox`
-and is never imported by the checker. It imports the standard library, NumPy and the NumPy-only
-project code that builds the inputs (``tinycnn.parity_tests.cases``/``harness``, or ``reference``
-for the training run), never the checker's comparison or report code; the checker, in turn, never
-imports the submission.
+This file is run as a script, ``python -I -S -B child.py JOB.json``, by
+:mod:`tinycnn.grading.sandbox`, inside bubblewrap where the machine has it. It uses the standard
+library and NumPy only (nothing else exists in the sandbox) and is never imported by the
+checker. It is the *only* code of the checker that runs on the untrusted side of the boundary;
+what it writes is read back through :mod:`tinycnn.grading.channel`, which trusts none of it.
 
-What the child does, in order:
+One process, the *supervisor*, does this:
 
-1. apply the resource limits (address space, CPU time) from the job;
-2. import NumPy and the project code it needs (the case catalogue and the parity harness, or the
-   reference model), and build every input array, *before* the submission runs;
-3. capture every builtin and library function it needs, so a submission that replaces ``open``,
-   ``isinstance`` or ``numpy.save`` cannot change what is written;
-4. import the submission under an import guard (the policy) and write ``import.json``;
-5. ``probe`` mode stops there; ``function`` mode calls one contract function on every case and
-   writes one result file per call; ``train`` mode trains TinyCNN with the submission's ops.
+1. drop to the unprivileged uid named in the job (when started as root), set the resource
+   limits (processes, address space, CPU time, file size), import NumPy;
+2. install the import rule: a denied module (a framework, this project) imports as a
+   placeholder that raises when used, and every such import is recorded with its line;
+3. fork one *worker* per task, each in its own session: the probe (import the submission, list
+   its functions), then one per contract function (several at a time), or the training run.
+   Each worker imports the submission afresh, loads its inputs from the ``.npz`` files the
+   checker wrote (``allow_pickle=False``), calls the function and writes one record per call;
+4. enforce each worker's time limits (importing, then running) and kill its process group when
+   one is exceeded; write ``status.json`` for every task.
 
-Results are JSON (metadata) plus raw bytes (array data), written atomically (temporary file, then
-rename) so the parent only ever sees complete files. Nothing is written to stdout: whatever the
-submission prints goes to the parent's ``/dev/null``. No comparison happens here; the parent
-checks every array against the reference itself.
-
-Record format of one value (``encode``):
-
-- ``{"kind": "array", "dtype": "<f8", "shape": [2, 3], "offset": 0, "nbytes": 48,
-  "container": "ndarray"|"numpy scalar"|"python float"|"python int"}``, the bytes in the ``.bin``
-  file at ``offset``;
-- ``{"kind": "tuple", "type": "tuple"|"list", "items": [record, ...]}``;
-- ``{"kind": "other", "type": "NoneType"}`` for anything else (the parent reports the type).
+Nothing is compared here: the checker computes the expected values itself, from inputs the
+submission never chose, including hidden cases drawn from a fresh seed each run.
 """
 
 import builtins
@@ -53,8 +45,6 @@ _dict = builtins.dict
 _sorted = builtins.sorted
 _getattr = builtins.getattr
 _callable = builtins.callable
-_id = builtins.id
-_real_import = builtins.__import__
 _BaseException = builtins.BaseException
 _json_dumps = json.dumps
 _os_replace = os.replace
@@ -68,8 +58,7 @@ _sys_modules = sys.modules
 
 SUBMISSION_MODULE = "submission"
 #: The student's own modules (the entry as ``submission``, helpers by their names) and the folder
-#: they were written to; set by `main` from the job. Imports made by these modules are guarded,
-#: and exceptions are located in these files.
+#: they were written to; set by `main` from the job. Exceptions are located in these files.
 _STUDENT = {"modules": frozenset([SUBMISSION_MODULE]), "folder": None}
 #: Modules whose namespaces a submission must leave alone (checked after import and after calls).
 GUARDED_MODULE_PREFIXES = ("numpy", "builtins")
@@ -81,23 +70,37 @@ def is_public_guarded(module_name):
     return parts[0] in GUARDED_MODULE_PREFIXES and not any(p.startswith("_") for p in parts)
 
 
-def apply_limits(memory_bytes, cpu_seconds, file_bytes=None):
-    """Cap the address space (so a huge allocation raises MemoryError), the CPU time and the
-    size of any file written (results are small; a disk-filling submission is stopped)."""
+def drop_privileges(uid, gid):
+    """Become ``uid``/``gid`` with no supplementary groups (only when started as root)."""
+    if uid is None or os.getuid() != 0:
+        return
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        _os_exit(71)
+
+
+def apply_limits(limits):
+    """Cap processes, address space, CPU time, file size and core dumps (POSIX only)."""
     try:
         import resource
-    except ImportError:  # not a POSIX system: run without limits
+    except ImportError:
         return
-    try:
-        if memory_bytes:
-            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        if cpu_seconds:
-            # A backstop for an orphaned child: the parent normally kills it much earlier.
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
-        if file_bytes:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-    except (ValueError, OSError):  # e.g. macOS refuses RLIMIT_AS: the time limits still hold
-        pass
+    caps = [
+        ("RLIMIT_NPROC", limits.get("nproc")),
+        ("RLIMIT_AS", limits.get("memory_bytes")),
+        ("RLIMIT_CPU", limits.get("cpu_seconds")),
+        ("RLIMIT_FSIZE", limits.get("file_bytes")),
+        ("RLIMIT_CORE", 0),
+    ]
+    for name, value in caps:
+        if value is None or not hasattr(resource, name):
+            continue
+        try:
+            resource.setrlimit(getattr(resource, name), (value, value))
+        except (ValueError, OSError):  # e.g. macOS refuses RLIMIT_AS: the time limits hold
+            pass
 
 
 def write_atomically(path, data, binary=False):
@@ -108,14 +111,14 @@ def write_atomically(path, data, binary=False):
 
 
 class Writer:
-    """Collects records and their array bytes; ``save`` writes ``NAME.bin`` then ``NAME.json``."""
+    """Writes records: ``NAME.bin`` (array bytes) first, then ``NAME.json``."""
 
     def __init__(self, directory):
         self.directory = directory
 
     def save(self, name, payload, chunks):
-        write_atomically(_os_path_join(self.directory, name + ".bin"), b"".join(chunks), True)
-        # The JSON is written last: its existence tells the parent the record is complete.
+        if chunks:
+            write_atomically(_os_path_join(self.directory, name + ".bin"), b"".join(chunks), True)
         write_atomically(_os_path_join(self.directory, name + ".json"), _json_dumps(payload))
 
 
@@ -130,7 +133,7 @@ def encode(value, np_ndarray, np_generic, chunks, offset, depth=0):
         dtype = value.dtype
         if dtype.kind not in "biufc" or dtype.fields is not None or dtype.subdtype is not None:
             return {"kind": "other", "type": f"{container} of dtype {_str(dtype)}"}, offset
-        data = value.tobytes()  # C order, a copy
+        data = np_ndarray.tobytes(value) if container == "ndarray" else value.tobytes()
         chunks.append(data)
         record = {
             "kind": "array",
@@ -142,7 +145,6 @@ def encode(value, np_ndarray, np_generic, chunks, offset, depth=0):
         }
         return record, offset + _len(data)
     if _type(value) in (_float, _int):  # exactly float or int (bool is "other")
-        # Python numbers travel as float64 / int64, so the parent can report the dtype problem.
         try:
             data = _struct_pack("<d" if _type(value) is _float else "<q", value)
         except _BaseException:  # an int too large for int64
@@ -157,13 +159,13 @@ def encode(value, np_ndarray, np_generic, chunks, offset, depth=0):
             "nbytes": _len(data),
         }
         return record, offset + _len(data)
-    if _type(value) in (_tuple, _list) and depth == 0:
+    if _type(value) in (_tuple, _list) and depth == 0 and _len(value) <= 16:
         items = []
         for item in value:
             record, offset = encode(item, np_ndarray, np_generic, chunks, offset, depth + 1)
             items.append(record)
         return {"kind": "tuple", "type": _type(value).__name__, "items": items}, offset
-    return {"kind": "other", "type": _type(value).__name__}, offset
+    return {"kind": "other", "type": _type(value).__name__[:100]}, offset
 
 
 def _student_file(filename, submission_path):
@@ -204,8 +206,8 @@ def describe_exception(error, submission_path):
             where = f"line {line}"
             location = {"file": relative, "line": line, "function": None}
     described = {
-        "type": _type(error).__name__,
-        "message": message[:500],
+        "type": _type(error).__name__[:100],
+        "message": message[:300],
         "where": where,
         "memory_error": _isinstance(error, MemoryError),
     }
@@ -214,45 +216,113 @@ def describe_exception(error, submission_path):
     return described
 
 
-class ImportGuard:
-    """``builtins.__import__`` replacement enforcing the import policy on the submission's code.
+# --------------------------------------------------------------------------------------------
+# The import rule: denied modules import as placeholders; every use is recorded with its line
+# --------------------------------------------------------------------------------------------
 
-    Only imports *made by the submission* (the importing frame's globals belong to the submission
-    module) are checked, so NumPy's own lazy imports keep working. ``__import__("torch")`` called
-    by hand is caught too, because the caller's frame is inspected.
+
+class PlaceholderError(ImportError):
+    """Raised when a submission uses a module the checker does not provide."""
+
+
+def _unavailable(name):
+    return PlaceholderError(
+        f"{name} is not available: a submission uses the standard library and NumPy only"
+    )
+
+
+class Placeholder:
+    """Stands for anything reached through a denied module: using it raises `PlaceholderError`."""
+
+    def __init__(self, name):
+        object.__setattr__(self, "_name", name)
+
+    def __getattr__(self, attribute):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return Placeholder(object.__getattribute__(self, "_name") + "." + attribute)
+
+    def __call__(self, *args, **kwargs):
+        raise _unavailable(object.__getattribute__(self, "_name"))
+
+    def __mro_entries__(self, bases):
+        raise _unavailable(object.__getattribute__(self, "_name"))
+
+    def __repr__(self):
+        return f"<unavailable {object.__getattribute__(self, '_name')}>"
+
+
+class PlaceholderModule(type(sys)):
+    """A denied module: importing works (so the other functions are still graded), using it
+    raises."""
+
+    def __getattr__(self, attribute):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return Placeholder(self.__name__ + "." + attribute)
+
+
+class DenyFinder:
+    """``sys.meta_path`` finder giving placeholders for denied top-level modules.
+
+    An import is the submission's when the code that asked for it (the first frame outside
+    importlib) is not the standard library's or NumPy's own, and the submission's code is on the
+    stack: so ``exec("import torch")``, ``__import__``, ``importlib.import_module`` and
+    importlib's bootstrap reached by hand are all caught, with the submission's line, while the
+    optional imports inside the standard library and NumPy keep their normal behaviour.
     """
 
-    def __init__(self, allowed):
+    def __init__(self, allowed, submission_path, trusted_dirs):
         self.allowed = frozenset(allowed)
+        self.submission_path = submission_path
+        self.trusted = tuple(trusted_dirs)
+        self.importlib_dir = os.path.dirname(importlib_file()) + os.sep
         self.blocked = []
 
-    def __call__(self, name, globals=None, locals=None, fromlist=(), level=0):
-        caller = _getframe(1)
-        importer = globals if _isinstance(globals, _dict) else caller.f_globals
-        students = _STUDENT["modules"]
-        if importer.get("__name__") in students or (caller.f_globals.get("__name__") in students):
-            top = "." * level + _str(name).partition(".")[0]
-            if level or top not in self.allowed:
-                in_submission = caller.f_globals.get("__name__") == SUBMISSION_MODULE
-                line = caller.f_lineno if in_submission else None
-                self.blocked.append({"module": top, "line": line})
-                raise ImportError(
-                    f"importing {top!r} is not allowed in a submission "
-                    f"(allowed: {', '.join(_sorted(self.allowed))})"
-                )
-        return _real_import(name, globals, locals, fromlist, level)
+    def _submission_line(self):
+        frame = _getframe(2)
+        importer = None
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if importer is None and not (
+                filename.startswith("<frozen") or filename.startswith(self.importlib_dir)
+            ):
+                importer = filename
+                if _student_file(filename, self.submission_path) is None and filename.startswith(
+                    self.trusted
+                ):
+                    return None, False
+            relative = _student_file(filename, self.submission_path)
+            if relative is not None:
+                line = frame.f_lineno if filename == self.submission_path else None
+                return line, True
+            frame = frame.f_back
+        return None, False
+
+    def find_spec(self, fullname, path=None, target=None):
+        top = fullname.partition(".")[0]
+        if top in self.allowed:
+            return None
+        line, from_submission = self._submission_line()
+        if not from_submission:
+            return None
+        if "." not in fullname:
+            self.blocked.append({"module": top, "line": line})
+        import importlib.machinery
+
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+
+    def create_module(self, spec):
+        module = PlaceholderModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module):
+        pass
 
 
 class NamespaceGuard:
-    """Notices when the submission replaces NumPy's or Python's functions, and undoes it.
-
-    The public namespaces of NumPy and of ``builtins`` are saved before the submission runs.
-    `check` (after the import and after every call) records every public name whose value
-    changed, disappeared or, for builtins, appeared, plus any function defined in the submission
-    found in a NumPy namespace; then it puts the saved values back, so the harness's own code
-    (``json``, the parity harness) keeps working with the real ``isinstance`` and the like. The
-    recorded names end up in the report's policy list.
-    """
+    """Notices when the submission replaces NumPy's or Python's functions, and undoes it."""
 
     def __init__(self, submission_path):
         self.submission_path = submission_path
@@ -285,8 +355,6 @@ class NamespaceGuard:
                     if not key.startswith("_") and key not in saved:
                         self.tampered.add("builtins." + key)
                         del namespace[key]
-        # Functions the submission defined, found anywhere in NumPy (this also covers NumPy
-        # modules imported only after the snapshot, such as numpy.testing).
         for module_name, module in _list(_sys_modules.items()):
             if module is None or module_name.split(".")[0] != "numpy":
                 continue
@@ -298,13 +366,19 @@ class NamespaceGuard:
                 filename = _getattr(code, "co_filename", None) if code is not None else None
                 if filename is not None and _student_file(filename, self.submission_path):
                     self.tampered.add(module_name + "." + key)
-        return _sorted(self.tampered)
+        return _sorted(self.tampered)[:200]
 
 
 _MISSING = object()
 
 
-def import_submission(path, guard):
+def importlib_file():
+    import importlib
+
+    return importlib.__file__
+
+
+def import_submission(path):
     """Execute the submission as module ``submission``; returns the module (raises on failure)."""
     import importlib.util
 
@@ -316,7 +390,6 @@ def import_submission(path, guard):
         raise ImportError(f"cannot load {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
     _sys_modules[SUBMISSION_MODULE] = module
-    builtins.__import__ = guard
     spec.loader.exec_module(module)
     return module
 
@@ -331,61 +404,36 @@ def load_adapter(path):
     return adapter
 
 
-def main(job_path):
-    with _open(job_path) as handle:
-        job = json.load(handle)
-    apply_limits(job.get("memory_bytes"), job.get("cpu_seconds"), job.get("file_bytes"))
-    out_dir = job["out_dir"]
-    os.chdir(out_dir)  # files the submission writes land in the temporary directory
-    submission_path = job["submission"]
-    # A multi-file submission: the folder holding the student's modules, and their names.
-    if job.get("submission_dir"):
-        _STUDENT["folder"] = job["submission_dir"]
-        _STUDENT["modules"] = frozenset([SUBMISSION_MODULE, *job.get("student_modules", [])])
-    writer = Writer(out_dir)
+# --------------------------------------------------------------------------------------------
+# One worker: import, then the calls or the training run
+# --------------------------------------------------------------------------------------------
 
+
+def worker(job, task, out_dir, finder, loaded, adapter):
+    """Runs in a forked process of its own; never returns."""
     import numpy as np
 
     np_ndarray, np_generic = np.ndarray, np.generic
-    # The project's own code (case catalogue, reference model) is loaded before the submission.
-    for path in job.get("project_paths", []):
-        if path not in sys.path:
-            sys.path.append(path)
-    prepared = None
-    if job["mode"] == "function":
-        from tinycnn.parity_tests.cases import find_case, make_inputs
-        from tinycnn.parity_tests.harness import call_op
-
-        calls = []
-        for item in job["cases"]:
-            case = find_case(item["id"])
-            calls.append((case, item["direction"], make_inputs(case)))
-        prepared = (call_op, calls)
-    elif job["mode"] == "train":
-        from tinycnn.reference.data import DatasetConfig, make_dataset
-        from tinycnn.reference.models import TinyCNN
-        from tinycnn.reference.train import TrainConfig, train
-
-        dataset = make_dataset(DatasetConfig(**job["training"]["data"]))
-        prepared = (TinyCNN, TrainConfig, train, dataset)
-    # A course API (--api): the checker's adapter, loaded before the submission runs.
-    api = job.get("api") or "tinycnn"
-    adapter = load_adapter(job["adapter"]) if api != "tinycnn" else None
-    writer.save("started", {"pid": os.getpid()}, [])
-
-    guard = ImportGuard(job["allowed_imports"])
+    submission_path = job["submission"]
+    writer = Writer(out_dir)
+    # Inputs were loaded by the supervisor before any submission code ran.
+    calls = []
+    for call in task.get("calls", []):
+        arrays = loaded[call["file"]]
+        calls.append((call, {name: arrays[call["prefix"] + name] for name in call["names"]}))
+    training = loaded[task["train"]["file"]] if task.get("train") else None
+    os.chdir(job["work"])
     namespaces = NamespaceGuard(submission_path)
     started = _perf_counter()
     try:
-        module = import_submission(submission_path, guard)
-    except _BaseException as error:  # SyntaxError, SystemExit, policy ImportError, anything
-        builtins.__import__ = _real_import
+        module = import_submission(submission_path)
+    except _BaseException as error:  # SyntaxError, SystemExit, anything
         writer.save(
             "import",
             {
                 "ok": False,
                 "error": describe_exception(error, submission_path),
-                "blocked": guard.blocked,
+                "blocked": finder.blocked,
                 "tampered": namespaces.check(),
                 "seconds": _perf_counter() - started,
             },
@@ -395,7 +443,7 @@ def main(job_path):
     graded_as = {}
     if adapter is not None:
         try:
-            module, graded_as = adapter.contract_namespace(api, module)
+            module, graded_as = adapter.contract_namespace(job["api"], module)
         except _BaseException:  # a hostile module attribute (a property that raises...)
             module, graded_as = adapter.ContractFunctions({}), {}
     functions = {}
@@ -410,37 +458,29 @@ def main(job_path):
             "ok": True,
             "functions": functions,
             "graded_as": graded_as,
-            "blocked": guard.blocked,
+            "blocked": finder.blocked,
             "tampered": namespaces.check(),
             "seconds": _perf_counter() - started,
         },
         [],
     )
-
-    if job["mode"] == "function":
-        run_calls(module, prepared, writer, np_ndarray, np_generic, submission_path, namespaces)
-    elif job["mode"] == "train":
-        run_training(job, module, prepared, writer, np_ndarray, np_generic, submission_path)
-    writer.save(
-        "done",
-        {
-            "blocked": guard.blocked,
-            "tampered": namespaces.check(),
-        },
-        [],
-    )
+    if calls:
+        function = _getattr(module, task["function"], None)
+        run_calls(function, calls, writer, np_ndarray, np_generic, submission_path, namespaces)
+    if training is not None:
+        run_training(module, task["train"], training, writer, np, submission_path)
+    writer.save("done", {"blocked": finder.blocked, "tampered": namespaces.check()}, [])
     # Leave at once: no atexit handlers or threads the submission may have set up get to run.
     _os_exit(0)
 
 
-def run_calls(module, prepared, writer, np_ndarray, np_generic, submission_path, namespaces):
-    """Call one contract function on every case; one ``call_NNNNN`` record per call."""
-    call_op, calls = prepared
-    for index, (case, direction, inputs) in enumerate(calls):
+def run_calls(function, calls, writer, np_ndarray, np_generic, submission_path, namespaces):
+    """Call the function on every case; one ``call_NNNNN`` record per call."""
+    for index, (call, inputs) in enumerate(calls):
         started = _perf_counter()
         try:
-            # The parity suite's own calling convention (keywords stride=, padding=, size=).
-            result = call_op(module, case, direction, inputs)
+            args = [inputs[name] for name in call["args"]]
+            result = function(*args, **call["kwargs"])
         except _BaseException as error:  # includes SystemExit and KeyboardInterrupt
             namespaces.check()
             payload = {"outcome": "raised", "error": describe_exception(error, submission_path)}
@@ -462,7 +502,7 @@ def run_calls(module, prepared, writer, np_ndarray, np_generic, submission_path,
                 "outcome": "raised",
                 "seconds": payload["seconds"],
                 "error": {
-                    "type": "unreadable result",
+                    "type": "malformed result",
                     "where": None,
                     "memory_error": False,
                     "message": f"{size} bytes of output could not be saved: {_str(error)}",
@@ -471,28 +511,68 @@ def run_calls(module, prepared, writer, np_ndarray, np_generic, submission_path,
             writer.save(f"call_{index:05d}", payload, [])
 
 
-def run_training(job, module, prepared, writer, np_ndarray, np_generic, submission_path):
-    """Train TinyCNN with the submission's ops; write the final parameters and step losses."""
-    TinyCNN, TrainConfig, train, dataset = prepared
-    settings = job["training"]
+def run_training(ops, settings, data, writer, np, submission_path):
+    """Train TinyCNN with the submission's ops: the composition only, no reference op.
+
+    The checker supplies everything else: the initial parameters (``conv.weight``,
+    ``conv.bias``, ``fc.weight``, ``fc.bias``), the training images and labels, and the order in
+    which the samples are visited (``order``: one permutation per epoch). The arithmetic is that of
+    ``tinycnn.reference.models.TinyCNN`` and ``tinycnn.reference.train`` (SGD with momentum, as
+    ``torch.optim.SGD``), so a submission whose ops are the contract's ends with the reference
+    run's parameters.
+    """
     started = _perf_counter()
+    pool = settings["pool_size"]
+    lr, momentum, batch_size = settings["lr"], settings["momentum"], settings["batch_size"]
+    names = ("conv.weight", "conv.bias", "fc.weight", "fc.bias")
+    params = {name: np.array(data[name]) for name in names}
+    x_train, y_train = data["x_train"], data["y_train"]
+    buffers = {}
+    losses = []
     try:
-        model = TinyCNN(**settings["model"], ops=module)
-        history = train(model, dataset, TrainConfig(**settings["config"]))
-        losses = [_float(loss) for loss in history.step_loss]
+        for order in data["order"]:  # one permutation of the samples per epoch
+            for start in range(0, _len(order), batch_size):
+                batch = order[start : start + batch_size]
+                x, labels = x_train[batch], y_train[batch]
+                conv = ops.conv2d_forward(x, params["conv.weight"], params["conv.bias"])
+                relu = ops.relu_forward(conv)
+                pooled = ops.maxpool2d_forward(relu, pool, pool)
+                flat = pooled.reshape(_len(x), -1)
+                logits = ops.linear_forward(flat, params["fc.weight"], params["fc.bias"])
+                loss, dlogits = ops.softmax_cross_entropy(logits, labels)
+                dflat, dfc_w, dfc_b = ops.linear_backward(
+                    dlogits, flat, params["fc.weight"], params["fc.bias"]
+                )
+                drelu = ops.maxpool2d_backward(dflat.reshape(pooled.shape), relu, pool, pool)
+                dconv = ops.relu_backward(drelu, conv)
+                _, dconv_w, dconv_b = ops.conv2d_backward(
+                    dconv, x, params["conv.weight"], params["conv.bias"]
+                )
+                grads = {"conv.weight": dconv_w, "conv.bias": dconv_b}
+                grads.update({"fc.weight": dfc_w, "fc.bias": dfc_b})
+                for name in names:
+                    p, g = params[name], grads[name]
+                    buffer = buffers.get(name)
+                    if buffer is None:
+                        buffer = buffers[name] = np.array(g, dtype=p.dtype, copy=True)
+                    else:
+                        buffer *= momentum
+                        buffer += g
+                    p -= lr * buffer
+                losses.append(_float(loss))
     except _BaseException as error:
         writer.save(
             "train", {"outcome": "raised", "error": describe_exception(error, submission_path)}, []
         )
         return
-    chunks, offset, params = [], 0, {}
-    for key, value in model.params.items():
-        params[key], offset = encode(value, np_ndarray, np_generic, chunks, offset, 1)
+    chunks, offset, records = [], 0, {}
+    for name in names:
+        records[name], offset = encode(params[name], np.ndarray, np.generic, chunks, offset, 1)
     writer.save(
         "train",
         {
             "outcome": "returned",
-            "params": params,
+            "params": records,
             # NaN and infinity are not JSON: sent as null.
             "step_loss": [loss if loss - loss == 0 else None for loss in losses],
             "seconds": _perf_counter() - started,
@@ -501,76 +581,158 @@ def run_training(job, module, prepared, writer, np_ndarray, np_generic, submissi
     )
 
 
-def serve(project_paths):
-    """Fork server: preload NumPy and the project, then fork one child per job read on stdin.
+# --------------------------------------------------------------------------------------------
+# The supervisor
+# --------------------------------------------------------------------------------------------
 
-    Protocol (one line each): the parent writes ``RUN <id> <job.json>``; this process answers
-    ``READY`` once, ``PID <id> <pid>`` per fork and ``EXIT <pid> <status>`` when a child ends
-    (status as ``subprocess.Popen.returncode``: negative for a signal). It never runs submission
-    code itself; each forked child starts its own session, sends its standard streams to
-    ``/dev/null`` and then does exactly what ``python child.py JOB`` does. Forking saves every
-    job the ~0.2 s of starting Python and importing NumPy. Ends when stdin closes.
-    """
-    import select
 
-    for path in project_paths:
-        if path not in sys.path:
-            sys.path.append(path)
-    import importlib
+class Running:
+    """One forked worker and its deadlines."""
 
-    # Preloaded once here, so every forked child starts with them imported.
-    for name in (
-        "numpy",
-        "tinycnn.parity_tests.cases",
-        "tinycnn.parity_tests.harness",
-        "tinycnn.reference.data",
-        "tinycnn.reference.models",
-        "tinycnn.reference.train",
-    ):
-        importlib.import_module(name)
+    def __init__(self, name, pid, out_dir, import_limit, run_limit):
+        self.name, self.pid, self.out_dir = name, pid, out_dir
+        self.limits = {"import": import_limit, "run": run_limit}
+        self.phase, self.phase_started = "import", time.monotonic()
 
-    def say(line):
-        os.write(1, (line + "\n").encode())
+    def tick(self, now):
+        """The phase whose limit is exceeded, or None."""
+        if self.phase == "import" and os.path.exists(_os_path_join(self.out_dir, "import.json")):
+            self.phase, self.phase_started = "run", now
+        return self.phase if now - self.phase_started > self.limits[self.phase] else None
 
-    say("READY")
-    pending = b""
-    open_input = True
-    children = 0
-    while open_input or children:
-        readable, _, _ = select.select([0] if open_input else [], [], [], 0.005)
-        if readable:
-            data = os.read(0, 65536)
-            open_input = bool(data)
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                _, job_id, job_path = line.decode().split(" ", 2)
-                pid = os.fork()
-                if pid == 0:  # the child: never returns into this loop
-                    try:
-                        os.setsid()
-                        devnull = os.open(os.devnull, os.O_RDWR)
-                        for fd in (0, 1, 2):
-                            os.dup2(devnull, fd)
-                        main(job_path)
-                    finally:
-                        os._exit(70)
-                children += 1
-                say(f"PID {job_id} {pid}")
-        while children:
+
+def _kill_group(pid):
+    import signal
+
+    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            target()
+        except OSError:
+            pass
+
+
+def supervise(job, finder, loaded, adapter):
+    """Run every task of the job, ``job["workers"]`` at a time; write each ``status.json``."""
+    tasks = _list(job["tasks"])
+    limits = job["limits"]
+    running = {}
+    pending = _list(tasks)
+    while pending or running:
+        while pending and _len(running) < max(1, job.get("workers", 1)):
+            task = pending.pop(0)
+            out_dir = _os_path_join(job["out"], task["name"])
+            os.mkdir(out_dir, 0o700)
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.setsid()
+                    worker(job, task, out_dir, finder, loaded, adapter)
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    _os_exit(70)
+            run_limit = limits["train_timeout"] if task.get("train") else limits["timeout"]
+            running[pid] = Running(task["name"], pid, out_dir, limits["timeout"], run_limit)
+        time.sleep(0.002)
+        now = time.monotonic()
+        while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                children = 0
                 break
             if pid == 0:
                 break
-            children -= 1
-            say(f"EXIT {pid} {os.waitstatus_to_exitcode(status)}")
+            entry = running.pop(pid, None)
+            if entry is None:
+                continue
+            _kill_group(pid)  # whatever it left behind in its session
+            entry.tick(now)
+            _finish(entry, None, os.waitstatus_to_exitcode(status), now)
+        for pid, entry in _list(running.items()):
+            exceeded = entry.tick(now)
+            if exceeded:
+                _kill_group(pid)
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+                del running[pid]
+                _finish(entry, exceeded, None, now)
+
+
+def _finish(entry, timed_out, exit_status, now):
+    status = {
+        "timed_out": timed_out,
+        "exit_status": exit_status,
+        "run_seconds": now - entry.phase_started,
+    }
+    try:
+        write_atomically(_os_path_join(entry.out_dir, "status.json"), _json_dumps(status))
+    except OSError:
+        pass
+
+
+def unpack_arrays(data, np):
+    """The arrays the checker packed (``sandbox.pack_arrays``), in their original memory layout,
+    writable (a submission that modifies its input in place is caught by the checker)."""
+    arrays = {}
+    for name in data.files:
+        if name.endswith((".layout", ".dtype")):
+            continue
+        layout = [_int(n) for n in data[name + ".layout"]]
+        start, ndim = layout[0], layout[2]
+        shape, strides = layout[3 : 3 + ndim], layout[3 + ndim : 3 + 2 * ndim]
+        buffer = bytearray(data[name].tobytes())
+        arrays[name] = np.ndarray(
+            shape, np.dtype(_str(data[name + ".dtype"])), buffer, start, strides
+        )
+    return arrays
+
+
+def load_inputs(job, np):
+    """Every ``.npz`` the tasks use (file -> name -> array), read with ``allow_pickle=False``."""
+    loaded = {}
+    for task in job["tasks"]:
+        files = {call["file"] for call in task.get("calls", [])}
+        files |= {task["train"]["file"]} if task.get("train") else set()
+        for file in sorted(files):
+            with np.load(_os_path_join(job["inputs"], file), allow_pickle=False) as data:
+                loaded[file] = unpack_arrays(data, np)
+    return loaded
+
+
+def main(job_path):
+    with _open(job_path) as handle:
+        job = json.load(handle)
+    for path in reversed(job.get("site", [])):
+        sys.path.insert(0, path)
+    # Loaded before dropping privileges (the runtime may sit in a directory only its owner can
+    # enter) and inherited by every worker.
+    import importlib.machinery
+    import importlib.util
+    import signal
+
+    import numpy
+
+    del importlib, signal  # loaded, not used here
+
+    loaded = load_inputs(job, numpy)
+    if job.get("submission_dir"):  # a multi-file submission: the student's folder and modules
+        _STUDENT["folder"] = job["submission_dir"]
+        _STUDENT["modules"] = frozenset([SUBMISSION_MODULE, *job.get("student_modules", [])])
+    # A course API (--api): the checker's adapter, loaded before the submission runs.
+    api = job.get("api") or "tinycnn"
+    adapter = load_adapter(job["adapter"]) if api != "tinycnn" else None
+    drop_privileges(job.get("uid"), job.get("gid"))
+    apply_limits(job["limits"])
+
+    trusted = [os.path.dirname(numpy.__file__) + os.sep, os.path.dirname(os.__file__) + os.sep]
+    finder = DenyFinder(job["allowed"], job["submission"], trusted)
+    sys.meta_path.insert(0, finder)
+    supervise(job, finder, loaded, adapter)
+    write_atomically(_os_path_join(job["out"], "supervisor.json"), _json_dumps({"done": True}))
+    _os_exit(0)
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--serve":
-        serve(sys.argv[2:])
-    else:
-        main(sys.argv[1])
+    main(sys.argv[1])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from tinycnn.cli import CommandError, positive_int
@@ -46,6 +47,16 @@ def _positive_points(text: str) -> float:
         value = float("nan")  # reported just below
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of points, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed between 0 and 2**32 - 1, got {text!r}")
     return value
 
 
@@ -170,6 +181,20 @@ def register(subparsers) -> argparse.ArgumentParser:
         "(a shared filesystem). Verdicts are the same as a local run",
     )
     parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        metavar="S",
+        help="seed of the hidden cases and of the training run (default: a fresh one, printed "
+        "with the results; the same seed repeats a run exactly)",
+    )
+    parser.add_argument(
+        "--require-sandbox",
+        action="store_true",
+        help="refuse to grade (status 2) unless the submissions run under bubblewrap; without "
+        "it the checker falls back to weaker isolation and says so in every output",
+    )
+    parser.add_argument(
         "--csv",
         metavar="PATH",
         help=f"folder mode: where to write the summary (default: FOLDER/{DEFAULT_SUMMARY_NAME})",
@@ -223,33 +248,68 @@ def _holds_submission_files(folder: Path, suffixes: tuple[str, ...]) -> bool:
 
 
 def _check_output_path(option: str, value: str | None) -> str | None:
-    """A problem with an output path, found before any grading starts."""
+    """A problem with an output path, found before any grading starts: its directory must
+    exist and take a new file (tried for real: ``os.access`` cannot tell for root or /proc)."""
     if value is None:
         return None
-    parent = Path(value).expanduser().resolve().parent
+    target = Path(value).expanduser()
+    parent = target.absolute().parent
     if not parent.is_dir():
         return f"{option} {value}: no such directory {parent}"
-    if Path(value).is_dir():
+    if target.is_dir() and not target.is_symlink():
         return f"{option} {value} is a directory, expected a file name"
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".tinycnn-", dir=parent)
+    except OSError as error:
+        return f"cannot write {value} ({option}): {error.strerror or error}"
+    os.close(handle)
+    os.unlink(probe)
     return None
 
 
 def _write(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same directory, then
+    ``os.replace``, which replaces a symlink or anything else at ``path`` rather than following
+    it, and never leaves half a file."""
+    target = Path(path).expanduser().absolute()
+    temporary = None
     try:
-        Path(path).expanduser().write_text(text, encoding="utf-8")
-    except OSError as error:  # os.access cannot tell in advance (root, /proc, a full disk)
+        handle, temporary = tempfile.mkstemp(prefix=".tinycnn-", dir=target.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except OSError as error:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
         raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def _reproduce(
-    target: Path, case_id: str, allow: tuple[str, ...], limits, api: str, entry: str | None
+    target: Path,
+    case_id: str,
+    allow: tuple[str, ...],
+    limits,
+    api: str,
+    entry: str | None,
+    seed: int | None,
+    isolation: str,
 ) -> int:
     """``--case ID``: run one catalogue case and print everything about it (exit 0 if it passes)."""
     from tinycnn.grading.grader import grade_case
     from tinycnn.grading.reproduce import case_report
 
     try:
-        runs = grade_case(target, case_id, allow_imports=allow, limits=limits, api=api, entry=entry)
+        runs = grade_case(
+            target,
+            case_id,
+            allow_imports=allow,
+            limits=limits,
+            api=api,
+            entry=entry,
+            seed=seed,
+            isolation=isolation,
+        )
     except ValueError as error:
         raise CommandError(str(error)) from None
     print(case_report(runs, str(target), api))
@@ -262,7 +322,7 @@ def run_check(args: argparse.Namespace) -> int:
     A usage error (also an output file that cannot be written) raises `CommandError`.
     """
     from tinycnn.grading.folder import grade_folder
-    from tinycnn.grading.grader import grade_submission
+    from tinycnn.grading.grader import grade_submission, new_seed
     from tinycnn.grading.report import (
         folder_table,
         gradescope_results,
@@ -270,7 +330,7 @@ def run_check(args: argparse.Namespace) -> int:
         submission_table,
         summary_csv,
     )
-    from tinycnn.grading.sandbox import Limits
+    from tinycnn.grading.sandbox import Limits, SandboxUnavailable, isolation_level
     from tinycnn.grading.submission import SUBMISSION_SUFFIXES
     from tinycnn.parallel import SchedulerError, default_jobs
 
@@ -301,11 +361,23 @@ def run_check(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from None
     allow = tuple(args.allow_import)
+    try:
+        isolation = isolation_level()
+    except SandboxUnavailable as error:
+        raise CommandError(str(error)) from None
+    if args.require_sandbox and isolation != "bubblewrap":
+        raise CommandError(
+            f"--require-sandbox: bubblewrap is not usable here (isolation would be "
+            f"{isolation!r}); install it (apt-get install bubblewrap) or allow user namespaces"
+        )
+    seed = new_seed() if args.seed is None else args.seed
 
     if args.case is not None:
         if folder_mode:
             raise CommandError("--case reproduces one case of one submission, not a folder of them")
-        return _reproduce(target, args.case, allow, limits, args.api, args.entry)
+        return _reproduce(
+            target, args.case, allow, limits, args.api, args.entry, args.seed, isolation
+        )
 
     if not folder_mode:
         report = grade_submission(
@@ -315,6 +387,8 @@ def run_check(args: argparse.Namespace) -> int:
             train=not args.no_train,
             api=args.api,
             entry=args.entry,
+            seed=seed,
+            isolation=isolation,
         )
         print(submission_table(report))
         if args.json:
@@ -348,6 +422,8 @@ def run_check(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             api=args.api,
             entry=args.entry,
+            seed=seed,
+            isolation=isolation,
         )
     except SchedulerError as error:  # raised before any grading starts
         raise CommandError(str(error)) from None

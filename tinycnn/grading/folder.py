@@ -6,10 +6,14 @@ run on *threads*: no pickling, and the expected values (computed once per proces
 by every submission. With a Dask scheduler each submission is a job on the cluster instead
 (:func:`tinycnn.parallel.run_jobs`).
 
-Seeds: every submission is graded on the same inputs (each catalogue case has its own fixed
-seed) and trained from the same seed, on purpose, so that verdicts are comparable between
-students. A grading therefore depends on the file only, not on which worker grades it, in what
-order, or how many are graded at once.
+Seeds: every submission of one run is graded on the same inputs (the catalogue's, and hidden
+cases from the run's one seed) and trained from the same seed, on purpose, so that verdicts are
+comparable between students. A grading therefore depends on the file and the seed only, not on
+which worker grades it, in what order, or how many are graded at once.
+
+Isolation: each submission is graded from a private copy in a sandbox of its own (see
+:mod:`tinycnn.grading.sandbox`); nothing writable is shared between submissions, and the
+checker's outputs are written only after every sandbox has ended.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-from tinycnn.grading.grader import FUNCTION_WORKERS, SubmissionReport, grade_submission
+from tinycnn.grading.channel import clean_text
+from tinycnn.grading.grader import FUNCTION_WORKERS, SubmissionReport, grade_submission, new_seed
 from tinycnn.grading.sandbox import Limits
 from tinycnn.parallel import run_jobs
 
@@ -36,6 +41,8 @@ def grade_folder(
     scheduler: str | None = None,
     api: str = "tinycnn",
     entry: str | None = None,
+    seed: int | None = None,
+    isolation: str | None = None,
 ) -> list[SubmissionReport]:
     """Grade ``files`` with ``jobs`` submissions at a time; reports in the order of ``files``.
 
@@ -64,12 +71,14 @@ def grade_folder(
         workers=max(1, FUNCTION_WORKERS // jobs),
         api=api,
         entry=entry,
+        seed=new_seed() if seed is None else seed,
+        isolation=isolation,
     )
     # Workers get absolute paths (their working directory is not ours); the reports name each
     # file as it was given, so the outputs are the same wherever the grading ran.
     absolute = [Path(path).resolve() for path in files]
     reports = run_jobs(grade, absolute, n_jobs=jobs, scheduler=scheduler, prefer="threads")
     return [
-        dataclasses.replace(report, submission=str(path))
+        dataclasses.replace(report, submission=clean_text(path, 200))
         for path, report in zip(files, reports, strict=True)
     ]

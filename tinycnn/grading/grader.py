@@ -2,17 +2,23 @@
 
 The flow of :func:`grade_submission`:
 
-1. parse the file (a syntax error stops here) and scan its imports (:mod:`.policy`);
-2. a *probe* child imports the submission and lists which contract functions exist;
-3. one child per present function runs it on every catalogue case of that function
-   (:mod:`tinycnn.parity_tests.cases`), several functions at a time; each has its own time limit;
+1. read the file as Python does, parse it (a syntax error stops here) and scan its imports
+   (:mod:`.policy`);
+2. build every input here: the catalogue's cases (:mod:`tinycnn.parity_tests.cases`) plus hidden
+   cases drawn from the run's seed, and hand them to one sandbox (:mod:`.sandbox`), where a
+   probe imports the submission, then one process per present function runs it on its cases,
+   several functions at a time, each with its own time limit;
+3. read back what the sandbox left, through the strict channel (:mod:`.channel`);
 4. here, every returned array is compared with :mod:`tinycnn.reference.ops` on the same inputs,
    with the one comparison helper and tolerance table (:mod:`tinycnn.parity_tests.compare`); inputs
    are checked unmodified; failures get a case description and, where a pattern is known, a hint;
-5. if all nine functions pass, a last child trains TinyCNN with the submission's ops and the
-   parent evaluates the returned parameters next to a reference run from the same seed.
+5. if all nine functions pass, a second sandbox run trains TinyCNN with the submission's ops
+   (initial parameters, data and batch order from the checker) and the parent compares the
+   returned parameters with a reference run from the same seed: a run that fails, diverges or
+   differs does not pass.
 
-No verdict depends on anything the child *says* about itself: it only sends arrays back.
+No verdict depends on anything the child *says* about itself: it only sends arrays back, and the
+judge never runs student code.
 """
 
 from __future__ import annotations
@@ -20,21 +26,37 @@ from __future__ import annotations
 import functools
 import json
 import math
+import secrets
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from tinycnn.grading.adapters import missing_message, suggest_api
+from tinycnn.grading.channel import (
+    ChildRun,
+    ForeignValue,
+    Malformed,
+    ResultDirectory,
+    clean_text,
+    read_function_run,
+    read_training,
+)
 from tinycnn.grading.hints import Observation, hints_for_finding
-from tinycnn.grading.policy import ImportUse, allowed_modules, policy_messages, scan_imports
-from tinycnn.grading.sandbox import ChildRun, ForeignValue, Limits, Sandbox
+from tinycnn.grading.policy import (
+    ImportUse,
+    UnsafeEncoding,
+    allowed_modules,
+    policy_messages,
+    refuse_unsafe_encoding,
+    scan_imports,
+)
+from tinycnn.grading.sandbox import Limits, Sandbox, Task
 from tinycnn.grading.submission import Submission, defined_functions, load_submission
-from tinycnn.parity_tests.cases import CASES, GRADED_CASES, OpCase, make_inputs
+from tinycnn.parity_tests.cases import GRADED_CASES, OpCase, hidden_cases, make_inputs
 from tinycnn.parity_tests.compare import compare, max_relative_error
 from tinycnn.parity_tests.harness import FUNCTIONS, call_op, stage_name
 from tinycnn.parity_tests.tolerances import tolerance
@@ -85,6 +107,15 @@ class TrainingSetup:
 
     def as_job(self) -> dict:
         return {"model": dict(self.model), "config": dict(self.config), "data": dict(self.data)}
+
+    def seeded(self, seed: int) -> TrainingSetup:
+        """The same run with the model's initial parameters and the batch order drawn from
+        ``seed`` (a run's seed), so no trajectory can be memorised."""
+        return replace(
+            self,
+            model={**self.model, "seed": seed},
+            config={**self.config, "seed": seed},
+        )
 
     def describe(self) -> str:
         return (
@@ -180,11 +211,19 @@ class SubmissionReport:
     graded_as: dict[str, str] = field(default_factory=dict)
     #: What reading the submission left out on purpose (a notebook's test cells...), in words.
     set_aside: list[str] = field(default_factory=list)
+    #: The run's seed (hidden cases, training) and the sandbox's isolation level
+    #: (:data:`tinycnn.grading.sandbox.ISOLATION_LEVELS`).
+    seed: int | None = None
+    isolation: str = ""
 
     @property
     def passed(self) -> bool:
-        """Every contract function passes and the import policy holds."""
-        return not self.policy and all(r.status == "pass" for r in self.functions.values())
+        """Every contract function passes, the import policy holds, and the training run with
+        the submission's ops (when it ran) matches the reference run."""
+        trained = self.training is None or self.training.status in ("ok", "skipped")
+        return (
+            not self.policy and trained and all(r.status == "pass" for r in self.functions.values())
+        )
 
     @property
     def n_passed(self) -> int:
@@ -196,8 +235,9 @@ class SubmissionReport:
 # --------------------------------------------------------------------------------------------
 
 
-def cases_of(function: str) -> list[tuple[OpCase, str]]:
-    """The ``(case, direction)`` pairs a contract function is graded on, in catalogue order.
+def cases_of(function: str, hidden: tuple[OpCase, ...] = ()) -> list[tuple[OpCase, str]]:
+    """The ``(case, direction)`` pairs a contract function is graded on: the catalogue's, in
+    order, then those of ``hidden`` (a run's hidden cases).
 
     softmax_cross_entropy returns the loss and its gradient from one call: one direction only.
     """
@@ -205,7 +245,9 @@ def cases_of(function: str) -> list[tuple[OpCase, str]]:
     directions = {op: direction for op, direction in pairs}
     if function == "softmax_cross_entropy":
         directions = {"softmax_cross_entropy": "forward"}
-    return [(case, directions[case.op]) for case in GRADED_CASES if case.op in directions]
+    return [
+        (case, directions[case.op]) for case in (*GRADED_CASES, *hidden) if case.op in directions
+    ]
 
 
 def output_names(case: OpCase, direction: str) -> tuple[str, ...]:
@@ -223,11 +265,16 @@ def _stage(case: OpCase, output: str, direction: str) -> str:
     return stage_name(direction, output)
 
 
-@functools.cache
-def _expected(case_id: str, direction: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+@functools.lru_cache(maxsize=8192)
+def _inputs(case: OpCase) -> dict[str, np.ndarray]:
+    """The case's inputs, built once (the sandbox gets them, the judge checks them unmodified)."""
+    return make_inputs(case)
+
+
+@functools.lru_cache(maxsize=4096)
+def _expected(case: OpCase, direction: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """``(inputs, expected outputs)`` of one case, from reference.ops in this process."""
-    case = next(c for c in CASES if c.id == case_id)
-    inputs = make_inputs(case)
+    inputs = _inputs(case)
     result = call_op(reference_ops, case, direction, inputs)  # reference ops never modify it
     names = output_names(case, direction)
     values = result if isinstance(result, tuple) else (result,)
@@ -390,7 +437,7 @@ def _observe_call(
     case: OpCase, direction: str, call: dict
 ) -> tuple[list[Observation], list[float]]:
     """Every observation of one returned call, and the relative errors computed."""
-    inputs, expected = _expected(case.id, direction)
+    inputs, expected = _expected(case, direction)
     names = tuple(expected)
     result = call["result"]
 
@@ -498,8 +545,8 @@ def _exception_text(error: dict, memory_mb: int) -> str:
             f"{message}{where} (sys.exit, exit() or raise SystemExit): a submission must "
             f"return its result, not end the process"
         )
-    if kind == "unreadable result":
-        return f"returned something the checker could not read ({message})"
+    if kind in ("unreadable result", "malformed result"):
+        return f"returned a malformed result the checker refused ({message})"
     what = f"{kind}: {message}" if message else kind
     if error.get("memory_error"):
         return f"ran out of memory{where} ({what}); the checker allows {memory_mb} MiB"
@@ -649,22 +696,27 @@ def _validation_accuracy(setup: TrainingSetup, params: dict[str, np.ndarray]) ->
 
 def _judge_training(run: ChildRun, setup: TrainingSetup, limits: Limits) -> TrainingResult:
     reference_params, reference_accuracy = _reference_training(setup)
+    train = run.train or {"outcome": "absent"}
     result = TrainingResult(
         "error",
         setup.describe(),
         reference_val_accuracy=reference_accuracy,
-        seconds=float((run.train or {}).get("seconds", run.run_seconds)),
+        seconds=float(train.get("seconds", run.run_seconds)),
     )
     if run.timed_out:
         result.status = "timeout"
         result.detail = f"training took longer than {limits.train_timeout:g} s."
         return result
-    train = run.train
-    if train is None:
+    if train["outcome"] == "absent":
         result.detail = f"{run.describe_exit()} during training."
         return result
-    if train.get("outcome") != "returned":
+    if train["outcome"] != "returned":
         result.detail = "training raised: " + _exception_text(train["error"], limits.memory_mb)
+        return result
+    if any(loss is None for loss in train["step_loss"]):
+        step = next(i for i, loss in enumerate(train["step_loss"]) if loss is None)
+        result.status = "diverged"
+        result.detail = f"the loss became NaN or infinite at step {step + 1}: training diverged."
         return result
     try:
         accuracy = _validation_accuracy(setup, train["params"])
@@ -673,7 +725,7 @@ def _judge_training(run: ChildRun, setup: TrainingSetup, limits: Limits) -> Trai
             for key in reference_params
         )
     except (ValueError, KeyError, TypeError) as error:
-        result.detail = f"the trained parameters are unusable: {error}"
+        result.detail = f"the trained parameters are unusable: {clean_text(error)}"
         return result
     result.val_accuracy = accuracy
     result.max_param_rel_error = difference
@@ -716,6 +768,11 @@ def _tamper_messages(names: set[str]) -> list[str]:
     ]
 
 
+def new_seed() -> int:
+    """A fresh run seed (32 bits), from the operating system's randomness."""
+    return secrets.randbits(32)
+
+
 def grade_submission(
     path: str | Path | Submission,
     *,
@@ -724,9 +781,10 @@ def grade_submission(
     train: bool = True,
     setup: TrainingSetup = TRAINING,
     workers: int = FUNCTION_WORKERS,
-    fork_server: bool | None = None,
     api: str = "tinycnn",
     entry: str | None = None,
+    seed: int | None = None,
+    isolation: str | None = None,
 ) -> SubmissionReport:
     """Grade one student submission against the op contract.
 
@@ -735,25 +793,27 @@ def grade_submission(
     path : str, Path or Submission
         A ``.py`` file, a ``.ipynb`` notebook or one student's folder of modules (read with
         :func:`~tinycnn.grading.submission.load_submission`), or a `Submission` already read. It
-        is only ever run in child processes.
+        is only ever run in a sandbox, from a private copy.
     allow_imports : tuple of str
-        Top-level modules allowed beyond numpy and math (``--allow-import``).
+        Top-level modules allowed beyond the standard library and NumPy (``--allow-import``).
     limits : Limits, optional
-        Time and memory limits of the child processes.
+        Time and memory limits of the sandbox.
     train : bool, default True
         Train TinyCNN with the submission's ops when every function passes.
     setup : TrainingSetup
-        What that training run is.
+        What that training run is (its seeds are replaced by the run's seed).
     workers : int
         Functions graded at the same time.
-    fork_server : bool or None
-        Fork the child processes from a preloaded server (default: on Linux) rather than
-        start a fresh interpreter for each; see :class:`~tinycnn.grading.sandbox.Sandbox`.
     api : str
         The layer API the submission is written against (``--api``; see
         :mod:`tinycnn.grading.adapters`); ignored when ``path`` is a `Submission`.
     entry : str, optional
         For a folder: the module with the functions (``--entry``); ignored for a `Submission`.
+    seed : int, optional
+        The run's seed: hidden cases and training seeds. Default: a fresh one (`new_seed`);
+        the same seed reproduces a run exactly.
+    isolation : str, optional
+        Sandbox level (:func:`tinycnn.grading.sandbox.isolation_level`); default the best here.
 
     Returns
     -------
@@ -766,9 +826,12 @@ def grade_submission(
         If there is nothing at ``path``.
     ValueError
         If ``api`` is unknown or ``path`` is a file that is neither ``.py`` nor ``.ipynb``.
+    tinycnn.grading.sandbox.SandboxUnavailable
+        If ``isolation`` asks for more than this machine gives.
     """
     started = time.monotonic()
     limits = limits or Limits()
+    seed = new_seed() if seed is None else int(seed) % 2**32
     if isinstance(path, Submission):
         submission = path
     else:
@@ -776,12 +839,19 @@ def grade_submission(
     # The student's helper modules are theirs to import.
     helpers = {module.partition(".")[0] for module in submission.modules[1:]}
     allowed = allowed_modules(allow_imports) | helpers
+    sandbox = Sandbox(
+        limits,
+        isolation,
+        allowed_imports=allowed,
+        extra_packages=[m for m in allow_imports if m not in allowed_modules()],
+        workers=workers,
+    )
     policy: list[str] = []
     graded_as: dict[str, str] = {}
 
     def finish(functions, training=None) -> SubmissionReport:
         return SubmissionReport(
-            submission.name,
+            clean_text(submission.name, 200),
             functions,
             policy,
             training,
@@ -789,15 +859,20 @@ def grade_submission(
             api=submission.api,
             graded_as=graded_as,
             set_aside=list(submission.set_aside),
+            seed=seed,
+            isolation=sandbox.isolation,
         )
 
     if submission.problem is not None:
-        return finish(_all_with("error", submission.problem.rstrip(".") + "."))
+        return finish(_all_with("error", clean_text(submission.problem, 500).rstrip(".") + "."))
     entry_file = submission.entry
     static_imports: list[ImportUse] = []
     for source_file in submission.files:
         try:
+            refuse_unsafe_encoding(source_file.data)
             uses = scan_imports(source_file.text())
+        except UnsafeEncoding as error:
+            return finish(_all_with("error", f"{source_file.origin} is refused: {error}."))
         except (SyntaxError, ValueError, UnicodeDecodeError, LookupError) as error:
             if source_file is not entry_file:
                 continue  # a helper: reported if (and when) the entry imports it
@@ -805,7 +880,9 @@ def grade_submission(
             line = getattr(error, "lineno", None)
             where = f" ({submission.locate(entry_file.path, line)})" if line else ""
             reason = error.msg if isinstance(error, SyntaxError) else str(error)
-            return finish(_all_with("error", f"the file does not compile: {reason}{where}."))
+            return finish(
+                _all_with("error", f"the file does not compile: {clean_text(reason)}{where}.")
+            )
         static_imports += [
             replace(use, where=submission.locate(source_file.path, use.line))
             if use.line is not None
@@ -813,11 +890,8 @@ def grade_submission(
             for use in uses
         ]
 
-    with (
-        Sandbox(limits, fork=fork_server) as sandbox,
-        tempfile.TemporaryDirectory(prefix="tinycnn-submission-") as folder,
-    ):
-        # The child imports the student's files from a private folder holding nothing else.
+    with tempfile.TemporaryDirectory(prefix="tinycnn-submission-") as folder:
+        # The sandbox copies the student's files from a private folder holding nothing else.
         entry_path = submission.write(folder)
         return _grade_in_sandbox(
             sandbox,
@@ -826,8 +900,8 @@ def grade_submission(
             allowed,
             static_imports,
             train,
-            setup,
-            workers,
+            setup.seeded(seed),
+            seed,
             finish,
             policy,
             graded_as,
@@ -845,7 +919,121 @@ def _relocate(run: ChildRun, submission: Submission) -> None:
         where = submission.locate(None if file == submission.entry.path else file, error["line"])
         if error.get("function"):
             where += f", in {error['function']}"
-        error["where"] = where
+        error["where"] = clean_text(where)
+
+
+def _call_signature(case: OpCase, direction: str, inputs: dict[str, np.ndarray]) -> dict:
+    """How the harness calls the function on ``inputs``: input names as positional arguments,
+    and keyword arguments (recorded from :func:`~tinycnn.parity_tests.harness.call_op` itself,
+    so the sandbox calls exactly as the parity suite does)."""
+    recorded: dict = {}
+
+    class Recorder:
+        def __getattr__(self, name):
+            def record(*args, **kwargs):
+                recorded.update(args=args, kwargs=kwargs)
+
+            return record
+
+    call_op(Recorder(), case, direction, inputs)
+    names = {id(array): name for name, array in inputs.items()}
+    kwargs = {key: int(value) for key, value in recorded["kwargs"].items()}
+    return {
+        "names": list(inputs),
+        "args": [names[id(a)] for a in recorded["args"]],
+        "kwargs": kwargs,
+    }
+
+
+def _sub(results: ResultDirectory, name: str) -> ResultDirectory | str | None:
+    try:
+        return results.sub(name)
+    except (Malformed, OSError) as error:
+        return clean_text(error)
+
+
+def _read_run(results: ResultDirectory, name: str, n_calls: int, finished: bool) -> ChildRun:
+    """One task's run, read through the channel (a refused directory is a malformed run)."""
+    directory = _sub(results, name)
+    if isinstance(directory, str):
+        return ChildRun(malformed=directory)
+    if directory is None:
+        run = ChildRun()
+    else:
+        with directory:
+            run = read_function_run(directory, n_calls, CONTRACT_FUNCTIONS)
+            if name == "train":
+                run.train = read_training(
+                    directory, ("conv.weight", "conv.bias", "fc.weight", "fc.bias")
+                )
+    if not finished and run.timed_out is None and run.exit_status is None:
+        # The whole sandbox was stopped at its deadline while this task ran.
+        run.timed_out = "run" if run.import_result is not None else "import"
+    return run
+
+
+def _training_inputs(setup: TrainingSetup) -> dict[str, np.ndarray]:
+    """What the sandbox trains from: the initial parameters, the data and the batch order."""
+    from tinycnn.reference.models import TinyCNN
+    from tinycnn.reference.train import TrainConfig, epoch_batches
+
+    model = TinyCNN(**setup.model)
+    config = TrainConfig(**setup.config)
+    dataset = _dataset(setup)
+    n = len(dataset.y_train)
+    order = np.stack(
+        [
+            np.concatenate(epoch_batches(n, config.batch_size, epoch, config.seed))
+            for epoch in range(1, config.epochs + 1)
+        ]
+    )
+    return {
+        **{name: value.copy() for name, value in model.params.items()},
+        "x_train": dataset.x_train.astype(model.dtype),
+        "y_train": np.asarray(dataset.y_train),
+        "order": order,
+    }
+
+
+def _run_functions(
+    sandbox: Sandbox, path: Path, submission: Submission, plan: dict[str, list[tuple[OpCase, str]]]
+) -> tuple[ChildRun, dict[str, ChildRun]]:
+    """One sandbox run: the probe, then each function of ``plan`` on its cases. Returns the
+    probe's run and each function's, read through the channel."""
+    tasks = [Task("probe", gate=True)]
+    inputs: dict[str, dict[str, np.ndarray]] = {}
+    for name, cases in plan.items():
+        calls, arrays_of_function = [], {}
+        for index, (case, direction) in enumerate(cases):
+            arrays = _inputs(case)
+            prefix = f"{index:04d}/"
+            arrays_of_function.update({prefix + key: value for key, value in arrays.items()})
+            signature = _call_signature(case, direction, arrays)
+            calls.append({"file": f"{name}.npz", "prefix": prefix, **signature})
+        inputs[f"{name}.npz"] = arrays_of_function
+        tasks.append(Task(f"fn-{name}", function=name, calls=calls))
+    # The expected values are computed while the sandbox runs (the judge needs them only after).
+    expecting = threading.Thread(
+        target=lambda: [_expected(c, d) for cases in plan.values() for c, d in cases], daemon=True
+    )
+    expecting.start()
+    with sandbox.run(
+        path,
+        tasks,
+        inputs,
+        CONTRACT_FUNCTIONS,
+        student_modules=submission.modules[1:],
+        api=submission.api,
+    ) as (results, finished):
+        probe = _read_run(results, "probe", 0, finished)
+        runs = {
+            name: _read_run(results, f"fn-{name}", len(cases), finished)
+            for name, cases in plan.items()
+        }
+    expecting.join()
+    for run in (probe, *runs.values()):
+        _relocate(run, submission)
+    return probe, runs
 
 
 def _grade_in_sandbox(
@@ -856,7 +1044,7 @@ def _grade_in_sandbox(
     static_imports: list[ImportUse],
     train: bool,
     setup: TrainingSetup,
-    workers: int,
+    seed: int,
     finish,
     policy: list[str],
     graded_as: dict[str, str],
@@ -865,19 +1053,6 @@ def _grade_in_sandbox(
     limits = sandbox.limits
     runtime_imports: list[ImportUse] = []
     tampered: set[str] = set()
-
-    def run_child(mode: str, **kwargs) -> ChildRun:
-        run = sandbox.run(
-            mode,
-            path,
-            functions=CONTRACT_FUNCTIONS,
-            allowed_imports=allowed,
-            student_modules=submission.modules[1:],
-            api=submission.api,
-            **kwargs,
-        )
-        _relocate(run, submission)
-        return run
 
     def note(run: ChildRun) -> None:
         for record in (run.import_result, run.done):
@@ -895,7 +1070,9 @@ def _grade_in_sandbox(
             tampered
         )
 
-    probe = run_child("probe")
+    hidden = hidden_cases(seed)
+    plan = {name: cases_of(name, hidden) for name in CONTRACT_FUNCTIONS}
+    probe, runs = _run_functions(sandbox, path, submission, plan)
     note(probe)
     settle_policy()
     if probe.timed_out == "import":
@@ -923,15 +1100,16 @@ def _grade_in_sandbox(
     graded_as.update(
         {k: str(v) for k, v in (probe.import_result.get("graded_as") or {}).items() if k in present}
     )
-    results: dict[str, FunctionResult] = {}
-    to_run = []
     suggestion = None
     if submission.api == "tinycnn":  # course code graded without its --api: say which one
         suggestion = suggest_api(defined_functions(submission.entry))
+    results: dict[str, FunctionResult] = {}
     for name in CONTRACT_FUNCTIONS:
         state = present.get(name, "missing")
         if state == "callable":
-            to_run.append(name)
+            run = runs[name]
+            note(run)
+            results[name] = _judge_function(name, run, plan[name], limits)
         else:
             shown = graded_as.get(name, name)
             detail = (
@@ -942,32 +1120,34 @@ def _grade_in_sandbox(
             if state == "missing" and suggestion:
                 detail = f"{detail[:-1]} (is the file written for {suggestion}?)"
             results[name] = FunctionResult(
-                name, "missing", detail=detail, cases_total=len(cases_of(name))
+                name, "missing", detail=detail, cases_total=len(plan[name])
             )
-    for name in to_run:  # expected values before the threads start: computed once, shared
-        for case, direction in cases_of(name):
-            _expected(case.id, direction)
-
-    def grade_one(name: str) -> tuple[FunctionResult, ChildRun]:
-        cases = cases_of(name)
-        run = run_child(
-            "function",
-            function=name,
-            cases=[{"id": case.id, "direction": d} for case, d in cases],
-        )
-        return _judge_function(name, run, cases, limits), run
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for result, run in pool.map(grade_one, to_run):
-            results[result.name] = result
-            note(run)
     settle_policy()
     functions = {name: results[name] for name in CONTRACT_FUNCTIONS}
 
     training = None
     if all(r.status == "pass" for r in functions.values()):
         if train:
-            run = run_child("train", training=setup.as_job())
+            task = Task(
+                "train",
+                train={
+                    "file": "train.npz",
+                    "pool_size": 2,
+                    "batch_size": setup.config["batch_size"],
+                    "lr": setup.config["lr"],
+                    "momentum": setup.config["momentum"],
+                },
+            )
+            with sandbox.run(
+                path,
+                [task],
+                {"train.npz": _training_inputs(setup)},
+                CONTRACT_FUNCTIONS,
+                student_modules=submission.modules[1:],
+                api=submission.api,
+            ) as (results_dir, finished):
+                run = _read_run(results_dir, "train", 0, finished)
+            _relocate(run, submission)
             note(run)
             settle_policy()
             training = _judge_training(run, setup, limits)
@@ -1012,23 +1192,35 @@ def grade_case(
     limits: Limits | None = None,
     api: str = "tinycnn",
     entry: str | None = None,
+    seed: int | None = None,
+    isolation: str | None = None,
 ) -> list[CaseRun]:
-    """Run every contract function that takes the catalogue case ``case_id`` on it, and judge.
+    """Run every contract function that takes the case ``case_id`` on it, and judge.
 
     conv2d, relu, maxpool2d and linear cases are run by their forward and backward functions,
     cross-entropy cases by ``softmax_cross_entropy``. The submission is read and run as in
-    `grade_submission` (same ``api`` and ``entry``, in a child process).
+    `grade_submission` (same ``api`` and ``entry``, in a sandbox). A hidden case
+    (``hidden-...``) is found among the hidden cases of ``seed`` (the seed its run printed).
 
     Raises
     ------
     ValueError
-        If there is no case ``case_id`` in the catalogue, or as `grade_submission`.
+        If there is no case ``case_id`` in the catalogue (or among the seed's hidden cases), or
+        as `grade_submission`.
     FileNotFoundError
         If there is nothing at ``path``.
     """
     from tinycnn.parity_tests.cases import find_case
 
-    case = find_case(case_id)
+    if case_id.startswith("hidden-"):
+        if seed is None:
+            raise ValueError(f"{case_id} is a hidden case: give the --seed of its run")
+        found = [c for c in hidden_cases(int(seed) % 2**32) if c.id == case_id]
+        if not found:
+            raise ValueError(f"no hidden case {case_id!r} in the run of seed {seed}")
+        case = found[0]
+    else:
+        case = find_case(case_id)
     limits = limits or Limits()
     if isinstance(path, Submission):
         submission = path
@@ -1036,48 +1228,42 @@ def grade_case(
         submission = load_submission(path, api=api, entry=entry, allow_imports=allow_imports)
     helpers = {module.partition(".")[0] for module in submission.modules[1:]}
     allowed = allowed_modules(allow_imports) | helpers
+    sandbox = Sandbox(limits, isolation, allowed_imports=allowed)
+    plan = {}
+    for name in CONTRACT_FUNCTIONS:
+        directions = [d for (op, d), f in FUNCTIONS.items() if op == case.op and f == name]
+        if directions:  # softmax_cross_entropy: one call, both outputs
+            plan[name] = [(case, directions[0])]
+    if submission.problem is not None:
+        return [
+            CaseRun(
+                name,
+                direction,
+                case,
+                *_expected(case, direction),
+                None,
+                FunctionResult(name, "error", detail=submission.problem),
+                submission.api,
+            )
+            for name, [(case, direction)] in plan.items()
+        ]
+    with tempfile.TemporaryDirectory(prefix="tinycnn-submission-") as folder:
+        probe, function_runs = _run_functions(sandbox, submission.write(folder), submission, plan)
     runs = []
-    with (
-        Sandbox(limits) as sandbox,
-        tempfile.TemporaryDirectory(prefix="tinycnn-submission-") as folder,
-    ):
-        entry_path = submission.write(folder) if submission.problem is None else None
-        for name in CONTRACT_FUNCTIONS:
-            directions = [d for (op, d), f in FUNCTIONS.items() if op == case.op and f == name]
-            for direction in directions[:1]:  # softmax_cross_entropy: one call, both outputs
-                inputs, expected = _expected(case.id, direction)
-                if entry_path is None:
-                    result = FunctionResult(name, "error", detail=submission.problem)
-                    runs.append(
-                        CaseRun(
-                            name, direction, case, inputs, expected, None, result, submission.api
-                        )
-                    )
-                    continue
-                run = sandbox.run(
-                    "function",
-                    entry_path,
-                    functions=CONTRACT_FUNCTIONS,
-                    allowed_imports=allowed,
-                    student_modules=submission.modules[1:],
-                    api=submission.api,
-                    function=name,
-                    cases=[{"id": case.id, "direction": direction}],
-                )
-                _relocate(run, submission)
-                present = (run.import_result or {}).get("functions", {}).get(name)
-                if run.import_result and run.import_result.get("ok") and present != "callable":
-                    result = FunctionResult(
-                        name, "missing", detail=missing_message(submission.api, name)
-                    )
-                else:
-                    result = _judge_function(name, run, [(case, direction)], limits)
-                returned = None
-                if run.calls and run.calls[0].get("outcome") == "returned":
-                    returned = run.calls[0]["result"]
-                runs.append(
-                    CaseRun(
-                        name, direction, case, inputs, expected, returned, result, submission.api
-                    )
-                )
+    for name, [(case, direction)] in plan.items():
+        inputs, expected = _expected(case, direction)
+        run = function_runs[name]
+        present = (probe.import_result or {}).get("functions", {}).get(name)
+        if probe.import_result and not probe.import_result.get("ok"):
+            run.import_result = probe.import_result
+        if probe.import_result and probe.import_result.get("ok") and present != "callable":
+            result = FunctionResult(name, "missing", detail=missing_message(submission.api, name))
+        else:
+            result = _judge_function(name, run, [(case, direction)], limits)
+        returned = None
+        if run.calls and run.calls[0].get("outcome") == "returned":
+            returned = run.calls[0]["result"]
+        runs.append(
+            CaseRun(name, direction, case, inputs, expected, returned, result, submission.api)
+        )
     return runs

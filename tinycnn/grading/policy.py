@@ -1,47 +1,83 @@
-"""The "from scratch" import policy of ``tinycnn check``.
+"""The "from scratch" import rule of ``tinycnn check``, and reading a submission as Python does.
 
-By default a submission may import only NumPy and the standard library's ``math`` (plus
-``__future__`` and ``typing``, which only affect annotations). Anything else, and in particular
-torch, tensorflow, jax or this project's own packages, fails the submission, with the import named
-in the report's ``policy`` list; ``--allow-import NAME`` lifts the rule for one top-level name.
+The rule is a deny-list: a submission may import the standard library and NumPy; the frameworks
+(torch, tensorflow, jax, scipy...), this project's own packages and anything else installed are
+denied (``--allow-import NAME`` lifts the rule for one name). A violation fails the submission
+and is reported with its line, but every function is still graded, so the feedback is complete.
 
-The policy is enforced twice:
+The rule is enforced in three places:
 
+- the sandbox (:mod:`tinycnn.grading.sandbox`): with bubblewrap, only the Python runtime and
+  NumPy exist inside, so a denied module cannot be loaded whatever the code does (``exec``,
+  importlib's internals, reading a file from disk);
+- the child (:class:`tinycnn.grading.child.DenyFinder`): a denied import gives a placeholder
+  module that raises when used, so the functions that do not use it are still graded, and the
+  import is recorded with its line;
 - here, statically: every ``import``/``from ... import`` statement and every literal
-  ``__import__("x")`` / ``importlib.import_module("x")`` call in the file, wherever it sits, is
-  listed with its line, even inside a function the checker never reaches;
-- in the child process, at run time (:class:`tinycnn.grading.child.ImportGuard`): a forbidden
-  import raises ``ImportError`` there, so a forbidden library is never actually used, and
-  imports assembled at run time are caught too.
+  ``__import__("x")`` / ``importlib.import_module("x")`` call in the file, wherever it sits.
+
+`read_source` decodes a file exactly as Python does (a UTF-8 byte-order mark, a PEP 263 coding
+line) and refuses encodings in which a reader and Python can see different code (UTF-7 turns
+``+AAo-`` into a newline inside what looks like a comment).
 """
 
 from __future__ import annotations
 
 import ast
+import codecs
+import io
+import sys
 import threading
+import tokenize
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "DEFAULT_ALLOWED",
     "ImportUse",
+    "UnsafeEncoding",
     "allowed_modules",
     "policy_messages",
+    "read_source",
+    "refuse_unsafe_encoding",
     "scan_imports",
 ]
 
-#: What a submission may import without ``--allow-import``.
-DEFAULT_ALLOWED = ("numpy", "math")
-#: Language features, not libraries: they compute nothing, so they are always allowed.
-ALWAYS_ALLOWED = ("__future__", "typing")
+#: Besides the standard library (``sys.stdlib_module_names``).
+DEFAULT_ALLOWED = ("numpy",)
 
 # Why some names are singled out in messages.
-FRAMEWORKS = ("torch", "tensorflow", "jax", "keras", "scipy", "sklearn", "cupy", "numba")
-PROJECT_PACKAGES = ("reference", "torch_impl", "parity_tests", "reports", "tinycnn")
+FRAMEWORKS = (
+    "torch",
+    "torchvision",
+    "tensorflow",
+    "keras",
+    "jax",
+    "jaxlib",
+    "flax",
+    "scipy",
+    "sklearn",
+    "skimage",
+    "cupy",
+    "numba",
+    "mxnet",
+    "paddle",
+    "chainer",
+    "theano",
+    "autograd",
+    "tinygrad",
+    "mlx",
+    "cv2",
+)
+PROJECT_PACKAGES = ("tinycnn", "reference", "torch_impl", "parity_tests", "reports")
 
 
-#: One parse at a time: folder mode grades on threads (see `scan_imports`).
 _PARSE_LOCK = threading.Lock()
+
+
+class UnsafeEncoding(ValueError):
+    """The file declares a source encoding that can hide code from a reader."""
 
 
 @dataclass(frozen=True)
@@ -65,12 +101,55 @@ class ImportUse:
 
 
 def allowed_modules(extra: Iterable[str] = ()) -> frozenset[str]:
-    """Top-level modules a submission may import: the defaults plus ``--allow-import`` names."""
+    """Top-level modules a submission may import: the standard library, NumPy and ``extra``."""
     return (
-        frozenset(DEFAULT_ALLOWED)
-        | frozenset(ALWAYS_ALLOWED)
+        frozenset(sys.stdlib_module_names)
+        | frozenset(DEFAULT_ALLOWED)
         | {name.strip().partition(".")[0] for name in extra if name.strip()}
     )
+
+
+def _transparent(encoding: str) -> bool:
+    """Whether every byte of a file in ``encoding`` means one character, ASCII bytes their ASCII
+    selves: then what a reader sees is what Python runs."""
+    name = codecs.lookup(encoding).name
+    if name == "utf-8":
+        return True
+    try:
+        ascii_ok = bytes(range(128)).decode(name) == "".join(map(chr, range(128)))
+        one_each = len(bytes(range(256)).decode(name, errors="replace")) == 256
+    except (LookupError, UnicodeError, TypeError):
+        return False
+    return ascii_ok and one_each
+
+
+def read_source(path: str | Path) -> bytes:
+    """The file's bytes, checked to decode as Python would decode them.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be read.
+    UnsafeEncoding
+        For a coding line naming an encoding that can show a reader different code than Python
+        runs (UTF-7, UTF-16, multi-byte Asian codecs...).
+    SyntaxError
+        For an unknown encoding or bytes that do not decode (as Python reports them).
+    """
+    data = Path(path).read_bytes()
+    refuse_unsafe_encoding(data)
+    return data
+
+
+def refuse_unsafe_encoding(data: bytes) -> None:
+    """Raise `UnsafeEncoding` if the source's coding line names an encoding that can show a
+    reader other code than Python runs (see `read_source`)."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    if not _transparent(encoding):
+        raise UnsafeEncoding(
+            f"the file declares the source encoding {encoding!r}, in which a reader and Python "
+            f"can see different code; save it as UTF-8 and remove the coding line"
+        )
 
 
 def _literal_argument(call: ast.Call) -> str | None:
@@ -79,17 +158,17 @@ def _literal_argument(call: ast.Call) -> str | None:
     return None
 
 
-def scan_imports(source: str) -> list[ImportUse]:
-    """Every import in ``source``, in line order.
+def scan_imports(source: str | bytes) -> list[ImportUse]:
+    """Every import in ``source`` (bytes are decoded as Python does), in line order.
 
     Raises
     ------
     SyntaxError
         If the source does not parse (the caller reports that instead).
     """
-    uses = []
     with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads at once
         tree = ast.parse(source)
+    uses = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             uses += [ImportUse(alias.name.partition(".")[0], node.lineno) for alias in node.names]
@@ -118,12 +197,12 @@ def _why(module: str) -> str:
     if module in PROJECT_PACKAGES:
         return "it is this project's own package: a submission is written from scratch"
     if module in FRAMEWORKS:
-        return "a submission is written from scratch, with NumPy only"
-    return "a submission may import only numpy and math"
+        return "a submission is written from scratch, with NumPy and the standard library only"
+    return "only the standard library and NumPy are available to a submission"
 
 
 def policy_messages(uses: Iterable[ImportUse], allowed: frozenset[str]) -> list[str]:
-    """One message per forbidden module (first line it appears on), in line order.
+    """One message per denied module (first line it appears on), in line order.
 
     Examples
     --------

@@ -13,7 +13,9 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+from tinycnn.grading.channel import clean_text
 from tinycnn.grading.grader import FunctionResult, SubmissionReport
+from tinycnn.grading.sandbox import ISOLATION_DESCRIPTIONS
 from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 __all__ = [
@@ -138,6 +140,7 @@ def submission_table(report: SubmissionReport) -> str:
             width=_WIDTH,
             subsequent_indent="    ",
         )
+    lines.append(_run_line(report))
     verdict = "PASS" if report.passed else "FAIL"
     lines.append(
         f"result: {verdict}, {report.n_passed} of {len(CONTRACT_FUNCTIONS)} functions "
@@ -145,6 +148,12 @@ def submission_table(report: SubmissionReport) -> str:
         f"({report.seconds:.1f} s)"
     )
     return "\n".join(lines)
+
+
+def _run_line(report: SubmissionReport) -> str:
+    """How the run was isolated, and its seed (``--seed`` repeats the run exactly)."""
+    isolation = ISOLATION_DESCRIPTIONS.get(report.isolation, report.isolation or "unknown")
+    return f"sandbox: {isolation}; seed {report.seed} (--seed {report.seed} repeats this run)"
 
 
 def report_json(report: SubmissionReport) -> dict:
@@ -189,6 +198,8 @@ def report_json(report: SubmissionReport) -> dict:
         "api": report.api,
         "graded_as": dict(report.graded_as),
         "set_aside": list(report.set_aside),
+        "isolation": report.isolation,
+        "seed": report.seed,
     }
 
 
@@ -244,7 +255,7 @@ def gradescope_results(
     if report.policy:
         tests.append(
             test(
-                "import policy (from scratch: numpy and math only)",
+                "import policy (from scratch: the standard library and NumPy only)",
                 False,
                 0.0,
                 0.0,
@@ -273,6 +284,7 @@ def gradescope_results(
             f"{report.n_passed} of {len(CONTRACT_FUNCTIONS)} contract functions pass"
             + ("; the import policy is violated, so the score is 0." if report.policy else ".")
             + notes
+            + f"\n{_run_line(report)}."
         ),
         "output_format": "text",
         "test_output_format": "text",
@@ -294,6 +306,8 @@ SUMMARY_COLUMNS = (
     *CONTRACT_FUNCTIONS,
     "policy",
     "val_accuracy",
+    "isolation",
+    "seed",
 )
 
 
@@ -312,6 +326,8 @@ def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
                 if report.training is None or report.training.val_accuracy is None
                 else f"{report.training.val_accuracy:.4f}"
             ),
+            "isolation": report.isolation,
+            "seed": report.seed,
         }
         rows.append(row)
     return rows
@@ -322,8 +338,21 @@ def summary_csv(reports: list[SubmissionReport]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(summary_rows(reports))
+    writer.writerows(
+        {key: _spreadsheet_safe(value) for key, value in row.items()}
+        for row in summary_rows(reports)
+    )
     return buffer.getvalue()
+
+
+def _spreadsheet_safe(value: object) -> object:
+    """A cell a spreadsheet will not run: text starting with ``= + - @`` (or a tab or carriage
+    return) gets a leading apostrophe, as OWASP advises against CSV injection; control
+    characters go."""
+    if not isinstance(value, str):
+        return value
+    value = clean_text(value, 2000)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _not_passing(report: SubmissionReport) -> str:
@@ -349,7 +378,7 @@ def folder_table(reports: list[SubmissionReport]) -> str:
 
     rows = [
         {
-            "submission": Path(report.submission).name,
+            "submission": clean_text(Path(report.submission).name, 80),
             "result": "PASS" if report.passed else "FAIL",
             "passed": f"{report.n_passed}/{len(CONTRACT_FUNCTIONS)}",
             "not passing": _not_passing(report),
@@ -358,4 +387,5 @@ def folder_table(reports: list[SubmissionReport]) -> str:
     ]
     n_passed = sum(r.passed for r in reports)
     table = markdown_table(rows, align={"passed": "right"})
-    return f"{table}\n{n_passed} of {len(reports)} submissions pass"
+    run = f"\n{_run_line(reports[0])}" if reports else ""
+    return f"{table}\n{n_passed} of {len(reports)} submissions pass{run}"

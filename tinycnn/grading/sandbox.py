@@ -1,81 +1,117 @@
-"""Run a submission in a child process with limits, and read back what it returned.
+"""Run a submission in a sandbox and hand back the directory of files it left: nothing more.
 
-The parent side of :mod:`tinycnn.grading.child`. Each run is a new process in its own session
-and temporary directory: on Linux a fork of a preloaded server (`ForkServer`: NumPy and the case
-catalogue already imported, so a child costs milliseconds instead of ~0.2 s), elsewhere a fresh
-interpreter (``python -I -B child.py JOB.json``). Either way:
+The untrusted side of ``tinycnn check``. This module starts :mod:`tinycnn.grading.child` (the
+in-sandbox supervisor) on a private copy of the submission and on inputs the checker wrote,
+enforces an overall deadline, makes sure every process it started is gone, and gives the
+caller the result directory, which :mod:`tinycnn.grading.channel` reads without trusting it.
 
-- a **time limit** per phase: interpreter start-up, importing the submission, then running (all
-  cases of one function, or the training run); when one is exceeded the whole process group is
-  killed and the run reports ``timed_out``;
-- a **memory limit** (``RLIMIT_AS``, set by the child on itself), so a huge allocation raises
-  ``MemoryError`` inside the submission instead of exhausting the machine;
-- stdin, stdout and stderr go to ``/dev/null``: nothing the submission prints can reach the
-  checker's output or be mistaken for a result;
-- results come back as files (JSON metadata + raw array bytes), decoded here into NumPy arrays
-  with ``numpy.frombuffer``; nothing from the child is unpickled or evaluated, and a child that
-  dies half-way (``os._exit``, a crash, a kill) simply leaves fewer files.
+Isolation levels (:func:`isolation_level`), strongest first:
+
+``bubblewrap``
+    The child runs under `bubblewrap <https://github.com/containers/bubblewrap>`_ (``bwrap``):
+    fresh PID, network, IPC and UTS namespaces (no network at all), an unprivileged uid, and a
+    file system holding only, read-only, the Python runtime (its standard library; every
+    ``site-packages`` hidden), NumPy, the child script, the submission's private copy and its
+    inputs; plus its own empty result directory (writable) and a small private ``/tmp``. Torch,
+    the other frameworks, this project, other submissions and the checker's outputs do not exist
+    inside. When the supervisor ends, the kernel kills every process left in the namespace.
+``uid``
+    No bubblewrap (or no namespaces), but the checker runs as root (a Docker grader): the child
+    drops to a uid of its own (one per sandbox) before any submission code runs, so it can read
+    only world-readable files and write only its result directory; at the end every process of
+    that uid is killed.
+``process``
+    Neither: today's limits only (its own session, time, memory, process count and file-size
+    limits). The submission runs as the user running the checker and can read what that user
+    can read. Use it only for your own code.
+
+``TINYCNN_SANDBOX=uid|process`` (or the ``isolation`` argument) forces a weaker level, to test
+the fallbacks on a machine that has bubblewrap; it cannot force a stronger one.
 """
 
 from __future__ import annotations
 
-import atexit
+import contextlib
+import functools
+import glob
 import itertools
 import json
 import os
 import shutil
 import signal
+import site
 import subprocess
 import sys
+import sysconfig
 import tempfile
-import threading
-import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tinycnn.grading.channel import ChildRun, ForeignValue, ResultDirectory, decode
+
 __all__ = [
     "CHILD_SCRIPT",
+    "ISOLATION_LEVELS",
     "ChildRun",
     "ForeignValue",
-    "ForkServer",
     "Limits",
     "Sandbox",
+    "SandboxUnavailable",
     "decode",
-    "project_paths",
-    "run_child",
-    "shared_fork_server",
+    "isolation_level",
 ]
 
-#: The script every child runs.
+#: The script the sandbox runs.
 CHILD_SCRIPT = Path(__file__).with_name("child.py")
 #: The course-API adapters (NumPy only), which the child loads next to a submission.
 ADAPTER_SCRIPT = Path(__file__).with_name("adapters.py")
+#: From strongest to weakest.
+ISOLATION_LEVELS = ("bubblewrap", "uid", "process")
+ISOLATION_DESCRIPTIONS = {
+    "bubblewrap": "bubblewrap: own namespaces, no network, only Python and NumPy visible",
+    "uid": "own uid, no namespaces (no bubblewrap): the submission can read world-readable files",
+    "process": "process limits only (no bubblewrap, not root): the submission runs as you",
+}
+#: Largest file a child may write (RLIMIT_FSIZE): results are a few kB.
+MAX_FILE_BYTES = 64 * 2**20
+#: Processes (threads included) one sandbox may have at once.
+MAX_PROCESSES = 64
+#: Size of the sandbox's private /tmp.
+TMP_BYTES = 64 * 2**20
+#: uids handed to sandboxes when the checker runs as root (one per sandbox, never a real user's).
+UID_BASE, UID_RANGE = 0x6B630000, 1 << 16
+_uid_counter = itertools.count()
+ENVIRONMENT_VARIABLE = "TINYCNN_SANDBOX"
 
-# dtypes a result may have: numbers only (object arrays would be pointers, not data).
-_ALLOWED_DTYPE_KINDS = "biufc"
-#: Largest file a child may write (RLIMIT_FSIZE) and the parent will read back: the outputs of
-#: the largest catalogue case are a few kB, so anything near this is a runaway submission.
-MAX_RESULT_BYTES = 256 * 2**20
+# Inside the bubblewrap sandbox.
+BOX = "/box"
+BOX_JOB, BOX_OUT, BOX_SITE, BOX_CHILD = f"{BOX}/job", f"{BOX}/out", f"{BOX}/site", f"{BOX}/child.py"
+BOX_ADAPTER = f"{BOX}/adapters.py"
+
+
+class SandboxUnavailable(RuntimeError):
+    """The requested isolation level cannot be had here (one line, for the user)."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one child process.
+    """Resource limits of one submission's sandbox.
 
     Attributes
     ----------
     timeout : float
         Seconds for importing the submission, and again for running one function on all its
-        cases (the issue's "time limit per function").
+        cases (the time limit per function).
     memory_mb : int
-        Address-space limit of the child in MiB (``RLIMIT_AS``); Python and NumPy need ~150.
+        Address-space limit of each process in MiB (``RLIMIT_AS``); Python and NumPy need ~150.
     train_timeout : float
         Seconds for the training run with the submission's ops.
     startup_timeout : float
-        Seconds for the interpreter and NumPy to start, before any submission code runs: generous,
-        because a loaded machine (a folder graded in parallel) starts processes slowly.
+        Seconds for the sandbox, the interpreter and NumPy to start, before any submission code
+        runs: generous, because a loaded machine starts processes slowly.
     """
 
     timeout: float = 10.0
@@ -95,516 +131,436 @@ class Limits:
             )
 
 
-@dataclass(frozen=True)
-class ForeignValue:
-    """Something a submission returned that is not a number or an array (``None``, a dict...)."""
-
-    type_name: str
+# --------------------------------------------------------------------------------------------
+# Which isolation this machine gives
+# --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class ChildRun:
-    """What one child process did, as seen from the parent.
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
 
-    Attributes
-    ----------
-    import_result : dict or None
-        The child's ``import.json``: ``ok``, ``functions`` (name -> "callable" | "missing" | "not
-        callable") or ``error`` (``type``, ``message``, ``where``, ``memory_error``), ``blocked``
-        imports and ``tampered`` names. None if the child never finished importing.
-    calls : list of dict
-        One per completed call, in order: ``outcome`` ("returned" | "raised"), ``result`` (decoded:
-        array, NumPy scalar, Python number, tuple or `ForeignValue`), ``inputs_after`` (name ->
-        decoded), ``error`` (for "raised"), ``seconds``.
-    done : dict or None
-        The child's ``done.json`` (blocked imports and tampered names after the calls).
-    train : dict or None
-        Training outcome: ``outcome``, ``params`` (decoded), ``step_loss``, ``seconds``/``error``.
-    timed_out : str or None
-        The phase that exceeded its limit: "startup", "import" or "run".
-    exit_status : int or None
-        The child's return code (negative: killed by that signal); None if we killed it.
-    run_seconds : float
-        Wall time since the last phase change the parent saw (for a timeout: how long the
-        phase ran before the kill).
+
+@functools.cache
+def _bubblewrap_works() -> bool:
+    """Whether ``bwrap`` is installed and can create the namespaces here (tried once)."""
+    binary = shutil.which("bwrap")
+    if binary is None or not sys.platform.startswith("linux"):
+        return False
+    command = [binary, *_namespace_options(), *_runtime_mounts(), "--", _interpreter(), "-c", ""]
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def isolation_level(requested: str | None = None) -> str:
+    """The strongest isolation available here, or the weaker one asked for.
+
+    ``requested`` (else ``$TINYCNN_SANDBOX``) may name a level from `ISOLATION_LEVELS`; asking
+    for more than the machine gives raises `SandboxUnavailable`.
     """
-
-    import_result: dict | None = None
-    calls: list[dict] = field(default_factory=list)
-    done: dict | None = None
-    train: dict | None = None
-    timed_out: str | None = None
-    exit_status: int | None = None
-    run_seconds: float = 0.0
-
-    def describe_exit(self) -> str:
-        """The way the process ended, in words."""
-        status = self.exit_status
-        if status is None:
-            return "the process ended without an exit status (the checker's fork server stopped)"
-        if status < 0:
-            try:
-                name = signal.Signals(-status).name
-            except ValueError:
-                name = f"signal {-status}"
-            hint = {"SIGXCPU": " (CPU time limit)", "SIGXFSZ": " (file size limit)"}.get(name, "")
-            return f"the process was killed by {name}{hint}"
-        return f"the process exited with status {status} (os._exit, or a crash)"
+    available = "bubblewrap" if _bubblewrap_works() else ("uid" if _is_root() else "process")
+    requested = requested or os.environ.get(ENVIRONMENT_VARIABLE) or None
+    if requested is None:
+        return available
+    if requested not in ISOLATION_LEVELS:
+        raise SandboxUnavailable(
+            f"unknown isolation level {requested!r} (expected one of {', '.join(ISOLATION_LEVELS)})"
+        )
+    if ISOLATION_LEVELS.index(requested) < ISOLATION_LEVELS.index(available):
+        raise SandboxUnavailable(
+            f"isolation level {requested!r} is not available here (the best is {available!r}: "
+            f"install bubblewrap, e.g. apt-get install bubblewrap)"
+        )
+    return requested
 
 
-def project_paths() -> list[str]:
-    """Directories from which the child imports ``parity_tests`` and ``reference``.
-
-    The child runs in isolated mode (``-I``: no ``PYTHONPATH``, no current directory on
-    ``sys.path``), so it is told where the checker found these packages.
-    """
-    from tinycnn import parity_tests, reference
-
-    paths = []
-    for package in (parity_tests, reference):
-        root = str(Path(package.__file__).resolve().parent.parent)
-        if root not in paths:
-            paths.append(root)
-    return paths
+# --------------------------------------------------------------------------------------------
+# What the bubblewrap sandbox sees
+# --------------------------------------------------------------------------------------------
 
 
-def _child_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    # One BLAS thread per child: several children run at once, and thread pools would both
-    # oversubscribe the cores and reserve address space against the memory limit.
+def _interpreter() -> str:
+    """The real interpreter binary (a virtual environment's python is a link to it)."""
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def _namespace_options() -> list[str]:
+    options = [
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+    ]
+    if not _is_root():
+        # Unprivileged: a user namespace maps us to "nobody" inside. As root, no user namespace:
+        # the child drops to a uid of its own instead, so the process limit counts (the kernel
+        # exempts root's own processes from RLIMIT_NPROC).
+        options += ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+    return options
+
+
+def _parents_then(option: str, source: str, target: str, made: set[str]) -> list[str]:
+    """``option source target`` preceded by world-traversable parent directories of ``target``
+    (bubblewrap would create them 0700, which the dropped uid could not cross)."""
+    out = []
+    parent = Path(target).parent
+    for directory in reversed([parent, *parent.parents]):
+        text = str(directory)
+        if text != "/" and text not in made:
+            made.add(text)
+            out += ["--perms", "0755", "--dir", text]
+    return [*out, option, source, target]
+
+
+def _hidden_package_directories() -> list[str]:
+    """Every directory of installed packages the runtime mounts could expose."""
+    candidates = set(site.getsitepackages()) | {site.getusersitepackages()}
+    for scheme_path in ("purelib", "platlib"):
+        candidates.add(sysconfig.get_paths()[scheme_path])
+        for base in (sys.base_prefix, sys.base_exec_prefix):
+            candidates.add(sysconfig.get_paths(vars={"base": base, "platbase": base})[scheme_path])
+    candidates |= {p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
+    for pattern in (
+        "/usr/lib/python3*/dist-packages",
+        "/usr/lib/python3*/site-packages",
+        "/usr/local/lib/python3*/dist-packages",
+        "/usr/local/lib/python3*/site-packages",
+        "/usr/lib64/python3*/site-packages",
+    ):
+        candidates.update(glob.glob(pattern))
+    return sorted({os.path.realpath(p) for p in candidates if p and os.path.isdir(p)})
+
+
+@functools.cache
+def _runtime_mounts() -> tuple[str, ...]:
+    """bwrap options giving a read-only view of the interpreter and its standard library only."""
+    made: set[str] = set()
+    options: list[str] = []
+    roots = ["/usr"]
+    for name in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):
+        if os.path.islink(name):
+            options += ["--symlink", os.readlink(name), name]
+        elif os.path.isdir(name):
+            roots.append(name)
+    for prefix in {os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix)}:
+        if not any(prefix == r or prefix.startswith(r + "/") for r in roots):
+            roots.append(prefix)
+    interpreter = _interpreter()
+    for root in roots:
+        options += _parents_then("--ro-bind", root, root, made)
+    if not any(interpreter.startswith(r + "/") for r in roots):
+        options += _parents_then("--ro-bind", interpreter, interpreter, made)
+    mounted = tuple(roots)
+    for directory in _hidden_package_directories():
+        if any(directory == r or directory.startswith(r + "/") for r in mounted):
+            options += ["--tmpfs", directory]
+    return tuple(options)
+
+
+def _package_directories(names: Sequence[str]) -> list[Path]:
+    """Installed directories of packages the child may import (NumPy, --allow-import names),
+    with their bundled shared libraries (``numpy.libs``)."""
+    import importlib.util
+
+    found = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None or not spec.submodule_search_locations:
+            if spec is not None and spec.origin and spec.origin.endswith(".py"):
+                found.append(Path(spec.origin))  # a single-module package
+            continue
+        for location in spec.submodule_search_locations:
+            directory = Path(location)
+            found.append(directory)
+            libs = directory.with_name(directory.name + ".libs")
+            if libs.is_dir():
+                found.append(libs)
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Running one job
+# --------------------------------------------------------------------------------------------
+
+
+def _environment() -> dict[str, str]:
+    # One BLAS thread per process: several run at once, and thread pools would oversubscribe the
+    # cores and reserve address space against the memory limit. Nothing else of ours is passed.
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[name] = "1"
+    if sys.platform == "darwin":
+        env["DYLD_LIBRARY_PATH"] = os.environ.get("DYLD_LIBRARY_PATH", "")
     return env
 
 
-def decode(record: dict, blob: bytes) -> object:
-    """Turn one child record (see :mod:`tinycnn.grading.child`) back into a value.
-
-    Raises
-    ------
-    ValueError
-        If the record is malformed (the parent treats that as an unreadable result).
-    """
-    kind = record.get("kind")
-    if kind == "tuple":
-        return tuple(decode(item, blob) for item in record["items"])
-    if kind == "other":
-        return ForeignValue(str(record.get("type", "?")))
-    if kind != "array":
-        raise ValueError(f"unknown record kind {kind!r}")
-    dtype = np.dtype(str(record["dtype"]))
-    if dtype.kind not in _ALLOWED_DTYPE_KINDS or dtype.fields is not None or dtype.subdtype:
-        raise ValueError(f"unexpected dtype {dtype} in a result")
-    shape = tuple(int(n) for n in record["shape"])
-    offset, nbytes = int(record["offset"]), int(record["nbytes"])
-    count = int(np.prod(shape, dtype=np.int64))
-    if nbytes != count * dtype.itemsize or offset < 0 or offset + nbytes > len(blob):
-        raise ValueError(f"result record of {nbytes} bytes does not fit shape {shape} {dtype}")
-    array = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(shape).copy()
-    container = record.get("container")
-    if container == "numpy scalar":
-        return array[()]
-    if container == "python float":
-        return float(array[()])
-    if container == "python int":
-        return int(array[()])
-    return array
+def _debug_stream():
+    """Where the sandbox's standard error goes: nowhere, unless ``$TINYCNN_SANDBOX_STDERR``
+    names a file (a debugging aid for the checker's developers)."""
+    path = os.environ.get("TINYCNN_SANDBOX_STDERR")
+    return open(path, "ab") if path else subprocess.DEVNULL
 
 
-def _read_record(directory: Path, name: str) -> tuple[dict, bytes] | None:
-    """``(payload, bytes)`` of a complete record, or None if absent or not valid JSON."""
-    meta = directory / f"{name}.json"
-    blob_path = directory / f"{name}.bin"
-    try:
-        if meta.stat().st_size > MAX_RESULT_BYTES or (
-            blob_path.exists() and blob_path.stat().st_size > MAX_RESULT_BYTES
-        ):
-            return None
-        payload = json.loads(meta.read_text())
-        blob = blob_path.read_bytes() if blob_path.exists() else b""
-    except (OSError, ValueError):
-        return None
-    return (payload, blob) if isinstance(payload, dict) else None
-
-
-# --------------------------------------------------------------------------------------------
-# Child processes: a fresh interpreter each (portable), or forked from a preloaded server (Linux)
-# --------------------------------------------------------------------------------------------
-
-
-class _SpawnedChild:
-    """``python -I -B child.py JOB`` in its own session."""
-
-    def __init__(self, job_path: Path, work: Path):
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-B", str(CHILD_SCRIPT), str(job_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=work,
-            env=_child_environment(),
-            start_new_session=True,  # its own process group: a kill reaches anything it spawned
-        )
-
-    @property
-    def returncode(self) -> int | None:
-        return self.process.returncode
-
-    def wait(self, timeout: float) -> bool:
-        """Whether the child has ended, waiting up to ``timeout`` seconds."""
+def _kill_group(pid: int) -> None:
+    kill_signal = getattr(signal, "SIGKILL", signal.SIGTERM)
+    for kill in (getattr(os, "killpg", None), os.kill):
+        if kill is None:
+            continue
         try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-    def kill(self) -> None:
-        """Kill the child's whole process group."""
-        _kill_group(self.process.pid)
-        self.process.wait()
-
-    def clean_up(self) -> None:
-        """After a normal end: kill anything the child left running in its group."""
-        _kill_group(self.process.pid, group_only=True)
-
-
-class _ForkedChild:
-    """A child forked by the `ForkServer`; the server reports its pid and its exit status."""
-
-    def __init__(self):
-        self.pid: int | None = None
-        self.returncode: int | None = None
-        self.forked = threading.Event()
-        self.ended = threading.Event()
-
-    def wait(self, timeout: float) -> bool:
-        return self.ended.wait(timeout)
-
-    def kill(self) -> None:
-        if self.forked.wait(5.0) and self.pid is not None:
-            _kill_group(self.pid)
-        self.ended.wait(5.0)
-
-    def clean_up(self) -> None:
-        if self.pid is not None:
-            _kill_group(self.pid, group_only=True)
-
-
-def _kill_group(pid: int, group_only: bool = False) -> None:
-    """SIGKILL the process group led by ``pid`` (or, before it has its own group, ``pid``)."""
-    kill_signal = getattr(signal, "SIGKILL", signal.SIGTERM)  # no SIGKILL on Windows
-    try:
-        if not hasattr(os, "killpg"):
-            raise ProcessLookupError
-        os.killpg(pid, kill_signal)
-    except ProcessLookupError:
-        if group_only:
-            return
-        try:  # a child killed before it called setsid() leads no group yet
-            os.kill(pid, kill_signal)
-        except (ProcessLookupError, OSError):
+            kill(pid, kill_signal)
+        except (ProcessLookupError, PermissionError, OSError):
             pass
-    except PermissionError:
-        pass
 
 
-class ForkServerError(RuntimeError):
-    """The fork server did not start."""
-
-
-class ForkServer:
-    """A preloaded child (``child.py --serve``) that forks one grandchild per job.
-
-    Starting Python and importing NumPy costs ~0.2 s of CPU per child; a grading runs ten or
-    more children, so on Linux they are forked from this server instead (a few ms each). The
-    server never runs submission code. Thread-safe: several functions are graded at once.
-    """
-
-    def __init__(self, startup_timeout: float):
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-B", str(CHILD_SCRIPT), "--serve", *project_paths()],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=_child_environment(),
-            start_new_session=True,
-        )
-        self._lock = threading.Lock()
-        self._ids = itertools.count()
-        self._by_id: dict[int, _ForkedChild] = {}
-        self._by_pid: dict[int, _ForkedChild] = {}
-        self._ready = threading.Event()
-        self._alive = True
-        self._reader = threading.Thread(target=self._read_reports, daemon=True)
-        self._reader.start()
-        if not self._ready.wait(startup_timeout) or not self._alive:
-            self.close()
-            raise ForkServerError(f"the fork server did not start within {startup_timeout:g} s")
-
-    def _read_reports(self) -> None:
-        for raw in self.process.stdout:
-            words = raw.decode(errors="replace").split()
-            with self._lock:
-                if words == ["READY"]:
-                    self._ready.set()
-                elif len(words) == 3 and words[0] == "PID":
-                    child = self._by_id.pop(int(words[1]))
-                    child.pid = int(words[2])
-                    self._by_pid[child.pid] = child
-                    child.forked.set()
-                elif len(words) == 3 and words[0] == "EXIT":
-                    child = self._by_pid.pop(int(words[1]), None)
-                    if child is not None:
-                        child.returncode = int(words[2])
-                        child.ended.set()
-        with self._lock:  # the server is gone: nothing more will be reported
-            self._alive = False
-            for child in [*self._by_id.values(), *self._by_pid.values()]:
-                child.forked.set()
-                child.ended.set()
-            self._ready.set()
-
-    @property
-    def alive(self) -> bool:
-        return self._alive and self.process.poll() is None
-
-    def start(self, job_path: Path) -> _ForkedChild:
-        child = _ForkedChild()
-        with self._lock:
-            if not self._alive:
-                raise ForkServerError("the fork server has stopped")
-            job_id = next(self._ids)
-            self._by_id[job_id] = child
-            try:
-                self.process.stdin.write(f"RUN {job_id} {job_path}\n".encode())
-                self.process.stdin.flush()
-            except OSError as error:
-                del self._by_id[job_id]
-                raise ForkServerError(f"the fork server has stopped: {error}") from None
-        return child
-
-    def close(self) -> None:
-        """Stop the server (it ends once its running children have ended)."""
+def _kill_uid(uid: int) -> None:
+    """Kill every process of ``uid`` (root only): whatever a sandbox left, wherever it hid."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked helper
         try:
-            self.process.stdin.close()
-        except OSError:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)  # every process this uid may signal: its own
+        except BaseException:
             pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            _kill_group(self.process.pid)
-            self.process.wait()
-        self._reader.join(timeout=10)
-        self.process.stdout.close()
+        os._exit(0)
+    os.waitpid(pid, 0)
 
 
-def fork_server_supported() -> bool:
-    """Forking a preloaded NumPy process is safe on Linux; elsewhere each child is spawned."""
-    return sys.platform.startswith("linux") and hasattr(os, "fork")
+def _byte_bounds(array: np.ndarray) -> tuple[int, int]:
+    bounds = getattr(getattr(np.lib, "array_utils", None), "byte_bounds", None)
+    return (bounds or np.byte_bounds)(array)  # noqa: NPY201 (np.byte_bounds before NumPy 2.0)
 
 
-_SHARED_SERVER: ForkServer | None = None
-_SHARED_LOCK = threading.Lock()
+def pack_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Arrays as ``.npz`` entries that keep their memory layout (Fortran order, negative strides,
+    views with gaps): for each, the raw bytes it spans (``NAME``) and ``NAME.layout``, an int64
+    vector ``[offset, itemsize, ndim, *shape, *strides]`` and ``NAME.dtype``. The child rebuilds
+    the same strided view (``child.unpack_arrays``)."""
+    import ctypes
+
+    packed = {}
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if array.size == 0 or array.dtype.hasobject:
+            array = np.ascontiguousarray(array)
+            low, raw = 0, array.tobytes()
+            start = 0
+        else:
+            low, high = _byte_bounds(array)
+            raw = ctypes.string_at(low, high - low)
+            start = array.__array_interface__["data"][0] - low
+        packed[name] = np.frombuffer(raw, dtype=np.uint8)
+        packed[name + ".layout"] = np.array(
+            [start, array.itemsize, array.ndim, *array.shape, *array.strides], dtype=np.int64
+        )
+        packed[name + ".dtype"] = np.array(array.dtype.str)
+    return packed
 
 
-def shared_fork_server(startup_timeout: float) -> ForkServer:
-    """The process-wide fork server, started on first use (again if it has stopped).
+@dataclass
+class Task:
+    """One process of a sandbox run, as the child reads it from the job.
 
-    Submissions never run in the server, only in its forks, so every grading in this process
-    (a folder of them, a test session) can share it and skip its start-up.
+    ``name`` is also its result subdirectory. ``function`` and ``calls`` for a contract
+    function (each call: ``file`` (an ``.npz`` of inputs), ``names``, ``args``, ``kwargs``);
+    ``train`` for the training run; ``gate`` for the probe (the functions run only if it imports).
     """
-    global _SHARED_SERVER
-    with _SHARED_LOCK:
-        if _SHARED_SERVER is None or not _SHARED_SERVER.alive:
-            _SHARED_SERVER = ForkServer(startup_timeout)
-            atexit.register(_SHARED_SERVER.close)
-        return _SHARED_SERVER
+
+    name: str
+    function: str | None = None
+    calls: list[dict] | None = None
+    train: dict | None = None
+    gate: bool = False
+
+    def as_job(self) -> dict:
+        job = {"name": self.name, "gate": self.gate}
+        if self.function is not None:
+            job["function"], job["calls"] = self.function, self.calls or []
+        if self.train is not None:
+            job["train"] = self.train
+        return job
 
 
 class Sandbox:
-    """Where one submission's children run, with its limits: use as a context manager.
+    """Runs tasks of one submission at one isolation level, with its limits.
 
     Parameters
     ----------
     limits : Limits
-    fork : bool or None
-        Fork children from a preloaded `ForkServer` (default: on Linux) or spawn a fresh
-        interpreter for each (portable, slower). If the server cannot start, children are
-        spawned.
+    isolation : str, optional
+        A level of `ISOLATION_LEVELS`; default: the best available (`isolation_level`).
+    allowed_imports : sequence of str
+        Top-level modules the submission may import (the standard library, NumPy and the
+        ``--allow-import`` names); anything else imports as a placeholder.
+    extra_packages : sequence of str
+        Installed packages to make visible besides NumPy (``--allow-import`` names).
+    workers : int
+        Functions run at the same time inside the sandbox.
     """
 
-    def __init__(self, limits: Limits, fork: bool | None = None):
+    def __init__(
+        self,
+        limits: Limits,
+        isolation: str | None = None,
+        *,
+        allowed_imports: Sequence[str] = (),
+        extra_packages: Sequence[str] = (),
+        workers: int = 3,
+    ):
         self.limits = limits
-        self.server: ForkServer | None = None
-        if fork_server_supported() if fork is None else fork:
-            try:
-                self.server = shared_fork_server(limits.startup_timeout)
-            except ForkServerError:
-                self.server = None
+        self.isolation = isolation_level(isolation)
+        self.allowed = sorted(allowed_imports)
+        self.packages = _package_directories(["numpy", *extra_packages])
+        self.workers = max(1, int(workers))
 
-    def __enter__(self) -> Sandbox:
-        return self
+    @contextlib.contextmanager
+    def run(
+        self,
+        submission: Path,
+        tasks: Sequence[Task],
+        inputs: dict[str, dict[str, np.ndarray]],
+        functions: Sequence[str],
+        *,
+        student_modules: Sequence[str] = (),
+        api: str = "tinycnn",
+    ) -> Iterator[tuple[ResultDirectory, bool]]:
+        """Run ``tasks`` on a private copy of ``submission``; yield ``(results, finished)``.
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        # The shared server stays up for the next grading; it stops when this process exits.
-        self.server = None
-
-    def run(self, mode: str, submission: Path, **kwargs) -> ChildRun:
-        """`run_child` with this sandbox's limits and server."""
-        return run_child(mode, submission, limits=self.limits, server=self.server, **kwargs)
-
-
-def run_child(
-    mode: str,
-    submission: Path,
-    *,
-    functions: tuple[str, ...],
-    allowed_imports: tuple[str, ...],
-    limits: Limits,
-    function: str | None = None,
-    cases: list[dict] | None = None,
-    training: dict | None = None,
-    server: ForkServer | None = None,
-    student_modules: tuple[str, ...] = (),
-    api: str = "tinycnn",
-) -> ChildRun:
-    """Run the submission in a new child process and collect its results.
-
-    Parameters
-    ----------
-    mode : {"probe", "function", "train"}
-        "probe" only imports the submission; "function" calls ``function`` on ``cases``
-        (``[{"id": case_id, "direction": "forward"|"backward"}, ...]``); "train" trains TinyCNN
-        with the submission's ops as described by ``training`` (``model``, ``config``, ``data``
-        keyword dicts).
-    submission : Path
-        The student's entry module, alone in a folder with the student's other modules (see
-        `tinycnn.grading.submission.Submission.write`).
-    functions : tuple of str
-        Contract names whose presence the import report lists.
-    allowed_imports : tuple of str
-        Top-level modules the submission may import.
-    limits : Limits
-    server : ForkServer, optional
-        Fork the child from this server instead of starting a new interpreter.
-    student_modules : tuple of str
-        Names of the student's helper modules (in the entry's folder), which may import each
-        other.
-    api : str
-        The course API the entry is written against; the child calls it through the checker's
-        adapter (:mod:`tinycnn.grading.adapters`).
-
-    Returns
-    -------
-    ChildRun
-    """
-    if mode not in ("probe", "function", "train"):
-        raise ValueError(f"mode must be probe, function or train, got {mode!r}")
-    work = Path(tempfile.mkdtemp(prefix="tinycnn-check-"))
-    try:
-        job = {
-            "mode": mode,
-            "submission": str(Path(submission).resolve()),
-            "submission_dir": str(Path(submission).resolve().parent),
-            "student_modules": list(student_modules),
-            "api": api,
-            "adapter": str(ADAPTER_SCRIPT),
-            "functions": list(functions),
-            "allowed_imports": sorted(allowed_imports),
-            "function": function,
-            "cases": cases or [],
-            "training": training,
-            "project_paths": project_paths(),
-            "out_dir": str(work),
-            "memory_bytes": int(limits.memory_mb) * 2**20,
-            "file_bytes": MAX_RESULT_BYTES,
-            # Backstop only (an orphan is stopped by the kernel); the parent's clock rules.
-            "cpu_seconds": int(
-                limits.startup_timeout + limits.timeout + max(limits.timeout, limits.train_timeout)
-            )
-            + 10,
-        }
-        job_path = work / "job.json"
-        job_path.write_text(json.dumps(job))
-        child = None
-        if server is not None:
-            try:
-                child = server.start(job_path)
-            except ForkServerError:
-                child = None
-        if child is None:
-            child = _SpawnedChild(job_path, work)
-        run_limit = limits.train_timeout if mode == "train" else limits.timeout
-        return _supervise(child, work, limits, run_limit)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _supervise(child, work: Path, limits: Limits, run_limit: float) -> ChildRun:
-    """Enforce the phase deadlines on a started child, then read its files."""
-    run = ChildRun()
-    phase, phase_started = "startup", time.monotonic()
-    deadlines = {"startup": limits.startup_timeout, "import": limits.timeout, "run": run_limit}
-    markers = {"startup": work / "started.json", "import": work / "import.json"}
-    next_phase = {"startup": "import", "import": "run"}
-    pause = 0.002
-    while True:
-        if child.wait(pause):
-            run.exit_status = child.returncode
-            break
-        pause = min(pause * 2, 0.05)
-        now = time.monotonic()
-        # Move through the phases the child has reached (it may have passed several at once).
-        while phase in markers and markers[phase].exists():
-            phase, phase_started = next_phase[phase], now
-        if now - phase_started > deadlines[phase]:
-            child.kill()
-            run.timed_out = phase
-            break
-    run.run_seconds = time.monotonic() - phase_started
-    if run.timed_out is None:
-        child.clean_up()
-    _collect(work, run)
-    return run
-
-
-def _collect(work: Path, run: ChildRun) -> None:
-    """Read whatever complete records the child left in ``work``."""
-    imported = _read_record(work, "import")
-    run.import_result = imported[0] if imported else None
-    index = 0
-    while (record := _read_record(work, f"call_{index:05d}")) is not None:
-        payload, blob = record
-        call = dict(payload)
+        ``submission`` is the student's entry module, alone in a folder with the student's other
+        modules (``student_modules``, which may import each other); the whole folder is copied.
+        ``api`` names the course API the child calls through the checker's adapter.
+        ``inputs`` maps each ``.npz`` file name used by the tasks to its arrays; the checker
+        writes them before the sandbox starts. ``finished`` is False if the whole run was killed
+        at its overall deadline. Every process of the run has ended before this yields, and the
+        scratch directory is deleted afterwards.
+        """
+        scratch = Path(tempfile.mkdtemp(prefix="tinycnn-check-"))
         try:
-            if payload.get("outcome") == "returned":
-                call["result"] = decode(payload["result"], blob)
-                call["inputs_after"] = {
-                    name: decode(item, blob) for name, item in payload["inputs_after"].items()
-                }
-        except (KeyError, TypeError, ValueError) as error:
-            call = {
-                "outcome": "unreadable",
-                "error": {"type": "unreadable result", "message": str(error), "where": None},
-                "seconds": payload.get("seconds", 0.0),
+            job_dir, out_dir, work_dir = scratch / "job", scratch / "out", scratch / "work"
+            for directory in (job_dir, out_dir, work_dir):
+                directory.mkdir(mode=0o700)
+            submission = Path(submission)
+            # Links in the student's folder are copied as links, never followed.
+            shutil.copytree(submission.parent, job_dir / "student", symlinks=True)
+            entry = (job_dir / "student" / submission.name).relative_to(job_dir)
+            for name, arrays in inputs.items():
+                target = job_dir / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "wb") as handle:
+                    np.savez(handle, **pack_arrays(arrays))
+            uid = gid = None
+            if self.isolation in ("bubblewrap", "uid") and _is_root():
+                uid = gid = UID_BASE + (os.getpid() * 64 + next(_uid_counter)) % UID_RANGE
+            boxed = self.isolation == "bubblewrap"
+            job = {
+                "submission": f"{BOX_JOB}/{entry}" if boxed else str(job_dir / entry),
+                "submission_dir": f"{BOX_JOB}/student" if boxed else str(job_dir / "student"),
+                "student_modules": list(student_modules),
+                "api": api,
+                "adapter": BOX_ADAPTER if boxed else str(ADAPTER_SCRIPT),
+                "inputs": BOX_JOB if boxed else str(job_dir),
+                "out": BOX_OUT if boxed else str(out_dir),
+                "work": "/tmp" if boxed else str(work_dir),
+                "site": [BOX_SITE] if boxed else sorted({str(p.parent) for p in self.packages}),
+                "uid": uid,
+                "gid": gid,
+                "allowed": self.allowed,
+                "functions": list(functions),
+                "workers": self.workers,
+                "tasks": [task.as_job() for task in tasks],
+                "limits": {
+                    "timeout": self.limits.timeout,
+                    "train_timeout": self.limits.train_timeout,
+                    "memory_bytes": int(self.limits.memory_mb) * 2**20,
+                    "file_bytes": MAX_FILE_BYTES,
+                    "nproc": MAX_PROCESSES,
+                    "cpu_seconds": int(self._deadline(tasks)) + 10,
+                },
             }
-        run.calls.append(call)
-        index += 1
-    done = _read_record(work, "done")
-    run.done = done[0] if done else None
-    trained = _read_record(work, "train")
-    if trained:
-        payload, blob = trained
-        train = dict(payload)
-        if payload.get("outcome") == "returned":
-            try:
-                train["params"] = {k: decode(v, blob) for k, v in payload["params"].items()}
-            except (KeyError, TypeError, ValueError) as error:
-                train = {
-                    "outcome": "unreadable",
-                    "error": {"type": "unreadable result", "message": str(error), "where": None},
-                }
-        run.train = train
+            (job_dir / "job.json").write_text(json.dumps(job))
+            self._open_up(scratch, job_dir, out_dir, work_dir, uid)
+            finished = self._execute(scratch, job_dir, out_dir, uid, tasks)
+            with ResultDirectory(out_dir) as results:
+                yield results, finished
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _deadline(self, tasks: Sequence[Task]) -> float:
+        """Seconds the whole run may take: start-up, then each task's limits, workers at once."""
+        limits = self.limits
+        probe = sum(limits.timeout * 2 for task in tasks if task.gate)
+        functions = [task for task in tasks if task.function is not None]
+        rounds = -(-len(functions) // self.workers)
+        training = sum(limits.timeout + limits.train_timeout for task in tasks if task.train)
+        return limits.startup_timeout + probe + rounds * 2 * limits.timeout + training + 5
+
+    @staticmethod
+    def _open_up(scratch: Path, job_dir: Path, out_dir: Path, work_dir: Path, uid) -> None:
+        """Let the sandbox's uid read the job and write its result and work directories."""
+        scratch.chmod(0o711)
+        for root, _dirs, files in os.walk(job_dir):
+            os.chmod(root, 0o755)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o644)
+        if uid is not None:
+            for directory in (out_dir, work_dir):
+                os.chown(directory, uid, uid)
+
+    def _command(self, job_dir: Path, out_dir: Path) -> list[str]:
+        if self.isolation != "bubblewrap":
+            return [_interpreter(), "-I", "-S", "-B", str(CHILD_SCRIPT), str(job_dir / "job.json")]
+        made: set[str] = set()
+        command = [shutil.which("bwrap") or "bwrap", *_namespace_options(), *_runtime_mounts()]
+        for directory in self.packages:
+            command += _parents_then(
+                "--ro-bind", str(directory), f"{BOX_SITE}/{directory.name}", made
+            )
+        command += _parents_then("--ro-bind", str(CHILD_SCRIPT), BOX_CHILD, made)
+        command += _parents_then("--ro-bind", str(ADAPTER_SCRIPT), BOX_ADAPTER, made)
+        command += _parents_then("--ro-bind", str(job_dir), BOX_JOB, made)
+        command += _parents_then("--bind", str(out_dir), BOX_OUT, made)
+        command += ["--proc", "/proc", "--dev", "/dev"]
+        command += [
+            "--perms",
+            "1777",
+            "--size",
+            str(TMP_BYTES),
+            "--tmpfs",
+            "/tmp",
+            "--chdir",
+            "/tmp",
+        ]
+        command += ["--", _interpreter(), "-I", "-S", "-B", BOX_CHILD, f"{BOX_JOB}/job.json"]
+        return command
+
+    def _execute(self, scratch: Path, job_dir: Path, out_dir: Path, uid, tasks) -> bool:
+        """Start the sandbox, wait for it up to the deadline, then make sure all of it is gone."""
+        process = subprocess.Popen(
+            self._command(job_dir, out_dir),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=_debug_stream(),
+            cwd=scratch / "work",
+            env=_environment(),
+            start_new_session=True,
+        )
+        finished = True
+        try:
+            process.wait(timeout=self._deadline(tasks))
+        except subprocess.TimeoutExpired:
+            finished = False
+        finally:
+            _kill_group(process.pid)
+            process.wait()
+            if uid is not None and self.isolation == "uid":
+                _kill_uid(uid)
+        return finished
