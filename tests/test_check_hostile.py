@@ -1,0 +1,419 @@
+"""`tinycnn check` against hostile students: one fixture per attack class of issue 9.
+
+Each ``hostile_*`` fixture states its attack and the expected containment in its docstring. The
+attacks that need real isolation run only where bubblewrap works (CI installs it, see
+``.ci/run``); what the outputs say without it is tested too. The command runs as a user runs
+it, in its own process, so a fixture that kills every process it can see would show.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tinycnn.parity_tests.cases import GRADED_CASES, hidden_cases, make_inputs
+
+from tinycnn.grading.channel import ResultDirectory, read_call
+from tinycnn.grading.grader import grade_submission
+from tinycnn.grading.policy import UnsafeEncoding, read_source
+from tinycnn.grading.sandbox import Limits, SandboxUnavailable, isolation_level
+
+FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
+FAST = Limits(timeout=3.0)
+SEED = 99
+
+
+def bubblewrap() -> bool:
+    try:
+        return isolation_level("bubblewrap") == "bubblewrap"
+    except SandboxUnavailable:
+        return False
+
+
+needs_bubblewrap = pytest.mark.skipif(not bubblewrap(), reason="bubblewrap does not work here")
+
+
+def tinycnn(*argv: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
+    """``tinycnn ARGV`` in its own process: ``(status, stdout, stderr)``."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "tinycnn", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
+    return completed.returncode, completed.stdout, completed.stderr
+
+
+def statuses(report) -> dict[str, str]:
+    return {name: result.status for name, result in report.functions.items()}
+
+
+def test_ci_grades_in_the_bubblewrap_sandbox():
+    # .ci/run installs bubblewrap: on CI the sandboxed path is the one tested.
+    if os.environ.get("CI"):
+        assert bubblewrap()
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Forged verdicts
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_bubblewrap
+def test_a_forged_verdict_and_a_killed_checker_change_nothing(tmp_path):
+    results, document = tmp_path / "results.json", tmp_path / "verdict.json"
+    fixture = FIXTURES / "hostile_forge_and_kill.py"
+    status, out, err = tinycnn(
+        "check", fixture, "--gradescope", results, "--json", document, "--no-train"
+    )
+    assert status == 1, err
+    assert "result: FAIL, 0 of 9 functions pass" in out
+    assert json.loads(results.read_text())["score"] == 0.0
+    assert json.loads(document.read_text())["passed"] is False
+
+
+@pytest.mark.slow
+@needs_bubblewrap
+def test_a_detached_process_neither_survives_nor_rewrites_the_results(tmp_path):
+    results = tmp_path / "results.json"
+    fixture = FIXTURES / "hostile_detached_rewriter.py"
+    status, out, err = tinycnn("check", fixture, "--gradescope", results, cwd=tmp_path)
+    assert status == 1, err
+    written = results.read_text()
+    time.sleep(2.0)  # the fixture's writer would rewrite the file every 50 ms for 10 s
+    assert results.read_text() == written and json.loads(written)["score"] == 0.0
+    left = subprocess.run(["pgrep", "-f", "hostile_detached"], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
+
+
+# --------------------------------------------------------------------------------------------
+# 2. The import rule
+# --------------------------------------------------------------------------------------------
+
+
+def test_an_import_run_through_exec_is_the_submissions_and_is_denied():
+    report = grade_submission(
+        FIXTURES / "hostile_exec_import.py", limits=FAST, train=False, seed=SEED
+    )
+    assert report.functions["relu_forward"].status == "error"
+    assert "torch" in report.functions["relu_forward"].detail
+    assert any(message.startswith("import torch") for message in report.policy)
+    assert not report.passed
+
+
+@pytest.mark.slow
+@needs_bubblewrap
+@pytest.mark.parametrize(
+    "fixture", ["hostile_frame_walk", "hostile_reads_reference", "hostile_importlib_bootstrap"]
+)
+def test_the_reference_cannot_be_reached_from_the_sandbox(fixture):
+    report = grade_submission(FIXTURES / f"{fixture}.py", limits=FAST, train=False, seed=SEED)
+    assert report.n_passed == 0 and not report.passed
+    if fixture == "hostile_importlib_bootstrap":
+        assert any(message.startswith("import tinycnn") for message in report.policy)
+
+
+def test_a_utf7_coding_line_is_refused_before_anything_runs():
+    with pytest.raises(UnsafeEncoding, match="utf-7"):
+        read_source(FIXTURES / "hostile_utf7.py")
+    report = grade_submission(FIXTURES / "hostile_utf7.py", limits=FAST, train=False, seed=SEED)
+    assert set(statuses(report).values()) == {"error"}
+    assert all("utf-7" in result.detail for result in report.functions.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("header", "encoding"),
+    [(b"\xef\xbb\xbf", None), (b"# -*- coding: latin-1 -*-\n", "latin-1"), (b"", None)],
+    ids=["utf8-bom", "pep263-latin1", "plain"],
+)
+def test_files_are_read_as_python_reads_them(tmp_path, header, encoding):
+    # Issue 10, item 5: a BOM and a PEP 263 coding line are Python, not errors.
+    body = (FIXTURES / "correct_vectorized.py").read_text(encoding="utf-8")
+    body = body.replace('"""A correct', '"""A correct (caf\u00e9)', 1)
+    path = tmp_path / "student.py"
+    path.write_bytes(header + body.encode(encoding or "utf-8"))
+    report = grade_submission(path, limits=FAST, train=False, seed=SEED)
+    assert set(statuses(report).values()) == {"pass"}, report.functions
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Malformed results, special files
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_bubblewrap
+@pytest.mark.parametrize("fixture", ["hostile_malformed_records", "hostile_special_files"])
+def test_poisoned_result_files_are_malformed_results_and_the_outputs_are_written(tmp_path, fixture):
+    started = time.monotonic()
+    document = tmp_path / "verdict.json"
+    status, out, err = tinycnn("check", FIXTURES / f"{fixture}.py", "--json", document)
+    assert time.monotonic() - started < 120
+    assert status == 1, err
+    assert "Traceback" not in err
+    verdict = json.loads(document.read_text())
+    assert verdict["passed"] is False
+    assert verdict["functions"]["relu_forward"]["status"] != "pass"
+
+
+def test_the_channel_refuses_links_fifos_devices_and_oversized_files(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "call_00000.json")
+    (out / "call_00001.json").symlink_to("/dev/zero")
+    with open(out / "call_00002.json", "wb") as handle:
+        handle.truncate(10 * 2**30)  # sparse: 10 GB that take no disk
+    (out / "call_00003.json").write_text("[" * 100_000 + "]" * 100_000)
+    (out / "call_00004.json").write_text('{"outcome": "returned", "result": "x"}')
+    started = time.monotonic()
+    with ResultDirectory(out) as results:
+        calls = [read_call(results, index) for index in range(6)]
+    assert time.monotonic() - started < 5
+    assert [call["outcome"] for call in calls[:5]] == ["unreadable"] * 5
+    assert calls[5] is None
+    messages = [call["error"]["message"] for call in calls[:5]]
+    assert "not a regular file" in messages[0] and "cannot be opened" in messages[1]
+    assert "bytes, more than" in messages[2] and "not valid JSON" in messages[3]
+
+
+# --------------------------------------------------------------------------------------------
+# 4-5. Classmates and persistence
+# --------------------------------------------------------------------------------------------
+
+
+@needs_bubblewrap
+@pytest.mark.slow
+def test_a_hostile_classmate_cannot_harm_the_others_in_folder_mode(tmp_path):
+    folder = tmp_path / "classmates"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "correct_vectorized.py", folder / "a_correct.py")
+    shutil.copy(FIXTURES / "hostile_harms_classmates.py", folder / "b_hostile.py")
+    shutil.copy(FIXTURES / "correct_loops.py", folder / "c_correct.py")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    summary = tmp_path / "summary.csv"
+    status, out, err = tinycnn(
+        "check", folder, "--jobs", "2", "--csv", summary, "--no-train", "--seed", SEED
+    )
+    assert status == 1, err
+    rows = {row["submission"]: row for row in csv.DictReader(summary.read_text().splitlines())}
+    assert rows["a_correct.py"]["passed"] == rows["c_correct.py"]["passed"] == "True"
+    assert rows["b_hostile.py"]["passed"] == "False"
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.suffix == ".py"} == before
+
+
+@needs_bubblewrap
+@pytest.mark.slow
+def test_the_checker_and_numpy_cannot_be_changed_by_a_submission():
+    import tinycnn.grading.grader as grader_module
+
+    watched = [Path(np.__file__), Path(grader_module.__file__)]
+    digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in watched]
+    report = grade_submission(FIXTURES / "hostile_persists.py", limits=FAST, seed=SEED)
+    assert report.n_passed == 0
+    assert [hashlib.sha256(path.read_bytes()).hexdigest() for path in watched] == digests
+    template = Path(__file__).parent.parent / "tinycnn" / "templates" / "student_template.py"
+    assert not grade_submission(template, limits=FAST, train=False, seed=SEED).passed
+
+
+# --------------------------------------------------------------------------------------------
+# 6. Memorising
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_table_of_memorised_outputs_fails_the_hidden_cases(tmp_path):
+    # The whole public catalogue of relu_forward, memorised by input bytes: it passes every
+    # catalogue case and none of the hidden ones drawn from the run's seed.
+    table = {}
+    for case in GRADED_CASES:
+        if case.op == "relu":
+            x = make_inputs(case)["x"]
+            table[hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()] = (
+                np.maximum(x, 0).tolist(),
+                x.dtype.str,
+            )
+    source = (
+        "import hashlib\nimport numpy as np\n"
+        f"TABLE = {table!r}\n"
+        "def relu_forward(x):\n"
+        "    key = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()\n"
+        "    values, dtype = TABLE.get(key, ([], '<f8'))\n"
+        "    return np.array(values, dtype=dtype).reshape(x.shape) if values else x * 0 + 1\n"
+    )
+    path = tmp_path / "memoriser.py"
+    path.write_text(source)
+    report = grade_submission(path, limits=FAST, train=False, seed=SEED)
+    relu = report.functions["relu_forward"]
+    assert relu.status == "fail" and not report.passed
+    catalogue = sum(case.op == "relu" for case in GRADED_CASES)
+    assert relu.cases_total == 2 * catalogue and relu.cases_failed == catalogue  # the hidden half
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_run_and_another_seed_other_hidden_cases():
+    def run(seed):
+        report = grade_submission(
+            FIXTURES / "buggy_relu_zero_gradient.py", limits=FAST, train=False, seed=seed
+        )
+        return report.seed, {
+            n: (r.status, r.cases_failed, r.detail) for n, r in report.functions.items()
+        }
+
+    assert run(5) == run(5)
+    assert {case.id for case in hidden_cases(5)}.isdisjoint(case.id for case in hidden_cases(6))
+
+
+# --------------------------------------------------------------------------------------------
+# 7. Leaks: network, files outside, foreign contents, escape sequences, formulas, links
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@needs_bubblewrap
+def test_no_network_no_escape_no_leak_and_no_escape_sequences(tmp_path):
+    secret = Path("/tmp/tinycnn_hostile_secret")
+    escape = Path("/tmp/tinycnn_hostile_escape")
+    port_file = Path("/tmp/tinycnn_hostile_port")
+    escape.unlink(missing_ok=True)
+    secret.write_text("TOP-SECRET-GRADES")
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    port_file.write_text(str(server.getsockname()[1]))
+    connections = []
+
+    def accept():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not connections:
+            try:
+                connections.append(server.accept())
+            except OSError:
+                continue
+
+    listener = threading.Thread(target=accept, daemon=True)
+    listener.start()
+    try:
+        results, document = tmp_path / "results.json", tmp_path / "verdict.json"
+        status, out, err = tinycnn(
+            "check",
+            FIXTURES / "hostile_network_and_escape.py",
+            "--gradescope",
+            results,
+            "--json",
+            document,
+            "--no-train",
+        )
+    finally:
+        server.close()
+        listener.join(timeout=5)
+        secret.unlink(missing_ok=True)
+        port_file.unlink(missing_ok=True)
+    assert status == 1, err
+    assert connections == []  # nothing reached the loopback server of the grader's machine
+    assert not escape.exists()
+    everything = out + results.read_text() + document.read_text()
+    assert "TOP-SECRET" not in everything
+    assert "\x1b" not in out and "\\u001b" not in everything and "\r" not in out
+    detail = json.loads(document.read_text())["functions"]["relu_forward"]["detail"]
+    assert "ALL PASS" in detail and "\n" not in detail and len(detail) < 1200
+
+
+def test_file_names_cannot_write_escape_sequences_rows_or_formulas(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "hostile_nan_output.py", folder / "=HYPERLINK(evil).py")
+    shutil.copy(FIXTURES / "hostile_nan_output.py", folder / "red\x1b[31m\nfake,True,9.py")
+    summary = tmp_path / "summary.csv"
+    status, out, err = tinycnn("check", folder, "--csv", summary, "--no-train", "--seed", SEED)
+    assert status == 1, err
+    assert "\x1b" not in out
+    rows = list(csv.DictReader(summary.read_text().splitlines()))
+    assert len(rows) == 2
+    assert all(not row["submission"].startswith(("=", "+", "-", "@")) for row in rows)
+    assert any(row["submission"].startswith("'=HYPERLINK") for row in rows)
+    assert all("\x1b" not in row["submission"] and "\n" not in row["submission"] for row in rows)
+
+
+def test_a_symlink_at_an_output_path_is_replaced_not_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    link = tmp_path / "results.json"
+    link.symlink_to(victim)
+    status, out, err = tinycnn(
+        "check", FIXTURES / "hostile_nan_output.py", "--gradescope", link, "--no-train"
+    )
+    assert status == 1, err
+    assert victim.read_text() == "precious"
+    assert not link.is_symlink() and json.loads(link.read_text())["score"] == 0.0
+
+
+def test_an_unwritable_json_path_is_a_usage_error_before_grading(tmp_path):
+    started = time.monotonic()
+    status, out, err = tinycnn(
+        "check", FIXTURES / "correct_vectorized.py", "--json", "/proc/verdict.json"
+    )
+    assert status == 2 and err.count("\n") == 1 and "cannot write /proc/verdict.json" in err
+    assert out == "" and time.monotonic() - started < 30
+
+
+# --------------------------------------------------------------------------------------------
+# Isolation levels: stated everywhere, required on demand, fallbacks tested
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", ["uid", "process"])
+def test_every_output_states_the_isolation_level(tmp_path, level):
+    try:
+        isolation_level(level)
+    except SandboxUnavailable:
+        pytest.skip(f"{level} is not available here")
+    document, results = tmp_path / "verdict.json", tmp_path / "results.json"
+    status, out, err = tinycnn(
+        "check",
+        FIXTURES / "hostile_nan_output.py",
+        "--json",
+        document,
+        "--gradescope",
+        results,
+        "--no-train",
+        env={"TINYCNN_SANDBOX": level},
+    )
+    assert status == 1, err
+    assert "sandbox: " in out and ("own uid" if level == "uid" else "process limits") in out
+    assert json.loads(document.read_text())["isolation"] == level
+    assert level in json.loads(results.read_text())["output"]
+    status, out, err = tinycnn(
+        "check",
+        FIXTURES / "hostile_nan_output.py",
+        "--require-sandbox",
+        env={"TINYCNN_SANDBOX": level},
+    )
+    assert status == 2 and "--require-sandbox" in err and out == ""
+
+
+@pytest.mark.slow
+def test_the_csv_states_the_isolation_level_and_the_seed(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "hostile_nan_output.py", folder / "one.py")
+    summary = tmp_path / "summary.csv"
+    status, out, err = tinycnn("check", folder, "--csv", summary, "--no-train", "--seed", "12")
+    assert status == 1, err
+    row = next(csv.DictReader(summary.read_text().splitlines()))
+    assert row["isolation"] == isolation_level() and row["seed"] == "12"
+    assert "seed 12" in out
