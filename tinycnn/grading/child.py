@@ -632,6 +632,7 @@ def supervise(job, finder, loaded, adapter):
                 finally:
                     _os_exit(70)
             run_limit = limits["train_timeout"] if task.get("train") else limits["timeout"]
+            run_limit *= task.get("share", 1.0)
             running[pid] = Running(task["name"], pid, out_dir, limits["timeout"], run_limit)
         time.sleep(0.002)
         now = time.monotonic()

@@ -56,7 +56,13 @@ from tinycnn.grading.policy import (
 )
 from tinycnn.grading.sandbox import Limits, Sandbox, Task
 from tinycnn.grading.submission import Submission, defined_functions, load_submission
-from tinycnn.parity_tests.cases import GRADED_CASES, OpCase, hidden_cases, make_inputs
+from tinycnn.parity_tests.cases import (
+    GRADED_CASES,
+    HiddenCase,
+    OpCase,
+    hidden_cases,
+    make_inputs,
+)
 from tinycnn.parity_tests.compare import compare, max_relative_error
 from tinycnn.parity_tests.harness import FUNCTIONS, call_op, stage_name
 from tinycnn.parity_tests.tolerances import tolerance
@@ -603,7 +609,8 @@ def _judge_function(
             result.status = "timeout"
             where = f"still running {stuck.describe()}" if stuck else "after its last case"
             headline = (
-                f"did not finish within the time limit of {limits.timeout:g} s ({done}; {where})."
+                f"did not finish within the time limit of {limits.timeout:g} s ({done}; {where}; "
+                f"the hidden cases get as much time again)."
             )
         elif run.timed_out == "import":
             result.status = "timeout"
@@ -1011,7 +1018,9 @@ def _run_functions(
             signature = _call_signature(case, direction, arrays)
             calls.append({"file": f"{name}.npz", "prefix": prefix, **signature})
         inputs[f"{name}.npz"] = arrays_of_function
-        tasks.append(Task(f"fn-{name}", function=name, calls=calls))
+        catalogue = sum(not isinstance(case, HiddenCase) for case, _ in cases)
+        share = len(cases) / catalogue if catalogue else 1.0
+        tasks.append(Task(f"fn-{name}", function=name, calls=calls, share=share))
     # The expected values are computed while the sandbox runs (the judge needs them only after).
     expecting = threading.Thread(
         target=lambda: [_expected(c, d) for cases in plan.values() for c, d in cases], daemon=True

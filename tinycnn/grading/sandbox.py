@@ -373,6 +373,8 @@ class Task:
     ``name`` is also its result subdirectory. ``function`` and ``calls`` for a contract
     function (each call: ``file`` (an ``.npz`` of inputs), ``names``, ``args``, ``kwargs``);
     ``train`` for the training run; ``gate`` for the probe (the functions run only if it imports).
+    ``share`` multiplies the run's time limit (a function graded on its catalogue cases and as
+    many hidden ones gets 2: the student's limit covers the catalogue's share).
     """
 
     name: str
@@ -380,9 +382,10 @@ class Task:
     calls: list[dict] | None = None
     train: dict | None = None
     gate: bool = False
+    share: float = 1.0
 
     def as_job(self) -> dict:
-        job = {"name": self.name, "gate": self.gate}
+        job = {"name": self.name, "gate": self.gate, "share": self.share}
         if self.function is not None:
             job["function"], job["calls"] = self.function, self.calls or []
         if self.train is not None:
@@ -500,8 +503,9 @@ class Sandbox:
         probe = sum(limits.timeout * 2 for task in tasks if task.gate)
         functions = [task for task in tasks if task.function is not None]
         rounds = -(-len(functions) // self.workers)
+        share = max([task.share for task in functions], default=1.0)
         training = sum(limits.timeout + limits.train_timeout for task in tasks if task.train)
-        return limits.startup_timeout + probe + rounds * 2 * limits.timeout + training + 5
+        return limits.startup_timeout + probe + rounds * (1 + share) * limits.timeout + training + 5
 
     @staticmethod
     def _open_up(scratch: Path, job_dir: Path, out_dir: Path, work_dir: Path, uid) -> None:
