@@ -336,8 +336,9 @@ def test_a_crash_at_stride_2_does_not_hide_a_flipped_kernel():
         ("AssertionError", "raised"),
     ]
     values, raised = forward.findings
-    stride_1 = [c for c, _ in cases_of("conv2d_forward") if c.stride == 1]
-    assert set(raised.cases) == {c.id for c, _ in cases_of("conv2d_forward") if c.stride > 1}
+    graded_cases = cases_of("conv2d_forward", hidden_cases(SEED))  # the catalogue's and hidden
+    stride_1 = [c for c, _ in graded_cases if c.stride == 1]
+    assert set(raised.cases) == {c.id for c, _ in graded_cases if c.stride > 1}
     assert set(values.cases) == {c.id for c in stride_1 if "asymmetric-kernel" in c.tags}
     assert "only stride 1 is supported" in raised.message
     assert "flipped the kernel where no flip was needed" in values.hint
