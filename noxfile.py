@@ -45,7 +45,12 @@ def minimums(session: nox.Session) -> None:
 
 @nox.session
 def newest(session: nox.Session) -> None:
-    """Run the default tests on the newest release of every dependency (and of torch here)."""
+    """Run the default tests on the newest release of every dependency (and of torch here).
+
+    torch comes from the configured indexes: with PyTorch's CPU index
+    (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu) it is the CPU build; an index
+    holding only PyPI's default Linux build installs that one, with its nvidia-* packages.
+    """
     session.install(f"torch=={NEWEST_TORCH}")
     # Everything else eagerly to its newest release, but torch held at the CPU build just
     # installed: an upgrade could otherwise fetch PyPI's CUDA build of a newer release.
