@@ -282,6 +282,7 @@ def test_building_the_cli_parser_does_not_import_the_grader():
     subprocess.run([sys.executable, "-c", lazy], check=True, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_folder_mode_grades_every_file_in_parallel_and_writes_a_summary_csv(tmp_path, capfd):
     for name in ("correct_vectorized", "buggy_relu_zero_gradient", "hostile_syntax_error"):
         shutil.copy(FIXTURES / f"{name}.py", tmp_path / f"{name}.py")
@@ -316,6 +317,7 @@ def test_folder_mode_grades_every_file_in_parallel_and_writes_a_summary_csv(tmp_
     assert document["passed"] is False and len(document["submissions"]) == 3
 
 
+@pytest.mark.slow
 def test_folder_mode_exits_0_when_every_submission_passes(tmp_path):
     folder = tmp_path / "submissions"
     folder.mkdir()
@@ -325,6 +327,7 @@ def test_folder_mode_exits_0_when_every_submission_passes(tmp_path):
     assert summary.read_text().splitlines()[0].startswith("submission,passed,functions_passed")
 
 
+@pytest.mark.slow
 def test_the_installed_entry_point_grades_the_template_as_failing():
     # The real `tinycnn` command (through python -m), as a student runs it.
     result = subprocess.run(
@@ -385,3 +388,34 @@ def test_every_finding_reaches_gradescope_as_it_reaches_the_json(tmp_path):
     test = {t["name"]: t for t in strict_json(gradescope_path)["tests"]}["maxpool2d_backward"]
     assert test["output"] == "fail: " + entry["detail"]
     assert all(f["hint"] in test["output"] for f in entry["findings"])
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["x = " + "+".join(["1"] * 3000) + "\n", "x = " + "-" * 5000 + "1\n"],
+    ids=["long-sum", "deep-unary"],
+)
+def test_source_too_deep_to_parse_is_a_verdict_not_a_crash(tmp_path, capfd, source):
+    # Found by attacking the checker: the parent's import scan raised RecursionError/MemoryError,
+    # so no table, no results.json and, in folder mode, no summary for anyone.
+    deep = tmp_path / "deep.py"
+    deep.write_text(source)
+    gradescope_path = tmp_path / "results.json"
+    assert check(deep, "--no-train", "--gradescope", gradescope_path) == 1
+    out = capfd.readouterr().out
+    assert "does not compile" in out and "nested too deeply" in out
+    assert strict_json(gradescope_path)["score"] == 0
+
+
+@pytest.mark.slow
+def test_source_too_deep_to_parse_in_a_helper_module_spares_the_folder(tmp_path, capfd):
+    shutil.copy(FIXTURES / "correct_vectorized.py", tmp_path / "alice.py")
+    (tmp_path / "bob").mkdir()
+    shutil.copy(FIXTURES / "correct_vectorized.py", tmp_path / "bob" / "ops.py")
+    (tmp_path / "bob" / "helper.py").write_text("x = " + "+".join(["1"] * 3000) + "\n")
+    assert check(tmp_path, "--no-train", "--entry", "ops") in (0, 1)
+    out = capfd.readouterr().out
+    assert "alice.py" in out and "Traceback" not in out
+    with open(tmp_path / "check_summary.csv", newline="") as handle:
+        rows = {Path(row["submission"]).stem: row for row in csv.DictReader(handle)}
+    assert rows["alice"]["passed"] == "True"

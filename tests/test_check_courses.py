@@ -101,6 +101,7 @@ def test_the_cs231n_crop_bug_fails_exactly_the_padding_0_backward_cases():
     assert "is empty for p = 0" in backward.full_detail
 
 
+@pytest.mark.slow
 def test_the_same_cs231n_file_without_api_is_graded_against_the_contract_and_told_so():
     report = graded("cs231n_layers_correct.py")
     got = statuses(report)
@@ -118,6 +119,7 @@ def test_the_same_cs231n_file_without_api_is_graded_against_the_contract_and_tol
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_channels_last_notebook_is_graded_without_running_its_test_cells():
     report = graded("deeplearning_ai_step_by_step.ipynb", "deeplearning-ai")
     got = statuses(report)
@@ -148,6 +150,7 @@ def test_the_channels_last_notebook_is_graded_without_running_its_test_cells():
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_folder_of_one_students_modules_is_graded_with_its_helpers():
     report = graded("multi_module")
     assert set(statuses(report).values()) == {"pass"}, {
@@ -195,6 +198,7 @@ def test_a_helper_may_not_take_a_library_name(tmp_path):
     assert "may not be named like a library" in problem and "(torch)" in problem
 
 
+@pytest.mark.slow
 def test_a_helper_that_imports_torch_breaks_the_policy_with_its_file_and_line(tmp_path):
     shutil.copy(COURSES / "multi_module" / "layers.py", tmp_path / "layers.py")
     shutil.copy(COURSES / "multi_module" / "losses.py", tmp_path / "losses.py")
@@ -268,6 +272,7 @@ def test_notebook_failures_name_the_cell_and_line(tmp_path):
     assert "is not a Jupyter notebook" in report.functions["relu_forward"].detail
 
 
+@pytest.mark.slow
 def test_the_correct_contract_file_as_a_notebook_passes(tmp_path):
     source = (SUBMISSIONS / "correct_vectorized.py").read_text()
     # Split at every definition, with a test cell after each that would fail if it ran.
@@ -439,6 +444,7 @@ def check(*argv) -> int:
     return main(["check", *map(str, argv)])
 
 
+@pytest.mark.slow
 def test_check_writes_gradescope_results_for_a_students_folder(tmp_path):
     submission = tmp_path / "submission"
     shutil.copytree(COURSES / "multi_module", submission)
@@ -451,6 +457,7 @@ def test_check_writes_gradescope_results_for_a_students_folder(tmp_path):
     assert check(COURSES / "cs231n_layers_correct.py", "--one-submission") == 2
 
 
+@pytest.mark.slow
 def test_folder_mode_grades_files_notebooks_and_student_folders(tmp_path, capfd):
     shutil.copy(SUBMISSIONS / "buggy_relu_zero_gradient.py", tmp_path / "ann.py")
     shutil.copytree(COURSES / "multi_module", tmp_path / "bob")
@@ -546,6 +553,7 @@ def test_a_hostile_notebook_is_a_compile_error_not_a_crash():
         convert_notebook(nested, "deep.ipynb")
 
 
+@pytest.mark.slow
 def test_pytest_impl_with_impl_api_agrees_with_check_on_a_course_file(tmp_path):
     fixture = COURSES / "cs231n_layers_crop_bug.py"
     run = subprocess.run(

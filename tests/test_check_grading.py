@@ -110,6 +110,7 @@ def test_the_student_template_is_graded_all_missing_never_passing():
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_flipped_kernel_fails_only_conv_with_the_case_in_words_and_a_flip_hint():
     report = graded("buggy_flipped_kernel")
     forward, backward = report.functions["conv2d_forward"], report.functions["conv2d_backward"]
@@ -128,6 +129,7 @@ def test_flipped_kernel_fails_only_conv_with_the_case_in_words_and_a_flip_hint()
     assert {s for n, s in statuses(report).items() if not n.startswith("conv")} == {"missing"}
 
 
+@pytest.mark.slow
 def test_pooling_ties_routed_to_the_last_maximum_fail_only_the_tie_cases():
     report = graded("buggy_pool_last_max")
     assert report.functions["maxpool2d_forward"].status == "pass"
@@ -178,6 +180,7 @@ def test_a_modified_input_fails_although_the_output_is_right():
     assert report.functions["relu_backward"].status == "pass"
 
 
+@pytest.mark.slow
 def test_softmax_overflow_and_sum_instead_of_mean_get_their_hints():
     overflow = graded("buggy_softmax_overflow").functions["softmax_cross_entropy"]
     assert overflow.status == "fail"
@@ -263,6 +266,7 @@ def hints_given(report) -> set[tuple[str, str, str]]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", sorted(EXPECTED_HINTS))
 def test_each_fixture_gets_exactly_its_hints(fixture):
     assert hints_given(graded(fixture)) == EXPECTED_HINTS[fixture]
@@ -401,6 +405,7 @@ def test_missing_functions_stubs_non_functions_and_exceptions():
     assert "no function relu_backward" in report.functions["relu_backward"].detail
 
 
+@pytest.mark.slow
 def test_an_endless_loop_times_out_only_its_function():
     started = time.monotonic()
     report = grade_submission(

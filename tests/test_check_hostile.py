@@ -106,6 +106,7 @@ def test_a_detached_process_neither_survives_nor_rewrites_the_results(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_import_run_through_exec_is_the_submissions_and_is_denied():
     report = grade_submission(
         FIXTURES / "hostile_exec_import.py", limits=FAST, train=False, seed=SEED
@@ -236,6 +237,7 @@ def test_the_checker_and_numpy_cannot_be_changed_by_a_submission():
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_table_of_memorised_outputs_fails_the_hidden_cases(tmp_path):
     # The whole public catalogue of relu_forward, memorised by input bytes: it passes every
     # catalogue case and none of the hidden ones drawn from the run's seed.
@@ -332,6 +334,7 @@ def test_no_network_no_escape_no_leak_and_no_escape_sequences(tmp_path):
     assert "ALL PASS" in detail and "\n" not in detail and len(detail) < 1200
 
 
+@pytest.mark.slow
 def test_file_names_cannot_write_escape_sequences_rows_or_formulas(tmp_path):
     folder = tmp_path / "class"
     folder.mkdir()
@@ -348,6 +351,7 @@ def test_file_names_cannot_write_escape_sequences_rows_or_formulas(tmp_path):
     assert all("\x1b" not in row["submission"] and "\n" not in row["submission"] for row in rows)
 
 
+@pytest.mark.slow
 def test_a_symlink_at_an_output_path_is_replaced_not_followed(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")

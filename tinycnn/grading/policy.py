@@ -164,10 +164,17 @@ def scan_imports(source: str | bytes) -> list[ImportUse]:
     Raises
     ------
     SyntaxError
-        If the source does not parse (the caller reports that instead).
+        If the source does not parse (the caller reports that instead), including source nested
+        too deeply for the parser (Python raises RecursionError or MemoryError for
+        ``1+1+...+1`` with thousands of terms, or ``------1``; it would not run such a file).
     """
     with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads at once
-        tree = ast.parse(source)
+        try:
+            tree = ast.parse(source)
+        except (RecursionError, MemoryError) as error:
+            raise SyntaxError(
+                f"nested too deeply for Python to compile ({type(error).__name__})"
+            ) from None
     uses = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
