@@ -162,3 +162,21 @@ def test_finite_entries_beside_special_values_keep_their_tolerance_and_scale():
 
 def test_the_sign_of_zero_is_not_compared():
     assert _compare(np.array([-0.0, 0.0]), np.array([0.0, -0.0]), op="relu").passed
+
+
+def test_the_oracle_works_after_torch_testing_disables_global_flags():
+    # The OpInfo module imports torch.testing._internal, which forbids plain assignments to
+    # torch.backends flags for the rest of the session; the oracle must still switch oneDNN off
+    # for special-value cases (found in CI: every later op test failed).
+    import subprocess
+    import sys
+
+    code = (
+        "import torch.testing._internal.common_utils\n"
+        "from tinycnn.parity_tests.cases import CASES\n"
+        "from tinycnn.parity_tests.torch_oracle import expected_outputs\n"
+        "case = next(c for c in CASES if c.special_tags)\n"
+        "print(sorted(expected_outputs(case)))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]

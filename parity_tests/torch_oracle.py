@@ -15,6 +15,7 @@ shape heuristics, an implementation detail; the native path is the definition.
 from __future__ import annotations
 
 import functools
+import warnings
 from types import ModuleType
 
 import numpy as np
@@ -42,13 +43,15 @@ def expected_outputs(case: OpCase) -> dict[str, np.ndarray]:
 
 @functools.cache
 def _expected_outputs_cached(case: OpCase) -> dict[str, np.ndarray]:
-    # (torch.backends.mkldnn.flags() would also touch TF32 settings, with a warning.)
-    enabled = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = enabled and not case.special_tags
-    try:
-        return _torch_outputs(case)
-    finally:
-        torch.backends.mkldnn.enabled = enabled
+    # The flags() context manager, not an assignment: once torch.testing._internal has been
+    # imported (the OpInfo parity module does), torch refuses plain assignments to backend flags
+    # ("not allowed ... after disable_global_flags"). flags() also resets oneDNN's TF32 setting,
+    # with a warning about Intel GPUs that does not apply to a CPU run.
+    enabled = torch.backends.mkldnn.enabled and not case.special_tags
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        with torch.backends.mkldnn.flags(enabled=enabled):
+            return _torch_outputs(case)
 
 
 def _torch_outputs(case: OpCase) -> dict[str, np.ndarray]:
