@@ -28,6 +28,12 @@ def ops(pytestconfig: pytest.Config) -> ModuleType:
     return importlib.import_module("tinycnn.reference.ops")
 
 
+@pytest.fixture(scope="session")
+def impl_given(pytestconfig: pytest.Config) -> bool:
+    """Whether a submission (``--impl``) is under test rather than the reference."""
+    return pytestconfig.stash.get(IMPL_KEY, None) is not None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",

@@ -101,3 +101,35 @@ def test_the_stride_0_fixture_really_raises_zero_division():
     spec.loader.exec_module(module)
     with pytest.raises(ZeroDivisionError):
         module.conv2d_forward(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), np.ones(1), stride=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["correct_vectorized", "correct_loops"])
+def test_a_correct_file_passes_every_test_of_the_installed_suite(fixture, tmp_path):
+    """The README's command for students, run from outside the clone, passes a correct file:
+    nothing outside the student contract (special values drawn by the property tests, say)
+    reaches a submission under ``--impl``."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "tinycnn.parity_tests",
+            "--impl",
+            str(FIXTURES / f"{fixture}.py"),
+            "-m",
+            "not slow",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--tb=line",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "1000", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert re.search(r"\b\d{3,} passed\b", run.stdout), run.stdout[-500:]
