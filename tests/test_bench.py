@@ -7,6 +7,7 @@ Python subprocesses standing in for them."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import replace
 
@@ -264,6 +265,13 @@ def fake_result(rows: list[dict], **machine) -> bench.BenchResult:
     )
 
 
+def markdown_cells(line: str) -> list[str]:
+    """The cells of one markdown table line, stripped, with ``\\|`` read back as ``|``."""
+    cells = re.split(r"(?<!\\)\|", line.strip())
+    assert cells[0] == cells[-1] == "", line  # the line starts and ends with "|"
+    return [cell.strip().replace("\\|", "|") for cell in cells[1:-1]]
+
+
 def test_markdown_has_title_machine_threads_table_and_verdicts():
     rows = [
         training_row("TinyCNN", 32, 5.25)
@@ -292,15 +300,33 @@ def test_markdown_has_title_machine_threads_table_and_verdicts():
     table = [line for line in lines if line.startswith("|")]
     assert len(table) == 2 + len(rows)  # header, alignment line, one line per row
     assert all(line.endswith("|") for line in table)
-    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    header, alignment, *body = [markdown_cells(line) for line in table]
     assert header == list(bench.TABLE_HEADER) and "NumPy/PyTorch" in header and "target" in header
-    assert (
-        "| 5.25x | 2,100/s | 2.50x (2.25-2.75) | - | - | pass (>= 4x); pass (>= 1x JAX) |"
-        in (table[2])
-    )
-    assert "5,250/s" in table[2]
-    assert r"tinycnn check \| correct" in table[3] and "3.5 s" in table[3]  # "|" escaped
-    assert "failed (exit 1): 2 failed, 98 passed" in table[4] and "FAIL (< 60 s)" in table[4]
+    # times and ratios right-aligned ("---:"), names and verdicts left-aligned
+    right = [column for column, dashes in zip(header, alignment, strict=True) if dashes[-1] == ":"]
+    assert right == list(bench.TABLE_HEADER[3:10])  # NumPy ... NumPy/JAX tuned
+    assert right[0] == "NumPy" and right[-1] == "NumPy/JAX tuned"
+    assert all(set(dashes.strip(":")) == {"-"} for dashes in alignment)
+    assert [dashes[0] == ":" for dashes in alignment] == [column not in right for column in header]
+    training, check, suite = (dict(zip(header, cells, strict=True)) for cells in body)
+    assert training == {
+        "section": "training",
+        "benchmark": "TinyCNN, batch 32",
+        "dtype": "float32",
+        "NumPy": "5,250/s",
+        "PyTorch": "1,000/s",
+        "NumPy/PyTorch": "5.25x",
+        "JAX": "2,100/s",
+        "NumPy/JAX": "2.50x (2.25-2.75)",
+        "JAX tuned": "-",
+        "NumPy/JAX tuned": "-",
+        "target": "pass (>= 4x); pass (>= 1x JAX)",
+    }
+    assert check["benchmark"] == "tinycnn check | correct"  # escaped in the line, one cell
+    assert r"tinycnn check \| correct" in table[3]
+    assert check["NumPy"] == "3.5 s" and check["target"] == "pass (< 15 s)"
+    assert suite["NumPy"] == "failed (exit 1): 2 failed, 98 passed"
+    assert suite["target"] == "FAIL (< 60 s)"
     verdicts = {line for line in lines if line.startswith("- **")}
     assert (
         "- **PASS**: grading a correct submission (tinycnn check) under 15 s (1 row, 3.5 s)"
@@ -471,7 +497,9 @@ def test_bench_command_runs_and_writes_json_with_every_section(tmp_path, monkeyp
     assert "NumPy/PyTorch" in out and "Targets:" in out and f"wrote {path}" in out
     assert f"wrote {markdown}" in out
     document = markdown.read_text()
-    assert document.startswith("# ") and "| section | benchmark |" in document
+    assert document.startswith("# ")
+    header = next(line for line in document.splitlines() if line.startswith("|"))
+    assert markdown_cells(header) == list(bench.TABLE_HEADER)
     assert data["schema"] == bench.SCHEMA
     assert set(data) >= {"settings", "threads", "machine", "rows", "targets", "all_targets_pass"}
     assert data["settings"]["quick"] is True

@@ -81,6 +81,7 @@ __all__ = [
     "format_markdown",
     "format_table",
     "machine_facts",
+    "markdown_rows",
     "ratio",
     "register",
     "run_bench",
@@ -1253,9 +1254,24 @@ def format_table(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
-def _markdown_cell(text: str) -> str:
-    # A "|" inside a cell would end it (underscores inside words are no emphasis in GFM).
-    return text.replace("|", "\\|")
+#: Columns of :data:`TABLE_HEADER` right-aligned in the markdown table (times and ratios).
+NUMBER_COLUMNS = TABLE_HEADER[3:10]
+
+
+def markdown_rows(result: BenchResult) -> str:
+    """The rows as a markdown table, by the project's one renderer (times and ratios right-aligned).
+
+    Each cell is the text of :func:`format_table`'s cell; :func:`tinycnn.markdown.markdown_table`
+    escapes a ``|`` inside a cell.
+    """
+    import pandas as pd
+
+    from tinycnn.markdown import markdown_table
+
+    cells = pd.DataFrame([_row_cells(row) for row in result.rows], columns=list(TABLE_HEADER))
+    return markdown_table(
+        cells, columns=TABLE_HEADER, align={column: "right" for column in NUMBER_COLUMNS}
+    )
 
 
 def format_markdown(result: BenchResult, created: str | None = None) -> str:
@@ -1292,12 +1308,11 @@ def format_markdown(result: BenchResult, created: str | None = None) -> str:
         "",
         "## Results",
         "",
-        "| " + " | ".join(TABLE_HEADER) + " |",
-        "|" + "|".join(["---"] * 3 + ["---:"] * 7 + ["---"]) + "|",
+        markdown_rows(result),
+        "",
+        "## Targets",
+        "",
     ]
-    for row in result.rows:
-        lines.append("| " + " | ".join(_markdown_cell(cell) for cell in _row_cells(row)) + " |")
-    lines += ["", "## Targets", ""]
     for verdict in result.targets:
         lines.append(f"- **{verdict['status'].upper()}**: {_verdict_text(verdict)}")
     statuses = [verdict["status"] for verdict in result.targets]
