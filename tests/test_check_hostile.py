@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from tinycnn.parity_tests.cases import GRADED_CASES, hidden_cases, make_inputs
 from tinycnn.grading.channel import ResultDirectory, read_call
 from tinycnn.grading.grader import grade_submission
 from tinycnn.grading.policy import UnsafeEncoding, read_source
-from tinycnn.grading.sandbox import Limits, SandboxUnavailable, isolation_level
+from tinycnn.grading.sandbox import MAX_RUN_BYTES, Limits, SandboxUnavailable, isolation_level
 
 FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
 FAST = Limits(timeout=3.0)
@@ -421,3 +422,95 @@ def test_the_csv_states_the_isolation_level_and_the_seed(tmp_path):
     row = next(csv.DictReader(summary.read_text().splitlines()))
     assert row["isolation"] == isolation_level() and row["seed"] == "12"
     assert "seed 12" in out
+
+
+# --------------------------------------------------------------------------------------------
+# Resources of a whole run: disk, files, memory
+# --------------------------------------------------------------------------------------------
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def _levels_for_destructive_fixtures() -> list[str]:
+    # The fixtures spare a machine graded as root at level "process" (they would write as root).
+    levels = [level for level in ("bubblewrap", "uid", "process") if _available(level)]
+    return [level for level in levels if not (level == "process" and os.getuid() == 0)]
+
+
+def _available(level: str) -> bool:
+    try:
+        return isolation_level(level) == level
+    except SandboxUnavailable:
+        return False
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "work",
+        pytest.param("results", marks=pytest.mark.slow),
+        pytest.param("entries", marks=pytest.mark.slow),
+        pytest.param("deep", marks=pytest.mark.slow),
+        pytest.param("held", marks=pytest.mark.slow),
+        pytest.param("memfd", marks=pytest.mark.slow),
+    ],
+)
+@pytest.mark.parametrize("level", _levels_for_destructive_fixtures())
+def test_a_run_that_fills_the_disk_is_stopped_at_its_budget(tmp_path, monkeypatch, level, mode):
+    fixture = tmp_path / "fills.py"
+    source = (FIXTURES / "hostile_fills_disk.py").read_text()
+    fixture.write_text(source.replace('MODE = "work"', f"MODE = {mode!r}"))
+    # The run's scratch directory in a new one (where the sandbox's uid can cross: not tmp_path).
+    scratch = Path(tempfile.mkdtemp(prefix="tinycnn-fills-"))
+    scratch.chmod(0o711)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    peak, grading = [0], threading.Event()
+
+    def measure():
+        while not grading.is_set():
+            peak[0] = max(peak[0], _tree_bytes(scratch))
+            time.sleep(0.02)
+
+    meter = threading.Thread(target=measure, daemon=True)
+    meter.start()
+    started = time.monotonic()
+    try:
+        report = grade_submission(
+            fixture, limits=Limits(timeout=20.0), train=False, seed=SEED, isolation=level
+        )
+    finally:
+        grading.set()
+        meter.join()
+    assert time.monotonic() - started < 15  # stopped, not timed out after 20 s
+    for name, result in report.functions.items():
+        assert result.status != "pass", name
+        assert "the checker stopped it" in result.detail, (name, result.detail)
+    if mode in ("work", "results"):
+        assert peak[0] < MAX_RUN_BYTES + 512 * 2**20, peak[0]
+    scratch.rmdir()  # the grading removed everything it made
+
+
+@pytest.mark.parametrize("level", [lv for lv in _levels_for_destructive_fixtures() if lv != "uid"])
+def test_a_run_can_write_nothing_shared_outside_its_scratch_directory(tmp_path, level):
+    fixture = tmp_path / "outside.py"
+    source = (FIXTURES / "hostile_fills_disk.py").read_text()
+    fixture.write_text(source.replace('MODE = "work"', 'MODE = "outside"'))
+    before = {place: set(os.listdir(place)) for place in ("/dev/shm", "/var/tmp", "/tmp")}
+    report = grade_submission(
+        fixture, limits=Limits(timeout=5.0), train=False, seed=SEED, isolation=level
+    )
+    detail = report.functions["relu_forward"].detail
+    # Its /tmp is its own work directory (counted with its results), nothing else is writable.
+    assert "wrote to: nowhere at" in detail or "wrote to: /tmp at" in detail, detail
+    for place, names in before.items():
+        left = {n for n in set(os.listdir(place)) - names if n.startswith("tinycnn-fill-")}
+        assert left == set(), (place, left)

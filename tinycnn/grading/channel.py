@@ -165,10 +165,20 @@ class ResultDirectory:
 
     Use as a context manager; `sub` opens a subdirectory the same way. Every read counts
     against one byte budget (`MAX_TOTAL_BYTES`) shared by the directory and its subdirectories.
+    ``refused`` (why the sandbox was stopped over a budget) refuses every read with that reason:
+    each task of the run becomes a malformed run that says so.
     """
 
-    def __init__(self, path: str | Path, *, _fd: int | None = None, _budget: list | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        refused: str | None = None,
+        _fd: int | None = None,
+        _budget: list | None = None,
+    ):
         self.path = Path(path)
+        self.refused = refused
         self._budget = _budget if _budget is not None else [MAX_TOTAL_BYTES]
         if _fd is None:
             _fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -188,6 +198,8 @@ class ResultDirectory:
 
     def names(self) -> set[str]:
         """The entries' names; raises `Malformed` beyond `MAX_ENTRIES`."""
+        if self.refused is not None:
+            raise Malformed(self.refused)
         if self._names is None:
             names = set()
             with os.scandir(self.fd) as entries:

@@ -82,7 +82,8 @@ def drop_privileges(uid, gid):
 
 
 def apply_limits(limits):
-    """Cap processes, address space, CPU time, file size and core dumps (POSIX only)."""
+    """Cap processes, address space, CPU time, file size, open files and core dumps (POSIX
+    only)."""
     try:
         import resource
     except ImportError:
@@ -92,6 +93,7 @@ def apply_limits(limits):
         ("RLIMIT_AS", limits.get("memory_bytes")),
         ("RLIMIT_CPU", limits.get("cpu_seconds")),
         ("RLIMIT_FSIZE", limits.get("file_bytes")),
+        ("RLIMIT_NOFILE", limits.get("open_files")),
         ("RLIMIT_CORE", 0),
     ]
     for name, value in caps:

@@ -12,7 +12,8 @@ Isolation levels (:func:`isolation_level`), strongest first:
     fresh PID, network, IPC and UTS namespaces (no network at all), an unprivileged uid, and a
     file system holding only, read-only, the Python runtime (its standard library; every
     ``site-packages`` hidden), NumPy, the child script, the submission's private copy and its
-    inputs; plus its own empty result directory (writable) and a small private ``/tmp``. Torch,
+    inputs; plus its own empty result and work directories (writable; the work directory is its
+    ``/tmp``), ``/dev`` read-only. Torch,
     the other frameworks, this project, other submissions and the checker's outputs do not exist
     inside. When the supervisor ends, the kernel kills every process left in the namespace.
 ``uid``
@@ -40,10 +41,12 @@ import os
 import shutil
 import signal
 import site
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,8 +82,18 @@ ISOLATION_DESCRIPTIONS = {
 MAX_FILE_BYTES = 64 * 2**20
 #: Processes (threads included) one sandbox may have at once.
 MAX_PROCESSES = 64
-#: Size of the sandbox's private /tmp.
-TMP_BYTES = 64 * 2**20
+#: Open files per process (RLIMIT_NOFILE): bounds the files a process can hold after deleting
+#: them, and what the checker reads to count them.
+MAX_OPEN_FILES = 256
+#: Bytes and entries (files, directories, links) a whole run may keep on disk: its result
+#: directory and its /tmp together, plus files it holds open after deleting them. An honest run
+#: leaves about 1,000 entries and 7 MB.
+MAX_RUN_BYTES = 256 * 2**20
+MAX_RUN_ENTRIES = 16384
+#: Deepest directory a run may make (its results are two levels deep).
+MAX_RUN_DEPTH = 8
+#: Seconds between two measurements of a running sandbox (disk, memory, processes).
+WATCH_SECONDS = 0.1
 #: uids handed to sandboxes when the checker runs as root (one per sandbox, never a real user's).
 UID_BASE, UID_RANGE = 0x6B630000, 1 << 16
 _uid_counter = itertools.count()
@@ -287,6 +300,122 @@ def _package_directories(names: Sequence[str]) -> list[Path]:
 
 
 # --------------------------------------------------------------------------------------------
+# Watching a run from outside: disk, files held open, memory
+# --------------------------------------------------------------------------------------------
+#
+# The kernel's per-process limits (RLIMIT_FSIZE, RLIMIT_AS) cap one file and one process, not a
+# run: 64 processes could each fill files or memory up to its limit. Without root or cgroups
+# (a laptop, a Docker grader) no kernel mechanism caps a group of processes, so the checker
+# measures the run itself while it waits, every `WATCH_SECONDS`, and stops it over a budget:
+# the disk its writable directories use, the deleted-but-open files and memfds its processes
+# hold, and its processes' memory. A run can exceed a budget only by what it writes or
+# allocates between two measurements.
+
+
+def _tree_usage(root: Path, max_entries: int, max_depth: int) -> tuple[int, int, str | None]:
+    """``(bytes allocated, entries, reason)`` of the directory tree at ``root``; links are not
+    followed. ``reason`` names a limit the tree exceeds (counting stops there), else None."""
+    total = entries = 0
+    stack = [(str(root), 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            iterator = os.scandir(directory)
+        except OSError:  # removed, or replaced by a link meanwhile
+            continue
+        with iterator:
+            for entry in iterator:
+                entries += 1
+                if entries > max_entries:
+                    return total, entries, f"made more than {max_entries} files"
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += info.st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    if depth + 1 > max_depth:
+                        return total, entries, f"made directories more than {max_depth} deep"
+                    stack.append((entry.path, depth + 1))
+    return total, entries, None
+
+
+def _processes_of(top: int, uid: int | None) -> list[int]:
+    """Live processes of a run: ``top`` and its descendants, and every process of ``uid`` (a
+    uid of the run's own), from ``/proc`` (empty where there is none)."""
+    parents: dict[int, list[int]] = {}
+    found = set()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            if uid is not None and os.stat(f"/proc/{name}").st_uid == uid:
+                found.add(int(name))
+        except (OSError, IndexError):
+            continue
+        if fields[0] != b"Z":
+            parents.setdefault(int(fields[1]), []).append(int(name))
+    stack, visited = [top], set()
+    while stack:
+        pid = stack.pop()
+        if pid not in visited:
+            visited.add(pid)
+            stack += parents.get(pid, [])
+    return sorted(found | visited)
+
+
+def _held_files(pids: Sequence[int], seen: set[tuple[int, int]]) -> int:
+    """Bytes of the deleted files and memfds the processes hold open (invisible in any
+    directory; each counted once)."""
+    total = 0
+    for pid in pids:
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                info = os.stat(f"/proc/{pid}/fd/{descriptor}")
+            except OSError:
+                continue
+            key = (info.st_dev, info.st_ino)
+            if stat.S_ISREG(info.st_mode) and info.st_nlink == 0 and key not in seen:
+                seen.add(key)
+                total += info.st_blocks * 512
+    return total
+
+
+class _Watch:
+    """Measures one run against its budgets; `over` says which one it exceeds."""
+
+    def __init__(self, top: int, uid: int | None, directories: Sequence[Path]):
+        self.top, self.uid, self.directories = top, uid, list(directories)
+
+    def over(self) -> str | None:
+        """Why the run must be stopped, in words, or None."""
+        total = entries = 0
+        for directory in self.directories:
+            size, count, reason = _tree_usage(directory, MAX_RUN_ENTRIES - entries, MAX_RUN_DEPTH)
+            if reason is not None:
+                return f"the run {reason}: the checker stopped it"
+            total, entries = total + size, entries + count
+        pids = _processes_of(self.top, self.uid)
+        total += _held_files(pids, set())
+        if total > MAX_RUN_BYTES:
+            return (
+                f"the run wrote more than {MAX_RUN_BYTES // 2**20} MiB of files: "
+                f"the checker stopped it"
+            )
+        return None
+
+
+# --------------------------------------------------------------------------------------------
 # Running one job
 # --------------------------------------------------------------------------------------------
 
@@ -485,14 +614,15 @@ class Sandbox:
                     "train_timeout": self.limits.train_timeout,
                     "memory_bytes": int(self.limits.memory_mb) * 2**20,
                     "file_bytes": MAX_FILE_BYTES,
+                    "open_files": MAX_OPEN_FILES,
                     "nproc": MAX_PROCESSES,
                     "cpu_seconds": int(self._deadline(tasks)) + 10,
                 },
             }
             (job_dir / "job.json").write_text(json.dumps(job))
             self._open_up(scratch, job_dir, out_dir, work_dir, uid)
-            finished = self._execute(scratch, job_dir, out_dir, uid, tasks)
-            with ResultDirectory(out_dir) as results:
+            finished, stopped = self._execute(scratch, job_dir, out_dir, uid, tasks)
+            with ResultDirectory(out_dir, refused=stopped) as results:
                 yield results, finished
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -519,7 +649,7 @@ class Sandbox:
             for directory in (out_dir, work_dir):
                 os.chown(directory, uid, uid)
 
-    def _command(self, job_dir: Path, out_dir: Path) -> list[str]:
+    def _command(self, job_dir: Path, out_dir: Path, work_dir: Path) -> list[str]:
         if self.isolation != "bubblewrap":
             return [_interpreter(), "-I", "-S", "-B", str(CHILD_SCRIPT), str(job_dir / "job.json")]
         made: set[str] = set()
@@ -532,39 +662,51 @@ class Sandbox:
         command += _parents_then("--ro-bind", str(ADAPTER_SCRIPT), BOX_ADAPTER, made)
         command += _parents_then("--ro-bind", str(job_dir), BOX_JOB, made)
         command += _parents_then("--bind", str(out_dir), BOX_OUT, made)
-        command += ["--proc", "/proc", "--dev", "/dev"]
-        command += [
-            "--perms",
-            "1777",
-            "--size",
-            str(TMP_BYTES),
-            "--tmpfs",
-            "/tmp",
-            "--chdir",
-            "/tmp",
-        ]
+        # Nothing writable may be RAM or disk the checker does not count: /dev (a tmpfs that
+        # bubblewrap makes writable in a user namespace, /dev/shm included) is made read-only,
+        # and /tmp is the run's work directory on the host, which `_Watch` measures with the
+        # results. A tmpfs with --size would cap bytes but not files: each empty file is kernel
+        # memory.
+        command += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
+        command += _parents_then("--bind", str(work_dir), "/tmp", made)
+        command += ["--chdir", "/tmp"]
         command += ["--", _interpreter(), "-I", "-S", "-B", BOX_CHILD, f"{BOX_JOB}/job.json"]
         return command
 
-    def _execute(self, scratch: Path, job_dir: Path, out_dir: Path, uid, tasks) -> bool:
-        """Start the sandbox, wait for it up to the deadline, then make sure all of it is gone."""
+    def _execute(
+        self, scratch: Path, job_dir: Path, out_dir: Path, uid, tasks
+    ) -> tuple[bool, str | None]:
+        """Start the sandbox, watch it up to the deadline, then make sure all of it is gone.
+
+        Returns ``(finished, stopped)``: ``finished`` is False if the run was killed before
+        its supervisor ended; ``stopped`` says why, when a budget (`_Watch`) was exceeded."""
+        work_dir = scratch / "work"
         process = subprocess.Popen(
-            self._command(job_dir, out_dir),
+            self._command(job_dir, out_dir, work_dir),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=_debug_stream(),
-            cwd=scratch / "work",
+            cwd=work_dir,
             env=_environment(),
             start_new_session=True,
         )
-        finished = True
+        watch = _Watch(process.pid, uid, [out_dir, work_dir])
+        deadline = time.monotonic() + self._deadline(tasks)
+        finished, stopped = True, None
         try:
-            process.wait(timeout=self._deadline(tasks))
-        except subprocess.TimeoutExpired:
-            finished = False
+            while True:
+                try:
+                    process.wait(timeout=min(WATCH_SECONDS, max(0.0, deadline - time.monotonic())))
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                stopped = watch.over()
+                if stopped is not None or time.monotonic() >= deadline:
+                    finished = False
+                    break
         finally:
             _kill_group(process.pid)
             process.wait()
             if uid is not None and self.isolation == "uid":
                 _kill_uid(uid)
-        return finished
+        return finished, stopped
