@@ -92,14 +92,19 @@ def test_one_step_gradients_equal_the_public_ops(geometry, dtype):
     expected_loss, expected = model.loss_and_gradients(x[10:42], labels[10:42])
 
     steps = fast.TrainingSteps(model, x, labels, lr=0.1)
-    plan = fast._plan_for(model, 32)
-    loss = plan.loss_and_gradients(
-        steps.x, steps.labels, np.arange(10, 42), steps._params, steps._grads
-    )
+    loss = steps._plan(32).loss_and_gradients(np.arange(10, 42))
     steps.close()
     assert loss == expected_loss
     for key, gradient in expected.items():
         np.testing.assert_array_equal(bits(steps._grads[key]), bits(gradient), err_msg=key)
+
+
+def tinycnn_plan(batch_size: int):
+    """A TinyCNN plan of ``batch_size``, as the steps build it."""
+    data = dataset(0)
+    return fast.TrainingSteps(reference.TinyCNN(), data.x_train, data.y_train, lr=0.1)._plan(
+        batch_size
+    )
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 5, 32, 100])
@@ -109,14 +114,14 @@ def test_both_convolution_routes_give_the_public_numbers(batch_size, monkeypatch
     data = dataset(5)
     assert_same_runs(*train_both(lambda: reference.TinyCNN(seed=3), data, config))
     monkeypatch.setattr(fast._TinyCNNPlan, "_rows_agree_with_patches", lambda plan: False)
-    assert fast._TinyCNNPlan(reference.TinyCNN(), batch_size).route == "patches"
+    assert tinycnn_plan(batch_size).route == "patches"
     assert_same_runs(*train_both(lambda: reference.TinyCNN(seed=3), data, config))
 
 
 def test_the_patch_route_of_the_weight_gradient_gives_the_public_numbers(monkeypatch):
     """Above the dense size limit the public conv2d_backward works on patches; so does the plan."""
     monkeypatch.setattr(ops, "DENSE_BACKWARD_MAX_ENTRIES", 0)
-    plan = fast._TinyCNNPlan(reference.TinyCNN(), 32)
+    plan = tinycnn_plan(32)
     assert not plan.dense and plan.route == "patches"
     config = reference.TrainConfig(epochs=1, batch_size=32, seed=2, weight_decay=1e-2)
     assert_same_runs(*train_both(lambda: reference.TinyCNN(seed=3), dataset(5), config))
@@ -124,7 +129,7 @@ def test_the_patch_route_of_the_weight_gradient_gives_the_public_numbers(monkeyp
 
 def test_the_route_check_catches_a_convolution_that_differs():
     """A band with its weights one place off must fail the plan's own comparison."""
-    plan = fast._TinyCNNPlan(reference.TinyCNN(), 32)
+    plan = tinycnn_plan(32)
     assert plan.route == "rows" or plan._rows_agree_with_patches() is False
     plan.band_weight = np.roll(plan.band_weight, 1)
     assert plan._rows_agree_with_patches() is False
@@ -200,3 +205,15 @@ def test_bad_training_data_is_refused_once_with_a_clear_message():
         fast.TrainingSteps(model, np.zeros((4, 1, 9, 9)), np.zeros(4, int), lr=0.1)
     assert isinstance(model.params["conv.weight"], np.ndarray)  # untouched by the failures
     assert model.params["conv.weight"].base is None
+
+
+def test_a_minibatch_index_outside_the_training_set_is_an_index_error():
+    """Indices are checked once per step (the label gather); the other gathers rely on it."""
+    data = dataset(0)
+    for model in (reference.TinyCNN(), reference.MLP()):
+        steps = fast.TrainingSteps(model, data.x_train, data.y_train, lr=0.05)
+        with pytest.raises(IndexError):
+            steps(np.array([0, 100]))  # 100 samples: 0..99
+        with pytest.raises(IndexError):
+            steps(np.array([-101, 3]))
+        steps.close()
