@@ -344,8 +344,13 @@ class NamespaceGuard:
                 }
         return saved
 
-    def check(self):
-        """Record and undo the submission's changes; returns every name recorded so far."""
+    def check(self, scan=True):
+        """Record and undo the submission's changes; returns every name recorded so far.
+
+        With ``scan``, also look through every NumPy module, private ones included, for the
+        submission's own functions: that takes milliseconds, so it runs after the import and at
+        the end of a task, not after every call (its findings are reported only then anyway).
+        """
         for module_name, saved in self.saved.items():
             namespace = _sys_modules[module_name].__dict__
             for key, value in saved.items():
@@ -357,6 +362,8 @@ class NamespaceGuard:
                     if not key.startswith("_") and key not in saved:
                         self.tampered.add("builtins." + key)
                         del namespace[key]
+        if not scan:
+            return None
         for module_name, module in _list(_sys_modules.items()):
             if module is None or module_name.split(".")[0] != "numpy":
                 continue
@@ -484,18 +491,20 @@ def run_calls(function, calls, writer, np_ndarray, np_generic, submission_path, 
             args = [inputs[name] for name in call["args"]]
             result = function(*args, **call["kwargs"])
         except _BaseException as error:  # includes SystemExit and KeyboardInterrupt
-            namespaces.check()
+            seconds = _perf_counter() - started
+            namespaces.check(scan=False)
             payload = {"outcome": "raised", "error": describe_exception(error, submission_path)}
             chunks = []
         else:
-            namespaces.check()
+            seconds = _perf_counter() - started
+            namespaces.check(scan=False)
             chunks = []
             record, offset = encode(result, np_ndarray, np_generic, chunks, 0)
             after = {}
             for key, value in inputs.items():  # as they are now: the parent checks them
                 after[key], offset = encode(value, np_ndarray, np_generic, chunks, offset, 1)
             payload = {"outcome": "returned", "result": record, "inputs_after": after}
-        payload["seconds"] = _perf_counter() - started
+        payload["seconds"] = seconds  # in the function only: the checker's work is not counted
         try:
             writer.save(f"call_{index:05d}", payload, chunks)
         except OSError as error:  # e.g. a result beyond the file-size limit (EFBIG)
@@ -677,18 +686,18 @@ def _finish(entry, timed_out, exit_status, now):
 
 def unpack_arrays(data, np):
     """The arrays the checker packed (``sandbox.pack_arrays``), in their original memory layout,
-    writable (a submission that modifies its input in place is caught by the checker)."""
+    each writable and in its own buffer (a submission that modifies its input in place is caught
+    by the checker, and cannot reach another case's arrays)."""
+    raw = data["data"].tobytes()
+    layout = data["layout"].tolist()  # one row per array
     arrays = {}
-    for name in data.files:
-        if name.endswith((".layout", ".dtype")):
-            continue
-        layout = [_int(n) for n in data[name + ".layout"]]
-        start, ndim = layout[0], layout[2]
-        shape, strides = layout[3 : 3 + ndim], layout[3 + ndim : 3 + 2 * ndim]
-        buffer = bytearray(data[name].tobytes())
-        arrays[name] = np.ndarray(
-            shape, np.dtype(_str(data[name + ".dtype"])), buffer, start, strides
-        )
+    for name, dtype, row in zip(
+        data["names"].tolist(), data["dtypes"].tolist(), layout, strict=True
+    ):
+        offset, nbytes, start, ndim = row[:4]
+        shape, strides = row[4 : 4 + ndim], row[4 + ndim : 4 + 2 * ndim]
+        buffer = bytearray(raw[offset : offset + nbytes])
+        arrays[name] = np.ndarray(shape, np.dtype(dtype), buffer, start, strides)
     return arrays
 
 

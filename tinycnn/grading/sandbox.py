@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import glob
+import io
 import itertools
 import json
 import os
@@ -470,29 +471,46 @@ def _byte_bounds(array: np.ndarray) -> tuple[int, int]:
 
 
 def pack_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Arrays as ``.npz`` entries that keep their memory layout (Fortran order, negative strides,
-    views with gaps): for each, the raw bytes it spans (``NAME``) and ``NAME.layout``, an int64
-    vector ``[offset, itemsize, ndim, *shape, *strides]`` and ``NAME.dtype``. The child rebuilds
-    the same strided view (``child.unpack_arrays``)."""
+    """Arrays as four ``.npz`` entries that keep each array's memory layout (Fortran order,
+    negative strides, views with gaps): ``data`` (uint8), the raw bytes each array spans, one
+    after the other; ``names`` and ``dtypes`` (strings); and ``layout`` (int64, one row per
+    array: ``[offset in data, bytes, start, ndim, *shape, *strides]``, zero-padded). The child
+    rebuilds the same strided views (``child.unpack_arrays``). Four entries however many arrays:
+    writing and reading thousands of small ``.npz`` members cost more than the grading."""
     import ctypes
 
-    packed = {}
+    names, dtypes, rows, chunks, offset = [], [], [], [], 0
     for name, array in arrays.items():
         array = np.asarray(array)
         if array.size == 0 or array.dtype.hasobject:
             array = np.ascontiguousarray(array)
-            low, raw = 0, array.tobytes()
-            start = 0
+            raw, start = array.tobytes(), 0
         else:
             low, high = _byte_bounds(array)
             raw = ctypes.string_at(low, high - low)
             start = array.__array_interface__["data"][0] - low
-        packed[name] = np.frombuffer(raw, dtype=np.uint8)
-        packed[name + ".layout"] = np.array(
-            [start, array.itemsize, array.ndim, *array.shape, *array.strides], dtype=np.int64
-        )
-        packed[name + ".dtype"] = np.array(array.dtype.str)
-    return packed
+        names.append(name)
+        dtypes.append(array.dtype.str)
+        rows.append([offset, len(raw), start, array.ndim, *array.shape, *array.strides])
+        chunks.append(raw)
+        offset += len(raw)
+    layout = np.zeros((len(rows), max(map(len, rows), default=4)), dtype=np.int64)
+    for index, row in enumerate(rows):
+        layout[index, : len(row)] = row
+    return {
+        "data": np.frombuffer(b"".join(chunks), dtype=np.uint8),
+        "names": np.array(names, dtype=str),
+        "dtypes": np.array(dtypes, dtype=str),
+        "layout": layout,
+    }
+
+
+def pack_inputs(arrays: dict[str, np.ndarray]) -> bytes:
+    """The ``.npz`` file of `pack_arrays`, as bytes: what `Sandbox.run` writes for ``arrays``
+    (a caller grading many submissions on the same inputs packs them once)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **pack_arrays(arrays))
+    return buffer.getvalue()
 
 
 @dataclass
@@ -559,7 +577,7 @@ class Sandbox:
         self,
         submission: Path,
         tasks: Sequence[Task],
-        inputs: dict[str, dict[str, np.ndarray]],
+        inputs: dict[str, dict[str, np.ndarray] | bytes],
         functions: Sequence[str],
         *,
         student_modules: Sequence[str] = (),
@@ -570,10 +588,10 @@ class Sandbox:
         ``submission`` is the student's entry module, alone in a folder with the student's other
         modules (``student_modules``, which may import each other); the whole folder is copied.
         ``api`` names the course API the child calls through the checker's adapter.
-        ``inputs`` maps each ``.npz`` file name used by the tasks to its arrays; the checker
-        writes them before the sandbox starts. ``finished`` is False if the whole run was killed
-        at its overall deadline. Every process of the run has ended before this yields, and the
-        scratch directory is deleted afterwards.
+        ``inputs`` maps each ``.npz`` file name used by the tasks to its arrays (or to the bytes
+        `pack_inputs` made of them); the checker writes them before the sandbox starts.
+        ``finished`` is False if the whole run was killed at its overall deadline. Every process
+        of the run has ended before this yields, and the scratch directory is deleted afterwards.
         """
         scratch = Path(tempfile.mkdtemp(prefix="tinycnn-check-"))
         try:
@@ -587,8 +605,8 @@ class Sandbox:
             for name, arrays in inputs.items():
                 target = job_dir / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with open(target, "wb") as handle:
-                    np.savez(handle, **pack_arrays(arrays))
+                packed = arrays if isinstance(arrays, bytes) else pack_inputs(arrays)
+                target.write_bytes(packed)
             uid = gid = None
             if self.isolation in ("bubblewrap", "uid") and _is_root():
                 uid = gid = UID_BASE + (os.getpid() * 64 + next(_uid_counter)) % UID_RANGE
