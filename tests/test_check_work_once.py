@@ -114,3 +114,26 @@ def test_a_folder_run_gives_every_submission_the_same_inputs(tmp_path, recorded_
     # ... and a run with another seed draws other hidden cases.
     grade_submission(files[0], limits=Limits(timeout=5.0), train=False, seed=12)
     assert recorded_jobs[-1][1] != digests[0]
+
+
+def test_blas_runs_on_one_thread_while_grading_and_is_restored_after(monkeypatch):
+    # The sandbox may fork the checker while the expected values are computed on a thread: a
+    # threaded OpenBLAS product caught by the fork waits for its workers forever.
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    seen = []
+    execute = sandbox_module.Sandbox._execute
+
+    def recording(self, *args):
+        seen.append(blas_threads())
+        return execute(self, *args)
+
+    monkeypatch.setattr(sandbox_module.Sandbox, "_execute", recording)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        grade_submission(FIXTURES / "correct_vectorized.py", limits=Limits(timeout=5.0), seed=3)
+        assert blas_threads() == before
+    assert len(seen) == 2 and all(threads == {1} for threads in seen)  # functions, training

@@ -23,6 +23,7 @@ judge never runs student code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -274,6 +275,37 @@ def _stage(case: OpCase, output: str, direction: str) -> str:
 def _inputs(case: OpCase) -> dict[str, np.ndarray]:
     """The case's inputs, built once (the sandbox gets them, the judge checks them unmodified)."""
     return make_inputs(case)
+
+
+_BLAS_LOCK = threading.Lock()
+_BLAS_LIMIT: list = []  # [the threadpoolctl limiter, number of gradings inside it]
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """BLAS on the calling thread only, while anything is graded in this process.
+
+    The expected values are computed on a thread while the sandbox runs, and folder mode judges
+    on threads; meanwhile the sandbox may ``fork`` the checker (to kill a uid's processes).
+    OpenBLAS's fork handler stops its worker threads, and a matrix product running on another
+    thread at that moment then waits for them forever (seen: a test hung 20 minutes). With one
+    BLAS thread there are no workers to wait for; the arrays here are small, so it costs nothing.
+    Nested and concurrent gradings share one limit, lifted when the last one ends.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with _BLAS_LOCK:
+        if not _BLAS_LIMIT:
+            _BLAS_LIMIT[:] = [threadpool_limits(limits=1, user_api="blas"), 0]
+        _BLAS_LIMIT[1] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_LIMIT[1] -= 1
+            if _BLAS_LIMIT[1] == 0:
+                _BLAS_LIMIT.pop(0).restore_original_limits()
+                _BLAS_LIMIT.clear()
 
 
 def _geometry(pair: tuple[OpCase, str]) -> tuple:
@@ -928,19 +960,20 @@ def grade_submission(
     with tempfile.TemporaryDirectory(prefix="tinycnn-submission-") as folder:
         # The sandbox copies the student's files from a private folder holding nothing else.
         entry_path = submission.write(folder)
-        return _grade_in_sandbox(
-            sandbox,
-            entry_path,
-            submission,
-            allowed,
-            static_imports,
-            train,
-            setup.seeded(seed),
-            seed,
-            finish,
-            policy,
-            graded_as,
-        )
+        with _one_blas_thread():
+            return _grade_in_sandbox(
+                sandbox,
+                entry_path,
+                submission,
+                allowed,
+                static_imports,
+                train,
+                setup.seeded(seed),
+                seed,
+                finish,
+                policy,
+                graded_as,
+            )
 
 
 def _relocate(run: ChildRun, submission: Submission) -> None:
@@ -1067,21 +1100,22 @@ def _run_functions(
         tasks.append(Task(f"fn-{name}", function=name, calls=calls))
     # The expected values are computed while the sandbox runs (the judge needs them only after).
     expecting = threading.Thread(target=_compute_expected, args=(plan,), daemon=True)
-    expecting.start()
-    with sandbox.run(
-        path,
-        tasks,
-        inputs,
-        CONTRACT_FUNCTIONS,
-        student_modules=submission.modules[1:],
-        api=submission.api,
-    ) as (results, finished):
-        probe = _read_run(results, "probe", 0, finished)
-        runs = {
-            name: _read_run(results, f"fn-{name}", len(cases), finished)
-            for name, cases in plan.items()
-        }
-    expecting.join()
+    with _one_blas_thread():
+        expecting.start()
+        with sandbox.run(
+            path,
+            tasks,
+            inputs,
+            CONTRACT_FUNCTIONS,
+            student_modules=submission.modules[1:],
+            api=submission.api,
+        ) as (results, finished):
+            probe = _read_run(results, "probe", 0, finished)
+            runs = {
+                name: _read_run(results, f"fn-{name}", len(cases), finished)
+                for name, cases in plan.items()
+            }
+        expecting.join()
     for run in (probe, *runs.values()):
         _relocate(run, submission)
     return probe, runs
