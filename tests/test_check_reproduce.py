@@ -135,3 +135,36 @@ def test_check_case_reads_course_code_through_its_api(capfd):
     out = capfd.readouterr().out
     assert "conv2d_forward (forward): PASS" in out and "conv2d_backward (backward): FAIL" in out
     assert "p:-p" in out and "--api cs231n" in out
+
+
+def test_a_failing_hidden_case_is_printed_everywhere_and_its_id_reproduces_it(capfd, tmp_path):
+    import json
+    import re
+
+    from tinycnn.parity_tests.cases import hidden_cases
+
+    buggy = FIXTURES / "buggy_relu_zero_gradient.py"  # dx wrong where x == 0, in every run
+    verdict, results = tmp_path / "verdict.json", tmp_path / "results.json"
+    assert check(buggy, "--seed", "5", "--json", verdict, "--gradescope", results) == 1
+    table = " ".join(capfd.readouterr().out.split())  # unwrapped
+    drawn = {case.id for case in hidden_cases(5)}
+    [finding] = json.loads(verdict.read_text())["functions"]["relu_backward"]["findings"]
+    hidden = finding["hidden_cases"]
+    # Every failing hidden case of the run, and only those, in the JSON; one of them printed.
+    assert hidden and set(hidden) <= drawn
+    assert hidden == [case for case in finding["cases"] if case in drawn]
+    assert f"First hidden case: {hidden[0]} ({len(hidden)} hidden cases fail)" in table
+    command = re.search(r"one case in full: tinycnn check \S+ --case (\S+) --seed 5", table)
+    assert command and command.group(1) == hidden[0]
+    gradescope = json.loads(results.read_text())
+    [test] = [t for t in gradescope["tests"] if t["name"] == "relu_backward"]
+    assert hidden[0] in test["output"] and command.group(0) in gradescope["output"]
+    # The printed id and seed repeat that case, and it fails the same way.
+    assert check(buggy, "--case", hidden[0], "--seed", "5") == 1
+    out = capfd.readouterr().out
+    assert out.startswith(f"tinycnn check {buggy} --case {hidden[0]} --seed 5")
+    assert "hidden values" in out and "relu_backward (backward): FAIL" in out
+    assert "dx: wrong values in 1 of 1 cases" in out and "exactly 0" in out  # the hint
+    # Without the run's seed there is no such case.
+    assert check(buggy, "--case", hidden[0], "--seed", "6") == 2
+    assert "no hidden case" in capfd.readouterr().err

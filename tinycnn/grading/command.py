@@ -203,9 +203,10 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--case",
         metavar="ID",
         default=None,
-        help="run only the catalogue case ID (as named in the table, e.g. "
-        "conv-n2c3f4-h7w5-k3x2-s2-p1-f64) and print its inputs, the expected and the returned "
-        "values and a NumPy-only snippet that repeats the call (single file only)",
+        help="run only the case ID (as named in the table: a catalogue case such as "
+        "conv-n2c3f4-h7w5-k3x2-s2-p1-f64, or a hidden-... case with the --seed of its run) and "
+        "print its inputs, the expected and the returned values and a NumPy-only snippet that "
+        "repeats the call (single file only)",
     )
     parser.set_defaults(func=run_check)
     return parser
@@ -295,7 +296,7 @@ def _reproduce(
     seed: int | None,
     isolation: str,
 ) -> int:
-    """``--case ID``: run one catalogue case and print everything about it (exit 0 if it passes)."""
+    """``--case ID``: run one case and print everything about it (exit 0 if it passes)."""
     from tinycnn.grading.grader import grade_case
     from tinycnn.grading.reproduce import case_report
 
@@ -312,7 +313,7 @@ def _reproduce(
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
-    print(case_report(runs, str(target), api))
+    print(case_report(runs, str(target), api, seed))
     return PASSED if all(run.result.status == "pass" for run in runs) else FAILED
 
 

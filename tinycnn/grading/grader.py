@@ -84,6 +84,9 @@ __all__ = [
     "grade_submission",
 ]
 
+#: How the ids of hidden cases begin (`HiddenCase.id`).
+HIDDEN_PREFIX = "hidden-"
+
 #: Verdicts of one contract function.
 STATUSES = ("pass", "fail", "error", "timeout", "missing")
 
@@ -427,12 +430,25 @@ class Finding:
         return f"{what} in {len(self.cases)} of {self.total} cases ({groups})"
 
     @property
+    def hidden_cases(self) -> tuple[str, ...]:
+        """Ids of the failing hidden cases (``hidden-...``), drawn from the run's seed:
+        ``tinycnn check FILE --case ID --seed S`` shows one in full."""
+        return tuple(case for case in self.cases if case.startswith(HIDDEN_PREFIX))
+
+    @property
+    def first(self) -> str:
+        """The first failing case in words with its id and what went wrong, then the first
+        failing hidden case's id when that is another case."""
+        text = f"first: {self.first_case} (case {self.cases[0]}): {self.message.rstrip('.')}."
+        hidden = self.hidden_cases
+        if hidden and hidden[0] != self.cases[0]:
+            text += f" First hidden case: {hidden[0]} ({len(hidden)} hidden cases fail)."
+        return text
+
+    @property
     def text(self) -> str:
         """The headline, the first case in words with what went wrong, and the hint."""
-        text = (
-            f"{self.headline}; first: {self.first_case} (case {self.cases[0]}): "
-            f"{self.message.rstrip('.')}."
-        )
+        text = f"{self.headline}; {self.first}"
         return f"{text} Hint: {self.hint}" if self.hint else text
 
     def as_json(self) -> dict:
@@ -444,6 +460,7 @@ class Finding:
             "cases": list(self.cases),
             "by_dtype": dict(self.by_dtype),
             "by_tag": {tag: {"failed": n, "total": of} for tag, n, of in self.by_tag},
+            "hidden_cases": list(self.hidden_cases),
             "first_case": self.first_case,
             "message": self.message,
             "hint": self.hint,
@@ -1297,7 +1314,7 @@ def grade_case(
     """
     from tinycnn.parity_tests.cases import find_case
 
-    if case_id.startswith("hidden-"):
+    if case_id.startswith(HIDDEN_PREFIX):
         if seed is None:
             raise ValueError(f"{case_id} is a hidden case: give the --seed of its run")
         found = [c for c in hidden_cases(int(seed) % 2**32) if c.id == case_id]

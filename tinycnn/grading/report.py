@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shlex
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -72,11 +73,7 @@ def _function_rows(result: FunctionResult) -> list[str]:
         if header:
             rows += _wrapped("", header)
         for finding in result.findings:
-            first = (
-                f"{finding.headline}; first: {finding.first_case} (case {finding.cases[0]}): "
-                f"{finding.message.rstrip('.')}."
-            )
-            rows += _wrapped("- ", first)
+            rows += _wrapped("- ", f"{finding.headline}; {finding.first}")
             if finding.hint:
                 rows += _wrapped("  hint: ", finding.hint)
         return rows
@@ -141,6 +138,9 @@ def submission_table(report: SubmissionReport) -> str:
             subsequent_indent="    ",
         )
     lines.append(_run_line(report))
+    reproduce = _reproduce_line(report)
+    if reproduce:
+        lines += textwrap.wrap(reproduce, width=_WIDTH, subsequent_indent="    ")
     verdict = "PASS" if report.passed else "FAIL"
     lines.append(
         f"result: {verdict}, {report.n_passed} of {len(CONTRACT_FUNCTIONS)} functions "
@@ -154,6 +154,21 @@ def _run_line(report: SubmissionReport) -> str:
     """How the run was isolated, and its seed (``--seed`` repeats the run exactly)."""
     isolation = ISOLATION_DESCRIPTIONS.get(report.isolation, report.isolation or "unknown")
     return f"sandbox: {isolation}; seed {report.seed} (--seed {report.seed} repeats this run)"
+
+
+def _reproduce_line(report: SubmissionReport) -> str:
+    """How to see a failing case in full (``--case``): the first failing hidden case if any
+    (its values exist only for this run's seed), else the first failing case; "" if none."""
+    failing = [f for name in CONTRACT_FUNCTIONS for f in report.functions[name].findings]
+    hidden = [f.hidden_cases[0] for f in failing if f.hidden_cases]
+    case = hidden[0] if hidden else (failing[0].cases[0] if failing else None)
+    if case is None:
+        return ""
+    api = f" --api {report.api}" if report.api != "tinycnn" else ""
+    seed = f" --seed {report.seed}" if hidden else ""
+    return (
+        f"one case in full: tinycnn check {shlex.quote(report.submission)}{api} --case {case}{seed}"
+    )
 
 
 def report_json(report: SubmissionReport) -> dict:
@@ -285,6 +300,7 @@ def gradescope_results(
             + ("; the import policy is violated, so the score is 0." if report.policy else ".")
             + notes
             + f"\n{_run_line(report)}."
+            + (f"\n{_reproduce_line(report)}" if _reproduce_line(report) else "")
         ),
         "output_format": "text",
         "test_output_format": "text",

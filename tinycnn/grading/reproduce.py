@@ -15,7 +15,7 @@ import textwrap
 
 import numpy as np
 
-from tinycnn.grading.grader import CaseRun, output_names
+from tinycnn.grading.grader import HIDDEN_PREFIX, CaseRun, output_names
 from tinycnn.grading.sandbox import ForeignValue
 from tinycnn.parity_tests.tolerances import tolerance
 
@@ -71,15 +71,21 @@ def _show(name: str, value: object) -> list[str]:
     return [head] + ["    " + line for line in body.splitlines()]
 
 
-def case_report(runs: list[CaseRun], submission: str, api: str = "tinycnn") -> str:
-    """The text ``tinycnn check FILE --case ID`` prints for `grade_case`'s runs.
+def case_report(
+    runs: list[CaseRun], submission: str, api: str = "tinycnn", seed: int | None = None
+) -> str:
+    """The text ``tinycnn check FILE --case ID`` prints for `grade_case`'s runs (``seed``: the
+    run's, named in the first line when the case is a hidden one).
 
     With another ``api`` than the contract's, the snippet builds the contract function from the
     student's course functions with the checker's own adapter (:mod:`tinycnn.grading.adapters`,
     NumPy only), and a note says so (README, "Course APIs").
     """
     case = runs[0].case
-    lines = [f"tinycnn check {submission} --case {case.id}", "", f"case: {case.describe()}"]
+    command = f"tinycnn check {submission} --case {case.id}"
+    if seed is not None and case.id.startswith(HIDDEN_PREFIX):
+        command += f" --seed {seed}"
+    lines = [command, "", f"case: {case.describe()}"]
     lines += ["", "inputs:"]
     for name, array in runs[0].inputs.items():
         lines += ["  " + line for line in _show(name, array)]
