@@ -473,8 +473,8 @@ def worker(job, task, out_dir, finder, loaded, adapter):
         },
         [],
     )
-    if calls:
-        function = _getattr(module, task["function"], None)
+    function = _getattr(module, task["function"], None) if calls else None
+    if _callable(function):  # missing or not a function: the import record says so, no calls
         run_calls(function, calls, writer, np_ndarray, np_generic, submission_path, namespaces)
     if training is not None:
         run_training(module, task["train"], training, writer, np, submission_path)
