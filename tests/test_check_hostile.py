@@ -26,6 +26,7 @@ import pytest
 from tinycnn.parity_tests.cases import GRADED_CASES, hidden_cases, make_inputs
 
 from tinycnn.grading.channel import ResultDirectory, read_call
+from tinycnn.grading.folder import grade_folder
 from tinycnn.grading.grader import grade_submission
 from tinycnn.grading.policy import UnsafeEncoding, read_source
 from tinycnn.grading.sandbox import MAX_RUN_BYTES, Limits, SandboxUnavailable, isolation_level
@@ -38,6 +39,13 @@ SEED = 99
 def bubblewrap() -> bool:
     try:
         return isolation_level("bubblewrap") == "bubblewrap"
+    except SandboxUnavailable:
+        return False
+
+
+def _available(level: str) -> bool:
+    try:
+        return isolation_level(level) == level
     except SandboxUnavailable:
         return False
 
@@ -118,13 +126,21 @@ def test_an_import_run_through_exec_is_the_submissions_and_is_denied():
     assert not report.passed
 
 
+def _contained_levels() -> list[str]:
+    """The levels that must contain a hostile student: bubblewrap, and uid (root, no
+    namespaces: a Docker grader such as Gradescope's)."""
+    return [level for level in ("bubblewrap", "uid") if _available(level)]
+
+
 @pytest.mark.slow
-@needs_bubblewrap
+@pytest.mark.parametrize("level", _contained_levels())
 @pytest.mark.parametrize(
     "fixture", ["hostile_frame_walk", "hostile_reads_reference", "hostile_importlib_bootstrap"]
 )
-def test_the_reference_cannot_be_reached_from_the_sandbox(fixture):
-    report = grade_submission(FIXTURES / f"{fixture}.py", limits=FAST, train=False, seed=SEED)
+def test_the_reference_cannot_be_reached_from_the_sandbox(fixture, level):
+    report = grade_submission(
+        FIXTURES / f"{fixture}.py", limits=FAST, train=False, seed=SEED, isolation=level
+    )
     assert report.n_passed == 0 and not report.passed
     if fixture == "hostile_importlib_bootstrap":
         assert any(message.startswith("import tinycnn") for message in report.policy)
@@ -446,13 +462,6 @@ def _levels_for_destructive_fixtures() -> list[str]:
     return [level for level in levels if not (level == "process" and os.getuid() == 0)]
 
 
-def _available(level: str) -> bool:
-    try:
-        return isolation_level(level) == level
-    except SandboxUnavailable:
-        return False
-
-
 @pytest.mark.parametrize(
     "mode",
     [
@@ -499,7 +508,7 @@ def test_a_run_that_fills_the_disk_is_stopped_at_its_budget(tmp_path, monkeypatc
     scratch.rmdir()  # the grading removed everything it made
 
 
-@pytest.mark.parametrize("level", [lv for lv in _levels_for_destructive_fixtures() if lv != "uid"])
+@pytest.mark.parametrize("level", _levels_for_destructive_fixtures())
 def test_a_run_can_write_nothing_shared_outside_its_scratch_directory(tmp_path, level):
     fixture = tmp_path / "outside.py"
     source = (FIXTURES / "hostile_fills_disk.py").read_text()
@@ -509,8 +518,47 @@ def test_a_run_can_write_nothing_shared_outside_its_scratch_directory(tmp_path, 
         fixture, limits=Limits(timeout=5.0), train=False, seed=SEED, isolation=level
     )
     detail = report.functions["relu_forward"].detail
-    # Its /tmp is its own work directory (counted with its results), nothing else is writable.
-    assert "wrote to: nowhere at" in detail or "wrote to: /tmp at" in detail, detail
+    # Under bubblewrap its /tmp is its own work directory; at level uid its root is its own
+    # private directory (both counted with its results). Nothing shared is writable.
+    own = {"bubblewrap": ["/tmp"], "uid": ["/"]}.get(level, ["/tmp", "/var/tmp", "/dev/shm"])
+    wrote = detail.split("wrote to: ", 1)[1].rsplit(" at line", 1)[0].split(", ")
+    assert set(wrote) <= {"nowhere", *own}, detail
     for place, names in before.items():
         left = {n for n in set(os.listdir(place)) - names if n.startswith("tinycnn-fill-")}
         assert left == set(), (place, left)
+
+
+@pytest.mark.parametrize("level", _contained_levels())
+def test_a_submission_cannot_copy_a_classmate_graded_at_the_same_time(tmp_path, level):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    reference = Path(__file__).parent.parent / "reference" / "ops.py"
+    shutil.copy(reference, folder / "alice.py")  # with its `from __future__` line
+    shutil.copy(FIXTURES / "hostile_copies_classmate.py", folder / "mallory.py")
+    folder.chmod(0o755)  # world-readable, as instructors' folders usually are
+    reports = grade_folder(
+        sorted(folder.iterdir()),
+        jobs=2,
+        limits=Limits(timeout=10.0),
+        train=False,
+        seed=SEED,
+        isolation=level,
+    )
+    alice, mallory = reports
+    assert alice.passed, {n: r.detail for n, r in alice.functions.items()}
+    assert mallory.n_passed == 0, {n: r.detail for n, r in mallory.functions.items()}
+
+
+@pytest.mark.parametrize("level", _contained_levels())
+def test_correct_files_pass_at_every_contained_level(tmp_path, level):
+    # At level uid the child cannot open a module file once in its private root: everything a
+    # submission names is loaded before, so correct course files still pass.
+    source = (Path(__file__).parent.parent / "reference" / "ops.py").read_text()
+    head, future, body = source.partition("from __future__ import annotations\n")
+    assert future
+    imports = "import abc\nimport builtins\nimport functools\nimport itertools\nimport math\n"
+    fixture = tmp_path / "ops_with_imports.py"
+    fixture.write_text(head + future + imports + body)
+    report = grade_submission(fixture, limits=FAST, seed=SEED, isolation=level)
+    assert report.passed, {n: r.detail for n, r in report.functions.items()}
+    assert report.training is not None and report.training.status == "ok"

@@ -701,16 +701,103 @@ def unpack_arrays(data, np):
     return arrays
 
 
-def load_inputs(job, np):
+def load_inputs(job, np, root=""):
     """Every ``.npz`` the tasks use (file -> name -> array), read with ``allow_pickle=False``."""
     loaded = {}
     for task in job["tasks"]:
         files = {call["file"] for call in task.get("calls", [])}
         files |= {task["train"]["file"]} if task.get("train") else set()
         for file in sorted(files):
-            with np.load(_os_path_join(job["inputs"], file), allow_pickle=False) as data:
+            path = root + _os_path_join(job["inputs"], file)
+            with np.load(path, allow_pickle=False) as data:
                 loaded[file] = unpack_arrays(data, np)
     return loaded
+
+
+#: Loaded before a ``chroot`` (level uid), after which no module file can be found: what
+#: course files commonly import besides what the submission names.
+PRELOAD = (
+    "__future__",
+    "abc",
+    "collections",
+    "collections.abc",
+    "contextlib",
+    "copy",
+    "dataclasses",
+    "enum",
+    "functools",
+    "itertools",
+    "math",
+    "numbers",
+    "operator",
+    "random",
+    "re",
+    "statistics",
+    "string",
+    "types",
+    "typing",
+    "warnings",
+    "numpy.fft",
+    "numpy.lib.stride_tricks",
+    "numpy.linalg",
+    "numpy.random",
+)
+#: Never imported on the submission's behalf (side effects: a web browser, a poem).
+NEVER_PRELOADED = frozenset({"antigravity", "this", "__main__"})
+#: At most this many of the student's files are scanned for imports, each up to this size.
+SCAN_FILES, SCAN_BYTES = 200, 2 * 2**20
+
+
+def _named_imports(folder, own_modules):
+    """Modules named by the import statements of the ``.py`` files under ``folder`` (the
+    student's copy, read before any of it runs), and their source encodings' codecs."""
+    import ast
+    import codecs
+    import io
+    import tokenize
+
+    names = set()
+    files = []
+    for root, _dirs, entries in os.walk(folder):
+        files += [_os_path_join(root, e) for e in _sorted(entries) if e.endswith(".py")]
+    for path in files[:SCAN_FILES]:
+        try:
+            with _open(path, "rb") as handle:
+                source = handle.read(SCAN_BYTES)
+            encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+            codecs.lookup(encoding)  # imports the codec's module
+            tree = ast.parse(source)
+        except _BaseException:  # not Python, too deep...: its import fails later, in the open
+            continue
+        for node in ast.walk(tree):
+            if _isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif _isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name.partition(".")[0] not in own_modules}
+
+
+def preload(job):
+    """Import, before the ``chroot``, what the submission may import (allowed modules only)."""
+    import importlib
+
+    folder = job["chroot"] + job["submission_dir"]
+    own = {SUBMISSION_MODULE, *job.get("student_modules", [])}
+    allowed = frozenset(job["allowed"])
+    for name in _sorted(set(PRELOAD) | _named_imports(folder, own)):
+        top = name.partition(".")[0]
+        if top in allowed and top not in NEVER_PRELOADED:
+            try:
+                importlib.import_module(name)
+            except _BaseException:  # "from numpy import pi" names no module: fine
+                pass
+
+
+def enter_root(directory):
+    """``chroot`` into the run's private directory (as root, before dropping privileges)."""
+    os.chroot(directory)
+    os.chdir("/")
 
 
 def main(job_path):
@@ -722,19 +809,23 @@ def main(job_path):
     # enter) and inherited by every worker.
     import importlib.machinery
     import importlib.util
+    import resource
     import signal
 
     import numpy
 
-    del importlib, signal  # loaded, not used here
+    del importlib, signal, resource  # loaded, not used here
 
-    loaded = load_inputs(job, numpy)
     if job.get("submission_dir"):  # a multi-file submission: the student's folder and modules
         _STUDENT["folder"] = job["submission_dir"]
         _STUDENT["modules"] = frozenset([SUBMISSION_MODULE, *job.get("student_modules", [])])
     # A course API (--api): the checker's adapter, loaded before the submission runs.
     api = job.get("api") or "tinycnn"
     adapter = load_adapter(job["adapter"]) if api != "tinycnn" else None
+    loaded = load_inputs(job, numpy, job.get("chroot") or "")
+    if job.get("chroot"):  # level uid: the run's directory becomes the root of its file system
+        preload(job)
+        enter_root(job["chroot"])
     drop_privileges(job.get("uid"), job.get("gid"))
     apply_limits(job["limits"])
 

@@ -17,10 +17,12 @@ Isolation levels (:func:`isolation_level`), strongest first:
     the other frameworks, this project, other submissions and the checker's outputs do not exist
     inside. When the supervisor ends, the kernel kills every process left in the namespace.
 ``uid``
-    No bubblewrap (or no namespaces), but the checker runs as root (a Docker grader): the child
-    drops to a uid of its own (one per sandbox) before any submission code runs, so it can read
-    only world-readable files and write only its result directory; at the end every process of
-    that uid is killed.
+    No bubblewrap (or no namespaces), but the checker runs as root (a Docker grader): the child,
+    still root, loads what the submission may import (``child.preload``), ``chroot``s into the
+    run's scratch directory (owned by a uid of its own, one per sandbox, mode 0700) and drops
+    to that uid before any submission code runs. It sees its copy, its inputs, its results and
+    its work directory, nothing else of the machine; at the end every process of that uid is
+    killed.
 ``process``
     Neither: today's limits only (its own session, time, memory, process count and file-size
     limits). The submission runs as the user running the checker and can read what that user
@@ -76,7 +78,7 @@ ADAPTER_SCRIPT = Path(__file__).with_name("adapters.py")
 ISOLATION_LEVELS = ("bubblewrap", "uid", "process")
 ISOLATION_DESCRIPTIONS = {
     "bubblewrap": "bubblewrap: own namespaces, no network, only Python and NumPy visible",
-    "uid": "own uid, no namespaces (no bubblewrap): the submission can read world-readable files",
+    "uid": "own uid and root directory (chroot), no namespaces (no bubblewrap): shares the network",
     "process": "process limits only (no bubblewrap, not root): the submission runs as you",
 }
 #: Largest file a child may write (RLIMIT_FSIZE): results are a few kB.
@@ -168,13 +170,29 @@ def _bubblewrap_works() -> bool:
     return result.returncode == 0
 
 
+@functools.cache
+def _chroot_works() -> bool:
+    """Whether this process may ``chroot`` (root with CAP_SYS_CHROOT, which Docker grants by
+    default), tried once in a forked process."""
+    if not _is_root() or not hasattr(os, "chroot"):
+        return False
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked helper
+        try:
+            os.chroot("/")
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
 def isolation_level(requested: str | None = None) -> str:
     """The strongest isolation available here, or the weaker one asked for.
 
     ``requested`` (else ``$TINYCNN_SANDBOX``) may name a level from `ISOLATION_LEVELS`; asking
     for more than the machine gives raises `SandboxUnavailable`.
     """
-    available = "bubblewrap" if _bubblewrap_works() else ("uid" if _is_root() else "process")
+    available = "bubblewrap" if _bubblewrap_works() else ("uid" if _chroot_works() else "process")
     requested = requested or os.environ.get(ENVIRONMENT_VARIABLE) or None
     if requested is None:
         return available
@@ -610,17 +628,21 @@ class Sandbox:
             uid = gid = None
             if self.isolation in ("bubblewrap", "uid") and _is_root():
                 uid = gid = UID_BASE + (os.getpid() * 64 + next(_uid_counter)) % UID_RANGE
-            boxed = self.isolation == "bubblewrap"
+            boxed, chrooted = self.isolation == "bubblewrap", self.isolation == "uid"
+            # Paths as the child sees them: bubblewrap's mounts; at level uid, inside the
+            # scratch directory, which becomes the child's root (``chroot``).
+            inside = "" if chrooted else str(scratch)
             job = {
-                "submission": f"{BOX_JOB}/{entry}" if boxed else str(job_dir / entry),
-                "submission_dir": f"{BOX_JOB}/student" if boxed else str(job_dir / "student"),
+                "submission": f"{BOX_JOB}/{entry}" if boxed else f"{inside}/job/{entry}",
+                "submission_dir": f"{BOX_JOB}/student" if boxed else f"{inside}/job/student",
                 "student_modules": list(student_modules),
                 "api": api,
                 "adapter": BOX_ADAPTER if boxed else str(ADAPTER_SCRIPT),
-                "inputs": BOX_JOB if boxed else str(job_dir),
-                "out": BOX_OUT if boxed else str(out_dir),
-                "work": "/tmp" if boxed else str(work_dir),
+                "inputs": BOX_JOB if boxed else f"{inside}/job",
+                "out": BOX_OUT if boxed else f"{inside}/out",
+                "work": "/tmp" if boxed else f"{inside}/work",
                 "site": [BOX_SITE] if boxed else sorted({str(p.parent) for p in self.packages}),
+                "chroot": str(scratch) if chrooted else None,
                 "uid": uid,
                 "gid": gid,
                 "allowed": self.allowed,
@@ -655,10 +677,17 @@ class Sandbox:
         training = sum(limits.timeout + limits.train_timeout for task in tasks if task.train)
         return limits.startup_timeout + probe + rounds * (1 + share) * limits.timeout + training + 5
 
-    @staticmethod
-    def _open_up(scratch: Path, job_dir: Path, out_dir: Path, work_dir: Path, uid) -> None:
-        """Let the sandbox's uid read the job and write its result and work directories."""
-        scratch.chmod(0o711)
+    def _open_up(self, scratch: Path, job_dir: Path, out_dir: Path, work_dir: Path, uid) -> None:
+        """Let the sandbox's uid read the job and write its result and work directories.
+
+        At level uid the scratch directory is the child's root and private to the run's uid
+        (mode 0700): no other uid, a classmate's sandbox included, can enter it. The job stays
+        root's, read-only to the child."""
+        if self.isolation == "uid":
+            os.chown(scratch, uid, uid)
+            scratch.chmod(0o700)
+        else:
+            scratch.chmod(0o711)
         for root, _dirs, files in os.walk(job_dir):
             os.chmod(root, 0o755)
             for name in files:
@@ -708,7 +737,9 @@ class Sandbox:
             env=_environment(),
             start_new_session=True,
         )
-        watch = _Watch(process.pid, uid, [out_dir, work_dir])
+        # At level uid the run owns its whole root (the scratch directory), so all of it counts.
+        watched = [scratch] if self.isolation == "uid" else [out_dir, work_dir]
+        watch = _Watch(process.pid, uid, watched)
         deadline = time.monotonic() + self._deadline(tasks)
         finished, stopped = True, None
         try:
