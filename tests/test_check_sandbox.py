@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -188,3 +191,23 @@ def test_the_policy_allows_the_standard_library_and_numpy_and_denies_the_rest():
     assert "this project's own package" in policy_messages([ImportUse("tinycnn", 1)], allowed)[0]
     with pytest.raises(SyntaxError):
         scan_imports("def broken(:\n")
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0, reason="needs root and /proc"
+)
+def test_every_process_of_a_run_uid_is_killed_wherever_it_hid():
+    from tinycnn.grading.sandbox import UID_BASE, UID_RANGE, _kill_uid, _live_processes_of
+
+    uid = UID_BASE + UID_RANGE - 1 - os.getpid() % 1024  # a uid no sandbox of this run uses
+    as_uid = {"user": uid, "group": uid, "extra_groups": []}
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True, **as_uid)
+    # A detached grandchild in a session of its own, whose parent has exited.
+    subprocess.run(["sh", "-c", "setsid sleep 60 >/dev/null 2>&1 &"], check=True, **as_uid)
+    deadline = time.monotonic() + 10
+    while len(_live_processes_of(uid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(_live_processes_of(uid)) == 2
+    _kill_uid(uid)
+    assert _live_processes_of(uid) == []
+    assert sleeper.wait(timeout=5) == -9

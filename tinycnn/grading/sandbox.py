@@ -173,17 +173,14 @@ def _bubblewrap_works() -> bool:
 @functools.cache
 def _chroot_works() -> bool:
     """Whether this process may ``chroot`` (root with CAP_SYS_CHROOT, which Docker grants by
-    default), tried once in a forked process."""
+    default), tried once in a helper process (never ``os.fork`` in a threaded checker)."""
     if not _is_root() or not hasattr(os, "chroot"):
         return False
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the forked helper
-        try:
-            os.chroot("/")
-            os._exit(0)
-        except BaseException:
-            os._exit(1)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    command = [_interpreter(), "-I", "-S", "-c", "import os; os.chroot('/')"]
+    try:
+        return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def isolation_level(requested: str | None = None) -> str:
@@ -469,18 +466,52 @@ def _kill_group(pid: int) -> None:
 
 
 def _kill_uid(uid: int) -> None:
-    """Kill every process of ``uid`` (root only): whatever a sandbox left, wherever it hid."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the forked helper
-        try:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            os.kill(-1, signal.SIGKILL)  # every process this uid may signal: its own
-        except BaseException:
-            pass
-        os._exit(0)
-    os.waitpid(pid, 0)
+    """Kill every process of ``uid`` (root only): whatever a sandbox left, wherever it hid.
+
+    ``kill -9 -1`` run as that uid signals every process the uid may signal, its own,
+    at once (no process can fork away between a listing and the kill). The uid switch happens
+    in the new process before it executes ``kill`` (``subprocess``'s ``user``), not in a forked
+    copy of this threaded process: a fork here once froze OpenBLAS threads of the checker."""
+    binary = shutil.which("kill", path="/usr/bin:/bin")
+    if binary is None:  # pragma: no cover - procps or util-linux provide kill everywhere
+        return
+    # A killed process may still be finishing a write: wait until none is left (the scratch
+    # directory is removed next).
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                [binary, "-9", "-1"],
+                user=uid,
+                group=uid,
+                extra_groups=[],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+                check=False,
+            )
+        if not _live_processes_of(uid):
+            return
+        time.sleep(0.01)
+
+
+def _live_processes_of(uid: int) -> list[int]:
+    """Pids of the processes of ``uid`` that are not zombies (Linux ``/proc``; else empty)."""
+    pids = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{name}").st_uid != uid:
+                    continue
+                with open(f"/proc/{name}/stat", "rb") as handle:
+                    if handle.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                        pids.append(int(name))
+            except (OSError, IndexError):
+                continue
+    return pids
 
 
 def _byte_bounds(array: np.ndarray) -> tuple[int, int]:
