@@ -555,13 +555,16 @@ def maxpool2d_backward(dy: np.ndarray, x: np.ndarray, size: int = 2, stride: int
 
     windows, index = _pool_windows(x, size, stride, H_out, W_out)  # size², N*C*H_out*W_out
     maxima = windows.max(axis=0)  # N*C*H_out*W_out; NaN where a window holds NaN
-    # "Not below the window's maximum": ties give several.
-    is_max = ~(windows < maxima)  # size², N*C*H_out*W_out
+    # Reaching the window's maximum: ties give several. (A window whose maximum is not NaN
+    # holds no NaN, so ">=" is exact there; the windows with a NaN are redone below.)
+    is_max = windows >= maxima  # size², N*C*H_out*W_out
     # First maximum in row-major order: weigh window rows size², ..., 2, 1 and keep the heaviest
     # maximum. (Small unsigned weights keep this fast; argmax over axis 0 is much slower.)
     first = size * size - (is_max * _countdown(size * size)).max(axis=0)  # N*C*H_out*W_out
-    nan_windows = np.flatnonzero(maxima != maxima)  # rare: the short array is cheap to test
-    if nan_windows.size:  # there the last NaN wins: the first NaN of the reversed window
+    # Any NaN maximum makes the sum NaN: one cheap test, the positions only when it fails.
+    has_nan = np.isnan(np.add.reduce(maxima))
+    nan_windows = np.flatnonzero(maxima != maxima) if has_nan else ()
+    if len(nan_windows):  # there the last NaN wins: the first NaN of the reversed window
         is_nan = np.isnan(windows[::-1, nan_windows])
         first[nan_windows] = size * size - 1 - is_nan.argmax(axis=0)
     # Element k of every window lies offsets[k] after the window's first element; the offsets
