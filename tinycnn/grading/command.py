@@ -23,6 +23,10 @@ __all__ = ["register", "run_check"]
 
 PASSED, FAILED = 0, 1
 DEFAULT_SUMMARY_NAME = "check_summary.csv"
+#: Folder mode's default submissions at a time, per CPU: a submission waiting out a time limit
+#: (an endless loop) holds its place for the whole limit, and with one per CPU the rest of the
+#: class waited behind it.
+JOBS_PER_CPU = 2
 #: `tinycnn.grading.adapters.API_NAMES`, without importing NumPy to build the parser (a test
 #: keeps them equal).
 API_CHOICES = ("tinycnn", "cs231n", "deeplearning-ai")
@@ -168,7 +172,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         type=positive_int,
         default=None,
         metavar="N",
-        help="folder mode: submissions graded at the same time (default: the number of CPUs)",
+        help="folder mode: submissions graded at the same time (default: twice the number "
+        "of CPUs, as a submission waiting out a time limit holds its place meanwhile)",
     )
     parser.add_argument(
         "--scheduler",
@@ -416,7 +421,7 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         reports = grade_folder(
             files,
-            jobs=args.jobs or default_jobs(),
+            jobs=args.jobs or JOBS_PER_CPU * default_jobs(),
             allow_imports=allow,
             limits=limits,
             train=not args.no_train,
