@@ -289,10 +289,13 @@ def _one_blas_thread():
     """BLAS on the calling thread only, while anything is graded in this process.
 
     The expected values are computed on a thread while the sandbox runs, and folder mode judges
-    on threads; meanwhile the sandbox may ``fork`` the checker (to kill a uid's processes).
+    on threads; meanwhile the sandbox may fork the checker: to kill a uid's processes, with
+    ``os.fork`` or with ``subprocess``'s ``user=`` (which makes CPython fork instead of vfork).
     OpenBLAS's fork handler stops its worker threads, and a matrix product running on another
-    thread at that moment then waits for them forever (seen: a test hung 20 minutes). With one
-    BLAS thread there are no workers to wait for; the arrays here are small, so it costs nothing.
+    thread at that moment then waits for them forever (seen: a test hung 20 minutes; a product
+    on a thread beside ``subprocess.run(["true"], user=65534)`` in a loop hangs within a second,
+    the same loop without ``user=`` does not). With one BLAS thread there are no workers to wait
+    for; the arrays here are small, so it costs nothing.
     Nested and concurrent gradings share one limit, lifted when the last one ends.
     """
     from threadpoolctl import threadpool_limits
