@@ -211,3 +211,25 @@ def test_every_process_of_a_run_uid_is_killed_wherever_it_hid():
     _kill_uid(uid)
     assert _live_processes_of(uid) == []
     assert sleeper.wait(timeout=5) == -9
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.skipif(not _available("process"), reason="level process not available")
+def test_a_detached_daemon_does_not_outlive_its_run_at_level_process(tmp_path):
+    pidfile = tmp_path / "daemons.txt"
+    fixture = tmp_path / "daemon.py"
+    source = (FIXTURES / "hostile_daemon.py").read_text()
+    fixture.write_text(source.replace('PIDFILE = ""', f"PIDFILE = {str(pidfile)!r}"))
+    report = grade_submission(fixture, limits=Limits(timeout=5.0), train=False, isolation="process")
+    assert report.functions["relu_forward"].status == "pass"
+    pids = [int(line) for line in pidfile.read_text().split()]
+    assert pids  # the daemons were started
+    assert [pid for pid in pids if _alive(pid)] == []

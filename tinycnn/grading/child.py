@@ -622,6 +622,59 @@ def _kill_group(pid):
             pass
 
 
+def become_subreaper():
+    """Linux: orphans of the workers (a double-forked daemon) become the supervisor's children
+    instead of init's, so `kill_orphans` finds them (``prctl(PR_SET_CHILD_SUBREAPER)``). The
+    kernel does the same for the other levels (bubblewrap's PID namespace, level uid's kill of
+    every process of the run's uid); at level process it is the only containment."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except _BaseException:
+        pass
+
+
+def kill_orphans():
+    """Kill every process left below the supervisor (with `become_subreaper`, detached
+    daemons included), round after round until none is left (a killed process's children come
+    to the supervisor in turn); reap them."""
+    import signal
+
+    me = os.getpid()
+    for _round in range(100):
+        children = []
+        try:
+            names = os.listdir("/proc")
+        except OSError:  # no /proc (level uid's root): the checker kills the uid
+            return
+        for name in names:
+            try:
+                with _open(f"/proc/{name}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+            except (OSError, IndexError, ValueError):
+                continue
+            if _int(fields[1]) == me and fields[0] != b"Z":
+                children.append(_int(name))
+        for pid in children:
+            for send in (os.killpg, os.kill):
+                try:
+                    send(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        while True:  # reap: the dead children's own children are reparented to us
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                pid = 0
+            if pid == 0:
+                break
+        if not children:
+            return
+
+
 def supervise(job, finder, loaded, adapter):
     """Run every task of the job, ``job["workers"]`` at a time; write each ``status.json``."""
     tasks = _list(job["tasks"])
@@ -822,6 +875,7 @@ def main(job_path):
     # A course API (--api): the checker's adapter, loaded before the submission runs.
     api = job.get("api") or "tinycnn"
     adapter = load_adapter(job["adapter"]) if api != "tinycnn" else None
+    become_subreaper()
     loaded = load_inputs(job, numpy, job.get("chroot") or "")
     if job.get("chroot"):  # level uid: the run's directory becomes the root of its file system
         preload(job)
@@ -833,6 +887,7 @@ def main(job_path):
     finder = DenyFinder(job["allowed"], job["submission"], trusted)
     sys.meta_path.insert(0, finder)
     supervise(job, finder, loaded, adapter)
+    kill_orphans()
     write_atomically(_os_path_join(job["out"], "supervisor.json"), _json_dumps({"done": True}))
     _os_exit(0)
 

@@ -26,7 +26,9 @@ Isolation levels (:func:`isolation_level`), strongest first:
 ``process``
     Neither: today's limits only (its own session, time, memory, process count and file-size
     limits). The submission runs as the user running the checker and can read what that user
-    can read. Use it only for your own code.
+    can read. On Linux the supervisor is the subreaper of its workers' processes and kills
+    whatever they detached when the run ends, unless the submission killed it first. Use it
+    only for your own code.
 
 ``TINYCNN_SANDBOX=uid|process`` (or the ``isolation`` argument) forces a weaker level, to test
 the fallbacks on a machine that has bubblewrap; it cannot force a stronger one.
@@ -465,6 +467,23 @@ def _kill_group(pid: int) -> None:
             pass
 
 
+def _kill_tree(top: int) -> None:
+    """Stop ``top`` and every process below it (SIGSTOP, until no new one appears: a stopped
+    process cannot fork), then kill them all (Linux ``/proc``; elsewhere nothing)."""
+    stopped: set[int] = set()
+    for _round in range(100):
+        found = set(_processes_of(top, None)) - stopped
+        if not found:
+            break
+        for pid in found:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped |= found
+    for pid in stopped:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _kill_uid(uid: int) -> None:
     """Kill every process of ``uid`` (root only): whatever a sandbox left, wherever it hid.
 
@@ -785,6 +804,8 @@ class Sandbox:
                     finished = False
                     break
         finally:
+            if self.isolation == "process":  # the workers run in sessions of their own
+                _kill_tree(process.pid)
             _kill_group(process.pid)
             process.wait()
             if uid is not None and self.isolation == "uid":
