@@ -562,3 +562,20 @@ def test_correct_files_pass_at_every_contained_level(tmp_path, level):
     report = grade_submission(fixture, limits=FAST, seed=SEED, isolation=level)
     assert report.passed, {n: r.detail for n, r in report.functions.items()}
     assert report.training is not None and report.training.status == "ok"
+
+
+@pytest.mark.parametrize(
+    "level", [level for level in ("bubblewrap", "uid", "process") if _available(level)]
+)
+def test_memory_spread_over_processes_is_capped_for_the_whole_run(level):
+    started = time.monotonic()
+    report = grade_submission(
+        FIXTURES / "hostile_memory_in_many_processes.py",
+        limits=Limits(timeout=20.0, memory_mb=768),
+        train=False,
+        seed=SEED,
+        isolation=level,
+    )
+    assert time.monotonic() - started < 15  # stopped, not timed out at 20 s
+    for name, result in report.functions.items():
+        assert "used more than 768 MiB of memory" in result.detail, (name, result.detail)

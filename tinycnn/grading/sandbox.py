@@ -124,7 +124,9 @@ class Limits:
         Seconds for importing the submission, and again for running one function on all its
         cases (the time limit per function).
     memory_mb : int
-        Address-space limit of each process in MiB (``RLIMIT_AS``); Python and NumPy need ~150.
+        Memory limit in MiB: the address space of each process (``RLIMIT_AS``; Python and NumPy
+        need ~150), and the memory all processes of a run use together (the sum of their
+        proportional set sizes, measured every `WATCH_SECONDS` on Linux).
     train_timeout : float
         Seconds for the training run with the submission's ops.
     startup_timeout : float
@@ -409,11 +411,35 @@ def _held_files(pids: Sequence[int], seen: set[tuple[int, int]]) -> int:
     return total
 
 
+def _memory_of(pids: Sequence[int]) -> int:
+    """Bytes of memory the processes use together: the sum of their proportional set sizes
+    (``Pss`` in ``/proc/PID/smaps_rollup``: a page shared by n of them counts 1/n in each, so
+    NumPy's pages, shared by every forked worker, count once), else of their resident sizes."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            continue
+        except (OSError, ValueError, IndexError):
+            pass
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as handle:
+                total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 class _Watch:
     """Measures one run against its budgets; `over` says which one it exceeds."""
 
-    def __init__(self, top: int, uid: int | None, directories: Sequence[Path]):
+    def __init__(self, top: int, uid: int | None, directories: Sequence[Path], memory_bytes: int):
         self.top, self.uid, self.directories = top, uid, list(directories)
+        self.memory_bytes = memory_bytes
 
     def over(self) -> str | None:
         """Why the run must be stopped, in words, or None."""
@@ -429,6 +455,11 @@ class _Watch:
             return (
                 f"the run wrote more than {MAX_RUN_BYTES // 2**20} MiB of files: "
                 f"the checker stopped it"
+            )
+        if _memory_of(pids) > self.memory_bytes:
+            return (
+                f"the run's processes together used more than {self.memory_bytes // 2**20} MiB "
+                f"of memory: the checker stopped it"
             )
         return None
 
@@ -789,7 +820,7 @@ class Sandbox:
         )
         # At level uid the run owns its whole root (the scratch directory), so all of it counts.
         watched = [scratch] if self.isolation == "uid" else [out_dir, work_dir]
-        watch = _Watch(process.pid, uid, watched)
+        watch = _Watch(process.pid, uid, watched, int(self.limits.memory_mb) * 2**20)
         deadline = time.monotonic() + self._deadline(tasks)
         finished, stopped = True, None
         try:
