@@ -196,8 +196,18 @@ def test_the_policy_allows_the_standard_library_and_numpy_and_denies_the_rest():
 @pytest.mark.skipif(
     not sys.platform.startswith("linux") or os.geteuid() != 0, reason="needs root and /proc"
 )
-def test_every_process_of_a_run_uid_is_killed_wherever_it_hid():
+@pytest.mark.parametrize("kill_binary", [True, False], ids=["kill", "no-procps"])
+def test_every_process_of_a_run_uid_is_killed_wherever_it_hid(kill_binary, monkeypatch):
+    import tinycnn.grading.sandbox as sandbox_module
     from tinycnn.grading.sandbox import UID_BASE, UID_RANGE, _kill_uid, _live_processes_of
+
+    if not kill_binary:  # a minimal image without procps: the checker stops, then kills
+        which = sandbox_module.shutil.which
+        monkeypatch.setattr(
+            sandbox_module.shutil,
+            "which",
+            lambda name, **kw: None if name == "kill" else which(name, **kw),
+        )
 
     uid = UID_BASE + UID_RANGE - 1 - os.getpid() % 1024  # a uid no sandbox of this run uses
     as_uid = {"user": uid, "group": uid, "extra_groups": []}

@@ -78,8 +78,9 @@ cd "$(dirname "$0")"
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-# bubblewrap: the sandbox in which `tinycnn check` runs the student's code.
-apt-get install -y --no-install-recommends python3 python3-venv python3-pip bubblewrap
+# bubblewrap: the sandbox in which `tinycnn check` runs the student's code; procps: `kill`,
+# with which the checker ends every process of a run where namespaces are blocked (level uid).
+apt-get install -y --no-install-recommends python3 python3-venv python3-pip bubblewrap procps
 # tinycnn needs Python 3.11 or newer (Ubuntu 24.04's python3 is 3.12; 22.04 has python3.11).
 python=python3
 if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then

@@ -498,12 +498,12 @@ def _kill_group(pid: int) -> None:
             pass
 
 
-def _kill_tree(top: int) -> None:
-    """Stop ``top`` and every process below it (SIGSTOP, until no new one appears: a stopped
-    process cannot fork), then kill them all (Linux ``/proc``; elsewhere nothing)."""
+def _stop_then_kill(find, key) -> None:
+    """SIGSTOP every process ``find(key)`` lists, again until no new one appears (a stopped
+    process cannot fork), then SIGKILL them all."""
     stopped: set[int] = set()
     for _round in range(100):
-        found = set(_processes_of(top, None)) - stopped
+        found = set(find(key)) - stopped
         if not found:
             break
         for pid in found:
@@ -515,6 +515,11 @@ def _kill_tree(top: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _kill_tree(top: int) -> None:
+    """Kill ``top`` and every process below it (Linux ``/proc``; elsewhere ``top`` only)."""
+    _stop_then_kill(lambda pid: _processes_of(pid, None), top)
+
+
 def _kill_uid(uid: int) -> None:
     """Kill every process of ``uid`` (root only): whatever a sandbox left, wherever it hid.
 
@@ -523,24 +528,25 @@ def _kill_uid(uid: int) -> None:
     in the new process before it executes ``kill`` (``subprocess``'s ``user``), not in a forked
     copy of this threaded process: a fork here once froze OpenBLAS threads of the checker."""
     binary = shutil.which("kill", path="/usr/bin:/bin")
-    if binary is None:  # pragma: no cover - procps or util-linux provide kill everywhere
-        return
     # A killed process may still be finishing a write: wait until none is left (the scratch
     # directory is removed next).
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(
-                [binary, "-9", "-1"],
-                user=uid,
-                group=uid,
-                extra_groups=[],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=30,
-                check=False,
-            )
+        if binary is None:  # no procps (a minimal image): stop them all, then kill them
+            _stop_then_kill(_live_processes_of, uid)
+        else:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(
+                    [binary, "-9", "-1"],
+                    user=uid,
+                    group=uid,
+                    extra_groups=[],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=30,
+                    check=False,
+                )
         if not _live_processes_of(uid):
             return
         time.sleep(0.01)
