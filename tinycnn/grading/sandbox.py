@@ -552,6 +552,24 @@ def _kill_uid(uid: int) -> None:
         time.sleep(0.01)
 
 
+def _wait_until_gone(pids: Sequence[int], seconds: float = 5.0) -> None:
+    """Wait until none of ``pids`` is a live process (zombies count as gone; Linux)."""
+    deadline = time.monotonic() + seconds
+    pending = list(pids)
+    while pending and time.monotonic() < deadline:
+        still = []
+        for pid in pending:
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as handle:
+                    if handle.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                        still.append(pid)
+            except (OSError, IndexError):
+                continue
+        pending = still
+        if pending:
+            time.sleep(0.01)
+
+
 def _live_processes_of(uid: int) -> list[int]:
     """Pids of the processes of ``uid`` that are not zombies (Linux ``/proc``; else empty)."""
     pids = []
@@ -841,10 +859,15 @@ class Sandbox:
                     finished = False
                     break
         finally:
+            # Killing is asynchronous (bubblewrap's namespace dies after bwrap): the scratch
+            # directory is removed only once the run's processes are gone, or one still
+            # writing could leave files behind.
+            left = _processes_of(process.pid, uid)
             if self.isolation == "process":  # the workers run in sessions of their own
                 _kill_tree(process.pid)
             _kill_group(process.pid)
             process.wait()
             if uid is not None and self.isolation == "uid":
                 _kill_uid(uid)
+            _wait_until_gone(left)
         return finished, stopped
