@@ -38,27 +38,30 @@ def function_of(test_name: str) -> str:
     raise AssertionError(f"test {test_name} names no contract function")
 
 
-def pytest_failures(fixture: str) -> set[str]:
-    run = subprocess.run(
+def run_pytest_impl(fixture: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m pytest ARGS --impl FIXTURE`` in a fresh process, output captured."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
             "pytest",
-            str(TEST_OPS),
+            *args,
             "--impl",
             str(FIXTURES / f"{fixture}.py"),
             "-q",
             "-p",
             "no:cacheprovider",
-            "--tb=no",
-            "-rf",
         ],
-        cwd=REPO,
+        cwd=cwd,
         env={**os.environ, "COLUMNS": "1000", "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def pytest_failures(fixture: str) -> set[str]:
+    run = run_pytest_impl(fixture, str(TEST_OPS), "--tb=no", "-rf", cwd=REPO)
     assert run.returncode in (0, 1), run.stdout[-2000:] + run.stderr[-2000:]
     return set(re.findall(r"^FAILED \S*::(\S+)", run.stdout, re.MULTILINE))
 
@@ -109,27 +112,8 @@ def test_a_correct_file_passes_every_test_of_the_installed_suite(fixture, tmp_pa
     """The README's command for students, run from outside the clone, passes a correct file:
     nothing outside the student contract (special values drawn by the property tests, say)
     reaches a submission under ``--impl``."""
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--pyargs",
-            "tinycnn.parity_tests",
-            "--impl",
-            str(FIXTURES / f"{fixture}.py"),
-            "-m",
-            "not slow",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--tb=line",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "COLUMNS": "1000", "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run = run_pytest_impl(
+        fixture, "--pyargs", "tinycnn.parity_tests", "-m", "not slow", "--tb=line", cwd=tmp_path
     )
     assert run.returncode == 0, run.stdout[-4000:]
     assert re.search(r"\b\d{3,} passed\b", run.stdout), run.stdout[-500:]
