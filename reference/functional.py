@@ -438,9 +438,22 @@ def _pool_geometry(op, input, kernel_size, stride, padding, dilation, ceil_mode)
             f"{op}: input {H}x{W} with kernel {kernel}, stride {stride}, padding {padding}, "
             f"dilation {dilation} gives an empty output {H_out}x{W_out}"
         )
+    rows = _Axis(*window_positions(H, kernel[0], stride[0], padding[0], dilation[0], H_out))
+    cols = _Axis(*window_positions(W, kernel[1], stride[1], padding[1], dilation[1], W_out))
+    for axis, name in ((rows, "row"), (cols, "column")):
+        # With dilation a window can read nothing but padding although PyTorch's padding rule
+        # holds. PyTorch 2.13 then returns indices outside the plane (and its backward writes
+        # out of bounds), so there is no answer to match: refuse the geometry instead.
+        empty = np.flatnonzero(~axis.inside.any(axis=0))
+        if empty.size:
+            raise ValueError(
+                f"{op}: with kernel {kernel}, stride {stride}, padding {padding}, dilation "
+                f"{dilation} and ceil_mode={ceil_mode}, output {name} {empty[0]} reads only "
+                f"padding (input {H}x{W})"
+            )
     return _PoolGeometry(
-        _Axis(*window_positions(H, kernel[0], stride[0], padding[0], dilation[0], H_out)),
-        _Axis(*window_positions(W, kernel[1], stride[1], padding[1], dilation[1], W_out)),
+        rows,
+        cols,
         H_out,
         W_out,
         kernel,
@@ -509,6 +522,13 @@ def max_pool2d(
     Ties: the first maximum in row-major window order wins. A window holding NaN gives NaN, and
     the index of its last NaN. A window of ``-inf`` gives ``-inf`` and the index of its first
     pixel inside the input (padding never wins). These are the rules of PyTorch's CPU kernel.
+
+    Raises
+    ------
+    ValueError
+        For a bad argument, padding above half the kernel, an empty output, or a geometry in
+        which some window reads only padding (possible with dilation; PyTorch 2.13 answers it
+        with indices outside the input, so there is nothing to match).
     """
     geometry = _pool_geometry(
         "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode

@@ -332,7 +332,7 @@ def _real_data_sections(data: ReportData, runs: Mapping[str, list[RunResult]]) -
 
     centred_run = runs["centred-cnn"][0]
     centred_data = load_data(centred_run.spec)
-    equivariance = []
+    equivariance, pooling = [], []
     for name, run, images in (
         ("stripes", centred_run, centred_data.x_val),
         ("digits", best_run, dataset_digits.x_val),
@@ -340,14 +340,24 @@ def _real_data_sections(data: ReportData, runs: Mapping[str, list[RunResult]]) -
         table = translation.equivariance_table(
             run.final_params["conv.weight"], run.final_params["conv.bias"], images
         )
-        equivariance.append(table.assign(data=name, model=f"{run.spec.label}, seed {run.seed}"))
+        model = f"{run.spec.label}, seed {run.seed}"
+        equivariance.append(table.assign(data=name, model=model))
+        table = translation.pooling_invariance_table(
+            run.final_params["conv.weight"], run.final_params["conv.bias"], images
+        )
+        pooling.append(table.assign(data=name, model=model))
     equivariance = pd.concat(equivariance, ignore_index=True)
     tables["10b_equivariance"] = equivariance[
         ["data", "model", *[c for c in equivariance if c not in ("data", "model")]]
     ]
+    pooling = pd.concat(pooling, ignore_index=True)
+    tables["10b_pooling"] = pooling[
+        ["data", "model", *[c for c in pooling if c not in ("data", "model")]]
+    ]
     tables["10b_positions"] = translation.position_table(
         {"stripes": centred_data.x_train, "digits": dataset_digits.x_train}
     )
+    tables["10b_unseen_positions"] = translation.unseen_position_table(centred_data.config)
     tables["10b_ink_lost"] = translation.ink_lost_table(
         {"stripes": centred_data.x_val, "digits": dataset_digits.x_val}
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tinycnn.reference.data import DatasetConfig
+from tinycnn.reference.data import DatasetConfig, DigitsConfig
 from tinycnn.reference.gradcheck import DEFAULT_EPS
 from tinycnn.reference.train import TrainConfig
 from tinycnn.reports import digits, experiments, figures, gradients, translation
@@ -23,7 +23,7 @@ from tinycnn.reports.pipeline import (
     HEADLINE_MLP_WIDTH,
     ReportData,
 )
-from tinycnn.reports.runs import CENTRED_STRIPES, run_seed
+from tinycnn.reports.runs import CENTRED_STRIPES, DEFAULT_FILTERS, run_seed
 
 from tinycnn.markdown import markdown_table
 
@@ -262,6 +262,12 @@ def _section_claims(data: ReportData, section: int | str) -> list[str]:
             headers={"claim_id": "id"},
         ),
     ]
+
+
+def _and(items) -> str:
+    """``"a, b and c"``: items as text, the last two joined by "and"."""
+    items = [str(item) for item in items]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def _figure(name: str, alt: str) -> str:
@@ -599,7 +605,8 @@ def _s10a(data: ReportData) -> list[str]:
         "",
         f"**Split.** One fixed, stratified split for every seed: "
         f"`train_test_split(train_size={int(split['train'].sum())}, stratify=labels, "
-        f"random_state=0)` gives {int(split['train'].sum()):,} training and "
+        f"random_state={DigitsConfig().split_seed})` gives "
+        f"{int(split['train'].sum()):,} training and "
         f"{int(split['validation'].sum()):,} validation images; each digit's share differs by "
         f"at most {100 * share_gap:.2f} points between them (`tables/10a_digits_split.csv`). "
         "Seeds change only the initial weights and the batch order. Training is the stripes' "
@@ -660,6 +667,12 @@ def _s10b(data: ReportData) -> list[str]:
     T = data.tables["10b_translation"]
     E = data.tables["10b_equivariance"]
     positions = data.tables["10b_positions"]
+    pooling = (
+        data.tables["10b_pooling"]
+        .groupby(["data", "model", "shift"], sort=False)[["change_unpooled", "change_pooled"]]
+        .mean()
+        .reset_index()
+    )
     equivariance = (
         E.groupby(["data", "model", "shift"], sort=False)
         .agg(
@@ -669,6 +682,7 @@ def _s10b(data: ReportData) -> list[str]:
         )
         .reset_index()
     )
+    unseen = data.tables["10b_unseen_positions"]
     spread = "; ".join(f"{r.data} {r.axis}s {r.p5:.2f}-{r.p95:.2f}" for r in positions.itertuples())
     return [
         "The lecture's comparison table says a CNN is translation-equivariant and an MLP is "
@@ -677,10 +691,14 @@ def _s10b(data: ReportData) -> list[str]:
         "pixels right, left, down and up, with zero fill (`tinycnn.reference.shift_images`; "
         "pixels pushed out are lost).",
         "",
-        "- **Stripes**: TinyCNN (3 filters) and MLPs trained on stripes kept near the centre "
-        f"(`DatasetConfig` with {', '.join(f'{k}={v}' for k, v in CENTRED_STRIPES.items())}: "
-        "vertical and horizontal stripes in the two middle columns or rows, diagonals within a "
-        "pixel of the main diagonal), so every shift moves them where no training stripe was.",
+        f"- **Stripes**: TinyCNN ({DEFAULT_FILTERS} filters) and MLPs trained on stripes kept "
+        "near the centre (`DatasetConfig` with "
+        f"{', '.join(f'{k}={v}' for k, v in CENTRED_STRIPES.items())}: vertical and horizontal "
+        "stripes in the middle columns or rows, diagonals near the main diagonal). Of the copies "
+        f"shifted by {_and(unseen['shift'])} pixels, "
+        f"{_and(f'{100 * u:.0f}%' for u in unseen['unseen'])} "
+        "land where no training stripe was (noise-free patterns compared, "
+        "`tables/10b_unseen_positions.csv`).",
         "- **Digits**: the models of section 10a. The digits come centred (the data set's "
         "own preprocessing).",
         "",
@@ -733,6 +751,17 @@ def _s10b(data: ReportData) -> list[str]:
                 "border_error": lambda v: f"{v:.3g}",
                 "interior_fraction": pct,
             },
+        ),
+        "",
+        "**What the max pool adds.** The same trained filters and validation images, with and "
+        "without TinyCNN's 2x2 max pool: the relative change of the features under a shift, "
+        "`||f(shift(x)) - f(x)|| / ||f(x)||` (mean over images), for `f = relu(conv(x))` "
+        "(*unpooled*) and its pooled map (*pooled*); an invariant map would give 0. Averaged "
+        "over the four directions:",
+        "",
+        markdown_table(
+            pooling,
+            formats={c: lambda v: f"{v:.3f}" for c in ("change_unpooled", "change_pooled")},
         ),
     ]
 

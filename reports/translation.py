@@ -18,11 +18,12 @@ and their average. Every function takes finished runs or arrays; none trains.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from tinycnn.reference import ops
-from tinycnn.reference.data import shift_images
+from tinycnn.reference.data import DatasetConfig, make_dataset, shift_images
 from tinycnn.reports.experiments import accuracy_summary
 from tinycnn.reports.runs import RunResult, load_data, trained_model
 
@@ -33,11 +34,13 @@ __all__ = [
     "equivariance_errors",
     "equivariance_table",
     "ink_lost_table",
+    "pooling_invariance_table",
     "position_table",
     "shift_accuracy_table",
     "shift_examples",
     "similar_mlp",
     "translation_summary",
+    "unseen_position_table",
 ]
 
 MAX_SHIFT = 3
@@ -52,8 +55,10 @@ def equivariance_errors(layer: Layer, x: np.ndarray, down: int, right: int) -> d
     """Compare ``layer(shift(x))`` with ``shift(layer(x))``, inside and at the border.
 
     ``layer`` maps images ``(N, C, H, W)`` to feature maps ``(N, F, H', W')`` whose positions
-    move one for one with the input's (a stride-1 convolution, valid or padded; a ReLU after
-    it). Both shifts fill with zeros (:func:`tinycnn.reference.shift_images`). An output position
+    move one for one with the input's: a stride-1 convolution without padding, or a ReLU after
+    one. (Not a padded convolution: an output position next to the edge then reads padding on
+    one side and a real pixel on the other, so the interior test below would not hold.) Both
+    shifts fill with zeros (:func:`tinycnn.reference.shift_images`). An output position
     is *interior* when ``shift(layer(x))`` holds a real value there, not fill: its receptive
     field then lies in the part of the shifted image that came from ``x``, and an equivariant
     layer gives exactly the same value both ways. At the other positions (the *border*) the
@@ -116,6 +121,56 @@ def equivariance_table(
         for direction, (down, right) in DIRECTIONS.items():
             errors = equivariance_errors(conv, images, shift * down, shift * right)
             rows.append({"shift": shift, "direction": direction, **errors})
+    return pd.DataFrame(rows)
+
+
+def pooling_invariance_table(
+    weight: np.ndarray,
+    bias: np.ndarray,
+    images: np.ndarray,
+    shifts: Sequence[int] = SHIFTS[1:],
+) -> pd.DataFrame:
+    """How much a shift changes a trained conv layer's features, before and after max pooling.
+
+    Isolates what the pooling does: the same trained filters, the same images, with and without
+    TinyCNN's 2x2 max pool. For features ``f`` (``relu(conv(x))``, or its pooled map) the change
+    of an image is ``||f(shift(x)) - f(x)|| / ||f(x)||`` (Frobenius norms over all channels and
+    positions; images whose features are all zero are left out); an invariant map has change 0.
+
+    Parameters
+    ----------
+    weight : ndarray, shape (F, 1, K, K)
+    bias : ndarray, shape (F,)
+    images : ndarray, shape (N, 1, S, S), with ``S - K + 1`` even (TinyCNN: 8 and 3)
+
+    Returns
+    -------
+    DataFrame with ``shift``, ``direction``, ``change_unpooled`` and ``change_pooled`` (means
+    over the images).
+    """
+
+    def unpooled(x: np.ndarray) -> np.ndarray:
+        return ops.relu_forward(ops.conv2d_forward(x, weight, bias))  # N, F, S-K+1, S-K+1
+
+    def change(before: np.ndarray, after: np.ndarray) -> float:
+        size = np.linalg.norm(before.reshape(len(before), -1), axis=1)
+        moved = np.linalg.norm((after - before).reshape(len(before), -1), axis=1)
+        return float(np.mean(moved[size > 0] / size[size > 0]))
+
+    features = unpooled(images)
+    pooled = ops.maxpool2d_forward(features, 2)
+    rows = []
+    for shift in shifts:
+        for direction, (down, right) in DIRECTIONS.items():
+            shifted = unpooled(shift_images(images, shift * down, shift * right))
+            rows.append(
+                {
+                    "shift": shift,
+                    "direction": direction,
+                    "change_unpooled": change(features, shifted),
+                    "change_pooled": change(pooled, ops.maxpool2d_forward(shifted, 2)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -281,4 +336,39 @@ def ink_lost_table(
                 for down, right in DIRECTIONS.values()
             ]  # directions x N
             rows.append({"data": name, "shift": shift, "ink_lost": float(1 - np.mean(kept))})
+    return pd.DataFrame(rows)
+
+
+def unseen_position_table(
+    config: DatasetConfig, shifts: Sequence[int] = SHIFTS[1:]
+) -> pd.DataFrame:
+    """How many shifted validation stripes sit where no training stripe was.
+
+    Works on the noise-free patterns: the same ``config`` with ``noise_std=0`` draws the same
+    stripes (each image's placement is drawn before its noise, and NumPy's ``Generator.normal``
+    consumes the stream alike for any scale; a test checks this). A shifted copy is *unseen*
+    when its pattern (pixels pushed out are lost) equals no training image's pattern.
+
+    Parameters
+    ----------
+    config : DatasetConfig
+        The stripes' settings (``tinycnn.reports.runs.CENTRED_STRIPES`` in section 10b).
+    shifts : sequence of int
+        Shift lengths in pixels, each applied in the four :data:`DIRECTIONS`.
+
+    Returns
+    -------
+    DataFrame with ``shift`` and ``unseen`` (share of shifted copies, 0 to 1, over the
+    validation images and the four directions).
+    """
+    clean = make_dataset(replace(config, noise_std=0.0))
+    seen = {pattern.tobytes() for pattern in clean.x_train != 0}
+    rows = []
+    for shift in shifts:
+        unseen = [
+            pattern.tobytes() not in seen
+            for down, right in DIRECTIONS.values()
+            for pattern in shift_images(clean.x_val, shift * down, shift * right) != 0
+        ]
+        rows.append({"shift": shift, "unseen": float(np.mean(unseen))})
     return pd.DataFrame(rows)

@@ -160,6 +160,17 @@ BAD_CALLS = {
         lambda: F.linear(np.ones((2, 3), np.float32), np.ones((4, 3))),
         "use one dtype",
     ),
+    # Dilation 2 at padding 1 on a 1-pixel-high input: the only window reads rows -1 and 1.
+    "max-pool-window-all-padding": (
+        lambda: F.max_pool2d(np.ones((1, 1, 1, 2)), (2, 1), (2, 1), (1, 0), (2, 1), True),
+        "output row 0 reads only padding",
+    ),
+    "max-pool-backward-window-all-padding": (
+        lambda: F.max_pool2d_backward(
+            np.ones((1, 1, 1, 2)), np.ones((1, 1, 1, 2)), (2, 1), (2, 1), (1, 0), (2, 1), True
+        ),
+        "output row 0 reads only padding",
+    ),
     "stride-zero": (
         lambda: F.avg_pool2d(np.ones((1, 1, 4, 4)), 2, stride=(0, 1)),
         "stride must be >= 1",
