@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -112,12 +113,29 @@ def test_zip_has_gradescopes_files_at_its_root(bundle, fake_wheel):
         (["--no-such-option"], "unrecognized arguments: --no-such-option"),
         (["--gradescope", "x.json"], "--gradescope is set by the autograder itself"),
         (["other.py"], "unrecognized arguments: other.py"),
+        # A bundle that runs one case writes no results.json: every student would get 0.
+        (["--case", "conv-n2c3f4-h7w5-k3x3-s1-p0-f64"], "--case runs one case"),
+        # A fixed seed gives every student the same hidden cases, and each result prints it.
+        (["--seed", "42"], "--seed would give every student the same hidden cases"),
+        (["--se", "42"], "--seed would give"),  # argparse's abbreviations are caught too
+        (["--gradesc", "x.json"], "--gradescope is set by the autograder itself"),
+        (["--jobs=2"], "--jobs applies to a folder of submissions"),
     ],
 )
 def test_bad_check_options_are_refused_before_building(tmp_path, fake_wheel, check_args, message):
-    with pytest.raises(CommandError, match=message):
+    with pytest.raises(CommandError, match=re.escape(message)):
         autograder.build_bundle(tmp_path / "a.zip", check_args, wheel=fake_wheel)
     assert not (tmp_path / "a.zip").exists()
+
+
+def test_a_refused_option_is_a_one_line_usage_error(capsys, tmp_path, fake_wheel):
+    out = tmp_path / "a.zip"
+    status = main(
+        ["autograder", "--out", str(out), "--wheel", str(fake_wheel), "--", "--seed", "7"]
+    )
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.splitlines()) == 1 and "--seed" in err
+    assert not out.exists()
 
 
 def test_command_checks_its_output_first(capsys, tmp_path, fake_wheel):

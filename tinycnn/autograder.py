@@ -65,8 +65,20 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 #: Seconds the grading may take before it is stopped and a failed result is written. Below
 #: Gradescope's default limit of 10 minutes, so the student gets a message, not a time-out.
 DEFAULT_TIME_LIMIT = 540.0
-#: Options of `tinycnn check` that the bundle sets itself.
-RESERVED_OPTIONS = ("--gradescope", "--json", "--csv", "--jobs", "--scheduler")
+#: Options of `tinycnn check` a bundle may not carry (by argparse destination, so that an
+#: abbreviation such as ``--se`` for ``--seed`` is caught too), and why.
+REFUSED_OPTIONS = {
+    "gradescope": "--gradescope is set by the autograder itself; leave it out",
+    "json": "--json is not read on Gradescope; leave it out",
+    "csv": "--csv applies to a folder of submissions; Gradescope grades one; leave it out",
+    "jobs": "--jobs applies to a folder of submissions; Gradescope grades one; leave it out",
+    "scheduler": "--scheduler applies to a folder of submissions; Gradescope grades one; "
+    "leave it out",
+    "case": "--case runs one case and writes no results.json, so every student would get 0; "
+    "leave it out",
+    "seed": "--seed would give every student the same hidden cases and print the seed in each "
+    "result (a student could then compute them); leave it out: each submission gets a fresh seed",
+}
 EXECUTABLE = 0o755
 
 SETUP_SH = """\
@@ -292,12 +304,14 @@ def _build_wheel(directory: Path) -> Path:
 
 
 def validate_check_args(check_args: Sequence[str]) -> list[str]:
-    """Parse ``check_args`` with ``tinycnn check``'s own parser; raise CommandError if wrong."""
+    """Parse ``check_args`` with ``tinycnn check``'s own parser; raise CommandError if wrong.
+
+    Besides what the parser refuses, `REFUSED_OPTIONS` are refused: the ones the bundle sets
+    itself, the ones for a folder of submissions, and the ones that would break grading
+    (``--case``) or make the hidden cases predictable (``--seed``).
+    """
     from tinycnn.cli import build_parser
 
-    for option in RESERVED_OPTIONS:
-        if any(a == option or a.startswith(option + "=") for a in check_args):
-            raise CommandError(f"{option} is set by the autograder itself; leave it out")
     parser, messages = build_parser(), io.StringIO()
     try:
         with contextlib.redirect_stderr(messages):
@@ -307,6 +321,9 @@ def validate_check_args(check_args: Sequence[str]) -> list[str]:
         raise CommandError(f"options for tinycnn check: {reason.split(' (see ')[0]}") from None
     if args.submission != "submission.py":
         raise CommandError(f"unexpected argument for tinycnn check: {shlex.join(check_args)}")
+    for destination, reason in REFUSED_OPTIONS.items():
+        if getattr(args, destination) is not None:
+            raise CommandError(reason)
     return list(check_args)
 
 
