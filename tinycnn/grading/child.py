@@ -387,18 +387,43 @@ def importlib_file():
     return importlib.__file__
 
 
+def entry_module_name(path):
+    """The name the student's own code imports the entry by (``layers.py`` -> ``layers``,
+    ``hw/layers.py`` -> ``hw.layers``), from its place in the student's folder; None if it has
+    none (outside the folder, or a part that is not an identifier)."""
+    folder = _STUDENT["folder"]
+    if not folder or not path.startswith(folder + os.sep) or not path.endswith(".py"):
+        return None
+    parts = path[_len(folder) + 1 : -3].split(os.sep)
+    if not all(part.isidentifier() for part in parts):
+        return None
+    if parts[0] in _sys_modules or parts[0] in sys.stdlib_module_names:
+        return None  # named like a module Python already has: never replace that one
+    return ".".join(parts)
+
+
 def import_submission(path):
-    """Execute the submission as module ``submission``; returns the module (raises on failure)."""
+    """Execute the submission as module ``submission``, also known by its own name (a helper's
+    ``from layers import *`` gets this module, not a second copy); returns the module (raises on
+    failure). An entry inside a package (``hw/layers.py``) is imported as ``hw.layers``, its
+    package first, so its relative imports work."""
     import importlib.util
 
     folder = _STUDENT["folder"]
     if folder and folder not in sys.path:  # the student's helper modules import each other
         sys.path.insert(0, folder)
+    name = entry_module_name(path)
+    if name and "." in name:
+        module = importlib.import_module(name)
+        _sys_modules[SUBMISSION_MODULE] = module
+        return module
     spec = importlib.util.spec_from_file_location(SUBMISSION_MODULE, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
     _sys_modules[SUBMISSION_MODULE] = module
+    if name:
+        _sys_modules[name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -855,6 +855,19 @@ def _tamper_messages(names: set[str]) -> list[str]:
     ]
 
 
+def _own_top_modules(submission: Submission) -> frozenset[str]:
+    """The top-level names of the student's own modules, the entry's included: theirs to import
+    (a helper's ``from layers import *`` imports the entry by its name, as CS231n's
+    ``layer_utils.py`` does)."""
+    return frozenset(module.partition(".")[0] for module in submission.modules)
+
+
+def _own_modules(submission: Submission) -> list[str]:
+    """Every module name of the student's files and the packages holding them, for the child
+    (which never imports them on the submission's behalf before it runs)."""
+    return sorted(set(submission.modules) | _own_top_modules(submission))
+
+
 def new_seed() -> int:
     """A fresh run seed (32 bits), from the operating system's randomness."""
     return secrets.randbits(32)
@@ -923,9 +936,7 @@ def grade_submission(
         submission = path
     else:
         submission = load_submission(path, api=api, entry=entry, allow_imports=allow_imports)
-    # The student's helper modules are theirs to import.
-    helpers = {module.partition(".")[0] for module in submission.modules[1:]}
-    allowed = allowed_modules(allow_imports) | helpers
+    allowed = allowed_modules(allow_imports) | _own_top_modules(submission)
     sandbox = Sandbox(
         limits,
         isolation,
@@ -1127,7 +1138,7 @@ def _run_functions(
             tasks,
             inputs,
             CONTRACT_FUNCTIONS,
-            student_modules=submission.modules[1:],
+            student_modules=_own_modules(submission),
             api=submission.api,
         ) as (results, finished):
             probe = _read_run(results, "probe", 0, finished)
@@ -1248,7 +1259,7 @@ def _grade_in_sandbox(
                 [task],
                 {"train.npz": _packed_training_inputs(json.dumps(setup.as_job(), sort_keys=True))},
                 CONTRACT_FUNCTIONS,
-                student_modules=submission.modules[1:],
+                student_modules=_own_modules(submission),
                 api=submission.api,
             ) as (results_dir, finished):
                 run = _read_run(results_dir, "train", 0, finished)
@@ -1331,8 +1342,7 @@ def grade_case(
         submission = path
     else:
         submission = load_submission(path, api=api, entry=entry, allow_imports=allow_imports)
-    helpers = {module.partition(".")[0] for module in submission.modules[1:]}
-    allowed = allowed_modules(allow_imports) | helpers
+    allowed = allowed_modules(allow_imports) | _own_top_modules(submission)
     sandbox = Sandbox(limits, isolation, allowed_imports=allowed)
     plan = {}
     for name in CONTRACT_FUNCTIONS:
