@@ -15,7 +15,10 @@ of every code cell, in notebook order:
 
 Everything else at the top level (test calls, prints, plots, ``np.random.seed(1)``,
 ``if __name__ == "__main__":`` blocks) is set aside, and so are IPython's magics and shell
-commands (``%matplotlib inline``, ``!pip install``, ``np.pad?``, whole ``%%time`` cells).
+commands (``%matplotlib inline``, ``!pip install``, ``np.pad?``, whole ``%%time`` cells). A
+line is IPython's only where a statement can start, as IPython itself decides (found with
+`tokenize`; a cell that is valid Python has none): a continuation line ``% (x.shape,)`` inside
+brackets and a line ``%d items`` inside a string are the student's Python, kept as written.
 Markdown and raw cells are ignored. A code cell that is not valid Python (after its magics are
 removed) makes the notebook "not compile", as a ``.py`` file would.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+import tokenize
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -104,17 +108,76 @@ def _read(data: bytes, origin: str):
             raise NotebookError(f"{origin} is not a Jupyter notebook ({reason[:200]})") from None
 
 
-def _without_magics(source: str) -> tuple[list[str], bool]:
-    """The cell's lines with IPython-only lines replaced by ``pass`` (same indentation, so
-    line numbers and blocks stay valid); also whether anything was replaced."""
-    lines = source.split("\n")
+def _at_statement_starts(source: str, replace) -> list[str]:
+    """The cell's lines, each line that begins a statement passed through ``replace``.
+
+    A line begins a statement when Python's tokenizer (`tokenize`, as the running Python
+    reads code) has just ended a logical line: not inside brackets, a string (a docstring, any
+    triple-quoted string) or after a backslash continuation. ``replace`` sees each such
+    line before the tokenizer does (so an IPython-only line is never tokenized) and returns it,
+    or the line to tokenize in its place. A tokenizer error ends the scan (the parser reports it).
+    """
+    parts = source.split("\n")
+    lines = [part + "\n" for part in parts[:-1]] + [parts[-1]]
+    state = {"next": 0, "depth": 0, "last": None}
+
+    def readline() -> str:
+        index = state["next"]
+        if index >= len(lines):
+            return ""
+        state["next"] += 1
+        ended = state["last"] in (None, tokenize.NEWLINE) or (
+            state["last"] == tokenize.NL and state["depth"] == 0
+        )
+        if ended:
+            lines[index] = replace(lines[index])
+        return lines[index]
+
+    try:
+        for token in tokenize.generate_tokens(readline):
+            if token.type == tokenize.OP and token.string in "([{":
+                state["depth"] += 1
+            elif token.type == tokenize.OP and token.string in ")]}":
+                state["depth"] = max(0, state["depth"] - 1)
+            state["last"] = token.type
+    except (tokenize.TokenError, SyntaxError):  # SyntaxError: IndentationError, 3.12's errors
+        pass
+    return "".join(lines).split("\n")
+
+
+def _parse_cell(source: str) -> tuple[ast.Module, list[str], bool]:
+    """Parse a code cell: its tree, its lines (IPython-only lines replaced by ``pass``, same
+    indentation, so line numbers and blocks stay valid) and whether any line was replaced.
+
+    A cell that is valid Python as it is has no magics (no IPython syntax is valid Python).
+    Otherwise only a line where a statement can start is IPython's (``%timeit f(x)``, ``!ls``):
+    inside brackets ``% (x.shape,)`` is Python's ``%`` operator, and inside a string
+    ``%d items`` is text.
+
+    Raises
+    ------
+    SyntaxError, ValueError, RecursionError, MemoryError
+        If the cell is not valid Python once its magics are replaced (ValueError: NUL bytes;
+        RecursionError, MemoryError: nested too deeply to parse).
+    """
+    try:
+        with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads
+            return ast.parse(source), source.split("\n"), False
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        pass
     replaced = False
-    for index, line in enumerate(lines):
-        if _MAGIC_LINE.match(line):
-            indent = line[: len(line) - len(line.lstrip())]
-            lines[index] = f"{indent}pass"
-            replaced = True
-    return lines, replaced
+
+    def replace(line: str) -> str:
+        nonlocal replaced
+        if not _MAGIC_LINE.match(line):
+            return line
+        replaced = True
+        indent = line[: len(line) - len(line.lstrip())]
+        return f"{indent}pass" + line[len(line.rstrip("\r\n")) :]
+
+    lines = _at_statement_starts(source, replace)
+    with _PARSE_LOCK:
+        return ast.parse("\n".join(lines)), lines, replaced
 
 
 def _is_simple_value(node: ast.expr) -> bool:
@@ -202,10 +265,8 @@ def convert_notebook(
             magic = stripped.split(None, 1)[0]
             set_aside.append(f"cell {number}: a {magic} cell (cell magics are not run)")
             continue
-        cell_lines, had_magics = _without_magics(source)
         try:
-            with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads
-                tree = ast.parse("\n".join(cell_lines), filename=f"cell {number}")
+            tree, cell_lines, had_magics = _parse_cell(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
             # ValueError: NUL bytes; RecursionError, MemoryError: nesting too deep to parse
             line = getattr(error, "lineno", None) or 1

@@ -1,0 +1,140 @@
+"""Notebooks as students write them: what `convert_notebook` keeps, and how ``tinycnn check``
+grades the result.
+
+Each fixture is a notebook written here with `nbformat` the way a course notebook is written
+(a setup cell, the student's functions, test cells, magics). The unit tests read the converted
+module; the end-to-end tests grade the notebook through ``tinycnn check`` (no training, so a
+correct notebook grades in about a second). Expected verdicts come from what the fixtures hold
+(the correct contract file, split into cells), never from the converter's code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from tinycnn.cli import main
+from tinycnn.grading.notebook import convert_notebook
+
+SUBMISSIONS = Path(__file__).parent / "fixtures" / "submissions"
+CONTRACT = [
+    "conv2d_forward",
+    "conv2d_backward",
+    "relu_forward",
+    "relu_backward",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "linear_forward",
+    "linear_backward",
+    "softmax_cross_entropy",
+]
+
+
+def correct_body() -> str:
+    """The correct contract file without its docstring and its ``import numpy as np``."""
+    source = (SUBMISSIONS / "correct_vectorized.py").read_text()
+    body = source.split('"""', 2)[2]
+    assert "import numpy as np\n" in body
+    return body.replace("import numpy as np\n", "", 1).strip() + "\n"
+
+
+def notebook(*cells: str) -> bytes:
+    """A notebook: a markdown title (cell 1), then one code cell per argument (cells 2, 3...)."""
+    made = [new_markdown_cell("# Homework 2")] + [new_code_cell(source) for source in cells]
+    return nbformat.writes(new_notebook(cells=made)).encode()
+
+
+def converted(*cells: str, **options):
+    return convert_notebook(notebook(*cells), "hw.ipynb", **options)
+
+
+def check(path: Path, capsys, *options: str) -> str:
+    """``tinycnn check --no-train PATH``: its output (stdout)."""
+    main(["check", "--no-train", *options, str(path)])
+    return capsys.readouterr().out
+
+
+def passes_all(out: str) -> bool:
+    return f"PASS, {len(CONTRACT)} of {len(CONTRACT)} functions pass" in out
+
+
+# --------------------------------------------------------------------------------------------
+# Magics: only where a statement starts (review finding 8)
+# --------------------------------------------------------------------------------------------
+
+CONTINUATION = (
+    "def check_shape(x):\n"
+    "    if x.ndim != 4:\n"
+    '        raise ValueError("bad shape %s"\n'
+    "                         % (x.shape,))\n"
+    "    return x\n"
+)
+
+
+def test_a_continuation_line_starting_with_percent_is_python_not_a_magic():
+    # Valid Python: nothing is a magic, nothing is replaced.
+    source = converted("import numpy as np", CONTINUATION).source
+    assert "                         % (x.shape,))" in source
+    compile(source, "hw", "exec")
+    # The same function in a cell that also holds magics: only the magics go.
+    result = converted(
+        "import numpy as np", "%matplotlib inline\n!pip install tqdm\n" + CONTINUATION
+    )
+    assert "                         % (x.shape,))" in result.source
+    assert "%matplotlib" not in result.source and "pip" not in result.source
+    compile(result.source, "hw", "exec")
+    assert result.syntax_error is None
+
+
+def test_lines_inside_strings_and_docstrings_are_never_rewritten():
+    cell = (
+        "%load_ext autoreload\n"
+        'MSG = """\n%d items\n!important\nnp.pad?\n"""\n'
+        "def f(x):\n"
+        '    """Pads x.\n\n    !important: x is not copied\n    %timeit f(x)\n    """\n'
+        "    %timeit x\n"
+        "    return x\n"
+    )
+    source = converted(cell).source
+    assert 'MSG = """\n%d items\n!important\nnp.pad?\n"""' in source
+    assert '    !important: x is not copied\n    %timeit f(x)\n    """' in source
+    # ... while a magic where a statement starts is still replaced (same indentation).
+    assert '    """\n    pass\n    return x' in source
+    namespace: dict = {}
+    exec(compile(source, "hw", "exec"), namespace)
+    assert namespace["MSG"] == "\n%d items\n!important\nnp.pad?\n"
+
+
+def test_magics_at_statement_starts_are_still_set_aside():
+    cell = (
+        "files = !ls\n"
+        "np.pad?\n"
+        "??np.pad\n"
+        "x = (1 +\n"
+        "     2)\n"
+        "if True:\n"
+        "    %time y = [1,\n"
+        "def g(v):\n"
+        "    return v \\\n"
+        "        % 3\n"
+    )
+    result = converted("import numpy as np", cell)
+    assert result.syntax_error is None
+    assert "def g(v):\n    return v \\\n        % 3" in result.source
+    assert "!ls" not in result.source and "?" not in result.source
+    assert "cell 3: code, magics (not run)" in result.set_aside
+
+
+def test_a_notebook_with_a_percent_continuation_passes_check(tmp_path, capsys):
+    path = tmp_path / "pct.ipynb"
+    path.write_bytes(
+        notebook(
+            "%matplotlib inline\nimport numpy as np",
+            correct_body(),
+            "%load_ext autoreload\n" + CONTINUATION + 'NOTE = """\n%d items\n"""',
+        )
+    )
+    out = check(path, capsys)
+    assert passes_all(out), out
