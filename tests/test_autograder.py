@@ -45,17 +45,41 @@ def bundle(tmp_path_factory, fake_wheel) -> Path:
     )
 
 
+@pytest.fixture(scope="module")
+def quick_bundle(tmp_path_factory, fake_wheel) -> Path:
+    """A bundle without the training run: an end-to-end grading in about a second."""
+    out = tmp_path_factory.mktemp("quick") / "autograder.zip"
+    return autograder.build_bundle(
+        out, ["--no-train", "--timeout", "20"], wheel=fake_wheel, torch_version="2.13.0"
+    )
+
+
+def lay_out(folder: Path, files: dict[str, bytes | Path]) -> None:
+    """Write ``files`` (relative paths) under ``folder``; a Path value makes a symbolic link."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            path.symlink_to(content)
+        else:
+            path.write_bytes(content)
+
+
 def simulate(
-    bundle: Path, root: Path, submission: dict[str, bytes] | None, python: str = sys.executable
+    bundle: Path,
+    root: Path,
+    submission: dict[str, bytes | Path] | None,
+    python: str = sys.executable,
 ) -> tuple[dict, subprocess.CompletedProcess]:
-    """Lay out ROOT like Gradescope, run run_autograder, return (results.json, the run)."""
+    """Lay out ROOT like Gradescope, run run_autograder, return (results.json, the run).
+
+    ``submission`` maps paths inside ROOT/submission to bytes, or to a Path for a link."""
     with zipfile.ZipFile(bundle) as archive:
         archive.extractall(root / "source")
     shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
     if submission is not None:
-        (root / "submission").mkdir(parents=True)
-        for name, content in submission.items():
-            (root / "submission" / name).write_bytes(content)
+        lay_out(root / "submission", submission)
     completed = subprocess.run(
         ["bash", str(root / "run_autograder")],
         cwd=root,
@@ -169,6 +193,34 @@ def test_an_empty_or_missing_submission_gets_a_failed_result(bundle, tmp_path):
     assert_failed_with(results, "the submission is empty")
     results, _ = simulate(bundle, tmp_path / "missing", None)
     assert_failed_with(results, "no submission folder")
+
+
+# -- what of the upload is graded ----------------------------------------------------------
+
+CORRECT = (FIXTURES / "correct_vectorized.py").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"layers.py": Path("/etc/hostname")}, "symbolic link (layers.py)"),
+        ({"layers.py": CORRECT, "hw2": Path("/usr/lib")}, "symbolic link (hw2)"),
+        ({"hw2/layers.py": CORRECT, "hw2/im2col.py": Path("../x.py")}, "link (hw2/im2col.py)"),
+    ],
+)
+def test_uploads_that_are_refused_with_a_message(tmp_path, files, message):
+    lay_out(tmp_path / "submission", files)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        autograder._submission_target(tmp_path / "submission")
+
+
+def test_a_link_to_the_installed_reference_gets_0_and_says_why(quick_bundle, tmp_path):
+    # The reference ops sit at a predictable path in the image; a link must never be graded.
+    import tinycnn.reference.ops as reference
+
+    results, run = simulate(quick_bundle, tmp_path, {"layers.py": Path(reference.__file__)})
+    assert_failed_with(results, "symbolic link (layers.py)", "upload the file itself")
+    assert run.returncode == 0
 
 
 def test_a_broken_configuration_gets_a_failed_result(bundle, tmp_path):

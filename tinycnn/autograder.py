@@ -181,21 +181,63 @@ def _write_results(path: Path, results: dict) -> None:
 # ------------------------------------------------------------------------------------------
 
 
+#: Folders of an upload that are never graded nor looked into (besides hidden ones): macOS's
+#: zip leaves ``__MACOSX``, Python leaves ``__pycache__``.
+IGNORED_FOLDERS = ("__MACOSX", "__pycache__")
+SOURCE_SUFFIXES = (".py", ".ipynb")
+
+
+def _visible(entries) -> list[os.DirEntry]:
+    return sorted(
+        (e for e in entries if not e.name.startswith(".") and e.name not in IGNORED_FOLDERS),
+        key=lambda e: e.name,
+    )
+
+
+def _scan(folder: Path, relative: str = "") -> tuple[list[str], list[str]]:
+    """The regular files under ``folder`` and its symbolic links, as relative paths.
+
+    Hidden entries and `IGNORED_FOLDERS` are skipped; no link is followed (``lstat`` only).
+    """
+    files, links = [], []
+    with os.scandir(folder) as entries:
+        for entry in _visible(entries):
+            path = f"{relative}{entry.name}"
+            if entry.is_symlink():
+                links.append(path)
+            elif entry.is_dir(follow_symlinks=False):
+                below_files, below_links = _scan(Path(entry.path), path + "/")
+                files += below_files
+                links += below_links
+            elif entry.is_file(follow_symlinks=False):
+                files.append(path)
+    return files, links
+
+
 def _submission_target(folder: Path) -> Path:
     """What to hand ``tinycnn check``: the one file of a one-file submission, else the folder.
+
+    Hidden entries and `IGNORED_FOLDERS` do not count.
 
     Raises
     ------
     ValueError
-        The folder is missing or holds no file (the message is for the student).
+        The folder is missing or empty, or holds a symbolic link (never followed: a link to a
+        file of the grader's image would be graded as the student's). The message is for the
+        student.
     """
     if not folder.is_dir():
         raise ValueError("no submission folder was found, so there was nothing to grade")
-    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+    files, links = _scan(folder)
+    if links:
+        raise ValueError(
+            f"your upload contains a symbolic link ({', '.join(links[:3])}), and links are "
+            "never followed: upload the file itself, not a link to it"
+        )
     if not files:
         raise ValueError("the submission is empty: upload your .py file")
     if len(files) == 1:
-        return files[0]
+        return folder / files[0]
     return folder
 
 
