@@ -201,8 +201,39 @@ CORRECT = (FIXTURES / "correct_vectorized.py").read_bytes()
 
 
 @pytest.mark.parametrize(
+    "files, graded",
+    [
+        ({"layers.py": CORRECT}, "layers.py"),
+        ({"hw2/layers.py": CORRECT}, "hw2/layers.py"),  # one file anywhere: that file
+        ({"layers.py": CORRECT, "utils.py": b"", "notes.md": b""}, "."),
+        # A zipped folder, beside a README, with macOS's and Python's leftovers: the folder.
+        ({"hw2/layers.py": CORRECT, "hw2/README.md": b""}, "hw2"),
+        (
+            {
+                "README.md": b"",
+                "hw2/layers.py": CORRECT,
+                "hw2/utils.py": b"",
+                "__MACOSX/hw2/._layers.py": b"",
+                ".DS_Store": b"",
+                "hw2/__pycache__/layers.cpython-311.pyc": b"",
+            },
+            "hw2",
+        ),
+        ({"a/b/layers.py": CORRECT, "a/b/utils.py": b"", "a/notes.txt": b""}, "a/b"),
+        ({"a/b/layers.py": CORRECT, "a/layers_old.py": b""}, "a"),  # a .py at a's top: a
+        ({"layers.py": CORRECT, "hw2/utils.py": b""}, "."),  # a .py at the top: the top
+    ],
+)
+def test_the_graded_file_or_folder_of_an_upload(tmp_path, files, graded):
+    lay_out(tmp_path / "submission", files)
+    target = autograder._submission_target(tmp_path / "submission")
+    assert target == (tmp_path / "submission" / graded).resolve()
+
+
+@pytest.mark.parametrize(
     "files, message",
     [
+        ({"a/layers.py": CORRECT, "b/layers.py": CORRECT}, "in several folders (a/, b/)"),
         ({"layers.py": Path("/etc/hostname")}, "symbolic link (layers.py)"),
         ({"layers.py": CORRECT, "hw2": Path("/usr/lib")}, "symbolic link (hw2)"),
         ({"hw2/layers.py": CORRECT, "hw2/im2col.py": Path("../x.py")}, "link (hw2/im2col.py)"),
@@ -221,6 +252,14 @@ def test_a_link_to_the_installed_reference_gets_0_and_says_why(quick_bundle, tmp
     results, run = simulate(quick_bundle, tmp_path, {"layers.py": Path(reference.__file__)})
     assert_failed_with(results, "symbolic link (layers.py)", "upload the file itself")
     assert run.returncode == 0
+
+
+def test_a_zipped_folder_beside_a_readme_gets_every_point(quick_bundle, tmp_path):
+    upload = {"README.md": b"notes", "hw2/layers.py": CORRECT, "hw2/README.md": b"notes"}
+    upload["__MACOSX/hw2/._layers.py"] = b"\x00\x05\x16\x07"
+    results, _ = simulate(quick_bundle, tmp_path, upload)
+    assert all(scores(results)[name] > 0 for name in CONTRACT_FUNCTIONS), results["output"]
+    assert results["score"] == len(CONTRACT_FUNCTIONS)
 
 
 def test_a_broken_configuration_gets_a_failed_result(bundle, tmp_path):

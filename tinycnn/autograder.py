@@ -215,16 +215,19 @@ def _scan(folder: Path, relative: str = "") -> tuple[list[str], list[str]]:
 
 
 def _submission_target(folder: Path) -> Path:
-    """What to hand ``tinycnn check``: the one file of a one-file submission, else the folder.
+    """What to hand ``tinycnn check``: the one file of a one-file submission, else a folder.
 
-    Hidden entries and `IGNORED_FOLDERS` do not count.
+    Students upload their files, or the folder holding them (a zipped folder, maybe beside a
+    README, maybe with macOS's ``__MACOSX``). While a folder has no .py/.ipynb file at its top
+    and exactly one of its sub-folders holds some (at any depth), that sub-folder is graded
+    instead; hidden entries and `IGNORED_FOLDERS` do not count.
 
     Raises
     ------
     ValueError
         The folder is missing or empty, or holds a symbolic link (never followed: a link to a
-        file of the grader's image would be graded as the student's). The message is for the
-        student.
+        file of the grader's image would be graded as the student's), or keeps its .py/.ipynb
+        files in several sub-folders. The message is for the student.
     """
     if not folder.is_dir():
         raise ValueError("no submission folder was found, so there was nothing to grade")
@@ -238,7 +241,30 @@ def _submission_target(folder: Path) -> Path:
         raise ValueError("the submission is empty: upload your .py file")
     if len(files) == 1:
         return folder / files[0]
-    return folder
+    while True:
+        with os.scandir(folder) as entries:
+            visible = _visible(entries)
+        if any(
+            e.is_file(follow_symlinks=False) and Path(e.name).suffix in SOURCE_SUFFIXES
+            for e in visible
+        ):
+            return folder
+        holding = [
+            Path(e.path)
+            for e in visible
+            if e.is_dir(follow_symlinks=False)
+            and any(Path(f).suffix in SOURCE_SUFFIXES for f in _scan(e.path)[0])
+        ]
+        if len(holding) != 1:
+            break
+        folder = holding[0]
+    if holding:
+        names = ", ".join(f"{p.name}/" for p in holding)
+        raise ValueError(
+            f"your .py/.ipynb files are in several folders ({names}) and none at the top of "
+            "your upload: upload the files with your functions themselves, not folders"
+        )
+    return folder  # no .py/.ipynb at all: tinycnn check says so
 
 
 def _last_line(text: str) -> str:
