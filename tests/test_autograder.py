@@ -27,6 +27,7 @@ from tinycnn import autograder
 from tinycnn.cli import CommandError, main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
+COURSES = Path(__file__).parent / "fixtures" / "courses"
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +261,35 @@ def test_a_zipped_folder_beside_a_readme_gets_every_point(quick_bundle, tmp_path
     results, _ = simulate(quick_bundle, tmp_path, upload)
     assert all(scores(results)[name] > 0 for name in CONTRACT_FUNCTIONS), results["output"]
     assert results["score"] == len(CONTRACT_FUNCTIONS)
+
+
+def test_a_course_api_without_some_functions_grades_out_of_the_ones_it_has(tmp_path, fake_wheel):
+    # deeplearning.ai's API has no ReLU, dense layer or loss: those five are no tests, so a
+    # complete notebook gets every point. Its mask is made to give a tie to the first maximum
+    # (the contract's rule; the course's `x == np.max(x)` marks every tied maximum).
+    notebook = json.loads((COURSES / "deeplearning_ai_step_by_step.ipynb").read_text("utf-8"))
+    (cell,) = [
+        c for c in notebook["cells"] if "def create_mask_from_window" in "".join(c["source"])
+    ]
+    source = "".join(cell["source"])
+    first_max = "mask = np.arange(x.size).reshape(x.shape) == np.argmax(x)"
+    cell["source"] = source.replace("mask = (x == np.max(x))", first_max)
+    assert cell["source"] != source
+    bundle = autograder.build_bundle(
+        tmp_path / "autograder.zip",
+        ["--api", "deeplearning-ai", "--no-train"],
+        wheel=fake_wheel,
+        torch_version="2.13.0",
+    )
+    results, _ = simulate(bundle, tmp_path / "root", {"cnn.ipynb": json.dumps(notebook).encode()})
+    graded = ["conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward"]
+    assert [t["name"] for t in results["tests"]] == graded, results["output"]
+    assert all(
+        t["status"] == "passed" and t["score"] == t["max_score"] == 1 for t in results["tests"]
+    )
+    assert results["score"] == 4
+    assert results["output"].startswith("4 of 4 functions of the deeplearning-ai API pass")
+    assert "not graded: relu_forward, relu_backward, linear_forward" in results["output"]
 
 
 def test_a_broken_configuration_gets_a_failed_result(bundle, tmp_path):

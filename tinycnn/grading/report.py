@@ -14,6 +14,7 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+from tinycnn.grading.adapters import REQUIRES
 from tinycnn.grading.channel import clean_text
 from tinycnn.grading.grader import FunctionResult, SubmissionReport
 from tinycnn.grading.sandbox import ISOLATION_DESCRIPTIONS
@@ -225,7 +226,8 @@ VISIBILITIES = ("visible", "after_published", "after_due_date", "hidden")
 def gradescope_results(
     report: SubmissionReport, *, visibility: str = "visible", max_score: float = 1.0
 ) -> dict:
-    """Gradescope's ``results.json``: one test per contract function, ``max_score`` points each.
+    """Gradescope's ``results.json``: one test per contract function of the submission's layer
+    API (``report.api``), ``max_score`` points each.
 
     Field names are Gradescope's autograder specification's (gradescope-autograders.readthedocs.io,
     "Autograder Specifications", output format): top level ``score``, ``execution_time``
@@ -234,7 +236,9 @@ def gradescope_results(
     ``output``, ``output_format`` and ``visibility``. A test's output is the same complete
     feedback as ``--json``'s ``detail`` (every finding, with its hint). A violated import policy
     sets the total ``score`` to 0 (its own test says why); the training run is an
-    informational test worth 0 points.
+    informational test worth 0 points. A contract function the API does not have
+    (deeplearning.ai's has no ReLU, dense layer or loss) is no test: its points could never be
+    earned; the output names it.
 
     Parameters
     ----------
@@ -258,8 +262,10 @@ def gradescope_results(
             "visibility": visibility,
         }
 
+    graded = [name for name in CONTRACT_FUNCTIONS if REQUIRES[report.api].get(name)]
+    outside = [name for name in CONTRACT_FUNCTIONS if name not in graded]
     tests = []
-    for name in CONTRACT_FUNCTIONS:
+    for name in graded:
         result = report.functions[name]
         passed = result.status == "pass"
         if passed:
@@ -296,7 +302,12 @@ def gradescope_results(
         "score": score,
         "execution_time": round(report.seconds, 3),
         "output": (
-            f"{report.n_passed} of {len(CONTRACT_FUNCTIONS)} contract functions pass"
+            (
+                f"{report.n_passed} of {len(graded)} functions of the {report.api} API pass"
+                f" (not part of it, not graded: {', '.join(outside)})"
+                if outside
+                else f"{report.n_passed} of {len(CONTRACT_FUNCTIONS)} contract functions pass"
+            )
             + ("; the import policy is violated, so the score is 0." if report.policy else ".")
             + notes
             + f"\n{_run_line(report)}."
