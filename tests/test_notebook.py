@@ -138,3 +138,86 @@ def test_a_notebook_with_a_percent_continuation_passes_check(tmp_path, capsys):
     )
     out = check(path, capsys)
     assert passes_all(out), out
+
+
+# --------------------------------------------------------------------------------------------
+# One import statement naming allowed and set-aside modules (review finding 9)
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_mixed_import_keeps_the_allowed_names_and_sets_aside_the_others():
+    result = converted(
+        "import numpy as np, matplotlib.pyplot as plt, os.path\nimport h5py, pandas as pd",
+        "def f(x):\n    return np.asarray(x)",
+        keep_imports={"numpy"},
+    )
+    source = result.source
+    assert "import numpy as np, os.path\n" in source
+    assert "matplotlib" not in source and "h5py" not in source and "pandas" not in source
+    assert "cell 2: import matplotlib, import h5py, pandas (not run)" in result.set_aside
+    # The rewritten line still points at its cell and line.
+    line = source.splitlines().index("import numpy as np, os.path") + 1
+    assert result.locate(line) == "cell 2, line 1"
+    namespace: dict = {}
+    exec(compile(source, "hw", "exec"), namespace)
+    assert namespace["f"]([1, 2]).tolist() == [1, 2]
+
+
+def test_imports_that_name_only_allowed_or_only_other_modules_are_unchanged():
+    result = converted(
+        "import numpy as np, os  # both allowed\nimport matplotlib.pyplot as plt, seaborn",
+        keep_imports={"numpy"},
+    )
+    assert "import numpy as np, os  # both allowed\n" in result.source
+    assert "plt" not in result.source and "seaborn" not in result.source
+
+
+def test_a_notebook_importing_numpy_with_matplotlib_in_one_line_passes_check(tmp_path, capsys):
+    path = tmp_path / "multi_import.ipynb"
+    path.write_bytes(notebook("import numpy as np, matplotlib.pyplot as plt", correct_body()))
+    out = check(path, capsys)
+    assert passes_all(out), out
+
+
+# --------------------------------------------------------------------------------------------
+# Constants: tuples and lists of names (review finding 15)
+# --------------------------------------------------------------------------------------------
+
+
+def test_tuple_and_list_constants_are_kept():
+    result = converted(
+        "import numpy as np\nEPS, SCALE = 1e-8, 0.5\n[LOW, HIGH] = (-1, 1)\nA, *REST = 1, 2, 3",
+        "PI, TAU = np.pi, 2 * np.pi\nfirst, second = f(1)\nROW, COL = x.shape",
+        "def f(x):\n    return x * SCALE + EPS + LOW + HIGH + sum(REST)",
+        keep_imports={"numpy"},
+    )
+    source = result.source
+    assert "EPS, SCALE = 1e-8, 0.5\n[LOW, HIGH] = (-1, 1)\nA, *REST = 1, 2, 3\n" in source
+    # Not constants: an operation, a call, a name nothing kept binds.
+    assert "TAU" not in source and "first" not in source and "ROW" not in source
+    namespace: dict = {}
+    exec(compile(source, "hw", "exec"), namespace)
+    assert namespace["f"](2.0) == 2.0 * 0.5 + 1e-8 - 1 + 1 + 5
+
+
+def test_a_constant_reading_a_set_aside_name_is_set_aside_not_an_import_failure():
+    result = converted(
+        "import numpy as np\nx = np.ones(3)\nx_ref = x\nPI = np.pi\nconv = f",
+        "def f(v):\n    return v\n\nalias = f\nOUT = (alias, PI, None)",
+        keep_imports={"numpy"},
+    )
+    source = result.source
+    assert "x_ref" not in source and "conv = f" not in source
+    assert "PI = np.pi" in source and "alias = f" in source and "OUT = (alias, PI, None)" in source
+    exec(compile(source, "hw", "exec"), {})
+
+
+def test_a_notebook_with_tuple_constants_passes_check(tmp_path, capsys):
+    body = correct_body().replace(
+        "def relu_forward(x):\n", "def relu_forward(x):\n    x = x * ONE + ZERO\n", 1
+    )
+    assert "x * ONE + ZERO" in body
+    path = tmp_path / "constants.ipynb"
+    path.write_bytes(notebook("import numpy as np\nZERO, ONE = 0, 1", body))
+    out = check(path, capsys)
+    assert passes_all(out), out

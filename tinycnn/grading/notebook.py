@@ -9,9 +9,13 @@ of every code cell, in notebook order:
 - ``import`` and ``from ... import`` statements of the standard library, of the modules the import
   rule allows (NumPy, ``--allow-import`` names), and of the modules the import rule refuses by
   name (torch, this project...), so that the rule still reports them; imports of anything else
-  (a notebook's ``matplotlib``, ``h5py`` or the course's ``public_tests``) are set aside;
-- simple constant assignments: ``EPS = 1e-8``, ``SIZES = (2, 3)``, ``conv = conv_forward``
-  (a literal, or another name).
+  (a notebook's ``matplotlib``, ``h5py`` or the course's ``public_tests``) are set aside.
+  One statement naming both (``import numpy as np, matplotlib.pyplot as plt``) keeps the names
+  it may (``import numpy as np``);
+- simple constant assignments: ``EPS = 1e-8``, ``SIZES = (2, 3)``, ``conv = conv_forward``,
+  ``EPS, SCALE = 1e-8, 0.5`` (names, or tuples and lists of names, given literals or names the
+  kept code binds above: ``x_ref = x`` after a set-aside ``x = np.ones(3)`` is set aside too,
+  since it would fail when the module is imported).
 
 Everything else at the top level (test calls, prints, plots, ``np.random.seed(1)``,
 ``if __name__ == "__main__":`` blocks) is set aside, and so are IPython's magics and shell
@@ -30,6 +34,7 @@ cell and line it came from, so that messages can say ``cell 7, line 3``. Cells a
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 import sys
 import tokenize
@@ -43,6 +48,7 @@ __all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook"]
 
 #: Top-level modules the standard library provides (Python 3.10+).
 STDLIB_MODULES = frozenset(sys.stdlib_module_names) | {"__future__"}
+_BUILTINS = frozenset(dir(builtins))
 
 # IPython syntax that is not Python: line magics, shell escapes, help and shell assignments.
 _MAGIC_LINE = re.compile(
@@ -180,43 +186,102 @@ def _parse_cell(source: str) -> tuple[ast.Module, list[str], bool]:
         return ast.parse("\n".join(lines)), lines, replaced
 
 
-def _is_simple_value(node: ast.expr) -> bool:
-    """A literal (``1e-8``, ``(2, 3)``, ``"max"``) or a dotted name (``conv``, ``np.pi``)."""
+def _value_names(node: ast.expr) -> set[str] | None:
+    """The names a constant's value reads, or None if it is not a constant's value.
+
+    A constant's value is a literal (``1e-8``, ``(2, 3)``, ``"max"``), a dotted name
+    (``conv``, ``np.pi``: its first name is read), or a tuple or list of these
+    (``(1e-8, 0.5)``, ``[conv, pool]``).
+    """
     try:
         ast.literal_eval(node)
-        return True
+        return set()
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         pass
+    if isinstance(node, (ast.Tuple, ast.List)):
+        names: set[str] = set()
+        for element in node.elts:
+            read = _value_names(element)
+            if read is None:
+                return None
+            names |= read
+        return names
     while isinstance(node, ast.Attribute):
         node = node.value
-    return isinstance(node, ast.Name)
+    return {node.id} if isinstance(node, ast.Name) else None
 
 
-def _import_modules(node: ast.Import | ast.ImportFrom) -> list[str]:
+def _target_names(node: ast.expr) -> list[str] | None:
+    """The names an assignment target binds (``EPS``, ``EPS, SCALE``, ``[a, *rest]``), or None
+    if it is not made of names only (``x[0]``, ``obj.attr``)."""
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Starred):
+        return _target_names(node.value)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        names: list[str] = []
+        for element in node.elts:
+            bound = _target_names(element)
+            if bound is None:
+                return None
+            names += bound
+        return names
+    return None
+
+
+def _module_of(node: ast.Import | ast.ImportFrom, alias: ast.alias) -> str:
+    """The top-level module an import's name comes from (``"."`` for a relative import)."""
     if isinstance(node, ast.ImportFrom):
-        return ["." if node.level else (node.module or "").partition(".")[0]]
-    return [alias.name.partition(".")[0] for alias in node.names]
+        return "." if node.level else (node.module or "").partition(".")[0]
+    return alias.name.partition(".")[0]
 
 
-def _kept(node: ast.stmt, keep_imports: frozenset[str]) -> tuple[bool, str]:
-    """Whether a top-level statement is kept, and if not, what it is (for the report)."""
+def _bound_name(node: ast.Import | ast.ImportFrom, alias: ast.alias) -> str:
+    """The name an import's alias binds (``import a.b`` binds ``a``; ``*`` for a star import)."""
+    if alias.asname:
+        return alias.asname
+    return alias.name if isinstance(node, ast.ImportFrom) else alias.name.partition(".")[0]
+
+
+def _alias_text(alias: ast.alias) -> str:
+    return f"{alias.name} as {alias.asname}" if alias.asname else alias.name
+
+
+@dataclass
+class _Decision:
+    """What becomes of one top-level statement: whether it is kept, the text to write instead
+    of its own (an import keeping only some of its names), what was set aside (for the report)
+    and the names the kept part binds."""
+
+    kept: bool
+    text: str | None = None
+    dropped: str | None = None
+    binds: tuple[str, ...] = ()
+
+
+def _decide(node: ast.stmt, keep_imports: frozenset[str], bound: set[str]) -> _Decision:
+    """Whether a top-level statement is kept; ``bound`` holds the names kept code above binds."""
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return True, ""
+        return _Decision(True, binds=(node.name,))
     if isinstance(node, (ast.Import, ast.ImportFrom)):
-        modules = _import_modules(node)
-        if all(m in STDLIB_MODULES or m in keep_imports for m in modules):
-            return True, ""
-        return False, "import " + ", ".join(modules)
-    if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        kept = [a for a in node.names if _module_of(node, a) in STDLIB_MODULES | keep_imports]
+        dropped = [_module_of(node, a) for a in node.names if a not in kept]
+        what = "import " + ", ".join(dict.fromkeys(dropped)) if dropped else None
+        binds = tuple(_bound_name(node, a) for a in kept)
+        if not kept:
+            return _Decision(False, dropped=what)
+        # ``import numpy as np, matplotlib.pyplot as plt`` keeps ``import numpy as np``.
+        text = "import " + ", ".join(_alias_text(a) for a in kept) if dropped else None
+        return _Decision(True, text, what, binds)
+    if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        if (
-            node.value is not None
-            and all(isinstance(t, ast.Name) for t in targets)
-            and _is_simple_value(node.value)
-        ):
-            return True, ""
-        return False, "code"
-    return False, "code"
+        names = [_target_names(t) for t in targets]
+        read = _value_names(node.value)
+        # A name the kept code does not bind (``x_ref = x`` after a set-aside ``x = ...``)
+        # would fail the whole module when imported: such an assignment is set aside.
+        if None not in names and read is not None and read <= bound | _BUILTINS:
+            return _Decision(True, binds=tuple(n for group in names for n in group))
+    return _Decision(False, dropped="code")
 
 
 def _first_line(node: ast.stmt) -> int:
@@ -255,6 +320,7 @@ def convert_notebook(
     ]
     origins: list[tuple[int, int] | None] = [None]
     set_aside: list[str] = []
+    bound: set[str] = set()
     for number, cell in enumerate(notebook.cells, start=1):
         if cell.get("cell_type") != "code":
             continue
@@ -280,11 +346,12 @@ def convert_notebook(
             )
         kept_nodes, dropped = [], []
         for node in tree.body:
-            keep_it, what = _kept(node, keep)
-            if keep_it:
-                kept_nodes.append(node)
-            elif what not in dropped:
-                dropped.append(what)
+            decision = _decide(node, keep, bound)
+            if decision.kept:
+                kept_nodes.append((node, decision.text))
+                bound.update(decision.binds)
+            if decision.dropped and decision.dropped not in dropped:
+                dropped.append(decision.dropped)
         if had_magics:
             dropped.append("magics")
         if dropped:
@@ -301,9 +368,11 @@ def convert_notebook(
         text = "\n".join(cell_lines)
         lines.append(f"# cell {number}")
         origins.append(None)
-        for node in kept_nodes:
+        for node, text_instead in kept_nodes:
             first = _first_line(node)
-            if shared & set(range(first, node.end_lineno + 1)):
+            if text_instead is not None:
+                copied = [text_instead]
+            elif shared & set(range(first, node.end_lineno + 1)):
                 copied = (ast.get_source_segment(text, node) or "").split("\n")
             else:
                 copied = cell_lines[first - 1 : node.end_lineno]
