@@ -263,6 +263,26 @@ def test_a_zipped_folder_beside_a_readme_gets_every_point(quick_bundle, tmp_path
     assert results["score"] == len(CONTRACT_FUNCTIONS)
 
 
+def test_two_candidate_files_get_advice_a_student_can_follow(quick_bundle, tmp_path):
+    # layers.py and a leftover copy define the same functions: the student cannot pass --entry.
+    results, _ = simulate(quick_bundle, tmp_path, {"layers.py": CORRECT, "layers_old.py": CORRECT})
+    assert results["score"] == 0
+    for test in results["tests"]:
+        assert "cannot tell which file" in test["output"], test["output"]
+        assert "upload only the file with your functions" in test["output"]
+        assert "--entry" not in test["output"]
+
+
+def test_the_instructors_entry_option_chooses_the_file(tmp_path, fake_wheel):
+    bundle = autograder.build_bundle(
+        tmp_path / "autograder.zip", ["--no-train", "--entry", "layers"], wheel=fake_wheel
+    )
+    # Both files define the nine functions (without --entry: "cannot tell which file").
+    old = CORRECT + b"\n\n" + (FIXTURES / "buggy_relu_zero_gradient.py").read_bytes()
+    results, _ = simulate(bundle, tmp_path / "root", {"layers.py": CORRECT, "layers_old.py": old})
+    assert results["score"] == len(CONTRACT_FUNCTIONS), results["output"]
+
+
 def test_a_course_api_without_some_functions_grades_out_of_the_ones_it_has(tmp_path, fake_wheel):
     # deeplearning.ai's API has no ReLU, dense layer or loss: those five are no tests, so a
     # complete notebook gets every point. Its mask is made to give a tie to the first maximum

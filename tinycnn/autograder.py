@@ -267,6 +267,29 @@ def _submission_target(folder: Path) -> Path:
     return folder  # no .py/.ipynb at all: tinycnn check says so
 
 
+#: Advice of ``tinycnn check`` that only the instructor can follow (a command-line option),
+#: and what the student can do instead; rewritten in every message of results.json.
+STUDENT_ADVICE = {
+    "; name it with --entry": ": upload only the file with your functions (leave out old "
+    "copies and backups of it)",
+}
+
+
+def _advise_students(path: Path) -> None:
+    """Rewrite ``tinycnn check``'s instructor-only advice in the results.json at ``path``."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+
+    def rewritten(text: str) -> str:
+        for advice, instead in STUDENT_ADVICE.items():
+            text = text.replace(advice, instead)
+        return text
+
+    for part in [document, *document.get("tests", [])]:
+        if isinstance(part, dict) and isinstance(part.get("output"), str):
+            part["output"] = rewritten(part["output"])
+    _write_results(path, document)
+
+
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
@@ -327,6 +350,7 @@ def run(root: str | os.PathLike | None = None) -> int:
         sys.stdout.write(completed.stdout)  # the instructor's log (results/stdout)
         sys.stderr.write(completed.stderr)
         if _valid_results(results):
+            _advise_students(results)
             return 0
         reason = _last_line(completed.stderr) or f"exit status {completed.returncode}"
         prefix = "tinycnn check: error: "
