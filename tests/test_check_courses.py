@@ -228,7 +228,7 @@ def test_a_notebook_keeps_definitions_imports_and_constants_only():
             "%matplotlib inline\nimport numpy as np\nimport matplotlib.pyplot as plt\n"
             "from torch import nn\nEPS = 1e-8; print(EPS)",
             "@staticmethod\ndef f(x):\n    %timeit x\n    return x  # keep me\n\nf(1)\nnp.pad?",
-            "%%time\ndef g():\n    pass",
+            "%%writefile g.py\ndef g():\n    pass",
             "if __name__ == '__main__':\n    f(2)\nclass A:\n    pass\nh = f\nk = f(3)",
         ),
         "hw.ipynb",
@@ -245,7 +245,7 @@ def test_a_notebook_keeps_definitions_imports_and_constants_only():
     # Lines point back at their cell: markdown counts, so the first code cell is cell 2.
     line = source.splitlines().index("    return x  # keep me") + 1
     assert converted.locate(line) == "cell 3, line 4"
-    assert "cell 4: a %%time cell (cell magics are not run)" in converted.set_aside
+    assert "cell 4: a %%writefile cell (cell magics are not run)" in converted.set_aside
 
 
 def test_notebook_failures_name_the_cell_and_line(tmp_path):

@@ -221,3 +221,99 @@ def test_a_notebook_with_tuple_constants_passes_check(tmp_path, capsys):
     path.write_bytes(notebook("import numpy as np\nZERO, ONE = 0, 1", body))
     out = check(path, capsys)
     assert passes_all(out), out
+
+
+# --------------------------------------------------------------------------------------------
+# Cell magics whose body runs in the notebook's namespace (review finding 15)
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_body_of_a_time_capture_or_prun_cell_is_read_like_any_cell():
+    result = converted(
+        "import numpy as np",
+        "%%time\ndef g(x):\n    return x\nprint(g(1))",
+        "%%capture out\nEPS = 1e-8\n%matplotlib inline\ndef h():\n    return EPS",
+        "\n  %%prun -s cumulative\ndef k():\n    return 3",
+        keep_imports={"numpy"},
+    )
+    source = result.source
+    assert "%%" not in source and "print" not in source and "matplotlib" not in source
+    assert "def g(x):" in source and "EPS = 1e-8" in source and "def k():" in source
+    line = source.splitlines().index("def g(x):") + 1
+    assert result.locate(line) == "cell 3, line 2"
+    line = source.splitlines().index("def k():") + 1
+    assert result.locate(line) == "cell 5, line 3"
+    assert "cell 3: the %%time line (the cell's code is read as usual)" in result.set_aside
+    assert "cell 3: code (not run)" in result.set_aside
+    namespace: dict = {}
+    exec(compile(source, "hw", "exec"), namespace)
+    assert namespace["h"]() == 1e-8 and namespace["k"]() == 3
+
+
+def test_timeit_and_other_cell_magics_are_still_set_aside():
+    result = converted(
+        "%%timeit\ndef t():\n    pass",
+        "%%bash\necho hi",
+        "%%writefile helper.py\ndef w():\n    pass",
+        "%%time\n",
+    )
+    assert "def t" not in result.source and "def w" not in result.source
+    assert "echo" not in result.source
+    assert (
+        "cell 2: a %%timeit cell (IPython runs its body inside a function of its own, so what "
+        "it defines does not exist afterwards)" in result.set_aside
+    )
+    assert "cell 4: a %%writefile cell (cell magics are not run)" in result.set_aside
+    assert result.syntax_error is None
+
+
+def test_a_notebook_whose_functions_sit_in_a_time_cell_passes_check(tmp_path, capsys):
+    path = tmp_path / "celltime.ipynb"
+    path.write_bytes(notebook("%%time\nimport numpy as np\n" + correct_body()))
+    out = check(path, capsys)
+    assert passes_all(out), out
+
+
+# --------------------------------------------------------------------------------------------
+# from __future__ imports at the top of a later cell (review finding 15)
+# --------------------------------------------------------------------------------------------
+
+
+def test_future_imports_of_any_cell_go_to_the_top_of_the_module():
+    result = converted(
+        "import numpy as np",
+        "from __future__ import annotations\n\ndef f(x: np.ndarray) -> Tensor:\n    return x",
+        "from __future__ import annotations, division\nprint(1)",
+    )
+    lines = result.source.splitlines()
+    assert lines[1:3] == [
+        "from __future__ import annotations",
+        "from __future__ import annotations, division",
+    ]
+    assert result.locate(2) == "cell 3, line 1" and result.locate(3) == "cell 4, line 1"
+    assert "# cell 4" not in result.source  # it kept nothing else
+    namespace: dict = {}
+    exec(compile(result.source, "hw", "exec", dont_inherit=True), namespace)
+    assert namespace["f"].__annotations__ == {"x": "np.ndarray", "return": "Tensor"}
+
+
+def test_what_only_the_whole_module_fails_on_is_said_at_its_cell_and_line():
+    braces = converted("import numpy as np", "def f():\n    pass", "from __future__ import braces")
+    assert braces.syntax_error == "cell 4, line 1: not a chance"
+    nonlocal_ = converted("x = 1", "def f():\n    nonlocal q\n    return q")
+    assert nonlocal_.syntax_error == "cell 3, line 2: no binding for nonlocal 'q' found"
+
+
+def test_a_notebook_with_a_future_import_in_a_later_cell_passes_check(tmp_path, capsys):
+    path = tmp_path / "future.ipynb"
+    path.write_bytes(
+        notebook("import numpy as np", "from __future__ import annotations\n" + correct_body())
+    )
+    out = check(path, capsys)
+    assert passes_all(out), out
+    path.write_bytes(
+        notebook("import numpy as np", correct_body(), "from __future__ import braces")
+    )
+    out = check(path, capsys)
+    assert "the file does not compile: future.ipynb, cell 4, line 1: not a chance." in out, out
+    assert "future.py" not in out

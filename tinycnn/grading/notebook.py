@@ -19,12 +19,16 @@ of every code cell, in notebook order:
 
 Everything else at the top level (test calls, prints, plots, ``np.random.seed(1)``,
 ``if __name__ == "__main__":`` blocks) is set aside, and so are IPython's magics and shell
-commands (``%matplotlib inline``, ``!pip install``, ``np.pad?``, whole ``%%time`` cells). A
-line is IPython's only where a statement can start, as IPython itself decides (found with
-`tokenize`; a cell that is valid Python has none): a continuation line ``% (x.shape,)`` inside
-brackets and a line ``%d items`` inside a string are the student's Python, kept as written.
-Markdown and raw cells are ignored. A code cell that is not valid Python (after its magics are
-removed) makes the notebook "not compile", as a ``.py`` file would.
+commands (``%matplotlib inline``, ``!pip install``, ``np.pad?``, whole ``%%bash`` or
+``%%timeit`` cells; ``%%time``, ``%%capture`` and ``%%prun`` cells, whose body IPython runs as
+the notebook's own code, lose only their magic line). A line is IPython's only where a
+statement can start, as IPython itself decides (found with `tokenize`; a cell that is valid
+Python has none): a continuation line ``% (x.shape,)`` inside brackets and a line
+``%d items`` inside a string are the student's Python, kept as written.
+Markdown and raw cells are ignored. ``from __future__`` imports, legal at the top of any cell,
+go to the top of the module. A code cell that is not valid Python (after its magics are
+removed), or kept code that does not compile, makes the notebook "not compile", as a ``.py``
+file would, said at its cell and line.
 
 The result is a `ConvertedNotebook`: the module's source, and for each of its lines the notebook
 cell and line it came from, so that messages can say ``cell 7, line 3``. Cells are numbered from
@@ -60,6 +64,24 @@ _MAGIC_LINE = re.compile(
     )""",
     re.VERBOSE,
 )
+
+
+#: Cell magics whose body IPython runs as the notebook's own code, in the notebook's namespace
+#: (IPython's ``ExecutionMagics``: ``%%time`` executes the body in the user namespace,
+#: ``%%capture`` runs it as a cell, ``%%prun`` profiles it in the user namespace), so what the
+#: body defines exists afterwards: the body is read like any cell.
+BODY_KEPT_CELL_MAGICS = frozenset({"%%time", "%%capture", "%%prun"})
+# Why some other cell magics are set aside (all others: their body is not Python, or not run).
+_SET_ASIDE_CELL_MAGICS = {
+    "%%timeit": "IPython runs its body inside a function of its own, so what it defines does not "
+    "exist afterwards",
+}
+
+
+def _cell_magic(source: str) -> str | None:
+    """``"%%time"`` for a cell whose first non-blank line starts with ``%%time``, else None."""
+    stripped = source.lstrip()
+    return stripped.split(None, 1)[0] if stripped.startswith("%%") else None
 
 
 class NotebookError(ValueError):
@@ -315,40 +337,36 @@ def convert_notebook(
     """
     notebook = _read(data, origin)
     keep = frozenset(keep_imports)
-    lines = [
-        f"# The definitions of {origin}, as tinycnn check grades them (nothing else is run).",
-    ]
-    origins: list[tuple[int, int] | None] = [None]
+    header = f"# The definitions of {origin}, as tinycnn check grades them (nothing else is run)."
     set_aside: list[str] = []
     bound: set[str] = set()
+    cells: list[_Cell] = []
     for number, cell in enumerate(notebook.cells, start=1):
         if cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
-        stripped = source.lstrip()
-        if stripped.startswith("%%"):
-            magic = stripped.split(None, 1)[0]
-            set_aside.append(f"cell {number}: a {magic} cell (cell magics are not run)")
+        magic = _cell_magic(source)
+        if magic is not None and magic not in BODY_KEPT_CELL_MAGICS:
+            why = _SET_ASIDE_CELL_MAGICS.get(magic, "cell magics are not run")
+            set_aside.append(f"cell {number}: a {magic} cell ({why})")
             continue
+        if magic is not None:
+            # The magic's own line goes (an empty line keeps the line numbers); its body is
+            # the notebook's code, run in the notebook's namespace.
+            source_lines = source.split("\n")
+            at = next(i for i, line in enumerate(source_lines) if line.strip())
+            source = "\n".join([*source_lines[:at], "", *source_lines[at + 1 :]])
+            set_aside.append(f"cell {number}: the {magic} line (the cell's code is read as usual)")
         try:
             tree, cell_lines, had_magics = _parse_cell(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
-            # ValueError: NUL bytes; RecursionError, MemoryError: nesting too deep to parse
-            line = getattr(error, "lineno", None) or 1
-            reason = error.msg if isinstance(error, SyntaxError) else "too deeply nested to parse"
-            if isinstance(error, ValueError):
-                reason = str(error)
-            return ConvertedNotebook(
-                source=lines[0] + "\n",
-                origins=(None,),
-                syntax_error=f"cell {number}, line {line}: {reason}",
-            )
-        kept_nodes, dropped = [], []
+            return _not_compiling(header, number, error)
+        decisions, dropped = [], []
         for node in tree.body:
             decision = _decide(node, keep, bound)
+            decisions.append((node, decision))
             if decision.kept:
-                kept_nodes.append((node, decision.text))
                 bound.update(decision.binds)
             if decision.dropped and decision.dropped not in dropped:
                 dropped.append(decision.dropped)
@@ -356,29 +374,84 @@ def convert_notebook(
             dropped.append("magics")
         if dropped:
             set_aside.append(f"cell {number}: " + ", ".join(dropped) + " (not run)")
-        if not kept_nodes:
+        cells.append(_Cell(number, cell_lines, tree, decisions))
+    source, origins = _module(header, cells)
+    with _PARSE_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SyntaxWarning, DeprecationWarning: not ours to print
+        try:
+            compile(source, origin, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+            # What only compiling the whole module finds (``from __future__ import braces``,
+            # ``nonlocal x`` with no x): said at its cell and line, as for a cell that does not
+            # parse; never with the converted module's own name or line.
+            line = getattr(error, "lineno", None)
+            place = origins[line - 1] if line and 1 <= line <= len(origins) else None
+            number, cell_line = place or (cells[0].number if cells else 1, 1)
+            return _not_compiling(header, number, error, cell_line)
+    return ConvertedNotebook(source=source, origins=origins, set_aside=tuple(set_aside))
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One code cell as read: its number, lines (magics replaced) and top-level statements,
+    each with what becomes of it."""
+
+    number: int
+    lines: list[str]
+    tree: ast.Module
+    decisions: list[tuple[ast.stmt, _Decision]]
+
+
+def _is_future(node: ast.stmt) -> bool:
+    return isinstance(node, ast.ImportFrom) and node.module == "__future__" and not node.level
+
+
+def _module(header: str, cells: list[_Cell]) -> tuple[str, tuple[tuple[int, int] | None, ...]]:
+    """The converted module's source and the origin of each of its lines.
+
+    ``from __future__`` imports go first: a cell may start with one (each cell compiles on its
+    own, and IPython keeps the feature for the cells that follow), a module only at its top.
+    """
+    future: list[tuple[str, tuple[int, int] | None]] = []
+    body: list[tuple[str, tuple[int, int] | None]] = []
+    for cell in cells:
+        kept = [(node, d) for node, d in cell.decisions if d.kept]
+        if not kept:
             continue
         # Lines holding more than one top-level statement (``x = 1; print(x)``): only the
         # kept statement's own text is copied from them.
         seen, shared = set(), set()
-        for node in tree.body:
+        for node in cell.tree.body:
             span = set(range(_first_line(node), node.end_lineno + 1))
             shared |= seen & span
             seen |= span
-        text = "\n".join(cell_lines)
-        lines.append(f"# cell {number}")
-        origins.append(None)
-        for node, text_instead in kept_nodes:
+        text = "\n".join(cell.lines)
+        if not all(_is_future(node) for node, _ in kept):
+            body.append((f"# cell {cell.number}", None))
+        for node, decision in kept:
             first = _first_line(node)
-            if text_instead is not None:
-                copied = [text_instead]
+            if decision.text is not None:
+                copied = [decision.text]
             elif shared & set(range(first, node.end_lineno + 1)):
                 copied = (ast.get_source_segment(text, node) or "").split("\n")
             else:
-                copied = cell_lines[first - 1 : node.end_lineno]
-            for offset, line in enumerate(copied):
-                lines.append(line)
-                origins.append((number, first + offset))
+                copied = cell.lines[first - 1 : node.end_lineno]
+            into = future if _is_future(node) else body
+            into += [(line, (cell.number, first + k)) for k, line in enumerate(copied)]
+    lines = [(header, None), *future, *body]
+    return "\n".join(line for line, _ in lines) + "\n", tuple(where for _, where in lines)
+
+
+def _not_compiling(header: str, number: int, error: Exception, line: int | None = None):
+    """The `ConvertedNotebook` of a notebook whose cell ``number`` is not valid Python."""
+    # ValueError: NUL bytes; RecursionError, MemoryError: nesting too deep to parse
+    line = line or getattr(error, "lineno", None) or 1
+    if isinstance(error, SyntaxError):
+        reason = error.msg
+    elif isinstance(error, ValueError):
+        reason = str(error)
+    else:
+        reason = "too deeply nested to parse"
     return ConvertedNotebook(
-        source="\n".join(lines) + "\n", origins=tuple(origins), set_aside=tuple(set_aside)
+        source=header + "\n", origins=(None,), syntax_error=f"cell {number}, line {line}: {reason}"
     )
