@@ -409,3 +409,34 @@ def test_command_builds_the_zip_with_a_real_wheel_of_this_project(capsys, tmp_pa
     with zipfile.ZipFile(tmp_path / wheel_name) as wheel:
         names = wheel.namelist()
     assert "tinycnn/autograder.py" in names and "tinycnn/reference/ops.py" in names
+
+
+@pytest.mark.slow  # pip builds in an isolated environment (setuptools from PyPI)
+def test_the_bundled_wheel_is_built_from_a_clean_copy_of_the_checkout(tmp_path, monkeypatch):
+    # A checkout whose build/lib keeps a module deleted from the source since: built in place,
+    # setuptools would ship it. A small stand-in project keeps the build to a few seconds.
+    checkout = tmp_path / "checkout"
+    lay_out(
+        checkout,
+        {
+            "pyproject.toml": b'[build-system]\nrequires = ["setuptools>=64"]\n'
+            b'build-backend = "setuptools.build_meta"\n\n'
+            b'[project]\nname = "tinycnn"\nversion = "0.0.1"\n\n'
+            b'[tool.setuptools]\npackages = ["tinycnn"]\n',
+            "tinycnn/__init__.py": b"",
+            "tinycnn/ops.py": b"x = 1\n",
+            "build/lib/tinycnn/stale_removed_module.py": b"x = 1\n",
+            "build/lib/tinycnn/ops.py": b"x = 0\n",
+            "tinycnn.egg-info/SOURCES.txt": b"tinycnn/stale_removed_module.py\n",
+            ".venv/pyvenv.cfg": b"home = /usr/bin\n",
+            "env/pyvenv.cfg": b"home = /usr/bin\n",
+            "env/lib/tinycnn/huge.py": b"x = 1\n",
+        },
+    )
+    monkeypatch.setattr("tinycnn.bench.source_checkout", lambda: checkout)
+    wheel = autograder._build_wheel(tmp_path / "out")
+    with zipfile.ZipFile(wheel) as archive:
+        modules = sorted(n for n in archive.namelist() if n.startswith("tinycnn/"))
+        assert archive.read("tinycnn/ops.py") == b"x = 1\n"
+    assert modules == ["tinycnn/__init__.py", "tinycnn/ops.py"]
+    assert (checkout / "build/lib/tinycnn/stale_removed_module.py").exists()  # left alone

@@ -37,6 +37,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -374,8 +375,28 @@ def _installed_torch() -> str:
     return version("torch").split("+")[0]
 
 
+def _not_built_from(folder: str, names: list[str]) -> set[str]:
+    """What of a source checkout a wheel is not built from (`shutil.copytree`'s ``ignore``):
+    hidden entries (.git, .venv, .nox), virtual environments, caches, earlier build output
+    (``build/``, ``dist/``, ``*.egg-info``)."""
+    top = (Path(folder) / "pyproject.toml").is_file()
+    return {
+        name
+        for name in names
+        if name.startswith(".")
+        or name == "__pycache__"
+        or name.endswith(".egg-info")
+        or (top and name in ("build", "dist"))
+        or (Path(folder, name) / "pyvenv.cfg").is_file()
+    }
+
+
 def _build_wheel(directory: Path) -> Path:
-    """A wheel of this project, built from its source checkout (pip, PEP 517)."""
+    """A wheel of this project, built from a clean copy of its source checkout (pip, PEP 517).
+
+    Built in place, setuptools would reuse the checkout's ``build/lib`` and ship files deleted
+    from the source since (a removed or renamed module); the copy leaves build output behind.
+    """
     from tinycnn.bench import source_checkout
 
     source = source_checkout()
@@ -384,11 +405,14 @@ def _build_wheel(directory: Path) -> Path:
             "tinycnn is not installed from a source checkout, so no wheel can be built: "
             "give one with --wheel (python -m build --wheel in a clone)"
         )
-    completed = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(directory), source],
-        capture_output=True,
-        text=True,
-    )
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "source"
+        shutil.copytree(source, copy, ignore=_not_built_from, symlinks=True)
+        completed = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(directory), copy],
+            capture_output=True,
+            text=True,
+        )
     wheels = sorted(directory.glob("tinycnn-*.whl"))
     if completed.returncode != 0 or not wheels:
         raise CommandError(f"building the wheel failed: {_last_line(completed.stderr)}")
