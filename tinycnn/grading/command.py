@@ -104,8 +104,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--entry",
         metavar="NAME",
-        help="in a student's folder, the module holding the functions (default: the folder's "
-        "only .py/.ipynb file, or the only one defining them)",
+        help="in a student's folder, the module holding the functions: layers, layers.py, or "
+        "hw/layers or hw.layers for one inside a package (default: the folder's only "
+        ".py/.ipynb file at its top, or the only one defining them)",
     )
     parser.add_argument(
         "--one-submission",

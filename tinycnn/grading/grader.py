@@ -56,7 +56,13 @@ from tinycnn.grading.policy import (
     scan_imports,
 )
 from tinycnn.grading.sandbox import Limits, Sandbox, Task, pack_inputs
-from tinycnn.grading.submission import Submission, defined_functions, load_submission
+from tinycnn.grading.submission import (
+    SourceFile,
+    Submission,
+    defined_functions,
+    load_submission,
+    resolve_relative,
+)
 from tinycnn.parity_tests.cases import (
     GRADED_CASES,
     OpCase,
@@ -862,6 +868,23 @@ def _own_top_modules(submission: Submission) -> frozenset[str]:
     return frozenset(module.partition(".")[0] for module in submission.modules)
 
 
+def _resolved(use: ImportUse, source: SourceFile, own: frozenset[str]) -> ImportUse:
+    """A relative import that resolves inside the student's own packages, as the student's
+    top-level module it lands in (allowed); any other import as it is."""
+    if not use.module.startswith("."):
+        return use
+    name = use.module.lstrip(".")
+    absolute = resolve_relative(name or None, len(use.module) - len(name), source.package)
+    if absolute is None or absolute.partition(".")[0] not in own:
+        return use
+    return replace(use, module=absolute.partition(".")[0])
+
+
+def _root_of(entry_path: Path, submission: Submission) -> Path:
+    """The folder `Submission.write` wrote to, from the entry's path in it."""
+    return Path(entry_path).parents[len(Path(submission.entry.path).parts) - 1]
+
+
 def _own_modules(submission: Submission) -> list[str]:
     """Every module name of the student's files and the packages holding them, for the child
     (which never imports them on the submission's behalf before it runs)."""
@@ -965,7 +988,10 @@ def grade_submission(
         return finish(_all_with("error", clean_text(submission.problem, 500).rstrip(".") + "."))
     entry_file = submission.entry
     static_imports: list[ImportUse] = []
+    own = _own_top_modules(submission)
     for source_file in submission.files:
+        if source_file.path in submission.unimported:
+            continue  # nothing the entry imports: set aside (the run-time guard still applies)
         try:
             refuse_unsafe_encoding(source_file.data)
             uses = scan_imports(source_file.text())
@@ -985,7 +1011,7 @@ def grade_submission(
             replace(use, where=submission.locate(source_file.path, use.line))
             if use.line is not None
             else use
-            for use in uses
+            for use in (_resolved(use, source_file, own) for use in uses)
         ]
 
     with tempfile.TemporaryDirectory(prefix="tinycnn-submission-") as folder:
@@ -1140,6 +1166,7 @@ def _run_functions(
             CONTRACT_FUNCTIONS,
             student_modules=_own_modules(submission),
             api=submission.api,
+            root=_root_of(path, submission),
         ) as (results, finished):
             probe = _read_run(results, "probe", 0, finished)
             runs = {
@@ -1261,6 +1288,7 @@ def _grade_in_sandbox(
                 CONTRACT_FUNCTIONS,
                 student_modules=_own_modules(submission),
                 api=submission.api,
+                root=_root_of(path, submission),
             ) as (results_dir, finished):
                 run = _read_run(results_dir, "train", 0, finished)
             _relocate(run, submission)

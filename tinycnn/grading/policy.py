@@ -200,7 +200,11 @@ def scan_imports(source: str | bytes) -> list[ImportUse]:
 
 def _why(module: str) -> str:
     if module.startswith("."):
-        return "relative imports cannot work in a single-file submission"
+        return (
+            "a relative import must land in a package (a sub-folder) of the submission, and "
+            "this one does not: a file at the top of the submission, or a single file, has no "
+            "package"
+        )
     if module in PROJECT_PACKAGES:
         return "it is this project's own package: a submission is written from scratch"
     if module in FRAMEWORKS:

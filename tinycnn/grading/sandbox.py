@@ -705,12 +705,15 @@ class Sandbox:
         *,
         student_modules: Sequence[str] = (),
         api: str = "tinycnn",
+        root: Path | None = None,
     ) -> Iterator[tuple[ResultDirectory, bool]]:
         """Run ``tasks`` on a private copy of ``submission``; yield ``(results, finished)``.
 
         ``submission`` is the student's entry module, alone in a folder with the student's other
         modules (``student_modules``, which may import each other); the whole folder is copied.
-        ``api`` names the course API the child calls through the checker's adapter.
+        ``api`` names the course API the child calls through the checker's adapter. ``root``
+        is the student's top folder when the entry sits below it (``hw/layers.py``); default
+        the entry's own folder.
         ``inputs`` maps each ``.npz`` file name used by the tasks to its arrays (or to the bytes
         `pack_inputs` made of them); the checker writes them before the sandbox starts.
         ``finished`` is False if the whole run was killed at its overall deadline. Every process
@@ -723,8 +726,9 @@ class Sandbox:
                 directory.mkdir(mode=0o700)
             submission = Path(submission)
             # Links in the student's folder are copied as links, never followed.
-            shutil.copytree(submission.parent, job_dir / "student", symlinks=True)
-            entry = (job_dir / "student" / submission.name).relative_to(job_dir)
+            root = Path(root) if root is not None else submission.parent
+            shutil.copytree(root, job_dir / "student", symlinks=True)
+            entry = (job_dir / "student" / submission.relative_to(root)).relative_to(job_dir)
             for name, arrays in inputs.items():
                 target = job_dir / name
                 target.parent.mkdir(parents=True, exist_ok=True)

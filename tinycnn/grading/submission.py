@@ -8,9 +8,14 @@
   notebook is run while reading it);
 - a folder holding one student's several modules: the *entry* module holds the contract functions
   (``--entry NAME``, or found as below), the others are the student's helpers, which the entry
-  (and each other) may import by name (``import helpers``, ``from utils import pad``).
+  (and each other) may import by name (``import helpers``, ``from utils import pad``, the
+  entry's own name), or relatively inside the student's packages (``from .core import *``).
+  Only the entry and the modules it imports, transitively, are checked against the import rule
+  (`reachable_files`); the others are listed as set aside (`Submission.unimported`).
 
-The entry of a folder is the module named by ``--entry``; without it, the folder's only
+The entry of a folder is the module named by ``--entry`` (a path such as ``hw/layers`` or a
+dotted name such as ``hw.layers``: an entry inside a package is imported under that name, so its
+relative imports work); without it, the folder's only
 ``.py``/``.ipynb`` file at its top level; with several, the one that defines the most functions
 of the contract (or of the ``--api``'s course functions), if only one does. Notebooks anywhere
 in the folder become modules of the same name (``utils.ipynb`` -> ``utils``).
@@ -50,7 +55,10 @@ __all__ = [
     "SourceFile",
     "Submission",
     "defined_functions",
+    "imported_modules",
     "load_submission",
+    "reachable_files",
+    "resolve_relative",
 ]
 
 #: The files a submission is made of; anything else in a folder is ignored.
@@ -88,6 +96,15 @@ class SourceFile:
     def module(self) -> str:
         """The name the student's code imports it by (``utils/pad.py`` -> ``utils.pad``)."""
         return ".".join(PurePosixPath(self.path).with_suffix("").parts).removesuffix(".__init__")
+
+    @property
+    def package(self) -> str:
+        """The package its relative imports start from: itself for a package's
+        ``__init__.py``, else the module's parent (``""`` at the top of the submission)."""
+        path = PurePosixPath(self.path)
+        if path.name == "__init__.py":
+            return self.module if len(path.parts) > 1 else ""
+        return self.module.rpartition(".")[0]
 
     def text(self) -> str:
         """The source decoded exactly as Python decodes a file (UTF-8, a BOM, a coding line).
@@ -127,6 +144,11 @@ class Submission:
         every function then gets an "error" verdict with this message.
     set_aside : tuple of str
         What reading left out on purpose (a notebook's test cells, ignored files), in words.
+    unimported : tuple of str
+        Paths of the files that neither the entry nor anything it imports imports (found by
+        reading, `reachable_files`): the student's own tests, the course's plotting helpers.
+        They are copied with the others but not checked against the import rule; if one is
+        imported while grading after all, the run-time guard still applies the rule to it.
     """
 
     name: str
@@ -134,6 +156,7 @@ class Submission:
     api: str = "tinycnn"
     problem: str | None = None
     set_aside: tuple[str, ...] = field(default=())
+    unimported: tuple[str, ...] = field(default=())
 
     @property
     def entry(self) -> SourceFile:
@@ -233,6 +256,88 @@ def defined_functions(source: SourceFile) -> set[str]:
     return {
         node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
     }
+
+
+def resolve_relative(module: str | None, level: int, package: str) -> str | None:
+    """The absolute name ``from <level dots><module> import ...`` means in ``package``, as
+    Python resolves it (``importlib.util.resolve_name``); None where Python raises ImportError
+    ("no known parent package", "beyond top-level package"): a file at the top of the
+    submission has no package, and dots cannot climb above the submission's top folder. Also
+    None for a package folder whose name is not an identifier (Python cannot import it by name).
+
+    >>> resolve_relative("core", 1, "utils"), resolve_relative(None, 2, "hw.sub")
+    ('utils.core', 'hw')
+    >>> resolve_relative("impl", 1, "") is None
+    True
+    """
+    if level == 0:
+        return module
+    parts = package.split(".") if package else []
+    if level > len(parts):
+        return None
+    base = parts[: len(parts) - level + 1]
+    if not all(part.isidentifier() for part in base):
+        return None
+    return ".".join(base + ([module] if module else []))
+
+
+def imported_modules(source: SourceFile) -> set[str] | None:
+    """Absolute names of the modules ``source`` may import, read (never run): every
+    ``import``, every ``from ... import`` (relative ones resolved; ``from x import y`` counts
+    ``x`` and ``x.y``, as ``y`` may be a submodule) and every literal ``__import__("x")`` /
+    ``import_module("x")`` call, wherever it sits. None if the source does not parse."""
+    try:
+        text = source.text()
+        with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads
+            tree = ast.parse(text)
+    except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
+        return None
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = resolve_relative(node.module, node.level, source.package)
+            if base:
+                names.add(base)
+                names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+        elif isinstance(node, ast.Call) and node.args:
+            function = node.func
+            called = getattr(function, "id", None) or getattr(function, "attr", None)
+            first = node.args[0]
+            if (
+                called in ("__import__", "import_module")
+                and isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+                and not first.value.startswith(".")
+            ):
+                names.add(first.value)
+    return names
+
+
+def reachable_files(sources: Iterable[SourceFile], entry: SourceFile) -> set[str]:
+    """Paths of the files importing ``entry`` can run: the entry, the packages holding it, and
+    every student module that these import, transitively (as read by `imported_modules`;
+    importing ``a.b`` runs ``a`` first). A file that does not parse imports nothing here (its
+    problem is reported when it is imported)."""
+    by_module: dict[str, list[SourceFile]] = {}
+    for source in sources:
+        by_module.setdefault(source.module, []).append(source)
+
+    def files_of(name: str) -> list[SourceFile]:
+        parts = name.split(".")
+        return [f for i in range(1, len(parts) + 1) for f in by_module.get(".".join(parts[:i]), [])]
+
+    reached: set[str] = set()
+    queue = [entry, *files_of(entry.module)]
+    while queue:
+        source = queue.pop()
+        if source.path in reached:
+            continue
+        reached.add(source.path)
+        for name in imported_modules(source) or ():
+            queue += [f for f in files_of(name) if f.path not in reached]
+    return reached
 
 
 def _reserved_names() -> frozenset[str]:
@@ -400,7 +505,16 @@ def _load_files(
         return _failed(name, api, problems[chosen.path], set_aside)
     helpers = [s for s in sources if s is not chosen]
     # A helper that cannot be read is reported when (and if) the entry imports it.
-    return Submission(name, (chosen, *helpers), api, None, tuple(set_aside))
+    reached = reachable_files(sources, chosen)
+    unimported = tuple(s.path for s in helpers if s.path not in reached)
+    if unimported:
+        listed = ", ".join(s.origin for s in helpers if s.path in unimported)
+        set_aside.append(
+            f"{listed} ({'it is' if len(unimported) == 1 else 'they are'} not imported by "
+            f"{chosen.origin} or its imports, so not checked against the import rule unless "
+            f"imported while grading)"
+        )
+    return Submission(name, (chosen, *helpers), api, None, tuple(set_aside), unimported)
 
 
 def _entry_of(
@@ -409,12 +523,12 @@ def _entry_of(
     """The entry module and, if there is none, why."""
     top = [s for s in sources if "/" not in s.path]
     if entry is not None:
-        wanted = entry.removesuffix(".py").removesuffix(".ipynb")
-        match = [s for s in sources if s.path.removesuffix(".py") == wanted]
+        wanted = entry.removesuffix(".py").removesuffix(".ipynb").rstrip("/")
+        match = [s for s in sources if wanted in (s.path.removesuffix(".py"), s.module)]
         if match:
             return match[0], ""
-        names = ", ".join(s.origin for s in top) or "none"
-        return None, f"no module {wanted} in {name} (--entry; its files: {names})"
+        names = ", ".join(s.origin for s in sources[:20]) + (" ..." if len(sources) > 20 else "")
+        return None, f"no module {wanted} in {name} (--entry; its files: {names or 'none'})"
     if len(top) == 1:
         return top[0], ""
     if not top:
