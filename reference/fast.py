@@ -23,6 +23,10 @@ Where the public step loses time, and what is done here instead:
   pooled quarter of the values; the backward pass routes each window's gradient straight to
   the convolution output, masking it where the ReLU was off, instead of building the full
   pooling gradient and multiplying it by the ReLU mask.
+- **Layouts.** The convolution runs by output rows, samples last (one product per output
+  row, read straight from the images), and at large batches the pooling works on strided
+  views of that layout instead of gathering its windows; the weight gradient's product then
+  runs by output row too, on the pixels each row read (see :class:`_TinyCNNPlan`).
 
 Same numbers: every floating-point operation is the public op's own NumPy call on the same
 shapes (the same BLAS product, the same reduction), written into a kept buffer; fusing only
@@ -107,7 +111,8 @@ class TrainingSteps:
         if len(labels) and not (labels.min() >= 0 and labels.max() < n_classes):
             raise ValueError(f"labels must lie in [0, {n_classes - 1}] for {n_classes} classes")
         self.model, self.x, self.labels = model, np.ascontiguousarray(x), labels
-        self._data = _TrainingSet(self.x, labels.astype(np.intp, copy=False))
+        x_max_abs = float(np.abs(self.x).max(initial=0)) if self.x.size else 0.0
+        self._data = _TrainingSet(self.x, labels.astype(np.intp, copy=False), x_max_abs)
 
         # One flat vector each for the parameters and their gradients; the model's parameters
         # become views into the first while training runs (restored by close()).
@@ -218,6 +223,7 @@ class _TrainingSet:
 
     x: np.ndarray  # n, 1, S, S
     labels: np.ndarray  # n: each sample's class
+    x_max_abs: float  # largest |pixel| (inf or NaN when the images hold such values)
 
 
 def _cross_entropy(plan) -> float:
@@ -243,6 +249,10 @@ def _cross_entropy(plan) -> float:
     plan.loss = float(loss)
     return plan.loss
 
+
+#: Pooling "views" (strided views of the convolution output instead of a gather) from this
+#: batch size on: more NumPy calls per step, each on long rows (measured, see docs/bench.md).
+WINDOW_VIEWS_MIN_BATCH = 256
 
 #: Rows shorter than this are reduced one element after the other by NumPy (longer ones in
 #: pairwise blocks of 8), so a loop over the columns gives the same bits.
@@ -304,8 +314,24 @@ class _TinyCNNPlan(_Buffers):
 
     A product's sum runs over the kernel in the same order either way, and the zeros add
     nothing, so the two give the same bits whenever the BLAS sums each dot product in order;
-    whether it does depends on its kernels for the shapes at hand. So the plan runs both on
-    random numbers when it is built, and takes "rows" only if every bit agrees.
+    whether it does depends on its kernels for the shapes at hand.
+
+    Route "rows" then pools in one of two ways:
+
+    - "gather": every window element gathered through a kept index into the public window
+      order (``p*p`` rows of ``N*F*P*P``), the gradient scattered into the public layout;
+      fewest NumPy calls, best at small batches.
+    - "views" (from :data:`WINDOW_VIEWS_MIN_BATCH` on): the window elements are strided
+      views of the rows (samples last, contiguous), so the maxima and the first-maximum test
+      are element-wise calls on long rows, with no gather; the gradient goes to the layout
+      ``(n, i, f, j)``, where the weight gradient's product runs by output row ("band": the
+      ``K*S`` pixels row ``i`` reads, about a third of the public product's work) or whole
+      ("full"), see :meth:`_conv_backward_views`.
+
+    Whether a configuration gives the public bits depends on the BLAS kernels for the shapes
+    at hand, so the plan runs them on random numbers when it is built (a whole step each,
+    against route "patches", which is the public op's arithmetic) and keeps the first that
+    agrees in every bit; "patches" if none does.
     """
 
     def __init__(self, model: TinyCNN, N: int, params, grads, data: _TrainingSet | None):
@@ -359,9 +385,6 @@ class _TinyCNNPlan(_Buffers):
         )
         self.conv_rows = np.empty((H, F * H, N), dtype)  # i, (f, j), n
         self.conv_rows_by_filter = self.conv_rows.reshape(H, F, H * N)
-        # where each (n, f, i, j) of the convolution output lives, for each route
-        n, f, i, j = np.ix_(np.arange(N), np.arange(F), np.arange(H), np.arange(H))
-        rows_position = ((i * F + f) * H + j) * N + n  # N, F, H, H
         self.conv = np.empty((N, F, H * H), dtype)
 
         # Pooling windows of the convolution output: one row per window element, columns in
@@ -390,16 +413,87 @@ class _TinyCNNPlan(_Buffers):
         self.dconv_by_sample_T = self.dconv.reshape(N, -1).T
         self.conv_db_by_position = np.empty((F, H * H), dtype)
 
-        self.route = "rows" if self.dense and self._rows_agree_with_patches() else "patches"
-        if self.route == "rows":
-            self.conv_source = self.conv_rows.reshape(-1)
-            self.pool_index = rows_position.reshape(-1).take(public_index)
+        # Pooling "gather": the windows gathered through an index, from the public layout
+        # (route "patches") or from the rows (route "rows").
+        self.public_index = public_index
+        self.dense_windows = self.dense and N >= WINDOW_VIEWS_MIN_BATCH
+        if self.dense:
+            n, f, i, j = np.ix_(np.arange(N), np.arange(F), np.arange(H), np.arange(H))
+            self.rows_pool_index = (((i * F + f) * H + j) * N + n).reshape(-1).take(public_index)
+        if self.dense_windows:
+            self._window_buffers(N, F, H, p, P, dtype)
+        self._set_route("patches", "gather", None)
+        if not (self.dense and self._rows_agree_with_patches()):  # it keeps what agreed
+            self._set_route("patches", "gather", None)
+
+    def _set_route(self, route: str, pooling: str, dM_route: str | None) -> None:
+        """Route "patches" or "rows"; pooling "gather" or "views"; for "views", "band"/"full"."""
+        self.route, self.pooling, self.dM_route = route, pooling, dM_route
+        if route == "rows":
+            self.conv_source, self.pool_index = self.conv_rows.reshape(-1), self.rows_pool_index
         else:
-            self.conv_source = self.conv.reshape(-1)
-            self.pool_index = public_index
+            self.conv_source, self.pool_index = self.conv.reshape(-1), self.public_index
+
+    def _window_buffers(self, N: int, F: int, H: int, p: int, P: int, dtype) -> None:
+        """Views, buffers and index arrays of pooling "views" (route "rows" only)."""
+        covered = P * p  # conv rows and columns that some pooling window reads
+        FH = F * H
+        by_row = self.conv_rows.reshape(H, F, H, N)[:covered, :, :covered]
+        by_row = by_row.reshape(P, p, F, P, p, N)  # pi, a, f, pj, b, n
+        # Element (a, b) of every window, in the window's row-major order, as (f, pi, pj, n):
+        # the flat features' order with the samples last.
+        self.window_elements = [
+            by_row[:, a, :, :, b].transpose(1, 0, 2, 3) for a in range(p) for b in range(p)
+        ]
+        self.window_elements_stacked = by_row.transpose(1, 4, 2, 0, 3, 5)  # a, b, f, pi, pj, n
+        self.window_max_rows = np.empty((F, P, P, N), dtype)
+        self.window_max_rows_2d = self.window_max_rows.reshape(F * P * P, N)
+        self.pooled_rows = np.empty((F * P * P, N), dtype)  # ReLU of the maxima, (f, pi, pj), n
+        self.is_max_rows = np.empty((p, p, F, P, P, N), bool)
+        self.is_max_rows_flat = self.is_max_rows.reshape(p * p, -1)
+        self.first_rows_2d = self.first.reshape(F * P * P, N)
+        self.first_by_sample = np.empty((N, F * P * P), np.intp)
+        # The gradient of the convolution output in the layout (n, i, f, j): for output row i,
+        # the F*H gradients (f, j) lie side by side, as the rows of the band product below.
+        self.dconv_rows = np.zeros((N, H, F, H), dtype)
+        self.dconv_rows_flat = self.dconv_rows.reshape(-1)
+        self.dconv_rows_2d = self.dconv_rows.reshape(N, H * FH)
+        # Where the window (n, f, pi, pj) (flat features' order) starts in dconv_rows, and
+        # how far its element of weight w (p*p for the first, ..., 1 for the last) lies from
+        # there (weight 0 only for a window holding NaN, a step the public ops redo).
+        n, f, i, j = np.ix_(np.arange(N), np.arange(F), np.arange(P) * p, np.arange(P) * p)
+        self.pool_start_rows = (((n * H + i) * F + f) * H + j).reshape(-1)
+        element = p * p - np.arange(p * p + 1)
+        self.offset_rows = np.where(element < p * p, element // p * FH + element % p, 0)
+        self.db_by_position_rows = np.empty((H, F, H), dtype)
+        # Weight gradient, route "band": output row i's gradients (f, j) times the image rows
+        # i .. i+K-1 it read, K*S pixels from position i*S (a strided view of the images).
+        C, S, K = 1, self.sizes[2], self.sizes[4]
+        item = self.x.itemsize
+        self.x_band = np.lib.stride_tricks.as_strided(  # H, N, K*S
+            self.x, shape=(H, N, K * S), strides=(S * item, S * S * item, item), writeable=False
+        )
+        self.dconv_band = self.dconv_rows.reshape(N, H, FH).transpose(1, 2, 0)  # H, F*H, N
+        self.dM_band = np.empty((H, FH, K * S), dtype)
+        # dM[(f, i, j), (i + u) * S + j + v] = dM_band[i, (f, j), u * S + j + v]: the entries
+        # the placement matrix reads; the others stay 0.
+        f, i, j, u, v = np.ix_(*(np.arange(m) for m in (F, H, H, K, K)))
+        self.dM_public_position = (((f * H + i) * H + j) * (S * S) + (i + u) * S + j + v).ravel()
+        self.dM_band_position = (((i * F + f) * H + j) * (K * S) + u * S + j + v).ravel()
+        self.dM_public = np.zeros((F * H * H, C * S * S), dtype)
+        self.dM_public_by_filter = self.dM_public.reshape(F, -1)
+        # Weight gradient, route "full": the public product with its rows in the order (i, f, j).
+        self.dM_rows = np.empty((H * FH, C * S * S), dtype)
+        self.dM_full = np.empty((F, H, H, C * S * S), dtype)  # dM_rows in the public order
+        self.dM_full_by_filter = self.dM_full.reshape(F, -1)
 
     def _rows_agree_with_patches(self) -> bool:
-        """Both convolution routes on random numbers in this plan's buffers: same bits?"""
+        """Both routes on random numbers in this plan's buffers: the same bits?
+
+        The convolution output first, then a whole step (loss and every gradient) of each
+        configuration of route "rows" against route "patches": the first that agrees is kept
+        (see :meth:`_set_route`). The model's gradient arrays are put back as they were.
+        """
         rng = np.random.default_rng(0)
         N, C, S, F, K, H, p, P = self.sizes
         w = rng.standard_normal((F, C, K, K)).astype(self.dtype)
@@ -408,8 +502,27 @@ class _TinyCNNPlan(_Buffers):
         by_rows = self._conv_rows(w.reshape(-1), b.reshape(F, 1))
         by_rows = by_rows.reshape(H, F, H, N).transpose(3, 1, 0, 2)
         by_patches = self._conv_patches(w, b).reshape(N, F, H, H)
-        unsigned = np.dtype(f"u{self.dtype.itemsize}")
-        return np.array_equal(by_rows.view(unsigned), by_patches.view(unsigned))
+        if not np.array_equal(_bits(by_rows), _bits(by_patches)):
+            return False
+        gradients = (self.conv_dw, self.conv_db, self.fc_dw, self.fc_db)
+        kept = [g.copy() for g in gradients]
+        self.labels[...] = rng.integers(0, self.logits_buffer.shape[1], N)
+        configurations = [("patches", "gather", None), ("rows", "gather", None)]
+        if self.dense_windows:  # tried first: faster at this batch size
+            configurations[1:1] = [("rows", "views", "band"), ("rows", "views", "full")]
+        results = {}
+        for configuration in configurations:
+            self._set_route(*configuration)
+            loss = self._step()
+            results[configuration] = [np.asarray(loss), *(g.copy() for g in gradients)]
+        for gradient, value in zip(gradients, kept, strict=True):
+            gradient[...] = value
+        public = results.pop(configurations[0])
+        for configuration, values in results.items():
+            if all(np.array_equal(_bits(a), _bits(b)) for a, b in zip(values, public, strict=True)):
+                self._set_route(*configuration)
+                return True
+        return False
 
     def _conv_patches(self, w: np.ndarray, b: np.ndarray) -> np.ndarray:
         """conv2d_forward as the public op computes it: ``(N, F, H*H)``."""
@@ -434,6 +547,10 @@ class _TinyCNNPlan(_Buffers):
     def loss_and_gradients(self, batch) -> float:
         """Loss of the minibatch ``batch`` (indices); its gradients written into ``grads``."""
         self.gather(batch)
+        return self._step()
+
+    def _step(self) -> float:
+        """Loss and gradients of the minibatch in ``self.x`` and ``self.labels``."""
         self.conv_forward()
         self.pool_relu_forward()
         self.linear_forward()
@@ -472,14 +589,30 @@ class _TinyCNNPlan(_Buffers):
         return self.logits_buffer
 
     def conv_forward(self) -> None:
-        """conv2d_forward, into ``self.conv_source`` (the layout of the route)."""
+        """conv2d_forward, into the layout of the route."""
         if self.route == "rows":
             self._conv_rows(self.conv_w_flat, self.conv_b_column)  # H, F*H, N
         else:
             self._conv_patches(self.conv_w, self.conv_b)  # N, F, H*H
 
     def pool_relu_forward(self) -> None:
-        """Max-pool, then ReLU (they commute): ReLU runs on the pooled values only."""
+        """Max-pool, then ReLU (they commute): ReLU runs on the pooled values only.
+
+        Route "rows": the window elements are strided views of the convolution output, so the
+        maxima are ``p*p - 1`` element-wise calls on long rows, in the public op's order
+        (``max(max(max(e0, e1), e2), e3)``); the ReLU writes the flat features.
+        """
+        if self.pooling == "views":
+            elements, window_max = self.window_elements, self.window_max_rows
+            if len(elements) == 1:
+                np.copyto(window_max, elements[0])
+            else:
+                np.maximum(elements[0], elements[1], out=window_max)
+            for element in elements[2:]:
+                np.maximum(window_max, element, out=window_max)  # F, P, P, N
+            np.maximum(self.window_max_rows_2d, 0, out=self.pooled_rows)
+            np.copyto(self.pooled, self.pooled_rows.T)  # N, F*P*P: the features
+            return
         windows = self.conv_source.take(self.pool_index, out=self.windows, mode="clip")
         np.maximum.reduce(windows, axis=0, out=self.window_max)  # N*F*P*P
         np.maximum(self.window_max_by_sample, 0, out=self.pooled)  # N, F*P*P: the features
@@ -496,16 +629,19 @@ class _TinyCNNPlan(_Buffers):
         np.add.reduce(dlogits, axis=0, out=self.fc_db)
 
     def pool_relu_backward(self) -> None:
-        """maxpool2d_backward and relu_backward in one, into ``self.dconv`` (public layout).
+        """maxpool2d_backward and relu_backward in one (public layout, or route "rows").
 
         Each window's gradient goes to its first maximum, times the ReLU mask: a window whose
         maximum is not positive had ReLU output 0 everywhere and passes no gradient (the
         public path sends it to the window's first element, where relu_backward stops it).
+        The public test is "not below the maximum" (~(x < max)), which differs from "equal to
+        the maximum" only for NaN, and a NaN makes the loss NaN: that step is redone by the
+        public ops.
         """
+        if self.pooling == "views":
+            self._pool_relu_backward_views()
+            return
         windows, window_max = self.windows, self.window_max
-        # The public test is "not below the maximum" (~(x < max)), which differs from "equal
-        # to the maximum" only for NaN, and a NaN makes the loss NaN: that step is redone by
-        # the public ops.
         is_max = np.equal(windows, window_max, out=self.is_max)  # p*p, N*F*P*P
         weighted = np.multiply(is_max, self.countdown, out=self.weighted)
         first = np.maximum.reduce(weighted, axis=0, out=self.first)  # p*p - first max
@@ -516,9 +652,26 @@ class _TinyCNNPlan(_Buffers):
         self.dconv.fill(0)
         self.dconv_flat[winner] = dflat  # windows do not overlap (stride = size)
 
+    def _pool_relu_backward_views(self) -> None:
+        """Route "rows": the same first maxima, found on the windows' strided views, into
+        ``self.dconv_rows`` (layout ``(n, i, f, j)``)."""
+        np.equal(self.window_elements_stacked, self.window_max_rows, out=self.is_max_rows)
+        weighted = np.multiply(self.is_max_rows_flat, self.countdown, out=self.weighted)
+        np.maximum.reduce(weighted, axis=0, out=self.first)  # p*p - first max: (f, pi, pj, n)
+        first = self.first_by_sample
+        np.copyto(first, self.first_rows_2d.T)  # by sample: n, (f, pi, pj)
+        offset = self.offset_rows.take(first.reshape(-1), out=self.winner, mode="clip")
+        winner = np.add(self.pool_start_rows, offset, out=self.winner)
+        positive = np.greater(self.pooled, 0, out=self.positive.reshape(self.pooled.shape))
+        dflat = np.multiply(self.dpooled, positive, out=self.dpooled)  # dy * (x > 0)
+        self.dconv_rows.fill(0)
+        self.dconv_rows_flat[winner] = dflat.reshape(-1)  # windows do not overlap
+
     def conv_backward(self) -> None:
         """conv2d_backward without dx: db, then dw by the public op's route."""
-        N, C, S, F, K, H, p, P = self.sizes
+        if self.pooling == "views":
+            self._conv_backward_views()
+            return
         db = np.add.reduce(self.dconv, axis=0, out=self.conv_db_by_position)  # F, H*H
         np.add.reduce(db, axis=1, out=self.conv_db)
         if self.dense:
@@ -527,6 +680,49 @@ class _TinyCNNPlan(_Buffers):
         else:  # the columns of the forward pass (route "patches": "rows" needs dense)
             products = np.matmul(self.dconv, self.columns_T, out=self.patch_dw)
             np.add.reduce(products, axis=0, out=self.conv_dw)
+
+    def _conv_backward_views(self) -> None:
+        """Route "rows": db and dw from ``self.dconv_rows``, layout ``(n, i, f, j)``.
+
+        The public op's sums in its order: db adds each position's gradients over the batch
+        (sample after sample: NumPy adds whole rows), then each filter's positions; ``dM =
+        dy_flat.T @ x_flat`` has one row per position, here in the order (i, f, j), which
+        changes no sum. Route "band" computes only the entries of ``dM`` that the placement
+        matrix reads (the pixels output row i read: a third of the products at TinyCNN's
+        sizes) and leaves the others 0: they are multiplied by 0, and adding 0 changes no
+        sum, unless the public one overflowed to infinity (0 * inf is NaN). That cannot
+        happen below ``|dM| <= 2 max|x| max|fc.weight|`` (each sample's upstream gradients
+        add up to at most ``2 / N`` in absolute value), so beyond that bound the full product
+        runs. The plan takes "band" only if its numbers agreed with the public route's.
+        """
+        N, C, S, F, K, H, p, P = self.sizes
+        np.add.reduce(self.dconv_rows_2d, axis=0, out=self.db_by_position_rows.reshape(-1))
+        np.copyto(
+            self.conv_db_by_position.reshape(F, H, H), self.db_by_position_rows.transpose(1, 0, 2)
+        )
+        np.add.reduce(self.conv_db_by_position, axis=1, out=self.conv_db)
+        if self.dM_route == "band" and self._band_is_safe():
+            np.matmul(self.dconv_band, self.x_band, out=self.dM_band)  # H, F*H, K*S
+            self.dM_public.reshape(-1)[self.dM_public_position] = self.dM_band.reshape(-1).take(
+                self.dM_band_position
+            )
+            dM = self.dM_public_by_filter
+        else:
+            np.matmul(self.dconv_rows_2d.T, self.x_flat, out=self.dM_rows)  # (i, f, j), C*S*S
+            np.copyto(self.dM_full, self.dM_rows.reshape(H, F, H, -1).transpose(1, 0, 2, 3))
+            dM = self.dM_full_by_filter
+        np.matmul(dM, self.placement_T, out=self.conv_dw)
+
+    def _band_is_safe(self) -> bool:
+        """Is ``4 max|x| max|fc.weight|`` finite: no entry of the public ``dM`` overflows?"""
+        bound = 4 * self.data.x_max_abs * float(np.max(np.abs(self.fc_w)))
+        return bound < np.finfo(self.dtype).max
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """The raw bits of a float array (equal bits: equal numbers, zero signs and NaNs)."""
+    a = np.ascontiguousarray(a)
+    return a.view(np.dtype(f"u{a.dtype.itemsize}"))
 
 
 class _MLPPlan(_Buffers):

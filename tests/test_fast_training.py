@@ -217,3 +217,66 @@ def test_a_minibatch_index_outside_the_training_set_is_an_index_error():
         with pytest.raises(IndexError):
             steps(np.array([-101, 3]))
         steps.close()
+
+
+# Pooling "views" (strided views of the convolution rows, the weight gradient's product by
+# output row): the plans take it from fast.WINDOW_VIEWS_MIN_BATCH on; forced down to batch 1
+# here so that every geometry and short last batch goes through it too.
+
+
+@pytest.mark.parametrize("geometry", [g for g in GEOMETRIES if g != "mlp"])
+@pytest.mark.parametrize("batch_size", [13, 32])
+@pytest.mark.parametrize("band", [True, False], ids=["band", "full-product"])
+def test_pooling_views_give_the_public_numbers(geometry, batch_size, band, monkeypatch):
+    monkeypatch.setattr(fast, "WINDOW_VIEWS_MIN_BATCH", 1)
+    if not band:  # the weight gradient's whole product, as beyond the overflow bound
+        monkeypatch.setattr(fast._TinyCNNPlan, "_band_is_safe", lambda plan: False)
+    make, settings = GEOMETRIES[geometry]
+    data = dataset(4, **settings)
+    steps = fast.TrainingSteps(make(1, np.float64), data.x_train, data.y_train, lr=0.1)
+    plans = [steps._plan(n) for n in (batch_size, 100 % batch_size)]
+    if geometry != "tinycnn-k5-pool3":  # (its rows route agrees from batch 100 on only)
+        assert plans[0].pooling == "views", "the configuration under test must be in use"
+    config = reference.TrainConfig(
+        epochs=2, batch_size=batch_size, seed=4, weight_decay=1e-3, momentum=0.5
+    )
+    assert_same_runs(*train_both(lambda: make(5, np.float64), data, config))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_large_batch_steps_on_pooling_views_give_the_public_gradients(dtype):
+    """The default threshold: large batches take the views; one step each against the public
+    ops. (Which configuration agrees depends on the BLAS kernels for the batch size: at
+    least one of these must take the views, or the test proves nothing.)"""
+    data = reference.make_dataset(n_train=3000, n_val=0, seed=6)
+    x, labels = data.x_train.astype(dtype), data.y_train
+    model = reference.TinyCNN(seed=6, dtype=dtype)
+    steps = fast.TrainingSteps(model, x, labels, lr=0.1)
+    configurations = set()
+    for N in (fast.WINDOW_VIEWS_MIN_BATCH, 384, 3000):
+        expected_loss, expected = model.loss_and_gradients(x[:N], labels[:N])
+        plan = steps._plan(N)
+        configurations.add((plan.route, plan.pooling, plan.dM_route))
+        assert plan.loss_and_gradients(np.arange(N)) == expected_loss
+        for key, gradient in expected.items():
+            np.testing.assert_array_equal(bits(steps._grads[key]), bits(gradient), err_msg=key)
+    steps.close()
+    assert ("rows", "views", "band") in configurations
+
+
+def test_the_route_check_catches_pooling_views_that_differ(monkeypatch):
+    """Winners one element off: the plan must fall back to the gathered windows."""
+    monkeypatch.setattr(fast, "WINDOW_VIEWS_MIN_BATCH", 1)
+    plan = tinycnn_plan(32)
+    assert plan.pooling == "views"
+    plan.offset_rows = np.roll(plan.offset_rows, 1)
+    assert plan._rows_agree_with_patches() is True
+    assert (plan.route, plan.pooling) == ("rows", "gather")
+
+
+def test_the_band_product_is_used_only_below_the_overflow_bound():
+    plan = tinycnn_plan(32)
+    assert plan._band_is_safe()
+    for x_max_abs in (np.inf, np.nan, 1e308):
+        plan.data = fast._TrainingSet(plan.data.x, plan.data.labels, x_max_abs)
+        assert not plan._band_is_safe()
