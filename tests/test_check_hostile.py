@@ -579,3 +579,84 @@ def test_memory_spread_over_processes_is_capped_for_the_whole_run(level):
     assert time.monotonic() - started < 15  # stopped, not timed out at 20 s
     for name, result in report.functions.items():
         assert "used more than 768 MiB of memory" in result.detail, (name, result.detail)
+
+
+# -- speed: a hostile submission holds the checker for one limit, not one per function -----------
+
+
+def statuses_of(report) -> dict[str, str]:
+    return {name: result.status for name, result in report.functions.items()}
+
+
+@pytest.mark.slow
+def test_the_slowest_hostile_submission_is_graded_well_under_two_minutes(tmp_path):
+    # Default limits. Its import burns 9 s of processor time and its nine functions loop
+    # forever: the import is paid once, and every function runs at once under its own limit.
+    hostile = FIXTURES / "hostile_slow_import_endless_loops.py"
+    started = time.monotonic()
+    alone = grade_submission(hostile, seed=SEED)
+    alone_seconds = time.monotonic() - started
+    assert set(statuses_of(alone).values()) == {"timeout"}, statuses_of(alone)
+    assert alone_seconds < 120
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shutil.copy(hostile, folder / "mallory.py")
+    shutil.copy(FIXTURES / "correct_vectorized.py", folder / "alice.py")
+    started = time.monotonic()
+    alice, mallory = grade_folder(sorted(folder.iterdir()), jobs=2, seed=SEED)
+    folder_seconds = time.monotonic() - started
+    assert alice.passed and alice.training.status == "ok"
+    assert set(statuses_of(mallory).values()) == {"timeout"}, statuses_of(mallory)
+    assert folder_seconds < 120, (alone_seconds, folder_seconds)
+
+
+def test_the_submission_is_imported_once_per_run(tmp_path):
+    # Each import leaves a file in the run's /tmp, shared by every process of the run; each
+    # function reports how many it sees. The functions run in processes forked from the one
+    # import, so each sees exactly one (relu_forward passes only then).
+    fixture = tmp_path / "counts_imports.py"
+    fixture.write_text(
+        "import os, tempfile\n"
+        "import numpy as np\n"
+        "open(os.path.join(tempfile.gettempdir(), f'imported-{os.getpid()}'), 'w').close()\n"
+        "def _imports():\n"
+        "    return sum(n.startswith('imported-') for n in os.listdir(tempfile.gettempdir()))\n"
+        "def relu_forward(x):\n"
+        "    return np.where(x > 0, x, np.zeros((), dtype=x.dtype)) * _imports()\n"
+        "def relu_backward(dy, x):\n"
+        "    return np.where(x > 0, dy, np.zeros((), dtype=dy.dtype)) * _imports()\n"
+    )
+    report = grade_submission(fixture, limits=FAST, train=False, seed=SEED)
+    assert statuses_of(report)["relu_forward"] == "pass", report.functions["relu_forward"].detail
+    assert statuses_of(report)["relu_backward"] == "pass"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="processor time needs Linux")
+def test_the_time_limit_counts_processor_time_and_caps_waiting(tmp_path):
+    # timeout 1 s: relu_forward sleeps 1.5 s once (no processor time, under the 3 s wall cap)
+    # and passes; relu_backward sleeps forever and is stopped at the wall cap; linear_forward
+    # spins and is stopped at 1 s of processor time.
+    fixture = tmp_path / "sleeps.py"
+    fixture.write_text(
+        "import time\n"
+        "import numpy as np\n"
+        "_slept = []\n"
+        "def relu_forward(x):\n"
+        "    if not _slept:\n"
+        "        _slept.append(True)\n"
+        "        time.sleep(1.5)\n"
+        "    return np.where(x > 0, x, np.zeros((), dtype=x.dtype))\n"
+        "def relu_backward(dy, x):\n"
+        "    time.sleep(3600)\n"
+        "def linear_forward(x, w, b):\n"
+        "    while True:\n"
+        "        pass\n"
+    )
+    started = time.monotonic()
+    report = grade_submission(fixture, limits=Limits(timeout=1.0), train=False, seed=SEED)
+    elapsed = time.monotonic() - started
+    got = statuses_of(report)
+    assert got["relu_forward"] == "pass", report.functions["relu_forward"].detail
+    assert got["relu_backward"] == "timeout" and got["linear_forward"] == "timeout"
+    assert elapsed < 15, elapsed

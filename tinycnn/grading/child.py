@@ -26,6 +26,8 @@ submission never chose, including hidden cases drawn from a fresh seed each run.
 import builtins
 import json
 import os
+import select
+import signal
 import struct
 import sys
 import time
@@ -55,6 +57,13 @@ _struct_pack = struct.pack
 _extract_tb = traceback.extract_tb
 _getframe = sys._getframe
 _sys_modules = sys.modules
+_os_fork = os.fork
+_setpgid = os.setpgid
+_select = select.select
+_signal_signal = signal.signal
+_SIGXCPU = getattr(signal, "SIGXCPU", None)
+_SIG_DFL = signal.SIG_DFL
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 SUBMISSION_MODULE = "submission"
 #: The student's own modules (the entry as ``submission``, helpers by their names) and the folder
@@ -439,15 +448,147 @@ def load_adapter(path):
 
 
 # --------------------------------------------------------------------------------------------
-# One worker: import, then the calls or the training run
+# The importer (imports once, then forks the workers), and one worker: the calls or training
 # --------------------------------------------------------------------------------------------
 
 
-def worker(job, task, out_dir, finder, loaded, adapter):
-    """Runs in a forked process of its own; never returns."""
+def _report(fd, line):
+    """Tell the supervisor ``line`` on the announcement pipe (it may be gone: ignored)."""
+    try:
+        os.write(fd, line.encode("ascii"))
+    except OSError:
+        pass
+
+
+def _cpu_limit(seconds, hard=None):
+    """``RLIMIT_CPU`` of this process: SIGXCPU after ``seconds`` of processor time (whole
+    seconds, rounded up), SIGKILL at ``hard``; with ``seconds`` None, the soft limit goes back to
+    the hard one. A backstop: the supervisor measures the time itself where /proc exists."""
+    try:
+        import resource
+
+        if seconds is None:
+            _, hard_now = resource.getrlimit(resource.RLIMIT_CPU)
+            resource.setrlimit(resource.RLIMIT_CPU, (hard_now, hard_now))
+            return
+        soft = max(1, _int(-(-seconds // 1)))
+        _, hard_now = resource.getrlimit(resource.RLIMIT_CPU)
+        hard = hard_now if hard is None else hard
+        if hard_now != resource.RLIM_INFINITY:
+            soft, hard = min(soft, hard_now), min(hard, hard_now)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def importer(job, finder, loaded, adapter, report_fd, cpu_limits):
+    """Import the submission (its first and only import), record the outcome in every task's
+    directory, then fork one worker per task from this imported state and leave; never returns.
+
+    Announces on ``report_fd``: ``I`` once the import is over (ok or not), then ``S INDEX PID``
+    for each worker started. With ``cpu_limits`` (Linux: the supervisor is the workers'
+    subreaper) it exits once they are started, so the supervisor waits for them itself; else it
+    stays and reaps them (the supervisor then watches their pids).
+    """
+    if cpu_limits:
+        _cpu_limit(job["limits"]["timeout"])
+    submission_path = job["submission"]
+    os.chdir(job["work"])
+    namespaces = NamespaceGuard(submission_path)
+    started = _perf_counter()
+    module = failure = None
+    try:
+        module = import_submission(submission_path)
+    except _BaseException as error:  # SyntaxError, SystemExit, anything
+        failure = describe_exception(error, submission_path)
+    if failure is not None:
+        record = {"ok": False, "error": failure}
+    else:
+        graded_as = {}
+        if adapter is not None:
+            try:
+                module, graded_as = adapter.contract_namespace(job["api"], module)
+            except _BaseException:  # a hostile module attribute (a property that raises...)
+                module, graded_as = adapter.ContractFunctions({}), {}
+        functions = {}
+        for name in job["functions"]:
+            try:
+                value = _getattr(module, name, None)
+                state = "missing" if value is None else "not callable"
+                state = "callable" if _callable(value) else state
+            except _BaseException:  # a module __getattr__ that raises
+                state = "missing"
+            functions[name] = state
+        record = {"ok": True, "functions": functions, "graded_as": graded_as}
+    record.update(blocked=finder.blocked, tampered=namespaces.check())
+    record["seconds"] = _perf_counter() - started
+    for task in job["tasks"]:
+        Writer(_os_path_join(job["out"], task["name"])).save("import", record, [])
+    _report(report_fd, "I\n")
+    if failure is not None:
+        _os_exit(0)
+    if cpu_limits:
+        _cpu_limit(None)
+    for index, task in enumerate(job["tasks"]):
+        if task.get("gate"):
+            continue
+        out_dir = _os_path_join(job["out"], task["name"])
+        pid = _os_fork()
+        if pid == 0:
+            try:
+                os.close(report_fd)
+                _setpgid(0, 0)
+                run_task(job, task, out_dir, module, finder, namespaces, loaded, cpu_limits)
+            except _BaseException:
+                pass
+            finally:
+                _os_exit(70)
+        try:  # from both sides: the worker is in its own group before either goes on
+            _setpgid(pid, pid)
+        except OSError:
+            pass
+        _report(report_fd, f"S {index} {pid}\n")
+    if not cpu_limits:
+        while True:
+            try:
+                os.wait()
+            except ChildProcessError:
+                break
+            except OSError:
+                continue
+    _os_exit(0)
+
+
+def task_limits(task, limits, cpu_limits):
+    """``(processor seconds or None, wall seconds)`` a task may run once imported.
+
+    A function gets ``timeout`` seconds of processor time, its own (threads and waited-for
+    children included), and ``wall_factor`` times that in wall-clock time (a process that sleeps
+    or waits uses no processor time). Its classmates' load slows it down but does not use up
+    its limit. Training, alone in its sandbox, gets ``train_timeout`` of both. Without
+    measurable processor time (no subreaper: not Linux) the limit is wall-clock time alone.
+    """
+    if task.get("train"):
+        seconds, factor = limits["train_timeout"], 1.0
+    else:
+        seconds, factor = limits["timeout"], limits.get("wall_factor", 1.0)
+    if not cpu_limits:
+        return None, seconds
+    return seconds, seconds * factor
+
+
+def run_task(job, task, out_dir, module, finder, namespaces, loaded, cpu_limits):
+    """One worker, forked from the importer: the task's calls or its training run; never
+    returns."""
     import numpy as np
 
-    np_ndarray, np_generic = np.ndarray, np.generic
+    cpu, _wall = task_limits(task, job["limits"], cpu_limits)
+    if cpu is not None:
+        _cpu_limit(cpu, max(1, _int(-(-cpu // 1))) + 1)
+        try:  # the submission may have caught SIGXCPU at import: the hard limit holds anyway
+            _signal_signal(_SIGXCPU, _SIG_DFL)
+        except _BaseException:
+            pass
     submission_path = job["submission"]
     writer = Writer(out_dir)
     # Inputs were loaded by the supervisor before any submission code ran.
@@ -456,51 +597,14 @@ def worker(job, task, out_dir, finder, loaded, adapter):
         arrays = loaded[call["file"]]
         calls.append((call, {name: arrays[call["prefix"] + name] for name in call["names"]}))
     training = loaded[task["train"]["file"]] if task.get("train") else None
-    os.chdir(job["work"])
-    namespaces = NamespaceGuard(submission_path)
-    started = _perf_counter()
-    try:
-        module = import_submission(submission_path)
-    except _BaseException as error:  # SyntaxError, SystemExit, anything
-        writer.save(
-            "import",
-            {
-                "ok": False,
-                "error": describe_exception(error, submission_path),
-                "blocked": finder.blocked,
-                "tampered": namespaces.check(),
-                "seconds": _perf_counter() - started,
-            },
-            [],
-        )
-        _os_exit(0)
-    graded_as = {}
-    if adapter is not None:
+    function = None
+    if calls:
         try:
-            module, graded_as = adapter.contract_namespace(job["api"], module)
-        except _BaseException:  # a hostile module attribute (a property that raises...)
-            module, graded_as = adapter.ContractFunctions({}), {}
-    functions = {}
-    for name in job["functions"]:
-        value = _getattr(module, name, None)
-        functions[name] = (
-            "missing" if value is None else ("callable" if _callable(value) else "not callable")
-        )
-    writer.save(
-        "import",
-        {
-            "ok": True,
-            "functions": functions,
-            "graded_as": graded_as,
-            "blocked": finder.blocked,
-            "tampered": namespaces.check(),
-            "seconds": _perf_counter() - started,
-        },
-        [],
-    )
-    function = _getattr(module, task["function"], None) if calls else None
+            function = _getattr(module, task["function"], None)
+        except _BaseException:
+            function = None
     if _callable(function):  # missing or not a function: the import record says so, no calls
-        run_calls(function, calls, writer, np_ndarray, np_generic, submission_path, namespaces)
+        run_calls(function, calls, writer, np.ndarray, np.generic, submission_path, namespaces)
     if training is not None:
         run_training(module, task["train"], training, writer, np, submission_path)
     writer.save("done", {"blocked": finder.blocked, "tampered": namespaces.check()}, [])
@@ -618,23 +722,58 @@ def run_training(ops, settings, data, writer, np, submission_path):
 
 
 # --------------------------------------------------------------------------------------------
-# The supervisor
+# The supervisor: never runs submission code
 # --------------------------------------------------------------------------------------------
+#
+# It forks the importer, which imports the submission once, writes the import record into every
+# task's directory and forks one worker per task from that imported state (each in a process
+# group of its own), then exits: on Linux the workers become the supervisor's children (it is
+# their subreaper), so their exit statuses and processor times come from the kernel, not from a
+# process that ran submission code. What the supervisor reads from the importer is one line per
+# event on a pipe (``I``: the import is over; ``S INDEX PID``: a worker started), parsed
+# strictly and bounded: a lying importer can only misplace its own submission's limits.
+
+#: Seconds between two looks of the supervisor at the processes it watches.
+TICK = 0.005
+#: Bytes the importer may announce in all (a dozen per task).
+MAX_ANNOUNCED = 64 * 1024
+#: Exit statuses of processes reaped before their announcement was read, kept at most.
+MAX_REAPED = 4096
 
 
-class Running:
-    """One forked worker and its deadlines."""
+def process_cpu_seconds(pid):
+    """Processor time of ``pid``, its threads and its waited-for children (``/proc``), or
+    None where it cannot be read (no /proc: level uid; the process is gone)."""
+    try:
+        with _open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return sum(_int(field) for field in fields[11:15]) / _CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return None
 
-    def __init__(self, name, pid, out_dir, import_limit, run_limit):
-        self.name, self.pid, self.out_dir = name, pid, out_dir
-        self.limits = {"import": import_limit, "run": run_limit}
-        self.phase, self.phase_started = "import", time.monotonic()
 
-    def tick(self, now):
-        """The phase whose limit is exceeded, or None."""
-        if self.phase == "import" and os.path.exists(_os_path_join(self.out_dir, "import.json")):
-            self.phase, self.phase_started = "run", now
-        return self.phase if now - self.phase_started > self.limits[self.phase] else None
+class Watched:
+    """A process the supervisor watches: its limits and when it started."""
+
+    def __init__(self, pid, cpu_limit, wall_limit, now):
+        self.pid, self.cpu_limit, self.wall_limit, self.started = pid, cpu_limit, wall_limit, now
+
+    def exceeded(self, now):
+        if now - self.started > self.wall_limit:
+            return True
+        if self.cpu_limit is None:
+            return False
+        cpu = process_cpu_seconds(self.pid)
+        return cpu is not None and cpu > self.cpu_limit
+
+    def ran_out(self, exit_status, cpu):
+        """Whether a process that ended with ``exit_status`` after ``cpu`` seconds of processor
+        time was stopped by its processor-time limit (``RLIMIT_CPU``: SIGXCPU, then SIGKILL)."""
+        if self.cpu_limit is None:
+            return False
+        if _SIGXCPU is not None and exit_status == -_SIGXCPU:
+            return True
+        return cpu is not None and cpu > self.cpu_limit
 
 
 def _kill_group(pid):
@@ -648,27 +787,46 @@ def _kill_group(pid):
 
 
 def become_subreaper():
-    """Linux: orphans of the workers (a double-forked daemon) become the supervisor's children
-    instead of init's, so `kill_orphans` finds them (``prctl(PR_SET_CHILD_SUBREAPER)``). The
-    kernel does the same for the other levels (bubblewrap's PID namespace, level uid's kill of
-    every process of the run's uid); at level process it is the only containment."""
+    """Linux: orphans of the workers (a double-forked daemon, and the workers themselves once
+    the importer leaves) become the supervisor's children instead of init's, so it can wait
+    for them and `kill_orphans` finds them (``prctl(PR_SET_CHILD_SUBREAPER)``). Returns whether
+    it worked. The kernel does the same for the other levels (bubblewrap's PID namespace, level
+    uid's kill of every process of the run's uid); at level process it is the only
+    containment."""
     if not sys.platform.startswith("linux"):
-        return
+        return False
     try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
     except _BaseException:
-        pass
+        return False
 
 
-def kill_orphans():
+def kill_orphans(own_uid=False):
     """Kill every process left below the supervisor (with `become_subreaper`, detached
     daemons included), round after round until none is left (a killed process's children come
-    to the supervisor in turn); reap them."""
+    to the supervisor in turn); reap them.
+
+    With ``own_uid`` (the run has a uid of its own: levels bubblewrap and uid as root) first
+    ``kill(-1, SIGKILL)``: every process of that uid but the supervisor, at once, wherever it
+    hid (at level uid there is no /proc to list them). Never at level process, where the uid
+    is the user's."""
     import signal
 
     me = os.getpid()
+    for _round in range(100 if own_uid else 0):
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:  # ESRCH: no process left to signal
+            break
+        finally:
+            while True:
+                try:
+                    if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                        break
+                except ChildProcessError:
+                    break
     for _round in range(100):
         children = []
         try:
@@ -700,66 +858,170 @@ def kill_orphans():
             return
 
 
-def supervise(job, finder, loaded, adapter):
-    """Run every task of the job, ``job["workers"]`` at a time; write each ``status.json``."""
+class _Announcements:
+    """The importer's pipe, read without blocking: whole lines, at most `MAX_ANNOUNCED` bytes."""
+
+    def __init__(self, fd):
+        self.fd, self.buffer, self.received = fd, b"", 0
+        os.set_blocking(fd, False)
+
+    def wait(self, seconds):
+        """Sleep up to ``seconds``, less if something arrives."""
+        if self.fd is None:
+            time.sleep(seconds)
+            return
+        try:
+            _select([self.fd], [], [], seconds)
+        except (OSError, ValueError):
+            time.sleep(seconds)
+
+    def lines(self):
+        """Every complete line available now."""
+        out = []
+        while self.fd is not None:
+            try:
+                data = os.read(self.fd, 4096)
+            except BlockingIOError:
+                break
+            except OSError:
+                data = b""
+            self.received += _len(data)
+            if not data or self.received > MAX_ANNOUNCED:
+                os.close(self.fd)
+                self.fd = None
+                break
+            self.buffer += data
+            *complete, self.buffer = self.buffer.split(b"\n")
+            out += complete
+        return out
+
+
+def supervise(job, finder, loaded, adapter, cpu_limits):
+    """Run the job: the importer, then its workers, all tasks at once; enforce every limit.
+    Returns ``(directory, status)`` of every task, for `write_statuses`."""
     tasks = _list(job["tasks"])
     limits = job["limits"]
-    running = {}
-    pending = _list(tasks)
-    while pending or running:
-        while pending and _len(running) < max(1, job.get("workers", 1)):
-            task = pending.pop(0)
-            out_dir = _os_path_join(job["out"], task["name"])
-            os.mkdir(out_dir, 0o700)
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    os.setsid()
-                    worker(job, task, out_dir, finder, loaded, adapter)
-                except BaseException:
-                    traceback.print_exc()
-                finally:
-                    _os_exit(70)
-            run_limit = limits["train_timeout"] if task.get("train") else limits["timeout"]
-            run_limit *= task.get("share", 1.0)
-            running[pid] = Running(task["name"], pid, out_dir, limits["timeout"], run_limit)
-        time.sleep(0.002)
+    directories = [_os_path_join(job["out"], task["name"]) for task in tasks]
+    for directory in directories:
+        os.mkdir(directory, 0o700)
+    read_fd, write_fd = os.pipe()
+    importer_pid = os.fork()
+    if importer_pid == 0:
+        try:
+            os.close(read_fd)
+            os.setsid()
+            importer(job, finder, loaded, adapter, write_fd, cpu_limits)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            _os_exit(70)
+    os.close(write_fd)
+    pipe = _Announcements(read_fd)
+    timeout = limits["timeout"]
+    import_wall = timeout * (limits.get("wall_factor", 1.0) if cpu_limits else 1.0)
+    begun = time.monotonic()
+    watched = Watched(importer_pid, timeout if cpu_limits else None, import_wall, begun)
+    phase = "import"  # the importer's: "import", "start" (forking the workers), None once gone
+    stopped = exit_status = None  # the phase in which it was stopped; how it ended
+    import_seconds = 0.0
+    running, started, reaped, statuses = {}, set(), {}, {}
+    mine = {os.getpid(), importer_pid}
+
+    def finish(index, timed_out, status, seconds):
+        statuses[index] = {
+            "timed_out": timed_out,
+            "exit_status": None if timed_out else status,
+            "run_seconds": seconds,
+        }
+
+    def end(pid, status, cpu, now):
+        index, entry = running.pop(pid)
+        _kill_group(pid)  # whatever it left behind in its group
+        timed_out = "run" if entry.ran_out(status, cpu) else None
+        finish(index, timed_out, status, now - entry.started)
+
+    def announced(line, now):
+        nonlocal phase, watched, import_seconds
+        if line == b"I" and phase == "import":
+            # Forking the workers takes milliseconds: a second wall limit covers it.
+            phase, import_seconds = "start", now - begun
+            watched = Watched(importer_pid, None, timeout, now)
+            return
+        words = line.split(b" ")
+        if _len(words) != 3 or words[0] != b"S" or phase == "import":
+            return
+        if not (words[1].isdigit() and words[2].isdigit() and _len(line) < 40):
+            return
+        index, pid = _int(words[1]), _int(words[2])
+        if index >= _len(tasks) or tasks[index].get("gate") or index in started:
+            return
+        if pid <= 1 or pid in mine or pid in running:
+            return
+        started.add(index)
+        cpu, wall = task_limits(tasks[index], limits, cpu_limits)
+        running[pid] = (index, Watched(pid, cpu, wall, now))
+        if pid in reaped:  # it ended before its announcement was read
+            end(pid, *reaped.pop(pid), now)
+
+    while phase is not None or running:
+        pipe.wait(TICK)
         now = time.monotonic()
-        while True:
+        for line in pipe.lines():
+            announced(line, now)
+        while True:  # reap: the importer, the workers once it has left, and orphans
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
-            entry = running.pop(pid, None)
-            if entry is None:
-                continue
-            _kill_group(pid)  # whatever it left behind in its session
-            entry.tick(now)
-            _finish(entry, None, os.waitstatus_to_exitcode(status), now)
-        for pid, entry in _list(running.items()):
-            exceeded = entry.tick(now)
-            if exceeded:
+            code = os.waitstatus_to_exitcode(status)
+            cpu = usage.ru_utime + usage.ru_stime
+            if pid == importer_pid:
+                _kill_group(pid)  # what the import left in its group
+                for line in pipe.lines():  # everything it announced before leaving
+                    announced(line, now)
+                if phase == "import":
+                    import_seconds = now - begun
+                    if stopped is None and watched.ran_out(code, cpu):
+                        stopped = "import"
+                exit_status, phase = code, None
+            elif pid in running:
+                end(pid, code, cpu, now)
+            elif _len(reaped) < MAX_REAPED:
+                reaped[pid] = (code, cpu)
+        if phase is not None and stopped is None and watched.exceeded(now):
+            stopped = "import" if phase == "import" else "run"
+            _kill_group(importer_pid)
+        for pid, (index, entry) in _list(running.items()):
+            if entry.exceeded(now):
                 _kill_group(pid)
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    pass
-                del running[pid]
-                _finish(entry, exceeded, None, now)
+                running.pop(pid)
+                finish(index, "run", None, now - entry.started)
+                continue
+            try:  # reaped by someone else (a thread of the import): gone, status unknown
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                running.pop(pid)
+                finish(index, None, None, now - entry.started)
+            except OSError:
+                pass
+    for index, task in enumerate(tasks):
+        if task.get("gate"):
+            finish(index, stopped if stopped == "import" else None, exit_status, import_seconds)
+        elif index not in statuses:  # never started: the import failed, or was stopped
+            finish(index, stopped, exit_status, 0.0)
+    return [(directory, statuses[index]) for index, directory in enumerate(directories)]
 
 
-def _finish(entry, timed_out, exit_status, now):
-    status = {
-        "timed_out": timed_out,
-        "exit_status": exit_status,
-        "run_seconds": now - entry.phase_started,
-    }
-    try:
-        write_atomically(_os_path_join(entry.out_dir, "status.json"), _json_dumps(status))
-    except OSError:
-        pass
+def write_statuses(statuses):
+    """Each task's ``status.json``: written once no process of the submission is left (after
+    `kill_orphans`), so none can rewrite them."""
+    for directory, status in statuses:
+        try:
+            write_atomically(_os_path_join(directory, "status.json"), _json_dumps(status))
+        except OSError:
+            pass
 
 
 def unpack_arrays(data, np):
@@ -900,7 +1162,7 @@ def main(job_path):
     # A course API (--api): the checker's adapter, loaded before the submission runs.
     api = job.get("api") or "tinycnn"
     adapter = load_adapter(job["adapter"]) if api != "tinycnn" else None
-    become_subreaper()
+    cpu_limits = become_subreaper()
     loaded = load_inputs(job, numpy, job.get("chroot") or "")
     if job.get("chroot"):  # level uid: the run's directory becomes the root of its file system
         preload(job)
@@ -911,8 +1173,9 @@ def main(job_path):
     trusted = [os.path.dirname(numpy.__file__) + os.sep, os.path.dirname(os.__file__) + os.sep]
     finder = DenyFinder(job["allowed"], job["submission"], trusted)
     sys.meta_path.insert(0, finder)
-    supervise(job, finder, loaded, adapter)
-    kill_orphans()
+    statuses = supervise(job, finder, loaded, adapter, cpu_limits)
+    kill_orphans(own_uid=job.get("uid") is not None and os.getuid() == job.get("uid"))
+    write_statuses(statuses)
     write_atomically(_os_path_join(job["out"], "supervisor.json"), _json_dumps({"done": True}))
     _os_exit(0)
 

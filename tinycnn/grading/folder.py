@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tinycnn.grading.channel import clean_text
-from tinycnn.grading.grader import FUNCTION_WORKERS, SubmissionReport, grade_submission, new_seed
+from tinycnn.grading.grader import SubmissionReport, grade_submission, new_seed
 from tinycnn.grading.sandbox import Limits
 from tinycnn.parallel import run_jobs
 
@@ -50,9 +50,11 @@ def grade_folder(
     folder of the student's modules (read with ``api`` and ``entry``, see
     :func:`~tinycnn.grading.submission.load_submission`).
 
-    The child processes of one submission share the machine with the other submissions': with
-    more jobs, each submission runs fewer of its functions at once, so about ``max(jobs, 3)``
-    children run in total and the per-function time limits stay meaningful.
+    The child processes of one submission share the machine with the other submissions'. The
+    per-function time limits count each function's own processor time (see
+    :class:`~tinycnn.grading.sandbox.Limits`), so a classmate's load slows a function down
+    without using up its limit, and every function of a submission runs at once: a hostile
+    submission holds its place for one wall-clock cap, not one per function.
 
     With ``scheduler`` (a Dask scheduler's address) the submissions are graded on the cluster's
     workers, which must read each file at the same absolute path (a shared filesystem).
@@ -68,7 +70,6 @@ def grade_folder(
         allow_imports=allow_imports,
         limits=limits,
         train=train,
-        workers=max(1, FUNCTION_WORKERS // jobs),
         api=api,
         entry=entry,
         seed=new_seed() if seed is None else seed,

@@ -96,9 +96,6 @@ HIDDEN_PREFIX = "hidden-"
 #: Verdicts of one contract function.
 STATUSES = ("pass", "fail", "error", "timeout", "missing")
 
-#: Functions graded at the same time for one submission (each in its own child process).
-FUNCTION_WORKERS = 3
-
 
 @dataclass(frozen=True)
 class TrainingSetup:
@@ -903,7 +900,6 @@ def grade_submission(
     limits: Limits | None = None,
     train: bool = True,
     setup: TrainingSetup = TRAINING,
-    workers: int = FUNCTION_WORKERS,
     api: str = "tinycnn",
     entry: str | None = None,
     seed: int | None = None,
@@ -925,8 +921,6 @@ def grade_submission(
         Train TinyCNN with the submission's ops when every function passes.
     setup : TrainingSetup
         What that training run is (its seeds are replaced by the run's seed).
-    workers : int
-        Functions graded at the same time.
     api : str
         The layer API the submission is written against (``--api``; see
         :mod:`tinycnn.grading.adapters`); ignored when ``path`` is a `Submission`.
@@ -965,7 +959,6 @@ def grade_submission(
         isolation,
         allowed_imports=allowed,
         extra_packages=[m for m in allow_imports if m not in allowed_modules()],
-        workers=workers,
     )
     policy: list[str] = []
     graded_as: dict[str, str] = {}

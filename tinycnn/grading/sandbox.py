@@ -99,6 +99,9 @@ MAX_RUN_ENTRIES = 16384
 MAX_RUN_DEPTH = 8
 #: Seconds between two measurements of a running sandbox (disk, memory, processes).
 WATCH_SECONDS = 0.1
+#: Wall-clock time a function (and the import) may take, as a multiple of its processor-time
+#: limit ``Limits.timeout``: a process that sleeps or blocks uses no processor time.
+WALL_FACTOR = 3.0
 #: uids handed to sandboxes when the checker runs as root (one per sandbox, never a real user's).
 UID_BASE, UID_RANGE = 0x6B630000, 1 << 16
 _uid_counter = itertools.count()
@@ -121,8 +124,12 @@ class Limits:
     Attributes
     ----------
     timeout : float
-        Seconds for importing the submission, and again for running one function on all its
-        cases (the time limit per function).
+        Seconds of processor time for importing the submission, and again for running one
+        function on all its cases (the time limit per function): the process's own time, its
+        threads' and its waited-for children's, so classmates graded at the same time slow it
+        down without using up its limit. Wall-clock time is capped at `WALL_FACTOR` times as
+        much (for code that sleeps or waits). Where processor time cannot be measured (not
+        Linux), ``timeout`` is wall-clock time.
     memory_mb : int
         Memory limit in MiB: the address space of each process (``RLIMIT_AS``; Python and NumPy
         need ~150), and the memory all processes of a run use together (the sum of their
@@ -642,9 +649,9 @@ class Task:
 
     ``name`` is also its result subdirectory. ``function`` and ``calls`` for a contract
     function (each call: ``file`` (an ``.npz`` of inputs), ``names``, ``args``, ``kwargs``);
-    ``train`` for the training run; ``gate`` for the probe (the functions run only if it imports).
-    ``share`` multiplies the run's time limit (a function graded on its catalogue cases and as
-    many hidden ones gets 2: the student's limit covers the catalogue's share).
+    ``train`` for the training run; ``gate`` for the probe: no process of its own, its
+    directory receives the import's record and the import's status (the other tasks run only if
+    the submission imports).
     """
 
     name: str
@@ -652,10 +659,9 @@ class Task:
     calls: list[dict] | None = None
     train: dict | None = None
     gate: bool = False
-    share: float = 1.0
 
     def as_job(self) -> dict:
-        job = {"name": self.name, "gate": self.gate, "share": self.share}
+        job = {"name": self.name, "gate": self.gate}
         if self.function is not None:
             job["function"], job["calls"] = self.function, self.calls or []
         if self.train is not None:
@@ -676,8 +682,9 @@ class Sandbox:
         ``--allow-import`` names); anything else imports as a placeholder.
     extra_packages : sequence of str
         Installed packages to make visible besides NumPy (``--allow-import`` names).
-    workers : int
-        Functions run at the same time inside the sandbox.
+
+    The submission is imported once per run; every task then runs at the same time, in a
+    process forked from the imported one (see :mod:`tinycnn.grading.child`).
     """
 
     def __init__(
@@ -687,13 +694,11 @@ class Sandbox:
         *,
         allowed_imports: Sequence[str] = (),
         extra_packages: Sequence[str] = (),
-        workers: int = 3,
     ):
         self.limits = limits
         self.isolation = isolation_level(isolation)
         self.allowed = sorted(allowed_imports)
         self.packages = _package_directories(["numpy", *extra_packages])
-        self.workers = max(1, int(workers))
 
     @contextlib.contextmanager
     def run(
@@ -756,11 +761,11 @@ class Sandbox:
                 "gid": gid,
                 "allowed": self.allowed,
                 "functions": list(functions),
-                "workers": self.workers,
                 "tasks": [task.as_job() for task in tasks],
                 "limits": {
                     "timeout": self.limits.timeout,
                     "train_timeout": self.limits.train_timeout,
+                    "wall_factor": WALL_FACTOR,
                     "memory_bytes": int(self.limits.memory_mb) * 2**20,
                     "file_bytes": MAX_FILE_BYTES,
                     "open_files": MAX_OPEN_FILES,
@@ -777,14 +782,18 @@ class Sandbox:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _deadline(self, tasks: Sequence[Task]) -> float:
-        """Seconds the whole run may take: start-up, then each task's limits, workers at once."""
+        """Seconds the whole run may take, whatever the submission does: start-up, the import
+        (wall-clock cap), forking the workers (one ``timeout``), then the longest task's
+        wall-clock cap (every task runs at once), and 5 s to spare. With the default limits
+        30 + 30 + 10 + 30 + 5 = 105 s for the functions' run."""
         limits = self.limits
-        probe = sum(limits.timeout * 2 for task in tasks if task.gate)
-        functions = [task for task in tasks if task.function is not None]
-        rounds = -(-len(functions) // self.workers)
-        share = max([task.share for task in functions], default=1.0)
-        training = sum(limits.timeout + limits.train_timeout for task in tasks if task.train)
-        return limits.startup_timeout + probe + rounds * (1 + share) * limits.timeout + training + 5
+        runs = [
+            limits.train_timeout if task.train else WALL_FACTOR * limits.timeout
+            for task in tasks
+            if not task.gate
+        ]
+        importing = WALL_FACTOR * limits.timeout + limits.timeout
+        return limits.startup_timeout + importing + max(runs, default=0.0) + 5
 
     def _open_up(self, scratch: Path, job_dir: Path, out_dir: Path, work_dir: Path, uid) -> None:
         """Let the sandbox's uid read the job and write its result and work directories.
@@ -874,4 +883,6 @@ class Sandbox:
             if uid is not None and self.isolation == "uid":
                 _kill_uid(uid)
             _wait_until_gone(left)
+            if uid is not None:  # forked after the listing: they die with the namespace
+                _wait_until_gone(_live_processes_of(uid))
         return finished, stopped
