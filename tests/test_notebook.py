@@ -154,7 +154,7 @@ def test_a_mixed_import_keeps_the_allowed_names_and_sets_aside_the_others():
     source = result.source
     assert "import numpy as np, os.path\n" in source
     assert "matplotlib" not in source and "h5py" not in source and "pandas" not in source
-    assert "cell 2: import matplotlib, import h5py, pandas (not run)" in result.set_aside
+    assert "cell 2: import matplotlib, h5py, pandas (not run)" in result.set_aside
     # The rewritten line still points at its cell and line.
     line = source.splitlines().index("import numpy as np, os.path") + 1
     assert result.locate(line) == "cell 2, line 1"
@@ -317,3 +317,68 @@ def test_a_notebook_with_a_future_import_in_a_later_cell_passes_check(tmp_path, 
     out = check(path, capsys)
     assert "the file does not compile: future.ipynb, cell 4, line 1: not a chance." in out, out
     assert "future.py" not in out
+
+
+# --------------------------------------------------------------------------------------------
+# Refused imports: a violation only when the kept code uses them (review finding 3)
+# --------------------------------------------------------------------------------------------
+
+REFUSED = {"torch", "scipy", "tinycnn"}
+SETUP = (
+    "import numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn, optim"
+)
+
+
+def test_a_refused_import_only_test_cells_use_is_set_aside_and_said_so():
+    result = converted(
+        SETUP,
+        "def relu_forward(x):\n    return np.maximum(x, 0)",
+        "assert np.allclose(relu_forward(x), F.relu(torch.tensor(x)).numpy())\nnn.Linear(2, 3)",
+        keep_imports={"numpy"},
+        refused_imports=REFUSED,
+    )
+    assert "torch" not in result.source and "import numpy as np" in result.source
+    assert "cell 2: import torch (no kept code uses it) (not run)" in result.set_aside
+
+
+def test_a_refused_import_the_kept_code_uses_is_kept_with_its_cell_and_line():
+    result = converted(
+        SETUP + "\nimport scipy.signal as sig, tinycnn",
+        "def relu_forward(x):\n    return F.relu(torch.as_tensor(x)).numpy()",
+        "LAYER = nn\nconv = sig.correlate2d",
+        keep_imports={"numpy"},
+        refused_imports=REFUSED,
+    )
+    lines = result.source.splitlines()
+    # Kept as written where every name is used; only the used names of the others.
+    for line, where in [
+        ("import torch", "cell 2, line 2"),
+        ("import torch.nn.functional as F", "cell 2, line 3"),
+        ("from torch import nn", "cell 2, line 4"),
+        ("import scipy.signal as sig", "cell 2, line 5"),
+    ]:
+        assert result.locate(lines.index(line) + 1) == where, line
+    assert "optim" not in result.source and "tinycnn" not in result.source.split("\n", 1)[1]
+    assert "cell 2: import torch, tinycnn (no kept code uses them) (not run)" in result.set_aside
+    # --allow-import torch: kept whatever uses it.
+    allowed = converted(SETUP, keep_imports={"numpy", "torch"}, refused_imports=REFUSED)
+    assert "from torch import nn, optim" in allowed.source
+
+
+def test_check_fails_a_notebook_only_when_its_kept_code_uses_torch(tmp_path, capsys):
+    path = tmp_path / "torch_check.ipynb"
+    test_cell = (
+        "x = np.random.randn(2, 3)\n"
+        "assert np.allclose(relu_forward(x), torch.relu(torch.tensor(x)).numpy())"
+    )
+    path.write_bytes(notebook("import numpy as np\nimport torch", correct_body(), test_cell))
+    out = check(path, capsys)
+    assert passes_all(out), out
+    assert "not allowed" not in out
+    helper = "def compare(x):\n    return torch.relu(torch.tensor(x)).numpy()"
+    path.write_bytes(
+        notebook("import numpy as np\nimport torch", correct_body(), helper, test_cell)
+    )
+    out = check(path, capsys)
+    assert "import torch (cell 2, line 2) is not allowed" in out, out
+    assert "FAIL, 9 of 9 functions pass, import policy violated" in out, out

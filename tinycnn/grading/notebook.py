@@ -6,10 +6,12 @@ commands. The checker grades the *definitions* only, so this module reads the no
 of every code cell, in notebook order:
 
 - ``def`` / ``async def`` / ``class`` statements (with their decorators);
-- ``import`` and ``from ... import`` statements of the standard library, of the modules the import
-  rule allows (NumPy, ``--allow-import`` names), and of the modules the import rule refuses by
-  name (torch, this project...), so that the rule still reports them; imports of anything else
-  (a notebook's ``matplotlib``, ``h5py`` or the course's ``public_tests``) are set aside.
+- ``import`` and ``from ... import`` statements of the standard library and of the modules the
+  import rule allows (NumPy, ``--allow-import`` names, the student's own modules). An import of
+  a module the rule refuses by name (torch, this project...) is kept when the kept code reads a
+  name it binds, so that the rule reports it at its cell and line, and set aside otherwise
+  (``import torch`` for the notebook's own test cells, which are never run). Imports of anything
+  else (a notebook's ``matplotlib``, ``h5py`` or the course's ``public_tests``) are set aside.
   One statement naming both (``import numpy as np, matplotlib.pyplot as plt``) keeps the names
   it may (``import numpy as np``);
 - simple constant assignments: ``EPS = 1e-8``, ``SIZES = (2, 3)``, ``conv = conv_forward``,
@@ -265,36 +267,67 @@ def _bound_name(node: ast.Import | ast.ImportFrom, alias: ast.alias) -> str:
     return alias.name if isinstance(node, ast.ImportFrom) else alias.name.partition(".")[0]
 
 
-def _alias_text(alias: ast.alias) -> str:
-    return f"{alias.name} as {alias.asname}" if alias.asname else alias.name
-
-
 @dataclass
 class _Decision:
     """What becomes of one top-level statement: whether it is kept, the text to write instead
-    of its own (an import keeping only some of its names), what was set aside (for the report)
-    and the names the kept part binds."""
+    of its own (an import keeping only some of its names), the names the kept part binds, and
+    what was set aside, for the report: the statement itself (``code``), or the modules of an
+    import that are set aside (``dropped``: not allowed; ``unused``: refused by name, and no
+    kept code uses them)."""
 
     kept: bool
     text: str | None = None
-    dropped: str | None = None
     binds: tuple[str, ...] = ()
+    code: bool = False
+    dropped: tuple[str, ...] = ()
+    unused: tuple[str, ...] = ()
 
 
-def _decide(node: ast.stmt, keep_imports: frozenset[str], bound: set[str]) -> _Decision:
-    """Whether a top-level statement is kept; ``bound`` holds the names kept code above binds."""
+def _import_text(node: ast.Import | ast.ImportFrom, aliases: list[ast.alias]) -> str:
+    names = ", ".join(f"{a.name} as {a.asname}" if a.asname else a.name for a in aliases)
+    if isinstance(node, ast.ImportFrom):
+        return f"from {'.' * node.level}{node.module or ''} import {names}"
+    return f"import {names}"
+
+
+def _decide_import(
+    node: ast.Import | ast.ImportFrom,
+    keep_imports: frozenset[str],
+    refused: frozenset[str],
+    used: set[str] | None,
+) -> _Decision:
+    """Which names of an import are kept (see `_decide`); ``used``: the names the kept
+    statements read, None while they are not known yet (a refused module's names are kept)."""
+    kept, dropped, unused = [], [], []
+    for alias in node.names:
+        module = _module_of(node, alias)
+        name = _bound_name(node, alias)
+        if module in STDLIB_MODULES or module in keep_imports:
+            kept.append(alias)
+        elif module in refused and (used is None or name == "*" or name in used):
+            kept.append(alias)
+        else:
+            (unused if module in refused else dropped).append(module)
+    if not kept:
+        return _Decision(False, dropped=tuple(dropped), unused=tuple(unused))
+    # ``import numpy as np, matplotlib.pyplot as plt`` keeps ``import numpy as np``.
+    text = _import_text(node, kept) if len(kept) < len(node.names) else None
+    binds = tuple(_bound_name(node, a) for a in kept)
+    return _Decision(True, text, binds, dropped=tuple(dropped), unused=tuple(unused))
+
+
+def _decide(
+    node: ast.stmt, keep_imports: frozenset[str], refused: frozenset[str], bound: set[str]
+) -> _Decision:
+    """Whether a top-level statement is kept; ``bound`` holds the names kept code above binds.
+
+    An import of a module in ``refused`` (the modules the import rule refuses by name) is kept
+    here; `convert_notebook` sets it aside afterwards if no kept statement reads its names.
+    """
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return _Decision(True, binds=(node.name,))
     if isinstance(node, (ast.Import, ast.ImportFrom)):
-        kept = [a for a in node.names if _module_of(node, a) in STDLIB_MODULES | keep_imports]
-        dropped = [_module_of(node, a) for a in node.names if a not in kept]
-        what = "import " + ", ".join(dict.fromkeys(dropped)) if dropped else None
-        binds = tuple(_bound_name(node, a) for a in kept)
-        if not kept:
-            return _Decision(False, dropped=what)
-        # ``import numpy as np, matplotlib.pyplot as plt`` keeps ``import numpy as np``.
-        text = "import " + ", ".join(_alias_text(a) for a in kept) if dropped else None
-        return _Decision(True, text, what, binds)
+        return _decide_import(node, keep_imports, refused, None)
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         names = [_target_names(t) for t in targets]
@@ -303,7 +336,19 @@ def _decide(node: ast.stmt, keep_imports: frozenset[str], bound: set[str]) -> _D
         # would fail the whole module when imported: such an assignment is set aside.
         if None not in names and read is not None and read <= bound | _BUILTINS:
             return _Decision(True, binds=tuple(n for group in names for n in group))
-    return _Decision(False, dropped="code")
+    return _Decision(False, code=True)
+
+
+def _cell_note(decisions: list[_Decision], had_magics: bool) -> str:
+    """What a cell had set aside, in words: ``"import matplotlib, code, magics"``."""
+    dropped = dict.fromkeys(m for d in decisions for m in d.dropped)
+    unused = dict.fromkeys(m for d in decisions for m in d.unused)
+    parts = ["import " + ", ".join(dropped)] if dropped else []
+    if unused:
+        them = "them" if len(unused) > 1 else "it"
+        parts.append(f"import {', '.join(unused)} (no kept code uses {them})")
+    parts += ["code"] * any(d.code for d in decisions) + ["magics"] * had_magics
+    return ", ".join(parts)
 
 
 def _first_line(node: ast.stmt) -> int:
@@ -312,7 +357,10 @@ def _first_line(node: ast.stmt) -> int:
 
 
 def convert_notebook(
-    data: bytes, origin: str = "notebook", keep_imports: Iterable[str] = ()
+    data: bytes,
+    origin: str = "notebook",
+    keep_imports: Iterable[str] = (),
+    refused_imports: Iterable[str] = (),
 ) -> ConvertedNotebook:
     """Read a notebook (the bytes of an ``.ipynb`` file) and keep its definitions.
 
@@ -323,8 +371,14 @@ def convert_notebook(
     origin : str
         The file's name, for messages.
     keep_imports : iterable of str
-        Top-level modules whose imports are kept besides the standard library: the ones the
-        import rule allows, and the ones it refuses by name (so it can still report them).
+        Top-level modules whose imports are kept besides the standard library (the ones the
+        import rule allows, the student's own modules).
+    refused_imports : iterable of str
+        Top-level modules the import rule refuses by name (torch, this project...). An import
+        of one is kept when a kept statement reads a name it binds, so that the rule reports
+        it at its cell and line; otherwise (``import torch`` for the notebook's own test cells,
+        which are set aside) it is set aside and said so. Imports of any other module are set
+        aside.
 
     Returns
     -------
@@ -337,6 +391,7 @@ def convert_notebook(
     """
     notebook = _read(data, origin)
     keep = frozenset(keep_imports)
+    refused = frozenset(refused_imports)
     header = f"# The definitions of {origin}, as tinycnn check grades them (nothing else is run)."
     set_aside: list[str] = []
     bound: set[str] = set()
@@ -362,19 +417,29 @@ def convert_notebook(
             tree, cell_lines, had_magics = _parse_cell(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
             return _not_compiling(header, number, error)
-        decisions, dropped = [], []
+        decisions = []
         for node in tree.body:
-            decision = _decide(node, keep, bound)
+            decision = _decide(node, keep, refused, bound)
             decisions.append((node, decision))
             if decision.kept:
                 bound.update(decision.binds)
-            if decision.dropped and decision.dropped not in dropped:
-                dropped.append(decision.dropped)
-        if had_magics:
-            dropped.append("magics")
-        if dropped:
-            set_aside.append(f"cell {number}: " + ", ".join(dropped) + " (not run)")
-        cells.append(_Cell(number, cell_lines, tree, decisions))
+        cells.append(_Cell(number, cell_lines, tree, decisions, had_magics, len(set_aside)))
+    # The names the kept statements read decide the imports of refused modules.
+    used = {
+        name.id
+        for cell in cells
+        for node, decision in cell.decisions
+        if decision.kept and not isinstance(node, (ast.Import, ast.ImportFrom))
+        for name in ast.walk(node)
+        if isinstance(name, ast.Name)
+    }
+    for cell in reversed(cells):  # from the end: each note goes in at its cell's place
+        for index, (node, _) in enumerate(cell.decisions):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                cell.decisions[index] = (node, _decide_import(node, keep, refused, used))
+        note = _cell_note([decision for _, decision in cell.decisions], cell.had_magics)
+        if note:
+            set_aside.insert(cell.notes_at, f"cell {cell.number}: {note} (not run)")
     source, origins = _module(header, cells)
     with _PARSE_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SyntaxWarning, DeprecationWarning: not ours to print
@@ -400,6 +465,8 @@ class _Cell:
     lines: list[str]
     tree: ast.Module
     decisions: list[tuple[ast.stmt, _Decision]]
+    had_magics: bool
+    notes_at: int  # where its note goes in the list of what was set aside
 
 
 def _is_future(node: ast.stmt) -> bool:

@@ -46,7 +46,7 @@ from pathlib import Path, PurePosixPath
 
 from tinycnn.grading.adapters import API_NAMES, course_functions
 from tinycnn.grading.notebook import NotebookError, convert_notebook
-from tinycnn.grading.policy import _PARSE_LOCK
+from tinycnn.grading.policy import _PARSE_LOCK, FRAMEWORKS, PROJECT_PACKAGES
 
 __all__ = [
     "MAX_BYTES",
@@ -353,14 +353,9 @@ _RESERVED_NAMES = _reserved_names()
 
 def _keep_imports(allow_imports: Iterable[str], modules: Iterable[str]) -> frozenset[str]:
     """Imports a notebook keeps besides the standard library (see :mod:`.notebook`)."""
-    from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES, allowed_modules
+    from tinycnn.grading.policy import allowed_modules
 
-    return (
-        allowed_modules(allow_imports)
-        | frozenset(FRAMEWORKS)
-        | frozenset(PROJECT_PACKAGES)
-        | {m.partition(".")[0] for m in modules}
-    )
+    return allowed_modules(allow_imports) | {m.partition(".")[0] for m in modules}
 
 
 def _as_source(
@@ -372,7 +367,9 @@ def _as_source(
         return SourceFile(origin, data, origin), None, ()
     path = relative.with_suffix(".py").as_posix()
     try:
-        converted = convert_notebook(data, origin, keep)
+        # Imports the rule refuses by name: kept (and reported) only where the kept code uses them.
+        refused = frozenset(FRAMEWORKS) | frozenset(PROJECT_PACKAGES)
+        converted = convert_notebook(data, origin, keep, refused_imports=refused)
     except NotebookError as error:
         return SourceFile(path, b"", origin, ()), str(error), ()
     source = SourceFile(path, converted.source.encode("utf-8"), origin, converted.origins)
