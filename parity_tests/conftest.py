@@ -2,9 +2,10 @@
 
 ``pytest parity_tests --impl path/to/student.py`` (or, from an installed package,
 ``pytest --pyargs tinycnn.parity_tests --impl path/to/student.py``) runs the op cases against
-that file instead of ``tinycnn.reference.ops``. The ``--impl`` option and the ``slow`` marker come
-from the plugin :mod:`tinycnn.pytest_plugin`, which pytest loads by entry point before it reads
-the command line, so the option can stand anywhere on it.
+that file instead of ``tinycnn.reference.ops``. The ``--impl`` option (``--tinycnn-impl``
+where another project's conftest.py has an ``--impl``) and the ``slow`` marker come from the
+plugin :mod:`tinycnn.pytest_plugin`, which pytest loads by entry point before it reads the
+command line, so the option can stand anywhere on it.
 """
 
 from __future__ import annotations

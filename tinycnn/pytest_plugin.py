@@ -4,13 +4,17 @@ works from an installed package: ``pytest --pyargs tinycnn.parity_tests --impl m
 It provides what must exist before pytest reads the command line, which a conftest.py inside
 an installed package cannot do (pytest reads that conftest only after parsing):
 
-- the ``--impl PATH`` option: the Python file implementing the op contract that the suite
-  tests instead of :mod:`tinycnn.reference.ops` (the ``ops`` fixture of
+- the ``--tinycnn-impl PATH`` option: the Python file implementing the op contract that the
+  suite tests instead of :mod:`tinycnn.reference.ops` (the ``ops`` fixture of
   ``tinycnn/parity_tests/conftest.py`` hands it to the tests);
-- the ``--impl-api NAME`` option: the ``--impl`` file is written against a course's layer API
+- the ``--tinycnn-impl-api NAME`` option: the file is written against a course's layer API
   (``cs231n``, ``deeplearning-ai``) and is tested through the same adapters ``tinycnn check
   --api NAME`` uses (:mod:`tinycnn.grading.adapters`); the tests of a function outside that
   API fail with "no function", as ``check`` reports it missing;
+- ``--impl`` and ``--impl-api``, the short names of those two, unless a conftest.py of the
+  project under test defines an option of that name itself (the plugin loads in every pytest
+  run of an environment where tinycnn is installed, so it must not take a generic name from
+  another project): they are added once pytest has read the initial conftest files;
 - the ``slow`` marker, so ``--strict-markers`` and ``-m "not slow"`` work without this
   project's pyproject.toml.
 
@@ -20,6 +24,7 @@ of an environment where tinycnn is installed.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -35,21 +40,50 @@ IMPL_MODULE_NAME = "parity_tests_impl_under_test"
 SLOW_MARKER = "slow: takes more than a few seconds; deselect with '-m \"not slow\"'"
 
 
+#: The plugin's options: (name, short name added when free, argparse destination, default).
+OPTIONS = (
+    ("--tinycnn-impl", "--impl", "tinycnn_impl", None),
+    ("--tinycnn-impl-api", "--impl-api", "tinycnn_impl_api", "tinycnn"),
+)
+_HELP = {
+    "tinycnn_impl": "Python file implementing the op contract, tested instead of "
+    "tinycnn.reference.ops",
+    "tinycnn_impl_api": "the layer API the implementation is written against (as tinycnn "
+    "check --api): tinycnn (default), cs231n or deeplearning-ai",
+}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tinycnn", "TinyCNN parity suite")
-    group.addoption(
-        "--impl",
-        metavar="PATH",
-        default=None,
-        help="Python file implementing the op contract, tested instead of tinycnn.reference.ops",
-    )
-    group.addoption(
-        "--impl-api",
-        metavar="NAME",
-        default="tinycnn",
-        help="the layer API the --impl file is written against (as tinycnn check --api): "
-        "tinycnn (default), cs231n or deeplearning-ai",
-    )
+    for name, _, destination, default in OPTIONS:
+        group.addoption(
+            name,
+            dest=destination,
+            metavar="NAME" if destination.endswith("api") else "PATH",
+            default=default,
+            help=_HELP[destination],
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args):
+    """Add ``--impl`` and ``--impl-api`` once the initial conftest files have added theirs:
+    a project that defines ``--impl`` keeps it (and this suite is then run with
+    ``--tinycnn-impl``)."""
+    result = yield
+    group = parser.getgroup("tinycnn", "TinyCNN parity suite")
+    for name, short, destination, default in OPTIONS:
+        try:
+            group.addoption(
+                short,
+                dest=destination,
+                metavar="NAME" if destination.endswith("api") else "PATH",
+                default=default,
+                help=f"short for {name} (unless the project under test has {short})",
+            )
+        except (ValueError, argparse.ArgumentError):
+            pass  # another plugin or conftest.py has it: that project's option
+    return result
 
 
 def load_implementation(path: Path) -> ModuleType:
@@ -74,11 +108,11 @@ def load_implementation(path: Path) -> ModuleType:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", SLOW_MARKER)
     # Load the file now, so a bad path stops the run with one clear line before any test runs.
-    impl = config.getoption("--impl")
+    impl = config.getoption("tinycnn_impl")
     if impl is not None:
         path = Path(config.invocation_params.dir, impl).resolve()
         module = load_implementation(path)
-        api = config.getoption("--impl-api")
+        api = config.getoption("tinycnn_impl_api")
         if api != "tinycnn":
             from tinycnn.grading import adapters  # NumPy only, like the file under test
 
