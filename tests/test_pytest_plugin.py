@@ -1,6 +1,6 @@
 """The ``pytest11`` plugin (`tinycnn.pytest_plugin`): it loads in every pytest run of an
 environment where tinycnn is installed, so it must leave other projects' options alone; and
-the suite keeps ``--impl`` where no one else has it.
+``pytest --impl`` loads what ``tinycnn check`` grades, a submission split over modules too.
 
 Each case is a fresh pytest in a subprocess: options are read once per session.
 """
@@ -12,7 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from tinycnn.reference import ops as reference
+from tinycnn.reference.ops import CONTRACT_FUNCTIONS
+
+from tinycnn.grading.grader import grade_submission
+from tinycnn.grading.sandbox import Limits
+from tinycnn.pytest_plugin import load_implementation
 
 HERE = Path(__file__).resolve().parent
 MULTI_MODULE = HERE / "fixtures" / "courses" / "multi_module"
@@ -76,3 +83,46 @@ def test_impl_and_impl_api_remain_the_short_names_elsewhere(tmp_path):
     run = pytest_run("--impl", str(tmp_path / "missing.py"), cwd=tmp_path)
     assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.stdout + run.stderr
     assert "--impl: no such file" in run.stderr
+
+
+@pytest.fixture
+def clean_imports(monkeypatch):
+    """Undo what loading an implementation does to sys.path and sys.modules."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+def test_impl_loads_a_submission_split_over_modules(clean_imports):
+    # layers.py imports its siblings im2col.py and losses.py, as `check --one-submission`
+    # grades the folder (before: "ModuleNotFoundError: No module named 'im2col'").
+    module = load_implementation(MULTI_MODULE / "layers.py")
+    assert sys.path[0] == str(MULTI_MODULE)
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(2, 3, 6, 5)), rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4)
+    expected = reference.conv2d_forward(x, w, b, stride=1, padding=1)
+    np.testing.assert_allclose(module.conv2d_forward(x, w, b, 1, 1), expected, rtol=1e-10)
+    logits, labels = rng.normal(size=(5, 3)), np.array([0, 2, 1, 1, 0])
+    np.testing.assert_allclose(
+        module.softmax_cross_entropy(logits, labels)[0],
+        reference.softmax_cross_entropy(logits, labels)[0],
+        rtol=1e-12,
+    )
+
+
+def test_a_sibling_named_like_a_library_the_suite_imports_is_refused(tmp_path, clean_imports):
+    (tmp_path / "ops.py").write_text("import numpy as np\n")
+    (tmp_path / "torch.py").write_text("")
+    with pytest.raises(pytest.UsageError, match="would replace the installed torch"):
+        load_implementation(tmp_path / "ops.py")
+
+
+@pytest.mark.slow
+def test_check_and_pytest_impl_agree_on_a_submission_split_over_modules(tmp_path):
+    report = grade_submission(MULTI_MODULE, limits=Limits(), train=False)
+    assert [r.status for r in report.functions.values()] == ["pass"] * len(CONTRACT_FUNCTIONS)
+    run = pytest_run(str(TEST_OPS), "--impl", str(MULTI_MODULE / "layers.py"), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert " passed" in run.stdout and "failed" not in run.stdout

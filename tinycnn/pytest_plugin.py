@@ -6,7 +6,9 @@ an installed package cannot do (pytest reads that conftest only after parsing):
 
 - the ``--tinycnn-impl PATH`` option: the Python file implementing the op contract that the
   suite tests instead of :mod:`tinycnn.reference.ops` (the ``ops`` fixture of
-  ``tinycnn/parity_tests/conftest.py`` hands it to the tests);
+  ``tinycnn/parity_tests/conftest.py`` hands it to the tests). The file's folder is put first
+  on ``sys.path``, so that it can import its sibling modules, as in ``tinycnn check``'s folder
+  of one submission;
 - the ``--tinycnn-impl-api NAME`` option: the file is written against a course's layer API
   (``cs231n``, ``deeplearning-ai``) and is tested through the same adapters ``tinycnn check
   --api NAME`` uses (:mod:`tinycnn.grading.adapters`); the tests of a function outside that
@@ -47,7 +49,7 @@ OPTIONS = (
 )
 _HELP = {
     "tinycnn_impl": "Python file implementing the op contract, tested instead of "
-    "tinycnn.reference.ops",
+    "tinycnn.reference.ops (its folder goes first on sys.path, for its sibling modules)",
     "tinycnn_impl_api": "the layer API the implementation is written against (as tinycnn "
     "check --api): tinycnn (default), cs231n or deeplearning-ai",
 }
@@ -86,10 +88,28 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     return result
 
 
+#: Modules a file beside the implementation may not be named like: with its folder first on
+#: ``sys.path`` it would replace the library the suite itself imports.
+SHADOWED = ("numpy", "torch", "pytest", "tinycnn", "_pytest")
+
+
 def load_implementation(path: Path) -> ModuleType:
-    """Import a Python file as a module; raise `pytest.UsageError` if that is impossible."""
+    """Import a Python file as a module; raise `pytest.UsageError` if that is impossible.
+
+    The file's folder is put first on ``sys.path`` (as ``python FILE`` does), so a submission
+    split over several modules imports its siblings, as in ``tinycnn check --one-submission``.
+    """
     if not path.is_file():
         raise pytest.UsageError(f"--impl: no such file: {path}")
+    folder = path.parent
+    for name in SHADOWED:
+        if (folder / f"{name}.py").exists() or (folder / name / "__init__.py").exists():
+            raise pytest.UsageError(
+                f"--impl: {folder / name} would replace the installed {name} (the file's "
+                "folder goes first on sys.path, for its sibling modules): rename it"
+            )
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
     spec = importlib.util.spec_from_file_location(IMPL_MODULE_NAME, path)
     if spec is None or spec.loader is None:
         raise pytest.UsageError(f"--impl: cannot import {path} (is it a .py file?)")
