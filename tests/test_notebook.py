@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from tinycnn.cli import main
@@ -51,9 +52,10 @@ def converted(*cells: str, **options):
 
 
 def check(path: Path, capsys, *options: str) -> str:
-    """``tinycnn check --no-train PATH``: its output (stdout)."""
+    """``tinycnn check --no-train PATH``: its output (stdout), each run of spaces and line
+    breaks as one space (the report wraps long messages)."""
     main(["check", "--no-train", *options, str(path)])
-    return capsys.readouterr().out
+    return " ".join(capsys.readouterr().out.split())
 
 
 def passes_all(out: str) -> bool:
@@ -382,3 +384,42 @@ def test_check_fails_a_notebook_only_when_its_kept_code_uses_torch(tmp_path, cap
     out = check(path, capsys)
     assert "import torch (cell 2, line 2) is not allowed" in out, out
     assert "FAIL, 9 of 9 functions pass, import policy violated" in out, out
+
+
+# --------------------------------------------------------------------------------------------
+# A helper notebook of a folder that does not compile (review finding 10)
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_notebook_that_does_not_compile_raises_at_its_cell_and_line_when_imported():
+    result = converted("def pad(x, p):\n    return x", "def broken(:\n    pass")
+    assert result.syntax_error == "cell 3, line 1: invalid syntax"
+    with pytest.raises(SyntaxError, match=r"^invalid syntax$") as raised:
+        exec(compile(result.source, "utils.py", "exec"), {})
+    assert result.locate(raised.traceback[-1].lineno + 1) == "cell 3, line 1"
+
+
+def student_folder(tmp_path: Path, helper: bytes) -> Path:
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "utils.ipynb").write_bytes(helper)
+    (folder / "layers.py").write_text(
+        "import numpy as np\nfrom utils import pad\n\n" + correct_body()
+    )
+    return folder
+
+
+def test_check_names_a_helper_notebook_that_does_not_compile_in_its_own_terms(tmp_path, capsys):
+    good = "def pad(x, p):\n    return np.pad(x, p)"
+    folder = student_folder(tmp_path, notebook("import numpy as np", good, "def broken(:"))
+    out = check(folder, capsys, "--one-submission", "--entry", "layers")
+    assert "the file does not compile: invalid syntax (utils.ipynb, cell 4, line 1" in out, out
+    assert "/box/" not in out and "utils.py" not in out and "cannot import" not in out
+    (folder / "utils.ipynb").write_text("def pad(x, p): pass")  # not a notebook at all
+    out = check(folder, capsys, "--one-submission", "--entry", "layers")
+    assert "raised ImportError: utils.ipynb is not a Jupyter notebook" in out, out
+    assert "/box/" not in out and "cannot import" not in out
+    # The same helper, compiling: graded as usual.
+    (folder / "utils.ipynb").write_bytes(notebook("import numpy as np", good, "print(pad)"))
+    out = check(folder, capsys, "--one-submission", "--entry", "layers")
+    assert passes_all(out), out

@@ -105,7 +105,9 @@ class ConvertedNotebook:
         What was not kept, in words (one entry per cell), for the report.
     syntax_error : str or None
         ``"cell 4, line 2: invalid syntax"`` when a code cell is not valid Python; the
-        module's source then holds no code.
+        module's source then only raises ``SyntaxError("invalid syntax")`` from a line whose
+        origin is that cell and line (a helper notebook of a folder fails where it is
+        imported, said in the notebook's terms).
     """
 
     source: str
@@ -519,6 +521,11 @@ def _not_compiling(header: str, number: int, error: Exception, line: int | None 
         reason = str(error)
     else:
         reason = "too deeply nested to parse"
+    # As a helper module, the notebook raises that SyntaxError when (and if) it is imported,
+    # from the line the message names (a folder's entry imports it; the entry itself is not
+    # run: its submission carries the problem).
     return ConvertedNotebook(
-        source=header + "\n", origins=(None,), syntax_error=f"cell {number}, line {line}: {reason}"
+        source=f"{header}\nraise SyntaxError({reason!r})\n",
+        origins=(None, (number, line)),
+        syntax_error=f"cell {number}, line {line}: {reason}",
     )

@@ -371,7 +371,9 @@ def _as_source(
         refused = frozenset(FRAMEWORKS) | frozenset(PROJECT_PACKAGES)
         converted = convert_notebook(data, origin, keep, refused_imports=refused)
     except NotebookError as error:
-        return SourceFile(path, b"", origin, ()), str(error), ()
+        # A helper says why when imported (an empty module would give a misleading ImportError).
+        failing = f"raise ImportError({str(error)!r})\n".encode()
+        return SourceFile(path, failing, origin, ()), str(error), ()
     source = SourceFile(path, converted.source.encode("utf-8"), origin, converted.origins)
     problem = (
         f"the file does not compile: {origin}, {converted.syntax_error}"
