@@ -416,8 +416,20 @@ def test_every_output_states_the_isolation_level(tmp_path, level):
     )
     assert status == 1, err
     assert "sandbox: " in out and ("own uid" if level == "uid" else "process limits") in out
+    # No network namespace below bubblewrap: every output says the network is shared.
+    assert "shares the network" in out
     assert json.loads(document.read_text())["isolation"] == level
+    assert json.loads(document.read_text())["network"] == "shared"
     assert level in json.loads(results.read_text())["output"]
+    assert "shares the network" in json.loads(results.read_text())["output"]
+    folder, summary = tmp_path / "class", tmp_path / "summary.csv"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "hostile_nan_output.py", folder / "one.py")
+    status, out, err = tinycnn(
+        "check", folder, "--csv", summary, "--no-train", env={"TINYCNN_SANDBOX": level}
+    )
+    row = next(csv.DictReader(summary.read_text().splitlines()))
+    assert (row["isolation"], row["network"]) == (level, "shared"), err
     status, out, err = tinycnn(
         "check",
         FIXTURES / "hostile_nan_output.py",
@@ -437,6 +449,7 @@ def test_the_csv_states_the_isolation_level_and_the_seed(tmp_path):
     assert status == 1, err
     row = next(csv.DictReader(summary.read_text().splitlines()))
     assert row["isolation"] == isolation_level() and row["seed"] == "12"
+    assert row["network"] == ("none" if isolation_level() == "bubblewrap" else "shared")
     assert "seed 12" in out
 
 

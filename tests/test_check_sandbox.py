@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -243,3 +245,123 @@ def test_a_detached_daemon_does_not_outlive_its_run_at_level_process(tmp_path):
     pids = [int(line) for line in pidfile.read_text().split()]
     assert pids  # the daemons were started
     assert [pid for pid in pids if _alive(pid)] == []
+
+
+# -- an instructor's laptop: the checker as an ordinary user, bubblewrap in a user namespace ----
+
+USER = "tinycnn-check-test"
+
+
+def _live_processes_of(uid: int) -> list[str]:
+    """Command lines of the live (not zombie) processes of ``uid`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or entry.stat().st_uid != uid:
+                continue
+            if (entry / "stat").read_text().rsplit(") ", 1)[1][0] != "Z":
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def _python_for(user: str, scratch: Path) -> tuple[list[str], str | None]:
+    """A command running this environment's Python as ``user``, or ``([], why not)``.
+
+    This interpreter if ``user`` can run it; else the system's interpreter of the same version,
+    made to see this environment's packages (a ``.pth`` line in a venv made in ``scratch``), as
+    a laptop's venv would."""
+    as_user = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"]
+    probe = "import numpy, tinycnn.grading.command"
+    site_dirs = [p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)]
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [[os.path.realpath(sys.executable)]]
+    system = shutil.which(version, path="/usr/bin:/usr/local/bin")
+    if system and site_dirs:
+        venv = scratch / "venv"
+        subprocess.run([system, "-m", "venv", "--without-pip", str(venv)], check=True)
+        [target] = list(venv.glob("lib/python*/site-packages"))
+        lines = [f"import site; site.addsitedir({d!r})" for d in site_dirs]
+        (target / "zz_tinycnn_test.pth").write_text("\n".join(lines) + "\n")
+        subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
+        scratch.chmod(0o755)
+        candidates.append([str(venv / "bin" / "python")])
+    for python in candidates:
+        ran = subprocess.run([*as_user, *python, "-c", probe], capture_output=True, cwd="/")
+        if ran.returncode == 0:
+            return [*as_user, *python], None
+    return [], f"no interpreter with this environment that {user} may run"
+
+
+@pytest.fixture(scope="module")
+def instructor():
+    """An ordinary user (created for the test, removed after), and how to run Python as them."""
+    if os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"):
+        pytest.skip("needs root, useradd and setpriv to create an ordinary user")
+    created = subprocess.run(["id", USER], capture_output=True).returncode != 0
+    if created:
+        subprocess.run(["useradd", "--create-home", USER], check=True)
+    scratch = Path(tempfile.mkdtemp(prefix="tinycnn-user-venv-"))
+    try:
+        python, why = _python_for(USER, scratch)
+        if why:
+            pytest.skip(why)
+        yield python
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if created:
+            subprocess.run(["pkill", "-KILL", "-u", USER], check=False)
+            subprocess.run(["userdel", "--remove", USER], capture_output=True, check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux")
+def test_an_ordinary_user_grades_in_the_bubblewrap_sandbox(instructor, tmp_path):
+    home = Path(tempfile.mkdtemp(prefix="tinycnn-user-"))
+    try:
+        for name in ("correct_vectorized", "hostile_endless_loop", "hostile_daemon"):
+            shutil.copy(FIXTURES / f"{name}.py", home / f"{name}.py")
+        subprocess.run(["chown", "-R", f"{USER}:{USER}", str(home)], check=True)
+        check = "import sys; from tinycnn.cli import main; sys.exit(main(sys.argv[1:]))"
+
+        def run(name: str, *options: str) -> tuple[int, dict]:
+            out = home / f"{name}.json"
+            completed = subprocess.run(
+                [*instructor, "-c", check, "check", f"{name}.py", "--json", str(out), *options],
+                capture_output=True,
+                text=True,
+                cwd=home,
+                env={"PATH": "/usr/bin:/bin", "HOME": str(home), "LC_ALL": "C.UTF-8"},
+                timeout=300,
+            )
+            assert out.exists(), completed.stderr[-2000:]
+            return completed.returncode, json.loads(out.read_text())
+
+        status, report = run("correct_vectorized")
+        if report["isolation"] != "bubblewrap":
+            pytest.skip(
+                f"bubblewrap does not work for an ordinary user here: {report['isolation']}"
+            )
+        assert status == 0 and report["passed"], report
+        status, report = run("hostile_endless_loop", "--timeout", "2", "--no-train")
+        verdicts = {name: f["status"] for name, f in report["functions"].items()}
+        assert status == 1 and verdicts["relu_backward"] == "timeout", verdicts
+        assert verdicts["relu_forward"] == "pass"
+        run("hostile_daemon", "--no-train")
+        forced = subprocess.run(  # level uid needs root: a usage error, not a crash
+            [*instructor, "-c", check, "check", "correct_vectorized.py"],
+            capture_output=True,
+            text=True,
+            cwd=home,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(home), "TINYCNN_SANDBOX": "uid"},
+            timeout=300,
+        )
+        assert forced.returncode == 2 and "needs the checker to run as root" in forced.stderr
+        uid = int(subprocess.run(["id", "-u", USER], capture_output=True, text=True).stdout)
+        deadline = time.monotonic() + 5  # nothing of the user's runs is left (zombies aside)
+        while _live_processes_of(uid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _live_processes_of(uid) == []
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

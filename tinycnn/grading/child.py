@@ -6,18 +6,20 @@ library and NumPy only (nothing else exists in the sandbox) and is never importe
 checker. It is the *only* code of the checker that runs on the untrusted side of the boundary;
 what it writes is read back through :mod:`tinycnn.grading.channel`, which trusts none of it.
 
-One process, the *supervisor*, does this:
+One process, the *supervisor*, does this, and never runs submission code:
 
 1. drop to the unprivileged uid named in the job (when started as root), set the resource
-   limits (processes, address space, CPU time, file size), import NumPy;
+   limits (processes, address space, CPU time, file size), import NumPy, load the inputs the
+   checker wrote (``allow_pickle=False``);
 2. install the import rule: a denied module (a framework, this project) imports as a
    placeholder that raises when used, and every such import is recorded with its line;
-3. fork one *worker* per task, each in its own session: the probe (import the submission, list
-   its functions), then one per contract function (several at a time), or the training run.
-   Each worker imports the submission afresh, loads its inputs from the ``.npz`` files the
-   checker wrote (``allow_pickle=False``), calls the function and writes one record per call;
-4. enforce each worker's time limits (importing, then running) and kill its process group when
-   one is exceeded; write ``status.json`` for every task.
+3. fork the *importer*, which imports the submission once (the import's time limit), writes the
+   import record (its functions, denied imports, tampering) into every task's directory, forks
+   one *worker* per task from that imported state and leaves; a worker calls its function on
+   every case and writes one record per call, or runs the training;
+4. enforce each process's limits (processor time, measured in ``/proc``, with ``RLIMIT_CPU``
+   as a backstop, and a wall-clock cap), kill a process group over them; once every process of
+   the run is gone, write each task's ``status.json``.
 
 Nothing is compared here: the checker computes the expected values itself, from inputs the
 submission never chose, including hidden cases drawn from a fresh seed each run.

@@ -17,7 +17,7 @@ from pathlib import Path
 from tinycnn.grading.adapters import REQUIRES
 from tinycnn.grading.channel import clean_text
 from tinycnn.grading.grader import FunctionResult, SubmissionReport
-from tinycnn.grading.sandbox import ISOLATION_DESCRIPTIONS
+from tinycnn.grading.sandbox import ISOLATION_DESCRIPTIONS, ISOLATION_NETWORK
 from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 __all__ = [
@@ -215,6 +215,7 @@ def report_json(report: SubmissionReport) -> dict:
         "graded_as": dict(report.graded_as),
         "set_aside": list(report.set_aside),
         "isolation": report.isolation,
+        "network": ISOLATION_NETWORK.get(report.isolation, "unknown"),
         "seed": report.seed,
     }
 
@@ -334,6 +335,7 @@ SUMMARY_COLUMNS = (
     "policy",
     "val_accuracy",
     "isolation",
+    "network",
     "seed",
 )
 
@@ -354,6 +356,7 @@ def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
                 else f"{report.training.val_accuracy:.4f}"
             ),
             "isolation": report.isolation,
+            "network": ISOLATION_NETWORK.get(report.isolation, "unknown"),
             "seed": report.seed,
         }
         rows.append(row)

@@ -63,6 +63,7 @@ from tinycnn.grading.channel import ChildRun, ForeignValue, ResultDirectory, dec
 __all__ = [
     "CHILD_SCRIPT",
     "ISOLATION_LEVELS",
+    "ISOLATION_NETWORK",
     "ChildRun",
     "ForeignValue",
     "Limits",
@@ -81,8 +82,14 @@ ISOLATION_LEVELS = ("bubblewrap", "uid", "process")
 ISOLATION_DESCRIPTIONS = {
     "bubblewrap": "bubblewrap: own namespaces, no network, only Python and NumPy visible",
     "uid": "own uid and root directory (chroot), no namespaces (no bubblewrap): shares the network",
-    "process": "process limits only (no bubblewrap, not root): the submission runs as you",
+    "process": (
+        "process limits only (no bubblewrap, not root): the submission runs as you and shares "
+        "the network"
+    ),
 }
+#: Whether a submission can reach the network at each level (no network namespace below
+#: bubblewrap: the machine's network is shared).
+ISOLATION_NETWORK = {"bubblewrap": "none", "uid": "shared", "process": "shared"}
 #: Largest file a child may write (RLIMIT_FSIZE): results are a few kB.
 MAX_FILE_BYTES = 64 * 2**20
 #: Processes (threads included) one sandbox may have at once.
@@ -135,7 +142,8 @@ class Limits:
         need ~150), and the memory all processes of a run use together (the sum of their
         proportional set sizes, measured every `WATCH_SECONDS` on Linux).
     train_timeout : float
-        Seconds for the training run with the submission's ops.
+        Seconds for the training run with the submission's ops (processor and wall-clock time
+        alike: it runs alone in its sandbox).
     startup_timeout : float
         Seconds for the sandbox, the interpreter and NumPy to start, before any submission code
         runs: generous, because a loaded machine starts processes slowly.
@@ -212,6 +220,11 @@ def isolation_level(requested: str | None = None) -> str:
         raise SandboxUnavailable(
             f"isolation level {requested!r} is not available here (the best is {available!r}: "
             f"install bubblewrap, e.g. apt-get install bubblewrap)"
+        )
+    if requested == "uid" and not _chroot_works():  # weaker than bubblewrap, but needs root
+        raise SandboxUnavailable(
+            "isolation level 'uid' needs the checker to run as root (it gives the submission a "
+            "uid and a root directory of its own)"
         )
     return requested
 
