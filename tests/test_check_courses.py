@@ -95,7 +95,8 @@ def test_the_cs231n_crop_bug_fails_exactly_the_padding_0_backward_cases():
     assert got.pop("conv2d_backward") == "fail"
     assert set(got.values()) == {"pass"}
     backward = report.functions["conv2d_backward"]
-    assert backward.cases_failed == count("conv2d", padding=0)
+    # float64 cases only: the course API does not promise float32 (test_check_course_contract.py)
+    assert backward.cases_failed == count("conv2d", padding=0, dtype="float64")
     assert "padding 0" in backward.detail and ", 0, 0), expected" in backward.detail
     # The checker's p:-p hint recognises it through the adapter.
     assert "is empty for p = 0" in backward.full_detail
@@ -124,14 +125,14 @@ def test_the_channels_last_notebook_is_graded_without_running_its_test_cells():
     report = graded("deeplearning_ai_step_by_step.ipynb", "deeplearning-ai")
     got = statuses(report)
     # Its conv layers are right; its pooling mask (x == max) sends a tie's gradient to every
-    # maximum, so exactly the catalogue's tie cases fail.
+    # maximum, which the course allows: the tie cases are set aside for the course's API.
     assert {k: got[k] for k in ("conv2d_forward", "conv2d_backward", "maxpool2d_forward")} == {
         "conv2d_forward": "pass",
         "conv2d_backward": "pass",
         "maxpool2d_forward": "pass",
     }
-    pool = report.functions["maxpool2d_backward"]
-    assert pool.status == "fail" and pool.cases_failed == count("maxpool2d", tag="ties")
+    assert got["maxpool2d_backward"] == "pass"
+    assert "with a tie in a pooling window" in report.cases_set_aside
     # The notebook has no ReLU, dense layer or loss: missing, and said why.
     for name in ("relu_forward", "linear_backward", "softmax_cross_entropy"):
         assert got[name] == "missing"
@@ -580,7 +581,11 @@ def test_pytest_impl_with_impl_api_agrees_with_check_on_a_course_file(tmp_path):
         env={**os.environ, "COLUMNS": "1000", "OMP_NUM_THREADS": "1"},
     )
     failed = set(re.findall(r"FAILED \S+::test_conv2d_backward\[([^\]]+)\]", run.stdout))
-    padding_0 = {c.id for c in CASES if c.op == "conv2d" and c.padding == 0 and c.graded}
+    padding_0 = {
+        c.id
+        for c in CASES
+        if c.op == "conv2d" and c.padding == 0 and c.graded and c.dtype == "float64"
+    }
     assert failed == padding_0 and "linear" not in "".join(re.findall(r"FAILED \S+", run.stdout))
     assert (  # check grades each catalogue case and its hidden twin
         2 * len(failed)

@@ -5,9 +5,19 @@ the op contract (``conv2d_forward(x, w, b, stride, padding)`` ...). The checker,
 translates: each contract function is built here from the course's functions, and the contract's
 cases are run through it. The translation changes argument *packaging* only (parameter
 dictionaries, caches, layouts); the numbers are the student's, compared with the reference like
-any submission's. The contract's conventions still apply: outputs keep the input dtype, the
-kernel is not flipped, a pooling tie sends the gradient to the first maximum in row-major
-order, the ReLU gradient at exactly 0 is 0, inputs are not modified.
+any submission's. The contract's conventions still apply (the kernel is not flipped, the ReLU
+gradient at exactly 0 is 0, inputs are not modified), on the cases the course's API can express
+and the course promises; `case_outside_api` sets the others aside, for both course APIs:
+
+- float32 inputs: both courses allocate their outputs in float64 (``np.zeros(shape)``) and
+  never test float32, so only the float64 cases are graded;
+- ties in a max-pooling window, for maxpool2d_backward: neither course says which maximum
+  gets the gradient (the deeplearning.ai notebook's own ``create_mask_from_window``,
+  ``mask = (x == np.max(x))``, sends it to every one), so the tie cases are not graded;
+- for ``deeplearning-ai`` only, non-square kernels: its API reads
+  ``(f, f, n_C_prev, n_C) = W.shape``, so only square kernels are graded.
+
+Each report says how many cases were set aside for the API, and why.
 
 ``cs231n``: Stanford CS231n's ``layers.py`` (NCHW, like the contract)
     =======================  ==========================================================
@@ -81,6 +91,7 @@ __all__ = [
     "REQUIRES",
     "ContractFunctions",
     "adapt",
+    "case_outside_api",
     "contract_namespace",
     "course_functions",
     "missing_message",
@@ -130,6 +141,29 @@ REQUIRES = {
         "maxpool2d_backward": (("pool_forward", "pool_backward"),),
     },
 }
+
+
+def case_outside_api(api, function, case):
+    """Why ``function`` is not graded on the contract's ``case`` through ``api``, in a few words
+    (None if it is): what the course's API cannot express or the course does not promise (see
+    the module's docstring). ``case`` is a :class:`tinycnn.parity_tests.cases.OpCase` (its
+    ``op``, ``dtype``, ``w_shape`` and ``tags`` are read); the contract itself
+    (``api="tinycnn"``) sets nothing aside.
+
+    >>> from types import SimpleNamespace as Case
+    >>> case_outside_api("cs231n", "relu_forward", Case(op="relu", dtype="float32", tags=()))
+    'float32 input (the course allocates and tests float64 only)'
+    >>> case_outside_api("tinycnn", "relu_forward", Case(op="relu", dtype="float32", tags=()))
+    """
+    if api == "tinycnn":
+        return None
+    if case.dtype != "float64":
+        return "float32 input (the course allocates and tests float64 only)"
+    if api == "deeplearning-ai" and case.op == "conv2d" and case.w_shape[2] != case.w_shape[3]:
+        return "a non-square kernel (the course's W is (f, f, n_C_prev, n_C))"
+    if function == "maxpool2d_backward" and "ties" in case.tags:
+        return "a tie in a pooling window (the course sets no rule for which maximum gets it)"
+    return None
 
 
 def course_functions(api):

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinycnn.grading.adapters import missing_message, suggest_api
+from tinycnn.grading.adapters import REQUIRES, case_outside_api, missing_message, suggest_api
 from tinycnn.grading.channel import (
     ChildRun,
     ForeignValue,
@@ -85,6 +85,7 @@ __all__ = [
     "SubmissionReport",
     "TrainingResult",
     "TrainingSetup",
+    "api_set_aside",
     "cases_of",
     "grade_case",
     "grade_submission",
@@ -223,6 +224,8 @@ class SubmissionReport:
     graded_as: dict[str, str] = field(default_factory=dict)
     #: What reading the submission left out on purpose (a notebook's test cells...), in words.
     set_aside: list[str] = field(default_factory=list)
+    #: The cases a course API sets aside, counted, with why (`api_set_aside`); "" for none.
+    cases_set_aside: str = ""
     #: The run's seed (hidden cases, training) and the sandbox's isolation level
     #: (:data:`tinycnn.grading.sandbox.ISOLATION_LEVELS`).
     seed: int | None = None
@@ -247,9 +250,13 @@ class SubmissionReport:
 # --------------------------------------------------------------------------------------------
 
 
-def cases_of(function: str, hidden: tuple[OpCase, ...] = ()) -> list[tuple[OpCase, str]]:
+def cases_of(
+    function: str, hidden: tuple[OpCase, ...] = (), api: str = "tinycnn"
+) -> list[tuple[OpCase, str]]:
     """The ``(case, direction)`` pairs a contract function is graded on: the catalogue's, in
-    order, then those of ``hidden`` (a run's hidden cases).
+    order, then those of ``hidden`` (a run's hidden cases); through a course ``api``, only the
+    cases that API can express and its course promises
+    (:func:`~tinycnn.grading.adapters.case_outside_api`).
 
     softmax_cross_entropy returns the loss and its gradient from one call: one direction only.
     """
@@ -258,8 +265,37 @@ def cases_of(function: str, hidden: tuple[OpCase, ...] = ()) -> list[tuple[OpCas
     if function == "softmax_cross_entropy":
         directions = {"softmax_cross_entropy": "forward"}
     return [
-        (case, directions[case.op]) for case in (*GRADED_CASES, *hidden) if case.op in directions
+        (case, directions[case.op])
+        for case in (*GRADED_CASES, *hidden)
+        if case.op in directions and case_outside_api(api, function, case) is None
     ]
+
+
+def api_set_aside(api: str, hidden: tuple[OpCase, ...] = ()) -> str:
+    """The cases a course API sets aside, counted and explained on one line ("" for none).
+
+    Counted per function and case over the functions the API provides, catalogue and
+    ``hidden`` cases together (a conv2d case is one case of conv2d_forward and one of
+    conv2d_backward).
+    """
+    reasons: dict[str, int] = {}
+    total = 0
+    for function in CONTRACT_FUNCTIONS:
+        if function not in REQUIRES[api]:
+            continue  # not part of the API: "missing", not graded at all
+        every = cases_of(function, hidden)
+        total += len(every)
+        for case, _ in every:
+            why = case_outside_api(api, function, case)
+            if why is not None:
+                reasons[why] = reasons.get(why, 0) + 1
+    if not reasons:
+        return ""
+    listed = "; ".join(f"{count} with {why}" for why, count in reasons.items())
+    return (
+        f"{sum(reasons.values())} of {total} function cases set aside for the {api} API, which "
+        f"does not promise them: {listed}"
+    )
 
 
 def output_names(case: OpCase, direction: str) -> tuple[str, ...]:
@@ -731,10 +767,10 @@ def _judge_function(
     return result
 
 
-def _all_with(status: str, detail: str) -> dict[str, FunctionResult]:
+def _all_with(status: str, detail: str, api: str = "tinycnn") -> dict[str, FunctionResult]:
     """The same verdict for all nine functions (the file does not compile or import)."""
     return {
-        name: FunctionResult(name, status, detail=detail, cases_total=len(cases_of(name)))
+        name: FunctionResult(name, status, detail=detail, cases_total=len(cases_of(name, (), api)))
         for name in CONTRACT_FUNCTIONS
     }
 
@@ -973,12 +1009,17 @@ def grade_submission(
             api=submission.api,
             graded_as=graded_as,
             set_aside=list(submission.set_aside),
+            cases_set_aside=api_set_aside(submission.api, hidden_cases(seed)),
             seed=seed,
             isolation=sandbox.isolation,
         )
 
     if submission.problem is not None:
-        return finish(_all_with("error", clean_text(submission.problem, 500).rstrip(".") + "."))
+        return finish(
+            _all_with(
+                "error", clean_text(submission.problem, 500).rstrip(".") + ".", submission.api
+            )
+        )
     entry_file = submission.entry
     static_imports: list[ImportUse] = []
     own = _own_top_modules(submission)
@@ -989,7 +1030,9 @@ def grade_submission(
             refuse_unsafe_encoding(source_file.data)
             uses = scan_imports(source_file.text())
         except UnsafeEncoding as error:
-            return finish(_all_with("error", f"{source_file.origin} is refused: {error}."))
+            return finish(
+                _all_with("error", f"{source_file.origin} is refused: {error}.", submission.api)
+            )
         except (SyntaxError, ValueError, UnicodeDecodeError, LookupError) as error:
             if source_file is not entry_file:
                 continue  # a helper: reported if (and when) the entry imports it
@@ -998,7 +1041,11 @@ def grade_submission(
             where = f" ({submission.locate(entry_file.path, line)})" if line else ""
             reason = error.msg if isinstance(error, SyntaxError) else str(error)
             return finish(
-                _all_with("error", f"the file does not compile: {clean_text(reason)}{where}.")
+                _all_with(
+                    "error",
+                    f"the file does not compile: {clean_text(reason)}{where}.",
+                    submission.api,
+                )
             )
         static_imports += [
             replace(use, where=submission.locate(source_file.path, use.line))
@@ -1207,7 +1254,7 @@ def _grade_in_sandbox(
         )
 
     hidden = hidden_cases(seed)
-    plan = {name: cases_of(name, hidden) for name in CONTRACT_FUNCTIONS}
+    plan = {name: cases_of(name, hidden, submission.api) for name in CONTRACT_FUNCTIONS}
     probe, runs = _run_functions(sandbox, path, submission, plan)
     note(probe)
     settle_policy()
@@ -1220,6 +1267,7 @@ def _grade_in_sandbox(
                     "top "
                     f"level of the file runs on import (put it under if __name__ == '__main__':)."
                 ),
+                submission.api,
             )
         )
     if probe.import_result is None:
@@ -1228,9 +1276,11 @@ def _grade_in_sandbox(
             if probe.timed_out
             else f"{probe.describe_exit()} while the submission was being imported"
         )
-        return finish(_all_with("error", reason + "."))
+        return finish(_all_with("error", reason + ".", submission.api))
     if not probe.import_result.get("ok", False):
-        return finish(_all_with("error", _import_failure(probe.import_result, limits) + "."))
+        return finish(
+            _all_with("error", _import_failure(probe.import_result, limits) + ".", submission.api)
+        )
 
     present = probe.import_result.get("functions", {})
     graded_as.update(
@@ -1342,8 +1392,10 @@ def grade_case(
     Raises
     ------
     ValueError
-        If there is no case ``case_id`` in the catalogue (or among the seed's hidden cases), or
-        as `grade_submission`.
+        If there is no case ``case_id`` in the catalogue (or among the seed's hidden cases), if
+        the submission's course API sets it aside (`api_set_aside`), or as `grade_submission`.
+        A case the API sets aside for one function only (a pooling tie, for
+        maxpool2d_backward) is run by the other.
     FileNotFoundError
         If there is nothing at ``path``.
     """
@@ -1370,6 +1422,11 @@ def grade_case(
         directions = [d for (op, d), f in FUNCTIONS.items() if op == case.op and f == name]
         if directions:  # softmax_cross_entropy: one call, both outputs
             plan[name] = [(case, directions[0])]
+    outside = {name: case_outside_api(submission.api, name, case) for name in plan}
+    if all(outside.values()):
+        why = next(iter(outside.values()))
+        raise ValueError(f"{case_id} is not graded through the {submission.api} API: {why}")
+    plan = {name: cases for name, cases in plan.items() if outside[name] is None}
     if submission.problem is not None:
         return [
             CaseRun(

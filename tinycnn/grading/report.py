@@ -91,6 +91,8 @@ def _reading_notes(report: SubmissionReport) -> list[str]:
     if report.api != "tinycnn":
         pairs = ", ".join(f"{name} <- {course}" for name, course in report.graded_as.items())
         notes.append(f"graded through the {report.api} API ({pairs or 'none of its functions'})")
+    if report.cases_set_aside:
+        notes.append(report.cases_set_aside)
     if report.set_aside:
         notes.append("set aside, not run: " + "; ".join(report.set_aside))
     return notes
@@ -181,8 +183,9 @@ def report_json(report: SubmissionReport) -> dict:
     ``kind``, ``count``, ``total``, ``cases``, ``by_dtype``, ``by_tag``, ``first_case``,
     ``message``, ``hint``, ``hint_ids``), float64 value failures first.
 
-    Also carries ``submission``, ``training`` (None unless every function passed) and
-    ``seconds``. Every value is JSON-safe: a non-finite error is ``null``.
+    Also carries ``submission``, ``training`` (None unless every function passed),
+    ``seconds``, and ``cases_set_aside``: how many cases a course API (``api``) sets aside and
+    why, on one line ("" for none). Every value is JSON-safe: a non-finite error is ``null``.
     """
     functions = {
         name: {
@@ -214,6 +217,7 @@ def report_json(report: SubmissionReport) -> dict:
         "api": report.api,
         "graded_as": dict(report.graded_as),
         "set_aside": list(report.set_aside),
+        "cases_set_aside": report.cases_set_aside,
         "isolation": report.isolation,
         "network": ISOLATION_NETWORK.get(report.isolation, "unknown"),
         "seed": report.seed,
