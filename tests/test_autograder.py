@@ -273,6 +273,17 @@ def test_two_candidate_files_get_advice_a_student_can_follow(quick_bundle, tmp_p
         assert "--entry" not in test["output"]
 
 
+def test_advice_for_the_instructor_is_reworded_for_the_student(quick_bundle, tmp_path):
+    # CS231n-style code to a bundle of the op contract, and an import the rule refuses: the
+    # student can pass neither --api nor --allow-import.
+    course = (COURSES / "cs231n_layers_correct.py").read_bytes()
+    results, _ = simulate(quick_bundle, tmp_path, {"layers.py": b"import scipy\n" + course})
+    outputs = "\n".join(t["output"] for t in results["tests"])
+    assert "your functions look written for the cs231n course API" in outputs, outputs
+    assert "import scipy (line 1) is not allowed" in outputs
+    assert "--api" not in outputs and "--allow-import" not in outputs
+
+
 def test_the_instructors_entry_option_chooses_the_file(tmp_path, fake_wheel):
     bundle = autograder.build_bundle(
         tmp_path / "autograder.zip", ["--no-train", "--entry", "layers"], wheel=fake_wheel

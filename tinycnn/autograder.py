@@ -20,8 +20,11 @@ The zip built here holds:
 - the wheel.
 
 :func:`run` grades the submission folder with ``tinycnn check --gradescope`` in a child process
-and, whatever goes wrong (no submission, a usage error such as an unreadable notebook, a crash, a
-time-out), writes a failed result whose ``output`` tells the student what happened.
+(the one file of a one-file upload; the sub-folder of a zipped folder, see `_submission_target`;
+an upload holding a symbolic link is refused, links are never followed) and, whatever goes
+wrong (no submission, a usage error such as an unreadable notebook, a crash, a time-out),
+writes a failed result whose ``output`` tells the student what happened, in words a student
+can act on (`STUDENT_ADVICE`).
 
 Two environment variables exist for testing the bundle outside Gradescope:
 ``TINYCNN_GRADESCOPE_ROOT`` replaces ``/autograder`` and ``TINYCNN_GRADESCOPE_PYTHON`` replaces
@@ -269,11 +272,20 @@ def _submission_target(folder: Path) -> Path:
 
 
 #: Advice of ``tinycnn check`` that only the instructor can follow (a command-line option),
-#: and what the student can do instead; rewritten in every message of results.json.
-STUDENT_ADVICE = {
-    "; name it with --entry": ": upload only the file with your functions (leave out old "
-    "copies and backups of it)",
-}
+#: and what the student can do instead: (pattern, replacement) for `re.sub`, applied to every
+#: message of results.json.
+STUDENT_ADVICE = (
+    (
+        r"; name it with --entry",
+        ": upload only the file with your functions (leave out old copies and backups of it)",
+    ),
+    (
+        r" \(is the file written for --api ([\w-]+)\?\)",
+        r" (your functions look written for the \1 course API: this assignment grades the "
+        r"function names above; rename yours, or ask your instructor)",
+    ),
+    (r" \(--allow-import [\w.]+ lifts this\)", ""),
+)
 
 
 def _advise_students(path: Path) -> None:
@@ -281,8 +293,8 @@ def _advise_students(path: Path) -> None:
     document = json.loads(path.read_text(encoding="utf-8"))
 
     def rewritten(text: str) -> str:
-        for advice, instead in STUDENT_ADVICE.items():
-            text = text.replace(advice, instead)
+        for pattern, replacement in STUDENT_ADVICE:
+            text = re.sub(pattern, replacement, text)
         return text
 
     for part in [document, *document.get("tests", [])]:
