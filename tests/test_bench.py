@@ -335,15 +335,19 @@ def test_markdown_has_title_machine_threads_table_and_verdicts():
     assert any(line.startswith("- **FAIL**: default test suite") for line in verdicts)
     assert any(line.startswith("- **NOT MEASURED**: tinycnn report (full)") for line in verdicts)
     assert len(verdicts) == len(bench.TARGETS)
-    assert "All targets pass: no (3 pass, 1 fail, 6 not measured)." in document
+    assert "All targets pass: no (3 pass, 1 fail, 7 not measured)." in document
 
 
 def test_command_runs_cover_the_command_targets_and_grade_the_shipped_fixture():
     runs = bench.command_runs()
     time_targets = {target.name for target in bench.TARGETS if target.maximum_seconds}
-    assert (
-        set(runs) == time_targets == {"report-full", "report-quick", "check-correct", "test-suite"}
-    )
+    assert time_targets == {"report-full", "report-quick", "check-correct", "test-suite"}
+    assert set(runs) == time_targets | {"report-fast-path", "report-public-ops"}
+    for key, fast in (("report-fast-path", "True"), ("report-public-ops", "False")):
+        name, argv, cwd = runs[key]
+        assert argv[0] == sys.executable and argv[1] == "-c" and cwd == bench.FRESH_FOLDER
+        assert f"__kwdefaults__['fast'] = {fast}" in argv[2]
+        assert argv[3:6] == ("report", "--jobs", "1") and "--quick" not in argv
     name, argv, cwd = runs["check-correct"]
     assert argv[:2] == ("tinycnn", "check") and cwd == bench.FRESH_FOLDER
     assert argv[2] == str(bench.correct_submission()) and bench.correct_submission().is_file()
@@ -576,7 +580,14 @@ def test_quick_settings_keep_the_targets_measurable():
         assert "float32" in settings.train_dtypes and settings.n_train == bench.FULL_BATCH
     # --quick stays well under a minute: no full report, no test suite.
     assert quick.commands == ("report-quick", "check-correct")
-    assert full.commands == ("report-full", "report-quick", "check-correct", "test-suite")
+    assert full.commands == (
+        "report-full",
+        "report-quick",
+        "report-fast-path",
+        "report-public-ops",
+        "check-correct",
+        "test-suite",
+    )
     assert set(full.commands) == set(bench.command_runs())
     assert quick.repeat < full.repeat
 
@@ -667,3 +678,52 @@ def test_the_jax_baseline_trains_the_same_epoch_as_the_reference():
                 np.testing.assert_allclose(
                     epoch(), numpy_losses, rtol=1e-5, err_msg=f"{name}, {variant}"
                 )
+
+
+def test_a_slow_run_on_a_busy_machine_is_not_verified_unless_its_cpu_time_decides():
+    limit = 60.0
+    slow = command_row("report-full", 80.0) | {"cores": 2}
+    cases = {
+        # the machine was busy: the wall time measured the other work too
+        "busy": (slow | {"cpu_seconds": 70.0, "cpu_stall_share": 0.5}, "not verified", None),
+        # not busy: the time stands
+        "quiet": (slow | {"cpu_seconds": 70.0, "cpu_stall_share": 0.02}, "fail", False),
+        # busy, but even every core of an idle machine would need 65 s
+        "too much work": (slow | {"cpu_seconds": 130.0, "cpu_stall_share": 0.5}, "fail", False),
+        # no pressure information: the time stands
+        "unknown": (slow | {"cpu_seconds": 70.0, "cpu_stall_share": None}, "fail", False),
+        # under the limit passes whatever the machine did
+        "fast": (command_row("report-full", limit - 1) | {"cpu_stall_share": 0.9}, "pass", True),
+    }
+    for case, (row, status, passed) in cases.items():
+        verdict = verdicts_by_name([row])["report-full"]
+        assert (verdict["status"], row["targets"]["report-full"]) == (status, passed), case
+
+
+def test_the_report_fast_path_ratio_is_cpu_time_of_the_pair_of_runs():
+    fast = command_row("report-fast-path", 40.0) | {"cpu_seconds": 38.0}
+    public = command_row("report-public-ops", 60.0) | {"cpu_seconds": 57.0}
+    bench.report_fast_path_ratio([fast, public])
+    assert fast["ratio_vs_public_ops"] == pytest.approx(1.5)
+    assert fast["wall_ratio_vs_public_ops"] == pytest.approx(1.5)
+    limit = bench.REPORT_FAST_PATH_RATIO
+    for value, status in ((limit, "pass"), (limit - 0.01, "fail")):
+        row = fast | {"ratio_vs_public_ops": value}
+        assert verdicts_by_name([row])["report-fast-path"]["status"] == status
+    failed = command_row("report-public-ops", None, "failed (exit 1): boom")
+    fast = command_row("report-fast-path", 40.0) | {"cpu_seconds": 38.0}
+    bench.report_fast_path_ratio([fast, failed])
+    assert fast["ratio_vs_public_ops"] is None
+    assert verdicts_by_name([fast])["report-fast-path"]["status"] == "not available"
+
+
+def test_time_command_records_cpu_time_and_how_busy_the_machine_was():
+    burn = [
+        sys.executable,
+        "-c",
+        "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass",
+    ]
+    row = bench.time_command("demo", "burn", burn, bench.FRESH_FOLDER, timeout_seconds=60)
+    assert row["status"] == "ok" and row["cpu_seconds"] >= 0.3
+    assert row["cores"] >= 1 and len(row["load_average"]) == 2
+    assert row["cpu_stall_share"] is None or row["cpu_stall_share"] >= 0
