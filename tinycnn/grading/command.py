@@ -274,6 +274,40 @@ def _check_output_path(option: str, value: str | None) -> str | None:
     return None
 
 
+def _overwrites_submission(option: str, value: str | None, target: Path, class_mode: bool):
+    """Why writing ``value`` would overwrite the student's work (None if it would not): the
+    submission file itself, a file inside the submission's folder, or, for a class, one of its
+    submission files or a file inside a student's folder. ``tinycnn check victim.py --json
+    victim.py`` (a tab-completion slip) must not replace the student's only copy."""
+    from tinycnn.grading.submission import SUBMISSION_SUFFIXES
+
+    if value is None:
+        return None
+    output = Path(value).expanduser().absolute()
+    output = output.parent.resolve() / output.name  # the link itself is replaced, not followed
+    submission = target.resolve()
+    if output == submission:
+        return f"{option} {value} is the submission itself: writing there would overwrite it"
+    if not output.is_relative_to(submission) or not submission.is_dir():
+        return None
+    inside = output.relative_to(submission)
+    if not class_mode:
+        return (
+            f"{option} {value} is inside the submission folder {target}: the results would "
+            f"overwrite or join the student's files; write them elsewhere"
+        )
+    if len(inside.parts) > 1 and (submission / inside.parts[0]).is_dir():
+        return (
+            f"{option} {value} is inside {inside.parts[0]}/, a student's submission folder: "
+            f"write the results elsewhere"
+        )
+    if output.suffix in SUBMISSION_SUFFIXES:
+        return (
+            f"{option} {value} would be (or overwrite) a submission of the class: use another name"
+        )
+    return None
+
+
 def _write(path: str, text: str) -> None:
     """Write ``text`` to ``path`` atomically: a temporary file in the same directory, then
     ``os.replace``, which replaces a symlink or anything else at ``path`` rather than following
@@ -351,12 +385,26 @@ def run_check(args: argparse.Namespace) -> int:
         raise CommandError("--one-submission applies to a folder holding one student's files")
     if not folder_mode and (args.csv or args.jobs or args.scheduler):
         raise CommandError("--csv, --jobs and --scheduler apply to a folder of submissions only")
+    if args.case is not None and (args.json or args.gradescope or args.csv):
+        raise CommandError(
+            "--case prints one case to the terminal; --json, --gradescope and --csv apply to "
+            "a whole grading run (drop --case, or the output option)"
+        )
+    if args.entry is not None and not target.is_dir():
+        wanted = args.entry.removesuffix(".py").removesuffix(".ipynb")
+        if wanted != target.stem:
+            raise CommandError(
+                f"--entry {args.entry}: {args.submission} is a single file (module "
+                f"{target.stem}); --entry picks the module of a student's folder"
+            )
     for option, value in (
         ("--json", args.json),
         ("--gradescope", args.gradescope),
         ("--csv", args.csv),
     ):
-        problem = _check_output_path(option, value)
+        problem = _check_output_path(option, value) or _overwrites_submission(
+            option, value, target, folder_mode
+        )
         if problem:
             raise CommandError(problem)
     try:

@@ -1,0 +1,76 @@
+"""`tinycnn check`'s options that do not fit together, and outputs that would overwrite the
+student's work (review findings 11 and 15): each is a one-line usage error (status 2) before
+any grading, and the combinations that are fine still run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tinycnn.cli import main
+from tinycnn.grading.command import _overwrites_submission
+
+FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
+CORRECT = FIXTURES / "correct_vectorized.py"
+CASE = "conv-n2c3f4-h7w5-k3x3-s1-p0-f64"
+
+
+def usage_error(capfd, *argv) -> str:
+    """Run ``tinycnn check ARGV``; assert status 2 and one line on stderr; return it."""
+    status = main(["check", *map(str, argv)])
+    captured = capfd.readouterr()
+    assert status == 2, captured.out
+    assert captured.err.count("\n") == 1 and captured.out == "", captured.err
+    return captured.err
+
+
+@pytest.mark.parametrize("option", ["--json", "--gradescope"])
+def test_case_with_an_output_option_is_a_usage_error_not_a_silent_drop(option, tmp_path, capfd):
+    output = tmp_path / "out.json"
+    err = usage_error(capfd, CORRECT, "--case", CASE, option, output)
+    assert "--case prints one case" in err and not output.exists()
+
+
+def test_an_output_that_is_the_submission_or_inside_it_is_refused(tmp_path, capfd):
+    victim = tmp_path / "victim.py"
+    shutil.copy(CORRECT, victim)
+    for option in ("--json", "--gradescope"):
+        err = usage_error(capfd, victim, option, victim)
+        assert f"{option} {victim} is the submission itself" in err
+    assert victim.read_bytes() == CORRECT.read_bytes()
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    shutil.copy(CORRECT, folder / "layers.py")
+    err = usage_error(capfd, folder, "--gradescope", folder / "results.json")
+    assert "is inside the submission folder" in err and not (folder / "results.json").exists()
+    usage_error(capfd, folder, "--one-submission", "--json", folder / "layers.py")
+    assert (folder / "layers.py").read_bytes() == CORRECT.read_bytes()
+    # A class: a student's file or folder is refused; the class folder itself is fine.
+    err = usage_error(capfd, tmp_path, "--csv", victim)
+    assert "would be (or overwrite) a submission of the class" in err
+    err = usage_error(capfd, tmp_path, "--json", folder / "out.json")
+    assert "inside alice/, a student's submission folder" in err
+    err = usage_error(capfd, tmp_path, "--csv", tmp_path / "new.py")
+    assert "a submission of the class" in err
+    for fine in (tmp_path / "summary.csv", tmp_path / "grades.json"):
+        assert _overwrites_submission("--csv", str(fine), tmp_path, True) is None
+    assert _overwrites_submission("--json", str(tmp_path / "out.json"), victim, False) is None
+
+
+def test_entry_for_a_single_file_must_name_it(tmp_path, capfd):
+    single = tmp_path / "single_file.py"
+    shutil.copy(CORRECT, single)
+    err = usage_error(capfd, single, "--entry", "x.py")
+    assert "--entry x.py: " in err and "is a single file (module single_file)" in err
+    # Naming the file itself is fine; so is an output that is a link to the submission: the
+    # link is replaced, the submission is not touched.
+    link = tmp_path / "link.json"
+    link.symlink_to(single)
+    status = main(
+        ["check", str(single), "--entry", "single_file", "--no-train", "--json", str(link)]
+    )
+    assert status == 0
+    assert single.read_bytes() == CORRECT.read_bytes()
+    assert not link.is_symlink() and link.read_text().startswith("{")
