@@ -294,6 +294,20 @@ def test_the_instructors_entry_option_chooses_the_file(tmp_path, fake_wheel):
     assert results["score"] == len(CONTRACT_FUNCTIONS), results["output"]
 
 
+@pytest.mark.slow
+def test_the_instructors_entry_option_with_a_one_file_upload(tmp_path, fake_wheel):
+    # check refuses --entry naming another module than a single file's; the bundle grades the
+    # upload's folder instead, so the right name gets every point and another name a message.
+    bundle = autograder.build_bundle(
+        tmp_path / "autograder.zip", ["--no-train", "--entry", "layers"], wheel=fake_wheel
+    )
+    results, _ = simulate(bundle, tmp_path / "right", {"layers.py": CORRECT})
+    assert results["score"] == len(CONTRACT_FUNCTIONS), results["output"]
+    results, _ = simulate(bundle, tmp_path / "wrong", {"my_layers.py": CORRECT})
+    assert results["score"] == 0
+    assert all("no module layers in" in test["output"] for test in results["tests"]), results
+
+
 def test_a_course_api_without_some_functions_grades_out_of_the_ones_it_has(tmp_path, fake_wheel):
     # deeplearning.ai's API has no ReLU, dense layer or loss: those five are no tests, so a
     # complete notebook gets every point. Its mask is made to give a tie to the first maximum

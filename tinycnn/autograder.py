@@ -339,6 +339,10 @@ def run(root: str | os.PathLike | None = None) -> int:
             target = _submission_target(root / "submission")
         except ValueError as error:
             return fail(str(error))
+        if target.is_file() and any(a == "--entry" or a.startswith("--entry=") for a in check_args):
+            # The instructor's --entry names a module of a folder (for one file it must name that
+            # file): grade the file's folder, so a misnamed upload gets a message, not a crash.
+            target = target.parent
 
         command = [
             sys.executable,
