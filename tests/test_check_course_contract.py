@@ -20,7 +20,12 @@ from tinycnn.parity_tests.cases import GRADED_CASES
 
 from tinycnn.cli import main
 from tinycnn.grading.grader import cases_of, grade_submission
-from tinycnn.grading.report import gradescope_results, report_json, submission_table
+from tinycnn.grading.report import (
+    gradescope_results,
+    report_json,
+    submission_table,
+    summary_rows,
+)
 from tinycnn.grading.sandbox import Limits
 
 COURSES = Path(__file__).parent / "fixtures" / "courses"
@@ -105,6 +110,27 @@ def test_the_deeplearning_ai_notebook_as_written_passes_its_four_functions():
     assert conv.cases_total == per_run(
         lambda c: c.op == "conv2d" and c.dtype == "float64" and c.w_shape[2] == c.w_shape[3]
     )
+    # The verdict counts the API's four functions: the five it lacks are not graded.
+    assert report.passed and report.n_passed == 4
+    table = submission_table(report)
+    assert "result: PASS, 4 of 4 functions of the deeplearning-ai API pass" in table
+    assert "training: not run (the deeplearning-ai API has no relu_forward" in table
+    assert report_json(report)["functions_graded"] == [*graded_functions, "maxpool2d_backward"]
+    row = summary_rows([report])[0]
+    assert row["passed"] is True and row["relu_forward"] == "not graded"
+
+
+def test_a_course_api_submission_failing_one_of_its_functions_fails(tmp_path):
+    source = (COURSES / "deeplearning_ai_as_written.ipynb").read_text()
+    broken = tmp_path / "dlai_min_mask.ipynb"  # routes the gradient to the window's minimum
+    broken.write_text(source.replace("mask = (x == np.max(x))", "mask = (x == np.min(x))"))
+    report = grade_submission(broken, api="deeplearning-ai", limits=FAST, train=False, seed=1)
+    assert report.functions["maxpool2d_backward"].status == "fail"
+    assert not report.passed and report.n_passed == 3
+    assert "result: FAIL, 3 of 4 functions of the deeplearning-ai API pass" in submission_table(
+        report
+    )
+    assert summary_rows([report])[0]["passed"] is False
 
 
 def test_a_course_bug_on_the_promised_cases_still_fails_exactly_there():

@@ -232,17 +232,26 @@ class SubmissionReport:
     isolation: str = ""
 
     @property
+    def graded_functions(self) -> list[str]:
+        """The contract functions the layer API provides, in contract order: all nine for
+        ``tinycnn`` and ``cs231n``, four for ``deeplearning-ai`` (no ReLU, dense layer or
+        loss). Only these count towards the verdict."""
+        return [name for name in self.functions if name in REQUIRES[self.api]]
+
+    @property
     def passed(self) -> bool:
-        """Every contract function passes, the import policy holds, and the training run with
+        """Every graded function passes, the import policy holds, and the training run with
         the submission's ops (when it ran) matches the reference run."""
         trained = self.training is None or self.training.status in ("ok", "skipped")
+        graded = self.graded_functions
         return (
-            not self.policy and trained and all(r.status == "pass" for r in self.functions.values())
+            not self.policy and trained and all(self.functions[n].status == "pass" for n in graded)
         )
 
     @property
     def n_passed(self) -> int:
-        return sum(r.status == "pass" for r in self.functions.values())
+        """How many of :attr:`graded_functions` pass."""
+        return sum(self.functions[n].status == "pass" for n in self.graded_functions)
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-from tinycnn.grading.adapters import REQUIRES
 from tinycnn.grading.channel import clean_text
 from tinycnn.grading.grader import FunctionResult, SubmissionReport
 from tinycnn.grading.sandbox import ISOLATION_DESCRIPTIONS, ISOLATION_NETWORK
@@ -124,7 +123,14 @@ def submission_table(report: SubmissionReport) -> str:
     else:
         lines.append("import policy: ok")
     training = report.training
-    if training is None:
+    outside = [name for name in CONTRACT_FUNCTIONS if name not in report.graded_functions]
+    if training is None and outside:
+        lines += textwrap.wrap(
+            f"training: not run (the {report.api} API has no {', '.join(outside)})",
+            width=_WIDTH,
+            subsequent_indent="    ",
+        )
+    elif training is None:
         lines.append("training: not run (it runs once every function passes)")
     elif training.status == "skipped":
         lines.append(f"training: skipped ({training.detail.rstrip('.')})")
@@ -145,9 +151,10 @@ def submission_table(report: SubmissionReport) -> str:
     if reproduce:
         lines += textwrap.wrap(reproduce, width=_WIDTH, subsequent_indent="    ")
     verdict = "PASS" if report.passed else "FAIL"
+    of_api = f" of the {report.api} API" if outside else ""
     lines.append(
-        f"result: {verdict}, {report.n_passed} of {len(CONTRACT_FUNCTIONS)} functions "
-        f"pass{'' if not report.policy else ', import policy violated'} "
+        f"result: {verdict}, {report.n_passed} of {len(report.graded_functions)} functions"
+        f"{of_api} pass{'' if not report.policy else ', import policy violated'} "
         f"({report.seconds:.1f} s)"
     )
     return "\n".join(lines)
@@ -175,7 +182,8 @@ def _reproduce_line(report: SubmissionReport) -> str:
 
 
 def report_json(report: SubmissionReport) -> dict:
-    """The ``--json`` document: ``passed``, ``functions`` (all nine names), ``policy``.
+    """The ``--json`` document: ``passed``, ``functions`` (all nine names), ``functions_graded``
+    (those of the layer API, the ones ``passed`` counts), ``policy``.
 
     Each function has ``status``, ``max_rel_error``, ``detail`` (every finding in words, one per
     line, hints included: the text Gradescope's test output carries too) and ``findings``: one
@@ -210,6 +218,7 @@ def report_json(report: SubmissionReport) -> dict:
     return {
         "passed": report.passed,
         "functions": functions,
+        "functions_graded": list(report.graded_functions),
         "policy": list(report.policy),
         "submission": report.submission,
         "training": training,
@@ -267,7 +276,7 @@ def gradescope_results(
             "visibility": visibility,
         }
 
-    graded = [name for name in CONTRACT_FUNCTIONS if REQUIRES[report.api].get(name)]
+    graded = report.graded_functions
     outside = [name for name in CONTRACT_FUNCTIONS if name not in graded]
     tests = []
     for name in graded:
@@ -352,7 +361,12 @@ def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
             "submission": Path(report.submission).name,
             "passed": report.passed,
             "functions_passed": report.n_passed,
-            **{name: report.functions[name].status for name in CONTRACT_FUNCTIONS},
+            **{
+                name: report.functions[name].status
+                if name in report.graded_functions
+                else "not graded"
+                for name in CONTRACT_FUNCTIONS
+            },
             "policy": "; ".join(report.policy),
             "val_accuracy": (
                 ""
@@ -414,7 +428,7 @@ def folder_table(reports: list[SubmissionReport]) -> str:
         {
             "submission": clean_text(Path(report.submission).name, 80),
             "result": "PASS" if report.passed else "FAIL",
-            "passed": f"{report.n_passed}/{len(CONTRACT_FUNCTIONS)}",
+            "passed": f"{report.n_passed}/{len(report.graded_functions)}",
             "not passing": _not_passing(report),
         }
         for report in reports
