@@ -129,6 +129,11 @@ def test_magics_at_statement_starts_are_still_set_aside():
     assert "cell 3: code, magics (not run)" in result.set_aside
 
 
+def test_a_cell_docstring_is_not_reported_as_code_set_aside():
+    result = converted('"""Layers of homework 2."""\nimport os\n...', "'notes'\nprint(1)")
+    assert result.set_aside == ("cell 3: code (not run)",)
+
+
 def test_a_notebook_with_a_percent_continuation_passes_check(tmp_path, capsys):
     path = tmp_path / "pct.ipynb"
     path.write_bytes(

@@ -336,8 +336,14 @@ def _decide(
         read = _value_names(node.value)
         # A name the kept code does not bind (``x_ref = x`` after a set-aside ``x = ...``)
         # would fail the whole module when imported: such an assignment is set aside.
-        if None not in names and read is not None and read <= bound | _BUILTINS:
+        if (
+            None not in names
+            and read is not None
+            and all(n in bound or n in _BUILTINS for n in read)
+        ):
             return _Decision(True, binds=tuple(n for group in names for n in group))
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+        return _Decision(False)  # a docstring or a bare literal: nothing to run, nothing to say
     return _Decision(False, code=True)
 
 
