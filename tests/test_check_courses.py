@@ -137,12 +137,11 @@ def test_the_channels_last_notebook_is_graded_without_running_its_test_cells():
     for name in ("relu_forward", "linear_backward", "softmax_cross_entropy"):
         assert got[name] == "missing"
         assert "not part of the deeplearning-ai API" in report.functions[name].detail
-    assert not report.passed and report.training is None
+    # The verdict counts the API's own functions (all four pass); training needs all nine.
+    assert report.passed and report.training is None
     # Its set-up imports (h5py, matplotlib, the course's public_tests), test calls and magics
     # were set aside; they would fail here if they ran.
-    assert any(
-        "cell 2: import h5py, import matplotlib, import public_tests" in s for s in report.set_aside
-    )
+    assert any("cell 2: import h5py, matplotlib, public_tests" in s for s in report.set_aside)
     assert any("magics" in s for s in report.set_aside)
 
 
