@@ -140,14 +140,15 @@ def _read(data: bytes, origin: str):
             raise NotebookError(f"{origin} is not a Jupyter notebook ({reason[:200]})") from None
 
 
-def _at_statement_starts(source: str, replace) -> list[str]:
+def _at_statement_starts(source: str, replace, until: int) -> list[str]:
     """The cell's lines, each line that begins a statement passed through ``replace``.
 
     A line begins a statement when Python's tokenizer (`tokenize`, as the running Python
     reads code) has just ended a logical line: not inside brackets, a string (a docstring, any
     triple-quoted string) or after a backslash continuation. ``replace`` sees each such
     line before the tokenizer does (so an IPython-only line is never tokenized) and returns it,
-    or the line to tokenize in its place. A tokenizer error ends the scan (the parser reports it).
+    or the line to tokenize in its place. The scan ends after line ``until`` (0-based), or at a
+    tokenizer error (the parser reports it).
     """
     parts = source.split("\n")
     lines = [part + "\n" for part in parts[:-1]] + [parts[-1]]
@@ -172,6 +173,8 @@ def _at_statement_starts(source: str, replace) -> list[str]:
             elif token.type == tokenize.OP and token.string in ")]}":
                 state["depth"] = max(0, state["depth"] - 1)
             state["last"] = token.type
+            if state["next"] > until:
+                break
     except (tokenize.TokenError, SyntaxError):  # SyntaxError: IndentationError, 3.12's errors
         pass
     return "".join(lines).split("\n")
@@ -195,8 +198,12 @@ def _parse_cell(source: str) -> tuple[ast.Module, list[str], bool]:
     try:
         with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads
             return ast.parse(source), source.split("\n"), False
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        pass
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        failure = error
+    # Tokenizing is slow in pure Python: only up to the last line that looks like a magic.
+    candidates = [i for i, line in enumerate(source.split("\n")) if _MAGIC_LINE.match(line)]
+    if not candidates:
+        raise failure
     replaced = False
 
     def replace(line: str) -> str:
@@ -207,7 +214,7 @@ def _parse_cell(source: str) -> tuple[ast.Module, list[str], bool]:
         indent = line[: len(line) - len(line.lstrip())]
         return f"{indent}pass" + line[len(line.rstrip("\r\n")) :]
 
-    lines = _at_statement_starts(source, replace)
+    lines = _at_statement_starts(source, replace, until=candidates[-1])
     with _PARSE_LOCK:
         return ast.parse("\n".join(lines)), lines, replaced
 
