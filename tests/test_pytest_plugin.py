@@ -17,6 +17,7 @@ import pytest
 from tinycnn.reference import ops as reference
 from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
+import tinycnn
 from tinycnn.grading.grader import grade_submission
 from tinycnn.grading.sandbox import Limits
 from tinycnn.pytest_plugin import load_implementation
@@ -115,8 +116,30 @@ def test_impl_loads_a_submission_split_over_modules(clean_imports):
 def test_a_sibling_named_like_a_library_the_suite_imports_is_refused(tmp_path, clean_imports):
     (tmp_path / "ops.py").write_text("import numpy as np\n")
     (tmp_path / "torch.py").write_text("")
-    with pytest.raises(pytest.UsageError, match="would replace the installed torch"):
+    with pytest.raises(pytest.UsageError, match="instead of the installed torch"):
         load_implementation(tmp_path / "ops.py")
+
+
+def test_a_sibling_tinycnn_that_is_not_the_installed_one_is_refused(tmp_path, clean_imports):
+    (tmp_path / "my_ops.py").write_text("import numpy as np\n")
+    (tmp_path / "tinycnn").mkdir()
+    (tmp_path / "tinycnn" / "__init__.py").write_text("")
+    installed = Path(tinycnn.__file__).resolve().parent
+    with pytest.raises(pytest.UsageError) as refused:
+        load_implementation(tmp_path / "my_ops.py")
+    assert f"instead of the installed tinycnn (installed at {installed})" in str(refused.value)
+
+
+def test_a_sibling_that_is_the_installed_package_is_allowed(tmp_path, clean_imports):
+    # README: `pytest parity_tests --impl my_ops.py` from a clone's root, where `tinycnn
+    # template` writes my_ops.py and the root's tinycnn/ IS the (editable) installed tinycnn.
+    # Here the root is stood for by links to the installed tinycnn and numpy (before: refused,
+    # "would replace the installed tinycnn ... rename it").
+    (tmp_path / "tinycnn").symlink_to(Path(tinycnn.__file__).resolve().parent)
+    (tmp_path / "numpy").symlink_to(Path(np.__file__).resolve().parent)
+    (tmp_path / "my_ops.py").write_text(CORRECT.read_text())
+    module = load_implementation(tmp_path / "my_ops.py")
+    assert module.relu_forward(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
 
 
 @pytest.mark.slow

@@ -93,21 +93,49 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
 SHADOWED = ("numpy", "torch", "pytest", "tinycnn", "_pytest")
 
 
+def _installed_file(name: str) -> Path | None:
+    """Where the module ``name`` the suite imports comes from (resolved), None if nowhere."""
+    module = sys.modules.get(name)
+    origin = getattr(module, "__file__", None) if module is not None else None
+    if origin is None:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        origin = spec.origin if spec is not None else None
+    return Path(origin).resolve() if origin else None
+
+
+def _check_siblings(folder: Path) -> None:
+    """Refuse a sibling of the implementation that would replace a library the suite imports;
+    a sibling that *is* that library (a clone's root holds the editable ``tinycnn/``) is fine."""
+    for name in SHADOWED:
+        for candidate in (folder / f"{name}.py", folder / name / "__init__.py"):
+            if not candidate.exists():
+                continue
+            installed = _installed_file(name)
+            if installed is not None and candidate.resolve() == installed:
+                continue
+            where = f" (installed at {installed.parent})" if installed is not None else ""
+            raise pytest.UsageError(
+                f"--impl: {candidate} would be imported as {name} instead of the installed "
+                f"{name}{where}: the file's folder goes first on sys.path, for its sibling "
+                "modules; rename it"
+            )
+
+
 def load_implementation(path: Path) -> ModuleType:
     """Import a Python file as a module; raise `pytest.UsageError` if that is impossible.
 
     The file's folder is put first on ``sys.path`` (as ``python FILE`` does), so a submission
     split over several modules imports its siblings, as in ``tinycnn check --one-submission``.
+    A sibling named like a library the suite imports (numpy, torch, pytest, tinycnn) is refused
+    unless it is that library itself.
     """
     if not path.is_file():
         raise pytest.UsageError(f"--impl: no such file: {path}")
     folder = path.parent
-    for name in SHADOWED:
-        if (folder / f"{name}.py").exists() or (folder / name / "__init__.py").exists():
-            raise pytest.UsageError(
-                f"--impl: {folder / name} would replace the installed {name} (the file's "
-                "folder goes first on sys.path, for its sibling modules): rename it"
-            )
+    _check_siblings(folder)
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
     spec = importlib.util.spec_from_file_location(IMPL_MODULE_NAME, path)
