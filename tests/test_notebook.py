@@ -428,3 +428,26 @@ def test_check_names_a_helper_notebook_that_does_not_compile_in_its_own_terms(tm
     (folder / "utils.ipynb").write_bytes(notebook("import numpy as np", good, "print(pad)"))
     out = check(folder, capsys, "--one-submission", "--entry", "layers")
     assert passes_all(out), out
+
+
+# --------------------------------------------------------------------------------------------
+# Line ends: Python ends a line at "\r" too (attack finding F4)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line_end", ["\r", "\r\n"])
+def test_a_carriage_return_cannot_smuggle_set_aside_code_into_a_kept_definition(line_end):
+    # ast.parse sees the def spanning four lines; split at "\n" it was one line, so the three
+    # set-aside statements after it were copied as part of the definition and ran.
+    result = converted(
+        f"def helper():{line_end}{line_end}{line_end}    return 1\n"
+        "x = np.random.randn(3)\nrelu_forward = lambda x: x\nprint('ran')\n",
+        keep_imports={"numpy"},
+    )
+    source = result.source
+    assert "def helper():" in source and "return 1" in source
+    for smuggled in ("np.random.randn", "relu_forward", "print"):
+        assert smuggled not in source
+    namespace: dict = {}
+    exec(compile(source, "hw", "exec"), namespace)
+    assert namespace["helper"]() == 1

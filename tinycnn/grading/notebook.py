@@ -416,6 +416,10 @@ def convert_notebook(
             continue
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
+        # Python's tokenizer ends a line at "\r\n" and at a lone "\r" too; the cell's lines are
+        # split at "\n" below, so make the two agree (a lone "\r" could otherwise hide set-aside
+        # statements inside a kept definition's line span).
+        source = source.replace("\r\n", "\n").replace("\r", "\n")
         magic = _cell_magic(source)
         if magic is not None and magic not in BODY_KEPT_CELL_MAGICS:
             why = _SET_ASIDE_CELL_MAGICS.get(magic, "cell magics are not run")
