@@ -451,3 +451,77 @@ def test_a_carriage_return_cannot_smuggle_set_aside_code_into_a_kept_definition(
     namespace: dict = {}
     exec(compile(source, "hw", "exec"), namespace)
     assert namespace["helper"]() == 1
+
+
+# --------------------------------------------------------------------------------------------
+# "Uses" a refused import: only reads of the module's globals count (review 3, finding 2)
+# --------------------------------------------------------------------------------------------
+
+COURSES = Path(__file__).parent / "fixtures" / "courses"
+TORCH_SETUP = "import numpy as np\nimport torch\nimport torch.nn.functional as F"
+
+
+def test_a_local_variable_named_like_an_import_does_not_use_it():
+    shadowing = [
+        # CS231n's own convolution code: a local F (the filter count), loads and stores.
+        "def conv(x, w):\n    F, _, HH, WW = w.shape\n    return np.zeros((F, HH, WW))",
+        # A parameter, a comprehension variable, a closure's variable of the enclosing function.
+        "def scale(x, F=2):\n    return x * F",
+        "def rows(x):\n    return [F * 2 for F in x]",
+        "def outer(x):\n    torch = len(x)\n    def inner():\n        return torch + 1\n"
+        "    return inner",
+        "SQUARES = [F * F for F in range(3)]",
+        "square = lambda F: F * F",
+    ]
+    for cell in shadowing:
+        result = converted(TORCH_SETUP, cell, keep_imports={"numpy"}, refused_imports=REFUSED)
+        assert "import torch" not in result.source, cell
+        note = "cell 2: import torch (no kept code uses it) (not run)"
+        assert note in result.set_aside, (cell, result.set_aside)
+
+
+def test_a_read_of_the_module_level_alias_anywhere_uses_the_import():
+    reads = [
+        "def relu(x):\n    return F.relu(x)",
+        # Declared global in a function that also binds locals; a nested function's global.
+        "def relu(x):\n    global F\n    y = x\n    return F.relu(y)",
+        "def outer(x):\n    def inner():\n        return F.relu(x)\n    return inner",
+        "def rows(x):\n    return [F.relu(v) for v in x]",
+        # A class body reads the module's F (its methods' F is global too).
+        "class Layer:\n    act = F.relu",
+        "class Layer:\n    def forward(self, x):\n        return F.relu(x)",
+        # Read at the top level: a constant, a decorator, a default value.
+        "act = F",
+        "@F.relu\ndef f(x):\n    return x",
+        "def f(x, act=F.relu):\n    return act(x)",
+    ]
+    for cell in reads:
+        result = converted(TORCH_SETUP, cell, keep_imports={"numpy"}, refused_imports=REFUSED)
+        lines = result.source.splitlines()
+        assert "import torch.nn.functional as F" in lines, cell
+        where = result.locate(lines.index("import torch.nn.functional as F") + 1)
+        assert where == "cell 2, line 3", cell
+        assert "import torch" not in lines, cell  # torch itself: no kept code reads it
+
+
+def test_a_cs231n_notebook_with_a_pytorch_self_check_cell_passes_check(tmp_path, capsys):
+    # The reviewer's notebook: the course's layers, and a test cell comparing with PyTorch.
+    layers = (COURSES / "cs231n_layers_float64.py").read_text()
+    assert "F, _, HH, WW = w.shape" in layers
+    self_check = (
+        "x = np.random.randn(2, 3, 5, 5); w = np.random.randn(4, 3, 3, 3); b = np.zeros(4)\n"
+        "out, _ = conv_forward_naive(x, w, b, {'stride': 1, 'pad': 1})\n"
+        "ref = F.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), padding=1).numpy()\n"
+        "assert np.allclose(out, ref)"
+    )
+    path = tmp_path / "selfcheck.ipynb"
+    path.write_bytes(notebook(TORCH_SETUP, layers, self_check))
+    out = check(path, capsys, "--api", "cs231n")
+    assert "PASS, 9 of 9 functions pass" in out, out
+    assert "not allowed" not in out and "import torch (no kept code uses it)" in out, out
+    # A kept function that really reads the module's F: the rule reports it where it is.
+    helper = "def compare(x):\n    return F.relu(x)"
+    path.write_bytes(notebook(TORCH_SETUP, layers, helper, self_check))
+    out = check(path, capsys, "--api", "cs231n")
+    assert "import torch (cell 2, line 3) is not allowed" in out, out  # line 3: F
+    assert "FAIL, 9 of 9 functions pass, import policy violated" in out, out

@@ -9,8 +9,10 @@ of every code cell, in notebook order:
 - ``import`` and ``from ... import`` statements of the standard library and of the modules the
   import rule allows (NumPy, ``--allow-import`` names, the student's own modules). An import of
   a module the rule refuses by name (torch, this project...) is kept when the kept code reads a
-  name it binds, so that the rule reports it at its cell and line, and set aside otherwise
-  (``import torch`` for the notebook's own test cells, which are never run). Imports of anything
+  name it binds from the module's globals (``F.relu`` in a function; a local or parameter
+  ``F`` is not a read of ``import torch.nn.functional as F``), so that the rule reports it at
+  its cell and line, and set aside otherwise (``import torch`` for the notebook's own test
+  cells, which are never run). Imports of anything
   else (a notebook's ``matplotlib``, ``h5py`` or the course's ``public_tests``) are set aside.
   One statement naming both (``import numpy as np, matplotlib.pyplot as plt``) keeps the names
   it may (``import numpy as np``);
@@ -42,6 +44,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import symtable
 import sys
 import tokenize
 import warnings
@@ -354,6 +357,40 @@ def _decide(
     return _Decision(False, code=True)
 
 
+def _global_reads(statements: list[ast.stmt]) -> set[str]:
+    """The names ``statements`` (top-level statements of one module) read from the module's
+    globals, as Python's compiler scopes them (`symtable`).
+
+    Counted: the names read at the top level (a constant's value, decorators, default values,
+    base classes); in a function, lambda or comprehension at any depth, the names it reads that
+    are global there (never bound in it or an enclosing function, or declared ``global``); in a
+    class body, every name it reads (a class body reads a global of that name until it binds its
+    own). Not counted: parameters and local variables (``F, _, HH, WW = w.shape``), a
+    comprehension's variables, an enclosing function's variables (closures), stores.
+    """
+    if not statements:
+        return set()
+    try:
+        with _PARSE_LOCK:  # ast.unparse and symtable build trees, as ast.parse does
+            table = symtable.symtable(ast.unparse(ast.Module(statements, [])), "kept", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        # Code the compiler refuses (``nonlocal x`` with no x): the notebook will not compile,
+        # which is what gets reported; until then, every name counts.
+        return {n.id for s in statements for n in ast.walk(s) if isinstance(n, ast.Name)}
+    reads: set[str] = set()
+    tables = [table]
+    while tables:
+        scope = tables.pop()
+        tables += scope.get_children()
+        kind = scope.get_type()
+        for symbol in scope.get_symbols():
+            if not symbol.is_referenced():
+                continue
+            if kind in ("module", "class") or symbol.is_global():
+                reads.add(symbol.get_name())
+    return reads
+
+
 def _cell_note(decisions: list[_Decision], had_magics: bool) -> str:
     """What a cell had set aside, in words: ``"import matplotlib, code, magics"``."""
     dropped = dict.fromkeys(m for d in decisions for m in d.dropped)
@@ -390,10 +427,10 @@ def convert_notebook(
         import rule allows, the student's own modules).
     refused_imports : iterable of str
         Top-level modules the import rule refuses by name (torch, this project...). An import
-        of one is kept when a kept statement reads a name it binds, so that the rule reports
-        it at its cell and line; otherwise (``import torch`` for the notebook's own test cells,
-        which are set aside) it is set aside and said so. Imports of any other module are set
-        aside.
+        of one is kept when a kept statement reads a name it binds from the module's globals
+        (`_global_reads`), so that the rule reports it at its cell and line; otherwise
+        (``import torch`` for the notebook's own test cells, which are set aside) it is set
+        aside and said so. Imports of any other module are set aside.
 
     Returns
     -------
@@ -443,15 +480,15 @@ def convert_notebook(
             if decision.kept:
                 bound.update(decision.binds)
         cells.append(_Cell(number, cell_lines, tree, decisions, had_magics, len(set_aside)))
-    # The names the kept statements read decide the imports of refused modules.
-    used = {
-        name.id
-        for cell in cells
-        for node, decision in cell.decisions
-        if decision.kept and not isinstance(node, (ast.Import, ast.ImportFrom))
-        for name in ast.walk(node)
-        if isinstance(name, ast.Name)
-    }
+    # The module-level names the kept statements read decide the imports of refused modules.
+    used = _global_reads(
+        [
+            node
+            for cell in cells
+            for node, decision in cell.decisions
+            if decision.kept and not isinstance(node, (ast.Import, ast.ImportFrom))
+        ]
+    )
     for cell in reversed(cells):  # from the end: each note goes in at its cell's place
         for index, (node, _) in enumerate(cell.decisions):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
