@@ -525,3 +525,63 @@ def test_a_cs231n_notebook_with_a_pytorch_self_check_cell_passes_check(tmp_path,
     out = check(path, capsys, "--api", "cs231n")
     assert "import torch (cell 2, line 3) is not allowed" in out, out  # line 3: F
     assert "FAIL, 9 of 9 functions pass, import policy violated" in out, out
+
+
+# --------------------------------------------------------------------------------------------
+# Constants after a star import; a set-aside constant is named (review 3, finding 6)
+# --------------------------------------------------------------------------------------------
+
+
+def test_after_a_kept_star_import_a_constant_reading_any_name_is_kept():
+    result = converted(
+        "import numpy as np\nfrom math import *\nZERO = 0.0\nNEG_FILL = inf",
+        "def fill():\n    return -NEG_FILL",
+        keep_imports={"numpy"},
+    )
+    assert "NEG_FILL = inf" in result.source
+    namespace: dict = {}
+    exec(compile(result.source, "hw", "exec"), namespace)
+    assert namespace["fill"]() == float("-inf")
+    # The student's own module, star-imported (a folder's notebook): kept the same way.
+    own = converted(
+        "from layers import *\nconv = conv_forward", keep_imports={"numpy", "layers"}
+    ).source
+    assert "from layers import *\nconv = conv_forward" in own
+    # A star import that is set aside (not allowed) binds nothing: the constant goes too.
+    plotted = converted(
+        "import numpy as np\nfrom matplotlib.pyplot import *\nFIG = figure",
+        keep_imports={"numpy"},
+    )
+    assert "FIG" not in plotted.source
+    assert "cell 2: FIG = figure (reads figure, which no kept code binds)" in plotted.set_aside
+
+
+def test_a_set_aside_constant_is_named_with_the_names_it_reads_that_nothing_binds():
+    result = converted(
+        "import numpy as np\nx = np.ones(3)\nx_ref = x\nprint(x)",
+        "PAIR = (x, y, np.pi)\nEPS = 1e-8",
+        keep_imports={"numpy"},
+    )
+    assert result.set_aside == (
+        "cell 2: code (not run)",
+        "cell 2: x_ref = x (reads x, which no kept code binds)",
+        "cell 3: PAIR = (x, y, np.pi) (reads x and y, which no kept code binds)",
+    )
+    assert "EPS = 1e-8" in result.source
+
+
+def test_a_notebook_whose_function_reads_a_constant_after_a_star_import_passes(tmp_path, capsys):
+    wrapped = (
+        "\n\n_old_relu = relu_forward\n"
+        "def relu_forward(x):\n    assert NEG_FILL > 0\n    return _old_relu(x)\n"
+    )
+    path = tmp_path / "star.ipynb"
+    path.write_bytes(
+        notebook(
+            "import numpy as np\nfrom math import *\nZERO = 0.0\nNEG_FILL = inf",
+            correct_body() + wrapped,
+        )
+    )
+    out = check(path, capsys)
+    assert passes_all(out), out
+    assert "NameError" not in out

@@ -12,14 +12,15 @@ of every code cell, in notebook order:
   name it binds from the module's globals (``F.relu`` in a function; a local or parameter
   ``F`` is not a read of ``import torch.nn.functional as F``), so that the rule reports it at
   its cell and line, and set aside otherwise (``import torch`` for the notebook's own test
-  cells, which are never run). Imports of anything
-  else (a notebook's ``matplotlib``, ``h5py`` or the course's ``public_tests``) are set aside.
+  cells, which are never run). Imports of anything else (a notebook's ``matplotlib``,
+  ``h5py`` or the course's ``public_tests``) are set aside.
   One statement naming both (``import numpy as np, matplotlib.pyplot as plt``) keeps the names
   it may (``import numpy as np``);
 - simple constant assignments: ``EPS = 1e-8``, ``SIZES = (2, 3)``, ``conv = conv_forward``,
   ``EPS, SCALE = 1e-8, 0.5`` (names, or tuples and lists of names, given literals or names the
   kept code binds above: ``x_ref = x`` after a set-aside ``x = np.ones(3)`` is set aside too,
-  since it would fail when the module is imported).
+  since it would fail when the module is imported, and the report names it and why; after a
+  kept star import, ``from math import *``, any name may be bound: ``NEG_FILL = inf`` is kept).
 
 Everything else at the top level (test calls, prints, plots, ``np.random.seed(1)``,
 ``if __name__ == "__main__":`` blocks) is set aside, and so are IPython's magics and shell
@@ -283,14 +284,16 @@ def _bound_name(node: ast.Import | ast.ImportFrom, alias: ast.alias) -> str:
 class _Decision:
     """What becomes of one top-level statement: whether it is kept, the text to write instead
     of its own (an import keeping only some of its names), the names the kept part binds, and
-    what was set aside, for the report: the statement itself (``code``), or the modules of an
-    import that are set aside (``dropped``: not allowed; ``unused``: refused by name, and no
-    kept code uses them)."""
+    what was set aside, for the report: the statement itself (``code``), a constant set aside
+    because it reads names no kept code binds (``constant``: its own note, ``x_ref = x (reads
+    x, which no kept code binds)``), or the modules of an import that are set aside
+    (``dropped``: not allowed; ``unused``: refused by name, and no kept code uses them)."""
 
     kept: bool
     text: str | None = None
     binds: tuple[str, ...] = ()
     code: bool = False
+    constant: str | None = None
     dropped: tuple[str, ...] = ()
     unused: tuple[str, ...] = ()
 
@@ -344,14 +347,14 @@ def _decide(
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         names = [_target_names(t) for t in targets]
         read = _value_names(node.value)
-        # A name the kept code does not bind (``x_ref = x`` after a set-aside ``x = ...``)
-        # would fail the whole module when imported: such an assignment is set aside.
-        if (
-            None not in names
-            and read is not None
-            and all(n in bound or n in _BUILTINS for n in read)
-        ):
-            return _Decision(True, binds=tuple(n for group in names for n in group))
+        if None not in names and read is not None:
+            # A name the kept code does not bind (``x_ref = x`` after a set-aside ``x = ...``)
+            # would fail the whole module when imported: such an assignment is set aside, and
+            # said so. After a kept star import (``from math import *``), any name may be bound.
+            unbound = [n for n in sorted(read) if n not in bound and n not in _BUILTINS]
+            if not unbound or "*" in bound:
+                return _Decision(True, binds=tuple(n for group in names for n in group))
+            return _Decision(False, constant=_constant_note(node, unbound))
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
         return _Decision(False)  # a docstring or a bare literal: nothing to run, nothing to say
     return _Decision(False, code=True)
@@ -389,6 +392,14 @@ def _global_reads(statements: list[ast.stmt]) -> set[str]:
             if kind in ("module", "class") or symbol.is_global():
                 reads.add(symbol.get_name())
     return reads
+
+
+def _constant_note(node: ast.stmt, unbound: list[str]) -> str:
+    """``"x_ref = x (reads x, which no kept code binds)"``: why a constant is set aside."""
+    text = ast.unparse(node)
+    text = text if len(text) <= 60 and "\n" not in text else text.split("\n")[0][:57] + "..."
+    names = unbound[0] if len(unbound) == 1 else ", ".join(unbound[:-1]) + " and " + unbound[-1]
+    return f"{text} (reads {names}, which no kept code binds)"
 
 
 def _cell_note(decisions: list[_Decision], had_magics: bool) -> str:
@@ -494,8 +505,9 @@ def convert_notebook(
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 cell.decisions[index] = (node, _decide_import(node, keep, refused, used))
         note = _cell_note([decision for _, decision in cell.decisions], cell.had_magics)
-        if note:
-            set_aside.insert(cell.notes_at, f"cell {cell.number}: {note} (not run)")
+        notes = [f"cell {cell.number}: {note} (not run)"] if note else []
+        notes += [f"cell {cell.number}: {d.constant}" for _, d in cell.decisions if d.constant]
+        set_aside[cell.notes_at : cell.notes_at] = notes
     source, origins = _module(header, cells)
     with _PARSE_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SyntaxWarning, DeprecationWarning: not ours to print
