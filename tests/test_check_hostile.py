@@ -673,3 +673,61 @@ def test_the_time_limit_counts_processor_time_and_caps_waiting(tmp_path):
     assert got["relu_forward"] == "pass", report.functions["relu_forward"].detail
     assert got["relu_backward"] == "timeout" and got["linear_forward"] == "timeout"
     assert elapsed < 15, elapsed
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_submission_that_stops_its_supervisor_times_out():
+    # Attack finding F3: the import SIGSTOPs the supervisor, relu_forward sleeps 5 s (its wall
+    # cap is 3 s) and a helper resumes the supervisor after 6 s, when the worker has ended
+    # "normally". The checker sees the stopped supervisor from outside and stops the run.
+    report = grade_submission(
+        FIXTURES / "hostile_stops_supervisor.py", limits=Limits(timeout=1.0), train=False, seed=SEED
+    )
+    assert statuses_of(report)["relu_forward"] == "timeout", report.functions["relu_forward"].detail
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_work_done_by_detached_helpers_counts_against_the_run(monkeypatch):
+    # Attack finding F2: 16 detached helpers do 16 s of work at import for a relu_forward that
+    # only waits. The run's budget (one relu case: probe, relu_forward and relu_backward at 2 s,
+    # 11 s in all) counts every process of the run, so the run is stopped for processor time.
+    from tinycnn.grading.grader import grade_case
+    from tinycnn.grading.sandbox import Sandbox
+
+    reasons = []
+    execute = Sandbox._execute
+
+    def recording(self, *args, **kwargs):
+        result = execute(self, *args, **kwargs)
+        reasons.append(self.stopped_because)
+        return result
+
+    monkeypatch.setattr(Sandbox, "_execute", recording)
+    runs = grade_case(
+        FIXTURES / "hostile_helpers_do_the_work.py",
+        "relu-n2c3-h4w5-f64",
+        limits=Limits(timeout=2.0),
+        seed=SEED,
+    )
+    forward = next(run for run in runs if run.function == "relu_forward")
+    assert forward.result.status == "timeout", forward.result.detail
+    assert reasons and "processor time" in (reasons[0] or ""), reasons
+
+
+def test_a_file_that_idles_under_every_cap_is_bounded_as_a_whole():
+    # Attack finding F5: each run stays under its own caps (import 2.5 s, a function 2.5 s, at
+    # timeout 1 s), but the file's runs together may take only total_timeout: here 8 s, less
+    # than the >= 10 s its two runs need, so it cannot pass with training. Default: under 2 min.
+    assert Limits().total_seconds < 120
+    limits = Limits(timeout=1.0, train_timeout=20.0, total_timeout=8.0)
+    started = time.monotonic()
+    report = grade_submission(
+        FIXTURES / "hostile_sleeps_under_every_cap.py", limits=limits, seed=SEED
+    )
+    elapsed = time.monotonic() - started
+    # Usually the functions pass and the training run is stopped; on a loaded machine the
+    # functions' run may already be: either way, no full marks and no more than the budget.
+    assert not (report.passed and report.training.status == "ok"), report.training
+    if report.passed:
+        assert report.training.status == "timeout", report.training
+    assert elapsed < 8.0 + 10.0, elapsed

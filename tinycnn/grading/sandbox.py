@@ -104,6 +104,9 @@ MAX_RUN_BYTES = 256 * 2**20
 MAX_RUN_ENTRIES = 16384
 #: Deepest directory a run may make (its results are two levels deep).
 MAX_RUN_DEPTH = 8
+#: Processor seconds a run may use besides its limits (`Sandbox._cpu_budget`): the sandbox,
+#: the interpreter and NumPy starting, the import's forks and the supervisor's watching.
+STARTUP_CPU_SECONDS = 3.0
 #: Seconds between two measurements of a running sandbox (disk, memory, processes).
 WATCH_SECONDS = 0.1
 #: Wall-clock time a function (and the import) may take, as a multiple of its processor-time
@@ -147,14 +150,31 @@ class Limits:
     startup_timeout : float
         Seconds for the sandbox, the interpreter and NumPy to start, before any submission code
         runs: generous, because a loaded machine starts processes slowly.
+    total_timeout : float or None
+        Seconds of wall-clock time all the sandbox runs of one submission may take together (the
+        functions' run and the training run), enforced by the checker from outside the sandbox
+        whatever the submission does (it may sleep under every cap, or stop its supervisor).
+        Default (None): ``5 * timeout + train_timeout``, 110 s with the default limits, so a
+        hostile file is graded in under 2 minutes. See `Limits.total_seconds`.
     """
 
     timeout: float = 10.0
     memory_mb: int = 2048
     train_timeout: float = 60.0
     startup_timeout: float = 30.0
+    total_timeout: float | None = None
+
+    @property
+    def total_seconds(self) -> float:
+        """The whole-submission wall-clock budget in seconds (``total_timeout`` or its
+        default ``5 * timeout + train_timeout``)."""
+        if self.total_timeout is not None:
+            return float(self.total_timeout)
+        return 5 * self.timeout + self.train_timeout
 
     def __post_init__(self):
+        if self.total_timeout is not None and not self.total_timeout > 0:
+            raise ValueError(f"total_timeout must be positive, got {self.total_timeout}")
         if not self.timeout > 0 or not self.train_timeout > 0 or not self.startup_timeout > 0:
             raise ValueError(
                 f"time limits must be positive, got timeout {self.timeout}, "
@@ -454,12 +474,92 @@ def _memory_of(pids: Sequence[int]) -> int:
     return total
 
 
-class _Watch:
-    """Measures one run against its budgets; `over` says which one it exceeds."""
+def _cpu_seconds_of(pids: Sequence[int]) -> float:
+    """Processor seconds the processes used, each with its threads and the children it waited
+    for (``utime + stime + cutime + cstime`` of ``/proc/PID/stat``): summed over every live
+    process of a run, the time of all its processes, ended ones included (a reaped process's
+    time is in its reaper's ``cutime``, and the run's reapers are its own processes)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            ticks += sum(int(field) for field in fields[11:15])
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, top: int, uid: int | None, directories: Sequence[Path], memory_bytes: int):
+
+def _state_of(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _supervisor_chain(top: int) -> tuple[list[int], bool]:
+    """``top`` and, under bubblewrap, its only child down to the first process that is not
+    ``bwrap`` (the child script, the in-sandbox supervisor); and whether that process was
+    reached (bubblewrap may still be starting). Linux ``/proc``."""
+    chain, pid = [top], top
+    for _depth in range(4):
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as handle:
+                if handle.read().strip() != b"bwrap":
+                    return chain, True
+            with open(f"/proc/{pid}/task/{pid}/children", "rb") as handle:
+                children = handle.read().split()
+        except OSError:
+            return chain, False
+        if len(children) != 1:
+            return chain, False
+        pid = int(children[0])
+        chain.append(pid)
+    return chain, False
+
+
+class _Watch:
+    """Measures one run against its budgets; `over` says which one it exceeds.
+
+    ``cpu_seconds`` is the run's processor-time budget, counted over all its processes
+    (`_cpu_seconds_of`), helpers that left the workers' sessions included; `out_of_time` says
+    when it is used up, or when the supervisor was stopped (a submission shares its uid and can
+    ``SIGSTOP`` it, which would stop every clock inside the sandbox)."""
+
+    def __init__(
+        self,
+        top: int,
+        uid: int | None,
+        directories: Sequence[Path],
+        memory_bytes: int,
+        cpu_seconds: float = float("inf"),
+    ):
         self.top, self.uid, self.directories = top, uid, list(directories)
         self.memory_bytes = memory_bytes
+        self.cpu_seconds, self.cpu_used = cpu_seconds, 0.0
+        self.pids: list[int] = []
+        self.chain: list[int] | None = None
+
+    def out_of_time(self) -> str | None:
+        """Why the run must be stopped now and its unfinished tasks count as timed out, or
+        None: its supervisor is stopped, or its processes used up the run's processor time."""
+        chain = self.chain
+        if chain is None:
+            chain, reached = _supervisor_chain(self.top)
+            if reached:
+                self.chain = chain
+        if any(_state_of(pid) in (b"T", b"t") for pid in chain):
+            return "the submission stopped the sandbox's supervisor: the checker stopped the run"
+        self.pids = _processes_of(self.top, self.uid)
+        # The largest sum seen: a process between its end and its reaping counts nowhere.
+        self.cpu_used = max(self.cpu_used, _cpu_seconds_of(self.pids))
+        if self.cpu_used > self.cpu_seconds:
+            return (
+                f"the run's processes together used more than {self.cpu_seconds:g} s of "
+                f"processor time: the checker stopped it"
+            )
+        return None
 
     def over(self) -> str | None:
         """Why the run must be stopped, in words, or None."""
@@ -469,7 +569,7 @@ class _Watch:
             if reason is not None:
                 return f"the run {reason}: the checker stopped it"
             total, entries = total + size, entries + count
-        pids = _processes_of(self.top, self.uid)
+        pids = self.pids or _processes_of(self.top, self.uid)
         total += _held_files(pids, set())
         if total > MAX_RUN_BYTES:
             return (
@@ -712,6 +812,10 @@ class Sandbox:
         self.isolation = isolation_level(isolation)
         self.allowed = sorted(allowed_imports)
         self.packages = _package_directories(["numpy", *extra_packages])
+        #: Wall-clock seconds this sandbox's runs took so far (`Limits.total_seconds` bounds it).
+        self.seconds_spent = 0.0
+        #: Why the last run was stopped before its supervisor ended, or None.
+        self.stopped_because: str | None = None
 
     @contextlib.contextmanager
     def run(
@@ -808,6 +912,20 @@ class Sandbox:
         importing = WALL_FACTOR * limits.timeout + limits.timeout
         return limits.startup_timeout + importing + max(runs, default=0.0) + 5
 
+    def _cpu_budget(self, tasks: Sequence[Task]) -> float:
+        """Processor seconds all processes of the run may use together: the import's limit,
+        the start's, each task's (``train_timeout`` for training) and `STARTUP_CPU_SECONDS`.
+        Counted by the checker over every process of the run (`_Watch`), so work handed to
+        helpers that left the workers' sessions is counted too. With the default limits
+        3 + 10 + 10 + 9 x 10 = 113 s for the functions' run."""
+        limits = self.limits
+        runs = [limits.train_timeout if task.train else limits.timeout for task in tasks]
+        return STARTUP_CPU_SECONDS + 2 * limits.timeout + sum(runs)
+
+    def _wall_left(self) -> float:
+        """Seconds left of the submission's wall-clock budget (`Limits.total_seconds`)."""
+        return self.limits.total_seconds - self.seconds_spent
+
     def _open_up(self, scratch: Path, job_dir: Path, out_dir: Path, work_dir: Path, uid) -> None:
         """Let the sandbox's uid read the job and write its result and work directories.
 
@@ -870,9 +988,19 @@ class Sandbox:
         )
         # At level uid the run owns its whole root (the scratch directory), so all of it counts.
         watched = [scratch] if self.isolation == "uid" else [out_dir, work_dir]
-        watch = _Watch(process.pid, uid, watched, int(self.limits.memory_mb) * 2**20)
-        deadline = time.monotonic() + self._deadline(tasks)
-        finished, stopped = True, None
+        watch = _Watch(
+            process.pid,
+            uid,
+            watched,
+            int(self.limits.memory_mb) * 2**20,
+            cpu_seconds=self._cpu_budget(tasks),
+        )
+        # The run's own deadline, and what is left of the submission's: whichever comes first.
+        # Both are kept here, outside the sandbox, where the submission cannot stop the clock.
+        started = time.monotonic()
+        own, left = self._deadline(tasks), self._wall_left()
+        deadline = started + max(0.0, min(own, left))
+        finished, stopped, self.stopped_because = True, None, None
         try:
             while True:
                 try:
@@ -880,11 +1008,25 @@ class Sandbox:
                     break
                 except subprocess.TimeoutExpired:
                     pass
-                stopped = watch.over()
-                if stopped is not None or time.monotonic() >= deadline:
+                if time.monotonic() >= deadline:
+                    finished = False
+                    self.stopped_because = (
+                        f"the run took more than its {own:g} s"
+                        if own <= left
+                        else f"the submission's runs took more than {self.limits.total_seconds:g} s"
+                    ) + " of wall-clock time: the checker stopped it"
+                    break
+                # Out of time: the unfinished tasks count as timed out, what ended stands.
+                self.stopped_because = watch.out_of_time()
+                if self.stopped_because is not None:
                     finished = False
                     break
+                stopped = watch.over()
+                if stopped is not None:
+                    finished, self.stopped_because = False, stopped
+                    break
         finally:
+            self.seconds_spent += time.monotonic() - started
             # Killing is asynchronous (bubblewrap's namespace dies after bwrap): the scratch
             # directory is removed only once the run's processes are gone, or one still
             # writing could leave files behind.
