@@ -11,10 +11,12 @@ command line, so the option can stand anywhere on it.
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
+import numpy as np
 import pytest
 from tinycnn.parity_tests.cases import OpCase
+from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 from tinycnn.pytest_plugin import IMPL_KEY
 
@@ -30,6 +32,15 @@ def ops(pytestconfig: pytest.Config) -> ModuleType:
 
 
 @pytest.fixture(scope="session")
+def impl_api(pytestconfig: pytest.Config) -> str:
+    """The layer API the implementation under test is held to: ``--impl-api`` (``"tinycnn"``,
+    the contract itself, by default and whenever the reference is under test)."""
+    if pytestconfig.stash.get(IMPL_KEY, None) is None:
+        return "tinycnn"
+    return pytestconfig.getoption("tinycnn_impl_api") or "tinycnn"
+
+
+@pytest.fixture(scope="session")
 def impl_given(pytestconfig: pytest.Config) -> bool:
     """Whether a submission (``--impl``) is under test rather than the reference."""
     return pytestconfig.stash.get(IMPL_KEY, None) is not None
@@ -41,6 +52,28 @@ def pytest_configure(config: pytest.Config) -> None:
         "outside_contract: checks the reference beyond the student contract (special values); "
         "deselected with --impl",
     )
+    config.addinivalue_line(
+        "markers",
+        "contract_case(function, op, tags=()): a hand-written test of one contract function on "
+        "one kind of case (its dtype from the test's ``dtype`` parameter), deselected under a "
+        "course --impl-api that sets such a case aside, as check --api does",
+    )
+
+
+def _hand_written_case(item: pytest.Item) -> tuple[str, object] | None:
+    """The (function, case) a ``contract_case`` test checks, as `case_outside_api` reads a case."""
+    marker = item.get_closest_marker("contract_case")
+    if marker is None:
+        return None
+    callspec = getattr(item, "callspec", None)
+    dtype = callspec.params.get("dtype", np.float64) if callspec is not None else np.float64
+    case = SimpleNamespace(
+        op=marker.kwargs["op"],
+        dtype=np.dtype(dtype).name,
+        w_shape=None,
+        tags=tuple(marker.kwargs.get("tags", ())),
+    )
+    return marker.kwargs["function"], case
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -53,14 +86,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``outside_contract``: ``check`` and ``pytest --impl`` give one verdict. With a course
     ``--impl-api``, so are the cases that API sets aside in ``check --api``
     (:func:`tinycnn.grading.adapters.case_outside_api`: float32 inputs, pooling ties in
-    maxpool2d_backward, non-square kernels for deeplearning-ai).
+    maxpool2d_backward, non-square kernels for deeplearning-ai), the hand-written tests marked
+    ``contract_case`` whose case the API sets aside, and the property tests draw only cases the
+    API keeps (``test_properties.py``, through the ``impl_api`` fixture).
     Without ``--impl`` every case runs against the reference.
     """
     if config.stash.get(IMPL_KEY, None) is None:
         return
-    from tinycnn.grading.adapters import _CONTRACT, case_outside_api  # NumPy only
+    from tinycnn.grading.adapters import case_outside_api  # NumPy only
 
-    api = config.getoption("--impl-api", default="tinycnn") or "tinycnn"
+    api = config.getoption("tinycnn_impl_api") or "tinycnn"
     kept, outside = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
@@ -68,8 +103,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         beyond = isinstance(case, OpCase) and not case.graded
         if isinstance(case, OpCase) and not beyond and api != "tinycnn":
             name = getattr(item, "originalname", item.name)
-            function = next((f for f in _CONTRACT if f in name), None)
+            function = next((f for f in CONTRACT_FUNCTIONS if f in name), None)
             beyond = case_outside_api(api, function, case) is not None
+        hand_written = _hand_written_case(item)
+        if hand_written is not None and not beyond:
+            beyond = case_outside_api(api, *hand_written) is not None
         beyond = beyond or item.get_closest_marker("outside_contract") is not None
         (outside if beyond else kept).append(item)
     if outside:

@@ -97,6 +97,7 @@ _TIES_DY = [[10.0, 20.0], [30.0, 40.0]]
 _TIES_DX = [[10.0, 20.0, 0.0], [30.0, 40.0, 0.0], [0.0, 0.0, 0.0]]
 
 
+@pytest.mark.contract_case(function="maxpool2d_backward", op="maxpool2d", tags=("ties",))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_maxpool2d_backward_routes_ties_to_first_maximum(ops, dtype):
     x = np.array(_TIES_X, dtype=dtype).reshape(1, 1, 3, 3)
@@ -106,6 +107,7 @@ def test_maxpool2d_backward_routes_ties_to_first_maximum(ops, dtype):
     assert np.array_equal(dx, expected), f"ties must go to the first maximum; got\n{dx[0, 0]}"
 
 
+@pytest.mark.contract_case(function="maxpool2d_backward", op="maxpool2d")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_maxpool2d_backward_adds_up_overlapping_windows(ops, dtype):
     # The centre pixel is the maximum of all four 2x2 windows: it collects all four gradients.
