@@ -585,3 +585,25 @@ def test_a_notebook_whose_function_reads_a_constant_after_a_star_import_passes(t
     out = check(path, capsys)
     assert passes_all(out), out
     assert "NameError" not in out
+
+
+# --------------------------------------------------------------------------------------------
+# Review 3, smaller notebook items: strings that open a statement
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_magic_like_line_inside_a_string_that_opens_a_statement_is_kept_as_written():
+    # The string is a statement of its own (not a docstring, no INDENT before it), in a cell
+    # that has a real magic, so the cell is tokenized.
+    in_def = "%matplotlib inline\ndef f():\n    x = 1\n    '''\n%d items\n    '''\n    return x"
+    result = converted(in_def)
+    assert "def f():\n    x = 1\n    '''\n%d items\n    '''\n    return x\n" in result.source
+    # Dedenting into the string (DEDENT comes first), and at a cell's top level.
+    dedented = "%matplotlib inline\ndef g():\n    return 1\nNOTE = '''\n!important\n'''"
+    assert "NOTE = '''\n!important\n'''" in converted(dedented).source
+    top = "%matplotlib inline\n'''\n!pip install numpy\n'''\n%time g()\nX = 2"
+    result = converted(top)
+    assert "X = 2" in result.source and "%time" not in result.source
+    # The magics around the strings are still set aside.
+    for source in (in_def, dedented, top):
+        assert "%matplotlib" not in converted(source).source

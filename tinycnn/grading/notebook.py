@@ -156,7 +156,11 @@ def _at_statement_starts(source: str, replace, until: int) -> list[str]:
     """
     parts = source.split("\n")
     lines = [part + "\n" for part in parts[:-1]] + [parts[-1]]
-    state = {"next": 0, "depth": 0, "last": None}
+    # "emitted": tokens (other than INDENT and DEDENT) since the last line was read. A line the
+    # tokenizer reads having emitted none for the previous one continues a multi-line string
+    # (every complete line yields a token: NL for a blank line or a comment, code's tokens),
+    # even when that string opened a statement, the last token before it being a NEWLINE.
+    state = {"next": 0, "depth": 0, "last": None, "emitted": 0}
 
     def readline() -> str:
         index = state["next"]
@@ -166,8 +170,9 @@ def _at_statement_starts(source: str, replace, until: int) -> list[str]:
         ended = state["last"] in (None, tokenize.NEWLINE) or (
             state["last"] == tokenize.NL and state["depth"] == 0
         )
-        if ended:
+        if ended and (index == 0 or state["emitted"]):
             lines[index] = replace(lines[index])
+        state["emitted"] = 0
         return lines[index]
 
     try:
@@ -176,6 +181,8 @@ def _at_statement_starts(source: str, replace, until: int) -> list[str]:
                 state["depth"] += 1
             elif token.type == tokenize.OP and token.string in ")]}":
                 state["depth"] = max(0, state["depth"] - 1)
+            if token.type not in (tokenize.INDENT, tokenize.DEDENT):
+                state["emitted"] += 1
             state["last"] = token.type
             if state["next"] > until:
                 break
