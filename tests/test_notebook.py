@@ -588,7 +588,7 @@ def test_a_notebook_whose_function_reads_a_constant_after_a_star_import_passes(t
 
 
 # --------------------------------------------------------------------------------------------
-# Review 3, smaller notebook items: strings that open a statement
+# Review 3, smaller notebook items: strings that open a statement, late __future__ imports
 # --------------------------------------------------------------------------------------------
 
 
@@ -607,3 +607,19 @@ def test_a_magic_like_line_inside_a_string_that_opens_a_statement_is_kept_as_wri
     # The magics around the strings are still set aside.
     for source in (in_def, dedented, top):
         assert "%matplotlib" not in converted(source).source
+
+
+def test_a_future_import_after_other_code_of_its_cell_does_not_compile():
+    # Jupyter compiles each cell on its own: Python refuses this cell (SyntaxError).
+    for cell, line in [
+        ("import numpy as np\nfrom __future__ import annotations", 2),
+        ("%matplotlib inline\nfrom __future__ import annotations", 2),
+        ("def f():\n    pass\n\nfrom __future__ import annotations", 4),
+    ]:
+        result = converted(cell, keep_imports={"numpy"})
+        assert result.syntax_error == (
+            f"cell 2, line {line}: from __future__ imports must occur at the beginning of the file"
+        ), cell
+    # At the top of a cell, after its docstring and other such imports: legal.
+    legal = '"""Layers."""\nfrom __future__ import annotations\nfrom __future__ import division'
+    assert converted("X = 1", legal).syntax_error is None

@@ -30,10 +30,11 @@ the notebook's own code, lose only their magic line). A line is IPython's only w
 statement can start, as IPython itself decides (found with `tokenize`; a cell that is valid
 Python has none): a continuation line ``% (x.shape,)`` inside brackets and a line
 ``%d items`` inside a string are the student's Python, kept as written.
-Markdown and raw cells are ignored. ``from __future__`` imports, legal at the top of any cell,
-go to the top of the module. A code cell that is not valid Python (after its magics are
-removed), or kept code that does not compile, makes the notebook "not compile", as a ``.py``
-file would, said at its cell and line.
+Markdown and raw cells are ignored. ``from __future__`` imports, legal at the top of any cell
+(only there: after other code of the cell they do not compile, as in Jupyter), go to the top of
+the module. A code cell that is not valid Python (after its magics are removed), or kept code
+that does not compile, makes the notebook "not compile", as a ``.py`` file would, said at its
+cell and line.
 
 The result is a `ConvertedNotebook`: the module's source, and for each of its lines the notebook
 cell and line it came from, so that messages can say ``cell 7, line 3``. Cells are numbered from
@@ -491,6 +492,9 @@ def convert_notebook(
             tree, cell_lines, had_magics = _parse_cell(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
             return _not_compiling(header, number, error)
+        late_future = _late_future(tree)
+        if late_future is not None:
+            return _not_compiling(header, number, late_future)
         decisions = []
         for node in tree.body:
             decision = _decide(node, keep, refused, bound)
@@ -546,6 +550,28 @@ class _Cell:
 
 def _is_future(node: ast.stmt) -> bool:
     return isinstance(node, ast.ImportFrom) and node.module == "__future__" and not node.level
+
+
+def _late_future(tree: ast.Module) -> SyntaxError | None:
+    """The error Python (and so Jupyter, which compiles each cell on its own) raises for a
+    ``from __future__`` import after other code of the cell, or None. Only a docstring and
+    other ``from __future__`` imports may come before one (a magic line counts as code: IPython
+    runs it as a call)."""
+    for index, node in enumerate(tree.body):
+        docstring = (
+            index == 0
+            and isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        )
+        if not docstring and not _is_future(node):
+            later = next((n for n in tree.body[index:] if _is_future(n)), None)
+            if later is None:
+                return None
+            error = SyntaxError("from __future__ imports must occur at the beginning of the file")
+            error.lineno = later.lineno
+            return error
+    return None
 
 
 def _module(header: str, cells: list[_Cell]) -> tuple[str, tuple[tuple[int, int] | None, ...]]:
