@@ -731,3 +731,19 @@ def test_a_file_that_idles_under_every_cap_is_bounded_as_a_whole():
     if report.passed:
         assert report.training.status == "timeout", report.training
     assert elapsed < 8.0 + 10.0, elapsed
+
+
+@pytest.mark.skipif(not _available("uid"), reason="level uid needs root and chroot")
+def test_level_uid_preloads_only_what_read_files_name_and_nothing_with_side_effects():
+    # Attack finding F6: a set-aside file's `import idlelib.config` was imported as root before
+    # the chroot. Here a set-aside file names `wave` and the entry names `pydoc` (never
+    # preloaded); relu_forward is wrong if either was imported on the submission's behalf.
+    report = grade_submission(
+        FIXTURES / "hostile_preload_set_aside",
+        entry="layers",
+        limits=FAST,
+        train=False,
+        seed=SEED,
+        isolation="uid",
+    )
+    assert report.functions["relu_forward"].status == "pass", report.functions["relu_forward"]

@@ -1084,24 +1084,43 @@ PRELOAD = (
     "numpy.linalg",
     "numpy.random",
 )
-#: Never imported on the submission's behalf (side effects: a web browser, a poem).
-NEVER_PRELOADED = frozenset({"antigravity", "this", "__main__"})
+#: Never imported on the submission's behalf, as root before the ``chroot`` (level uid): standard
+#: library packages whose import does something (a web browser, a poem, ``idlelib.config``
+#: creates ``~/.idlerc``, ``lib2to3`` may write grammar pickles, GUI toolkits, the regression
+#: tests, installers), and any ``__main__`` module (``unittest.__main__``, ``venv.__main__``
+#: run a program). The submission may still import them itself, after the chroot, as its uid.
+NEVER_PRELOADED = frozenset(
+    {
+        "__main__",
+        "antigravity",
+        "ensurepip",
+        "idlelib",
+        "lib2to3",
+        "pydoc",
+        "test",
+        "this",
+        "tkinter",
+        "turtle",
+        "turtledemo",
+        "venv",
+        "webbrowser",
+    }
+)
 #: At most this many of the student's files are scanned for imports, each up to this size.
 SCAN_FILES, SCAN_BYTES = 200, 2 * 2**20
 
 
-def _named_imports(folder, own_modules):
-    """Modules named by the import statements of the ``.py`` files under ``folder`` (the
-    student's copy, read before any of it runs), and their source encodings' codecs."""
+def _named_imports(folder, own_modules, read_files):
+    """Modules named by the import statements of the files ``read_files`` (paths relative to
+    ``folder``, the student's copy, read before any of it runs: the files the import rule reads,
+    never one it set aside), and their source encodings' codecs."""
     import ast
     import codecs
     import io
     import tokenize
 
     names = set()
-    files = []
-    for root, _dirs, entries in os.walk(folder):
-        files += [_os_path_join(root, e) for e in _sorted(entries) if e.endswith(".py")]
+    files = [_os_path_join(folder, *path.split("/")) for path in read_files]
     for path in files[:SCAN_FILES]:
         try:
             with _open(path, "rb") as handle:
@@ -1127,9 +1146,10 @@ def preload(job):
     folder = job["chroot"] + job["submission_dir"]
     own = {SUBMISSION_MODULE, *job.get("student_modules", [])}
     allowed = frozenset(job["allowed"])
-    for name in _sorted(set(PRELOAD) | _named_imports(folder, own)):
-        top = name.partition(".")[0]
-        if top in allowed and top not in NEVER_PRELOADED:
+    read_files = job.get("read_files") or []
+    for name in _sorted(set(PRELOAD) | _named_imports(folder, own, read_files)):
+        parts = name.split(".")
+        if parts[0] in allowed and parts[0] not in NEVER_PRELOADED and "__main__" not in parts:
             try:
                 importlib.import_module(name)
             except _BaseException:  # "from numpy import pi" names no module: fine

@@ -927,6 +927,12 @@ def _root_of(entry_path: Path, submission: Submission) -> Path:
     return Path(entry_path).parents[len(Path(submission.entry.path).parts) - 1]
 
 
+def _read_files(submission: Submission) -> list[str]:
+    """Paths of the student's files the import rule reads (never a set-aside one), for the
+    child's preloading at level uid."""
+    return [f.path for f in submission.files if f.path not in submission.unimported]
+
+
 def _own_modules(submission: Submission) -> list[str]:
     """Every module name of the student's files and the packages holding them, for the child
     (which never imports them on the submission's behalf before it runs)."""
@@ -1216,6 +1222,7 @@ def _run_functions(
             student_modules=_own_modules(submission),
             api=submission.api,
             root=_root_of(path, submission),
+            read_files=_read_files(submission),
         ) as (results, finished):
             probe = _read_run(results, "probe", 0, finished)
             runs = {
@@ -1341,6 +1348,7 @@ def _grade_in_sandbox(
                 student_modules=_own_modules(submission),
                 api=submission.api,
                 root=_root_of(path, submission),
+                read_files=_read_files(submission),
             ) as (results_dir, finished):
                 run = _read_run(results_dir, "train", 0, finished)
             _relocate(run, submission)

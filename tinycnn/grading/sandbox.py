@@ -828,6 +828,7 @@ class Sandbox:
         student_modules: Sequence[str] = (),
         api: str = "tinycnn",
         root: Path | None = None,
+        read_files: Sequence[str] | None = None,
     ) -> Iterator[tuple[ResultDirectory, bool]]:
         """Run ``tasks`` on a private copy of ``submission``; yield ``(results, finished)``.
 
@@ -835,7 +836,10 @@ class Sandbox:
         modules (``student_modules``, which may import each other); the whole folder is copied.
         ``api`` names the course API the child calls through the checker's adapter. ``root``
         is the student's top folder when the entry sits below it (``hw/layers.py``); default
-        the entry's own folder.
+        the entry's own folder. ``read_files`` are the paths (relative to that folder, with
+        ``/``) of the student's files the import rule reads (default: the entry alone); at level
+        uid the child imports beforehand, as root, only allowed modules these files name, never
+        one only a set-aside file names (`child.NEVER_PRELOADED` never).
         ``inputs`` maps each ``.npz`` file name used by the tasks to its arrays (or to the bytes
         `pack_inputs` made of them); the checker writes them before the sandbox starts.
         ``finished`` is False if the whole run was killed at its overall deadline. Every process
@@ -867,6 +871,11 @@ class Sandbox:
                 "submission": f"{BOX_JOB}/{entry}" if boxed else f"{inside}/job/{entry}",
                 "submission_dir": f"{BOX_JOB}/student" if boxed else f"{inside}/job/student",
                 "student_modules": list(student_modules),
+                "read_files": (
+                    list(read_files)
+                    if read_files is not None
+                    else [submission.relative_to(root).as_posix()]
+                ),
                 "api": api,
                 "adapter": BOX_ADAPTER if boxed else str(ADAPTER_SCRIPT),
                 "inputs": BOX_JOB if boxed else f"{inside}/job",
