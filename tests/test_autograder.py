@@ -238,12 +238,24 @@ def test_the_graded_file_or_folder_of_an_upload(tmp_path, files, graded):
         ({"layers.py": Path("/etc/hostname")}, "symbolic link (layers.py)"),
         ({"layers.py": CORRECT, "hw2": Path("/usr/lib")}, "symbolic link (hw2)"),
         ({"hw2/layers.py": CORRECT, "hw2/im2col.py": Path("../x.py")}, "link (hw2/im2col.py)"),
+        # Attack finding F7: names reach the student's results.json and the instructor's log,
+        # cleaned as tinycnn check cleans them (no ANSI escapes, no newlines).
+        (
+            {
+                "hw \x1b[2J\x1b[31mYOUR SCORE: 100\x1b[0m/layers.py": CORRECT,
+                "hw2/layers.py": CORRECT,
+            },
+            "in several folders (hw YOUR SCORE: 100/, hw2/)",
+        ),
+        ({"a\nSCORE: 100/layers.py": CORRECT, "b/layers.py": CORRECT}, "(a SCORE: 100/, b/)"),
+        ({"layers.py": CORRECT, "x\x1b[31m\ny.py": Path("/etc/hostname")}, "link (x y.py)"),
     ],
 )
 def test_uploads_that_are_refused_with_a_message(tmp_path, files, message):
     lay_out(tmp_path / "submission", files)
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
         autograder._submission_target(tmp_path / "submission")
+    assert "\x1b" not in str(raised.value) and "\n" not in str(raised.value)
 
 
 def test_a_link_to_the_installed_reference_gets_0_and_says_why(quick_bundle, tmp_path):

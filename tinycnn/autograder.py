@@ -238,8 +238,8 @@ def _submission_target(folder: Path) -> Path:
     files, links = _scan(folder)
     if links:
         raise ValueError(
-            f"your upload contains a symbolic link ({', '.join(links[:3])}), and links are "
-            "never followed: upload the file itself, not a link to it"
+            f"your upload contains a symbolic link ({', '.join(map(_name, links[:3]))}), and links "
+            "are never followed: upload the file itself, not a link to it"
         )
     if not files:
         raise ValueError("the submission is empty: upload your .py file")
@@ -263,12 +263,20 @@ def _submission_target(folder: Path) -> Path:
             break
         folder = holding[0]
     if holding:
-        names = ", ".join(f"{p.name}/" for p in holding)
+        names = ", ".join(f"{_name(p.name)}/" for p in holding)
         raise ValueError(
             f"your .py/.ipynb files are in several folders ({names}) and none at the top of "
             "your upload: upload the files with your functions themselves, not folders"
         )
     return folder  # no .py/.ipynb at all: tinycnn check says so
+
+
+def _name(name: object, limit: int = 200) -> str:
+    """A file or folder name of the upload, safe to print and to put in results.json (no ANSI
+    escapes, newlines or control characters; `clean_text`, as ``tinycnn check`` does)."""
+    from tinycnn.grading.channel import clean_text
+
+    return clean_text(name, limit)
 
 
 #: Advice of ``tinycnn check`` that only the instructor can follow (a command-line option),
@@ -354,7 +362,9 @@ def run(root: str | os.PathLike | None = None) -> int:
             str(results),
             *check_args,
         ]
-        print("+ " + shlex.join(command), flush=True)
+        # The target is a path of the upload: printed cleaned (the command gets it as it is).
+        shown = [*command[:4], _name(command[4], 4096), *command[5:]]
+        print("+ " + shlex.join(shown), flush=True)
         try:
             completed = subprocess.run(
                 command, capture_output=True, text=True, timeout=time_limit, cwd=root
