@@ -8,6 +8,7 @@ come from the fixtures' known contents and the case catalogue, never from the gr
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import os
@@ -25,12 +26,14 @@ import tinycnn.parity_tests as tinycnn_parity
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from tinycnn.parity_tests.cases import CASES, GRADED_CASES
 from tinycnn.reference import ops as reference
+from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 from tinycnn import templates
 from tinycnn.cli import main
 from tinycnn.grading import adapters
 from tinycnn.grading.grader import grade_submission
 from tinycnn.grading.notebook import convert_notebook
+from tinycnn.grading.report import gradescope_results
 from tinycnn.grading.sandbox import Limits
 from tinycnn.grading.submission import MAX_FILES, load_submission
 
@@ -133,9 +136,9 @@ def test_the_channels_last_notebook_is_graded_without_running_its_test_cells():
     }
     assert got["maxpool2d_backward"] == "pass"
     assert "with a tie in a pooling window" in report.cases_set_aside
-    # The notebook has no ReLU, dense layer or loss: missing, and said why.
+    # The notebook has no ReLU, dense layer or loss: not graded (not missing), and said why.
     for name in ("relu_forward", "linear_backward", "softmax_cross_entropy"):
-        assert got[name] == "missing"
+        assert got[name] == "not graded"
         assert "not part of the deeplearning-ai API" in report.functions[name].detail
     # The verdict counts the API's own functions (all four pass); training needs all nine.
     assert report.passed and report.training is None
@@ -503,7 +506,8 @@ def test_each_course_template_is_graded_not_implemented_and_its_command_says_how
     report = grade_submission(path, api=api, limits=FAST, train=False)
     covered = set(adapters.REQUIRES[api])
     for name, result in report.functions.items():
-        assert result.status == "missing", (name, result.full_detail)
+        expected = "missing" if name in covered else "not graded"
+        assert result.status == expected, (name, result.full_detail)
         if name in covered:
             assert "not implemented yet" in result.detail
     assert set(report.graded_as) == covered
@@ -650,3 +654,33 @@ def test_the_whole_suite_under_impl_api_still_fails_a_course_bug(tmp_path):
     assert {"test_conv2d_backward", "test_conv2d_matches_torch"} <= failed, failed
     others = ("relu", "maxpool", "linear", "softmax")
     assert not any(other in name for name in failed for other in others), failed
+
+
+@pytest.mark.slow
+def test_functions_outside_the_api_are_not_graded_in_every_output(tmp_path, capsys):
+    # Before: "missing" in the table and --json, "not graded" in the CSV, and the class table's
+    # row of a passing student said "missing: 5 functions".
+    klass = tmp_path / "klass"
+    klass.mkdir()
+    shutil.copy(COURSES / "deeplearning_ai_as_written.ipynb", klass / "alice.ipynb")
+    outside = [
+        name for name in CONTRACT_FUNCTIONS if name not in adapters.REQUIRES["deeplearning-ai"]
+    ]
+    assert len(outside) == 5
+    common = ["check", "--no-train", "--api", "deeplearning-ai", "--allow-import", "builtins"]
+    assert main([*common, "--jobs", "1", str(klass), "--csv", str(tmp_path / "k.csv")]) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"\| alice\.ipynb +\| PASS +\| +4/4 \| - +\|", table), table
+    rows = list(csv.DictReader((tmp_path / "k.csv").read_text().splitlines()))
+    assert {rows[0][name] for name in outside} == {"not graded"}
+    assert main([*common, str(klass / "alice.ipynb"), "--json", str(tmp_path / "a.json")]) == 0
+    single = capsys.readouterr().out
+    functions = json.loads((tmp_path / "a.json").read_text())["functions"]
+    assert {functions[name]["status"] for name in outside} == {"not graded"}
+    for name in outside:
+        assert re.search(rf"^{name} +not graded ", single, re.MULTILINE), single
+    assert "missing" not in single
+    report = graded("deeplearning_ai_as_written.ipynb", "deeplearning-ai")
+    scored = gradescope_results(report)
+    assert [t["name"] for t in scored["tests"] if t["max_score"]] == report.graded_functions
+    assert "not graded: " + ", ".join(outside) in scored["output"]

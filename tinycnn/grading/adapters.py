@@ -63,8 +63,8 @@ Each report says how many cases were set aside for the API, and why.
     Arrays are moved between the contract's NCHW / ``(F, C, KH, KW)`` / ``(F,)`` layouts and the
     course's channels-last / ``(f, f, n_C_prev, n_C)`` / ``(1, 1, 1, n_C)`` ones on the way in
     and out. The notebook has no ReLU, dense layer or softmax: relu_forward, relu_backward,
-    linear_forward, linear_backward and softmax_cross_entropy stay "missing", so such a
-    submission grades 4 of 9 functions and never passes as a whole (no training run).
+    linear_forward, linear_backward and softmax_cross_entropy are "not graded" (not the
+    student's omission), so such a submission is graded on 4 functions (no training run).
 
 How the translation keeps the student's bugs and adds none:
 

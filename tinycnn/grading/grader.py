@@ -94,8 +94,11 @@ __all__ = [
 #: How the ids of hidden cases begin (`HiddenCase.id`).
 HIDDEN_PREFIX = "hidden-"
 
-#: Verdicts of one contract function.
-STATUSES = ("pass", "fail", "error", "timeout", "missing")
+#: Verdicts of one contract function. "not graded": the function is not part of the
+#: submission's course API (``--api deeplearning-ai`` has no ReLU, dense layer or loss), so it
+#: neither counts towards the verdict nor is the student's omission (`_outside_api`).
+STATUSES = ("pass", "fail", "error", "timeout", "missing", "not graded")
+NOT_GRADED = "not graded"
 
 
 @dataclass(frozen=True)
@@ -291,7 +294,7 @@ def api_set_aside(api: str, hidden: tuple[OpCase, ...] = ()) -> str:
     total = 0
     for function in CONTRACT_FUNCTIONS:
         if function not in REQUIRES[api]:
-            continue  # not part of the API: "missing", not graded at all
+            continue  # not part of the API: "not graded" at all
         every = cases_of(function, hidden)
         total += len(every)
         for case, _ in every:
@@ -784,6 +787,17 @@ def _all_with(status: str, detail: str, api: str = "tinycnn") -> dict[str, Funct
     }
 
 
+def _outside_api(functions: dict[str, FunctionResult], api: str) -> dict[str, FunctionResult]:
+    """``functions`` with every function the course ``api`` does not provide set to "not
+    graded" (with why, in words): the one place that status is given, whatever the run found."""
+    return {
+        name: result
+        if name in REQUIRES[api]
+        else FunctionResult(name, NOT_GRADED, detail=missing_message(api, name))
+        for name, result in functions.items()
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Training with the submission's ops
 # --------------------------------------------------------------------------------------------
@@ -1017,7 +1031,7 @@ def grade_submission(
     def finish(functions, training=None) -> SubmissionReport:
         return SubmissionReport(
             clean_text(submission.name, 200),
-            functions,
+            _outside_api(functions, submission.api),
             policy,
             training,
             time.monotonic() - started,

@@ -34,6 +34,7 @@ _STATUS_SHOWN = {
     "error": "ERROR",
     "timeout": "TIMEOUT",
     "missing": "missing",
+    "not graded": "not graded",
 }
 _WIDTH = 100
 
@@ -61,7 +62,7 @@ def _wrapped(label: str, text: str) -> list[str]:
 
 def _function_rows(result: FunctionResult) -> list[str]:
     rows = [
-        f"{result.name:<22} {_STATUS_SHOWN[result.status]:<8} "
+        f"{result.name:<22} {_STATUS_SHOWN[result.status]:<10} "
         f"{_error_text(result.max_rel_error):>13}"
     ]
     if result.findings:
@@ -105,7 +106,7 @@ def submission_table(report: SubmissionReport) -> str:
     lines = [f"tinycnn check {report.submission}"]
     for note in _reading_notes(report):
         lines += _wrapped("", note)
-    lines += ["", f"{'function':<22} {'status':<8} {'max rel error':>13}"]
+    lines += ["", f"{'function':<22} {'status':<10} {'max rel error':>13}"]
     results = [report.functions[name] for name in CONTRACT_FUNCTIONS]
     details = {(r.detail, r.hint) for r in results}
     if len(details) == 1 and results[0].detail:
@@ -361,12 +362,7 @@ def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
             "submission": Path(report.submission).name,
             "passed": report.passed,
             "functions_passed": report.n_passed,
-            **{
-                name: report.functions[name].status
-                if name in report.graded_functions
-                else "not graded"
-                for name in CONTRACT_FUNCTIONS
-            },
+            **{name: report.functions[name].status for name in CONTRACT_FUNCTIONS},
             "policy": "; ".join(report.policy),
             "val_accuracy": (
                 ""
