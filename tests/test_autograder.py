@@ -317,7 +317,7 @@ def test_the_instructors_entry_option_with_a_one_file_upload(tmp_path, fake_whee
     assert results["score"] == len(CONTRACT_FUNCTIONS), results["output"]
     results, _ = simulate(bundle, tmp_path / "wrong", {"my_layers.py": CORRECT})
     assert results["score"] == 0
-    assert all("no module layers in" in test["output"] for test in results["tests"]), results
+    assert all("name your file layers.py" in test["output"] for test in results["tests"]), results
 
 
 def test_a_course_api_without_some_functions_grades_out_of_the_ones_it_has(tmp_path, fake_wheel):
@@ -477,3 +477,37 @@ def test_the_bundled_wheel_is_built_from_a_clean_copy_of_the_checkout(tmp_path, 
         assert archive.read("tinycnn/ops.py") == b"x = 1\n"
     assert modules == ["tinycnn/__init__.py", "tinycnn/ops.py"]
     assert (checkout / "build/lib/tinycnn/stale_removed_module.py").exists()  # left alone
+
+
+def _run_in(root: Path, check_args: list[str], files: dict[str, bytes]) -> dict:
+    """autograder.run() on ROOT/submission holding ``files`` (no bundle needed)."""
+    (root / "source").mkdir(parents=True)
+    (root / "results").mkdir()
+    (root / "source" / autograder.CONFIG_NAME).write_text(json.dumps({"check_args": check_args}))
+    lay_out(root / "submission", files)
+    assert autograder.run(root) == 0
+    return json.loads((root / "results" / "results.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "spelling", [["--entry", "layers"], ["--ent", "layers"], ["--entry=layers"]]
+)
+def test_a_one_file_upload_misnamed_for_the_entry_is_told_its_files_name(tmp_path, spelling):
+    # Before: "--ent layers" (an abbreviation the bundle accepts) left the one file as the
+    # target, and the student got check's instructor-only usage error "--entry picks the module
+    # of a student's folder"; spelled out, "no module layers in /autograder/submission (--entry".
+    results = _run_in(tmp_path, ["--no-train", *spelling], {"my_layers.py": CORRECT})
+    assert results["score"] == 0
+    outputs = [results["output"], *(t["output"] for t in results.get("tests", []))]
+    assert any("name your file layers.py" in output for output in outputs), outputs
+    assert not any("--entry" in output or str(tmp_path) in output for output in outputs), outputs
+
+
+def test_the_entry_advice_names_the_file_of_a_package_module():
+    text = "no module hw.layers in /autograder/submission (--entry; its files: hw/ops.py)"
+    for pattern, replacement in autograder.STUDENT_ADVICE:
+        text = re.sub(pattern, replacement, text)
+    assert text == (
+        "this assignment grades your file hw/layers.py, and your upload has none (its files: "
+        "hw/ops.py): name your file hw/layers.py"
+    )

@@ -293,7 +293,17 @@ STUDENT_ADVICE = (
         r"function names above; rename yours, or ask your instructor)",
     ),
     (r" \(--allow-import [\w.]+ lifts this\)", ""),
+    (r"no module (\S+) in .+? \(--entry; its files: (.*)\)", lambda m: _entry_advice(*m.groups())),
 )
+
+
+def _entry_advice(module: str, files: str) -> str:
+    """What a student whose upload lacks the instructor's ``--entry`` module can do."""
+    wanted = module.replace(".", "/") + ".py"
+    return (
+        f"this assignment grades your file {wanted}, and your upload has none (its files: "
+        f"{files}): name your file {wanted}"
+    )
 
 
 def _advise_students(path: Path) -> None:
@@ -338,7 +348,8 @@ def run(root: str | os.PathLike | None = None) -> int:
             config = json.loads(config_path.read_text(encoding="utf-8"))
             check_args = [str(a) for a in config.get("check_args", [])]
             time_limit = float(config.get("time_limit", DEFAULT_TIME_LIMIT))
-        except (OSError, ValueError, TypeError, AttributeError) as error:
+            entry = _parse_check_args(check_args).entry
+        except (OSError, ValueError, TypeError, AttributeError, CommandError) as error:
             return fail(
                 f"the autograder is misconfigured ({config_path}: {error}); "
                 "please tell your instructor"
@@ -347,7 +358,7 @@ def run(root: str | os.PathLike | None = None) -> int:
             target = _submission_target(root / "submission")
         except ValueError as error:
             return fail(str(error))
-        if target.is_file() and any(a == "--entry" or a.startswith("--entry=") for a in check_args):
+        if target.is_file() and entry is not None:
             # The instructor's --entry names a module of a folder (for one file it must name that
             # file): grade the file's folder, so a misnamed upload gets a message, not a crash.
             target = target.parent
@@ -452,6 +463,13 @@ def validate_check_args(check_args: Sequence[str]) -> list[str]:
     itself, the ones for a folder of submissions, and the ones that would break grading
     (``--case``) or make the hidden cases predictable (``--seed``).
     """
+    _parse_check_args(check_args)
+    return list(check_args)
+
+
+def _parse_check_args(check_args: Sequence[str]) -> argparse.Namespace:
+    """``check_args`` as ``tinycnn check`` reads them (abbreviations such as ``--ent`` spelled
+    out by argparse); raise CommandError as `validate_check_args` says."""
     from tinycnn.cli import build_parser
 
     parser, messages = build_parser(), io.StringIO()
@@ -466,7 +484,7 @@ def validate_check_args(check_args: Sequence[str]) -> list[str]:
     for destination, reason in REFUSED_OPTIONS.items():
         if getattr(args, destination) is not None:
             raise CommandError(reason)
-    return list(check_args)
+    return args
 
 
 def build_bundle(
