@@ -149,3 +149,20 @@ def test_check_and_pytest_impl_agree_on_a_submission_split_over_modules(tmp_path
     run = pytest_run(str(TEST_OPS), "--impl", str(MULTI_MODULE / "layers.py"), cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert " passed" in run.stdout and "failed" not in run.stdout
+
+
+def test_an_impl_option_defined_below_the_root_needs_the_plugin_off(tmp_path):
+    # What README says of this layout (review 3, finding 8): the conftest.py of tests/sub is read
+    # during collection, after the plugin took --impl; `-p no:tinycnn` runs the project.
+    sub = tmp_path / "tests" / "sub"
+    sub.mkdir(parents=True)
+    (sub / "conftest.py").write_text(
+        'def pytest_addoption(parser):\n    parser.addoption("--impl", default="c")\n'
+    )
+    (sub / "test_a.py").write_text(
+        'def test_x(request):\n    assert request.config.getoption("--impl") == "c"\n'
+    )
+    run = pytest_run(cwd=tmp_path)
+    assert run.returncode != 0 and "conflicting option string: --impl" in run.stdout + run.stderr
+    run = pytest_run("-p", "no:tinycnn", cwd=tmp_path)
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr

@@ -16,7 +16,10 @@ an installed package cannot do (pytest reads that conftest only after parsing):
 - ``--impl`` and ``--impl-api``, the short names of those two, unless a conftest.py of the
   project under test defines an option of that name itself (the plugin loads in every pytest
   run of an environment where tinycnn is installed, so it must not take a generic name from
-  another project): they are added once pytest has read the initial conftest files;
+  another project): they are added once pytest has read the initial conftest files (the
+  rootdir's and those of the paths on the command line). A conftest.py read later, during
+  collection, that adds ``--impl`` collides with them (pytest's "conflicting option string"):
+  such a project runs with ``-p no:tinycnn``;
 - the ``slow`` marker, so ``--strict-markers`` and ``-m "not slow"`` work without this
   project's pyproject.toml.
 
