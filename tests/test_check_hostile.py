@@ -673,6 +673,11 @@ def test_the_time_limit_counts_processor_time_and_caps_waiting(tmp_path):
     assert got["relu_forward"] == "pass", report.functions["relu_forward"].detail
     assert got["relu_backward"] == "timeout" and got["linear_forward"] == "timeout"
     assert elapsed < 15, elapsed
+    # Attack finding F1: the message names the limit that ran out, with its numbers (the
+    # sleeper used almost no processor time: a busy machine or waiting used up the cap).
+    detail = report.functions["relu_backward"].detail
+    assert "did not finish within its wall-clock cap of 3 s" in detail, detail
+    assert "(3 x its processor-time limit of 1 s, of which it used 0.0 s:" in detail, detail
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -684,6 +689,7 @@ def test_a_submission_that_stops_its_supervisor_times_out():
         FIXTURES / "hostile_stops_supervisor.py", limits=Limits(timeout=1.0), train=False, seed=SEED
     )
     assert statuses_of(report)["relu_forward"] == "timeout", report.functions["relu_forward"].detail
+    assert "stopped the sandbox's supervisor" in report.functions["relu_forward"].detail
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -730,6 +736,7 @@ def test_a_file_that_idles_under_every_cap_is_bounded_as_a_whole():
     assert not (report.passed and report.training.status == "ok"), report.training
     if report.passed:
         assert report.training.status == "timeout", report.training
+        assert "the submission's runs took more than 8 s" in report.training.detail
     assert elapsed < 8.0 + 10.0, elapsed
 
 

@@ -127,6 +127,14 @@ class ChildRun:
         Wall time of the last phase.
     malformed : str or None
         Why the run's files were refused as a whole (too many, not regular files...).
+    limit : str or None
+        For a run that timed out, the limit that ran out: "cpu" (processor time) or "wall"
+        (the wall-clock cap); None if unknown.
+    cpu_seconds : float or None
+        Processor seconds the process had used when it ended or was stopped, if known.
+    stopped : str or None
+        Why the checker stopped the whole sandbox run (its wall-clock or processor-time budget,
+        a stopped supervisor), when it did, in words (``Sandbox.stopped_because``).
     """
 
     import_result: dict | None = None
@@ -137,6 +145,9 @@ class ChildRun:
     exit_status: int | None = None
     run_seconds: float = 0.0
     malformed: str | None = None
+    limit: str | None = None
+    cpu_seconds: float | None = None
+    stopped: str | None = None
 
     def describe_exit(self) -> str:
         """The way the process ended, in words."""
@@ -386,10 +397,15 @@ def validate_status(record: object) -> dict:
         exit_status is None or (_is_int(exit_status) and -256 < exit_status < 256),
         "status.json: bad exit_status",
     )
+    limit = record.get("limit")
+    _require(limit in (None, "cpu", "wall"), "status.json: bad limit")
+    cpu = record.get("cpu_seconds")
     return {
         "timed_out": timed_out,
         "exit_status": exit_status,
         "run_seconds": _seconds(record.get("run_seconds")),
+        "limit": limit if timed_out == "run" else None,
+        "cpu_seconds": None if cpu is None else _seconds(cpu),
     }
 
 
@@ -502,6 +518,7 @@ def read_function_run(
             run.timed_out = status["timed_out"]
             run.exit_status = status["exit_status"]
             run.run_seconds = status["run_seconds"]
+            run.limit, run.cpu_seconds = status["limit"], status["cpu_seconds"]
         imported = directory.read_json("import.json")
         run.import_result = None if imported is None else validate_import(imported, functions)
         done = directory.read_json("done.json")

@@ -929,18 +929,22 @@ def supervise(job, finder, loaded, adapter, cpu_limits):
     running, started, reaped, statuses = {}, set(), {}, {}
     mine = {os.getpid(), importer_pid}
 
-    def finish(index, timed_out, status, seconds):
+    def finish(index, timed_out, status, seconds, limit=None, cpu=None):
         statuses[index] = {
             "timed_out": timed_out,
             "exit_status": None if timed_out else status,
             "run_seconds": seconds,
+            # Which limit ran out ("cpu": processor time, "wall": the wall-clock cap) and the
+            # processor seconds the process had used: a timeout message names the right one.
+            "limit": limit,
+            "cpu_seconds": cpu,
         }
 
     def end(pid, status, cpu, now):
         index, entry = running.pop(pid)
         _kill_group(pid)  # whatever it left behind in its group
         timed_out = "run" if entry.ran_out(status, cpu) else None
-        finish(index, timed_out, status, now - entry.started)
+        finish(index, timed_out, status, now - entry.started, timed_out and "cpu", cpu)
 
     def announced(line, now):
         nonlocal phase, watched, import_seconds
@@ -997,9 +1001,11 @@ def supervise(job, finder, loaded, adapter, cpu_limits):
             _kill_group(importer_pid)
         for pid, (index, entry) in _list(running.items()):
             if entry.exceeded(now):
+                cpu = process_cpu_seconds(pid)
                 _kill_group(pid)
                 running.pop(pid)
-                finish(index, "run", None, now - entry.started)
+                limit = "wall" if now - entry.started > entry.wall_limit else "cpu"
+                finish(index, "run", None, now - entry.started, limit, cpu)
                 continue
             try:  # reaped by someone else (a thread of the import): gone, status unknown
                 os.kill(pid, 0)

@@ -55,7 +55,7 @@ from tinycnn.grading.policy import (
     refuse_unsafe_encoding,
     scan_imports,
 )
-from tinycnn.grading.sandbox import Limits, Sandbox, Task, pack_inputs
+from tinycnn.grading.sandbox import WALL_FACTOR, Limits, Sandbox, Task, pack_inputs
 from tinycnn.grading.submission import (
     SourceFile,
     Submission,
@@ -740,7 +740,7 @@ def _judge_function(
             result.status = "timeout"
             where = f"still running {stuck.describe()}" if stuck else "after its last case"
             headline = (
-                f"did not finish within the time limit of {limits.timeout:g} s for all its "
+                f"did not finish within {_limit_that_ran_out(run, limits)} for all its "
                 f"cases, catalogue and hidden ({done}; {where})."
             )
         elif run.timed_out == "import":
@@ -843,6 +843,24 @@ def _validation_accuracy(setup: TrainingSetup, params: dict[str, np.ndarray]) ->
     return evaluate(model, dataset.x_val, dataset.y_val)[1]
 
 
+def _limit_that_ran_out(run: ChildRun, limits: Limits) -> str:
+    """The limit a timed-out function's run exceeded, in words, with its numbers: processor
+    time, the wall-clock cap (which a busy machine, or waiting, uses up without using processor
+    time), or a budget of the whole run that the checker enforced."""
+    used = "" if run.cpu_seconds is None else f", of which it used {run.cpu_seconds:.1f} s"
+    if run.stopped:
+        return f"the run's limits ({run.stopped})"
+    if run.limit == "wall":
+        return (
+            f"its wall-clock cap of {WALL_FACTOR * limits.timeout:g} s ({WALL_FACTOR:g} x its "
+            f"processor-time limit of {limits.timeout:g} s{used}: the machine was busy, or the "
+            f"code waited)"
+        )
+    if run.limit == "cpu":
+        return f"its processor-time limit of {limits.timeout:g} s"
+    return f"the time limit of {limits.timeout:g} s"
+
+
 def _judge_training(run: ChildRun, setup: TrainingSetup, limits: Limits) -> TrainingResult:
     reference_params, reference_accuracy = _reference_training(setup)
     train = run.train or {"outcome": "absent"}
@@ -855,6 +873,8 @@ def _judge_training(run: ChildRun, setup: TrainingSetup, limits: Limits) -> Trai
     if run.timed_out:
         result.status = "timeout"
         result.detail = f"training took longer than {limits.train_timeout:g} s."
+        if run.stopped:
+            result.detail = f"training did not finish: {run.stopped}."
         return result
     if train["outcome"] == "absent":
         result.detail = f"{run.describe_exit()} during training."
@@ -1146,8 +1166,11 @@ def _sub(results: ResultDirectory, name: str) -> ResultDirectory | str | None:
         return clean_text(error)
 
 
-def _read_run(results: ResultDirectory, name: str, n_calls: int, finished: bool) -> ChildRun:
-    """One task's run, read through the channel (a refused directory is a malformed run)."""
+def _read_run(
+    results: ResultDirectory, name: str, n_calls: int, finished: bool, stopped: str | None = None
+) -> ChildRun:
+    """One task's run, read through the channel (a refused directory is a malformed run).
+    ``stopped``: why the checker stopped the whole run, if it did (`Sandbox.stopped_because`)."""
     directory = _sub(results, name)
     if isinstance(directory, str):
         return ChildRun(malformed=directory)
@@ -1163,6 +1186,7 @@ def _read_run(results: ResultDirectory, name: str, n_calls: int, finished: bool)
     if not finished and run.timed_out is None and run.exit_status is None:
         # The whole sandbox was stopped at its deadline while this task ran.
         run.timed_out = "run" if run.import_result is not None else "import"
+        run.stopped = stopped
     return run
 
 
@@ -1238,9 +1262,10 @@ def _run_functions(
             root=_root_of(path, submission),
             read_files=_read_files(submission),
         ) as (results, finished):
-            probe = _read_run(results, "probe", 0, finished)
+            why = sandbox.stopped_because
+            probe = _read_run(results, "probe", 0, finished, why)
             runs = {
-                name: _read_run(results, f"fn-{name}", len(cases), finished)
+                name: _read_run(results, f"fn-{name}", len(cases), finished, why)
                 for name, cases in plan.items()
             }
         expecting.join()
@@ -1364,7 +1389,7 @@ def _grade_in_sandbox(
                 root=_root_of(path, submission),
                 read_files=_read_files(submission),
             ) as (results_dir, finished):
-                run = _read_run(results_dir, "train", 0, finished)
+                run = _read_run(results_dir, "train", 0, finished, sandbox.stopped_because)
             _relocate(run, submission)
             note(run)
             settle_policy()
