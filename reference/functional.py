@@ -567,7 +567,7 @@ def max_pool2d_backward(
     grad_input : ndarray, shape of ``input``
     """
     geometry = _pool_geometry(
-        "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode
+        "max_pool2d_backward", input, kernel_size, stride, padding, dilation, ceil_mode
     )
     x, unbatched = _batched("input", input)
     N, C, H, W = x.shape
@@ -688,7 +688,9 @@ def avg_pool2d_backward(
     -------
     grad_input : ndarray, shape of ``input``
     """
-    geometry = _pool_geometry("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
+    geometry = _pool_geometry(
+        "avg_pool2d_backward", input, kernel_size, stride, padding, 1, ceil_mode
+    )
     _check_divisor_override(divisor_override)
     x, unbatched = _batched("input", input)
     N, C, H, W = x.shape
