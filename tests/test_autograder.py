@@ -511,3 +511,11 @@ def test_the_entry_advice_names_the_file_of_a_package_module():
         "this assignment grades your file hw/layers.py, and your upload has none (its files: "
         "hw/ops.py): name your file hw/layers.py"
     )
+
+
+def test_the_runner_reads_an_upload_by_checks_own_rules():
+    # One home for which files make a submission and which folders are skipped (review 3).
+    from tinycnn.grading import submission
+
+    assert autograder.SUBMISSION_SUFFIXES is submission.SUBMISSION_SUFFIXES
+    assert autograder.SKIPPED_FOLDERS is submission.SKIPPED_FOLDERS

@@ -74,3 +74,6 @@ def test_entry_for_a_single_file_must_name_it(tmp_path, capfd):
     assert status == 0
     assert single.read_bytes() == CORRECT.read_bytes()
     assert not link.is_symlink() and link.read_text().startswith("{")
+    # The file's path names the same module (before: "--entry ./single_file.py: ... is a
+    # single file (module single_file)", a refusal that named what it refused).
+    assert main(["check", str(single), "--entry", "./single_file.py", "--no-train"]) == 0

@@ -51,6 +51,9 @@ from pathlib import Path
 
 from tinycnn.cli import CommandError, check_output_file
 
+# The folders and files an upload is read for: tinycnn check's own (one home for both).
+from tinycnn.grading.submission import SKIPPED_FOLDERS, SUBMISSION_SUFFIXES
+
 __all__ = [
     "CONFIG_NAME",
     "DEFAULT_TIME_LIMIT",
@@ -185,15 +188,9 @@ def _write_results(path: Path, results: dict) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-#: Folders of an upload that are never graded nor looked into (besides hidden ones): macOS's
-#: zip leaves ``__MACOSX``, Python leaves ``__pycache__``.
-IGNORED_FOLDERS = ("__MACOSX", "__pycache__")
-SOURCE_SUFFIXES = (".py", ".ipynb")
-
-
 def _visible(entries) -> list[os.DirEntry]:
     return sorted(
-        (e for e in entries if not e.name.startswith(".") and e.name not in IGNORED_FOLDERS),
+        (e for e in entries if not e.name.startswith(".") and e.name not in SKIPPED_FOLDERS),
         key=lambda e: e.name,
     )
 
@@ -201,7 +198,7 @@ def _visible(entries) -> list[os.DirEntry]:
 def _scan(folder: Path, relative: str = "") -> tuple[list[str], list[str]]:
     """The regular files under ``folder`` and its symbolic links, as relative paths.
 
-    Hidden entries and `IGNORED_FOLDERS` are skipped; no link is followed (``lstat`` only).
+    Hidden entries and `SKIPPED_FOLDERS` are skipped; no link is followed (``lstat`` only).
     """
     files, links = [], []
     with os.scandir(folder) as entries:
@@ -224,7 +221,7 @@ def _submission_target(folder: Path) -> Path:
     Students upload their files, or the folder holding them (a zipped folder, maybe beside a
     README, maybe with macOS's ``__MACOSX``). While a folder has no .py/.ipynb file at its top
     and exactly one of its sub-folders holds some (at any depth), that sub-folder is graded
-    instead; hidden entries and `IGNORED_FOLDERS` do not count.
+    instead; hidden entries and `SKIPPED_FOLDERS` do not count.
 
     Raises
     ------
@@ -249,7 +246,7 @@ def _submission_target(folder: Path) -> Path:
         with os.scandir(folder) as entries:
             visible = _visible(entries)
         if any(
-            e.is_file(follow_symlinks=False) and Path(e.name).suffix in SOURCE_SUFFIXES
+            e.is_file(follow_symlinks=False) and Path(e.name).suffix in SUBMISSION_SUFFIXES
             for e in visible
         ):
             return folder
@@ -257,7 +254,7 @@ def _submission_target(folder: Path) -> Path:
             Path(e.path)
             for e in visible
             if e.is_dir(follow_symlinks=False)
-            and any(Path(f).suffix in SOURCE_SUFFIXES for f in _scan(e.path)[0])
+            and any(Path(f).suffix in SUBMISSION_SUFFIXES for f in _scan(e.path)[0])
         ]
         if len(holding) != 1:
             break

@@ -391,8 +391,8 @@ def run_check(args: argparse.Namespace) -> int:
             "a whole grading run (drop --case, or the output option)"
         )
     if args.entry is not None and not target.is_dir():
-        wanted = args.entry.removesuffix(".py").removesuffix(".ipynb")
-        if wanted != target.stem:
+        wanted = os.path.normpath(args.entry).removesuffix(".py").removesuffix(".ipynb")
+        if wanted != target.stem:  # "./layers.py" names the module layers too
             raise CommandError(
                 f"--entry {args.entry}: {args.submission} is a single file (module "
                 f"{target.stem}); --entry picks the module of a student's folder"

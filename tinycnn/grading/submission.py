@@ -51,6 +51,7 @@ from tinycnn.grading.policy import _PARSE_LOCK, FRAMEWORKS, PROJECT_PACKAGES
 __all__ = [
     "MAX_BYTES",
     "MAX_FILES",
+    "SKIPPED_FOLDERS",
     "SUBMISSION_SUFFIXES",
     "SourceFile",
     "Submission",
@@ -66,7 +67,9 @@ SUBMISSION_SUFFIXES = (".py", ".ipynb")
 #: Limits on what is read from one student's folder (a runaway upload, a hostile one).
 MAX_FILES = 100
 MAX_BYTES = 16 * 2**20
-_SKIPPED_FOLDERS = ("__pycache__", "__MACOSX")
+#: Folders of an upload never read (besides hidden ones): Python leaves ``__pycache__``,
+#: macOS's zip ``__MACOSX``. The Gradescope runner skips the same (one home for both).
+SKIPPED_FOLDERS = ("__pycache__", "__MACOSX")
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,7 @@ def _walk(folder: Path) -> tuple[list[Path], list[str]]:
     found, skipped = [], []
     for current, folders, names in os.walk(folder, followlinks=False):
         folders[:] = sorted(
-            d for d in folders if not d.startswith(".") and d not in _SKIPPED_FOLDERS
+            d for d in folders if not d.startswith(".") and d not in SKIPPED_FOLDERS
         )
         for name in sorted(names):
             path = Path(current) / name
