@@ -424,6 +424,8 @@ def test_check_names_a_helper_notebook_that_does_not_compile_in_its_own_terms(tm
     out = check(folder, capsys, "--one-submission", "--entry", "layers")
     assert "raised ImportError: utils.ipynb is not a Jupyter notebook" in out, out
     assert "/box/" not in out and "cannot import" not in out
+    # There is no converted notebook to point into (review 3): the file is named, no line.
+    assert "at utils.ipynb, in <module>" in out and "converted notebook" not in out, out
     # The same helper, compiling: graded as usual.
     (folder / "utils.ipynb").write_bytes(notebook("import numpy as np", good, "print(pad)"))
     out = check(folder, capsys, "--one-submission", "--entry", "layers")

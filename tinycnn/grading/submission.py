@@ -87,7 +87,8 @@ class SourceFile:
         The file as the student named it (``"layers.ipynb"``), for messages.
     cells : tuple or None
         For a notebook: the ``(cell, line)`` each line of `data` came from (None for the lines
-        the converter wrote); None for a ``.py`` file.
+        the converter wrote); None for a ``.py`` file; empty for a ``.ipynb`` file that is not a
+        notebook (`data` only raises ImportError saying so: no line of the student's runs).
     """
 
     path: str
@@ -185,6 +186,8 @@ class Submission:
         source = self.file(path) if path is not None else self.entry
         if source is None:
             return f"{path}, line {line}"
+        if source.cells == ():  # a .ipynb that is not a notebook: none of its lines ran
+            return source.origin
         where = source.locate(line)
         return where if source is self.entry else f"{source.origin}, {where}"
 
