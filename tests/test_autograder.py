@@ -519,3 +519,21 @@ def test_the_runner_reads_an_upload_by_checks_own_rules():
 
     assert autograder.SUBMISSION_SUFFIXES is submission.SUBMISSION_SUFFIXES
     assert autograder.SKIPPED_FOLDERS is submission.SKIPPED_FOLDERS
+
+
+def test_a_repository_upload_is_graded_in_the_folder_that_defines_the_functions(tmp_path):
+    # Gradescope's GitHub upload: README.md, src/layers.py, tests/test_layers.py (review 3,
+    # finding 9; before: score 0, "your .py/.ipynb files are in several folders").
+    test_file = b"import layers\n\n\ndef test_relu():\n    pass\n"
+    upload = {"README.md": b"# hw", "src/layers.py": CORRECT, "tests/test_layers.py": test_file}
+    results = _run_in(tmp_path / "repo", ["--no-train"], upload)
+    assert results["score"] == len(CONTRACT_FUNCTIONS), results["output"]
+    # Must not: two folders that both define the functions are still the student's to settle.
+    upload = {"a/layers.py": CORRECT, "b/layers.py": CORRECT}
+    results = _run_in(tmp_path / "two", ["--no-train"], upload)
+    assert results["score"] == 0 and "several folders (a/, b/)" in results["output"]
+    # A course API's names count for a course bundle (and the contract's do not).
+    course = (COURSES / "cs231n_layers_float64.py").read_bytes()
+    upload = {"hw/layers.py": course, "tests/test_layers.py": test_file}
+    target = _run_in(tmp_path / "course", ["--no-train", "--api", "cs231n"], upload)
+    assert target["score"] > 0, target["output"]

@@ -215,13 +215,37 @@ def _scan(folder: Path, relative: str = "") -> tuple[list[str], list[str]]:
     return files, links
 
 
-def _submission_target(folder: Path) -> Path:
+def _defines_graded_functions(folder: Path, api: str) -> bool:
+    """Whether a file under ``folder`` defines at top level a function the run grades (the
+    contract's names, or the course ``api``'s), read, never run (notebooks converted)."""
+    from tinycnn.grading.adapters import course_functions
+    from tinycnn.grading.notebook import NotebookError, convert_notebook
+    from tinycnn.grading.submission import SourceFile, defined_functions
+
+    wanted = set(course_functions(api))
+    for name in _scan(folder)[0]:
+        if Path(name).suffix not in SUBMISSION_SUFFIXES:
+            continue
+        data = (folder / name).read_bytes()
+        if name.endswith(".ipynb"):
+            try:
+                data = convert_notebook(data, name).source.encode()
+            except (NotebookError, ValueError):
+                continue
+        if wanted & defined_functions(SourceFile(name, data, name)):
+            return True
+    return False
+
+
+def _submission_target(folder: Path, api: str = "tinycnn") -> Path:
     """What to hand ``tinycnn check``: the one file of a one-file submission, else a folder.
 
     Students upload their files, or the folder holding them (a zipped folder, maybe beside a
     README, maybe with macOS's ``__MACOSX``). While a folder has no .py/.ipynb file at its top
     and exactly one of its sub-folders holds some (at any depth), that sub-folder is graded
-    instead; hidden entries and `SKIPPED_FOLDERS` do not count.
+    instead; hidden entries and `SKIPPED_FOLDERS` do not count. Of several such sub-folders
+    (a repository's ``src/`` beside its ``tests/``), the one whose files define functions the
+    run grades (the contract's, or the course ``api``'s) is, if it is the only one.
 
     Raises
     ------
@@ -256,6 +280,8 @@ def _submission_target(folder: Path) -> Path:
             if e.is_dir(follow_symlinks=False)
             and any(Path(f).suffix in SUBMISSION_SUFFIXES for f in _scan(e.path)[0])
         ]
+        if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
+            holding = [p for p in holding if _defines_graded_functions(p, api)] or holding
         if len(holding) != 1:
             break
         folder = holding[0]
@@ -345,14 +371,15 @@ def run(root: str | os.PathLike | None = None) -> int:
             config = json.loads(config_path.read_text(encoding="utf-8"))
             check_args = [str(a) for a in config.get("check_args", [])]
             time_limit = float(config.get("time_limit", DEFAULT_TIME_LIMIT))
-            entry = _parse_check_args(check_args).entry
+            parsed = _parse_check_args(check_args)
+            entry, api = parsed.entry, parsed.api or "tinycnn"
         except (OSError, ValueError, TypeError, AttributeError, CommandError) as error:
             return fail(
                 f"the autograder is misconfigured ({config_path}: {error}); "
                 "please tell your instructor"
             )
         try:
-            target = _submission_target(root / "submission")
+            target = _submission_target(root / "submission", api)
         except ValueError as error:
             return fail(str(error))
         if target.is_file() and entry is not None:
