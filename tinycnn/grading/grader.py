@@ -746,6 +746,8 @@ def _judge_function(
         elif run.timed_out == "import":
             result.status = "timeout"
             headline = f"importing the submission took longer than {limits.timeout:g} s this time."
+            if run.stopped:
+                headline = f"the submission did not finish importing: {run.stopped}."
         elif run.timed_out is not None:
             result.status = "error"
             headline = (
@@ -1314,17 +1316,14 @@ def _grade_in_sandbox(
     note(probe)
     settle_policy()
     if probe.timed_out == "import":
-        return finish(
-            _all_with(
-                "timeout",
-                (
-                    f"importing the submission took longer than {limits.timeout:g} s: code at the "
-                    "top "
-                    f"level of the file runs on import (put it under if __name__ == '__main__':)."
-                ),
-                submission.api,
-            )
+        message = (
+            f"importing the submission took longer than {limits.timeout:g} s: code at the "
+            "top "
+            f"level of the file runs on import (put it under if __name__ == '__main__':)."
         )
+        if probe.stopped:  # the checker stopped the run (a budget, a stopped supervisor)
+            message = f"the submission did not finish importing: {probe.stopped}."
+        return finish(_all_with("timeout", message, submission.api))
     if probe.import_result is None:
         reason = (
             f"the checker could not start Python within {limits.startup_timeout:g} s"

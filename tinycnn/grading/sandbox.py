@@ -2,8 +2,11 @@
 
 The untrusted side of ``tinycnn check``. This module starts :mod:`tinycnn.grading.child` (the
 in-sandbox supervisor) on a private copy of the submission and on inputs the checker wrote,
-enforces an overall deadline, makes sure every process it started is gone, and gives the
-caller the result directory, which :mod:`tinycnn.grading.channel` reads without trusting it.
+enforces, from outside the sandbox, an overall deadline (and the submission's wall-clock budget
+over all its runs, `Limits.total_seconds`), a processor-time budget over all the run's processes
+and its disk and memory budgets, stops a run whose supervisor was stopped (``SIGSTOP`` from the
+submission), makes sure every process it started is gone, and gives the caller the result
+directory, which :mod:`tinycnn.grading.channel` reads without trusting it.
 
 Isolation levels (:func:`isolation_level`), strongest first:
 
