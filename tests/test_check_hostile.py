@@ -29,7 +29,14 @@ from tinycnn.grading.channel import ResultDirectory, read_call
 from tinycnn.grading.folder import grade_folder
 from tinycnn.grading.grader import grade_submission
 from tinycnn.grading.policy import UnsafeEncoding, read_source
-from tinycnn.grading.sandbox import MAX_RUN_BYTES, Limits, SandboxUnavailable, isolation_level
+from tinycnn.grading.sandbox import (
+    MAX_RUN_BYTES,
+    NETWORK_DESCRIPTIONS,
+    Limits,
+    SandboxUnavailable,
+    isolation_level,
+    network_access,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "submissions"
 FAST = Limits(timeout=3.0)
@@ -416,12 +423,14 @@ def test_every_output_states_the_isolation_level(tmp_path, level):
     )
     assert status == 1, err
     assert "sandbox: " in out and ("own uid" if level == "uid" else "process limits") in out
-    # No network namespace below bubblewrap: every output says the network is shared.
-    assert "shares the network" in out
+    # No network namespace below bubblewrap: every output says whether the network is shared.
+    network = network_access(level)
+    assert network in ("none", "shared")
+    assert NETWORK_DESCRIPTIONS[network] in out
     assert json.loads(document.read_text())["isolation"] == level
-    assert json.loads(document.read_text())["network"] == "shared"
+    assert json.loads(document.read_text())["network"] == network
     assert level in json.loads(results.read_text())["output"]
-    assert "shares the network" in json.loads(results.read_text())["output"]
+    assert NETWORK_DESCRIPTIONS[network] in json.loads(results.read_text())["output"]
     folder, summary = tmp_path / "class", tmp_path / "summary.csv"
     folder.mkdir()
     shutil.copy(FIXTURES / "hostile_nan_output.py", folder / "one.py")
@@ -429,7 +438,7 @@ def test_every_output_states_the_isolation_level(tmp_path, level):
         "check", folder, "--csv", summary, "--no-train", env={"TINYCNN_SANDBOX": level}
     )
     row = next(csv.DictReader(summary.read_text().splitlines()))
-    assert (row["isolation"], row["network"]) == (level, "shared"), err
+    assert (row["isolation"], row["network"]) == (level, network), err
     status, out, err = tinycnn(
         "check",
         FIXTURES / "hostile_nan_output.py",
@@ -449,7 +458,7 @@ def test_the_csv_states_the_isolation_level_and_the_seed(tmp_path):
     assert status == 1, err
     row = next(csv.DictReader(summary.read_text().splitlines()))
     assert row["isolation"] == isolation_level() and row["seed"] == "12"
-    assert row["network"] == ("none" if isolation_level() == "bubblewrap" else "shared")
+    assert row["network"] == network_access(isolation_level())
     assert "seed 12" in out
 
 
@@ -754,3 +763,38 @@ def test_level_uid_preloads_only_what_read_files_name_and_nothing_with_side_effe
         isolation="uid",
     )
     assert report.functions["relu_forward"].status == "pass", report.functions["relu_forward"]
+
+
+@pytest.mark.parametrize("level", [level for level in ("uid", "process") if _available(level)])
+def test_below_bubblewrap_the_network_is_refused_where_the_filter_works(tmp_path, level):
+    # No network namespace at levels uid and process: the child's seccomp filter refuses
+    # Internet sockets (Linux x86-64/ARM64). The fixture connects to a server of the grader's
+    # machine at import and says how it went through relu_forward's exception.
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.5)
+    fixture = tmp_path / "calls_home.py"
+    fixture.write_text(
+        "import socket\n"
+        "try:\n"
+        "    connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n"
+        f"    connection.connect(('127.0.0.1', {server.getsockname()[1]}))\n"
+        "    OUTCOME = 'connected'\n"
+        "except OSError as error:\n"
+        "    OUTCOME = f'refused {error.errno}'\n"
+        "def relu_forward(x):\n"
+        "    raise ValueError(f'network: {OUTCOME}')\n"
+    )
+    try:
+        report = grade_submission(fixture, limits=FAST, train=False, seed=SEED, isolation=level)
+        try:
+            connected = server.accept() is not None
+        except TimeoutError:
+            connected = False
+    finally:
+        server.close()
+    detail = report.functions["relu_forward"].detail
+    assert report.network == network_access(level)
+    if report.network == "none":
+        assert "network: refused 13" in detail and not connected, detail  # EACCES
+    else:  # what the outputs then say: the network is shared
+        assert "network: connected" in detail and connected, detail

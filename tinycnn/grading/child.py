@@ -1162,6 +1162,75 @@ def preload(job):
                 pass
 
 
+#: Linux system call numbers of ``socket`` by machine, with the kernel's audit architecture.
+_SOCKET_SYSCALL = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}
+#: ``io_uring_setup`` (the same number on both): io_uring can open sockets without ``socket``.
+_IO_URING_SETUP = 425
+
+
+def deny_network():
+    """Refuse every socket but a Unix one, for this process and all it forks: a seccomp filter
+    (``prctl(PR_SET_SECCOMP)``, Linux x86-64 and ARM64) makes ``socket()`` fail with EACCES for
+    every family but ``AF_UNIX``, and ``io_uring_setup`` and foreign-ABI system calls (32-bit,
+    x32) with ENOSYS. Irrevocable. Returns whether it is in place: at level uid (no network
+    namespace) it is what keeps the submission off the network; inside bubblewrap it repeats
+    what the empty network namespace gives."""
+    machine = _SOCKET_SYSCALL.get(os.uname().machine) if hasattr(os, "uname") else None
+    if machine is None or not sys.platform.startswith("linux"):
+        return False
+    try:  # loaded before the chroot (level uid), by `main`
+        import ctypes
+        import errno
+    except ImportError:
+        return False
+
+    audit_arch, socket_nr = machine
+    load, equal, at_least, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, JEQ|K, JGE|K, RET|K
+    allow, refuse = 0x7FFF0000, 0x00050000  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
+    program = [
+        (load, 0, 0, 4),  # seccomp_data.arch
+        (equal, 1, 0, audit_arch),
+        (ret, 0, 0, refuse | errno.ENOSYS),
+        (load, 0, 0, 0),  # seccomp_data.nr
+        (at_least, 0, 1, 0x40000000),  # the x32 ABI's numbers (x86-64)
+        (ret, 0, 0, refuse | errno.ENOSYS),
+        (equal, 0, 4, socket_nr),
+        (load, 0, 0, 16),  # seccomp_data.args[0], low half: the address family
+        (equal, 0, 1, 1),  # AF_UNIX
+        (ret, 0, 0, allow),
+        (ret, 0, 0, refuse | errno.EACCES),
+        (equal, 0, 1, _IO_URING_SETUP),
+        (ret, 0, 0, refuse | errno.ENOSYS),
+        (ret, 0, 0, allow),
+    ]
+    raw = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *op) for op in program))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(_len(program), ctypes.addressof(raw))
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        ulong = ctypes.c_ulong
+        if prctl(38, ulong(1), ulong(0), ulong(0), ulong(0)) != 0:  # PR_SET_NO_NEW_PRIVS
+            return False
+        # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        return prctl(22, ulong(2), ctypes.byref(fprog), ulong(0), ulong(0)) == 0
+    except _BaseException:
+        return False
+
+
+def network_refused():
+    """Whether opening an Internet socket fails here (after `deny_network`)."""
+    import socket
+
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()
+    except OSError:
+        return True
+    return False
+
+
 def enter_root(directory):
     """``chroot`` into the run's private directory (as root, before dropping privileges)."""
     os.chroot(directory)
@@ -1175,6 +1244,8 @@ def main(job_path):
         sys.path.insert(0, path)
     # Loaded before dropping privileges (the runtime may sit in a directory only its owner can
     # enter) and inherited by every worker.
+    import ctypes
+    import errno
     import importlib.machinery
     import importlib.util
     import resource
@@ -1182,7 +1253,7 @@ def main(job_path):
 
     import numpy
 
-    del importlib, signal, resource  # loaded, not used here
+    del ctypes, errno, importlib, signal, resource  # loaded, not used here
 
     if job.get("submission_dir"):  # a multi-file submission: the student's folder and modules
         _STUDENT["folder"] = job["submission_dir"]
@@ -1197,6 +1268,7 @@ def main(job_path):
         enter_root(job["chroot"])
     drop_privileges(job.get("uid"), job.get("gid"))
     apply_limits(job["limits"])
+    deny_network()
 
     trusted = [os.path.dirname(numpy.__file__) + os.sep, os.path.dirname(os.__file__) + os.sep]
     finder = DenyFinder(job["allowed"], job["submission"], trusted)
@@ -1209,4 +1281,6 @@ def main(job_path):
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--deny-network":  # the checker asks whether `deny_network` works here
+        _os_exit(0 if deny_network() and network_refused() else 1)
     main(sys.argv[1])

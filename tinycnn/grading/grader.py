@@ -233,6 +233,9 @@ class SubmissionReport:
     #: (:data:`tinycnn.grading.sandbox.ISOLATION_LEVELS`).
     seed: int | None = None
     isolation: str = ""
+    #: Whether the submission could reach the network: "none" or "shared"
+    #: (:func:`tinycnn.grading.sandbox.network_access`).
+    network: str = "unknown"
 
     @property
     def graded_functions(self) -> list[str]:
@@ -1063,6 +1066,7 @@ def grade_submission(
             cases_set_aside=api_set_aside(submission.api, hidden_cases(seed)),
             seed=seed,
             isolation=sandbox.isolation,
+            network=sandbox.network,
         )
 
     if submission.problem is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tinycnn.grading.channel import clean_text
 from tinycnn.grading.grader import FunctionResult, SubmissionReport
-from tinycnn.grading.sandbox import ISOLATION_DESCRIPTIONS, ISOLATION_NETWORK
+from tinycnn.grading.sandbox import describe_isolation
 from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 __all__ = [
@@ -163,7 +163,7 @@ def submission_table(report: SubmissionReport) -> str:
 
 def _run_line(report: SubmissionReport) -> str:
     """How the run was isolated, and its seed (``--seed`` repeats the run exactly)."""
-    isolation = ISOLATION_DESCRIPTIONS.get(report.isolation, report.isolation or "unknown")
+    isolation = describe_isolation(report.isolation, report.network)
     return f"sandbox: {isolation}; seed {report.seed} (--seed {report.seed} repeats this run)"
 
 
@@ -229,7 +229,7 @@ def report_json(report: SubmissionReport) -> dict:
         "set_aside": list(report.set_aside),
         "cases_set_aside": report.cases_set_aside,
         "isolation": report.isolation,
-        "network": ISOLATION_NETWORK.get(report.isolation, "unknown"),
+        "network": report.network,
         "seed": report.seed,
     }
 
@@ -370,7 +370,7 @@ def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
                 else f"{report.training.val_accuracy:.4f}"
             ),
             "isolation": report.isolation,
-            "network": ISOLATION_NETWORK.get(report.isolation, "unknown"),
+            "network": report.network,
             "seed": report.seed,
         }
         rows.append(row)

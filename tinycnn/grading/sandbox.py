@@ -33,6 +33,10 @@ Isolation levels (:func:`isolation_level`), strongest first:
     whatever they detached when the run ends, unless the submission killed it first. Use it
     only for your own code.
 
+At every level on Linux x86-64 and ARM64 the child also installs a seccomp filter refusing
+every socket but a Unix one (``child.deny_network``): below bubblewrap it is what keeps the
+submission off the network (`network_access`).
+
 ``TINYCNN_SANDBOX=uid|process`` (or the ``isolation`` argument) forces a weaker level, to test
 the fallbacks on a machine that has bubblewrap; it cannot force a stronger one.
 """
@@ -66,7 +70,7 @@ from tinycnn.grading.channel import ChildRun, ForeignValue, ResultDirectory, dec
 __all__ = [
     "CHILD_SCRIPT",
     "ISOLATION_LEVELS",
-    "ISOLATION_NETWORK",
+    "NETWORK_DESCRIPTIONS",
     "ChildRun",
     "ForeignValue",
     "Limits",
@@ -83,16 +87,16 @@ ADAPTER_SCRIPT = Path(__file__).with_name("adapters.py")
 #: From strongest to weakest.
 ISOLATION_LEVELS = ("bubblewrap", "uid", "process")
 ISOLATION_DESCRIPTIONS = {
-    "bubblewrap": "bubblewrap: own namespaces, no network, only Python and NumPy visible",
-    "uid": "own uid and root directory (chroot), no namespaces (no bubblewrap): shares the network",
-    "process": (
-        "process limits only (no bubblewrap, not root): the submission runs as you and shares "
-        "the network"
-    ),
+    "bubblewrap": "bubblewrap: own namespaces, only Python and NumPy visible",
+    "uid": "own uid and root directory (chroot), no namespaces (no bubblewrap)",
+    "process": "process limits only (no bubblewrap, not root): the submission runs as you",
 }
-#: Whether a submission can reach the network at each level (no network namespace below
-#: bubblewrap: the machine's network is shared).
-ISOLATION_NETWORK = {"bubblewrap": "none", "uid": "shared", "process": "shared"}
+#: What ``network`` (`Sandbox.network`) means, as the outputs say it.
+NETWORK_DESCRIPTIONS = {
+    "none": "no network",
+    "shared": "shares the machine's network",
+    "unknown": "network access unknown",
+}
 #: Largest file a child may write (RLIMIT_FSIZE): results are a few kB.
 MAX_FILE_BYTES = 64 * 2**20
 #: Processes (threads included) one sandbox may have at once.
@@ -223,6 +227,29 @@ def _chroot_works() -> bool:
         return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+@functools.cache
+def _network_filter_works() -> bool:
+    """Whether the child's seccomp filter (``child.deny_network``) keeps a process off the
+    network here (Linux x86-64 or ARM64 with seccomp), tried once in a helper process."""
+    command = [_interpreter(), "-I", "-S", "-B", str(CHILD_SCRIPT), "--deny-network"]
+    try:
+        return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def network_access(level: str) -> str:
+    """``"none"`` if a submission graded at ``level`` here cannot reach the network (its own
+    empty network namespace, or the child's seccomp filter), else ``"shared"``."""
+    return "none" if level == "bubblewrap" or _network_filter_works() else "shared"
+
+
+def describe_isolation(level: str, network: str) -> str:
+    """The outputs' words for an isolation level and its network access."""
+    description = ISOLATION_DESCRIPTIONS.get(level, level or "unknown")
+    return f"{description}, {NETWORK_DESCRIPTIONS.get(network, network)}"
 
 
 def isolation_level(requested: str | None = None) -> str:
@@ -813,6 +840,7 @@ class Sandbox:
     ):
         self.limits = limits
         self.isolation = isolation_level(isolation)
+        self.network = network_access(self.isolation)
         self.allowed = sorted(allowed_imports)
         self.packages = _package_directories(["numpy", *extra_packages])
         #: Wall-clock seconds this sandbox's runs took so far (`Limits.total_seconds` bounds it).
