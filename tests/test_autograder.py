@@ -513,12 +513,16 @@ def test_the_entry_advice_names_the_file_of_a_package_module():
     )
 
 
-def test_the_runner_reads_an_upload_by_checks_own_rules():
+def test_the_runner_reads_an_upload_by_checks_own_rules(tmp_path, monkeypatch):
     # One home for which files make a submission and which folders are skipped (review 3).
     from tinycnn.grading import submission
 
-    assert autograder.SUBMISSION_SUFFIXES is submission.SUBMISSION_SUFFIXES
-    assert autograder.SKIPPED_FOLDERS is submission.SKIPPED_FOLDERS
+    lay_out(tmp_path, {"layers.py": CORRECT, "build/old.py": CORRECT, "x/notes.pyi": b""})
+    assert autograder._scan(tmp_path)[0] == ["build/old.py", "layers.py", "x/notes.pyi"]
+    monkeypatch.setattr(submission, "SKIPPED_FOLDERS", (*submission.SKIPPED_FOLDERS, "build"))
+    monkeypatch.setattr(submission, "SUBMISSION_SUFFIXES", (".py", ".ipynb", ".pyi"))
+    assert autograder._scan(tmp_path)[0] == ["layers.py", "x/notes.pyi"]
+    assert autograder._submission_target(tmp_path) == tmp_path  # x/ counts as a source folder
 
 
 def test_a_repository_upload_is_graded_in_the_folder_that_defines_the_functions(tmp_path):

@@ -51,9 +51,6 @@ from pathlib import Path
 
 from tinycnn.cli import CommandError, check_output_file
 
-# The folders and files an upload is read for: tinycnn check's own (one home for both).
-from tinycnn.grading.submission import SKIPPED_FOLDERS, SUBMISSION_SUFFIXES
-
 __all__ = [
     "CONFIG_NAME",
     "DEFAULT_TIME_LIMIT",
@@ -188,9 +185,19 @@ def _write_results(path: Path, results: dict) -> None:
 # ------------------------------------------------------------------------------------------
 
 
+def _upload_rules() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The suffixes of a submission's files and the folders never read: ``tinycnn check``'s
+    own (one home, :mod:`tinycnn.grading.submission`; imported when grading, so building the
+    CLI's parser does not load the grader)."""
+    from tinycnn.grading import submission
+
+    return submission.SUBMISSION_SUFFIXES, submission.SKIPPED_FOLDERS
+
+
 def _visible(entries) -> list[os.DirEntry]:
+    skipped = _upload_rules()[1]
     return sorted(
-        (e for e in entries if not e.name.startswith(".") and e.name not in SKIPPED_FOLDERS),
+        (e for e in entries if not e.name.startswith(".") and e.name not in skipped),
         key=lambda e: e.name,
     )
 
@@ -198,7 +205,8 @@ def _visible(entries) -> list[os.DirEntry]:
 def _scan(folder: Path, relative: str = "") -> tuple[list[str], list[str]]:
     """The regular files under ``folder`` and its symbolic links, as relative paths.
 
-    Hidden entries and `SKIPPED_FOLDERS` are skipped; no link is followed (``lstat`` only).
+    Hidden entries and the skipped folders (``__MACOSX``, ``__pycache__``) are skipped; no link
+    is followed (``lstat`` only).
     """
     files, links = [], []
     with os.scandir(folder) as entries:
@@ -224,7 +232,7 @@ def _defines_graded_functions(folder: Path, api: str) -> bool:
 
     wanted = set(course_functions(api))
     for name in _scan(folder)[0]:
-        if Path(name).suffix not in SUBMISSION_SUFFIXES:
+        if Path(name).suffix not in _upload_rules()[0]:
             continue
         data = (folder / name).read_bytes()
         if name.endswith(".ipynb"):
@@ -243,9 +251,10 @@ def _submission_target(folder: Path, api: str = "tinycnn") -> Path:
     Students upload their files, or the folder holding them (a zipped folder, maybe beside a
     README, maybe with macOS's ``__MACOSX``). While a folder has no .py/.ipynb file at its top
     and exactly one of its sub-folders holds some (at any depth), that sub-folder is graded
-    instead; hidden entries and `SKIPPED_FOLDERS` do not count. Of several such sub-folders
-    (a repository's ``src/`` beside its ``tests/``), the one whose files define functions the
-    run grades (the contract's, or the course ``api``'s) is, if it is the only one.
+    instead; hidden entries and the skipped folders (``__MACOSX``, ``__pycache__``) do not
+    count. Of several such sub-folders (a repository's ``src/`` beside its ``tests/``), the one
+    whose files define functions the run grades (the contract's, or the course ``api``'s) is,
+    if it is the only one.
 
     Raises
     ------
@@ -270,7 +279,7 @@ def _submission_target(folder: Path, api: str = "tinycnn") -> Path:
         with os.scandir(folder) as entries:
             visible = _visible(entries)
         if any(
-            e.is_file(follow_symlinks=False) and Path(e.name).suffix in SUBMISSION_SUFFIXES
+            e.is_file(follow_symlinks=False) and Path(e.name).suffix in _upload_rules()[0]
             for e in visible
         ):
             return folder
@@ -278,7 +287,7 @@ def _submission_target(folder: Path, api: str = "tinycnn") -> Path:
             Path(e.path)
             for e in visible
             if e.is_dir(follow_symlinks=False)
-            and any(Path(f).suffix in SUBMISSION_SUFFIXES for f in _scan(e.path)[0])
+            and any(Path(f).suffix in _upload_rules()[0] for f in _scan(e.path)[0])
         ]
         if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
             holding = [p for p in holding if _defines_graded_functions(p, api)] or holding
