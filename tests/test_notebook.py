@@ -15,22 +15,12 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 from tinycnn.cli import main
 from tinycnn.grading.notebook import convert_notebook
 
 SUBMISSIONS = Path(__file__).parent / "fixtures" / "submissions"
-CONTRACT = [
-    "conv2d_forward",
-    "conv2d_backward",
-    "relu_forward",
-    "relu_backward",
-    "maxpool2d_forward",
-    "maxpool2d_backward",
-    "linear_forward",
-    "linear_backward",
-    "softmax_cross_entropy",
-]
 
 
 def correct_body() -> str:
@@ -59,7 +49,7 @@ def check(path: Path, capsys, *options: str) -> str:
 
 
 def passes_all(out: str) -> bool:
-    return f"PASS, {len(CONTRACT)} of {len(CONTRACT)} functions pass" in out
+    return f"PASS, {len(CONTRACT_FUNCTIONS)} of {len(CONTRACT_FUNCTIONS)} functions pass" in out
 
 
 # --------------------------------------------------------------------------------------------
