@@ -15,22 +15,11 @@ import numpy as np
 import pytest
 from tinycnn.reference.checkpoint import save_checkpoint
 from tinycnn.reference.models import build_model
+from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 import tinycnn
 from tinycnn import templates
 from tinycnn.cli import SIGPIPE_STATUS, build_parser, main
-
-CONTRACT = (
-    "conv2d_forward",
-    "conv2d_backward",
-    "relu_forward",
-    "relu_backward",
-    "maxpool2d_forward",
-    "maxpool2d_backward",
-    "linear_forward",
-    "linear_backward",
-    "softmax_cross_entropy",
-)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -53,6 +42,18 @@ def test_version_is_the_installed_distributions():
     assert tinycnn.__version__ == version("tinycnn") != "0+unknown"
 
 
+@pytest.mark.parametrize("module", ["tinycnn", "tinycnn.cli"])
+def test_a_usage_error_is_one_line_from_either_module_entry(module, tmp_path):
+    # `python -m tinycnn.cli` runs cli.py as a second module, `__main__`: the subcommands'
+    # CommandError must still be the one its main catches, so no traceback.
+    missing = tmp_path / "no_such_file.py"
+    completed = subprocess.run(
+        [sys.executable, "-m", module, "check", str(missing)], capture_output=True, text=True
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == f"tinycnn check: error: no such file or folder: {missing}\n"
+
+
 # -- tinycnn template ---------------------------------------------------------------------------
 
 
@@ -62,7 +63,7 @@ def test_template_writes_the_contract_and_refuses_to_overwrite(capsys, tmp_path,
     assert status == 0 and "tinycnn check my_ops.py" in out
     written = (tmp_path / "my_ops.py").read_text(encoding="utf-8")
     functions = {n.name for n in ast.parse(written).body if isinstance(n, ast.FunctionDef)}
-    assert functions == set(CONTRACT)
+    assert functions == set(CONTRACT_FUNCTIONS)
     status, _, err = run(capsys, "template")
     assert status == 2 and "my_ops.py exists" in err and len(err.splitlines()) == 1
     (tmp_path / "my_ops.py").write_text("mine")

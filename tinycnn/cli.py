@@ -338,4 +338,9 @@ def _closed_pipe() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m tinycnn.cli` runs this file as `__main__`, a second copy of the module next to the
+    # `tinycnn.cli` that the subcommands import: their `tinycnn.cli.CommandError` would not be this
+    # copy's `CommandError` and would end in a traceback. Run the one real module instead.
+    from tinycnn.cli import main as real_main
+
+    sys.exit(real_main())
