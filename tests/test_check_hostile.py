@@ -702,22 +702,14 @@ def test_a_submission_that_stops_its_supervisor_times_out():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_work_done_by_detached_helpers_counts_against_the_run(monkeypatch):
+def test_work_done_by_detached_helpers_at_import_counts_against_the_import():
     # Attack finding F2: 16 detached helpers do 16 s of work at import for a relu_forward that
-    # only waits. The run's budget (one relu case: probe, relu_forward and relu_backward at 2 s,
-    # 11 s in all) counts every process of the run, so the run is stopped for processor time.
+    # only waits. The importer is a subreaper, so the helpers stay below it however they
+    # detach, and the import's processor time is that of every process below it: the import is
+    # stopped at its 2 s limit. (The run's budget, counted by the checker over every process
+    # of the run, stays as a backstop.)
     from tinycnn.grading.grader import grade_case
-    from tinycnn.grading.sandbox import Sandbox
 
-    reasons = []
-    execute = Sandbox._execute
-
-    def recording(self, *args, **kwargs):
-        result = execute(self, *args, **kwargs)
-        reasons.append(self.stopped_because)
-        return result
-
-    monkeypatch.setattr(Sandbox, "_execute", recording)
     runs = grade_case(
         FIXTURES / "hostile_helpers_do_the_work.py",
         "relu-n2c3-h4w5-f64",
@@ -726,7 +718,95 @@ def test_work_done_by_detached_helpers_counts_against_the_run(monkeypatch):
     )
     forward = next(run for run in runs if run.function == "relu_forward")
     assert forward.result.status == "timeout", forward.result.detail
-    assert reasons and "processor time" in (reasons[0] or ""), reasons
+    assert "importing the submission took longer than 2 s" in forward.result.detail
+
+
+_F2_LIMITS = Limits(timeout=2.0)
+
+
+def _f2_levels(default: bool) -> list:
+    """Linux levels for the F2 fixtures: bubblewrap (or the best here) in the default suite
+    when ``default``, every other one as a slow test (each takes a few seconds)."""
+    levels = [level for level in ("bubblewrap", "uid", "process") if _available(level)]
+    return [
+        level if default and index == 0 else pytest.param(level, marks=pytest.mark.slow)
+        for index, level in enumerate(levels)
+    ]
+
+
+def _relu_forward(fixture: str, level: str | None = None):
+    report = grade_submission(
+        FIXTURES / f"{fixture}.py", limits=_F2_LIMITS, train=False, seed=SEED, isolation=level
+    )
+    return report.functions["relu_forward"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_honest_twin_of_the_helper_fixtures_times_out_on_processor_time():
+    # relu_forward needs 3.2 s of processor time for its 32 cases, done in place: the verdict
+    # the hostile twins below try to escape.
+    result = _relu_forward("honest_slow_relu")
+    assert result.status == "timeout", result.detail
+    assert "its processor-time limit of 2 s" in result.detail, result.detail
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("level", _f2_levels(default=True))
+def test_helpers_started_at_import_are_gone_before_any_worker_gets_its_inputs(level):
+    # Attack finding F2 (session 3): helpers started at import, detached, wait for the cases
+    # and do relu_forward's 3.2 s of work while its worker sleeps. Every process of the run
+    # but the workers is killed when the import is over, before the inputs are handed over:
+    # nobody answers. (Before: PASS at a 2 s limit.)
+    result = _relu_forward("hostile_import_helpers_work_later", level)
+    assert result.status == "error", result.detail
+    assert "RuntimeError" in result.detail and "32 of 32 cases" in result.detail, result.detail
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("level", _f2_levels(default=False))
+def test_a_functions_detached_helpers_count_against_its_own_limit(level):
+    # Attack finding F2 (session 3): relu_forward's worker tries to stop being a subreaper,
+    # then starts four double-forked, setsid helpers that do its 3.2 s of work. They stay below
+    # the worker, whose processor time is its whole tree's: timeout at 2 s. (Before: PASS.)
+    result = _relu_forward("hostile_function_helpers_double_fork", level)
+    assert result.status == "timeout", result.detail
+    assert "its processor-time limit of 2 s" in result.detail, result.detail
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("level", _f2_levels(default=False))
+def test_what_a_worker_started_is_killed_when_it_ends(level):
+    # Attack finding F2 (session 3): relu_backward (correct, fast) leaves four detached helpers
+    # that do relu_forward's work once it has ended. They are killed when relu_backward's
+    # worker ends: nobody answers relu_forward. (Before: PASS.)
+    report = grade_submission(
+        FIXTURES / "hostile_finished_function_helpers.py",
+        limits=_F2_LIMITS,
+        train=False,
+        seed=SEED,
+        isolation=level,
+    )
+    assert report.functions["relu_backward"].status == "pass"
+    forward = report.functions["relu_forward"]
+    assert forward.status == "error" and "RuntimeError" in forward.detail, forward.detail
+
+
+@pytest.mark.parametrize(
+    "level",
+    [
+        level if index == 0 else pytest.param(level, marks=pytest.mark.slow)
+        for index, level in enumerate(_contained_levels())
+    ],
+)
+def test_the_import_finds_no_input_of_any_case(level):
+    # Attack finding F2 (session 3): the import looks for the cases' inputs on its stack, next
+    # to its copy, in the supervisor's memory and standard input. The inputs reach the workers
+    # only after the import (and all it started) is gone: nothing found, relu_forward passes.
+    # (Before: the supervisor's locals and the job folder held them.) Level process is left
+    # out: it contains nothing (as root, the submission may read the supervisor's memory).
+    result = _relu_forward("hostile_looks_for_inputs_at_import", level)
+    assert result.status == "pass", result.detail
 
 
 def test_a_file_that_idles_under_every_cap_is_bounded_as_a_whole():
@@ -798,3 +878,196 @@ def test_below_bubblewrap_the_network_is_refused_where_the_filter_works(tmp_path
         assert "network: refused 13" in detail and not connected, detail  # EACCES
     else:  # what the outputs then say: the network is shared
         assert "network: connected" in detail and connected, detail
+
+
+# -- folder mode: a classmate's load never decides a verdict (attack finding F1, session 3) -----
+
+
+def _report(busy=(), regraded=(), status="pass", name="bob.py"):
+    from tinycnn.reference.ops import CONTRACT_FUNCTIONS
+
+    from tinycnn.grading.grader import FunctionResult, SubmissionReport
+
+    functions = {n: FunctionResult(n, status) for n in CONTRACT_FUNCTIONS}
+    return SubmissionReport(
+        name,
+        functions,
+        [],
+        None,
+        seed=SEED,
+        isolation="bubblewrap",
+        network="none",
+        busy_timeouts=list(busy),
+        regraded_alone=list(regraded),
+    )
+
+
+@pytest.mark.parametrize(
+    ("run", "busy"),
+    [
+        (
+            {"timed_out": "run", "limit": "wall", "cpu_seconds": 1.0},
+            True,
+        ),  # the machine, or waiting
+        ({"timed_out": "run", "limit": "wall", "cpu_seconds": None}, True),  # unknown: again
+        ({"timed_out": "import", "limit": "wall", "cpu_seconds": 0.2}, True),
+        ({"timed_out": "run", "limit": "wall", "cpu_seconds": 10.5}, False),  # its own time too
+        ({"timed_out": "run", "limit": "cpu", "cpu_seconds": 10.1}, False),  # its own time
+        ({"timed_out": None, "limit": None, "cpu_seconds": 1.0}, False),  # no timeout
+        ({"timed_out": "run", "stopped": "deadline", "stopped_limit": "wall"}, True),
+        ({"timed_out": "run", "stopped": "budget", "stopped_limit": "cpu"}, False),
+        ({"timed_out": "run", "stopped": "sigstop", "stopped_limit": "supervisor"}, False),
+        ({"timed_out": "run", "stopped": "disk", "stopped_limit": "budget"}, False),
+    ],
+)
+def test_only_a_timeout_on_wall_clock_time_with_processor_time_to_spare_is_busy(run, busy):
+    from tinycnn.grading.channel import ChildRun
+
+    assert ChildRun(**run).ran_out_of_wall_clock(10.0) is busy
+
+
+def test_a_submission_that_ran_out_of_wall_clock_time_beside_others_is_regraded_alone(
+    monkeypatch, tmp_path
+):
+    # The fast, sandbox-free half of F1: grade_submission replaced by a fake whose bob runs out
+    # of wall-clock time whenever another grading runs at the same time. bob is graded again
+    # once the others are done, alone, and that verdict is kept, saying why; aaron (no busy
+    # timeout) is graded once; with jobs=1 (everyone alone) nobody is graded twice.
+    import threading
+
+    from tinycnn.grading import folder
+
+    lock, active, calls = threading.Lock(), [0], []
+    barrier = threading.Barrier(2, timeout=10)
+
+    def fake(path, **_kwargs):
+        first = all(called != path.name for called, _ in calls)
+        with lock:
+            active[0] += 1
+        if first and len(files) == 2 and jobs[0] == 2:
+            barrier.wait()  # the first grading of each: both at once
+        with lock:
+            beside = active[0] > 1
+            calls.append((path.name, beside))
+        time.sleep(0.01)
+        with lock:
+            active[0] -= 1
+        busy = ["conv2d_backward"] if path.name == "bob.py" and beside else []
+        return _report(busy, name=str(path), status="timeout" if busy else "pass")
+
+    monkeypatch.setattr(folder, "grade_submission", fake)
+    files = [tmp_path / "aaron.py", tmp_path / "bob.py"]
+    for file in files:
+        file.write_text("")
+    jobs = [2]
+    aaron, bob = folder.grade_folder(files, jobs=2, seed=SEED)
+    assert calls[-1] == ("bob.py", False)  # the re-grade: alone
+    assert sorted(calls[:2]) == [("aaron.py", True), ("bob.py", True)] and len(calls) == 3
+    assert bob.passed and bob.regraded_alone == ["conv2d_backward"] and not bob.busy_timeouts
+    assert aaron.passed and not aaron.regraded_alone
+
+    calls.clear()
+    jobs[0] = 1
+    reports = folder.grade_folder(files, jobs=1, seed=SEED)
+    assert [name for name, _ in calls] == ["aaron.py", "bob.py"]
+    assert not any(r.regraded_alone for r in reports)
+
+
+def test_every_output_says_a_submission_was_regraded_alone(tmp_path):
+    from tinycnn.grading.report import (
+        folder_table,
+        gradescope_results,
+        report_json,
+        submission_table,
+        summary_csv,
+    )
+
+    bob = _report(regraded=["conv2d_backward"])
+    aaron = _report(name="aaron.py")
+    said = "re-graded alone because the machine was busy"
+    assert said in submission_table(bob) and said not in submission_table(aaron)
+    assert said in gradescope_results(bob)["output"]
+    assert report_json(bob)["regraded_alone"] == ["conv2d_backward"]
+    assert report_json(aaron)["regraded_alone"] == []
+    rows = list(csv.DictReader(summary_csv([aaron, bob]).splitlines()))
+    assert [row["regraded_alone"] for row in rows] == ["", "conv2d_backward"]
+    table = folder_table([aaron, bob])
+    assert said in table and "bob.py (conv2d_backward)" in table
+
+
+def _correct_with(tail: str) -> str:
+    return (FIXTURES / "correct_vectorized.py").read_text() + "\n\n" + tail
+
+
+_SLOW_BACKWARD = """
+import time as _t
+_conv2d_backward = conv2d_backward
+_done = []
+def conv2d_backward(dy, x, w, b, stride=1, padding=0):
+    if not _done:  # a loop implementation: SECONDS of processor time on its first call
+        _done.append(1)
+        start = _t.process_time()
+        while _t.process_time() - start < SECONDS:
+            pass
+    return _conv2d_backward(dy, x, w, b, stride, padding)
+"""
+
+
+@pytest.mark.slow
+@needs_bubblewrap
+def test_a_busy_classmate_cannot_make_a_correct_submission_time_out(tmp_path):
+    # F1 (session 3) against this session's defences: aaron keeps 54 processes busy within
+    # every limit of his; bob (correct, conv2d_backward spends 1.5 s of its 3 s) runs out of
+    # his 9 s wall-clock cap beside him. bob is graded again alone and passes, saying so.
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "hostile_busy_classmate.py", folder / "aaron.py")
+    (folder / "bob.py").write_text(_correct_with("SECONDS = 1.5\n" + _SLOW_BACKWARD))
+    aaron, bob = grade_folder(
+        sorted(folder.iterdir()), jobs=2, limits=Limits(timeout=3.0), train=False, seed=SEED
+    )
+    assert bob.passed, {n: r.detail for n, r in bob.functions.items() if r.status != "pass"}
+    assert not aaron.passed and "timeout" in statuses(aaron).values()
+    if bob.regraded_alone:  # graded beside aaron it ran out of wall-clock time (as a rule)
+        assert not bob.busy_timeouts
+
+
+@pytest.mark.slow
+@needs_bubblewrap
+def test_the_attackers_pair_a_hog_that_passes_and_a_correct_classmate(tmp_path):
+    # The attacker's pair (session 3, F1): aaron, correct, starts 50 detached spinners at
+    # import (functions' run only) and sleeps 25 s; bob, correct, spends 3 s of processor time
+    # in conv2d_backward. Before: aaron PASS, bob TIMEOUT. Now the spinners count against
+    # aaron's import (stopped at its limit) and bob passes, graded beside him or again alone.
+    hog = """
+import os as _os, sys as _sys, time as _time, resource as _resource, signal as _signal
+_frame = _sys._getframe()
+while _frame is not None and "job" not in _frame.f_locals:
+    _frame = _frame.f_back
+_training = _frame is None or any(t.get("train") for t in _frame.f_locals["job"]["tasks"])
+if not _training:
+    for _ in range(50):
+        try:
+            if _os.fork() == 0:
+                _os.setsid()
+                _signal.signal(_signal.SIGXCPU, _signal.SIG_IGN)
+                _hard = _resource.getrlimit(_resource.RLIMIT_CPU)[1]
+                _resource.setrlimit(_resource.RLIMIT_CPU, (_hard, _hard))
+                _end = _time.monotonic() + 28
+                while _time.monotonic() < _end:
+                    pass
+                _os._exit(0)
+        except OSError:
+            break
+    _time.sleep(25)
+"""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "aaron.py").write_text(_correct_with(hog))
+    (folder / "bob.py").write_text(_correct_with("SECONDS = 3.0\n" + _SLOW_BACKWARD))
+    aaron, bob = grade_folder(sorted(folder.iterdir()), jobs=2, train=False, seed=SEED)
+    assert bob.passed, {n: r.detail for n, r in bob.functions.items() if r.status != "pass"}
+    assert not aaron.passed
+    assert (
+        "importing the submission took longer than 10 s" in aaron.functions["relu_forward"].detail
+    )

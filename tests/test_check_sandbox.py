@@ -365,3 +365,36 @@ def test_an_ordinary_user_grades_in_the_bubblewrap_sandbox(instructor, tmp_path)
         assert _live_processes_of(uid) == []
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+_FILTER_PROBE = """
+import ctypes, importlib.util, sys
+spec = importlib.util.spec_from_file_location("child_under_test", sys.argv[1])
+child = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(child)
+prctl = ctypes.CDLL(None, use_errno=True).prctl
+assert prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+if not child.deny_network():
+    print("no filter")
+    sys.exit(0)
+print(prctl(36, 1, 0, 0, 0), prctl(36, 0, 0, 0, 0), ctypes.get_errno())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp is Linux")
+def test_the_seccomp_filter_refuses_to_turn_the_subreaper_flag_off():
+    # Attack finding F2 (session 3): a worker that stopped being a subreaper would let the
+    # processes it orphans leave its tree, and so its processor time. The child's filter lets
+    # it set the flag (every worker does) but not clear it: EPERM (1).
+    from tinycnn.grading.sandbox import CHILD_SCRIPT
+
+    completed = subprocess.run(
+        [sys.executable, "-c", _FILTER_PROBE, str(CHILD_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    if completed.stdout.strip() == "no filter":
+        pytest.skip("the seccomp filter does not work here (not x86-64/ARM64)")
+    assert completed.stdout.split() == ["0", "-1", "1"], completed.stdout

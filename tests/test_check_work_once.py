@@ -65,19 +65,16 @@ def test_packed_inputs_keep_every_layout_and_get_buffers_of_their_own():
 
 @pytest.fixture
 def recorded_jobs(monkeypatch):
-    """Each sandbox run's job and the SHA-256 of each of its input files, as the child sees
-    them (read from the sandbox's own job directory)."""
+    """Each sandbox run's job and the SHA-256 of each of its input files, as the child gets
+    them (on its standard input)."""
     runs = []
     execute = sandbox_module.Sandbox._execute
 
-    def recording(self, scratch, job_dir, out_dir, uid, tasks):
+    def recording(self, scratch, job_dir, out_dir, uid, tasks, inputs):
         job = json.loads((job_dir / "job.json").read_text())
-        digests = {
-            path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(job_dir.glob("*.npz"))
-        }
+        digests = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(inputs.items())}
         runs.append((job, digests))
-        return execute(self, scratch, job_dir, out_dir, uid, tasks)
+        return execute(self, scratch, job_dir, out_dir, uid, tasks, inputs)
 
     monkeypatch.setattr(sandbox_module.Sandbox, "_execute", recording)
     return runs

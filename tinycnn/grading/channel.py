@@ -135,6 +135,10 @@ class ChildRun:
     stopped : str or None
         Why the checker stopped the whole sandbox run (its wall-clock or processor-time budget,
         a stopped supervisor), when it did, in words (``Sandbox.stopped_because``).
+    stopped_limit : str or None
+        The same as a word (``Sandbox.stopped_limit``): "wall" (the run's deadline or the
+        submission's wall-clock budget), "cpu" (the run's processor-time budget),
+        "supervisor" (stopped by the submission) or "budget" (disk, memory).
     """
 
     import_result: dict | None = None
@@ -148,6 +152,22 @@ class ChildRun:
     limit: str | None = None
     cpu_seconds: float | None = None
     stopped: str | None = None
+    stopped_limit: str | None = None
+
+    def ran_out_of_wall_clock(self, cpu_limit: float) -> bool:
+        """Whether this run timed out because wall-clock time ran out, not processor time:
+        its wall-clock cap with less than ``cpu_limit`` seconds of processor time used (or an
+        unknown amount), or the whole run stopped at a wall-clock deadline or budget. A busy
+        machine (classmates graded at the same time) can cause that; see
+        :func:`tinycnn.grading.folder.grade_folder`, which then grades the submission again
+        alone."""
+        if self.timed_out not in ("run", "import"):
+            return False
+        if self.stopped is not None:
+            return self.stopped_limit == "wall"
+        if self.limit != "wall":
+            return False
+        return self.cpu_seconds is None or self.cpu_seconds < cpu_limit
 
     def describe_exit(self) -> str:
         """The way the process ended, in words."""
@@ -404,7 +424,7 @@ def validate_status(record: object) -> dict:
         "timed_out": timed_out,
         "exit_status": exit_status,
         "run_seconds": _seconds(record.get("run_seconds")),
-        "limit": limit if timed_out == "run" else None,
+        "limit": limit if timed_out in ("run", "import") else None,
         "cpu_seconds": None if cpu is None else _seconds(cpu),
     }
 

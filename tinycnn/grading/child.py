@@ -9,17 +9,22 @@ what it writes is read back through :mod:`tinycnn.grading.channel`, which trusts
 One process, the *supervisor*, does this, and never runs submission code:
 
 1. drop to the unprivileged uid named in the job (when started as root), set the resource
-   limits (processes, address space, CPU time, file size), import NumPy, load the inputs the
-   checker wrote (``allow_pickle=False``);
+   limits (processes, address space, CPU time, file size), import NumPy, read the case inputs
+   the checker sends on its standard input into memory no child inherits (`receive_inputs`),
+   and make itself non-dumpable, so that no process of the submission can read its memory;
 2. install the import rule: a denied module (a framework, this project) imports as a
    placeholder that raises when used, and every such import is recorded with its line;
 3. fork the *importer*, which imports the submission once (the import's time limit), writes the
    import record (its functions, denied imports, tampering) into every task's directory, forks
-   one *worker* per task from that imported state and leaves; a worker calls its function on
-   every case and writes one record per call, or runs the training;
-4. enforce each process's limits (processor time, measured in ``/proc``, with ``RLIMIT_CPU``
-   as a backstop, and a wall-clock cap), kill a process group over them; once every process of
-   the run is gone, write each task's ``status.json``.
+   one *worker* per task from that imported state and leaves; a worker waits for its inputs,
+   then calls its function on every case and writes one record per call, or runs the training;
+4. once the importer has left, kill every process that is not a worker (whatever the import
+   started), and only then hand the inputs over (`hand_over`): no code run at import time
+   ever sees a case, hidden or not, nor runs while the functions run;
+5. enforce each worker's limits (processor time of the worker *and every process it started*,
+   measured in ``/proc``, with ``RLIMIT_CPU`` as a backstop, and a wall-clock cap), kill a
+   worker over them, and kill whatever a worker started when it ends (`_Tree`); once every
+   process of the run is gone, write each task's ``status.json``.
 
 Nothing is compared here: the checker computes the expected values itself, from inputs the
 submission never chose, including hidden cases drawn from a fresh seed each run.
@@ -483,14 +488,16 @@ def _cpu_limit(seconds, hard=None):
         pass
 
 
-def importer(job, finder, loaded, adapter, report_fd, cpu_limits):
+def importer(job, finder, adapter, report_fd, cpu_limits, go_fds):
     """Import the submission (its first and only import), record the outcome in every task's
     directory, then fork one worker per task from this imported state and leave; never returns.
 
     Announces on ``report_fd``: ``I`` once the import is over (ok or not), then ``S INDEX PID``
-    for each worker started. With ``cpu_limits`` (Linux: the supervisor is the workers'
-    subreaper) it exits once they are started, so the supervisor waits for them itself; else it
-    stays and reaps them (the supervisor then watches their pids).
+    for each worker started, then ``E``. With ``cpu_limits`` (Linux: the supervisor is the
+    workers' subreaper) it exits once they are started, so the supervisor waits for them
+    itself; else it stays and reaps them (the supervisor then watches their pids). ``go_fds``
+    maps each task's index to the pipe on which its worker waits for its inputs
+    (`await_inputs`); nothing of the inputs is in this process.
     """
     if cpu_limits:
         _cpu_limit(job["limits"]["timeout"])
@@ -539,8 +546,13 @@ def importer(job, finder, loaded, adapter, report_fd, cpu_limits):
         if pid == 0:
             try:
                 os.close(report_fd)
+                for other, fd in go_fds.items():
+                    if other != index:
+                        os.close(fd)
                 _setpgid(0, 0)
-                run_task(job, task, out_dir, module, finder, namespaces, loaded, cpu_limits)
+                # What this worker starts stays below it, however it detaches (`_Tree`).
+                become_subreaper()
+                run_task(job, task, out_dir, module, finder, namespaces, go_fds[index], cpu_limits)
             except _BaseException:
                 pass
             finally:
@@ -550,6 +562,7 @@ def importer(job, finder, loaded, adapter, report_fd, cpu_limits):
         except OSError:
             pass
         _report(report_fd, f"S {index} {pid}\n")
+    _report(report_fd, "E\n")
     if not cpu_limits:
         while True:
             try:
@@ -564,11 +577,12 @@ def importer(job, finder, loaded, adapter, report_fd, cpu_limits):
 def task_limits(task, limits, cpu_limits):
     """``(processor seconds or None, wall seconds)`` a task may run once imported.
 
-    A function gets ``timeout`` seconds of processor time, its own (threads and waited-for
-    children included), and ``wall_factor`` times that in wall-clock time (a process that sleeps
-    or waits uses no processor time). Its classmates' load slows it down but does not use up
-    its limit. Training, alone in its sandbox, gets ``train_timeout`` of both. Without
-    measurable processor time (no subreaper: not Linux) the limit is wall-clock time alone.
+    A function gets ``timeout`` seconds of processor time, its worker's and that of every
+    process the worker started, however detached (`_Tree`), and ``wall_factor`` times that in
+    wall-clock time from the moment it has its inputs (a process that sleeps or waits uses no
+    processor time). Its classmates' load slows it down but does not use up its limit.
+    Training, alone in its sandbox, gets ``train_timeout`` of both. Without measurable
+    processor time (no subreaper: not Linux) the limit is wall-clock time alone.
     """
     if task.get("train"):
         seconds, factor = limits["train_timeout"], 1.0
@@ -579,9 +593,9 @@ def task_limits(task, limits, cpu_limits):
     return seconds, seconds * factor
 
 
-def run_task(job, task, out_dir, module, finder, namespaces, loaded, cpu_limits):
-    """One worker, forked from the importer: the task's calls or its training run; never
-    returns."""
+def run_task(job, task, out_dir, module, finder, namespaces, go_fd, cpu_limits):
+    """One worker, forked from the importer: waits for its inputs (`await_inputs`), then runs
+    the task's calls or its training run; never returns."""
     import numpy as np
 
     cpu, _wall = task_limits(task, job["limits"], cpu_limits)
@@ -593,7 +607,13 @@ def run_task(job, task, out_dir, module, finder, namespaces, loaded, cpu_limits)
             pass
     submission_path = job["submission"]
     writer = Writer(out_dir)
-    # Inputs were loaded by the supervisor before any submission code ran.
+    # The inputs come from the supervisor once the import is over and whatever it started is
+    # gone: no code run at import time has seen them.
+    files = {call["file"] for call in task.get("calls", [])}
+    files |= {task["train"]["file"]} if task.get("train") else set()
+    loaded = await_inputs(go_fd, _sorted(files), np)
+    if loaded is None:  # the run was stopped before the hand-over
+        _os_exit(0)
     calls = []
     for call in task.get("calls", []):
         arrays = loaded[call["file"]]
@@ -737,35 +757,155 @@ def run_training(ops, settings, data, writer, np, submission_path):
 
 #: Seconds between two looks of the supervisor at the processes it watches.
 TICK = 0.005
+#: Least seconds between two readings of the run's whole process tree (`_Tree`); more when a
+#: reading is slow (a host ``/proc`` with many processes): at most about 5% of a core.
+SWEEP_SECONDS = 0.05
 #: Bytes the importer may announce in all (a dozen per task).
 MAX_ANNOUNCED = 64 * 1024
 #: Exit statuses of processes reaped before their announcement was read, kept at most.
 MAX_REAPED = 4096
+#: Largest header of the inputs the checker sends (`receive_inputs`).
+MAX_INPUT_HEADER = 2**20
+
+#: The inputs the checker sent (`receive_inputs`): held here, not in a local of `main`, so that
+#: the importer's stack holds no reference to them.
+_INPUTS = {"value": None}
+#: ``/proc`` as a directory descriptor, opened by `main` before any ``chroot`` (level uid has no
+#: ``/proc`` in its root), never inherited by the importer; None where there is none.
+_PROC = {"fd": None}
+
+
+def _read_proc(path):
+    """The bytes of ``/proc/PATH`` (through `_PROC`), or None."""
+    if _PROC["fd"] is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY, dir_fd=_PROC["fd"])
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _stat_fields(raw):
+    """The fields of a ``/proc/PID/stat`` after the command name (state first); raises
+    ValueError for anything else (None: the process is gone)."""
+    if raw is None or b")" not in raw:
+        raise ValueError("no such process")
+    return raw.rsplit(b")", 1)[1].split()
 
 
 def process_cpu_seconds(pid):
     """Processor time of ``pid``, its threads and its waited-for children (``/proc``), or
-    None where it cannot be read (no /proc: level uid; the process is gone)."""
+    None where it cannot be read (no /proc; the process is gone)."""
+    raw = _read_proc(f"{pid}/stat")
     try:
-        with _open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-        return sum(_int(field) for field in fields[11:15]) / _CLOCK_TICKS
-    except (OSError, IndexError, ValueError):
+        return sum(_int(field) for field in _stat_fields(raw)[11:15]) / _CLOCK_TICKS
+    except (TypeError, IndexError, ValueError):
         return None
 
 
+class _Tree:
+    """The run's processes as ``/proc`` shows them: who started whom, and their processor time.
+
+    The supervisor, every worker and the importer are *subreapers*
+    (``prctl(PR_SET_CHILD_SUBREAPER)``): a process whose parent ends is adopted by the nearest
+    of them above it, not by init. So every process a worker starts, directly or not, stays
+    below that worker however it detaches (``setsid``, a double fork, a new process group)
+    until the worker ends; the seccomp filter (`deny_network`) refuses to turn the flag off.
+    A worker's processor time is therefore the sum over the processes below it, live or
+    ended (an ended one's time is in its waiter's ``cutime``, or in its own entry while it is
+    a zombie), and whatever is below the supervisor but neither below a worker nor below the
+    importer while it imports is killed (a *stray*: what the import left, what a worker left
+    when it ended).
+
+    What each level adds, and what none catches:
+
+    - ``bubblewrap``: the run has a PID namespace of its own; ``/proc`` shows only its
+      processes, and the kernel kills all of them when the supervisor ends.
+    - ``uid``: no ``/proc`` in the run's root: the supervisor reads the machine's through a
+      descriptor opened before the ``chroot``; every process of the run has the run's uid,
+      which the checker kills when the run ends.
+    - ``process``: the subreaper tree alone, on the machine's ``/proc``.
+    - Not caught: processor time used by a process adopted by the supervisor and ended between
+      two readings (`SWEEP_SECONDS`) where the filter is missing (a worker turned its flag
+      off): counted in the run's budget (the checker's), not in the function's; and without
+      ``/proc`` (not Linux) nothing of this exists: a process the submission detaches lives
+      until the run ends. Processes of one run share a uid, so its workers can share work
+      through files or signals: one function may use its classmates' (the same file's other
+      functions') processor time, never more than all of the functions' limits together.
+    """
+
+    def __init__(self):
+        self.me = os.getpid()
+        self.table = {}
+
+    def read(self):
+        """Read every process's parent, state and processor time; False without ``/proc``."""
+        if _PROC["fd"] is None:
+            return False
+        try:
+            names = os.listdir(_PROC["fd"])
+        except OSError:
+            return False
+        table = {}
+        for name in names:
+            if not name.isdigit():
+                continue
+            raw = _read_proc(f"{name}/stat")
+            try:
+                fields = _stat_fields(raw)
+                ticks = sum(_int(field) for field in fields[11:15])
+                table[_int(name)] = (_int(fields[1]), fields[0], ticks)
+            except (TypeError, IndexError, ValueError):
+                continue
+        children = {}
+        for pid, (parent, _state, _ticks) in table.items():
+            children.setdefault(parent, []).append(pid)
+        self.table, self.children = table, children
+        return True
+
+    def below(self, pid):
+        """``pid`` and every process below it (as last read)."""
+        found, stack = set(), [pid]
+        while stack:
+            top = stack.pop()
+            if top not in found:
+                found.add(top)
+                stack += self.children.get(top, [])
+        return found
+
+    def cpu_seconds(self, pids):
+        """Processor seconds of ``pids`` with their threads and waited-for children."""
+        return sum(self.table[pid][2] for pid in pids if pid in self.table) / _CLOCK_TICKS
+
+    def live(self, pids):
+        return [pid for pid in pids if pid in self.table and self.table[pid][1] != b"Z"]
+
+
 class Watched:
-    """A process the supervisor watches: its limits and when it started."""
+    """A process the supervisor watches: its limits, when its clock started, and the processor
+    time of the processes below it as last read (`_Tree`)."""
 
     def __init__(self, pid, cpu_limit, wall_limit, now):
         self.pid, self.cpu_limit, self.wall_limit, self.started = pid, cpu_limit, wall_limit, now
+        self.tree_cpu = 0.0
+
+    def cpu(self):
+        """Processor seconds of the process (now) and of those below it (last reading)."""
+        own = process_cpu_seconds(self.pid)
+        return max(own or 0.0, self.tree_cpu) if own is not None or self.tree_cpu else None
 
     def exceeded(self, now):
         if now - self.started > self.wall_limit:
             return True
         if self.cpu_limit is None:
             return False
-        cpu = process_cpu_seconds(self.pid)
+        cpu = self.cpu()
         return cpu is not None and cpu > self.cpu_limit
 
     def ran_out(self, exit_status, cpu):
@@ -789,12 +929,12 @@ def _kill_group(pid):
 
 
 def become_subreaper():
-    """Linux: orphans of the workers (a double-forked daemon, and the workers themselves once
-    the importer leaves) become the supervisor's children instead of init's, so it can wait
-    for them and `kill_orphans` finds them (``prctl(PR_SET_CHILD_SUBREAPER)``). Returns whether
-    it worked. The kernel does the same for the other levels (bubblewrap's PID namespace, level
-    uid's kill of every process of the run's uid); at level process it is the only
-    containment."""
+    """Linux: orphans of the processes below this one (a double-forked daemon, and the workers
+    themselves once the importer leaves) become this process's children instead of init's, so
+    they stay in its tree and `kill_orphans` finds them (``prctl(PR_SET_CHILD_SUBREAPER)``).
+    Returns whether it worked. The kernel does the same for the other levels (bubblewrap's PID
+    namespace, level uid's kill of every process of the run's uid); at level process it is the
+    only containment. See `_Tree`."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -803,6 +943,23 @@ def become_subreaper():
         return ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
     except _BaseException:
         return False
+
+
+def set_dumpable(dumpable):
+    """``prctl(PR_SET_DUMPABLE)``: a process that is not dumpable cannot be read by another of
+    its uid (``/proc/PID/mem``, ``/proc/PID/fd``, ``ptrace``). Returns what it was (Linux;
+    else None)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        was = prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+        prctl(4, 1 if dumpable else 0, 0, 0, 0)
+        return was == 1
+    except _BaseException:
+        return None
 
 
 def kill_orphans(own_uid=False):
@@ -898,27 +1055,49 @@ class _Announcements:
         return out
 
 
-def supervise(job, finder, loaded, adapter, cpu_limits):
+def supervise(job, finder, adapter, cpu_limits, dumpable=None):
     """Run the job: the importer, then its workers, all tasks at once; enforce every limit.
-    Returns ``(directory, status)`` of every task, for `write_statuses`."""
+    Returns ``(directory, status)`` of every task, for `write_statuses`. The inputs
+    (`receive_inputs`, in `_INPUTS`) reach the workers only through `hand_over`; ``dumpable``
+    is what the supervisor was before it made itself not dumpable (the importer is set back
+    to it)."""
+    inputs = _INPUTS["value"]
     tasks = _list(job["tasks"])
     limits = job["limits"]
     directories = [_os_path_join(job["out"], task["name"]) for task in tasks]
     for directory in directories:
         os.mkdir(directory, 0o700)
     read_fd, write_fd = os.pipe()
+    go = {index: os.pipe() for index, task in enumerate(tasks) if not task.get("gate")}
     importer_pid = os.fork()
     if importer_pid == 0:
         try:
+            # Not even a reference to the inputs (whose memory is not here anyway) is left on
+            # the importer's stack.
+            _INPUTS["value"] = inputs = None
             os.close(read_fd)
+            for _read, write in go.values():  # only the supervisor can hand the inputs over
+                os.close(write)
+            if _PROC["fd"] is not None:
+                os.close(_PROC["fd"])
+            if dumpable:
+                set_dumpable(True)
             os.setsid()
-            importer(job, finder, loaded, adapter, write_fd, cpu_limits)
+            become_subreaper()  # what the import starts stays below it (`_Tree`)
+            importer(
+                job, finder, adapter, write_fd, cpu_limits, {i: r for i, (r, _w) in go.items()}
+            )
         except BaseException:
             traceback.print_exc()
         finally:
             _os_exit(70)
     os.close(write_fd)
+    go_fds = {}
+    for index, (read, write) in go.items():
+        os.close(read)
+        go_fds[index] = write
     pipe = _Announcements(read_fd)
+    tree = _Tree()
     timeout = limits["timeout"]
     import_wall = timeout * (limits.get("wall_factor", 1.0) if cpu_limits else 1.0)
     begun = time.monotonic()
@@ -926,8 +1105,11 @@ def supervise(job, finder, loaded, adapter, cpu_limits):
     phase = "import"  # the importer's: "import", "start" (forking the workers), None once gone
     stopped = exit_status = None  # the phase in which it was stopped; how it ended
     import_seconds = 0.0
+    import_limit = import_cpu = None  # for an import stopped: which limit ran out, its time
     running, started, reaped, statuses = {}, set(), {}, {}
     mine = {os.getpid(), importer_pid}
+    handed = announced_all = False
+    next_sweep = begun
 
     def finish(index, timed_out, status, seconds, limit=None, cpu=None):
         statuses[index] = {
@@ -940,18 +1122,47 @@ def supervise(job, finder, loaded, adapter, cpu_limits):
             "cpu_seconds": cpu,
         }
 
+    def sweep():
+        """Read the run's processes: count each worker's tree (and the import's) against its
+        limit and kill every stray (`_Tree`). Returns the strays found alive, or None without
+        ``/proc``."""
+        if not tree.read():
+            return None
+        allowed = {tree.me}
+        if phase is not None:  # the import, and the workers it is starting
+            below = tree.below(importer_pid)
+            allowed |= below
+            if phase == "import":
+                watched.tree_cpu = max(watched.tree_cpu, tree.cpu_seconds(below))
+        for pid, (_index, entry) in running.items():
+            below = tree.below(pid)
+            allowed |= below
+            entry.tree_cpu = max(entry.tree_cpu, tree.cpu_seconds(below))
+        strays = tree.live(tree.below(tree.me) - allowed)
+        for pid in strays:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        return strays
+
     def end(pid, status, cpu, now):
         index, entry = running.pop(pid)
         _kill_group(pid)  # whatever it left behind in its group
+        cpu = max(cpu, entry.tree_cpu)
+        sweep()  # ... and below it, wherever it went: adopted by the supervisor, now strays
         timed_out = "run" if entry.ran_out(status, cpu) else None
         finish(index, timed_out, status, now - entry.started, timed_out and "cpu", cpu)
 
     def announced(line, now):
-        nonlocal phase, watched, import_seconds
+        nonlocal phase, watched, import_seconds, announced_all
         if line == b"I" and phase == "import":
             # Forking the workers takes milliseconds: a second wall limit covers it.
             phase, import_seconds = "start", now - begun
             watched = Watched(importer_pid, None, timeout, now)
+            return
+        if line == b"E" and phase == "start":
+            announced_all = True
             return
         words = line.split(b" ")
         if _len(words) != 3 or words[0] != b"S" or phase == "import":
@@ -969,7 +1180,30 @@ def supervise(job, finder, loaded, adapter, cpu_limits):
         if pid in reaped:  # it ended before its announcement was read
             end(pid, *reaped.pop(pid), now)
 
-    while phase is not None or running:
+    def give_inputs(now):
+        """Once the import is over and all it started is gone: the inputs, to the workers."""
+        nonlocal handed
+        handed = True
+        killed = set()
+        for _round in range(100):  # until no process but the workers is left alive
+            strays = sweep()
+            if strays is None:  # no /proc (not Linux): nothing can be listed
+                break
+            if not set(strays) - killed:  # killed ones run no more code: none left
+                break
+            killed.update(strays)
+            time.sleep(0.001)
+        if tree.table:  # an announced pid must be a process of this run
+            ours = tree.below(tree.me)
+            for pid, (index, _entry) in _list(running.items()):
+                if pid not in ours:
+                    running.pop(pid)
+                    finish(index, None, None, 0.0)
+        hand_over(inputs, job["work"], go_fds, {index for index, _ in running.values()})
+        for _index, entry in running.values():  # their wall clock starts with their inputs
+            entry.started = now
+
+    while phase is not None or running or not handed:
         pipe.wait(TICK)
         now = time.monotonic()
         for line in pipe.lines():
@@ -989,21 +1223,33 @@ def supervise(job, finder, loaded, adapter, cpu_limits):
                     announced(line, now)
                 if phase == "import":
                     import_seconds = now - begun
-                    if stopped is None and watched.ran_out(code, cpu):
-                        stopped = "import"
+                    if stopped is None and watched.ran_out(code, max(cpu, watched.tree_cpu)):
+                        stopped, import_limit = "import", "cpu"
+                        import_cpu = max(cpu, watched.tree_cpu)
                 exit_status, phase = code, None
             elif pid in running:
                 end(pid, code, cpu, now)
             elif _len(reaped) < MAX_REAPED:
                 reaped[pid] = (code, cpu)
+        if not handed and (phase is None or (announced_all and not cpu_limits)):
+            give_inputs(time.monotonic())
+            continue
+        if now >= next_sweep:
+            cost = time.monotonic()
+            sweep()
+            cost = time.monotonic() - cost
+            next_sweep = now + max(SWEEP_SECONDS, 20 * cost)
         if phase is not None and stopped is None and watched.exceeded(now):
             stopped = "import" if phase == "import" else "run"
+            import_cpu = watched.cpu()
+            import_limit = "wall" if now - watched.started > watched.wall_limit else "cpu"
             _kill_group(importer_pid)
         for pid, (index, entry) in _list(running.items()):
             if entry.exceeded(now):
-                cpu = process_cpu_seconds(pid)
+                cpu = entry.cpu()
                 _kill_group(pid)
                 running.pop(pid)
+                sweep()  # what it started
                 limit = "wall" if now - entry.started > entry.wall_limit else "cpu"
                 finish(index, "run", None, now - entry.started, limit, cpu)
                 continue
@@ -1014,11 +1260,13 @@ def supervise(job, finder, loaded, adapter, cpu_limits):
                 finish(index, None, None, now - entry.started)
             except OSError:
                 pass
+    why = (import_limit, import_cpu) if stopped == "import" else (None, None)
     for index, task in enumerate(tasks):
         if task.get("gate"):
-            finish(index, stopped if stopped == "import" else None, exit_status, import_seconds)
+            timed_out = stopped if stopped == "import" else None
+            finish(index, timed_out, exit_status, import_seconds, *why)
         elif index not in statuses:  # never started: the import failed, or was stopped
-            finish(index, stopped, exit_status, 0.0)
+            finish(index, stopped, exit_status, 0.0, *why)
     return [(directory, statuses[index]) for index, directory in enumerate(directories)]
 
 
@@ -1049,16 +1297,127 @@ def unpack_arrays(data, np):
     return arrays
 
 
-def load_inputs(job, np, root=""):
-    """Every ``.npz`` the tasks use (file -> name -> array), read with ``allow_pickle=False``."""
+# --------------------------------------------------------------------------------------------
+# The inputs: from the checker to the supervisor, and only after the import to the workers
+# --------------------------------------------------------------------------------------------
+
+
+class Inputs:
+    """The ``.npz`` files the checker sent (`receive_inputs`), held by the supervisor in memory
+    that no process it forks inherits (``madvise(MADV_DONTFORK)``, Linux)."""
+
+    def __init__(self, memory, view, table):
+        self.memory, self.view, self.table = memory, view, table
+
+
+def receive_inputs(fd):
+    """Read the checker's inputs from ``fd`` (the supervisor's standard input): an 8-byte
+    little-endian header length, a JSON header ``[[file name, bytes], ...]``, then the files'
+    bytes one after the other, read straight into memory marked ``MADV_DONTFORK``, so the
+    importer, forked next, has none of it; the pipe is then empty. See
+    ``sandbox.frame_inputs``, which writes it."""
+    import mmap
+
+    def exactly(n):
+        data = b""
+        while _len(data) < n:
+            chunk = os.read(fd, n - _len(data))
+            if not chunk:
+                raise EOFError("the checker's inputs ended early")
+            data += chunk
+        return data
+
+    (size,) = struct.unpack("<Q", exactly(8))
+    if size > MAX_INPUT_HEADER:
+        raise ValueError("the inputs' header is too large")
+    table, offset = {}, 0
+    for name, nbytes in json.loads(exactly(size)):
+        if not _isinstance(name, _str) or "/" in name or name.startswith("."):
+            raise ValueError(f"bad input file name {name!r}")
+        table[name] = (offset, _int(nbytes))
+        offset += _int(nbytes)
+    memory = mmap.mmap(-1, max(offset, 1))
+    if hasattr(mmap, "MADV_DONTFORK"):
+        memory.madvise(mmap.MADV_DONTFORK)
+    view = memoryview(memory)
+    done = 0
+    while done < offset:
+        n = os.readv(fd, [view[done:offset]])
+        if n == 0:
+            raise EOFError("the checker's inputs ended early")
+        done += n
+    os.close(fd)
+    return Inputs(memory, view, table)
+
+
+def hand_over(inputs, work, go_fds, started):
+    """Give the workers in ``started`` (task indexes) their inputs: write the files into a new
+    folder of the run's work directory, then send its path on each started task's pipe of
+    ``go_fds`` and close every one (`await_inputs` waits for that). Called once the importer
+    has left and every other process of the run is gone."""
+    message = b""
+    if started:
+        directory = _os_path_join(work, "inputs-" + os.urandom(12).hex())
+        try:
+            os.mkdir(directory, 0o700)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            for name, (offset, nbytes) in inputs.table.items():
+                fd = os.open(_os_path_join(directory, name), flags, 0o400)
+                try:
+                    done = 0
+                    while done < nbytes:
+                        done += os.write(fd, inputs.view[offset + done : offset + nbytes])
+                finally:
+                    os.close(fd)
+            message = (directory + "\n").encode()
+        except OSError:  # a full disk, the run's file-size limit: the workers get nothing
+            message = b""
+    for index, fd in go_fds.items():
+        try:
+            if message and index in started:
+                os.write(fd, message)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def warm_up_loading(np):
+    """Read an ``.npz`` once (from memory): what `await_inputs` needs (``zipfile``...) is then
+    imported before any ``chroot`` (level uid), after which no module file can be found."""
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, a=np.zeros(1))
+    buffer.seek(0)
+    with np.load(buffer, allow_pickle=False) as data:
+        data["a"]
+
+
+def await_inputs(fd, files, np):
+    """In a worker: wait until the supervisor hands the inputs over (`hand_over`), then load
+    ``files`` from the folder it names (``allow_pickle=False``): file -> name -> array. None if
+    the pipe closed without a folder (the run was stopped first)."""
+    data = b""
+    while _len(data) < 4096:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return None
+        if not chunk:
+            break
+        data += chunk
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    directory = data.decode("utf-8", "replace").strip()
+    if not directory:
+        return None
     loaded = {}
-    for task in job["tasks"]:
-        files = {call["file"] for call in task.get("calls", [])}
-        files |= {task["train"]["file"]} if task.get("train") else set()
-        for file in sorted(files):
-            path = root + _os_path_join(job["inputs"], file)
-            with np.load(path, allow_pickle=False) as data:
-                loaded[file] = unpack_arrays(data, np)
+    for file in files:
+        with np.load(_os_path_join(directory, file), allow_pickle=False) as arrays:
+            loaded[file] = unpack_arrays(arrays, np)
     return loaded
 
 
@@ -1162,8 +1521,11 @@ def preload(job):
                 pass
 
 
-#: Linux system call numbers of ``socket`` by machine, with the kernel's audit architecture.
-_SOCKET_SYSCALL = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}
+#: Linux system call numbers of ``socket`` and ``prctl`` by machine, with the kernel's audit
+#: architecture.
+_SOCKET_SYSCALL = {"x86_64": (0xC000003E, 41, 157), "aarch64": (0xC00000B7, 198, 167)}
+#: ``prctl`` option that sets or clears the subreaper flag (`become_subreaper`).
+_PR_SET_CHILD_SUBREAPER = 36
 #: ``io_uring_setup`` (the same number on both): io_uring can open sockets without ``socket``.
 _IO_URING_SETUP = 425
 
@@ -1174,7 +1536,10 @@ def deny_network():
     every family but ``AF_UNIX``, and ``io_uring_setup`` and foreign-ABI system calls (32-bit,
     x32) with ENOSYS. Irrevocable. Returns whether it is in place: at level uid (no network
     namespace) it is what keeps the submission off the network; inside bubblewrap it repeats
-    what the empty network namespace gives."""
+    what the empty network namespace gives.
+
+    The same filter refuses (EPERM) ``prctl(PR_SET_CHILD_SUBREAPER, 0)``: a worker cannot turn
+    off the flag that keeps whatever it starts below it (`_Tree`)."""
     machine = _SOCKET_SYSCALL.get(os.uname().machine) if hasattr(os, "uname") else None
     if machine is None or not sys.platform.startswith("linux"):
         return False
@@ -1184,7 +1549,7 @@ def deny_network():
     except ImportError:
         return False
 
-    audit_arch, socket_nr = machine
+    audit_arch, socket_nr, prctl_nr = machine
     load, equal, at_least, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, JEQ|K, JGE|K, RET|K
     allow, refuse = 0x7FFF0000, 0x00050000  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
     program = [
@@ -1201,6 +1566,12 @@ def deny_network():
         (ret, 0, 0, refuse | errno.EACCES),
         (equal, 0, 1, _IO_URING_SETUP),
         (ret, 0, 0, refuse | errno.ENOSYS),
+        (equal, 0, 5, prctl_nr),
+        (load, 0, 0, 16),  # seccomp_data.args[0], low half: the option
+        (equal, 0, 3, _PR_SET_CHILD_SUBREAPER),
+        (load, 0, 0, 24),  # seccomp_data.args[1], low half: 0 clears the flag
+        (equal, 0, 1, 0),
+        (ret, 0, 0, refuse | errno.EPERM),
         (ret, 0, 0, allow),
     ]
     raw = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *op) for op in program))
@@ -1262,18 +1633,26 @@ def main(job_path):
     api = job.get("api") or "tinycnn"
     adapter = load_adapter(job["adapter"]) if api != "tinycnn" else None
     cpu_limits = become_subreaper()
-    loaded = load_inputs(job, numpy, job.get("chroot") or "")
+    # The inputs: read now, into memory the importer will not inherit (`receive_inputs`).
+    _INPUTS["value"] = receive_inputs(0)
+    warm_up_loading(numpy)
+    try:  # before any chroot: level uid's root has no /proc (`_Tree`)
+        _PROC["fd"] = os.open("/proc", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        _PROC["fd"] = None
     if job.get("chroot"):  # level uid: the run's directory becomes the root of its file system
         preload(job)
         enter_root(job["chroot"])
     drop_privileges(job.get("uid"), job.get("gid"))
     apply_limits(job["limits"])
+    # No process of the submission (its uid) may read the supervisor's memory: the inputs.
+    dumpable = set_dumpable(False)
     deny_network()
 
     trusted = [os.path.dirname(numpy.__file__) + os.sep, os.path.dirname(os.__file__) + os.sep]
     finder = DenyFinder(job["allowed"], job["submission"], trusted)
     sys.meta_path.insert(0, finder)
-    statuses = supervise(job, finder, loaded, adapter, cpu_limits)
+    statuses = supervise(job, finder, adapter, cpu_limits, dumpable)
     kill_orphans(own_uid=job.get("uid") is not None and os.getuid() == job.get("uid"))
     write_statuses(statuses)
     write_atomically(_os_path_join(job["out"], "supervisor.json"), _json_dumps({"done": True}))

@@ -14,13 +14,20 @@ which worker grades it, in what order, or how many are graded at once.
 Isolation: each submission is graded from a private copy in a sandbox of its own (see
 :mod:`tinycnn.grading.sandbox`); nothing writable is shared between submissions, and the
 checker's outputs are written only after every sandbox has ended.
+
+Load: submissions graded at the same time share the machine. A time limit counts processor
+time, which a classmate's load does not use up, but the wall-clock cap (3 times the limit) and
+the submission's wall-clock budget do run out faster on a busy machine. So a submission in which
+something ran out of wall-clock time with processor time to spare (`busy_timeouts`) is graded
+again *alone* once every other grading is over (`regrade_alone`), and that verdict is the one
+recorded: one student's verdict never depends on what else ran beside it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tinycnn.grading.channel import clean_text
@@ -28,7 +35,7 @@ from tinycnn.grading.grader import SubmissionReport, grade_submission, new_seed
 from tinycnn.grading.sandbox import Limits
 from tinycnn.parallel import run_jobs
 
-__all__ = ["grade_folder"]
+__all__ = ["busy_timeouts", "grade_folder", "regrade_alone"]
 
 
 def grade_folder(
@@ -54,7 +61,9 @@ def grade_folder(
     per-function time limits count each function's own processor time (see
     :class:`~tinycnn.grading.sandbox.Limits`), so a classmate's load slows a function down
     without using up its limit, and every function of a submission runs at once: a hostile
-    submission holds its place for one wall-clock cap, not one per function.
+    submission holds its place for one wall-clock cap, not one per function. A submission in
+    which something ran out of wall-clock time with processor time to spare is graded again
+    alone afterwards (`regrade_alone`; not with ``jobs=1``, where each was graded alone).
 
     With ``scheduler`` (a Dask scheduler's address) the submissions are graded on the cluster's
     workers, which must read each file at the same absolute path (a shared filesystem).
@@ -78,8 +87,46 @@ def grade_folder(
     # Workers get absolute paths (their working directory is not ours); the reports name each
     # file as it was given, so the outputs are the same wherever the grading ran.
     absolute = [Path(path).resolve() for path in files]
-    reports = run_jobs(grade, absolute, n_jobs=jobs, scheduler=scheduler, prefer="threads")
+    reports = list(run_jobs(grade, absolute, n_jobs=jobs, scheduler=scheduler, prefer="threads"))
+    if jobs > 1 or scheduler is not None:  # graded beside others: what the load cost, again alone
+        alone = functools.partial(run_jobs, n_jobs=1, scheduler=scheduler, prefer="threads")
+        reports = regrade_alone(reports, absolute, lambda path: next(iter(alone(grade, [path]))))
     return [
         dataclasses.replace(report, submission=clean_text(path, 200))
         for path, report in zip(files, reports, strict=True)
     ]
+
+
+def busy_timeouts(report: SubmissionReport) -> list[str]:
+    """What in ``report`` timed out because wall-clock time ran out while it still had
+    processor time to spare (the import, functions, the training run: see
+    :meth:`~tinycnn.grading.channel.ChildRun.ran_out_of_wall_clock`): a busy machine can cause
+    that, so in folder mode such a submission is graded again alone. Empty for everything else
+    (a pass, a wrong value, a processor-time limit, a budget on disk or memory)."""
+    return list(report.busy_timeouts)
+
+
+def regrade_alone(
+    reports: Sequence[SubmissionReport],
+    paths: Sequence[Path],
+    grade: Callable[[Path], SubmissionReport],
+) -> list[SubmissionReport]:
+    """Grade again, one at a time, every submission with `busy_timeouts`; the lone verdict
+    replaces the first, marked with what had run out (``regraded_alone``).
+
+    Called once the parallel grading is over: each sandbox's processes are gone when its run
+    ends, so nothing else of the run executes beside a re-grade. A submission that runs out of
+    wall-clock time alone too keeps that timeout: that is its own waiting.
+
+    Cost: each submission is re-graded at most once, and each grading is bounded by its
+    wall-clock budget (:attr:`~tinycnn.grading.sandbox.Limits.total_seconds`, 110 s with the
+    default limits), so the phase takes at most that times the number of submissions re-graded;
+    a hostile submission adds at most one such budget of its own (classmates it slowed are
+    re-graded at the cost of grading them alone).
+    """
+    out = list(reports)
+    for index, report in enumerate(reports):
+        busy = busy_timeouts(report)
+        if busy:
+            out[index] = dataclasses.replace(grade(paths[index]), regraded_alone=busy)
+    return out

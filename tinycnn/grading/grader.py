@@ -236,6 +236,14 @@ class SubmissionReport:
     #: Whether the submission could reach the network: "none" or "shared"
     #: (:func:`tinycnn.grading.sandbox.network_access`).
     network: str = "unknown"
+    #: What timed out because wall-clock time ran out while it had processor time to spare
+    #: ("import", function names, "training"; `ChildRun.ran_out_of_wall_clock`): a busy
+    #: machine can cause that, or the submission's own waiting.
+    busy_timeouts: list[str] = field(default_factory=list)
+    #: Folder mode: what had run out of wall-clock time when the submission was graded beside
+    #: its classmates, if it was then graded again alone because the machine was busy (this
+    #: report is then the lone run's; :func:`tinycnn.grading.folder.grade_folder`).
+    regraded_alone: list[str] = field(default_factory=list)
 
     @property
     def graded_functions(self) -> list[str]:
@@ -1052,6 +1060,7 @@ def grade_submission(
     )
     policy: list[str] = []
     graded_as: dict[str, str] = {}
+    busy: list[str] = []  # what ran out of wall-clock time, not processor time (folder mode)
 
     def finish(functions, training=None) -> SubmissionReport:
         return SubmissionReport(
@@ -1067,6 +1076,7 @@ def grade_submission(
             seed=seed,
             isolation=sandbox.isolation,
             network=sandbox.network,
+            busy_timeouts=list(busy),
         )
 
     if submission.problem is not None:
@@ -1125,6 +1135,7 @@ def grade_submission(
                 finish,
                 policy,
                 graded_as,
+                busy,
             )
 
 
@@ -1173,10 +1184,16 @@ def _sub(results: ResultDirectory, name: str) -> ResultDirectory | str | None:
 
 
 def _read_run(
-    results: ResultDirectory, name: str, n_calls: int, finished: bool, stopped: str | None = None
+    results: ResultDirectory,
+    name: str,
+    n_calls: int,
+    finished: bool,
+    stopped: str | None = None,
+    stopped_limit: str | None = None,
 ) -> ChildRun:
     """One task's run, read through the channel (a refused directory is a malformed run).
-    ``stopped``: why the checker stopped the whole run, if it did (`Sandbox.stopped_because`)."""
+    ``stopped``: why the checker stopped the whole run, if it did (`Sandbox.stopped_because`,
+    and as a word `Sandbox.stopped_limit`)."""
     directory = _sub(results, name)
     if isinstance(directory, str):
         return ChildRun(malformed=directory)
@@ -1192,7 +1209,7 @@ def _read_run(
     if not finished and run.timed_out is None and run.exit_status is None:
         # The whole sandbox was stopped at its deadline while this task ran.
         run.timed_out = "run" if run.import_result is not None else "import"
-        run.stopped = stopped
+        run.stopped, run.stopped_limit = stopped, stopped_limit
     return run
 
 
@@ -1268,10 +1285,10 @@ def _run_functions(
             root=_root_of(path, submission),
             read_files=_read_files(submission),
         ) as (results, finished):
-            why = sandbox.stopped_because
-            probe = _read_run(results, "probe", 0, finished, why)
+            why = (sandbox.stopped_because, sandbox.stopped_limit)
+            probe = _read_run(results, "probe", 0, finished, *why)
             runs = {
-                name: _read_run(results, f"fn-{name}", len(cases), finished, why)
+                name: _read_run(results, f"fn-{name}", len(cases), finished, *why)
                 for name, cases in plan.items()
             }
         expecting.join()
@@ -1292,8 +1309,10 @@ def _grade_in_sandbox(
     finish,
     policy: list[str],
     graded_as: dict[str, str],
+    busy: list[str],
 ) -> SubmissionReport:
-    """The part of `grade_submission` that runs the submission (once the file parses)."""
+    """The part of `grade_submission` that runs the submission (once the file parses).
+    ``busy`` receives what ran out of wall-clock time with processor time to spare."""
     limits = sandbox.limits
     runtime_imports: list[ImportUse] = []
     tampered: set[str] = set()
@@ -1320,6 +1339,8 @@ def _grade_in_sandbox(
     note(probe)
     settle_policy()
     if probe.timed_out == "import":
+        if probe.ran_out_of_wall_clock(limits.timeout):
+            busy.append("import")
         message = (
             f"importing the submission took longer than {limits.timeout:g} s: code at the "
             "top "
@@ -1354,6 +1375,8 @@ def _grade_in_sandbox(
             run = runs[name]
             note(run)
             results[name] = _judge_function(name, run, plan[name], limits)
+            if results[name].status == "timeout" and run.ran_out_of_wall_clock(limits.timeout):
+                busy.append(name)
         else:
             shown = graded_as.get(name, name)
             detail = (
@@ -1392,11 +1415,14 @@ def _grade_in_sandbox(
                 root=_root_of(path, submission),
                 read_files=_read_files(submission),
             ) as (results_dir, finished):
-                run = _read_run(results_dir, "train", 0, finished, sandbox.stopped_because)
+                why = (sandbox.stopped_because, sandbox.stopped_limit)
+                run = _read_run(results_dir, "train", 0, finished, *why)
             _relocate(run, submission)
             note(run)
             settle_policy()
             training = _judge_training(run, setup, limits)
+            if training.status == "timeout" and run.ran_out_of_wall_clock(limits.train_timeout):
+                busy.append("training")
         else:
             training = TrainingResult("skipped", setup.describe(), detail="not requested.")
     return finish(functions, training)

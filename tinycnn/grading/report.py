@@ -95,7 +95,20 @@ def _reading_notes(report: SubmissionReport) -> list[str]:
         notes.append(report.cases_set_aside)
     if report.set_aside:
         notes.append("set aside, not run: " + "; ".join(report.set_aside))
+    if report.regraded_alone:
+        notes.append(regrade_note(report))
     return notes
+
+
+def regrade_note(report: SubmissionReport) -> str:
+    """Why a folder-mode submission was graded again alone, in words ("" if it was not)."""
+    if not report.regraded_alone:
+        return ""
+    return (
+        f"re-graded alone because the machine was busy: graded beside classmates, "
+        f"{', '.join(report.regraded_alone)} ran out of wall-clock time with processor time to "
+        f"spare; this is the verdict of the lone run"
+    )
 
 
 def submission_table(report: SubmissionReport) -> str:
@@ -194,7 +207,10 @@ def report_json(report: SubmissionReport) -> dict:
 
     Also carries ``submission``, ``training`` (None unless every function passed),
     ``seconds``, and ``cases_set_aside``: how many cases a course API (``api``) sets aside and
-    why, on one line ("" for none). Every value is JSON-safe: a non-finite error is ``null``.
+    why, on one line ("" for none); ``busy_timeouts``: what ran out of wall-clock time with
+    processor time to spare, and ``regraded_alone``: in folder mode, what had when the
+    submission was graded beside its classmates, if it was then graded again alone (its verdict
+    is the lone run's). Every value is JSON-safe: a non-finite error is ``null``.
     """
     functions = {
         name: {
@@ -231,6 +247,8 @@ def report_json(report: SubmissionReport) -> dict:
         "isolation": report.isolation,
         "network": report.network,
         "seed": report.seed,
+        "busy_timeouts": list(report.busy_timeouts),
+        "regraded_alone": list(report.regraded_alone),
     }
 
 
@@ -351,6 +369,7 @@ SUMMARY_COLUMNS = (
     "isolation",
     "network",
     "seed",
+    "regraded_alone",
 )
 
 
@@ -372,6 +391,7 @@ def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
             "isolation": report.isolation,
             "network": report.network,
             "seed": report.seed,
+            "regraded_alone": "; ".join(report.regraded_alone),
         }
         rows.append(row)
     return rows
@@ -432,4 +452,14 @@ def folder_table(reports: list[SubmissionReport]) -> str:
     n_passed = sum(r.passed for r in reports)
     table = markdown_table(rows, align={"passed": "right"})
     run = f"\n{_run_line(reports[0])}" if reports else ""
+    again = [
+        f"{clean_text(Path(r.submission).name, 80)} ({', '.join(r.regraded_alone)})"
+        for r in reports
+        if r.regraded_alone
+    ]
+    if again:
+        run += (
+            "\nre-graded alone because the machine was busy (their verdicts are the lone runs'): "
+            + "; ".join(again)
+        )
     return f"{table}\n{n_passed} of {len(reports)} submissions pass{run}"

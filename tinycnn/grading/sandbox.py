@@ -1,7 +1,8 @@
 """Run a submission in a sandbox and hand back the directory of files it left: nothing more.
 
 The untrusted side of ``tinycnn check``. This module starts :mod:`tinycnn.grading.child` (the
-in-sandbox supervisor) on a private copy of the submission and on inputs the checker wrote,
+in-sandbox supervisor) on a private copy of the submission, sends it the cases' inputs on its
+standard input (never written where the submission's import could read them),
 enforces, from outside the sandbox, an overall deadline (and the submission's wall-clock budget
 over all its runs, `Limits.total_seconds`), a processor-time budget over all the run's processes
 and its disk and memory budgets, stops a run whose supervisor was stopped (``SIGSTOP`` from the
@@ -58,6 +59,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -142,11 +144,11 @@ class Limits:
     ----------
     timeout : float
         Seconds of processor time for importing the submission, and again for running one
-        function on all its cases (the time limit per function): the process's own time, its
-        threads' and its waited-for children's, so classmates graded at the same time slow it
-        down without using up its limit. Wall-clock time is capped at `WALL_FACTOR` times as
-        much (for code that sleeps or waits). Where processor time cannot be measured (not
-        Linux), ``timeout`` is wall-clock time.
+        function on all its cases (the time limit per function): that of the process and of
+        every process it started, however detached (``child._Tree``, Linux), so classmates
+        graded at the same time slow it down without using up its limit. Wall-clock time is
+        capped at `WALL_FACTOR` times as much (for code that sleeps or waits). Where processor
+        time cannot be measured (not Linux), ``timeout`` is wall-clock time.
     memory_mb : int
         Memory limit in MiB: the address space of each process (``RLIMIT_AS``; Python and NumPy
         need ~150), and the memory all processes of a run use together (the sum of their
@@ -570,6 +572,7 @@ class _Watch:
         self.cpu_seconds, self.cpu_used = cpu_seconds, 0.0
         self.pids: list[int] = []
         self.chain: list[int] | None = None
+        self.supervisor_stopped = False
 
     def out_of_time(self) -> str | None:
         """Why the run must be stopped now and its unfinished tasks count as timed out, or
@@ -580,6 +583,7 @@ class _Watch:
             if reached:
                 self.chain = chain
         if any(_state_of(pid) in (b"T", b"t") for pid in chain):
+            self.supervisor_stopped = True
             return "the submission stopped the sandbox's supervisor: the checker stopped the run"
         self.pids = _processes_of(self.top, self.uid)
         # The largest sum seen: a process between its end and its reaping counts nowhere.
@@ -778,6 +782,27 @@ def pack_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
+def frame_inputs(files: dict[str, bytes]) -> list[bytes]:
+    """What the checker writes on the child's standard input (read by
+    ``child.receive_inputs``): the length of a JSON header (8 bytes, little-endian), the header
+    ``[[file name, bytes], ...]``, then each file's bytes in that order."""
+    header = json.dumps([[name, len(data)] for name, data in files.items()]).encode()
+    return [len(header).to_bytes(8, "little"), header, *files.values()]
+
+
+def _send(stream, chunks: Sequence[bytes]) -> None:
+    """Write ``chunks`` to ``stream`` and close it; a child that died first is no error."""
+    try:
+        for chunk in chunks:
+            stream.write(chunk)
+        stream.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            stream.close()
+
+
 def pack_inputs(arrays: dict[str, np.ndarray]) -> bytes:
     """The ``.npz`` file of `pack_arrays`, as bytes: what `Sandbox.run` writes for ``arrays``
     (a caller grading many submissions on the same inputs packs them once)."""
@@ -847,6 +872,10 @@ class Sandbox:
         self.seconds_spent = 0.0
         #: Why the last run was stopped before its supervisor ended, or None.
         self.stopped_because: str | None = None
+        #: The same as a word: "wall" (its deadline or `Limits.total_seconds`), "cpu" (its
+        #: processor-time budget), "supervisor" (stopped by the submission), "budget" (disk,
+        #: memory); None if it was not stopped.
+        self.stopped_limit: str | None = None
 
     @contextlib.contextmanager
     def run(
@@ -886,11 +915,12 @@ class Sandbox:
             root = Path(root) if root is not None else submission.parent
             shutil.copytree(root, job_dir / "student", symlinks=True)
             entry = (job_dir / "student" / submission.relative_to(root)).relative_to(job_dir)
-            for name, arrays in inputs.items():
-                target = job_dir / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                packed = arrays if isinstance(arrays, bytes) else pack_inputs(arrays)
-                target.write_bytes(packed)
+            # The inputs never touch the disk before the import is over: the child reads them
+            # from its standard input (`child.receive_inputs`).
+            packed = {
+                name: arrays if isinstance(arrays, bytes) else pack_inputs(arrays)
+                for name, arrays in inputs.items()
+            }
             uid = gid = None
             if self.isolation in ("bubblewrap", "uid") and _is_root():
                 uid = gid = UID_BASE + (os.getpid() * 64 + next(_uid_counter)) % UID_RANGE
@@ -909,7 +939,6 @@ class Sandbox:
                 ),
                 "api": api,
                 "adapter": BOX_ADAPTER if boxed else str(ADAPTER_SCRIPT),
-                "inputs": BOX_JOB if boxed else f"{inside}/job",
                 "out": BOX_OUT if boxed else f"{inside}/out",
                 "work": "/tmp" if boxed else f"{inside}/work",
                 "site": [BOX_SITE] if boxed else sorted({str(p.parent) for p in self.packages}),
@@ -932,7 +961,7 @@ class Sandbox:
             }
             (job_dir / "job.json").write_text(json.dumps(job))
             self._open_up(scratch, job_dir, out_dir, work_dir, uid)
-            finished, stopped = self._execute(scratch, job_dir, out_dir, uid, tasks)
+            finished, stopped = self._execute(scratch, job_dir, out_dir, uid, tasks, packed)
             with ResultDirectory(out_dir, refused=stopped) as results:
                 yield results, finished
         finally:
@@ -1010,22 +1039,27 @@ class Sandbox:
         return command
 
     def _execute(
-        self, scratch: Path, job_dir: Path, out_dir: Path, uid, tasks
+        self, scratch: Path, job_dir: Path, out_dir: Path, uid, tasks, inputs: dict[str, bytes]
     ) -> tuple[bool, str | None]:
-        """Start the sandbox, watch it up to the deadline, then make sure all of it is gone.
+        """Start the sandbox, send it ``inputs`` (file name -> ``.npz`` bytes) on its standard
+        input (`frame_inputs`), watch it up to the deadline, then make sure all of it is gone.
 
         Returns ``(finished, stopped)``: ``finished`` is False if the run was killed before
         its supervisor ended; ``stopped`` says why, when a budget (`_Watch`) was exceeded."""
         work_dir = scratch / "work"
         process = subprocess.Popen(
             self._command(job_dir, out_dir, work_dir),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=_debug_stream(),
             cwd=work_dir,
             env=_environment(),
             start_new_session=True,
         )
+        sender = threading.Thread(
+            target=_send, args=(process.stdin, frame_inputs(inputs)), daemon=True
+        )
+        sender.start()
         # At level uid the run owns its whole root (the scratch directory), so all of it counts.
         watched = [scratch] if self.isolation == "uid" else [out_dir, work_dir]
         watch = _Watch(
@@ -1040,7 +1074,7 @@ class Sandbox:
         started = time.monotonic()
         own, left = self._deadline(tasks), self._wall_left()
         deadline = started + max(0.0, min(own, left))
-        finished, stopped, self.stopped_because = True, None, None
+        finished, stopped, self.stopped_because, self.stopped_limit = True, None, None, None
         try:
             while True:
                 try:
@@ -1049,7 +1083,7 @@ class Sandbox:
                 except subprocess.TimeoutExpired:
                     pass
                 if time.monotonic() >= deadline:
-                    finished = False
+                    finished, self.stopped_limit = False, "wall"
                     self.stopped_because = (
                         f"the run took more than its {own:g} s"
                         if own <= left
@@ -1060,10 +1094,11 @@ class Sandbox:
                 self.stopped_because = watch.out_of_time()
                 if self.stopped_because is not None:
                     finished = False
+                    self.stopped_limit = "supervisor" if watch.supervisor_stopped else "cpu"
                     break
                 stopped = watch.over()
                 if stopped is not None:
-                    finished, self.stopped_because = False, stopped
+                    finished, self.stopped_because, self.stopped_limit = False, stopped, "budget"
                     break
         finally:
             self.seconds_spent += time.monotonic() - started
@@ -1075,6 +1110,7 @@ class Sandbox:
                 _kill_tree(process.pid)
             _kill_group(process.pid)
             process.wait()
+            sender.join(timeout=5)  # the pipe's reader is gone: the sender has ended
             if uid is not None and self.isolation == "uid":
                 _kill_uid(uid)
             _wait_until_gone(left)
