@@ -644,9 +644,9 @@ class _TinyCNNPlan(_Buffers):
         Each window's gradient goes to its first maximum, times the ReLU mask: a window whose
         maximum is not positive had ReLU output 0 everywhere and passes no gradient (the
         public path sends it to the window's first element, where relu_backward stops it).
-        The public test is "not below the maximum" (~(x < max)), which differs from "equal to
-        the maximum" only for NaN, and a NaN makes the loss NaN: that step is redone by the
-        public ops.
+        The first element "equal to the maximum" is the public op's first maximum (``np.argmax``)
+        except in a window holding NaN, and a NaN makes the loss NaN: that step is redone by
+        the public ops.
         """
         if self.pooling == "views":
             self._pool_relu_backward_views()

@@ -44,6 +44,7 @@ multiply-add at a time; they exist to be read, and the tests check they agree wi
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -528,6 +529,25 @@ def maxpool2d_forward(x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarr
     return windows.max(axis=0).reshape(N, C, H_out, W_out)
 
 
+@functools.lru_cache(maxsize=16)
+def _pool_window_rows(
+    planes: int, H: int, W: int, size: int, stride: int, H_out: int, W_out: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index arrays of :func:`maxpool2d_backward` for ``planes = N*C`` planes of ``H x W``.
+
+    Returns ``rows (H_out*W_out, size*size)``: entry ``[p, k]`` is the position in one
+    flattened plane of element ``k`` (row-major) of window ``p`` (windows row-major too);
+    ``starts (planes, H_out*W_out)``: where each window of each plane starts in ``x.ravel()``;
+    ``offsets (size*size,)``: how far element ``k`` lies after its window's first element.
+    """
+    rows = _window_index(1, H, W, size, size, stride, H_out, W_out).T.copy()  # P, size²
+    starts = np.arange(planes).reshape(planes, 1) * (H * W) + rows[:, 0]  # planes, P
+    offsets = rows[0] - rows[0, 0]  # size²
+    for array in (rows, starts, offsets):
+        array.flags.writeable = False
+    return rows, starts, offsets
+
+
 def maxpool2d_backward(dy: np.ndarray, x: np.ndarray, size: int = 2, stride: int = 2) -> np.ndarray:
     """Route each window's upstream gradient to the position that held its maximum.
 
@@ -536,6 +556,12 @@ def maxpool2d_backward(dy: np.ndarray, x: np.ndarray, size: int = 2, stride: int
     row-major order (PyTorch's CPU kernel takes a value when it is larger than the running
     maximum or NaN; the loop version below does the same). When windows overlap
     (``stride < size``) a position can win several windows; its gradients add up.
+
+    Method: one gather through a cached index (:func:`_pool_window_rows`) lays every window
+    out as a row of ``size*size`` values, with no transposed copy; ``np.argmax`` along the
+    rows gives each window's first maximum (NumPy documents that ties return the first
+    occurrence); the gradients are then written to the winners in one assignment (``np.add.at``
+    when windows overlap, so shared winners add up).
 
     Parameters
     ----------
@@ -553,28 +579,22 @@ def maxpool2d_backward(dy: np.ndarray, x: np.ndarray, size: int = 2, stride: int
     N, C, H, W = x.shape
     _check_upstream(dy, (N, C, H_out, W_out), x.dtype)
 
-    windows, index = _pool_windows(x, size, stride, H_out, W_out)  # size², N*C*H_out*W_out
-    maxima = windows.max(axis=0)  # N*C*H_out*W_out; NaN where a window holds NaN
-    # Reaching the window's maximum: ties give several. (A window whose maximum is not NaN
-    # holds no NaN, so ">=" is exact there; the windows with a NaN are redone below.)
-    is_max = windows >= maxima  # size², N*C*H_out*W_out
-    # First maximum in row-major order: weigh window rows size², ..., 2, 1 and keep the heaviest
-    # maximum. (Small unsigned weights keep this fast; argmax over axis 0 is much slower.)
-    first = size * size - (is_max * _countdown(size * size)).max(axis=0)  # N*C*H_out*W_out
-    # Any NaN maximum makes the sum NaN: one cheap test, the positions only when it fails.
-    has_nan = np.isnan(np.add.reduce(maxima))
-    nan_windows = np.flatnonzero(maxima != maxima) if has_nan else ()
-    if len(nan_windows):  # there the last NaN wins: the first NaN of the reversed window
-        is_nan = np.isnan(windows[::-1, nan_windows])
-        first[nan_windows] = size * size - 1 - is_nan.argmax(axis=0)
-    # Element k of every window lies offsets[k] after the window's first element; the offsets
-    # are the positions of the very first window, which starts at 0.
-    offsets = _window_index(1, H, W, size, size, stride, H_out, W_out)[:, 0]  # size²
-    winner = index[0] + offsets.take(first)  # position in x.ravel(), N*C*H_out*W_out
+    rows, starts, offsets = _pool_window_rows(N * C, H, W, size, stride, H_out, W_out)
+    planes = x.reshape(N * C, H * W)  # N*C, H*W (a copy only if x is not C-contiguous)
+    windows = planes.take(rows, axis=1)  # N*C, H_out*W_out, size²: one window per row
+    first = windows.argmax(axis=2)  # N*C, H_out*W_out: element number of the first maximum
+    # np.argmax takes a NaN for the maximum, but not always the last one, which the rule asks
+    # for. The largest value is NaN exactly when some value is: one cheap test, and only then
+    # are the windows holding NaN redone.
+    if windows.size and math.isnan(windows.max()):
+        has_nan = np.isnan(windows).any(axis=2)  # N*C, H_out*W_out
+        last_nan_from_end = np.isnan(windows[has_nan][:, ::-1]).argmax(axis=1)
+        first[has_nan] = size * size - 1 - last_nan_from_end
+    winner = (starts + offsets.take(first)).reshape(-1)  # position in x.ravel(), N*C*H_out*W_out
     dx = np.zeros(x.size, dtype=x.dtype)
     if stride >= size:  # windows do not overlap: each position wins at most one window
         dx[winner] = dy.reshape(-1)
-    else:  # overlapping windows can share a winner: add.at sums their gradients
+    else:  # overlapping windows can share a winner: add.at sums their gradients, in order
         np.add.at(dx, winner, dy.reshape(-1))
     return dx.reshape(N, C, H, W)
 

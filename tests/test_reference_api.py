@@ -150,6 +150,27 @@ def test_loop_versions_equal_the_vectorized_ones():
         )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maxpool2d_backward_first_maximum_and_last_nan_in_long_windows(dtype):
+    # maxpool2d_backward finds the first maximum with np.argmax, which runs a vectorized loop on
+    # long windows: ties between 0.0 and -0.0, infinities and several NaN per window must still
+    # go where the loop version sends them (first maximum; last NaN), at every window length.
+    rng = np.random.default_rng(3)
+    values = np.array([0.0, -0.0, -1.0, np.inf, -np.inf, np.nan])
+    for size, stride in [(2, 2), (3, 1), (5, 5), (8, 3), (16, 16)]:
+        for p_nan in (0.0, 0.02, 0.3):
+            p = np.array([0.3, 0.3, 0.2, 0.05, 0.15, 0.0]) * (1 - p_nan)
+            p[-1] = p_nan
+            x = rng.choice(values, size=(2, 3, 17, 19), p=p).astype(dtype)
+            H_out, W_out = (17 - size) // stride + 1, (19 - size) // stride + 1
+            dy = rng.normal(size=(2, 3, H_out, W_out)).astype(dtype)
+            np.testing.assert_array_equal(
+                ops.maxpool2d_backward(dy, x, size, stride),
+                ops.maxpool2d_backward_loops(dy, x, size, stride),
+                err_msg=f"size {size} stride {stride} NaN share {p_nan}",
+            )
+
+
 def test_epoch_batches_visit_every_sample_once_in_a_seeded_order():
     batches = reference.epoch_batches(100, 32, epoch=3, seed=7)
     assert [len(b) for b in batches] == [32, 32, 32, 4]
