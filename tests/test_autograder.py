@@ -223,6 +223,9 @@ CORRECT = (FIXTURES / "correct_vectorized.py").read_bytes()
         ({"a/b/layers.py": CORRECT, "a/b/utils.py": b"", "a/notes.txt": b""}, "a/b"),
         ({"a/b/layers.py": CORRECT, "a/layers_old.py": b""}, "a"),  # a .py at a's top: a
         ({"layers.py": CORRECT, "hw2/utils.py": b""}, "."),  # a .py at the top: the top
+        # A package is graded from the folder holding it (its modules import it by name).
+        ({"hw/__init__.py": b"", "hw/layers.py": CORRECT, "hw/utils.py": b""}, "."),
+        ({"a/hw/__init__.py": b"", "a/hw/layers.py": CORRECT, "a/README.md": b""}, "a"),
     ],
 )
 def test_the_graded_file_or_folder_of_an_upload(tmp_path, files, graded):
@@ -541,3 +544,23 @@ def test_a_repository_upload_is_graded_in_the_folder_that_defines_the_functions(
     upload = {"hw/layers.py": course, "tests/test_layers.py": test_file}
     target = _run_in(tmp_path / "course", ["--no-train", "--api", "cs231n"], upload)
     assert target["score"] > 0, target["output"]
+
+
+def test_a_course_assignment_folder_uploaded_as_it_is_gets_every_point(tmp_path):
+    # CS231n's folder (notebook, makepdf.py, cs231n/ with the student's layers.py and the
+    # course's data_utils.py, which imports imageio): before, score 0 ("cannot tell which
+    # file"; with the notebook alone, every function failed on `import imageio`).
+    assignment = COURSES / "cs231n_assignment"
+    files = {
+        path.relative_to(assignment).as_posix(): path.read_bytes()
+        for path in sorted(assignment.rglob("*"))
+        if path.is_file()
+    }
+    course = ["--no-train", "--api", "cs231n"]
+    for name, upload in [
+        ("as_is", files),
+        ("zipped", {f"assignment2/{k}": v for k, v in files.items()}),  # its folder, zipped
+        ("package", {k: v for k, v in files.items() if k.startswith("cs231n/")}),
+    ]:
+        results = _run_in(tmp_path / name, course, upload)
+        assert results["score"] == len(CONTRACT_FUNCTIONS), (name, results["output"])

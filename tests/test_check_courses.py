@@ -694,3 +694,122 @@ def test_readme_gives_the_cases_each_course_api_sets_aside():
     for api in ("cs231n", "deeplearning-ai"):
         aside, total = re.match(r"(\d+) of (\d+) ", api_set_aside(api)).groups()
         assert re.search(rf"`--api {api}` (sets aside )?{aside} of {total}\b", readme), api
+
+
+# --------------------------------------------------------------------------------------------
+# A course's assignment folder uploaded as it is (issue 10 leftovers): CS231n's notebook at the
+# top, the package cs231n/ with the student's layers.py, the course's data_utils.py (imageio,
+# CIFAR-10 from disk) and fast_layers.py (a Cython extension) beside it.
+# --------------------------------------------------------------------------------------------
+
+ASSIGNMENT = COURSES / "cs231n_assignment"
+
+
+def test_the_entry_of_the_assignment_folder_is_the_module_defining_the_graded_functions():
+    # Before: the top holds ConvolutionalNetworks.ipynb and makepdf.py, neither defines a
+    # graded function: "cannot tell which file"; with the notebook alone, the notebook was the
+    # entry, and its kept `from cs231n.data_utils import ...` ran `import imageio`.
+    for api in ("cs231n", "tinycnn"):  # without --api too: the report can then suggest it
+        submission = load_submission(ASSIGNMENT, api=api)
+        assert submission.problem is None, submission.problem
+        assert (submission.entry.path, submission.entry.module) == (
+            "cs231n/layers.py",
+            "cs231n.layers",
+        )
+    # fast_layers.py defines the four _fast course functions: fewer than layers.py's nine.
+    assert "cs231n/fast_layers.py" in submission.unimported
+    assert "cs231n/data_utils.py" in submission.unimported
+    notes = " ".join(submission.set_aside)
+    assert (
+        "ConvolutionalNetworks.ipynb, cell 3: import matplotlib, import cs231n (no kept code"
+        in notes
+    )
+
+
+def test_the_entry_is_found_at_the_shallowest_level_that_defines_graded_functions(tmp_path):
+    correct = (SUBMISSIONS / "correct_vectorized.py").read_bytes()
+    eight = correct.replace(b"def softmax_cross_entropy(", b"def softmax_cross_entropy_(")
+
+    def entry_of(files: dict[str, bytes]) -> str:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        for name, data in files.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+        submission = load_submission(folder)
+        return submission.problem or submission.entry.origin
+
+    # Must not change: the top wins over an old copy below it, even one defining more.
+    assert entry_of({"layers.py": correct, "backup/layers.py": correct}) == "layers.py"
+    assert entry_of({"layers.py": eight, "old/layers.py": correct}) == "layers.py"
+    assert entry_of({"run.py": b"import layers\n", "layers.py": correct}) == "layers.py"
+    assert "(a.py, b.py)" in entry_of({"a.py": correct, "b.py": correct})
+    # Fires: nothing at the top defines one; the file below that does is the entry.
+    assert entry_of({"main.py": b"", "src/layers.py": correct, "tests/t.py": b""}) == (
+        "src/layers.py"
+    )
+    assert "(x/layers.py, y/layers.py)" in entry_of(
+        {"main.py": b"", "x/layers.py": correct, "y/layers.py": correct}
+    )
+
+
+def test_a_folder_whose_files_import_each_other_is_one_submission_not_a_class(tmp_path):
+    from tinycnn.grading.submission import imports_between
+
+    assert imports_between(ASSIGNMENT) == "ConvolutionalNetworks.ipynb imports cs231n"
+    # Must not: a class folder's files, notebooks and student folders import only libraries
+    # and their own helpers.
+    shutil.copy(SUBMISSIONS / "correct_vectorized.py", tmp_path / "ann.py")
+    shutil.copytree(COURSES / "multi_module", tmp_path / "bob")  # bob/layers.py imports im2col
+    (tmp_path / "carol.ipynb").write_bytes(notebook("import numpy as np\nimport os", "import ann"))
+    assert imports_between(tmp_path) == "carol.ipynb imports ann"
+    (tmp_path / "carol.ipynb").write_bytes(notebook("import numpy as np\nimport os"))
+    assert imports_between(tmp_path) is None
+
+
+@pytest.mark.slow
+def test_the_assignment_folder_as_it_is_grades_with_check_api_cs231n(tmp_path, capsys):
+    upload = tmp_path / "assignment2"
+    shutil.copytree(ASSIGNMENT, upload)
+    assert check(upload, "--api", "cs231n", "--no-train") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "is graded as one student's submission: ConvolutionalNetworks.ipynb imports cs231n" in out
+    )
+    assert "PASS, 9 of 9 functions pass" in out, out
+    assert not (upload / "check_summary.csv").exists()  # not graded as a class
+    assert check(upload, "--one-submission", "--api", "cs231n", "--no-train") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "PASS, 9 of 9 functions pass" in out and "graded as one student's" not in out, out
+    # The notebook as the entry: its kept code (rel_error) imports nothing of cs231n, so
+    # data_utils (imageio) is not run; the functions are missing, not an ImportError.
+    assert (
+        check(
+            upload,
+            "--one-submission",
+            "--api",
+            "cs231n",
+            "--no-train",
+            "--entry",
+            "ConvolutionalNetworks",
+        )
+        == 1
+    )
+    out = " ".join(capsys.readouterr().out.split())
+    assert "imageio" not in out and "needs conv_forward_naive" in out, out
+
+
+@pytest.mark.slow
+def test_class_mode_grades_a_student_folder_holding_only_a_sub_folder(tmp_path, capfd):
+    # bob/hw2/ holds his modules, which import each other by name (run from inside hw2/).
+    # Before: "no .py or .ipynb file at the top of bob".
+    shutil.copy(SUBMISSIONS / "buggy_relu_zero_gradient.py", tmp_path / "ann.py")
+    shutil.copytree(COURSES / "multi_module", tmp_path / "bob" / "hw2")
+    (tmp_path / "bob" / "README.md").write_text("my homework")
+    submission = load_submission(tmp_path / "bob")
+    assert (submission.entry.path, submission.entry.origin) == ("layers.py", "hw2/layers.py")
+    assert check(tmp_path, "--no-train", "--jobs", "2") == 1
+    rows = (tmp_path / "check_summary.csv").read_text().splitlines()
+    assert [row.split(",")[:2] for row in rows[1:]] == [["ann.py", "False"], ["bob", "True"]]
+    # --entry still names the module from the student's folder, or from hw2/.
+    for entry in ("hw2/layers", "layers"):
+        assert load_submission(tmp_path / "bob", entry=entry).entry.origin == "hw2/layers.py"

@@ -615,3 +615,129 @@ def test_a_future_import_after_other_code_of_its_cell_does_not_compile():
     # At the top of a cell, after its docstring and other such imports: legal.
     legal = '"""Layers."""\nfrom __future__ import annotations\nfrom __future__ import division'
     assert converted("X = 1", legal).syntax_error is None
+
+
+# --------------------------------------------------------------------------------------------
+# Magics written without % (IPython's automagic), where IPython runs them (issue 10 leftovers)
+# --------------------------------------------------------------------------------------------
+# As IPython 9.18 / ipykernel 7.4 transform them (InteractiveShell.transform_cell): a cell of one
+# line whose first word names a line magic runs that magic; in a longer cell the line is Python's.
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["cd data", "ls -l", "pwd", "pip install tqdm", "  cd ..", "\n\nmkdir out\n", "cd\tdata"],
+)
+def test_a_one_line_cell_without_percent_is_set_aside_as_a_magic(cell):
+    result = converted("import numpy as np", cell, "def relu_forward(x):\n    return x")
+    assert result.syntax_error is None, result.syntax_error
+    assert cell.strip() not in result.source
+    assert "def relu_forward(x):" in result.source
+    # Valid Python as written (``ls``, ``pwd``, ``ls -l``) is Python's: set aside as code, never
+    # a syntax error; the others are IPython's magics.
+    magic = cell.strip() not in ("ls -l", "pwd")
+    assert ("cell 3: magics (not run)" in result.set_aside) == magic, result.set_aside
+    assert ("cell 3: code (not run)" in result.set_aside) == (not magic), result.set_aside
+
+
+@pytest.mark.parametrize(
+    "cells, where",
+    [
+        # In a longer cell IPython leaves the line to Python, which refuses it (so does Jupyter).
+        (("cd data\nimport os",), "cell 2, line 1"),
+        (("import os\npip install tqdm",), "cell 2, line 2"),
+        (("cd data\n   ",), "cell 2, line 1"),
+        # Not a line magic's name: Python 2's print, a typo.
+        (("print 'hello'",), "cell 2, line 1"),
+        (("cdd data",), "cell 2, line 1"),
+        # A name the notebook binds above (IPython checks its namespace) is not a magic.
+        (("def cd(path):\n    return path", "cd data"), "cell 3, line 1"),
+        (("for ls in range(2):\n    pass", "ls data/"), "cell 3, line 1"),
+    ],
+)
+def test_a_line_ipython_leaves_to_python_still_does_not_compile(cells, where):
+    result = converted(*cells)
+    assert result.syntax_error is not None and result.syntax_error.startswith(where + ": "), (
+        result.syntax_error
+    )
+
+
+def test_an_assignment_to_a_magics_name_is_python():
+    # IPython's AssignmentChecker: ``cd = 3`` and ``ls, x = 1, 2`` are assignments, kept as
+    # constants; ``cd.x`` is no magic's name.
+    result = converted("cd = 3", "ls, x = 1, 2", "def f():\n    return cd + ls + x")
+    assert "cd = 3" in result.source and "ls, x = 1, 2" in result.source
+    assert result.set_aside == ()
+
+
+def test_a_notebook_with_magics_without_percent_passes_check(tmp_path, capsys):
+    path = tmp_path / "hw.ipynb"
+    cells = ("pip install numpy", "cd ..", "import numpy as np", correct_body(), "ls -l data")
+    path.write_bytes(notebook(*cells))
+    out = check(path, capsys)
+    assert passes_all(out), out  # before: "the file does not compile: cell 2, line 1"
+    assert "cell 2: magics (not run)" in out and "cell 3: magics (not run)" in out, out
+
+
+# --------------------------------------------------------------------------------------------
+# Imports of the student's own modules: kept only where the kept code uses them
+# --------------------------------------------------------------------------------------------
+
+
+def test_an_own_module_import_only_test_cells_use_is_set_aside():
+    result = converted(
+        "import numpy as np\nfrom helpers import pad, load_data\nimport helpers.plots as hp",
+        "def conv(x):\n    return pad(x, 1)",
+        "x = load_data()\nhp.show(conv(x))",
+        keep_imports={"numpy"},
+        own_modules={"helpers"},
+    )
+    assert "from helpers import pad\n" in result.source  # only the name the kept code reads
+    assert "load_data" not in result.source and "hp" not in result.source
+    assert "cell 2: import helpers (no kept code uses it) (not run)" in result.set_aside
+
+
+def test_an_own_star_import_is_kept_only_for_a_name_nothing_kept_binds():
+    setup = "import numpy as np\nfrom cs231n.layers import *\nfrom cs231n.data_utils import *"
+    unused = converted(
+        setup,
+        "def rel_error(x, y):\n    return np.max(np.abs(x - y))",
+        keep_imports={"numpy"},
+        own_modules={"cs231n"},
+    )
+    assert "cs231n" not in unused.source.split("\n", 1)[1]
+    assert "cell 2: import cs231n (no kept code uses it) (not run)" in unused.set_aside
+    used = converted(
+        setup,
+        "def conv_relu(x, w, b, p):\n    return relu_forward(conv_forward_naive(x, w, b, p)[0])",
+        keep_imports={"numpy"},
+        own_modules={"cs231n"},
+    )
+    # relu_forward may come from either star import: both are kept, as Python would run them.
+    assert "from cs231n.layers import *" in used.source
+    assert "from cs231n.data_utils import *" in used.source
+
+
+def test_a_notebook_entry_does_not_run_a_helper_only_its_test_cells_import(tmp_path, capsys):
+    # The helper imports a library the sandbox does not have (CS231n's data_utils imports
+    # imageio); before, the notebook's kept `from data_utils import load_data` ran it and every
+    # function was an error.
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "data_utils.py").write_text(
+        "import imageio\n\n\ndef load_data():\n    return imageio.imread('x.png')\n"
+    )
+    cells = (
+        "import numpy as np\nfrom data_utils import load_data",
+        correct_body(),
+        "x = load_data()",
+    )
+    (folder / "layers.ipynb").write_bytes(notebook(*cells))
+    out = check(folder, capsys, "--one-submission")
+    assert passes_all(out), out
+    assert "layers.ipynb, cell 2: import data_utils (no kept code uses it)" in out, out
+    # Must still run it when a kept function uses it: the import fails, as it would in Python.
+    used = "def relu_forward(x):\n    load_data()\n    return x"
+    (folder / "layers.ipynb").write_bytes(notebook(*cells, used))
+    out = check(folder, capsys, "--one-submission")
+    assert "imageio" in out and not passes_all(out), out

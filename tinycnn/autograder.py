@@ -223,38 +223,14 @@ def _scan(folder: Path, relative: str = "") -> tuple[list[str], list[str]]:
     return files, links
 
 
-def _defines_graded_functions(folder: Path, api: str) -> bool:
-    """Whether a file under ``folder`` defines at top level a function the run grades (the
-    contract's names, or the course ``api``'s), read, never run (notebooks converted)."""
-    from tinycnn.grading.adapters import course_functions
-    from tinycnn.grading.notebook import NotebookError, convert_notebook
-    from tinycnn.grading.submission import SourceFile, defined_functions
-
-    wanted = set(course_functions(api))
-    for name in _scan(folder)[0]:
-        if Path(name).suffix not in _upload_rules()[0]:
-            continue
-        data = (folder / name).read_bytes()
-        if name.endswith(".ipynb"):
-            try:
-                data = convert_notebook(data, name).source.encode()
-            except (NotebookError, ValueError):
-                continue
-        if wanted & defined_functions(SourceFile(name, data, name)):
-            return True
-    return False
-
-
-def _submission_target(folder: Path, api: str = "tinycnn") -> Path:
+def _submission_target(folder: Path, api: str = "tinycnn", entry: str | None = None) -> Path:
     """What to hand ``tinycnn check``: the one file of a one-file submission, else a folder.
 
     Students upload their files, or the folder holding them (a zipped folder, maybe beside a
-    README, maybe with macOS's ``__MACOSX``). While a folder has no .py/.ipynb file at its top
-    and exactly one of its sub-folders holds some (at any depth), that sub-folder is graded
-    instead; hidden entries and the skipped folders (``__MACOSX``, ``__pycache__``) do not
-    count. Of several such sub-folders (a repository's ``src/`` beside its ``tests/``), the one
-    whose files define functions the run grades (the contract's, or the course ``api``'s) is,
-    if it is the only one.
+    README, maybe with macOS's ``__MACOSX``; a repository's ``src/`` beside its ``tests/``;
+    a course's assignment folder with its package). Which folder is graded is ``tinycnn
+    check``'s own rule (one home: :func:`tinycnn.grading.submission.submission_folder`); which
+    file in it holds the functions, too (its entry).
 
     Raises
     ------
@@ -275,32 +251,16 @@ def _submission_target(folder: Path, api: str = "tinycnn") -> Path:
         raise ValueError("the submission is empty: upload your .py file")
     if len(files) == 1:
         return folder / files[0]
-    while True:
-        with os.scandir(folder) as entries:
-            visible = _visible(entries)
-        if any(
-            e.is_file(follow_symlinks=False) and Path(e.name).suffix in _upload_rules()[0]
-            for e in visible
-        ):
-            return folder
-        holding = [
-            Path(e.path)
-            for e in visible
-            if e.is_dir(follow_symlinks=False)
-            and any(Path(f).suffix in _upload_rules()[0] for f in _scan(e.path)[0])
-        ]
-        if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
-            holding = [p for p in holding if _defines_graded_functions(p, api)] or holding
-        if len(holding) != 1:
-            break
-        folder = holding[0]
-    if holding:
-        names = ", ".join(f"{_name(p.name)}/" for p in holding)
+    from tinycnn.grading.submission import SeveralFolders, submission_folder
+
+    try:
+        return submission_folder(folder, api, entry)  # none at all: tinycnn check says so
+    except SeveralFolders as several:
+        names = ", ".join(f"{_name(name)}/" for name in several.folders)
         raise ValueError(
             f"your .py/.ipynb files are in several folders ({names}) and none at the top of "
             "your upload: upload the files with your functions themselves, not folders"
-        )
-    return folder  # no .py/.ipynb at all: tinycnn check says so
+        ) from None
 
 
 def _name(name: object, limit: int = 200) -> str:
@@ -388,7 +348,7 @@ def run(root: str | os.PathLike | None = None) -> int:
                 "please tell your instructor"
             )
         try:
-            target = _submission_target(root / "submission", api)
+            target = _submission_target(root / "submission", api, entry)
         except ValueError as error:
             return fail(str(error))
         if target.is_file() and entry is not None:

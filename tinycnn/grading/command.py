@@ -81,9 +81,10 @@ def register(subparsers) -> argparse.ArgumentParser:
             "process with time and memory limits, and is compared with the reference. If all "
             "nine pass, TinyCNN is trained with them. SUBMISSION may be a .py file, a .ipynb "
             "notebook (its definitions are graded, its other code is not run) or, with "
-            "--one-submission or --gradescope, a folder holding one student's modules. Any "
-            "other folder is a class: each .py, .ipynb and sub-folder in it is one student's "
-            "submission, and a summary CSV is written."
+            "--one-submission or --gradescope, a folder holding one student's modules (so is "
+            "a folder whose files import each other, such as a course's notebook beside its "
+            "package). Any other folder is a class: each .py, .ipynb and sub-folder in it is "
+            "one student's submission, and a summary CSV is written."
         ),
         epilog="exit status: 0 all functions pass, 1 something fails, 2 usage error",
     )
@@ -362,6 +363,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     A usage error (also an output file that cannot be written) raises `CommandError`.
     """
+    from tinycnn.grading.channel import clean_text
     from tinycnn.grading.folder import grade_folder
     from tinycnn.grading.grader import grade_submission, new_seed
     from tinycnn.grading.report import (
@@ -372,13 +374,20 @@ def run_check(args: argparse.Namespace) -> int:
         summary_csv,
     )
     from tinycnn.grading.sandbox import Limits, SandboxUnavailable, isolation_level
-    from tinycnn.grading.submission import SUBMISSION_SUFFIXES
+    from tinycnn.grading.submission import SUBMISSION_SUFFIXES, imports_between
     from tinycnn.parallel import SchedulerError, default_jobs
 
     target = Path(args.submission)
     if not target.exists():
         raise CommandError(f"no such file or folder: {args.submission}")
     folder_mode = target.is_dir() and not (args.one_submission or args.gradescope)
+    one_upload = imports_between(target) if folder_mode else None
+    if one_upload is not None:  # a course's assignment folder: its notebook imports its package
+        print(
+            f"{clean_text(args.submission, 200)} is graded as one student's submission: "
+            f"{clean_text(one_upload, 200)} (a class folder's submissions do not import each other)"
+        )
+        folder_mode = False
     if not target.is_dir() and target.suffix not in SUBMISSION_SUFFIXES:
         raise CommandError(f"{args.submission} is not a .py file or a .ipynb notebook")
     if not target.is_dir() and args.one_submission:

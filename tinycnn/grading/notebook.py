@@ -7,13 +7,16 @@ of every code cell, in notebook order:
 
 - ``def`` / ``async def`` / ``class`` statements (with their decorators);
 - ``import`` and ``from ... import`` statements of the standard library and of the modules the
-  import rule allows (NumPy, ``--allow-import`` names, the student's own modules). An import of
-  a module the rule refuses by name (torch, this project...) is kept when the kept code reads a
-  name it binds from the module's globals (``F.relu`` in a function; a local or parameter
-  ``F`` is not a read of ``import torch.nn.functional as F``), so that the rule reports it at
-  its cell and line, and set aside otherwise (``import torch`` for the notebook's own test
-  cells, which are never run). Imports of anything else (a notebook's ``matplotlib``,
-  ``h5py`` or the course's ``public_tests``) are set aside.
+  import rule allows (NumPy, ``--allow-import`` names). An import of a module the rule refuses
+  by name (torch, this project...) is kept when the kept code reads a name it binds from the
+  module's globals (``F.relu`` in a function; a local or parameter ``F`` is not a read of
+  ``import torch.nn.functional as F``), so that the rule reports it at its cell and line, and
+  set aside otherwise (``import torch`` for the notebook's own test cells, which are never
+  run). An import of the student's own modules (a folder's ``cs231n/``) follows the same rule:
+  kept only when the kept code reads a name it binds (a star import: a name that nothing kept
+  binds), so the course's ``from cs231n.data_utils import get_CIFAR10_data`` of a test cell
+  never runs. Imports of anything else (a notebook's ``matplotlib``, ``h5py`` or the course's
+  ``public_tests``) are set aside.
   One statement naming both (``import numpy as np, matplotlib.pyplot as plt``) keeps the names
   it may (``import numpy as np``);
 - simple constant assignments: ``EPS = 1e-8``, ``SIZES = (2, 3)``, ``conv = conv_forward``,
@@ -29,7 +32,11 @@ commands (``%matplotlib inline``, ``!pip install``, ``np.pad?``, whole ``%%bash`
 the notebook's own code, lose only their magic line). A line is IPython's only where a
 statement can start, as IPython itself decides (found with `tokenize`; a cell that is valid
 Python has none): a continuation line ``% (x.shape,)`` inside brackets and a line
-``%d items`` inside a string are the student's Python, kept as written.
+``%d items`` inside a string are the student's Python, kept as written. A magic written
+without its ``%`` (IPython's automagic: ``cd data``, ``pip install tqdm``) is set aside where
+IPython runs it as one: a cell of that one line, not valid Python, whose first word names a
+line magic the notebook has not bound to something else (`LINE_MAGICS`); in a longer cell
+IPython leaves the line to Python, which refuses it, as Jupyter does.
 Markdown and raw cells are ignored. ``from __future__`` imports, legal at the top of any cell
 (only there: after other code of the cell they do not compile, as in Jupyter), go to the top of
 the module. A code cell that is not valid Python (after its magics are removed), or kept code
@@ -45,6 +52,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import keyword
 import re
 import symtable
 import sys
@@ -55,11 +63,13 @@ from dataclasses import dataclass
 
 from tinycnn.grading.policy import _PARSE_LOCK
 
-__all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook"]
+__all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook", "notebook_imports"]
 
 #: Top-level modules the standard library provides (Python 3.10+).
 STDLIB_MODULES = frozenset(sys.stdlib_module_names) | {"__future__"}
 _BUILTINS = frozenset(dir(builtins))
+#: Names every module has besides the builtins.
+_MODULE_NAMES = frozenset({"__file__", "__name__", "__builtins__", "__cached__"})
 
 # IPython syntax that is not Python: line magics, shell escapes, help and shell assignments.
 _MAGIC_LINE = re.compile(
@@ -71,6 +81,24 @@ _MAGIC_LINE = re.compile(
     )""",
     re.VERBOSE,
 )
+
+#: IPython's line magics in a Jupyter kernel (``%lsmagic`` of ipykernel 7.4 / IPython 9.18 on
+#: Linux, the shell aliases ``ls``, ``cp``, ``mkdir``... included): with automagic, IPython's
+#: default, a cell that is one of these names and its arguments, without ``%``, runs the magic.
+LINE_MAGICS = frozenset(
+    """
+    alias alias_magic autoawait autocall automagic autosave bookmark cat cd clear code_wrap
+    colors conda config connect_info cp debug dhist dirs doctest_mode ed edit env gui hist
+    history killbgscripts ldir less lf lk ll load load_ext loadpy logoff logon logstart logstate
+    logstop ls lsmagic lx macro magic mamba man matplotlib micromamba mkdir more mv notebook
+    page pastebin pdb pdef pdoc pfile pinfo pinfo2 pip popd pprint precision prun psearch
+    psource pushd pwd pycat pylab qtconsole quickref recall rehashx reload_ext rep rerun reset
+    reset_selective rm rmdir run save sc set_env subshell sx system tb time timeit unalias
+    unload_ext uv who who_ls whos xdel xmode
+    """.split()
+)
+# The first word of a line as IPython's ``split_user_input`` reads it (its "ifun"), and the rest.
+_FIRST_WORD = re.compile(r"\s*([\w.*]*)(.*)$", re.DOTALL)
 
 
 #: Cell magics whose body IPython runs as the notebook's own code, in the notebook's namespace
@@ -192,14 +220,47 @@ def _at_statement_starts(source: str, replace, until: int) -> list[str]:
     return "".join(lines).split("\n")
 
 
-def _parse_cell(source: str) -> tuple[ast.Module, list[str], bool]:
+def _automagic(source: str, namespace: set[str]) -> int | None:
+    """The index of the line of a cell that IPython runs as a line magic written without ``%``
+    (automagic: ``cd data``, ``ls -l``, ``pip install tqdm``), or None.
+
+    As IPython decides it (``InteractiveShell.transform_cell``, then its prefilter's
+    ``AssignmentChecker`` and ``AutoMagicChecker``): only in a cell of one line once its leading
+    blank lines are dropped (in a longer cell IPython leaves such a line to Python, which
+    refuses it, and Jupyter with it); its first word is a line magic's name (`LINE_MAGICS`),
+    not followed by ``=`` or ``,`` (an assignment: ``cd = 3``), and no name of the notebook's
+    namespace (``namespace``: what the cells above bind), of the builtins or a keyword.
+    Asked only of a cell that is not valid Python: one that is (``ls``, ``pwd``) is read as
+    Python, and its bare expression is set aside like any code.
+    """
+    lines = source.split("\n")
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None or len("\n".join(lines[first:]).splitlines()) != 1:
+        return None
+    name, rest = _FIRST_WORD.match(lines[first]).groups()
+    if (
+        name not in LINE_MAGICS
+        or rest.lstrip().startswith(("=", ","))
+        or name in namespace
+        or name in _BUILTINS
+        or keyword.iskeyword(name)
+    ):
+        return None
+    return first
+
+
+def _parse_cell(
+    source: str, namespace: set[str] = frozenset()
+) -> tuple[ast.Module, list[str], bool]:
     """Parse a code cell: its tree, its lines (IPython-only lines replaced by ``pass``, same
     indentation, so line numbers and blocks stay valid) and whether any line was replaced.
 
     A cell that is valid Python as it is has no magics (no IPython syntax is valid Python).
     Otherwise only a line where a statement can start is IPython's (``%timeit f(x)``, ``!ls``):
     inside brackets ``% (x.shape,)`` is Python's ``%`` operator, and inside a string
-    ``%d items`` is text.
+    ``%d items`` is text. A cell of one line may also be a magic without its ``%``
+    (`_automagic`; ``namespace``: the names the cells above bind, which IPython would not
+    take for a magic).
 
     Raises
     ------
@@ -212,6 +273,12 @@ def _parse_cell(source: str) -> tuple[ast.Module, list[str], bool]:
             return ast.parse(source), source.split("\n"), False
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         failure = error
+    magic = _automagic(source, namespace)
+    if magic is not None:
+        lines = source.split("\n")
+        lines[magic] = "pass"  # IPython strips a one-line cell's indentation too
+        with _PARSE_LOCK:
+            return ast.parse("\n".join(lines)), lines, True
     # Tokenizing is slow in pure Python: only up to the last line that looks like a magic.
     candidates = [i for i, line in enumerate(source.split("\n")) if _MAGIC_LINE.match(line)]
     if not candidates:
@@ -318,14 +385,25 @@ def _decide_import(
     keep_imports: frozenset[str],
     refused: frozenset[str],
     used: set[str] | None,
+    own: frozenset[str] = frozenset(),
+    unresolved: bool = True,
 ) -> _Decision:
     """Which names of an import are kept (see `_decide`); ``used``: the names the kept
-    statements read, None while they are not known yet (a refused module's names are kept)."""
+    statements read, None while they are not known yet (a refused module's and a student's
+    module's names are kept); ``unresolved``: whether the kept statements read a name that
+    nothing kept binds (which only a star import can then bind)."""
     kept, dropped, unused = [], [], []
     for alias in node.names:
         module = _module_of(node, alias)
         name = _bound_name(node, alias)
-        if module in STDLIB_MODULES or module in keep_imports:
+        if module in own:
+            # The student's own module: run only if the kept code needs it (the course's
+            # data_utils imports imageio and reads a dataset from disk).
+            if used is None or name in used or (name == "*" and unresolved):
+                kept.append(alias)
+            else:
+                unused.append(module)
+        elif module in STDLIB_MODULES or module in keep_imports:
             kept.append(alias)
         elif module in refused and (used is None or name == "*" or name in used):
             kept.append(alias)
@@ -340,17 +418,22 @@ def _decide_import(
 
 
 def _decide(
-    node: ast.stmt, keep_imports: frozenset[str], refused: frozenset[str], bound: set[str]
+    node: ast.stmt,
+    keep_imports: frozenset[str],
+    refused: frozenset[str],
+    bound: set[str],
+    own: frozenset[str] = frozenset(),
 ) -> _Decision:
     """Whether a top-level statement is kept; ``bound`` holds the names kept code above binds.
 
-    An import of a module in ``refused`` (the modules the import rule refuses by name) is kept
-    here; `convert_notebook` sets it aside afterwards if no kept statement reads its names.
+    An import of a module in ``refused`` (the modules the import rule refuses by name) or in
+    ``own`` (the student's modules) is kept here; `convert_notebook` sets it aside afterwards
+    if no kept statement reads its names.
     """
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return _Decision(True, binds=(node.name,))
     if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return _decide_import(node, keep_imports, refused, None)
+        return _decide_import(node, keep_imports, refused, None, own)
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         names = [_target_names(t) for t in targets]
@@ -363,8 +446,11 @@ def _decide(
             if not unbound or "*" in bound:
                 return _Decision(True, binds=tuple(n for group in names for n in group))
             return _Decision(False, constant=_constant_note(node, unbound))
-    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-        return _Decision(False)  # a docstring or a bare literal: nothing to run, nothing to say
+    literal = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+    if literal or isinstance(node, ast.Pass):
+        # A docstring, a bare literal, ``pass`` (a magic's line once set aside): nothing to
+        # run, nothing to say.
+        return _Decision(False)
     return _Decision(False, code=True)
 
 
@@ -402,6 +488,30 @@ def _global_reads(statements: list[ast.stmt]) -> set[str]:
     return reads
 
 
+def _bindings(tree: ast.Module) -> set[str]:
+    """The names a cell binds in the notebook's namespace when it runs: its top-level
+    definitions, imports and assignment, ``for`` and ``with`` targets (not the names that only
+    a function, class or comprehension of it binds)."""
+    names: set[str] = set()
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(_bound_name(node, alias) for alias in node.names)
+            continue
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp)):
+            continue
+        if isinstance(node, ast.GeneratorExp):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        stack.extend(ast.iter_child_nodes(node))
+    return names
+
+
 def _constant_note(node: ast.stmt, unbound: list[str]) -> str:
     """``"x_ref = x (reads x, which no kept code binds)"``: why a constant is set aside."""
     text = ast.unparse(node)
@@ -427,11 +537,68 @@ def _first_line(node: ast.stmt) -> int:
     return min([node.lineno, *(d.lineno for d in decorators)])
 
 
+def _code_cells(notebook):
+    """``(number, source, note)`` for each code cell: its number (from 1, markdown cells
+    counted), the Python IPython runs from it (None for a cell magic whose body is not the
+    notebook's code: ``%%bash``, ``%%timeit``) and what was set aside of it, in words, or None.
+
+    A ``%%time``, ``%%capture`` or ``%%prun`` cell loses only its magic line (an empty line
+    keeps the line numbers): its body is the notebook's code, run in the notebook's namespace.
+    """
+    for number, cell in enumerate(notebook.cells, start=1):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        # Python's tokenizer ends a line at "\r\n" and at a lone "\r" too; the cell's lines are
+        # split at "\n" below, so make the two agree (a lone "\r" could otherwise hide set-aside
+        # statements inside a kept definition's line span).
+        source = source.replace("\r\n", "\n").replace("\r", "\n")
+        magic = _cell_magic(source)
+        if magic is None:
+            yield number, source, None
+        elif magic not in BODY_KEPT_CELL_MAGICS:
+            why = _SET_ASIDE_CELL_MAGICS.get(magic, "cell magics are not run")
+            yield number, None, f"a {magic} cell ({why})"
+        else:
+            lines = source.split("\n")
+            at = next(i for i, line in enumerate(lines) if line.strip())
+            body = "\n".join([*lines[:at], "", *lines[at + 1 :]])
+            yield number, body, f"the {magic} line (the cell's code is read as usual)"
+
+
+def notebook_imports(data: bytes) -> set[str]:
+    """The modules a notebook's code cells import, every cell included (test cells too), as
+    written (``cs231n.data_utils``; relative imports left out); read, never run. Empty for a
+    file that is not a notebook; a cell that is not valid Python adds nothing."""
+    try:
+        notebook = _read(data, "notebook")
+    except NotebookError:
+        return set()
+    names: set[str] = set()
+    namespace: set[str] = set()
+    for _, source, _ in _code_cells(notebook):
+        if source is None:
+            continue
+        try:
+            tree = _parse_cell(source, namespace)[0]
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        namespace |= _bindings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names.add(node.module)
+    return names
+
+
 def convert_notebook(
     data: bytes,
     origin: str = "notebook",
     keep_imports: Iterable[str] = (),
     refused_imports: Iterable[str] = (),
+    own_modules: Iterable[str] = (),
 ) -> ConvertedNotebook:
     """Read a notebook (the bytes of an ``.ipynb`` file) and keep its definitions.
 
@@ -443,13 +610,19 @@ def convert_notebook(
         The file's name, for messages.
     keep_imports : iterable of str
         Top-level modules whose imports are kept besides the standard library (the ones the
-        import rule allows, the student's own modules).
+        import rule allows).
     refused_imports : iterable of str
         Top-level modules the import rule refuses by name (torch, this project...). An import
         of one is kept when a kept statement reads a name it binds from the module's globals
         (`_global_reads`), so that the rule reports it at its cell and line; otherwise
         (``import torch`` for the notebook's own test cells, which are set aside) it is set
         aside and said so. Imports of any other module are set aside.
+    own_modules : iterable of str
+        Top-level names of the student's own modules and packages (``cs231n`` for
+        ``cs231n/layers.py``). An import of one is kept by the same rule as a refused one: when
+        a kept statement reads a name it binds (a star import: when a kept statement reads a
+        name nothing kept binds); otherwise it is set aside and said so (the notebook's
+        ``from cs231n.data_utils import get_CIFAR10_data``, for its test cells, is never run).
 
     Returns
     -------
@@ -463,46 +636,34 @@ def convert_notebook(
     notebook = _read(data, origin)
     keep = frozenset(keep_imports)
     refused = frozenset(refused_imports)
+    own = frozenset(own_modules)
+    namespace: set[str] = set()  # what the cells above bind when run (a magic's shadow)
     header = f"# The definitions of {origin}, as tinycnn check grades them (nothing else is run)."
     set_aside: list[str] = []
     bound: set[str] = set()
     cells: list[_Cell] = []
-    for number, cell in enumerate(notebook.cells, start=1):
-        if cell.get("cell_type") != "code":
+    for number, source, note in _code_cells(notebook):
+        if note is not None:
+            set_aside.append(f"cell {number}: {note}")
+        if source is None:
             continue
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
-        # Python's tokenizer ends a line at "\r\n" and at a lone "\r" too; the cell's lines are
-        # split at "\n" below, so make the two agree (a lone "\r" could otherwise hide set-aside
-        # statements inside a kept definition's line span).
-        source = source.replace("\r\n", "\n").replace("\r", "\n")
-        magic = _cell_magic(source)
-        if magic is not None and magic not in BODY_KEPT_CELL_MAGICS:
-            why = _SET_ASIDE_CELL_MAGICS.get(magic, "cell magics are not run")
-            set_aside.append(f"cell {number}: a {magic} cell ({why})")
-            continue
-        if magic is not None:
-            # The magic's own line goes (an empty line keeps the line numbers); its body is
-            # the notebook's code, run in the notebook's namespace.
-            source_lines = source.split("\n")
-            at = next(i for i, line in enumerate(source_lines) if line.strip())
-            source = "\n".join([*source_lines[:at], "", *source_lines[at + 1 :]])
-            set_aside.append(f"cell {number}: the {magic} line (the cell's code is read as usual)")
         try:
-            tree, cell_lines, had_magics = _parse_cell(source)
+            tree, cell_lines, had_magics = _parse_cell(source, namespace)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
             return _not_compiling(header, number, error)
+        namespace |= _bindings(tree)
         late_future = _late_future(tree)
         if late_future is not None:
             return _not_compiling(header, number, late_future)
         decisions = []
         for node in tree.body:
-            decision = _decide(node, keep, refused, bound)
+            decision = _decide(node, keep, refused, bound, own)
             decisions.append((node, decision))
             if decision.kept:
                 bound.update(decision.binds)
         cells.append(_Cell(number, cell_lines, tree, decisions, had_magics, len(set_aside)))
-    # The module-level names the kept statements read decide the imports of refused modules.
+    # The module-level names the kept statements read decide the imports of refused modules
+    # and of the student's own modules.
     used = _global_reads(
         [
             node
@@ -511,10 +672,13 @@ def convert_notebook(
             if decision.kept and not isinstance(node, (ast.Import, ast.ImportFrom))
         ]
     )
+    named = {n for cell in cells for _, d in cell.decisions if d.kept for n in d.binds}
+    unresolved = bool(used - named - _BUILTINS - _MODULE_NAMES)
     for cell in reversed(cells):  # from the end: each note goes in at its cell's place
         for index, (node, _) in enumerate(cell.decisions):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                cell.decisions[index] = (node, _decide_import(node, keep, refused, used))
+                decision = _decide_import(node, keep, refused, used, own, unresolved)
+                cell.decisions[index] = (node, decision)
         note = _cell_note([decision for _, decision in cell.decisions], cell.had_magics)
         notes = [f"cell {cell.number}: {note} (not run)"] if note else []
         notes += [f"cell {cell.number}: {d.constant}" for _, d in cell.decisions if d.constant]

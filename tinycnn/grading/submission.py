@@ -13,12 +13,16 @@
   Only the entry and the modules it imports, transitively, are checked against the import rule
   (`reachable_files`); the others are listed as set aside (`Submission.unimported`).
 
-The entry of a folder is the module named by ``--entry`` (a path such as ``hw/layers`` or a
-dotted name such as ``hw.layers``: an entry inside a package is imported under that name, so its
-relative imports work); without it, the folder's only
-``.py``/``.ipynb`` file at its top level; with several, the one that defines the most functions
-of the contract (or of the ``--api``'s course functions), if only one does. Notebooks anywhere
-in the folder become modules of the same name (``utils.ipynb`` -> ``utils``).
+A folder is read from `submission_folder`: while it has no ``.py``/``.ipynb`` file at its top,
+from the sub-folder that holds them (``bob/hw2/``; of several, the one defining the graded
+functions), never from inside a Python package. The entry of a folder is the module named by
+``--entry`` (a path such as ``hw/layers`` or a dotted name such as ``hw.layers``: an entry
+inside a package is imported under that name, so its relative and absolute imports of its
+package work); without it, the file that defines the graded functions (the contract's, or the
+``--api``'s course functions: `graded_definitions`) at the shallowest level where any file
+does, the one defining the most there (CS231n's ``cs231n/layers.py`` below the course's
+notebook, which only imports it); if none does, the folder's only file at its top. Notebooks
+anywhere in the folder become modules of the same name (``utils.ipynb`` -> ``utils``).
 
 Reading is done here, in the checker, and is careful with what it reads: only regular files
 (symbolic links, devices and FIFOs are skipped, never followed), only ``.py`` and ``.ipynb``
@@ -53,13 +57,17 @@ __all__ = [
     "MAX_FILES",
     "SKIPPED_FOLDERS",
     "SUBMISSION_SUFFIXES",
+    "SeveralFolders",
     "SourceFile",
     "Submission",
     "defined_functions",
+    "graded_definitions",
     "imported_modules",
+    "imports_between",
     "load_submission",
     "reachable_files",
     "resolve_relative",
+    "submission_folder",
 ]
 
 #: The files a submission is made of; anything else in a folder is ignored.
@@ -357,25 +365,32 @@ def _reserved_names() -> frozenset[str]:
 _RESERVED_NAMES = _reserved_names()
 
 
-def _keep_imports(allow_imports: Iterable[str], modules: Iterable[str]) -> frozenset[str]:
+def _keep_imports(allow_imports: Iterable[str]) -> frozenset[str]:
     """Imports a notebook keeps besides the standard library (see :mod:`.notebook`)."""
     from tinycnn.grading.policy import allowed_modules
 
-    return allowed_modules(allow_imports) | {m.partition(".")[0] for m in modules}
+    return allowed_modules(allow_imports)
 
 
 def _as_source(
-    relative: Path, data: bytes, keep: frozenset[str]
+    relative: Path,
+    data: bytes,
+    keep: frozenset[str],
+    own: frozenset[str] = frozenset(),
+    origin: str | None = None,
 ) -> tuple[SourceFile, str | None, tuple[str, ...]]:
-    """A read file as a `SourceFile`: ``(file, problem, set_aside)``."""
-    origin = relative.as_posix()
+    """A read file as a `SourceFile`: ``(file, problem, set_aside)``. ``own``: the top-level
+    names of the student's modules (a notebook keeps an import of one only where its kept code
+    uses it); ``origin``: the file as the student named it, if not ``relative``."""
+    origin = origin or relative.as_posix()
     if relative.suffix == ".py":
-        return SourceFile(origin, data, origin), None, ()
+        return SourceFile(relative.as_posix(), data, origin), None, ()
     path = relative.with_suffix(".py").as_posix()
     try:
-        # Imports the rule refuses by name: kept (and reported) only where the kept code uses them.
+        # Imports the rule refuses by name, and of the student's own modules: kept (and checked)
+        # only where the kept code uses them.
         refused = frozenset(FRAMEWORKS) | frozenset(PROJECT_PACKAGES)
-        converted = convert_notebook(data, origin, keep, refused_imports=refused)
+        converted = convert_notebook(data, origin, keep, refused_imports=refused, own_modules=own)
     except NotebookError as error:
         # A helper says why when imported (an empty module would give a misleading ImportError).
         failing = f"raise ImportError({str(error)!r})\n".encode()
@@ -398,6 +413,10 @@ def load_submission(
     allow_imports: Iterable[str] = (),
 ) -> Submission:
     """Read one student's submission: a ``.py`` file, a ``.ipynb`` notebook, or a folder.
+
+    A folder is read from `submission_folder` (``bob/`` holding only ``hw2/layers.py`` is read
+    from ``hw2/``; messages still name each file from ``bob/``), and its entry is found as the
+    module docstring says.
 
     Parameters
     ----------
@@ -435,11 +454,22 @@ def load_submission(
         return _load_files(
             name, target.parent, [Path(target.name)], target.name, api, (), allow_imports
         )
-    files, skipped = _walk(target)
-    set_aside = [f"{item} was not read" for item in skipped]
+    try:
+        root = submission_folder(target, api, entry)
+    except SeveralFolders as several:
+        listed = ", ".join(f"{folder}/" for folder in several.folders)
+        return _failed(
+            name,
+            api,
+            f"{name} holds its .py/.ipynb files in several folders ({listed}) and none at its "
+            f"top, and cannot tell which holds the functions to grade; name it with --entry",
+        )
+    files, skipped = _walk(root)
+    prefix = root.relative_to(target).as_posix() + "/" if root != target else ""
+    set_aside = [f"{prefix}{item} was not read" for item in skipped]
     if not files:
         return _failed(name, api, f"no .py or .ipynb file in {name}", set_aside)
-    return _load_files(name, target, files, entry, api, set_aside, allow_imports)
+    return _load_files(name, root, files, entry, api, set_aside, allow_imports, prefix)
 
 
 def _load_files(
@@ -450,7 +480,10 @@ def _load_files(
     api: str,
     set_aside: Iterable[str],
     allow_imports: Iterable[str],
+    prefix: str = "",
 ) -> Submission:
+    """Read ``files`` (relative to ``root``) as one submission; ``prefix``: the path from the
+    folder the student named to ``root`` (``"hw2/"``), for the files' names in messages."""
     set_aside = list(set_aside)
     if len(files) > MAX_FILES:
         return _failed(
@@ -463,8 +496,8 @@ def _load_files(
             return _failed(
                 name,
                 api,
-                f"both {by_module[key].as_posix()} and {relative.as_posix()} define module "
-                f"{key.replace('/', '.')}: keep one of them",
+                f"both {prefix}{by_module[key].as_posix()} and {prefix}{relative.as_posix()} "
+                f"define module {key.replace('/', '.')}: keep one of them",
                 set_aside,
             )
         by_module[key] = relative
@@ -478,7 +511,8 @@ def _load_files(
             f"({', '.join(shadowing)}): rename it",
             set_aside,
         )
-    keep = _keep_imports(allow_imports, modules)
+    keep = _keep_imports(allow_imports)
+    own = frozenset(m.partition(".")[0] for m in modules)
     sources: list[SourceFile] = []
     problems: dict[str, str] = {}
     budget = MAX_BYTES
@@ -489,7 +523,7 @@ def _load_files(
             return _failed(
                 name,
                 api,
-                f"cannot read {relative.as_posix()}: {error.strerror or error}",
+                f"cannot read {prefix}{relative.as_posix()}: {error.strerror or error}",
                 set_aside,
             )
         budget -= len(data)
@@ -497,7 +531,8 @@ def _load_files(
             return _failed(
                 name, api, f"the files add up to more than {MAX_BYTES // 2**20} MiB", set_aside
             )
-        source, problem, notes = _as_source(relative, data, keep)
+        origin = prefix + relative.as_posix()
+        source, problem, notes = _as_source(relative, data, keep, own, origin)
         sources.append(source)
         set_aside += notes
         if problem:
@@ -522,10 +557,36 @@ def _load_files(
     return Submission(name, (chosen, *helpers), api, None, tuple(set_aside), unimported)
 
 
+# --------------------------------------------------------------------------------------------
+# Which folder and which file hold the functions to grade
+# --------------------------------------------------------------------------------------------
+
+
+def graded_definitions(source: SourceFile, api: str) -> int:
+    """How many functions the run grades ``source`` defines at its top level (the contract's
+    names, or the course ``api``'s: `tinycnn.grading.adapters.course_functions`), read, never
+    run. The one measure of "the file that defines the graded functions", for the entry of a
+    folder and for the folder of an upload (`submission_folder`)."""
+    return len(defined_functions(source) & set(course_functions(api)))
+
+
+def _any_course_definitions(source: SourceFile) -> int:
+    """How many functions of any API (the contract's or a course's) ``source`` defines."""
+    return max(graded_definitions(source, api) for api in API_NAMES)
+
+
 def _entry_of(
     sources: list[SourceFile], entry: str | None, api: str, name: str
 ) -> tuple[SourceFile | None, str]:
-    """The entry module and, if there is none, why."""
+    """The entry module and, if there is none, why.
+
+    Without ``entry``: the file that defines the graded functions (`graded_definitions`) at
+    the shallowest depth where any file defines one, the one defining the most of them there
+    (``cs231n/layers.py`` below a course notebook that only imports it; ``layers.py`` above
+    an old copy in ``backup/``). If no file defines any: the one defining another API's
+    functions in the same way (graded, so the report can say which ``--api`` it looks
+    written for), else the only file at the top.
+    """
     top = [s for s in sources if "/" not in s.path]
     if entry is not None:
         wanted = entry.removesuffix(".py").removesuffix(".ipynb").rstrip("/")
@@ -534,18 +595,168 @@ def _entry_of(
             return match[0], ""
         names = ", ".join(s.origin for s in sources[:20]) + (" ..." if len(sources) > 20 else "")
         return None, f"no module {wanted} in {name} (--entry; its files: {names or 'none'})"
+    for measure in (lambda s: graded_definitions(s, api), _any_course_definitions):
+        defining = _defining_most(sources, measure)
+        if len(defining) == 1:
+            return defining[0], ""
+        if defining:
+            candidates = ", ".join(s.origin for s in defining)
+            return None, (
+                f"cannot tell which file of {name} holds the functions to grade "
+                f"({candidates}); name it with --entry"
+            )
     if len(top) == 1:
         return top[0], ""
     if not top:
         return None, f"no .py or .ipynb file at the top of {name}"
-    wanted_names = set(course_functions(api))
-    counts = {s.path: len(defined_functions(s) & wanted_names) for s in top}
-    most = max(counts.values())
-    defining = [s for s in top if most and counts[s.path] == most]
-    if len(defining) == 1:
-        return defining[0], ""
-    candidates = ", ".join(s.origin for s in (defining or top))
     return None, (
-        f"cannot tell which file of {name} holds the functions to grade ({candidates}); "
-        f"name it with --entry"
+        f"cannot tell which file of {name} holds the functions to grade "
+        f"({', '.join(s.origin for s in top)}); name it with --entry"
     )
+
+
+def _defining_most(sources: list[SourceFile], measure) -> list[SourceFile]:
+    """The files with the highest ``measure`` among those at the shallowest depth (folders
+    below the submission's top) where any file's ``measure`` is not 0; empty if none is."""
+    counted = [(source, measure(source)) for source in sources]
+    depths = [source.path.count("/") for source, count in counted if count]
+    if not depths:
+        return []
+    level = [(source, count) for source, count in counted if source.path.count("/") == min(depths)]
+    most = max(count for _, count in level)
+    return [source for source, count in level if count == most]
+
+
+class SeveralFolders(ValueError):
+    """An upload keeps its files in several sub-folders and none at its top, and nothing tells
+    which of them holds the functions to grade (`submission_folder`)."""
+
+    def __init__(self, folder: Path, folders: list[str]):
+        self.folders = tuple(folders)
+        super().__init__(f"{folder} holds its files in several folders: {', '.join(folders)}")
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether a regular ``.py``/``.ipynb`` file is under ``folder`` (links not followed)."""
+    return bool(_walk(folder)[0])
+
+
+def _defines_graded_functions(folder: Path, api: str) -> bool:
+    """Whether a file under ``folder`` defines a function the run grades (`graded_definitions`;
+    notebooks converted, nothing run), reading at most `MAX_FILES` files and `MAX_BYTES`."""
+    budget = MAX_BYTES
+    for relative in _walk(folder)[0][:MAX_FILES]:
+        try:
+            data = _read_bytes(folder / relative, budget)
+        except OSError:
+            continue
+        budget -= len(data)
+        if budget < 0:
+            return False
+        source, _, _ = _as_source(relative, data, frozenset())
+        if graded_definitions(source, api):
+            return True
+    return False
+
+
+def _names_a_file(folder: Path, entry: str) -> bool:
+    """Whether ``--entry``'s module is a file right under ``folder`` (its path or dotted name)."""
+    wanted = entry.removesuffix(".py").removesuffix(".ipynb").rstrip("/")
+    stems = {wanted, wanted.replace(".", "/")}
+    candidates = [folder / f"{stem}{suffix}" for stem in stems for suffix in SUBMISSION_SUFFIXES]
+    candidates += [folder / stem / "__init__.py" for stem in stems]
+    return any(_regular_file(path) is not None for path in candidates)
+
+
+def submission_folder(folder: Path, api: str = "tinycnn", entry: str | None = None) -> Path:
+    """The folder of an upload that holds the submission: ``folder``, or one below it.
+
+    Students upload their files, or the folder holding them (a zipped folder, maybe beside a
+    README, maybe with macOS's ``__MACOSX``; a class folder's ``bob/`` holding ``hw2/``; a
+    repository's ``src/`` beside its ``tests/``). While a folder has no ``.py``/``.ipynb`` file
+    at its top, the sub-folder holding some (at any depth) is read instead: the only one, or of
+    several the only one whose files define functions the run grades (`graded_definitions`,
+    ``api``). The descent stops at a Python package (a folder with ``__init__.py``, such as
+    CS231n's ``cs231n/``: its modules import each other by the package's name, so it is read
+    from the folder holding it) and at the folder holding ``entry``'s file. Hidden entries,
+    ``SKIPPED_FOLDERS`` and links do not count (links are never followed). The one home of this
+    rule: ``tinycnn check`` (one submission, or each student's folder of a class) and the
+    Gradescope runner (:mod:`tinycnn.autograder`) both use it.
+
+    Raises
+    ------
+    SeveralFolders
+        Several sub-folders hold files, none at the top, and not exactly one of them defines
+        the graded functions.
+    """
+    while True:
+        if entry is not None and _names_a_file(folder, entry):
+            return folder
+        with os.scandir(folder) as scanned:
+            entries = sorted(
+                (
+                    e
+                    for e in scanned
+                    if not e.name.startswith(".") and e.name not in SKIPPED_FOLDERS
+                ),
+                key=lambda e: e.name,
+            )
+        if any(
+            e.is_file(follow_symlinks=False) and Path(e.name).suffix in SUBMISSION_SUFFIXES
+            for e in entries
+        ):
+            return folder
+        holding = [
+            Path(e.path)
+            for e in entries
+            if e.is_dir(follow_symlinks=False) and _holds_files(Path(e.path))
+        ]
+        if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
+            defining = [p for p in holding if _defines_graded_functions(p, api)]
+            if len(defining) != 1:
+                raise SeveralFolders(folder, [p.name for p in holding])
+            holding = defining
+        if not holding or _regular_file(holding[0] / "__init__.py") is not None:
+            return folder
+        folder = holding[0]
+
+
+def imports_between(folder: Path) -> str | None:
+    """Why ``folder`` holds one student's upload, not a class's submissions: a ``.py``/
+    ``.ipynb`` file at its top imports another of its entries (a module beside it, or a
+    folder of ``.py``/``.ipynb`` files), in words (``"ConvolutionalNetworks.ipynb imports
+    cs231n"``); None if none does. A class folder's submissions are graded each on its own,
+    so one that imports another could never be graded: such a folder is one submission (a
+    course's assignment folder: its notebook beside its package). Every import counts, a
+    notebook's test cells' too; read (at most `MAX_FILES` files, `MAX_BYTES`), never run.
+    """
+    from tinycnn.grading.notebook import notebook_imports
+
+    tops, entries = [], set()
+    with os.scandir(folder) as scanned:
+        for item in sorted(scanned, key=lambda e: e.name):
+            if item.name.startswith(".") or item.name in SKIPPED_FOLDERS:
+                continue
+            path = Path(item.path)
+            if item.is_file(follow_symlinks=False) and path.suffix in SUBMISSION_SUFFIXES:
+                tops.append(path)
+                entries.add(path.stem)
+            elif item.is_dir(follow_symlinks=False) and _holds_files(path):
+                entries.add(path.name)
+    budget = MAX_BYTES
+    for path in tops[:MAX_FILES]:
+        try:
+            data = _read_bytes(path, budget)
+        except OSError:
+            continue
+        budget -= len(data)
+        if budget < 0:
+            return None
+        if path.suffix == ".ipynb":
+            names = notebook_imports(data)
+        else:
+            names = imported_modules(SourceFile(path.name, data, path.name)) or set()
+        others = sorted({n.partition(".")[0] for n in names} & (entries - {path.stem}))
+        if others:
+            return f"{path.name} imports {', '.join(others)}"
+    return None
