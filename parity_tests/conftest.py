@@ -76,6 +76,35 @@ def _hand_written_case(item: pytest.Item) -> tuple[str, object] | None:
     return marker.kwargs["function"], case
 
 
+#: The contract functions of each op: a test whose name or case names only the op (a property
+#: test, a gradient check) exercises them all.
+_OP_FUNCTIONS = {
+    "conv2d": ("conv2d_forward", "conv2d_backward"),
+    "relu": ("relu_forward", "relu_backward"),
+    "maxpool2d": ("maxpool2d_forward", "maxpool2d_backward"),
+    "linear": ("linear_forward", "linear_backward"),
+    "softmax_cross_entropy": ("softmax_cross_entropy",),
+}
+
+
+def _functions_tested(item: pytest.Item, case: object) -> tuple[str, ...]:
+    """The contract functions a test of the implementation (``ops``) calls: its
+    ``contract_case`` marker's, else the one its name names (``test_relu_backward_...``), else
+    those of the op its case or its name names (``test_conv2d_matches_torch``, a gradient check
+    of a ``linear`` case)."""
+    marker = item.get_closest_marker("contract_case")
+    if marker is not None:
+        return (marker.kwargs["function"],)
+    name = getattr(item, "originalname", item.name)
+    named = next((f for f in CONTRACT_FUNCTIONS if f in name), None)
+    if named is not None:
+        return (named,)
+    op = (
+        case.op if isinstance(case, OpCase) else next((o for o in _OP_FUNCTIONS if o in name), None)
+    )
+    return _OP_FUNCTIONS.get(op, ())
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With ``--impl``, test a submission on the student contract only, as ``tinycnn check`` does.
 
@@ -89,17 +118,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     maxpool2d_backward, non-square kernels for deeplearning-ai), the hand-written tests marked
     ``contract_case`` whose case the API sets aside, and the property tests draw only cases the
     API keeps (``test_properties.py``, through the ``impl_api`` fixture).
+    A test of a contract function the course API does not have (deeplearning-ai has no ReLU,
+    dense layer or loss), which ``check --api`` reports "not graded", is skipped with the reason
+    ``"relu_forward is not graded under the deeplearning-ai API"``.
     Without ``--impl`` every case runs against the reference.
     """
     if config.stash.get(IMPL_KEY, None) is None:
         return
-    from tinycnn.grading.adapters import case_outside_api  # NumPy only
+    from tinycnn.grading.adapters import REQUIRES, case_outside_api  # NumPy only
 
     api = config.getoption("tinycnn_impl_api") or "tinycnn"
     kept, outside = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
         case = callspec.params.get("case") if callspec is not None else None
+        if "ops" in getattr(item, "fixturenames", ()):
+            missing = [f for f in _functions_tested(item, case) if f not in REQUIRES[api]]
+            if missing:
+                reason = f"{missing[0]} is not graded under the {api} API"
+                item.add_marker(pytest.mark.skip(reason=reason))
         beyond = isinstance(case, OpCase) and not case.graded
         if isinstance(case, OpCase) and not beyond and api != "tinycnn":
             name = getattr(item, "originalname", item.name)

@@ -611,8 +611,9 @@ _MASK = (
 
 
 def _whole_suite(impl: Path, api: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``pytest --pyargs tinycnn.parity_tests --impl FILE --impl-api API``: every test file."""
-    options = ["--impl", str(impl), "--impl-api", api, "-q", "-p", "no:cacheprovider", "-rf"]
+    """``pytest --pyargs tinycnn.parity_tests --impl FILE --impl-api API``: every test file
+    (failures and skips listed with their reasons)."""
+    options = ["--impl", str(impl), "--impl-api", api, "-q", "-p", "no:cacheprovider", "-rfs"]
     return subprocess.run(
         [sys.executable, "-m", "pytest", "--pyargs", "tinycnn.parity_tests", *options],
         capture_output=True,
@@ -622,24 +623,55 @@ def _whole_suite(impl: Path, api: str, cwd: Path) -> subprocess.CompletedProcess
     )
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("variant", ["first maximum", "course's tie mask"])
-def test_the_whole_suite_under_impl_api_passes_what_check_api_passes(tmp_path, variant):
-    # Before: the Hypothesis property tests drew float32 cases (and tie windows) and the
-    # hand-written tie test ran, so a course file check passes 9/9 failed the suite.
+def _course_file(api: str, variant: str, folder: Path) -> Path:
+    """A file written for ``api`` that ``check --api`` passes on every function it grades:
+    CS231n's layers (with the first-maximum or the course's tie mask), or the deeplearning.ai
+    notebook's definitions as a module."""
+    impl = folder / "layers.py"
+    if api == "deeplearning-ai":
+        data = (COURSES / "deeplearning_ai_as_written.ipynb").read_bytes()
+        impl.write_text(convert_notebook(data, "dlai.ipynb", keep_imports={"numpy"}).source)
+        return impl
     source = (COURSES / "cs231n_layers_float64.py").read_text()
     assert _ARGMAX in source
-    if variant != "first maximum":
-        source = source.replace(_ARGMAX, _MASK)
-    impl = tmp_path / "layers.py"
-    impl.write_text(source)
-    report = grade_submission(
-        impl, api="cs231n", limits=FAST, train=False, allow_imports=STDLIB_HEADER
-    )
-    assert set(statuses(report).values()) == {"pass"}, statuses(report)
-    run = _whole_suite(impl, "cs231n", tmp_path)
+    impl.write_text(source if variant == "first maximum" else source.replace(_ARGMAX, _MASK))
+    return impl
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "api, variant",
+    [
+        ("cs231n", "first maximum"),
+        ("cs231n", "course's tie mask"),
+        ("deeplearning-ai", "as written"),
+    ],
+)
+def test_the_whole_suite_under_impl_api_passes_what_check_api_passes(tmp_path, api, variant):
+    # Before: the Hypothesis property tests drew float32 cases (and tie windows) and the
+    # hand-written tie test ran, so a course file check passes 9/9 failed the suite; and under
+    # deeplearning-ai the tests of the five functions check calls "not graded" failed.
+    impl = _course_file(api, variant, tmp_path)
+    report = grade_submission(impl, api=api, limits=FAST, train=False, allow_imports=STDLIB_HEADER)
+    verdicts = statuses(report)
+    assert set(verdicts.values()) <= {"pass", "not graded"}, verdicts
+    not_graded = {name for name, status in verdicts.items() if status == "not graded"}
+    assert not_graded == set(CONTRACT_FUNCTIONS) - set(adapters.REQUIRES[api])
+    run = _whole_suite(impl, api, tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert re.search(r"\d+ passed", run.stdout) and "failed" not in run.stdout
+    # One verdict: exactly the functions check does not grade are skipped, and said why.
+    skipped = set(
+        re.findall(
+            r"^SKIPPED \[\d+\] \S+: (\w+) is not graded under the " + re.escape(api) + " API$",
+            run.stdout,
+            re.MULTILINE,
+        )
+    )
+    assert skipped == not_graded, run.stdout[-3000:]
+    assert len(re.findall(r"^SKIPPED ", run.stdout, re.MULTILINE)) == len(
+        re.findall(r"^SKIPPED .* is not graded under the ", run.stdout, re.MULTILINE)
+    ), run.stdout[-3000:]
 
 
 @pytest.mark.slow
@@ -750,6 +782,13 @@ def test_the_entry_is_found_at_the_shallowest_level_that_defines_graded_function
     assert "(x/layers.py, y/layers.py)" in entry_of(
         {"main.py": b"", "x/layers.py": correct, "y/layers.py": correct}
     )
+    # Nothing at the top: the folder that defines them is read (a class's bob/hw2/), unless
+    # several do.
+    assert entry_of({"hw2/layers.py": correct, "hw2/notes.md": b""}) == "hw2/layers.py"
+    assert entry_of({"src/layers.py": correct, "tests/test_it.py": b"import layers"}) == (
+        "src/layers.py"
+    )
+    assert "in several folders (x/, y/)" in entry_of({"x/layers.py": correct, "y/l.py": correct})
 
 
 def test_a_folder_whose_files_import_each_other_is_one_submission_not_a_class(tmp_path):

@@ -11,8 +11,9 @@ an installed package cannot do (pytest reads that conftest only after parsing):
   of one submission;
 - the ``--tinycnn-impl-api NAME`` option: the file is written against a course's layer API
   (``cs231n``, ``deeplearning-ai``) and is tested through the same adapters ``tinycnn check
-  --api NAME`` uses (:mod:`tinycnn.grading.adapters`); the tests of a function outside that
-  API fail with "no function", as ``check`` reports it missing;
+  --api NAME`` uses (:mod:`tinycnn.grading.adapters`), on the cases ``check --api`` grades; the
+  tests of a function outside that API are skipped ("relu_forward is not graded under the
+  deeplearning-ai API"), as ``check`` reports it "not graded" (``parity_tests/conftest.py``);
 - ``--impl`` and ``--impl-api``, the short names of those two, unless a conftest.py of the
   project under test defines an option of that name itself (the plugin loads in every pytest
   run of an environment where tinycnn is installed, so it must not take a generic name from

@@ -692,15 +692,14 @@ def submission_folder(folder: Path, api: str = "tinycnn", entry: str | None = No
     while True:
         if entry is not None and _names_a_file(folder, entry):
             return folder
-        with os.scandir(folder) as scanned:
-            entries = sorted(
-                (
-                    e
-                    for e in scanned
-                    if not e.name.startswith(".") and e.name not in SKIPPED_FOLDERS
-                ),
-                key=lambda e: e.name,
-            )
+        try:
+            with os.scandir(folder) as scanned:
+                listed = sorted(scanned, key=lambda e: e.name)
+        except OSError:  # unreadable: reading it finds no file, and says so
+            return folder
+        entries = [
+            e for e in listed if not e.name.startswith(".") and e.name not in SKIPPED_FOLDERS
+        ]
         if any(
             e.is_file(follow_symlinks=False) and Path(e.name).suffix in SUBMISSION_SUFFIXES
             for e in entries
@@ -733,16 +732,20 @@ def imports_between(folder: Path) -> str | None:
     from tinycnn.grading.notebook import notebook_imports
 
     tops, entries = [], set()
-    with os.scandir(folder) as scanned:
-        for item in sorted(scanned, key=lambda e: e.name):
-            if item.name.startswith(".") or item.name in SKIPPED_FOLDERS:
-                continue
-            path = Path(item.path)
-            if item.is_file(follow_symlinks=False) and path.suffix in SUBMISSION_SUFFIXES:
-                tops.append(path)
-                entries.add(path.stem)
-            elif item.is_dir(follow_symlinks=False) and _holds_files(path):
-                entries.add(path.name)
+    try:
+        with os.scandir(folder) as scanned:
+            listed = sorted(scanned, key=lambda e: e.name)
+    except OSError:
+        return None
+    for item in listed:
+        if item.name.startswith(".") or item.name in SKIPPED_FOLDERS:
+            continue
+        path = Path(item.path)
+        if item.is_file(follow_symlinks=False) and path.suffix in SUBMISSION_SUFFIXES:
+            tops.append(path)
+            entries.add(path.stem)
+        elif item.is_dir(follow_symlinks=False) and _holds_files(path):
+            entries.add(path.name)
     budget = MAX_BYTES
     for path in tops[:MAX_FILES]:
         try:
