@@ -55,7 +55,14 @@ def processes_mentioning(text: str) -> list[int]:
 LEVELS = [level for level in ISOLATION_LEVELS if _available(level)]
 
 
-@pytest.mark.parametrize("level", ["uid", "process"])
+def _first_level_fast(levels: list[str]) -> list:
+    """The first level in the default suite, the others marked slow (CI runs every level)."""
+    return [
+        pytest.param(level, marks=pytest.mark.slow if i else ()) for i, level in enumerate(levels)
+    ]
+
+
+@pytest.mark.parametrize("level", [pytest.param("uid", marks=pytest.mark.slow), "process"])
 def test_the_fallbacks_give_the_same_verdicts_as_bubblewrap(level):
     if not _available(level) or not _available("bubblewrap"):
         pytest.skip(f"{level} or bubblewrap not available here")
@@ -75,7 +82,7 @@ def test_the_fallbacks_give_the_same_verdicts_as_bubblewrap(level):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("level", _first_level_fast(LEVELS))  # uid, process: the tests below
 def test_a_timed_out_child_is_killed_not_left_running(level, monkeypatch):
     # Scratch directories in a new directory: every process of this grading names it on its
     # command line (bwrap's bind options, or the child's job path), and no other process does.

@@ -48,6 +48,8 @@ def check(path: Path, capsys, *options: str) -> str:
     return " ".join(capsys.readouterr().out.split())
 
 
+# The end-to-end gradings cost about a second each: where a unit test of the conversion above
+# it checks the rule, the grading is marked slow (CI runs it); four stay in the default suite.
 def passes_all(out: str) -> bool:
     return f"PASS, {len(CONTRACT_FUNCTIONS)} of {len(CONTRACT_FUNCTIONS)} functions pass" in out
 
@@ -124,6 +126,7 @@ def test_a_cell_docstring_is_not_reported_as_code_set_aside():
     assert result.set_aside == ("cell 3: code (not run)",)
 
 
+@pytest.mark.slow  # its rule's fast test: the conversion's, above
 def test_a_notebook_with_a_percent_continuation_passes_check(tmp_path, capsys):
     path = tmp_path / "pct.ipynb"
     path.write_bytes(
@@ -169,6 +172,7 @@ def test_imports_that_name_only_allowed_or_only_other_modules_are_unchanged():
     assert "plt" not in result.source and "seaborn" not in result.source
 
 
+@pytest.mark.slow  # its rule's fast test: the conversion's, above
 def test_a_notebook_importing_numpy_with_matplotlib_in_one_line_passes_check(tmp_path, capsys):
     path = tmp_path / "multi_import.ipynb"
     path.write_bytes(notebook("import numpy as np, matplotlib.pyplot as plt", correct_body()))
@@ -209,6 +213,7 @@ def test_a_constant_reading_a_set_aside_name_is_set_aside_not_an_import_failure(
     exec(compile(source, "hw", "exec"), {})
 
 
+@pytest.mark.slow  # its rule's fast test: the conversion's, above
 def test_a_notebook_with_tuple_constants_passes_check(tmp_path, capsys):
     body = correct_body().replace(
         "def relu_forward(x):\n", "def relu_forward(x):\n    x = x * ONE + ZERO\n", 1
@@ -264,6 +269,7 @@ def test_timeit_and_other_cell_magics_are_still_set_aside():
     assert result.syntax_error is None
 
 
+@pytest.mark.slow  # its rule's fast test: the conversion's, above
 def test_a_notebook_whose_functions_sit_in_a_time_cell_passes_check(tmp_path, capsys):
     path = tmp_path / "celltime.ipynb"
     path.write_bytes(notebook("%%time\nimport numpy as np\n" + correct_body()))
@@ -562,6 +568,7 @@ def test_a_set_aside_constant_is_named_with_the_names_it_reads_that_nothing_bind
     assert "EPS = 1e-8" in result.source
 
 
+@pytest.mark.slow  # its rule's fast test: the conversion's, above
 def test_a_notebook_whose_function_reads_a_constant_after_a_star_import_passes(tmp_path, capsys):
     wrapped = (
         "\n\n_old_relu = relu_forward\n"
