@@ -1003,6 +1003,35 @@ def test_every_output_says_a_submission_was_regraded_alone(tmp_path):
     assert said in table and "bob.py (conv2d_backward)" in table
 
 
+@pytest.mark.parametrize("level", _f2_levels(default=True))
+def test_no_process_of_a_submission_makes_a_session_of_its_own(tmp_path, level):
+    # Attack finding F1 (session 3): with Linux's autogroup scheduling each session gets an
+    # equal share of the processors, so 50 spinners in sessions of their own (setsid) took
+    # nearly all of them from classmates. In the sandbox setsid succeeds and does nothing:
+    # relu_forward's child is still in its parent's session. (Before: a new session.)
+    fixture = tmp_path / "new_session.py"
+    fixture.write_text(
+        "import os\n"
+        "import numpy as np\n"
+        "def relu_forward(x):\n"
+        "    session = os.getsid(0)\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        os.setsid()\n"
+        "        os._exit(0 if os.getsid(0) == session else 1)\n"
+        "    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:\n"
+        "        raise RuntimeError('a session of its own')\n"
+        "    return np.where(x > 0, x, np.zeros((), dtype=x.dtype))\n"
+    )
+    report = grade_submission(fixture, limits=FAST, train=False, seed=SEED, isolation=level)
+    result = report.functions["relu_forward"]
+    from tinycnn.grading.sandbox import _network_filter_works
+
+    if not _network_filter_works():
+        pytest.skip("no seccomp filter here (not Linux x86-64/ARM64)")
+    assert result.status == "pass", result.detail
+
+
 def _correct_with(tail: str) -> str:
     return (FIXTURES / "correct_vectorized.py").read_text() + "\n\n" + tail
 

@@ -405,3 +405,91 @@ def test_the_seccomp_filter_refuses_to_turn_the_subreaper_flag_off():
     if completed.stdout.strip() == "no filter":
         pytest.skip("the seccomp filter does not work here (not x86-64/ARM64)")
     assert completed.stdout.split() == ["0", "-1", "1"], completed.stdout
+
+
+_SESSION_PROBE = """
+import importlib.util, os, sys
+spec = importlib.util.spec_from_file_location("child_under_test", sys.argv[1])
+child = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(child)
+if os.getsid(0) != os.getpid():
+    os.setsid()
+if not (child.deny_network() and child.keep_in_session()):
+    print("no filter")
+    sys.exit(0)
+pid = os.fork()
+if pid == 0:
+    os.setsid()  # succeeds, and does nothing
+    os._exit(0 if os.getsid(0) == os.getppid() else 1)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp is Linux")
+def test_setsid_succeeds_and_does_nothing_under_the_session_filter():
+    # Attack finding F1 (session 3): Linux's autogroup scheduling shares the processors between
+    # sessions; a submission keeping dozens of busy sessions took nearly all of them from its
+    # classmates. Under the importer's filter setsid returns success and leaves the caller in
+    # its session (here: the probe's, whose id is its pid).
+    from tinycnn.grading.sandbox import CHILD_SCRIPT
+
+    completed = subprocess.run(
+        [sys.executable, "-c", _SESSION_PROBE, str(CHILD_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    if completed.stdout.strip() == "no filter":
+        pytest.skip("the seccomp filter does not work here (not x86-64/ARM64)")
+    assert completed.stdout.split() == ["0"], completed.stdout
+
+
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and hasattr(os, "geteuid") and os.geteuid() == 0),
+    reason="sandbox uids are handed out by root",
+)
+def test_two_checkers_never_share_a_sandbox_uid(tmp_path, monkeypatch):
+    # Session 3 observation: uids were UID_BASE + (pid * 64 + counter) % 65536, so two checkers
+    # on one machine (two terminals, Dask workers) could give two runs one uid, and the end of
+    # either killed the other's processes. Now a uid is claimed with a locked file: another
+    # checker's claim (here a process holding the lock) and a uid with a live process (one a
+    # crashed checker left) are skipped.
+    import secrets
+
+    from tinycnn.grading.sandbox import UID_BASE, claim_uid
+
+    held, busy, free = UID_BASE + 11, UID_BASE + 12, UID_BASE + 13
+    claims = tmp_path / "claims"
+    claims.mkdir(mode=0o700)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT);"
+            " fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)",
+            str(claims / str(held)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sleeper = subprocess.Popen(["sleep", "60"], user=busy, group=busy, extra_groups=[])
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        tries = iter([held - UID_BASE, busy - UID_BASE, free - UID_BASE, free - UID_BASE])
+        monkeypatch.setattr(secrets, "randbelow", lambda _n: next(tries))
+        first = claim_uid(claims)
+        assert first.uid == free
+        with pytest.raises(SandboxUnavailable):  # the same uid again: held by the first claim
+            claim_uid(claims, attempts=1)
+        first.release()
+        tries = iter([free - UID_BASE])
+        again = claim_uid(claims)  # released: free again
+        assert again.uid == free
+        again.release()
+    finally:
+        holder.kill()
+        sleeper.kill()
+        holder.wait()
+        sleeper.wait()
+        holder.stdout.close()

@@ -1083,6 +1083,7 @@ def supervise(job, finder, adapter, cpu_limits, dumpable=None):
             if dumpable:
                 set_dumpable(True)
             os.setsid()
+            keep_in_session()  # the last session of the run: the submission makes none
             become_subreaper()  # what the import starts stays below it (`_Tree`)
             importer(
                 job, finder, adapter, write_fd, cpu_limits, {i: r for i, (r, _w) in go.items()}
@@ -1524,6 +1525,8 @@ def preload(job):
 #: Linux system call numbers of ``socket`` and ``prctl`` by machine, with the kernel's audit
 #: architecture.
 _SOCKET_SYSCALL = {"x86_64": (0xC000003E, 41, 157), "aarch64": (0xC00000B7, 198, 167)}
+#: ``setsid``'s system call number by machine (`keep_in_session`).
+_SETSID = {"x86_64": 112, "aarch64": 157}
 #: ``prctl`` option that sets or clears the subreaper flag (`become_subreaper`).
 _PR_SET_CHILD_SUBREAPER = 36
 #: ``io_uring_setup`` (the same number on both): io_uring can open sockets without ``socket``.
@@ -1543,11 +1546,7 @@ def deny_network():
     machine = _SOCKET_SYSCALL.get(os.uname().machine) if hasattr(os, "uname") else None
     if machine is None or not sys.platform.startswith("linux"):
         return False
-    try:  # loaded before the chroot (level uid), by `main`
-        import ctypes
-        import errno
-    except ImportError:
-        return False
+    import errno
 
     audit_arch, socket_nr, prctl_nr = machine
     load, equal, at_least, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, JEQ|K, JGE|K, RET|K
@@ -1574,6 +1573,41 @@ def deny_network():
         (ret, 0, 0, refuse | errno.EPERM),
         (ret, 0, 0, allow),
     ]
+    return _install_filter(program)
+
+
+def keep_in_session():
+    """Make ``setsid`` succeed without doing anything, for this process and all it forks (a
+    seccomp filter returning 0 for it, Linux x86-64 and ARM64; irrevocable): every process of
+    the submission stays in the importer's session. Linux's autogroup scheduling shares the
+    processors between sessions, not processes, so a submission making dozens of sessions
+    would take nearly all of them from the classmates graded beside it (attack finding F1);
+    kept in one, it gets one session's share. Returns whether it is in place. Installed by the
+    importer after its own ``setsid``; `deny_network`'s filter is already there."""
+    machine = _SOCKET_SYSCALL.get(os.uname().machine) if hasattr(os, "uname") else None
+    if machine is None or not sys.platform.startswith("linux"):
+        return False
+    audit_arch, setsid_nr = machine[0], _SETSID[os.uname().machine]
+    load, equal, ret = 0x20, 0x15, 0x06
+    allow, refuse = 0x7FFF0000, 0x00050000
+    program = [
+        (load, 0, 0, 4),  # seccomp_data.arch (another ABI: the first filter refuses it)
+        (equal, 0, 3, audit_arch),
+        (load, 0, 0, 0),  # seccomp_data.nr
+        (equal, 0, 1, setsid_nr),
+        (ret, 0, 0, refuse | 0),  # not run, returns 0: "success"
+        (ret, 0, 0, allow),
+    ]
+    return _install_filter(program)
+
+
+def _install_filter(program):
+    """Install a seccomp BPF ``program`` (``(code, jt, jf, k)`` tuples) for this process and
+    its future children; whether it worked."""
+    try:  # loaded before the chroot (level uid), by `main`
+        import ctypes
+    except ImportError:
+        return False
     raw = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *op) for op in program))
 
     class SockFprog(ctypes.Structure):

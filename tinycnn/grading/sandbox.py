@@ -48,7 +48,6 @@ import contextlib
 import functools
 import glob
 import io
-import itertools
 import json
 import os
 import shutil
@@ -123,7 +122,8 @@ WATCH_SECONDS = 0.1
 WALL_FACTOR = 3.0
 #: uids handed to sandboxes when the checker runs as root (one per sandbox, never a real user's).
 UID_BASE, UID_RANGE = 0x6B630000, 1 << 16
-_uid_counter = itertools.count()
+#: Where the checkers of one machine claim those uids (`claim_uid`): root's own run directory.
+UID_CLAIMS = Path("/run/tinycnn-uids")
 ENVIRONMENT_VARIABLE = "TINYCNN_SANDBOX"
 
 # Inside the bubblewrap sandbox.
@@ -448,7 +448,7 @@ def _processes_of(top: int, uid: int | None) -> list[int]:
             with open(f"/proc/{name}/stat", "rb") as handle:
                 fields = handle.read().rsplit(b")", 1)[1].split()
             if uid is not None and os.stat(f"/proc/{name}").st_uid == uid:
-                found.add(int(name))
+                found.add(int(name))  # (one that is not dumpable is root's here: the tree has it)
         except (OSError, IndexError):
             continue
         if fields[0] != b"Z":
@@ -724,6 +724,20 @@ def _wait_until_gone(pids: Sequence[int], seconds: float = 5.0) -> None:
             time.sleep(0.01)
 
 
+def _real_uid(pid: int | str) -> int | None:
+    """The real uid of a process (``Uid:`` of ``/proc/PID/status``), or None. Not the owner of
+    ``/proc/PID``: a process that changed its uid is not dumpable, and its ``/proc`` entry then
+    belongs to root."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def _live_processes_of(uid: int) -> list[int]:
     """Pids of the processes of ``uid`` that are not zombies (Linux ``/proc``; else empty)."""
     pids = []
@@ -732,7 +746,7 @@ def _live_processes_of(uid: int) -> list[int]:
             if not name.isdigit():
                 continue
             try:
-                if os.stat(f"/proc/{name}").st_uid != uid:
+                if _real_uid(name) != uid:
                     continue
                 with open(f"/proc/{name}/stat", "rb") as handle:
                     if handle.read().rsplit(b")", 1)[1].split()[0] != b"Z":
@@ -740,6 +754,61 @@ def _live_processes_of(uid: int) -> list[int]:
             except (OSError, IndexError):
                 continue
     return pids
+
+
+@dataclass
+class UidClaim:
+    """A sandbox uid this process holds (`claim_uid`): its lock file, locked, until released."""
+
+    uid: int
+    fd: int
+    path: Path
+
+    def release(self) -> None:
+        """Give the uid back: remove the lock file while holding its lock, then let go."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def claim_uid(directory: Path | None = None, attempts: int = 1000) -> UidClaim:
+    """A uid of `UID_BASE` + [0, `UID_RANGE`) that no other sandbox on this machine uses.
+
+    Every checker (terminals, Dask workers) claims its sandboxes' uids here: one file per uid in
+    ``directory`` (`UID_CLAIMS`, root's), locked with ``flock`` for as long as the run lasts (the
+    kernel drops the lock if the checker dies), and a uid with a live process (one a crashed
+    checker left) is never taken. Two runs never share a uid, so the end of one (which kills
+    every process of its uid) never kills another's processes. Root only.
+
+    Raises
+    ------
+    SandboxUnavailable
+        If no uid could be claimed (``attempts`` random tries).
+    """
+    import fcntl
+    import secrets
+
+    directory = UID_CLAIMS if directory is None else directory
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700, parents=True)
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise SandboxUnavailable(f"{directory} is not a private directory of this user")
+    for _attempt in range(attempts):
+        uid = UID_BASE + secrets.randbelow(UID_RANGE)
+        path = directory / str(uid)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Locked, but maybe a file another checker has just removed: only the one at the path
+            # counts.
+            if os.fstat(fd).st_ino == os.lstat(path).st_ino and not _live_processes_of(uid):
+                return UidClaim(uid, fd, path)
+        except OSError:  # held by another checker, or gone meanwhile
+            pass
+        os.close(fd)
+    raise SandboxUnavailable(f"no free sandbox uid in {directory} after {attempts} tries")
 
 
 def _byte_bounds(array: np.ndarray) -> tuple[int, int]:
@@ -906,6 +975,7 @@ class Sandbox:
         of the run has ended before this yields, and the scratch directory is deleted afterwards.
         """
         scratch = Path(tempfile.mkdtemp(prefix="tinycnn-check-"))
+        claim = None
         try:
             job_dir, out_dir, work_dir = scratch / "job", scratch / "out", scratch / "work"
             for directory in (job_dir, out_dir, work_dir):
@@ -923,7 +993,8 @@ class Sandbox:
             }
             uid = gid = None
             if self.isolation in ("bubblewrap", "uid") and _is_root():
-                uid = gid = UID_BASE + (os.getpid() * 64 + next(_uid_counter)) % UID_RANGE
+                claim = claim_uid()
+                uid = gid = claim.uid
             boxed, chrooted = self.isolation == "bubblewrap", self.isolation == "uid"
             # Paths as the child sees them: bubblewrap's mounts; at level uid, inside the
             # scratch directory, which becomes the child's root (``chroot``).
@@ -966,6 +1037,8 @@ class Sandbox:
                 yield results, finished
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+            if claim is not None:  # its processes are gone (`_execute`): the uid is free again
+                claim.release()
 
     def _deadline(self, tasks: Sequence[Task]) -> float:
         """Seconds the whole run may take, whatever the submission does: start-up, the import
