@@ -199,21 +199,25 @@ def test_impl_runs_the_cases_check_grades_and_the_reference_runs_them_all():
     # (`OpCase.graded`); without it, every case runs against the reference.
     from tinycnn.parity_tests.cases import CASES
 
-    def collected(*options: str) -> list[str]:
-        run = subprocess.run(
+    def collecting(*options: str) -> subprocess.Popen:
+        return subprocess.Popen(
             [sys.executable, "-m", "pytest", str(TEST_OPS), "--collect-only", "-q", *options],
             cwd=HERE.parent,
             env=_environment(),
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
-            timeout=120,
         )
-        return [line for line in run.stdout.splitlines() if "::" in line]
+
+    def collected(process: subprocess.Popen) -> list[str]:
+        output, _ = process.communicate(timeout=120)
+        return [line for line in output.splitlines() if "::" in line]
 
     from tinycnn.parity_tests import test_ops
 
-    everything = collected()
-    contract = collected("--impl", str(FIXTURES / "loop_ops.py"))
+    # The two collections at once (each starts its own pytest and imports torch).
+    started = [collecting(), collecting("--impl", str(FIXTURES / "loop_ops.py"))]
+    everything, contract = (collected(process) for process in started)
     outside = {case.id for case in CASES if not case.graded}
     marked = {
         name

@@ -8,13 +8,16 @@ byte where the commands write files.
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
+import io
 import os
 import shutil
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -116,23 +119,32 @@ def test_bad_local_settings_are_refused(kwargs, message):
         parallel.run_jobs(_square, [1], **kwargs)
 
 
-def test_check_folder_summary_does_not_depend_on_the_number_of_workers(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def two_jobs(tmp_path_factory) -> SimpleNamespace:
+    """``tinycnn check FOLDER --jobs 2 --seed 7 --csv CSV``, run once for the tests that compare
+    another way of running it with it: its folder, status, stdout (the CSV's path as "CSV"),
+    stderr and CSV."""
+    tmp_path = tmp_path_factory.mktemp("two_jobs")
     folder = submissions(tmp_path / "submissions")
-    for jobs in ("1", "2"):
-        status, out, err = run_cli(
-            capsys,
-            "check",
-            str(folder),
-            "--jobs",
-            jobs,
-            "--seed",
-            "7",
-            "--csv",
-            str(tmp_path / f"jobs{jobs}.csv"),
-        )
-        assert status == 1, err  # two of the three fail
-    serial = (tmp_path / "jobs1.csv").read_text()
-    assert serial == (tmp_path / "jobs2.csv").read_text()
+    csv_path = tmp_path / "jobs2.csv"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(["check", str(folder), "--jobs", "2", "--seed", "7", "--csv", str(csv_path)])
+    out = out.getvalue().replace(str(csv_path), "CSV")
+    return SimpleNamespace(
+        folder=folder, status=status, out=out, err=err.getvalue(), csv=csv_path.read_text()
+    )
+
+
+def test_check_folder_summary_does_not_depend_on_the_number_of_workers(two_jobs, tmp_path, capsys):
+    csv_path = tmp_path / "jobs1.csv"
+    status, out, err = run_cli(
+        capsys, "check", str(two_jobs.folder), "--jobs", "1", "--seed", "7", "--csv", str(csv_path)
+    )
+    assert status == 1, err  # two of the three fail
+    assert two_jobs.status == 1, two_jobs.err
+    serial = csv_path.read_text()
+    assert serial == two_jobs.csv
     # The comparison has something to compare: each kind of row, and a trained accuracy.
     rows = dict(line.split(",", 1) for line in serial.splitlines()[1:])
     assert (
@@ -258,16 +270,25 @@ def test_a_scheduler_without_workers_is_refused(monkeypatch):
             parallel.run_jobs(_square, [1], scheduler=empty.scheduler_address)
 
 
-def test_check_folder_on_the_cluster_writes_the_local_summary(scheduler, tmp_path, capsys):
-    folder = submissions(tmp_path / "submissions")
-    outputs = {}
-    for where, options in (("local", ["--jobs", "2"]), ("cluster", ["--scheduler", scheduler])):
-        csv_path = tmp_path / f"{where}.csv"
-        status, out, err = run_cli(
-            capsys, "check", str(folder), *options, "--seed", "7", "--csv", str(csv_path)
-        )
-        assert status == 1, err
-        outputs[where] = (out.replace(str(csv_path), "CSV"), csv_path.read_text())
+def test_check_folder_on_the_cluster_writes_the_local_summary(
+    scheduler, two_jobs, tmp_path, capsys
+):
+    assert two_jobs.status == 1, two_jobs.err
+    outputs = {"local": (two_jobs.out, two_jobs.csv)}  # --jobs 2
+    csv_path = tmp_path / "cluster.csv"
+    status, out, err = run_cli(
+        capsys,
+        "check",
+        str(two_jobs.folder),
+        "--scheduler",
+        scheduler,
+        "--seed",
+        "7",
+        "--csv",
+        str(csv_path),
+    )
+    assert status == 1, err
+    outputs["cluster"] = (out.replace(str(csv_path), "CSV"), csv_path.read_text())
     assert outputs["cluster"] == outputs["local"]
     assert "1 of 3 submissions pass" in outputs["cluster"][0]
 
