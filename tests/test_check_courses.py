@@ -852,3 +852,26 @@ def test_class_mode_grades_a_student_folder_holding_only_a_sub_folder(tmp_path, 
     # --entry still names the module from the student's folder, or from hw2/.
     for entry in ("hw2/layers", "layers"):
         assert load_submission(tmp_path / "bob", entry=entry).entry.origin == "hw2/layers.py"
+
+
+@pytest.mark.slow
+def test_the_moocs_notebook_folder_as_it_is_grades_without_its_test_helpers(tmp_path, capsys):
+    # deeplearning.ai's folder: the notebook beside the course's public_tests.py, which imports
+    # test_utils.py, which imports termcolor (not in the sandbox). Before: a class of three
+    # "students"; as one submission, the kept `from public_tests import *` failed the notebook.
+    folder = tmp_path / "W1A1"
+    folder.mkdir()
+    shutil.copy(COURSES / "deeplearning_ai_as_written.ipynb", folder / "Convolution_model.ipynb")
+    (folder / "public_tests.py").write_text(
+        "import numpy as np\nfrom test_utils import multiple_test\n\n\n"
+        "def zero_pad_test(target):\n    multiple_test([np.zeros((4, 3, 3, 2))], target)\n"
+    )
+    (folder / "test_utils.py").write_text(
+        "from termcolor import colored\n\n\n"
+        "def multiple_test(cases, target):\n    print(colored('All tests passed.', 'green'))\n"
+    )
+    assert check(folder, "--api", "deeplearning-ai", "--no-train") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "graded as one student's submission: Convolution_model.ipynb imports public_tests" in out
+    assert "PASS, 4 of 4 functions of the deeplearning-ai API pass" in out, out
+    assert "import h5py, matplotlib, import public_tests (no kept code uses it)" in out, out
