@@ -727,7 +727,7 @@ def test_work_done_by_detached_helpers_at_import_counts_against_the_import():
     )
     forward = next(run for run in runs if run.function == "relu_forward")
     assert forward.result.status == "timeout", forward.result.detail
-    assert "importing the submission took longer than 2 s" in forward.result.detail
+    assert "importing the submission used more than 2 s of processor time" in forward.result.detail
 
 
 _F2_LIMITS = Limits(timeout=2.0)
@@ -1106,6 +1106,4 @@ if not _training:
     aaron, bob = grade_folder(sorted(folder.iterdir()), jobs=2, train=False, seed=SEED)
     assert bob.passed, {n: r.detail for n, r in bob.functions.items() if r.status != "pass"}
     assert not aaron.passed
-    assert (
-        "importing the submission took longer than 10 s" in aaron.functions["relu_forward"].detail
-    )
+    assert "importing the submission used more than 10 s" in aaron.functions["relu_forward"].detail

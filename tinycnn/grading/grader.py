@@ -756,7 +756,7 @@ def _judge_function(
             )
         elif run.timed_out == "import":
             result.status = "timeout"
-            headline = f"importing the submission took longer than {limits.timeout:g} s this time."
+            headline = f"importing the submission {_import_timeout(run, limits)} this time."
             if run.stopped:
                 headline = f"the submission did not finish importing: {run.stopped}."
         elif run.timed_out is not None:
@@ -872,6 +872,19 @@ def _limit_that_ran_out(run: ChildRun, limits: Limits) -> str:
     if run.limit == "cpu":
         return f"its processor-time limit of {limits.timeout:g} s"
     return f"the time limit of {limits.timeout:g} s"
+
+
+def _import_timeout(run: ChildRun, limits: Limits) -> str:
+    """How an import that timed out ran out of time, in words with its numbers: processor time
+    (its processes together, what it started included) or its wall-clock cap."""
+    used = "" if run.cpu_seconds is None else f"; it used {run.cpu_seconds:.1f} s"
+    return {
+        "cpu": f"used more than {limits.timeout:g} s of processor time (its processes "
+        f"together, any it started included)",
+        "wall": f"took longer than its wall-clock cap of {WALL_FACTOR * limits.timeout:g} s "
+        f"({WALL_FACTOR:g} x the processor-time limit of {limits.timeout:g} s{used}: the "
+        f"machine was busy, or the code waited)",
+    }.get(run.limit, f"took longer than {limits.timeout:g} s")
 
 
 def _judge_training(run: ChildRun, setup: TrainingSetup, limits: Limits) -> TrainingResult:
@@ -1341,10 +1354,10 @@ def _grade_in_sandbox(
     if probe.timed_out == "import":
         if probe.ran_out_of_wall_clock(limits.timeout):
             busy.append("import")
+        what = _import_timeout(probe, limits)
         message = (
-            f"importing the submission took longer than {limits.timeout:g} s: code at the "
-            "top "
-            f"level of the file runs on import (put it under if __name__ == '__main__':)."
+            f"importing the submission {what}: code at the top level of the file runs on "
+            f"import (put it under if __name__ == '__main__':)."
         )
         if probe.stopped:  # the checker stopped the run (a budget, a stopped supervisor)
             message = f"the submission did not finish importing: {probe.stopped}."

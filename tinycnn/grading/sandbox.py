@@ -30,8 +30,9 @@ Isolation levels (:func:`isolation_level`), strongest first:
 ``process``
     Neither: today's limits only (its own session, time, memory, process count and file-size
     limits). The submission runs as the user running the checker and can read what that user
-    can read. On Linux the supervisor is the subreaper of its workers' processes and kills
-    whatever they detached when the run ends, unless the submission killed it first. Use it
+    can read. On Linux the supervisor, the importer and the workers are subreapers: whatever
+    the import or a function detached is killed when it ends (``child._Tree``), unless the
+    submission killed the supervisor first. Use it
     only for your own code.
 
 At every level on Linux x86-64 and ARM64 the child also installs a seccomp filter refusing
