@@ -833,7 +833,10 @@ class _Tree:
     - ``process``: the subreaper tree alone, on the machine's ``/proc``.
     - Not caught: processor time used by a process adopted by the supervisor and ended between
       two readings (`SWEEP_SECONDS`) where the filter is missing (a worker turned its flag
-      off): counted in the run's budget (the checker's), not in the function's; and without
+      off): counted in the run's budget (the checker's), not in the function's; what the import
+      started, while the importer forks the workers (the "start", milliseconds, which fork
+      hooks can stretch to one ``timeout`` of wall-clock time): it has no inputs, is killed
+      before they are handed over, and counts in the run's budget only; and without
       ``/proc`` (not Linux) nothing of this exists: a process the submission detaches lives
       until the run ends. Processes of one run share a uid, so its workers can share work
       through files or signals: one function may use its classmates' (the same file's other
