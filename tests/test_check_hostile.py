@@ -772,6 +772,30 @@ def test_helpers_started_at_import_are_gone_before_any_worker_gets_its_inputs(le
     assert "RuntimeError" in result.detail and "32 of 32 cases" in result.detail, result.detail
 
 
+def _threads_named(name: str) -> list[str]:
+    found = []
+    for path in Path("/proc").glob("[0-9]*/task/[0-9]*/comm"):
+        try:
+            if path.read_text().strip() == name:
+                found.append(str(path))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("level", _f2_levels(default=True))
+def test_helpers_whose_main_thread_ended_are_killed_before_the_hand_over(level):
+    # Attack finding F1 (session 5): the import's helpers end their main thread alone, so each
+    # is a zombie thread-group leader ("Z") whose serving thread runs on; every kill took "Z"
+    # for "dead". They are killed with the other helpers when the import is over: nobody
+    # answers, and none of their threads is left after the run. (Before: PASS.)
+    result = _relu_forward("hostile_zombie_leader_helpers", level)
+    assert result.status == "error", result.detail
+    assert "RuntimeError" in result.detail and "32 of 32 cases" in result.detail, result.detail
+    assert not _threads_named("tcnn-zombie-hlp")
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("level", _f2_levels(default=False))
 def test_a_functions_detached_helpers_count_against_its_own_limit(level):

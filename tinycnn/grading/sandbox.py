@@ -434,8 +434,8 @@ def _tree_usage(root: Path, max_entries: int, max_depth: int) -> tuple[int, int,
 
 
 def _processes_of(top: int, uid: int | None) -> list[int]:
-    """Live processes of a run: ``top`` and its descendants, and every process of ``uid`` (a
-    uid of the run's own), from ``/proc`` (empty where there is none)."""
+    """Processes of a run: ``top`` and its descendants, and every process of ``uid`` (a uid of
+    the run's own), from ``/proc`` (empty where there is none); zombies included."""
     parents: dict[int, list[int]] = {}
     found = set()
     try:
@@ -452,8 +452,9 @@ def _processes_of(top: int, uid: int | None) -> list[int]:
                 found.add(int(name))  # (one that is not dumpable is root's here: the tree has it)
         except (OSError, IndexError):
             continue
-        if fields[0] != b"Z":
-            parents.setdefault(int(fields[1]), []).append(int(name))
+        # Zombies too: a "Z" thread-group leader may have live threads (`_running`), and what
+        # it started is below it.
+        parents.setdefault(int(fields[1]), []).append(int(name))
     stack, visited = [top], set()
     while stack:
         pid = stack.pop()
@@ -707,8 +708,20 @@ def _kill_uid(uid: int) -> None:
         time.sleep(0.01)
 
 
+def _running(pid: int | str, state: bytes) -> bool:
+    """Whether a process in ``state`` (of ``/proc/PID/stat``) may still run code: not a
+    zombie, or a zombie thread-group leader with other threads (its main thread ended alone,
+    ``SYS_exit``: attack finding F1, session 5). Linux ``/proc``."""
+    if state != b"Z":
+        return True
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False
+
+
 def _wait_until_gone(pids: Sequence[int], seconds: float = 5.0) -> None:
-    """Wait until none of ``pids`` is a live process (zombies count as gone; Linux)."""
+    """Wait until none of ``pids`` is a live process (true zombies count as gone; Linux)."""
     deadline = time.monotonic() + seconds
     pending = list(pids)
     while pending and time.monotonic() < deadline:
@@ -716,7 +729,7 @@ def _wait_until_gone(pids: Sequence[int], seconds: float = 5.0) -> None:
         for pid in pending:
             try:
                 with open(f"/proc/{pid}/stat", "rb") as handle:
-                    if handle.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                    if _running(pid, handle.read().rsplit(b")", 1)[1].split()[0]):
                         still.append(pid)
             except (OSError, IndexError):
                 continue
@@ -740,7 +753,8 @@ def _real_uid(pid: int | str) -> int | None:
 
 
 def _live_processes_of(uid: int) -> list[int]:
-    """Pids of the processes of ``uid`` that are not zombies (Linux ``/proc``; else empty)."""
+    """Pids of the processes of ``uid`` that may still run code (`_running`; Linux
+    ``/proc``; else empty)."""
     pids = []
     with contextlib.suppress(OSError):
         for name in os.listdir("/proc"):
@@ -750,7 +764,7 @@ def _live_processes_of(uid: int) -> list[int]:
                 if _real_uid(name) != uid:
                     continue
                 with open(f"/proc/{name}/stat", "rb") as handle:
-                    if handle.read().rsplit(b")", 1)[1].split()[0] != b"Z":
+                    if _running(name, handle.read().rsplit(b")", 1)[1].split()[0]):
                         pids.append(int(name))
             except (OSError, IndexError):
                 continue
