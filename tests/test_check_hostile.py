@@ -1028,23 +1028,50 @@ def test_every_output_says_a_submission_was_regraded_alone(tmp_path):
     assert said in table and "bob.py (conv2d_backward)" in table
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp")
+@pytest.mark.parametrize("level", _f2_levels(default=True))
+def test_a_graded_function_may_not_start_processes_but_may_start_threads(level):
+    # Attack finding F2 (session 5): relu_forward ignores SIGCHLD and does its 3.2 s of work
+    # in 30 ms children, which the kernel releases uncounted: no limit saw the work. Each
+    # worker refuses new processes (a seccomp filter): relu_forward raises PermissionError,
+    # explained; relu_backward computes in a thread and passes. (Before: both PASS.)
+    from tinycnn.grading.child import NO_PROCESS_NOTE
+    from tinycnn.grading.sandbox import _network_filter_works
+
+    if not _network_filter_works():
+        pytest.skip("no seccomp filter here (not Linux x86-64/ARM64)")
+    report = grade_submission(
+        FIXTURES / "hostile_kernel_reaped_children.py",
+        limits=_F2_LIMITS,
+        train=False,
+        seed=SEED,
+        isolation=level,
+    )
+    forward = report.functions["relu_forward"]
+    assert forward.status == "error", forward.detail
+    assert "PermissionError" in forward.detail and NO_PROCESS_NOTE[2:40] in forward.detail
+    assert report.functions["relu_backward"].status == "pass"
+
+
 @pytest.mark.parametrize("level", _f2_levels(default=True))
 def test_no_process_of_a_submission_makes_a_session_of_its_own(tmp_path, level):
     # Attack finding F1 (session 3): with Linux's autogroup scheduling each session gets an
     # equal share of the processors, so 50 spinners in sessions of their own (setsid) took
     # nearly all of them from classmates. In the sandbox setsid succeeds and does nothing:
-    # relu_forward's child is still in its parent's session. (Before: a new session.)
+    # the import's child is still in its parent's session. (Before: a new session.) The child
+    # is the import's: a graded function may not start processes (F2, session 5).
     fixture = tmp_path / "new_session.py"
     fixture.write_text(
         "import os\n"
         "import numpy as np\n"
+        "session = os.getsid(0)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.setsid()\n"
+        "    os._exit(0 if os.getsid(0) == session else 1)\n"
+        "OWN = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0\n"
         "def relu_forward(x):\n"
-        "    session = os.getsid(0)\n"
-        "    pid = os.fork()\n"
-        "    if pid == 0:\n"
-        "        os.setsid()\n"
-        "        os._exit(0 if os.getsid(0) == session else 1)\n"
-        "    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:\n"
+        "    if OWN:\n"
         "        raise RuntimeError('a session of its own')\n"
         "    return np.where(x > 0, x, np.zeros((), dtype=x.dtype))\n"
     )

@@ -43,6 +43,7 @@ import traceback
 # -- what the harness uses after the submission has run: captured before it runs ---------------
 _open = builtins.open
 _isinstance = builtins.isinstance
+_PermissionError = builtins.PermissionError
 _type = builtins.type
 _len = builtins.len
 _str = builtins.str
@@ -208,6 +209,8 @@ def describe_exception(error, submission_path):
         message = "<message unavailable>"
     if _isinstance(error, SystemExit):
         message = f"the process was asked to end with SystemExit({error.code!r})"
+    if _NO_PROCESSES["on"] and _isinstance(error, _PermissionError):
+        message = message[:180] + NO_PROCESS_NOTE
     where = location = None
     try:
         for frame in _extract_tb(error.__traceback__):
@@ -545,6 +548,9 @@ def importer(job, finder, adapter, report_fd, cpu_limits, go_fds):
         pid = _os_fork()
         if pid == 0:
             try:
+                # First: no process the worker starts from here on could escape its limit
+                # (`refuse_processes`); what it started before is killed at the hand-over.
+                refuse_processes()
                 os.close(report_fd)
                 for other, fd in go_fds.items():
                     if other != index:
@@ -1129,10 +1135,11 @@ def supervise(job, finder, adapter, cpu_limits, dumpable=None):
             "cpu_seconds": cpu,
         }
 
-    def sweep():
+    def sweep(workers_alone=False):
         """Read the run's processes: count each worker's tree (and the import's) against its
-        limit and kill every stray (`_Tree`). Returns the strays found alive, or None without
-        ``/proc``."""
+        limit and kill every stray (`_Tree`); with ``workers_alone`` (the hand-over) whatever
+        a worker started before its filter (`refuse_processes`: a fork hook) is a stray too.
+        Returns the strays found alive, or None without ``/proc``."""
         if not tree.read():
             return None
         allowed = {tree.me}
@@ -1143,7 +1150,7 @@ def supervise(job, finder, adapter, cpu_limits, dumpable=None):
                 watched.tree_cpu = max(watched.tree_cpu, tree.cpu_seconds(below))
         for pid, (_index, entry) in running.items():
             below = tree.below(pid)
-            allowed |= below
+            allowed |= {pid} if workers_alone else below
             entry.tree_cpu = max(entry.tree_cpu, tree.cpu_seconds(below))
         strays = tree.live(tree.below(tree.me) - allowed)
         for pid in strays:
@@ -1193,7 +1200,7 @@ def supervise(job, finder, adapter, cpu_limits, dumpable=None):
         handed = True
         killed = set()
         for _round in range(100):  # until no process but the workers is left alive
-            strays = sweep()
+            strays = sweep(workers_alone=True)
             if strays is None:  # no /proc (not Linux): nothing can be listed
                 break
             if not set(strays) - killed:  # killed ones run no more code: none left
@@ -1605,6 +1612,62 @@ def keep_in_session():
         (ret, 0, 0, allow),
     ]
     return _install_filter(program)
+
+
+#: ``(clone, clone3, fork or None, vfork or None)`` system call numbers by machine
+#: (`refuse_processes`; ARM64 has no ``fork`` nor ``vfork``).
+_PROCESS_SYSCALLS = {"x86_64": (56, 435, 57, 58), "aarch64": (220, 435, None, None)}
+#: Set once `refuse_processes` is in place in this process: an error it caused is explained.
+_NO_PROCESSES = {"on": False}
+#: What a function that tried to start a process is told (`describe_exception`).
+NO_PROCESS_NOTE = (
+    "; a graded function may not start processes (fork, subprocess, multiprocessing are "
+    "refused; threads are allowed)"
+)
+
+
+def refuse_processes():
+    """Refuse every new process, for this process and all its threads (a seccomp filter,
+    Linux x86-64 and ARM64; irrevocable): ``fork``, ``vfork`` and ``clone`` without
+    ``CLONE_THREAD`` fail with EPERM, ``clone3`` (whose flags a filter cannot read) with ENOSYS,
+    on which the C library falls back to ``clone``: threads (NumPy's, OpenBLAS's, the
+    submission's) are still made. Installed by each worker before it gets its inputs.
+
+    Why (attack finding F2, session 5): a process whose parent ignores ``SIGCHLD`` (or sets
+    ``SA_NOCLDWAIT``) is released by the kernel when it exits, and its processor time is added
+    to no one's ``cutime``; one that lives less than a reading of `_Tree` is never seen. Such
+    children's work counted against no limit. A layer function has no business starting
+    processes. Returns whether the filter is in place."""
+    machine = os.uname().machine if hasattr(os, "uname") else None
+    numbers = _PROCESS_SYSCALLS.get(machine)
+    if numbers is None or not sys.platform.startswith("linux"):
+        return False
+    import errno
+
+    audit_arch = _SOCKET_SYSCALL[machine][0]
+    clone_nr, clone3_nr, fork_nr, vfork_nr = numbers
+    load, equal, has_bits, ret = 0x20, 0x15, 0x45, 0x06  # BPF_LD|W|ABS, JEQ|K, JSET|K, RET|K
+    allow, refuse = 0x7FFF0000, 0x00050000
+    clone_thread = 0x00010000
+    program = [
+        (load, 0, 0, 4),  # seccomp_data.arch (another ABI: the first filter refuses it)
+        (equal, 1, 0, audit_arch),
+        (ret, 0, 0, allow),
+        (load, 0, 0, 0),  # seccomp_data.nr
+        (equal, 0, 4, clone_nr),
+        (load, 0, 0, 16),  # seccomp_data.args[0], low half: clone's flags
+        (has_bits, 0, 1, clone_thread),
+        (ret, 0, 0, allow),  # a thread
+        (ret, 0, 0, refuse | errno.EPERM),
+        (equal, 0, 1, clone3_nr),
+        (ret, 0, 0, refuse | errno.ENOSYS),
+    ]
+    for number in (fork_nr, vfork_nr):
+        if number is not None:
+            program += [(equal, 0, 1, number), (ret, 0, 0, refuse | errno.EPERM)]
+    program.append((ret, 0, 0, allow))
+    _NO_PROCESSES["on"] = _install_filter(program)
+    return _NO_PROCESSES["on"]
 
 
 def _install_filter(program):
