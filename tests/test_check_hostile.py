@@ -1028,6 +1028,22 @@ def test_every_output_says_a_submission_was_regraded_alone(tmp_path):
     assert said in table and "bob.py (conv2d_backward)" in table
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_stop_while_starting_the_workers_is_a_busy_machines_timeout():
+    # Attack finding F3 (session 5): a fork hook waits 0.4 s per worker, so starting the nine
+    # workers outlasts the start phase's cap of one --timeout (1 s) with no processor time
+    # used. The functions never started name that cap and are busy timeouts (graded again
+    # alone in folder mode). (Before: "the time limit of 1 s" and no busy timeout.)
+    report = grade_submission(
+        FIXTURES / "hostile_slow_start.py", limits=Limits(timeout=1.0), train=False, seed=SEED
+    )
+    late = [name for name, result in report.functions.items() if result.status == "timeout"]
+    assert late, {name: result.status for name, result in report.functions.items()}
+    for name in late:
+        assert "for starting the functions' processes" in report.functions[name].detail
+    assert set(late) <= set(report.busy_timeouts), report.busy_timeouts
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp")
 @pytest.mark.parametrize("level", _f2_levels(default=True))
 def test_a_graded_function_may_not_start_processes_but_may_start_threads(level):

@@ -128,7 +128,8 @@ class ChildRun:
     malformed : str or None
         Why the run's files were refused as a whole (too many, not regular files...).
     limit : str or None
-        For a run that timed out, the limit that ran out: "cpu" (processor time) or "wall"
+        For a run that timed out, the limit that ran out: "cpu" (processor time), "start" or
+        "start-cpu" (the wall-clock cap or processor time for starting the workers), or "wall"
         (the wall-clock cap); None if unknown.
     cpu_seconds : float or None
         Processor seconds the process had used when it ended or was stopped, if known.
@@ -165,6 +166,8 @@ class ChildRun:
             return False
         if self.stopped is not None:
             return self.stopped_limit == "wall"
+        if self.limit == "start":  # the cap for starting the workers: no processor limit ran out
+            return True
         if self.limit != "wall":
             return False
         return self.cpu_seconds is None or self.cpu_seconds < cpu_limit
@@ -418,7 +421,7 @@ def validate_status(record: object) -> dict:
         "status.json: bad exit_status",
     )
     limit = record.get("limit")
-    _require(limit in (None, "cpu", "wall"), "status.json: bad limit")
+    _require(limit in (None, "cpu", "wall", "start", "start-cpu"), "status.json: bad limit")
     cpu = record.get("cpu_seconds")
     return {
         "timed_out": timed_out,

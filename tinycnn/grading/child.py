@@ -1119,6 +1119,7 @@ def supervise(job, finder, adapter, cpu_limits, dumpable=None):
     stopped = exit_status = None  # the phase in which it was stopped; how it ended
     import_seconds = 0.0
     import_limit = import_cpu = None  # for an import stopped: which limit ran out, its time
+    start_cpu = 0.0  # the importer's processor time when the import ended (the "start" phase's)
     running, started, reaped, statuses = {}, set(), {}, {}
     mine = {os.getpid(), importer_pid}
     handed = announced_all = False
@@ -1169,11 +1170,14 @@ def supervise(job, finder, adapter, cpu_limits, dumpable=None):
         finish(index, timed_out, status, now - entry.started, timed_out and "cpu", cpu)
 
     def announced(line, now):
-        nonlocal phase, watched, import_seconds, announced_all
+        nonlocal phase, watched, import_seconds, announced_all, start_cpu
         if line == b"I" and phase == "import":
-            # Forking the workers takes milliseconds: a second wall limit covers it.
+            # Forking the workers takes milliseconds: one more --timeout of wall-clock time
+            # and of processor time (a fork hook of the submission's runs here) covers it.
             phase, import_seconds = "start", now - begun
-            watched = Watched(importer_pid, None, timeout, now)
+            start_cpu = process_cpu_seconds(importer_pid) or 0.0
+            cpu_limit = start_cpu + timeout if cpu_limits else None
+            watched = Watched(importer_pid, cpu_limit, timeout, now)
             return
         if line == b"E" and phase == "start":
             announced_all = True
@@ -1257,6 +1261,9 @@ def supervise(job, finder, adapter, cpu_limits, dumpable=None):
             stopped = "import" if phase == "import" else "run"
             import_cpu = watched.cpu()
             import_limit = "wall" if now - watched.started > watched.wall_limit else "cpu"
+            if phase == "start":  # starting the workers: named apart (its cap is one timeout)
+                import_limit = "start" if import_limit == "wall" else "start-cpu"
+                import_cpu = max(0.0, (import_cpu or 0.0) - start_cpu)
             _kill_group(importer_pid)
         for pid, (index, entry) in _list(running.items()):
             if entry.exceeded(now):
@@ -1274,7 +1281,9 @@ def supervise(job, finder, adapter, cpu_limits, dumpable=None):
                 finish(index, None, None, now - entry.started)
             except OSError:
                 pass
-    why = (import_limit, import_cpu) if stopped == "import" else (None, None)
+    # A stop while the workers were being started ("run") names its limit too: a wall-clock
+    # one with processor time to spare is a busy machine's (attack finding F3, session 5).
+    why = (import_limit, import_cpu) if stopped in ("import", "run") else (None, None)
     for index, task in enumerate(tasks):
         if task.get("gate"):
             timed_out = stopped if stopped == "import" else None

@@ -871,6 +871,18 @@ def _limit_that_ran_out(run: ChildRun, limits: Limits) -> str:
         )
     if run.limit == "cpu":
         return f"its processor-time limit of {limits.timeout:g} s"
+    if run.limit in ("start", "start-cpu"):  # before its process was started (after the import)
+        cpu = f"{run.cpu_seconds or 0.0:.1f} s of processor time"
+        why = (
+            f"used {cpu}: the machine was busy, or a fork hook waited"
+            if run.limit == "start"
+            else f"a fork hook used {cpu}"
+        )
+        which = "wall-clock cap" if run.limit == "start" else "processor-time limit"
+        return (
+            f"the {which} of {limits.timeout:g} s for starting the functions' processes after "
+            f"the import ({why})"
+        )
     return f"the time limit of {limits.timeout:g} s"
 
 
