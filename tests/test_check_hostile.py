@@ -1006,6 +1006,36 @@ def test_a_submission_that_ran_out_of_wall_clock_time_beside_others_is_regraded_
     assert not any(r.regraded_alone for r in reports)
 
 
+def test_a_lone_regrade_that_still_runs_out_of_wall_clock_time_says_the_machine_is_loaded(
+    tmp_path,
+):
+    # Attack finding F4 (session 5): under outside load an honest file timed out in its lone
+    # re-grade too, recorded as "its own waiting". The verdict stays a timeout, but its detail
+    # says the machine may be loaded from outside, names the measured CPU pressure where Linux
+    # reports it, and advises a quieter machine; a lone run without busy timeouts is unchanged.
+    from dataclasses import replace
+
+    from tinycnn.grading import folder
+
+    first = _report(busy=["conv2d_backward"], status="pass")
+    timed_out = replace(first.functions["conv2d_backward"], status="timeout", detail="capped")
+    lone = replace(first, functions={**first.functions, "conv2d_backward": timed_out})
+    (kept,) = folder.regrade_alone([first], [tmp_path / "bob.py"], lambda _path: lone)
+    detail = kept.functions["conv2d_backward"].detail
+    assert kept.functions["conv2d_backward"].status == "timeout"
+    assert detail.startswith("capped\n") and "quieter machine" in detail, detail
+    assert "loaded from outside" in detail
+    if Path("/proc/pressure/cpu").exists():
+        assert "CPU pressure was" in detail and "/proc/pressure/cpu" in detail
+    else:
+        assert "does not report its CPU pressure" in detail
+    assert kept.regraded_alone == ["conv2d_backward"]
+    assert kept.functions["relu_forward"].detail == first.functions["relu_forward"].detail
+    calm = replace(first, busy_timeouts=[])
+    (alone,) = folder.regrade_alone([first], [tmp_path / "bob.py"], lambda _path: calm)
+    assert all("quieter" not in result.detail for result in alone.functions.values())
+
+
 def test_every_output_says_a_submission_was_regraded_alone(tmp_path):
     from tinycnn.grading.report import (
         folder_table,

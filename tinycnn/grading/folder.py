@@ -106,6 +106,57 @@ def busy_timeouts(report: SubmissionReport) -> list[str]:
     return list(report.busy_timeouts)
 
 
+def cpu_pressure() -> str | None:
+    """The machine's processor pressure as Linux measures it, in words: ``/proc/pressure/cpu``
+    (pressure stall information, kernel 4.20+), the share of time in which some runnable task
+    waited for a processor, averaged over the last 10 and 60 s. None where the kernel does not
+    report it (not Linux, PSI turned off)."""
+    try:
+        with open("/proc/pressure/cpu", encoding="ascii") as handle:
+            words = handle.readline().split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    values = dict(word.split("=", 1) for word in words[1:] if "=" in word)
+    try:
+        ten, sixty = float(values["avg10"]), float(values["avg60"])
+    except (KeyError, ValueError):
+        return None
+    return (
+        f"its CPU pressure was {ten:.0f}% over the last 10 s and {sixty:.0f}% over 60 s: the "
+        f"share of time runnable tasks waited for a processor, /proc/pressure/cpu"
+    )
+
+
+def _still_busy(report: SubmissionReport, pressure: Callable[[], str | None]) -> SubmissionReport:
+    """``report`` of a lone re-grade, each timeout that again ran out of wall-clock time with
+    processor time to spare saying so: alone within this checker is not alone on the machine
+    (other users, other checkers, a cluster's other jobs), so it may not be the code's own
+    waiting. The verdict stays (a timeout); the detail names the machine's measured load."""
+    busy = busy_timeouts(report)
+    if not busy:
+        return report
+    measured = pressure() or "this machine does not report its CPU pressure"
+    note = (
+        "Graded again alone (no other grading of this checker running), it still ran out of "
+        f"wall-clock time with processor time to spare: the machine may be loaded from outside "
+        f"({measured}); re-run the check on a quieter machine before taking this timeout as "
+        "the code's."
+    )
+    names = set(busy)
+    if "import" in names:  # the import's timeout is every function's
+        names |= {n for n, result in report.functions.items() if result.status == "timeout"}
+    functions = {
+        name: dataclasses.replace(result, detail=f"{result.detail}\n{note}".strip())
+        if name in names and result.status == "timeout"
+        else result
+        for name, result in report.functions.items()
+    }
+    training = report.training
+    if "training" in names and training is not None:
+        training = dataclasses.replace(training, detail=f"{training.detail}\n{note}".strip())
+    return dataclasses.replace(report, functions=functions, training=training)
+
+
 def regrade_alone(
     reports: Sequence[SubmissionReport],
     paths: Sequence[Path],
@@ -115,8 +166,9 @@ def regrade_alone(
     replaces the first, marked with what had run out (``regraded_alone``).
 
     Called once the parallel grading is over: each sandbox's processes are gone when its run
-    ends, so nothing else of the run executes beside a re-grade. A submission that runs out of
-    wall-clock time alone too keeps that timeout: that is its own waiting.
+    ends, so nothing else of this checker executes beside a re-grade. A submission that runs
+    out of wall-clock time alone too keeps that timeout, but alone here is not alone on the
+    machine: its detail says so and names the machine's measured CPU pressure (`cpu_pressure`).
 
     Cost: each submission is re-graded at most once, and each grading is bounded by its
     wall-clock budget (:attr:`~tinycnn.grading.sandbox.Limits.total_seconds`, 110 s with the
@@ -128,5 +180,6 @@ def regrade_alone(
     for index, report in enumerate(reports):
         busy = busy_timeouts(report)
         if busy:
-            out[index] = dataclasses.replace(grade(paths[index]), regraded_alone=busy)
+            lone = _still_busy(grade(paths[index]), cpu_pressure)
+            out[index] = dataclasses.replace(lone, regraded_alone=busy)
     return out
