@@ -791,18 +791,115 @@ def test_the_entry_is_found_at_the_shallowest_level_that_defines_graded_function
     assert "in several folders (x/, y/)" in entry_of({"x/layers.py": correct, "y/l.py": correct})
 
 
-def test_a_folder_whose_files_import_each_other_is_one_submission_not_a_class(tmp_path):
+PUBLIC_TESTS = "import numpy as np\n\n\ndef zero_pad_test(target):\n    assert target\n"
+
+
+def folder_of(root: Path, files: dict[str, bytes | Path]) -> Path:
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            shutil.copy(content, root / name)
+        else:
+            (root / name).write_bytes(content)
+    return root
+
+
+def test_a_folder_laid_out_as_one_assignment_is_one_submission_not_a_class(tmp_path):
     from tinycnn.grading.submission import imports_between
 
     assert imports_between(ASSIGNMENT) == "ConvolutionalNetworks.ipynb imports cs231n"
+    # deeplearning.ai's notebook beside the course's public_tests.py (defining no graded
+    # function) is one upload too.
+    mooc = folder_of(
+        tmp_path / "mooc",
+        {
+            "W1A1.ipynb": COURSES / "deeplearning_ai_as_written.ipynb",
+            "public_tests.py": PUBLIC_TESTS.encode(),
+        },
+    )
+    assert imports_between(mooc) == "W1A1.ipynb imports public_tests"
     # Must not: a class folder's files, notebooks and student folders import only libraries
     # and their own helpers.
-    shutil.copy(SUBMISSIONS / "correct_vectorized.py", tmp_path / "ann.py")
-    shutil.copytree(COURSES / "multi_module", tmp_path / "bob")  # bob/layers.py imports im2col
-    (tmp_path / "carol.ipynb").write_bytes(notebook("import numpy as np\nimport os", "import ann"))
-    assert imports_between(tmp_path) == "carol.ipynb imports ann"
-    (tmp_path / "carol.ipynb").write_bytes(notebook("import numpy as np\nimport os"))
-    assert imports_between(tmp_path) is None
+    correct, buggy = (
+        SUBMISSIONS / "correct_vectorized.py",
+        SUBMISSIONS / "buggy_relu_zero_gradient.py",
+    )
+    plain = folder_of(
+        tmp_path / "plain",
+        {
+            "ann.py": correct,
+            "bob/layers.py": COURSES / "multi_module" / "layers.py",
+            "bob/im2col.py": COURSES / "multi_module" / "im2col.py",
+            "carol.ipynb": notebook("import numpy as np\nimport os"),
+        },
+    )
+    assert imports_between(plain) is None
+    # Must not (review 5, finding 1): a student's notebook importing a classmate's module
+    # (before: "carol.ipynb imports ann", and ann alone was graded).
+    (plain / "carol.ipynb").write_bytes(notebook("import numpy as np\nimport os", "import ann"))
+    assert imports_between(plain) is None
+    # A student copying a classmate, with a third student beside them, or alone with them
+    # (the copier defines nothing; what he imports is a classmate's plain module).
+    copy = folder_of(
+        tmp_path / "copy",
+        {"alice.py": correct, "bob.py": buggy, "carol.py": b"from alice import *  # copied\n"},
+    )
+    assert imports_between(copy) is None
+    (copy / "bob.py").unlink()
+    assert imports_between(copy) is None
+    # A course helper beside the students' files, imported by one of them.
+    helper = folder_of(
+        tmp_path / "helper",
+        {
+            "ann.py": b"import utils\n" + correct.read_bytes(),
+            "ben.py": buggy,
+            "utils.py": b"def show(x):\n    print(x)\n",
+        },
+    )
+    assert imports_between(helper) is None
+    # Several students' notebooks beside the course's public_tests.py.
+    notebooks = folder_of(
+        tmp_path / "notebooks",
+        {
+            "alice.ipynb": COURSES / "deeplearning_ai_as_written.ipynb",
+            "bob.ipynb": COURSES / "deeplearning_ai_step_by_step.ipynb",
+            "public_tests.py": PUBLIC_TESTS.encode(),
+        },
+    )
+    assert imports_between(notebooks) is None
+
+
+def test_class_and_the_assignment_guess_in_the_command(tmp_path, capsys):
+    upload = shutil.copytree(ASSIGNMENT, tmp_path / "assignment2")
+    assert check(upload, "--class", "--one-submission") == 2
+    assert "--class contradicts --one-submission" in capsys.readouterr().err
+    assert check(COURSES / "cs231n_layers_correct.py", "--class") == 2
+    assert check(upload, "--jobs", "2", "--api", "cs231n") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "this folder looks like one student's; --class grades it as a class" in err, err
+
+
+@pytest.mark.slow
+def test_a_student_copying_a_classmate_leaves_the_folder_a_class(tmp_path, capsys):
+    # Review 5, finding 1a: before, `carol.py: from alice import *` made the class one
+    # submission (alice's), PASS and exit 0; bob's buggy file was never graded.
+    copy = folder_of(
+        tmp_path / "class1",
+        {
+            "alice.py": SUBMISSIONS / "correct_vectorized.py",
+            "bob.py": SUBMISSIONS / "buggy_relu_zero_gradient.py",
+            "carol.py": b"from alice import *  # copied\n",
+        },
+    )
+    assert check(copy, "--no-train", "--jobs", "2") == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "graded as one student's" not in out, out
+    rows = list(csv.reader((copy / "check_summary.csv").read_text().splitlines()))
+    assert [row[:2] for row in rows[1:]] == [
+        ["alice.py", "True"],
+        ["bob.py", "False"],
+        ["carol.py", "False"],  # graded alone: her file holds nothing of her own
+    ], rows
 
 
 @pytest.mark.slow
@@ -812,8 +909,10 @@ def test_the_assignment_folder_as_it_is_grades_with_check_api_cs231n(tmp_path, c
     assert check(upload, "--api", "cs231n", "--no-train") == 0
     out = " ".join(capsys.readouterr().out.split())
     assert (
-        "is graded as one student's submission: ConvolutionalNetworks.ipynb imports cs231n" in out
-    )
+        "is graded as one student's submission, as with --one-submission: "
+        "ConvolutionalNetworks.ipynb imports cs231n and no two of its entries define the graded "
+        "functions (if it is a class, run with --class)" in out
+    ), out
     assert "PASS, 9 of 9 functions pass" in out, out
     assert not (upload / "check_summary.csv").exists()  # not graded as a class
     assert check(upload, "--one-submission", "--api", "cs231n", "--no-train") == 0
@@ -872,6 +971,9 @@ def test_the_moocs_notebook_folder_as_it_is_grades_without_its_test_helpers(tmp_
     )
     assert check(folder, "--api", "deeplearning-ai", "--no-train") == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "graded as one student's submission: Convolution_model.ipynb imports public_tests" in out
+    assert (
+        "graded as one student's submission, as with --one-submission: "
+        "Convolution_model.ipynb imports public_tests" in out
+    )
     assert "PASS, 4 of 4 functions of the deeplearning-ai API pass" in out, out
     assert "import h5py, matplotlib, import public_tests (no kept code uses it)" in out, out

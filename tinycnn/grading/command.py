@@ -81,10 +81,12 @@ def register(subparsers) -> argparse.ArgumentParser:
             "process with time and memory limits, and is compared with the reference. If all "
             "nine pass, TinyCNN is trained with them. SUBMISSION may be a .py file, a .ipynb "
             "notebook (its definitions are graded, its other code is not run) or, with "
-            "--one-submission or --gradescope, a folder holding one student's modules (so is "
-            "a folder whose files import each other, such as a course's notebook beside its "
-            "package). Any other folder is a class: each .py, .ipynb and sub-folder in it is "
-            "one student's submission, and a summary CSV is written."
+            "--one-submission or --gradescope, a folder holding one student's modules (so is, "
+            "unless --class is given, a folder laid out as one course assignment: a file at its "
+            "top imports another of its entries, which is a package or defines no graded "
+            "function, and no two of its entries define them, such as a course's notebook "
+            "beside its package). Any other folder is a class: each .py, .ipynb and sub-folder "
+            "in it is one student's submission, and a summary CSV is written."
         ),
         epilog="exit status: 0 all functions pass, 1 something fails, 2 usage error",
     )
@@ -114,6 +116,13 @@ def register(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="SUBMISSION is a folder holding ONE student's modules, not a folder of "
         "submissions (implied by --gradescope)",
+    )
+    parser.add_argument(
+        "--class",
+        dest="class_mode",
+        action="store_true",
+        help="SUBMISSION is a folder of submissions, even if it looks like one student's "
+        "assignment folder (a file importing the one package that defines the functions)",
     )
     parser.add_argument(
         "--json",
@@ -380,20 +389,31 @@ def run_check(args: argparse.Namespace) -> int:
     target = Path(args.submission)
     if not target.exists():
         raise CommandError(f"no such file or folder: {args.submission}")
+    if args.class_mode and (args.one_submission or args.gradescope):
+        raise CommandError("--class contradicts --one-submission and --gradescope")
     folder_mode = target.is_dir() and not (args.one_submission or args.gradescope)
-    one_upload = imports_between(target) if folder_mode else None
-    if one_upload is not None:  # a course's assignment folder: its notebook imports its package
+    guessed = imports_between(target) if folder_mode and not args.class_mode else None
+    if guessed is not None:  # a course's assignment folder: its notebook imports its package
         print(
-            f"{clean_text(args.submission, 200)} is graded as one student's submission: "
-            f"{clean_text(one_upload, 200)} (a class folder's submissions do not import each other)"
+            f"{clean_text(args.submission, 200)} is graded as one student's submission, as "
+            f"with --one-submission: {clean_text(guessed, 200)} and no two of its entries "
+            "define the graded functions (if it is a class, run with --class)"
         )
         folder_mode = False
+    if not target.is_dir() and args.class_mode:
+        raise CommandError("--class applies to a folder of submissions")
     if not target.is_dir() and target.suffix not in SUBMISSION_SUFFIXES:
         raise CommandError(f"{args.submission} is not a .py file or a .ipynb notebook")
     if not target.is_dir() and args.one_submission:
         raise CommandError("--one-submission applies to a folder holding one student's files")
     if not folder_mode and (args.csv or args.jobs or args.scheduler):
-        raise CommandError("--csv, --jobs and --scheduler apply to a folder of submissions only")
+        raise CommandError(
+            "--csv, --jobs and --scheduler apply to a folder of submissions only"
+            + (
+                " (this folder looks like one student's; --class grades it as a class)"
+                * bool(guessed)
+            )
+        )
     if args.case is not None and (args.json or args.gradescope or args.csv):
         raise CommandError(
             "--case prints one case to the terminal; --json, --gradescope and --csv apply to "

@@ -720,18 +720,41 @@ def submission_folder(folder: Path, api: str = "tinycnn", entry: str | None = No
         folder = holding[0]
 
 
+def _defines_any_api(folder: Path, budget: int) -> tuple[bool, int]:
+    """Whether a file under ``folder`` defines functions of any API (`_any_course_definitions`,
+    notebooks converted, nothing run), and the byte budget left (at most `MAX_FILES` files)."""
+    for relative in _walk(folder)[0][:MAX_FILES]:
+        try:
+            data = _read_bytes(folder / relative, budget)
+        except OSError:
+            continue
+        budget -= len(data)
+        if budget < 0:
+            return False, budget
+        if _any_course_definitions(_as_source(relative, data, frozenset())[0]):
+            return True, budget
+    return False, budget
+
+
 def imports_between(folder: Path) -> str | None:
-    """Why ``folder`` holds one student's upload, not a class's submissions: a ``.py``/
-    ``.ipynb`` file at its top imports another of its entries (a module beside it, or a
-    folder of ``.py``/``.ipynb`` files), in words (``"ConvolutionalNetworks.ipynb imports
-    cs231n"``); None if none does. A class folder's submissions are graded each on its own,
-    so one that imports another could never be graded: such a folder is one submission (a
-    course's assignment folder: its notebook beside its package). Every import counts, a
+    """Why ``folder`` holds one student's upload, not a class's submissions, in words
+    (``"ConvolutionalNetworks.ipynb imports cs231n"``); None if it does not look like one.
+
+    It does when it has the layout of one course assignment: a ``.py``/``.ipynb`` file at its
+    top imports another of its entries (a module beside it, or a folder of ``.py``/``.ipynb``
+    files), at most one entry defines graded functions of any API (`_any_course_definitions`,
+    the measure of `graded_definitions`), and every entry so imported is a package (a folder
+    with ``__init__.py``) or defines none: CS231n's notebook beside its ``cs231n/`` package,
+    deeplearning.ai's notebook beside the course's ``public_tests.py``. A class is not one
+    upload, whatever its files import: two entries that each define the functions (a student
+    who copied a classmate with ``from alice import *``, students' files beside a course
+    helper they import, several notebooks beside ``public_tests.py``), or a file importing a
+    plain module that defines them (only a classmate's file would). Every import counts, a
     notebook's test cells' too; read (at most `MAX_FILES` files, `MAX_BYTES`), never run.
     """
     from tinycnn.grading.notebook import notebook_imports
 
-    tops, entries = [], set()
+    tops, folders = [], {}
     try:
         with os.scandir(folder) as scanned:
             listed = sorted(scanned, key=lambda e: e.name)
@@ -743,11 +766,15 @@ def imports_between(folder: Path) -> str | None:
         path = Path(item.path)
         if item.is_file(follow_symlinks=False) and path.suffix in SUBMISSION_SUFFIXES:
             tops.append(path)
-            entries.add(path.stem)
         elif item.is_dir(follow_symlinks=False) and _holds_files(path):
-            entries.add(path.name)
+            folders[path.name] = path
+    if len(tops) + len(folders) > MAX_FILES:
+        return None
     budget = MAX_BYTES
-    for path in tops[:MAX_FILES]:
+    defines: dict[str, bool] = {}  # entry name -> whether it defines graded functions
+    imports: dict[str, set[str]] = {}  # top file -> the entries it imports
+    entries = {p.stem for p in tops} | set(folders)
+    for path in tops:
         try:
             data = _read_bytes(path, budget)
         except OSError:
@@ -755,11 +782,24 @@ def imports_between(folder: Path) -> str | None:
         budget -= len(data)
         if budget < 0:
             return None
+        source = _as_source(Path(path.name), data, frozenset())[0]
+        defines[path.stem] = defines.get(path.stem, False) or bool(_any_course_definitions(source))
         if path.suffix == ".ipynb":
             names = notebook_imports(data)
         else:
             names = imported_modules(SourceFile(path.name, data, path.name)) or set()
-        others = sorted({n.partition(".")[0] for n in names} & (entries - {path.stem}))
-        if others:
-            return f"{path.name} imports {', '.join(others)}"
-    return None
+        imports[path.name] = {n.partition(".")[0] for n in names} & (entries - {path.stem})
+    if not any(imports.values()):
+        return None
+    for name, path in folders.items():
+        defines[name], budget = _defines_any_api(path, budget)
+        if budget < 0:
+            return None
+    if sum(defines.values()) > 1:
+        return None  # two entries define the functions: two students' work
+    for imported in set().union(*imports.values()):
+        package = imported in folders and _regular_file(folders[imported] / "__init__.py")
+        if defines.get(imported) and not package:
+            return None  # a file importing a classmate's module
+    importer = next(name for name, others in imports.items() if others)
+    return f"{importer} imports {', '.join(sorted(imports[importer]))}"
