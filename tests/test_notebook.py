@@ -725,6 +725,25 @@ def test_an_own_star_import_is_kept_only_for_a_name_nothing_kept_binds():
     assert "from cs231n.data_utils import *" in used.source
 
 
+def test_an_own_star_import_is_not_kept_for_a_variable_a_set_aside_cell_binds():
+    # Review 5, finding 2: a kept function reading `data`, which a set-aside cell binds, kept
+    # `from cs231n.data_utils import *` (it imports imageio: an ImportError in the sandbox).
+    cells = (
+        "import numpy as np",
+        "from cs231n.data_utils import *",
+        "data = get_CIFAR10_data()",
+        "def relu_forward(x):\n    return np.maximum(x, 0)",
+        "def show():\n    print(data['X_val'].shape)",
+    )
+    dropped = converted(*cells, keep_imports={"numpy"}, own_modules={"cs231n"})
+    assert "cs231n" not in dropped.source.split("\n", 1)[1], dropped.source
+    assert "def show():" in dropped.source and "def relu_forward(x):" in dropped.source
+    # Must keep: a kept function reads a name that no cell binds, which only the star supplies.
+    reads = "def layer(x, w, b):\n    return affine_forward(x, w, b)[0] + data['X_val'].mean()"
+    kept = converted(*cells, reads, keep_imports={"numpy"}, own_modules={"cs231n"})
+    assert "from cs231n.data_utils import *" in kept.source, kept.source
+
+
 def test_a_notebook_entry_does_not_run_a_helper_only_its_test_cells_import(tmp_path, capsys):
     # The helper imports a library the sandbox does not have (CS231n's data_utils imports
     # imageio); before, the notebook's kept `from data_utils import load_data` ran it and every

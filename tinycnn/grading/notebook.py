@@ -673,7 +673,9 @@ def convert_notebook(
         ]
     )
     named = {n for cell in cells for _, d in cell.decisions if d.kept for n in d.binds}
-    unresolved = bool(used - named - _BUILTINS - _MODULE_NAMES)
+    # A name some cell binds (kept or set aside: `data = get_CIFAR10_data()`) is the
+    # notebook's variable, not one a star import supplies.
+    unresolved = bool(used - named - namespace - _BUILTINS - _MODULE_NAMES)
     for cell in reversed(cells):  # from the end: each note goes in at its cell's place
         for index, (node, _) in enumerate(cell.decisions):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
