@@ -120,6 +120,26 @@ def test_a_sibling_named_like_a_library_the_suite_imports_is_refused(tmp_path, c
         load_implementation(tmp_path / "ops.py")
 
 
+def test_a_sibling_named_like_the_standard_library_is_refused_in_one_line(tmp_path, clean_imports):
+    # Review 5, finding 4: the plugin kept its own short list (numpy, torch, pytest, tinycnn);
+    # a sibling timeit.py gave "8 errors during collection ... cannot import name
+    # 'default_timer' from 'timeit'". Now the names `tinycnn check` reserves for a student's
+    # modules, and the standard library's.
+    (tmp_path / "ops.py").write_text(CORRECT.read_text())
+    (tmp_path / "timeit.py").write_text("x = 1\n")
+    run = pytest_run(str(TEST_OPS), "--impl", str(tmp_path / "ops.py"), cwd=HERE)
+    assert run.returncode == 4, run.stdout + run.stderr
+    assert f"--impl: {tmp_path / 'timeit.py'} would be imported as timeit" in run.stderr, run
+    assert "errors during collection" not in run.stdout + run.stderr
+    (tmp_path / "timeit.py").unlink()
+    (tmp_path / "scipy.py").write_text("")  # a framework `tinycnn check` reserves
+    with pytest.raises(pytest.UsageError, match="imported as scipy instead of the installed"):
+        load_implementation(tmp_path / "ops.py")
+    (tmp_path / "scipy.py").unlink()
+    (tmp_path / "helpers.py").write_text("")  # must not: a helper's ordinary name
+    assert load_implementation(tmp_path / "ops.py").relu_forward is not None
+
+
 def test_a_sibling_tinycnn_that_is_not_the_installed_one_is_refused(tmp_path, clean_imports):
     (tmp_path / "my_ops.py").write_text("import numpy as np\n")
     (tmp_path / "tinycnn").mkdir()
@@ -137,6 +157,8 @@ def test_a_sibling_that_is_the_installed_package_is_allowed(tmp_path, clean_impo
     # "would replace the installed tinycnn ... rename it").
     (tmp_path / "tinycnn").symlink_to(Path(tinycnn.__file__).resolve().parent)
     (tmp_path / "numpy").symlink_to(Path(np.__file__).resolve().parent)
+    # The root's reference/ is the installed tinycnn.reference (a name `check` reserves).
+    (tmp_path / "reference").symlink_to(Path(reference.__file__).resolve().parent)
     (tmp_path / "my_ops.py").write_text(CORRECT.read_text())
     module = load_implementation(tmp_path / "my_ops.py")
     assert module.relu_forward(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]

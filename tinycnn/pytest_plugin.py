@@ -92,9 +92,15 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     return result
 
 
-#: Modules a file beside the implementation may not be named like: with its folder first on
-#: ``sys.path`` it would replace the library the suite itself imports.
-SHADOWED = ("numpy", "torch", "pytest", "tinycnn", "_pytest")
+def _shadowed_names() -> frozenset[str]:
+    """Modules a file beside the implementation may not be named like: with its folder first
+    on ``sys.path`` it would replace a module the suite itself imports. The names ``tinycnn
+    check`` reserves for a student's modules (`tinycnn.grading.submission._reserved_names`:
+    the frameworks, NumPy, this project's packages), the standard library's (a ``timeit.py``
+    would break collection far from its cause) and pytest's."""
+    from tinycnn.grading.submission import _reserved_names
+
+    return _reserved_names() | frozenset(sys.stdlib_module_names) | {"pytest", "_pytest"}
 
 
 def _installed_file(name: str) -> Path | None:
@@ -113,13 +119,15 @@ def _installed_file(name: str) -> Path | None:
 def _check_siblings(folder: Path) -> None:
     """Refuse a sibling of the implementation that would replace a library the suite imports;
     a sibling that *is* that library (a clone's root holds the editable ``tinycnn/``) is fine."""
-    for name in SHADOWED:
+    for name in sorted(_shadowed_names()):
         for candidate in (folder / f"{name}.py", folder / name / "__init__.py"):
             if not candidate.exists():
                 continue
             installed = _installed_file(name)
             if installed is not None and candidate.resolve() == installed:
                 continue
+            if candidate.resolve() == _installed_file(f"tinycnn.{name}"):
+                continue  # a clone's root: its reference/ is the installed tinycnn.reference
             where = f" (installed at {installed.parent})" if installed is not None else ""
             raise pytest.UsageError(
                 f"--impl: {candidate} would be imported as {name} instead of the installed "
@@ -133,8 +141,8 @@ def load_implementation(path: Path) -> ModuleType:
 
     The file's folder is put first on ``sys.path`` (as ``python FILE`` does), so a submission
     split over several modules imports its siblings, as in ``tinycnn check --one-submission``.
-    A sibling named like a library the suite imports (numpy, torch, pytest, tinycnn) is refused
-    unless it is that library itself.
+    A sibling named like a module the suite may import (`_shadowed_names`: numpy, torch,
+    pytest, tinycnn, the standard library's) is refused unless it is that module itself.
     """
     if not path.is_file():
         raise pytest.UsageError(f"--impl: no such file: {path}")
