@@ -802,9 +802,18 @@ def test_a_functions_detached_helpers_count_against_its_own_limit(level):
     # Attack finding F2 (session 3): relu_forward's worker tries to stop being a subreaper,
     # then starts four double-forked, setsid helpers that do its 3.2 s of work. They stay below
     # the worker, whose processor time is its whole tree's: timeout at 2 s. (Before: PASS.)
+    # Since F2 of session 5 a worker may not start processes at all where the seccomp filter
+    # works: the helpers are never started.
+    from tinycnn.grading.child import NO_PROCESS_NOTE
+    from tinycnn.grading.sandbox import _network_filter_works
+
     result = _relu_forward("hostile_function_helpers_double_fork", level)
-    assert result.status == "timeout", result.detail
-    assert "its processor-time limit of 2 s" in result.detail, result.detail
+    if _network_filter_works():
+        assert result.status == "error", result.detail
+        assert NO_PROCESS_NOTE[2:40] in result.detail, result.detail
+    else:
+        assert result.status == "timeout", result.detail
+        assert "its processor-time limit of 2 s" in result.detail, result.detail
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -812,7 +821,12 @@ def test_a_functions_detached_helpers_count_against_its_own_limit(level):
 def test_what_a_worker_started_is_killed_when_it_ends(level):
     # Attack finding F2 (session 3): relu_backward (correct, fast) leaves four detached helpers
     # that do relu_forward's work once it has ended. They are killed when relu_backward's
-    # worker ends: nobody answers relu_forward. (Before: PASS.)
+    # worker ends: nobody answers relu_forward. (Before: PASS.) Since F2 of session 5 a worker
+    # may not start processes where the seccomp filter works: relu_backward's helpers are
+    # never started (PermissionError, explained).
+    from tinycnn.grading.child import NO_PROCESS_NOTE
+    from tinycnn.grading.sandbox import _network_filter_works
+
     report = grade_submission(
         FIXTURES / "hostile_finished_function_helpers.py",
         limits=_F2_LIMITS,
@@ -820,7 +834,11 @@ def test_what_a_worker_started_is_killed_when_it_ends(level):
         seed=SEED,
         isolation=level,
     )
-    assert report.functions["relu_backward"].status == "pass"
+    backward = report.functions["relu_backward"]
+    if _network_filter_works():
+        assert backward.status == "error" and NO_PROCESS_NOTE[2:40] in backward.detail
+    else:
+        assert backward.status == "pass", backward.detail
     forward = report.functions["relu_forward"]
     assert forward.status == "error" and "RuntimeError" in forward.detail, forward.detail
 
@@ -1056,6 +1074,21 @@ def test_every_output_says_a_submission_was_regraded_alone(tmp_path):
     assert [row["regraded_alone"] for row in rows] == ["", "conv2d_backward"]
     table = folder_table([aaron, bob])
     assert said in table and "bob.py (conv2d_backward)" in table
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp")
+def test_a_fork_hook_of_the_submission_cannot_start_processes_in_a_worker():
+    # F2 (session 5), the defender's own attack on its fix: a fork hook runs in each worker
+    # before the worker's code; it tries to start a process there. The checker's hook, first
+    # in every child, refuses it: every function passes. (Before: relu_forward raised.)
+    from tinycnn.grading.sandbox import _network_filter_works
+
+    if not _network_filter_works():
+        pytest.skip("no seccomp filter here (not Linux x86-64/ARM64)")
+    report = grade_submission(
+        FIXTURES / "hostile_fork_hook_starts_processes.py", limits=FAST, train=False, seed=SEED
+    )
+    assert statuses_of(report) == {name: "pass" for name in report.functions}, report.functions
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -506,6 +506,11 @@ def importer(job, finder, adapter, report_fd, cpu_limits, go_fds):
         _cpu_limit(job["limits"]["timeout"])
     submission_path = job["submission"]
     os.chdir(job["work"])
+    # Registered before any code of the submission's, so run first in every child this
+    # process forks: a worker refuses new processes before a fork hook of the submission's
+    # (``os.register_at_fork(after_in_child=...)``) runs in it (`refuse_processes`).
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_refuse_processes_in_worker)
     namespaces = NamespaceGuard(submission_path)
     started = _perf_counter()
     module = failure = None
@@ -541,6 +546,7 @@ def importer(job, finder, adapter, report_fd, cpu_limits, go_fds):
         _os_exit(0)
     if cpu_limits:
         _cpu_limit(None)
+    _NO_PROCESSES["workers"] = True  # the forks from here on are workers'
     for index, task in enumerate(job["tasks"]):
         if task.get("gate"):
             continue
@@ -548,9 +554,10 @@ def importer(job, finder, adapter, report_fd, cpu_limits, go_fds):
         pid = _os_fork()
         if pid == 0:
             try:
-                # First: no process the worker starts from here on could escape its limit
-                # (`refuse_processes`); what it started before is killed at the hand-over.
-                refuse_processes()
+                # No process the worker starts could escape its limit (`refuse_processes`,
+                # already in place through the fork hook where Python has one).
+                if not _NO_PROCESSES["on"]:
+                    refuse_processes()
                 os.close(report_fd)
                 for other, fd in go_fds.items():
                     if other != index:
@@ -1626,8 +1633,9 @@ def keep_in_session():
 #: ``(clone, clone3, fork or None, vfork or None)`` system call numbers by machine
 #: (`refuse_processes`; ARM64 has no ``fork`` nor ``vfork``).
 _PROCESS_SYSCALLS = {"x86_64": (56, 435, 57, 58), "aarch64": (220, 435, None, None)}
-#: Set once `refuse_processes` is in place in this process: an error it caused is explained.
-_NO_PROCESSES = {"on": False}
+#: ``on``: `refuse_processes` is in place in this process (an error it caused is explained);
+#: ``workers``: the importer is forking the workers (`_refuse_processes_in_worker`).
+_NO_PROCESSES = {"on": False, "workers": False}
 #: What a function that tried to start a process is told (`describe_exception`).
 NO_PROCESS_NOTE = (
     "; a graded function may not start processes (fork, subprocess, multiprocessing are "
@@ -1640,13 +1648,14 @@ def refuse_processes():
     Linux x86-64 and ARM64; irrevocable): ``fork``, ``vfork`` and ``clone`` without
     ``CLONE_THREAD`` fail with EPERM, ``clone3`` (whose flags a filter cannot read) with ENOSYS,
     on which the C library falls back to ``clone``: threads (NumPy's, OpenBLAS's, the
-    submission's) are still made. Installed by each worker before it gets its inputs.
+    submission's) are still made.
 
     Why (attack finding F2, session 5): a process whose parent ignores ``SIGCHLD`` (or sets
     ``SA_NOCLDWAIT``) is released by the kernel when it exits, and its processor time is added
     to no one's ``cutime``; one that lives less than a reading of `_Tree` is never seen. Such
     children's work counted against no limit. A layer function has no business starting
-    processes. Returns whether the filter is in place."""
+    processes. Installed in each worker by the importer's first fork hook, before any fork
+    hook of the submission's. Returns whether the filter is in place."""
     machine = os.uname().machine if hasattr(os, "uname") else None
     numbers = _PROCESS_SYSCALLS.get(machine)
     if numbers is None or not sys.platform.startswith("linux"):
@@ -1677,6 +1686,14 @@ def refuse_processes():
     program.append((ret, 0, 0, allow))
     _NO_PROCESSES["on"] = _install_filter(program)
     return _NO_PROCESSES["on"]
+
+
+def _refuse_processes_in_worker():
+    """The importer's first fork hook: `refuse_processes` in a worker, before any fork hook of
+    the submission's runs there. The import's own children (forked before the workers) may
+    still start processes: what the import started is killed before the hand-over."""
+    if _NO_PROCESSES["workers"]:
+        refuse_processes()
 
 
 def _install_filter(program):
