@@ -194,8 +194,10 @@ def test_tuple_and_list_constants_are_kept():
     )
     source = result.source
     assert "EPS, SCALE = 1e-8, 0.5\n[LOW, HIGH] = (-1, 1)\nA, *REST = 1, 2, 3\n" in source
-    # Not constants: an operation, a call, a name nothing kept binds.
-    assert "TAU" not in source and "first" not in source and "ROW" not in source
+    # An operation over constants is one (finding 2 of session 5); not constants: a call of
+    # the student's function, a name nothing kept binds.
+    assert "PI, TAU = np.pi, 2 * np.pi" in source
+    assert "first" not in source and "ROW" not in source
     namespace: dict = {}
     exec(compile(source, "hw", "exec"), namespace)
     assert namespace["f"](2.0) == 2.0 * 0.5 + 1e-8 - 1 + 1 + 5
@@ -767,3 +769,137 @@ def test_a_notebook_entry_does_not_run_a_helper_only_its_test_cells_import(tmp_p
     (folder / "layers.ipynb").write_bytes(notebook(*cells, used))
     out = check(folder, capsys, "--one-submission")
     assert "imageio" in out and not passes_all(out), out
+
+
+# --------------------------------------------------------------------------------------------
+# Constant expressions are kept; a set-aside binding a kept function reads is named (new-user
+# session 5, finding 2)
+# --------------------------------------------------------------------------------------------
+
+REFERENCE_OPS = Path(__file__).parents[1] / "reference" / "ops.py"
+
+
+def test_constant_expressions_are_kept_and_calls_with_effects_are_not():
+    result = converted(
+        "import math\nimport numpy as np\nLIMIT = 2**20\nEPS = 1e-8 * 10\n"
+        '_FLOAT_DTYPES = (np.dtype("float32"), np.dtype(np.float64))\n'
+        "FLOATS = (np.float32, np.float64)\nBIG = 4 * LIMIT if LIMIT > 0 else -LIMIT\n"
+        "SIZES = {'small': (2, 3), 'big': [LIMIT, math.pi]}\nFIRST = SIZES['small'][0]\n"
+        "TINY = np.finfo(np.float64).eps\nNEG = -float('inf')\nOK = LIMIT > 1 and not EPS < 0",
+        # Code, never run: a call with side effects, a data load, the student's function, a
+        # call of a name a kept statement rebinds, an operation on a set-aside name.
+        "np.random.seed(1)\nW = np.load('weights.npy')\nN = helper(3)\nprint(LIMIT)\n"
+        "float = int\nINF = float('inf')\nW2 = W * 2",
+        "def helper(n):\n    return n\n\ndef f(x):\n    return x.dtype in _FLOAT_DTYPES",
+        keep_imports={"numpy"},
+    )
+    source = result.source
+    for kept in (
+        "LIMIT = 2**20",
+        "EPS = 1e-8 * 10",
+        '_FLOAT_DTYPES = (np.dtype("float32"), np.dtype(np.float64))',
+        "FLOATS = (np.float32, np.float64)",
+        "BIG = 4 * LIMIT if LIMIT > 0 else -LIMIT",
+        "FIRST = SIZES['small'][0]",
+        "TINY = np.finfo(np.float64).eps",
+        "NEG = -float('inf')",
+        "OK = LIMIT > 1 and not EPS < 0",
+    ):
+        assert kept in source, kept
+    for dropped in ("np.random.seed", "np.load", "N = helper", "print", "INF =", "W2"):
+        assert dropped not in source, dropped
+    assert "float = int" in source  # a constant: kept, so float('inf') below is not the builtin
+    namespace: dict = {}
+    exec(compile(source, "hw", "exec"), namespace)
+    assert namespace["BIG"] == 4 * 2**20 and namespace["FIRST"] == 2 and namespace["OK"]
+    assert namespace["f"](namespace["np"].ones(2)) and namespace["NEG"] == -float("inf")
+
+
+def test_a_set_aside_statement_a_kept_function_reads_is_named_at_its_cell_and_line():
+    result = converted(
+        "import numpy as np\nimport matplotlib.pyplot as plt\nLIMIT = 2**20",
+        "data = np.load('cifar.npz')\nSCALE = get_scale()\nfor i in range(3):\n    pass",
+        "def conv2d_forward(x):\n    plt.plot(x)\n    return x * SCALE + LIMIT + i\n\n"
+        "def relu_forward(x):\n    local = 1\n    return x * SCALE * local",
+        keep_imports={"numpy"},
+    )
+    notes = result.set_aside
+    assert "hw.ipynb" not in " ".join(notes)  # the file is named by the caller
+    assert notes == (
+        "cell 2: import matplotlib (not run)",
+        "cell 2, line 2: `import matplotlib.pyplot as plt` is not run, and conv2d_forward "
+        "reads plt",
+        "cell 3: code (not run)",
+        "cell 3, line 2: `SCALE = get_scale()` is not run, and conv2d_forward, relu_forward "
+        "read SCALE",
+        "cell 3, line 3: `for i in range(3):...` is not run, and conv2d_forward reads i",
+    ), notes
+    # data: no kept code reads it, so nothing more is said about it.
+    assert not any("data" in note for note in notes)
+
+
+def test_a_notebook_of_the_reference_ops_keeps_all_its_module_level_code():
+    ops = REFERENCE_OPS.read_text()
+    result = converted(
+        "%matplotlib inline\nimport matplotlib.pyplot as plt",
+        ops,
+        "x = np.ones(3)\nprint(relu_forward(x))",
+        keep_imports={"numpy"},
+    )
+    kept = set(result.source.splitlines())
+    tree = __import__("ast").parse(ops)
+    top = [n for n in tree.body if not isinstance(n, __import__("ast").Expr)]
+    for node in top:  # every statement but the docstring, the _FLOAT_DTYPES tuple included
+        first = ops.splitlines()[node.lineno - 1]
+        assert first in kept, first
+    assert result.set_aside == (
+        "cell 2: import matplotlib, magics (not run)",
+        "cell 4: code (not run)",
+    )
+
+
+def test_a_notebook_made_from_the_reference_ops_passes_check(tmp_path, capsys):
+    path = tmp_path / "homework.ipynb"
+    path.write_bytes(
+        notebook(
+            "%matplotlib inline\nimport matplotlib.pyplot as plt",
+            REFERENCE_OPS.read_text(),
+            "x = np.ones(3)\nprint(relu_forward(x))",
+        )
+    )
+    out = check(path, capsys)
+    assert passes_all(out), out
+    assert "NameError" not in out
+
+
+# --------------------------------------------------------------------------------------------
+# A notebook's conversion notes only for a graded notebook (new-user session 5, finding 9)
+# --------------------------------------------------------------------------------------------
+
+COURSES = Path(__file__).parent / "fixtures" / "courses"
+
+
+def test_a_notebook_beside_the_graded_module_has_no_cell_notes():
+    from tinycnn.grading.submission import load_submission
+
+    loaded = load_submission(COURSES / "cs231n_assignment", api="cs231n")
+    assert loaded.problem is None and loaded.files[0].origin == "cs231n/layers.py"
+    said = " ".join(loaded.set_aside)
+    # The notebook is named once, as not imported, never cell by cell.
+    assert "ConvolutionalNetworks.ipynb, cell" not in said and "(not run)" not in said, said
+    assert "ConvolutionalNetworks.ipynb" in said
+
+
+def test_a_notebook_the_entry_imports_keeps_its_notes_and_one_it_does_not_loses_them(tmp_path):
+    from tinycnn.grading.submission import load_submission
+
+    (tmp_path / "layers.py").write_text("from helpers import EPS\n\n" + "import numpy as np\n")
+    (tmp_path / "helpers.ipynb").write_bytes(notebook("EPS = 1e-8\nprint(EPS)"))
+    (tmp_path / "scratch.ipynb").write_bytes(notebook("x = 1\nprint(x)"))
+    loaded = load_submission(tmp_path, entry="layers")
+    assert loaded.problem is None
+    assert "helpers.ipynb, cell 2: code (not run)" in loaded.set_aside, loaded.set_aside
+    assert not any(note.startswith("scratch.ipynb, cell") for note in loaded.set_aside)
+    # The graded notebook itself keeps its notes.
+    alone = load_submission(tmp_path / "scratch.ipynb")
+    assert alone.set_aside == ("scratch.ipynb, cell 2: code (not run)",), alone.set_aside

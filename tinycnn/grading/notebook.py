@@ -19,14 +19,19 @@ of every code cell, in notebook order:
   ``public_tests``) are set aside.
   One statement naming both (``import numpy as np, matplotlib.pyplot as plt``) keeps the names
   it may (``import numpy as np``);
-- simple constant assignments: ``EPS = 1e-8``, ``SIZES = (2, 3)``, ``conv = conv_forward``,
-  ``EPS, SCALE = 1e-8, 0.5`` (names, or tuples and lists of names, given literals or names the
-  kept code binds above: ``x_ref = x`` after a set-aside ``x = np.ones(3)`` is set aside too,
+- assignments of constant expressions (`_value_names`): ``EPS = 1e-8``, ``SIZES = (2, 3)``,
+  ``conv = conv_forward``, ``EPS, SCALE = 1e-8, 0.5``, ``LIMIT = 4 * 2**20``,
+  ``_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))`` (names, or tuples and lists
+  of names, given literals, operators over them, attributes and calls of the few pure
+  constructors in `PURE_CALLS`, and names the kept code binds above; a call of anything else is
+  code: ``x_ref = x`` after a set-aside ``x = np.ones(3)`` is set aside too,
   since it would fail when the module is imported, and the report names it and why; after a
   kept star import, ``from math import *``, any name may be bound: ``NEG_FILL = inf`` is kept).
 
 Everything else at the top level (test calls, prints, plots, ``np.random.seed(1)``,
-``if __name__ == "__main__":`` blocks) is set aside, and so are IPython's magics and shell
+``if __name__ == "__main__":`` blocks) is set aside (when a kept definition reads a name only
+such a statement binds, the report names that statement at its cell and line and the
+definitions that read it: `_missing_bindings`), and so are IPython's magics and shell
 commands (``%matplotlib inline``, ``!pip install``, ``np.pad?``, whole ``%%bash`` or
 ``%%timeit`` cells; ``%%time``, ``%%capture`` and ``%%prun`` cells, whose body IPython runs as
 the notebook's own code, lose only their magic line). A line is IPython's only where a
@@ -298,29 +303,113 @@ def _parse_cell(
         return ast.parse("\n".join(lines)), lines, replaced
 
 
-def _value_names(node: ast.expr) -> set[str] | None:
-    """The names a constant's value reads, or None if it is not a constant's value.
+#: Calls a constant's value may make: constructors that only build a value from their
+#: arguments (no I/O, no state, nothing of the student's run), by qualified name. NumPy's
+#: dtypes, scalar types and ``finfo``/``iinfo`` (``np.dtype("float32")``, ``np.float32(0.5)``,
+#: ``np.finfo(np.float64).eps``), ``math``'s pure functions (``math.sqrt(2)``) and the builtin
+#: value types (``float("inf")``, ``tuple(...)``, ``frozenset(...)``). Any other call, of the
+#: student's functions or a library's (``np.random.seed(1)``, ``np.load(...)``,
+#: ``get_CIFAR10_data()``), is code, and is not run.
+PURE_CALLS = frozenset(
+    [
+        f"numpy.{name}"
+        for name in (
+            "dtype finfo iinfo float16 float32 float64 int8 int16 int32 int64 uint8 "
+            "uint16 uint32 uint64 bool_ complex64 complex128"
+        ).split()
+    ]
+    + [f"math.{name}" for name in "sqrt exp log log2 log10 pow floor ceil isqrt".split()]
+    + [f"builtins.{name}" for name in "float int bool complex str tuple frozenset".split()]
+)
 
-    A constant's value is a literal (``1e-8``, ``(2, 3)``, ``"max"``), a dotted name
-    (``conv``, ``np.pi``: its first name is read), or a tuple or list of these
-    (``(1e-8, 0.5)``, ``[conv, pool]``).
+
+def _qualified(node: ast.expr, modules: dict[str, str], bound: set[str]) -> str | None:
+    """``"numpy.dtype"`` for ``np.dtype`` after a kept ``import numpy as np`` (``modules``: the
+    names kept imports bind, to what they import), ``"builtins.float"`` for ``float`` when
+    nothing kept rebinds it; else None."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    if node.id in modules:
+        return ".".join([modules[node.id], *reversed(parts)])
+    if not parts and node.id in _BUILTINS and node.id not in bound:
+        return f"builtins.{node.id}"
+    return None
+
+
+def _value_names(
+    node: ast.expr, modules: dict[str, str] | None = None, bound: set[str] = frozenset()
+) -> set[str] | None:
+    """The names a constant expression reads, or None if it is not one.
+
+    A constant expression is a literal (``1e-8``, ``(2, 3)``, ``"max"``), a dotted name
+    (``conv``, ``np.pi``, ``EPS``: its first name is read, which kept code must bind), an
+    attribute of one (``np.finfo(np.float64).eps``), a tuple,
+    list, set or dict of constant expressions, an operator over them (``2**20``, ``-EPS``,
+    ``1e-8 * 10``, ``A and B``, ``N > 0``, ``X if FLAG else Y``), a subscript of one by one
+    (``SIZES[0]``), or a call of one of `PURE_CALLS` with constant expressions as its arguments
+    (``np.dtype(np.float32)``; ``modules``: what the kept imports above bind, ``bound``: the
+    names kept code above binds, so that a student's own ``float`` is not the builtin).
     """
+    modules = modules or {}
     try:
         ast.literal_eval(node)
         return set()
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         pass
-    if isinstance(node, (ast.Tuple, ast.List)):
-        names: set[str] = set()
-        for element in node.elts:
-            read = _value_names(element)
-            if read is None:
-                return None
-            names |= read
-        return names
-    while isinstance(node, ast.Attribute):
-        node = node.value
-    return {node.id} if isinstance(node, ast.Name) else None
+    parts: list[ast.expr | None]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        parts = list(node.elts)
+    elif isinstance(node, ast.Dict):
+        parts = [*node.keys, *node.values]
+    elif isinstance(node, ast.BinOp):
+        parts = [node.left, node.right]
+    elif isinstance(node, ast.UnaryOp):
+        parts = [node.operand]
+    elif isinstance(node, ast.BoolOp):
+        parts = list(node.values)
+    elif isinstance(node, ast.Compare):
+        parts = [node.left, *node.comparators]
+    elif isinstance(node, ast.IfExp):
+        parts = [node.test, node.body, node.orelse]
+    elif isinstance(node, ast.Subscript):
+        parts = [node.value, node.slice]
+    elif isinstance(node, ast.Slice):
+        parts = [node.lower, node.upper, node.step]
+    elif isinstance(node, ast.Starred):
+        parts = [node.value]
+    elif isinstance(node, ast.Call):
+        if _qualified(node.func, modules, bound) not in PURE_CALLS:
+            return None
+        parts = [*node.args, *(k.value for k in node.keywords)]
+        names = _value_names_of(parts, modules, bound)
+        if names is None:
+            return None
+        # The callee's first name is read too (``np``; a builtin's name: nothing to bind).
+        head = node.func
+        while isinstance(head, ast.Attribute):
+            head = head.value
+        return names | ({head.id} if head.id in modules else set())
+    elif isinstance(node, ast.Attribute):  # ``np.pi``, ``np.finfo(np.float64).eps``
+        parts = [node.value]
+    else:
+        return {node.id} if isinstance(node, ast.Name) else None
+    return _value_names_of(parts, modules, bound)
+
+
+def _value_names_of(parts, modules, bound) -> set[str] | None:
+    names: set[str] = set()
+    for part in parts:
+        if part is None:  # a dict's ``**spread`` key, a slice's missing bound
+            continue
+        read = _value_names(part, modules, bound)
+        if read is None:
+            return None
+        names |= read
+    return names
 
 
 def _target_names(node: ast.expr) -> list[str] | None:
@@ -423,8 +512,10 @@ def _decide(
     refused: frozenset[str],
     bound: set[str],
     own: frozenset[str] = frozenset(),
+    modules: dict[str, str] | None = None,
 ) -> _Decision:
-    """Whether a top-level statement is kept; ``bound`` holds the names kept code above binds.
+    """Whether a top-level statement is kept; ``bound`` holds the names kept code above binds,
+    ``modules`` the names kept imports above bind, to what they import (`_value_names`).
 
     An import of a module in ``refused`` (the modules the import rule refuses by name) or in
     ``own`` (the student's modules) is kept here; `convert_notebook` sets it aside afterwards
@@ -437,7 +528,7 @@ def _decide(
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         names = [_target_names(t) for t in targets]
-        read = _value_names(node.value)
+        read = _value_names(node.value, modules, bound)
         if None not in names and read is not None:
             # A name the kept code does not bind (``x_ref = x`` after a set-aside ``x = ...``)
             # would fail the whole module when imported: such an assignment is set aside, and
@@ -452,6 +543,74 @@ def _decide(
         # run, nothing to say.
         return _Decision(False)
     return _Decision(False, code=True)
+
+
+def _statement_text(node: ast.stmt) -> str:
+    """A statement as one short line, for a note: ``X = f()``, ``for i in range(3): ...``."""
+    text = ast.unparse(node)
+    return text if len(text) <= 60 and "\n" not in text else text.split("\n")[0][:57] + "..."
+
+
+def _missing_bindings(cells: list[_Cell], unbound: set[str]) -> dict[int, list[str]]:
+    """For each cell, the notes naming its set-aside statements that bind a name a kept
+    definition reads and nothing kept binds (``unbound``): ``"cell 3, line 12: `X = f()` is
+    not run, and conv2d_forward reads X"`` (the function fails with a NameError there, while
+    in Jupyter the statement had run). A name several set-aside statements bind is named at
+    the first."""
+    if not unbound:
+        return {}
+    binder: dict[str, tuple[int, ast.stmt]] = {}
+    for cell in cells:
+        for node, decision in cell.decisions:
+            if decision.kept:
+                continue
+            for name in sorted(_bindings(ast.Module([node], [])) & unbound):
+                binder.setdefault(name, (cell.number, node))
+    if not binder:
+        return {}
+    # Which kept definitions read each such name (one symtable per definition).
+    readers: dict[str, list[str]] = {}
+    for cell in cells:
+        for node, decision in cell.decisions:
+            if decision.kept and isinstance(
+                node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+            ):
+                for name in sorted(_global_reads([node]) & binder.keys()):
+                    readers.setdefault(name, []).append(node.name)
+    by_statement: dict[int, tuple[int, ast.stmt, list[str]]] = {}
+    for name in sorted(readers):
+        number, node = binder[name]
+        by_statement.setdefault(id(node), (number, node, []))[2].append(name)
+    notes: dict[int, list[str]] = {}
+    for number, node, names in sorted(by_statement.values(), key=lambda t: t[1].lineno):
+        functions = list(dict.fromkeys(f for name in names for f in readers[name]))
+        shown = ", ".join(functions[:3]) + (
+            f" and {len(functions) - 3} more" * (len(functions) > 3)
+        )
+        verb = "reads" if len(functions) == 1 else "read"
+        notes.setdefault(number, []).append(
+            f"cell {number}, line {node.lineno}: `{_statement_text(node)}` is not run, and "
+            f"{shown} {verb} {', '.join(names)}"
+        )
+    return notes
+
+
+def _track_modules(node: ast.stmt, decision: _Decision, modules: dict[str, str]) -> None:
+    """Record in ``modules`` what a kept statement binds: an import's names, to what they
+    import (``np`` -> ``numpy``, ``dtype`` -> ``numpy.dtype``); any other binding forgets."""
+    if not isinstance(node, (ast.Import, ast.ImportFrom)):
+        for name in decision.binds:
+            modules.pop(name, None)
+        return
+    for alias in node.names:
+        name = _bound_name(node, alias)
+        if name not in decision.binds or name == "*":
+            continue
+        if isinstance(node, ast.ImportFrom):
+            if not node.level and node.module:
+                modules[name] = f"{node.module}.{alias.name}"
+        else:
+            modules[name] = alias.name if alias.asname else name
 
 
 def _global_reads(statements: list[ast.stmt]) -> set[str]:
@@ -641,6 +800,7 @@ def convert_notebook(
     header = f"# The definitions of {origin}, as tinycnn check grades them (nothing else is run)."
     set_aside: list[str] = []
     bound: set[str] = set()
+    modules: dict[str, str] = {}  # name -> what a kept import binds to it ("np" -> "numpy")
     cells: list[_Cell] = []
     for number, source, note in _code_cells(notebook):
         if note is not None:
@@ -657,10 +817,11 @@ def convert_notebook(
             return _not_compiling(header, number, late_future)
         decisions = []
         for node in tree.body:
-            decision = _decide(node, keep, refused, bound, own)
+            decision = _decide(node, keep, refused, bound, own, modules)
             decisions.append((node, decision))
             if decision.kept:
                 bound.update(decision.binds)
+                _track_modules(node, decision, modules)
         cells.append(_Cell(number, cell_lines, tree, decisions, had_magics, len(set_aside)))
     # The module-level names the kept statements read decide the imports of refused modules
     # and of the student's own modules.
@@ -676,14 +837,18 @@ def convert_notebook(
     # A name some cell binds (kept or set aside: `data = get_CIFAR10_data()`) is the
     # notebook's variable, not one a star import supplies.
     unresolved = bool(used - named - namespace - _BUILTINS - _MODULE_NAMES)
-    for cell in reversed(cells):  # from the end: each note goes in at its cell's place
+    for cell in cells:
         for index, (node, _) in enumerate(cell.decisions):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 decision = _decide_import(node, keep, refused, used, own, unresolved)
                 cell.decisions[index] = (node, decision)
+    named = {n for cell in cells for _, d in cell.decisions if d.kept for n in d.binds}
+    missing = _missing_bindings(cells, used - named - _BUILTINS - _MODULE_NAMES)
+    for cell in reversed(cells):  # from the end: each note goes in at its cell's place
         note = _cell_note([decision for _, decision in cell.decisions], cell.had_magics)
         notes = [f"cell {cell.number}: {note} (not run)"] if note else []
         notes += [f"cell {cell.number}: {d.constant}" for _, d in cell.decisions if d.constant]
+        notes += missing.get(cell.number, [])
         set_aside[cell.notes_at : cell.notes_at] = notes
     source, origins = _module(header, cells)
     with _PARSE_LOCK, warnings.catch_warnings():

@@ -515,6 +515,9 @@ def _load_files(
     own = frozenset(m.partition(".")[0] for m in modules)
     sources: list[SourceFile] = []
     problems: dict[str, str] = {}
+    # A notebook's conversion notes, by file: said only for a notebook that is graded (the
+    # entry, or imported by it), not for CS231n's notebook beside the graded cs231n/layers.py.
+    conversion_notes: dict[str, tuple[str, ...]] = {}
     budget = MAX_BYTES
     for relative in files:
         try:
@@ -534,18 +537,24 @@ def _load_files(
         origin = prefix + relative.as_posix()
         source, problem, notes = _as_source(relative, data, keep, own, origin)
         sources.append(source)
-        set_aside += notes
+        conversion_notes[source.path] = notes
         if problem:
             problems[source.path] = problem
 
     chosen, problem = _entry_of(sources, entry, api, name)
     if chosen is None:
-        return _failed(name, api, problem, set_aside)
+        every_note = [note for notes in conversion_notes.values() for note in notes]
+        return _failed(name, api, problem, [*set_aside, *every_note])
     if chosen.path in problems:
-        return _failed(name, api, problems[chosen.path], set_aside)
+        return _failed(
+            name, api, problems[chosen.path], [*set_aside, *conversion_notes[chosen.path]]
+        )
     helpers = [s for s in sources if s is not chosen]
     # A helper that cannot be read is reported when (and if) the entry imports it.
     reached = reachable_files(sources, chosen)
+    set_aside += [
+        note for path, notes in conversion_notes.items() if path in reached for note in notes
+    ]
     unimported = tuple(s.path for s in helpers if s.path not in reached)
     if unimported:
         listed = ", ".join(s.origin for s in helpers if s.path in unimported)
