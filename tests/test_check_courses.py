@@ -751,11 +751,11 @@ def test_the_entry_of_the_assignment_folder_is_the_module_defining_the_graded_fu
     # fast_layers.py defines the four _fast course functions: fewer than layers.py's nine.
     assert "cs231n/fast_layers.py" in submission.unimported
     assert "cs231n/data_utils.py" in submission.unimported
+    # The notebook is not graded: named once as not imported, never cell by cell (new-user
+    # session 5, finding 9; what its conversion keeps is tested in test_notebook.py).
+    assert "ConvolutionalNetworks.py" in submission.unimported  # its module, converted
     notes = " ".join(submission.set_aside)
-    assert (
-        "ConvolutionalNetworks.ipynb, cell 3: import matplotlib, import cs231n (no kept code"
-        in notes
-    )
+    assert "ConvolutionalNetworks.ipynb, cell" not in notes, notes
 
 
 def test_the_entry_is_found_at_the_shallowest_level_that_defines_graded_functions(tmp_path):
