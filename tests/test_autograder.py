@@ -574,3 +574,25 @@ def test_a_course_assignment_folder_uploaded_as_it_is_gets_every_point(tmp_path,
     }[layout]
     results = _run_in(tmp_path / layout, course, upload)
     assert results["score"] == len(CONTRACT_FUNCTIONS), (layout, results["output"])
+
+
+def test_the_readmes_entry_option_grades_a_course_folder_uploaded_as_it_is(tmp_path):
+    # README, Gradescope step 2: `--entry layers`; step 5: CS231n's folder uploaded as it is.
+    # Before: score 0, "this assignment grades your file layers.py, and your upload has none
+    # (its files: ..., cs231n/layers.py, ...)": --entry matched only a top-level layers.py.
+    assignment = COURSES / "cs231n_assignment"
+    files = {
+        path.relative_to(assignment).as_posix(): path.read_bytes()
+        for path in sorted(assignment.rglob("*"))
+        if path.is_file()
+    }
+    course = ["--no-train", "--api", "cs231n", "--entry", "layers"]
+    results = _run_in(tmp_path / "as_is", course, files)
+    assert results["score"] == len(CONTRACT_FUNCTIONS), results["output"]
+    # Must not: two files named layers.py below the top are the student's to settle.
+    layers = files["cs231n/layers.py"]
+    results = _run_in(tmp_path / "two", course, {**files, "old/layers.py": layers})
+    assert results["score"] == 0
+    outputs = "\n".join([results["output"], *(t["output"] for t in results.get("tests", []))])
+    assert "your upload has several (cs231n/layers.py, old/layers.py)" in outputs, outputs
+    assert "--entry" not in outputs

@@ -977,3 +977,22 @@ def test_the_moocs_notebook_folder_as_it_is_grades_without_its_test_helpers(tmp_
     )
     assert "PASS, 4 of 4 functions of the deeplearning-ai API pass" in out, out
     assert "import h5py, matplotlib, import public_tests (no kept code uses it)" in out, out
+
+
+def test_entry_names_the_one_file_of_that_name_at_any_depth(tmp_path, capsys):
+    # Finding 1 (s5): `--entry layers` on CS231n's folder found no module layers (it matched
+    # only a top-level layers.py) although the folder keeps cs231n/layers.py.
+    submission = load_submission(ASSIGNMENT, api="cs231n", entry="layers")
+    assert submission.problem is None, submission.problem
+    assert (submission.entry.path, submission.entry.module) == ("cs231n/layers.py", "cs231n.layers")
+    code = main(["check", str(ASSIGNMENT), "--api", "cs231n", "--entry", "layers", "--no-train"])
+    out = capsys.readouterr().out
+    assert code == 0 and "PASS, 9 of 9" in out, out
+    # Must not change: a top-level file of that name wins over one below it.
+    correct = (SUBMISSIONS / "correct_vectorized.py").read_bytes()
+    top = folder_of(tmp_path / "top", {"layers.py": correct, "hw/layers.py": b"x = 1\n"})
+    assert load_submission(top, entry="layers").entry.path == "layers.py"
+    # Several files of that name below the top: named, and a path asked for.
+    two = folder_of(tmp_path / "two", {"run.py": b"", "a/layers.py": correct, "b/layers.py": b""})
+    problem = load_submission(two, entry="layers").problem
+    assert "(a/layers.py, b/layers.py): give the path of one, such as --entry a/layers" in problem

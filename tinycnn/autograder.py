@@ -286,6 +286,12 @@ STUDENT_ADVICE = (
     ),
     (r" \(--allow-import [\w.]+ lifts this\)", ""),
     (r"no module (\S+) in .+? \(--entry; its files: (.*)\)", lambda m: _entry_advice(*m.groups())),
+    (
+        r"--entry (\S+) names several files of .+? \((.*)\): give the path of one, such as "
+        r"--entry \S+",
+        r"this assignment grades your file \1.py, and your upload has several (\2): upload "
+        r"only one of them",
+    ),
 )
 
 

@@ -18,11 +18,13 @@ from the sub-folder that holds them (``bob/hw2/``; of several, the one defining 
 functions), never from inside a Python package. The entry of a folder is the module named by
 ``--entry`` (a path such as ``hw/layers`` or a dotted name such as ``hw.layers``: an entry
 inside a package is imported under that name, so its relative and absolute imports of its
-package work); without it, the file that defines the graded functions (the contract's, or the
-``--api``'s course functions: `graded_definitions`) at the shallowest level where any file
-does, the one defining the most there (CS231n's ``cs231n/layers.py`` below the course's
-notebook, which only imports it); if none does, the folder's only file at its top. Notebooks
-anywhere in the folder become modules of the same name (``utils.ipynb`` -> ``utils``).
+package work; a bare ``layers`` with no top-level ``layers.py`` names the one file of that name
+at any depth, ``cs231n/layers.py`` imported as ``cs231n.layers``); without it, the file that
+defines the graded functions (the contract's, or the ``--api``'s course functions:
+`graded_definitions`) at the shallowest level where any file does, the one defining the most
+there (CS231n's ``cs231n/layers.py`` below the course's notebook, which only imports it); if
+none does, the folder's only file at its top. Notebooks anywhere in the folder become modules
+of the same name (``utils.ipynb`` -> ``utils``).
 
 Reading is done here, in the checker, and is careful with what it reads: only regular files
 (symbolic links, devices and FIFOs are skipped, never followed), only ``.py`` and ``.ipynb``
@@ -589,6 +591,9 @@ def _entry_of(
 ) -> tuple[SourceFile | None, str]:
     """The entry module and, if there is none, why.
 
+    With ``entry``: the module it names (a path, ``hw/layers``, or a dotted name); a bare name
+    (``layers``) without a top-level file of it names the one file of that name at any depth
+    (``cs231n/layers.py``), and is refused if several files have that name.
     Without ``entry``: the file that defines the graded functions (`graded_definitions`) at
     the shallowest depth where any file defines one, the one defining the most of them there
     (``cs231n/layers.py`` below a course notebook that only imports it; ``layers.py`` above
@@ -602,6 +607,18 @@ def _entry_of(
         match = [s for s in sources if wanted in (s.path.removesuffix(".py"), s.module)]
         if match:
             return match[0], ""
+        # A bare name (``layers``) with no top-level file of it: the one file of that name at
+        # any depth (CS231n's ``cs231n/layers.py``, imported as ``cs231n.layers``).
+        if "/" not in wanted and "." not in wanted:
+            named = [s for s in sources if PurePosixPath(s.path).stem == wanted]
+            if len(named) == 1:
+                return named[0], ""
+            if named:
+                candidates = ", ".join(s.origin for s in named)
+                return None, (
+                    f"--entry {wanted} names several files of {name} ({candidates}): "
+                    f"give the path of one, such as --entry {named[0].module.replace('.', '/')}"
+                )
         names = ", ".join(s.origin for s in sources[:20]) + (" ..." if len(sources) > 20 else "")
         return None, f"no module {wanted} in {name} (--entry; its files: {names or 'none'})"
     for measure in (lambda s: graded_definitions(s, api), _any_course_definitions):
