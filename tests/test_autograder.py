@@ -596,3 +596,28 @@ def test_the_readmes_entry_option_grades_a_course_folder_uploaded_as_it_is(tmp_p
     outputs = "\n".join([results["output"], *(t["output"] for t in results.get("tests", []))])
     assert "your upload has several (cs231n/layers.py, old/layers.py)" in outputs, outputs
     assert "--entry" not in outputs
+
+
+def test_readme_and_help_say_the_grading_options_go_after_the_double_dash(capsys):
+    # New-user session 5, finding 3: README's "(add `--visibility after_due_date` ...)" read as
+    # options of tinycnn autograder; next to --out they are "unrecognized arguments".
+    import argparse
+
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    before = re.search(
+        r"Every grading option goes after the `--`, and only (.+?) go before", readme
+    )
+    assert before, "README must say which tinycnn autograder options go before --"
+    parser = autograder.register(argparse.ArgumentParser().add_subparsers())
+    own = {o for a in parser._actions for o in a.option_strings if o not in ("-h", "--help")}
+    assert set(re.findall(r"`(--[\w-]+)`", before.group(1))) == own
+    # The README's example parses: what follows -- is tinycnn check's.
+    example = "tinycnn autograder --out autograder.zip -- --visibility after_due_date --max-score 2"
+    assert f"`{example}`" in readme
+    args = parser.parse_args(example.split()[2:])
+    checked = autograder._parse_check_args(args.check_args[1:])
+    assert (checked.visibility, checked.max_score) == ("after_due_date", 2.0)
+    with pytest.raises(SystemExit):
+        main(["autograder", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "every grading option (--api, --entry, --timeout, --visibility, --max-score" in shown

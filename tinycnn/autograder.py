@@ -563,8 +563,10 @@ def register(subparsers) -> argparse.ArgumentParser:
         description="Build Gradescope's autograder zip: setup.sh (Python, bubblewrap, the CPU "
         "build of PyTorch and this project from a wheel inside the zip) and run_autograder "
         "(grades the submission with tinycnn check and always writes results.json). Options "
-        "after -- are passed to tinycnn check for every submission, e.g. "
-        "tinycnn autograder --out autograder.zip -- --timeout 20 --allow-import scipy",
+        "after -- are passed to tinycnn check for every submission: every grading option "
+        "(--api, --entry, --timeout, --visibility, --max-score, ...; tinycnn check --help) goes "
+        "there, e.g. tinycnn autograder --out autograder.zip -- --timeout 20 --visibility "
+        "after_due_date --max-score 2",
     )
     parser.add_argument("--out", metavar="PATH", required=True, help="the zip to write")
     parser.add_argument(
@@ -596,7 +598,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         "check_args",
         nargs=argparse.REMAINDER,
         metavar="-- CHECK_OPTIONS",
-        help="options for tinycnn check",
+        help="options for tinycnn check, after -- (--api, --entry, --timeout, --visibility, "
+        "--max-score, ...)",
     )
     parser.set_defaults(func=run_command)
     return parser
