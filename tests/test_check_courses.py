@@ -996,3 +996,18 @@ def test_entry_names_the_one_file_of_that_name_at_any_depth(tmp_path, capsys):
     two = folder_of(tmp_path / "two", {"run.py": b"", "a/layers.py": correct, "b/layers.py": b""})
     problem = load_submission(two, entry="layers").problem
     assert "(a/layers.py, b/layers.py): give the path of one, such as --entry a/layers" in problem
+
+
+def test_the_header_of_the_output_is_the_command_with_its_grading_options(capsys):
+    # New-user session 5, finding 7: the header read "tinycnn check layers.py" for a run with
+    # --api cs231n; copied, it graded the file against the contract (FAIL, 1 of 9).
+    path = str(COURSES / "cs231n_layers_correct.py")
+    options = ["--api", "cs231n", "--timeout", "15", "--no-train", "--seed", "3"]
+    assert main(["check", path, *options, "--allow-import", "builtins"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header == f"tinycnn check {path} {' '.join(options[:2])} --allow-import builtins " + (
+        "--timeout 15 --no-train --seed 3"
+    )
+    # Copied, it grades the same way.
+    assert main(header.split()[1:]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == header

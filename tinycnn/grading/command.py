@@ -367,6 +367,29 @@ def _reproduce(
     return PASSED if all(run.result.status == "pass" for run in runs) else FAILED
 
 
+def grading_options(args: argparse.Namespace) -> tuple[str, ...]:
+    """The options of a ``tinycnn check`` run that change its grading, as given (the header of
+    its output repeats them; the seed only if given, as the output names a fresh one)."""
+    options: list[str] = []
+    if args.api != "tinycnn":
+        options += ["--api", args.api]
+    if args.entry is not None:
+        options += ["--entry", args.entry]
+    if args.one_submission:
+        options.append("--one-submission")
+    for name in args.allow_import:
+        options += ["--allow-import", name]
+    if args.timeout != DEFAULT_TIMEOUT:
+        options += ["--timeout", f"{args.timeout:g}"]
+    if args.memory != DEFAULT_MEMORY_MB:
+        options += ["--memory", str(args.memory)]
+    if args.no_train:
+        options.append("--no-train")
+    if args.seed is not None:
+        options += ["--seed", str(args.seed)]
+    return tuple(options)
+
+
 def run_check(args: argparse.Namespace) -> int:
     """Run ``tinycnn check`` for parsed arguments; returns the exit status.
 
@@ -474,7 +497,7 @@ def run_check(args: argparse.Namespace) -> int:
             seed=seed,
             isolation=isolation,
         )
-        print(submission_table(report))
+        print(submission_table(report, grading_options(args)))
         if args.json:
             _write(args.json, json.dumps(report_json(report), indent=2, allow_nan=False) + "\n")
         if args.gradescope:

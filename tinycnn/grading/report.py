@@ -111,12 +111,16 @@ def regrade_note(report: SubmissionReport) -> str:
     )
 
 
-def submission_table(report: SubmissionReport) -> str:
+def submission_table(report: SubmissionReport, options: tuple[str, ...] = ()) -> str:
     """The report as the table ``tinycnn check`` prints: one row per contract function.
 
-    Failing rows are followed by their first failing case in words and, where known, a hint.
+    The first line is the command with ``options``, the run's options that change the grading
+    (``--api cs231n``...; `tinycnn.grading.command.grading_options`), so copying it grades the
+    same way. Failing rows are followed by their first failing case in words and, where known,
+    a hint.
     """
-    lines = [f"tinycnn check {report.submission}"]
+    shown = f" {clean_text(shlex.join(options), 1000)}" if options else ""
+    lines = [f"tinycnn check {report.submission}{shown}"]
     for note in _reading_notes(report):
         lines += _wrapped("", note)
     lines += ["", f"{'function':<22} {'status':<10} {'max rel error':>13}"]
