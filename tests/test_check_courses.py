@@ -719,13 +719,21 @@ def test_functions_outside_the_api_are_not_graded_in_every_output(tmp_path, caps
 
 
 def test_readme_gives_the_cases_each_course_api_sets_aside():
-    # The numbers in README are the grader's own count over the catalogue (review 3).
-    from tinycnn.grading.grader import api_set_aside
+    # The numbers in README are the grader's own count over the catalogue (review 3), and
+    # over catalogue and hidden cases together, as the output counts them (new-user session 5,
+    # finding 8: the output's 254 of 484 was not in README, which gave only 127 of 242).
+    from tinycnn.grading.grader import api_set_aside, hidden_cases
 
     readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
     for api in ("cs231n", "deeplearning-ai"):
         aside, total = re.match(r"(\d+) of (\d+) ", api_set_aside(api)).groups()
         assert re.search(rf"`--api {api}` (sets aside )?{aside} of {total}\b", readme), api
+        counted = {
+            re.match(r"\d+ of \d+", api_set_aside(api, hidden_cases(s))).group() for s in (1, 7)
+        }
+        (output,) = counted  # the same for every seed
+        assert output == f"{2 * int(aside)} of {2 * int(total)}"  # one hidden case per case
+        assert re.search(rf"{output}( function cases)? for `--api {api}`", readme), (api, output)
 
 
 # --------------------------------------------------------------------------------------------
