@@ -1019,3 +1019,18 @@ def test_the_header_of_the_output_is_the_command_with_its_grading_options(capsys
     # Copied, it grades the same way.
     assert main(header.split()[1:]) == 0
     assert capsys.readouterr().out.splitlines()[0] == header
+
+
+def test_the_template_states_the_import_rule_the_checker_applies():
+    # New-user session 5, finding 10: the template said "Import only numpy and math" while
+    # README and the checker allow the standard library and NumPy.
+    from tinycnn.grading.policy import allowed_modules
+
+    path = Path(templates.__file__).parent / "student_template.py"
+    doc = " ".join(path.read_text().split())
+    rule = re.search(r"- Import only (.+?) are fine; (.+?) are refused\.", doc)
+    assert rule and rule.group(1).startswith("the standard library and NumPy"), doc[:800]
+    fine, refused = (re.findall(r"``(\w+)``", part) for part in rule.groups())
+    assert fine and refused
+    assert all(name in allowed_modules() for name in fine), fine
+    assert not any(name in allowed_modules() for name in refused), refused

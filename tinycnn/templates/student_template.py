@@ -10,7 +10,9 @@ with your functions and shows the accuracy next to the reference run.
 
 Rules of the game
 -----------------
-- Import only ``numpy`` and ``math`` (torch, scipy and this project's own packages are refused).
+- Import only the standard library and NumPy: ``numpy``, ``math``, ``functools``, ``itertools``
+  are fine; ``torch``, ``scipy``, anything else installed and this project's own packages
+  (``tinycnn``) are refused.
 - Arrays in, arrays out: every output keeps the input dtype (float32 stays float32).
 - Never modify an input array in place: work on copies (``np.pad``, ``x.copy()``, ``np.where``).
 - Layouts are PyTorch's: images ``(N, C, H, W)``, kernels ``(F, C, KH, KW)``, dense weights
