@@ -621,3 +621,18 @@ def test_readme_and_help_say_the_grading_options_go_after_the_double_dash(capsys
         main(["autograder", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert "every grading option (--api, --entry, --timeout, --visibility, --max-score" in shown
+
+
+def test_a_grading_option_before_the_double_dash_is_told_where_it_goes(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["autograder", "--out", str(tmp_path / "a.zip"), "--visibility", "hidden"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "a.zip").exists()
+    assert "unrecognized arguments: --visibility" in err
+    assert "options of tinycnn check go after --: tinycnn autograder ... -- --visibility" in err
+    # Other commands keep argparse's plain message.
+    with pytest.raises(SystemExit):
+        main(["train", "--no-such-option"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --no-such-option" in err and "go after --" not in err

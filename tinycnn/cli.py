@@ -309,7 +309,14 @@ def _optional_commands():
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        where = ""
+        if args.command == "autograder":  # its grading options belong to tinycnn check
+            where = (
+                f"; options of tinycnn check go after --: tinycnn autograder ... -- {unknown[0]}"
+            )
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{where}")
     try:
         status = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
