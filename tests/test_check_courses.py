@@ -513,6 +513,28 @@ def test_each_course_template_is_graded_not_implemented_and_its_command_says_how
     assert set(report.graded_as) == covered
 
 
+@pytest.mark.parametrize("api", ["cs231n", "deeplearning-ai"])
+def test_a_course_template_is_written_to_the_file_its_command_and_the_readme_name(
+    api, tmp_path, monkeypatch, capsys
+):
+    # Issue 10 review: `tinycnn template --api cs231n` wrote my_ops.py, while the template's
+    # own command grades layers.py. The template's `tinycnn check --api NAME FILE` line, the
+    # README's sentence and the default file written must name one file.
+    command = re.search(rf"tinycnn check --api {api} (\S+\.py)", templates.read(api))
+    assert command is not None
+    named = command.group(1)
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    said = re.search(rf"`tinycnn template --api {api}`[^.]*? to `([^`]+)`", readme)
+    assert said is not None and said.group(1) == named
+    monkeypatch.chdir(tmp_path)
+    assert main(["template", "--api", api]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [named]
+    assert f"tinycnn check --api {api} {named}" in capsys.readouterr().out
+    assert (tmp_path / named).read_text() == templates.read(api)
+    # The contract's template keeps its own name.
+    assert main(["template"]) == 0 and (tmp_path / "my_ops.py").is_file()
+
+
 def test_a_stub_returning_only_nones_is_not_implemented_in_any_api(tmp_path):
     path = tmp_path / "stub.py"
     path.write_text(
@@ -1004,6 +1026,25 @@ def test_entry_names_the_one_file_of_that_name_at_any_depth(tmp_path, capsys):
     two = folder_of(tmp_path / "two", {"run.py": b"", "a/layers.py": correct, "b/layers.py": b""})
     problem = load_submission(two, entry="layers").problem
     assert "(a/layers.py, b/layers.py): give the path of one, such as --entry a/layers" in problem
+
+
+def test_the_entry_options_help_and_the_readme_state_the_any_depth_rule():
+    # Issue 10 review: `--entry`'s help said only "layers, layers.py, or hw/layers", so an
+    # instructor could not learn from it that `--entry layers` finds cs231n/layers.py (the
+    # rule the test above proves).
+    from tinycnn.cli import build_parser
+
+    check = next(
+        action.choices["check"]
+        for action in build_parser()._actions
+        if isinstance(action.choices, dict) and "check" in action.choices
+    )
+    entry = next(action for action in check._actions if "--entry" in action.option_strings)
+    help_text = " ".join(entry.help.split())
+    assert "the one file named layers at any depth (cs231n/layers.py" in help_text
+    assert "two such files are an error" in help_text
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "else the one file named `layers` at any depth (`cs231n/layers.py`" in readme
 
 
 def test_the_header_of_the_output_is_the_command_with_its_grading_options(capsys):

@@ -1071,7 +1071,7 @@ def test_every_output_says_a_submission_was_regraded_alone(tmp_path):
     assert report_json(bob)["regraded_alone"] == ["conv2d_backward"]
     assert report_json(aaron)["regraded_alone"] == []
     rows = list(csv.DictReader(summary_csv([aaron, bob]).splitlines()))
-    assert [row["regraded_alone"] for row in rows] == ["", "conv2d_backward"]
+    assert [row["regraded_alone"] for row in rows] == ["no", "conv2d_backward"]
     table = folder_table([aaron, bob])
     assert said in table and "bob.py (conv2d_backward)" in table
 

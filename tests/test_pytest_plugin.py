@@ -8,6 +8,7 @@ Each case is a fresh pytest in a subprocess: options are read once per session.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -188,3 +189,110 @@ def test_an_impl_option_defined_below_the_root_needs_the_plugin_off(tmp_path):
     assert run.returncode != 0 and "conflicting option string: --impl" in run.stdout + run.stderr
     run = pytest_run("-p", "no:tinycnn", cwd=tmp_path)
     assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
+
+
+# -- --impl reads what `tinycnn check` reads: a notebook, one student's folder ---------------------
+
+NOTEBOOK = HERE / "fixtures" / "courses" / "deeplearning_ai_step_by_step.ipynb"
+ASSIGNMENT = HERE / "fixtures" / "courses" / "cs231n_assignment"
+
+
+def _notebook(path: Path, *cells: str) -> Path:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    notebook = new_notebook(cells=[new_markdown_cell("# My layers"), *map(new_code_cell, cells)])
+    path.write_text(nbformat.writes(notebook), encoding="utf-8")
+    return path
+
+
+def test_impl_grades_a_notebooks_definitions_without_running_its_other_cells(
+    tmp_path, clean_imports
+):
+    # Issue 10 review: `--impl hw.ipynb` gave "cannot import ... (is it a .py file?)" while
+    # `tinycnn check hw.ipynb` grades it. The notebook's test cell must not run.
+    marker = tmp_path / "ran.txt"
+    path = _notebook(
+        tmp_path / "hw.ipynb",
+        CORRECT.read_text(),
+        f"open({str(marker)!r}, 'w').write('ran')\nraise SystemExit(3)",
+        "%matplotlib inline\nprint(relu_forward(np.ones(3)))",
+    )
+    module = load_implementation(path)
+    assert not marker.exists()
+    x = np.random.default_rng(0).normal(size=(2, 3, 4, 4))
+    np.testing.assert_array_equal(module.relu_forward(x), reference.relu_forward(x))
+    assert set(CONTRACT_FUNCTIONS) <= set(vars(module))
+
+
+def test_impl_grades_one_students_folder_from_the_entry_check_finds(tmp_path, clean_imports):
+    # CS231n's assignment folder: check --api cs231n grades cs231n/layers.py, imported as
+    # cs231n.layers (its package's own imports work); --impl takes the same module.
+    module = load_implementation(ASSIGNMENT, "cs231n")
+    assert module.__name__ == "cs231n.layers"
+    assert Path(module.__file__).as_posix().endswith("cs231n/layers.py")
+    assert {"conv_forward_naive", "max_pool_backward_naive", "softmax_loss"} <= set(vars(module))
+    # A plain folder of modules: the entry imports its siblings.
+    layers = load_implementation(MULTI_MODULE)
+    x = np.random.default_rng(1).normal(size=(2, 3))
+    np.testing.assert_allclose(
+        layers.softmax_cross_entropy(x, np.array([0, 2]))[0],
+        reference.softmax_cross_entropy(x, np.array([0, 2]))[0],
+        rtol=1e-12,
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: (d / "hw.ipynb").write_text("{"), "hw.ipynb is not a Jupyter notebook"),
+        (lambda d: (d / "notes.txt").write_text("x"), "is not a .py file, a .ipynb notebook"),
+        (lambda d: (d / "empty").mkdir(), "no .py or .ipynb file in"),
+        (
+            lambda d: [
+                (d / "two").mkdir(),
+                (d / "two" / "a.py").write_text(CORRECT.read_text()),
+                (d / "two" / "b.py").write_text(CORRECT.read_text()),
+            ],
+            "(a.py, b.py); give that file to --impl",
+        ),
+    ],
+    ids=["not-json", "not-python", "empty-folder", "two-candidate-entries"],
+)
+def test_what_impl_cannot_read_is_a_one_line_usage_error(make, message, tmp_path, clean_imports):
+    make(tmp_path)
+    path = max(tmp_path.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    with pytest.raises(pytest.UsageError) as refused:
+        load_implementation(path)
+    text = str(refused.value)
+    assert text.startswith("--impl: ") and message in text and "\n" not in text
+
+
+def test_the_suite_runs_on_a_notebook_and_says_it_is_not_sandboxed(tmp_path):
+    run = pytest_run(
+        str(TEST_OPS), "--impl", str(NOTEBOOK), "--impl-api", "deeplearning-ai", "-v", cwd=HERE
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert " passed" in run.stdout and "failed" not in run.stdout
+    header = next(line for line in run.stdout.splitlines() if "under test" in line)
+    assert f"implementation under test: {NOTEBOOK} through the deeplearning-ai API" in header
+    assert "NOT sandboxed: grade code you do not trust with tinycnn check" in header
+
+
+def test_the_readme_and_the_help_say_impl_is_not_sandboxed(tmp_path):
+    # Issue 10 review: README documented --impl without saying that the student's code runs in
+    # pytest's own process (no sandbox, limits or import rule), unlike `tinycnn check`.
+    readme = (HERE.parent / "README.md").read_text(encoding="utf-8")
+    paragraphs = [" ".join(p.split()) for p in readme.split("\n\n")]
+    command = r"pytest (--pyargs )?\S*parity_tests\S* --impl \S+\.(py|ipynb)"
+    documenting = [p for p in paragraphs if re.search(command, p)]
+    assert len(documenting) == 3
+    for paragraph in documenting:
+        assert re.search(r"not sandboxed|unsandboxed", paragraph), paragraph[:200]
+    assert "grade code you do not trust (students', downloaded) with `tinycnn check`" in " ".join(
+        paragraphs
+    )
+    run = pytest_run("--pyargs", "tinycnn.parity_tests", "--help", cwd=tmp_path)
+    assert "NOT sandboxed: grade code you do not trust with tinycnn check" in " ".join(
+        run.stdout.split()
+    )

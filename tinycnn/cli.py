@@ -203,12 +203,15 @@ def _register_template(subparsers) -> None:
         "contract with their docstrings and TODOs, or with --api the template of a course's "
         "own API that `tinycnn check --api NAME` grades. Then: tinycnn check PATH.",
     )
+    defaults = ", ".join(f"{templates.file_name(name)} with --api {name}" for name in course_apis)
     parser.add_argument(
         "path",
         metavar="PATH",
         nargs="?",
-        default="my_ops.py",
-        help="file to write (default: my_ops.py; '-' prints it)",
+        default=None,
+        help=f"file to write (default: {templates.file_name()}"
+        + (f"; {defaults}" if defaults else "")
+        + "; '-' prints it)",
     )
     parser.add_argument(
         "--api",
@@ -225,7 +228,10 @@ def _register_template(subparsers) -> None:
 def run_template(args) -> int:
     from tinycnn import templates
 
-    text = templates.read(args.api or templates.DEFAULT)
+    name = args.api or templates.DEFAULT
+    text = templates.read(name)
+    if args.path is None:  # the file the course names (cs231n: layers.py), as README says
+        args.path = templates.file_name(name)
     if args.path == "-":
         sys.stdout.write(text)
         return 0

@@ -4,11 +4,16 @@ works from an installed package: ``pytest --pyargs tinycnn.parity_tests --impl m
 It provides what must exist before pytest reads the command line, which a conftest.py inside
 an installed package cannot do (pytest reads that conftest only after parsing):
 
-- the ``--tinycnn-impl PATH`` option: the Python file implementing the op contract that the
-  suite tests instead of :mod:`tinycnn.reference.ops` (the ``ops`` fixture of
-  ``tinycnn/parity_tests/conftest.py`` hands it to the tests). The file's folder is put first
-  on ``sys.path``, so that it can import its sibling modules, as in ``tinycnn check``'s folder
-  of one submission;
+- the ``--tinycnn-impl PATH`` option: the implementation of the op contract that the suite
+  tests instead of :mod:`tinycnn.reference.ops` (the ``ops`` fixture of
+  ``tinycnn/parity_tests/conftest.py`` hands it to the tests), read as ``tinycnn check`` reads
+  a submission: a ``.py`` file (its folder is put first on ``sys.path``, so that it can import
+  its sibling modules), a ``.ipynb`` notebook (its definitions only, converted by
+  :mod:`tinycnn.grading.notebook`, the one notebook reader; its other cells are not run) or a
+  folder holding one student's modules (read by
+  :func:`tinycnn.grading.submission.load_submission`, its entry found by the same rule as
+  ``tinycnn check --one-submission``). The code runs in the pytest process itself: no sandbox,
+  no limits, no import rule (``tinycnn check`` is the way to run code one does not trust);
 - the ``--tinycnn-impl-api NAME`` option: the file is written against a course's layer API
   (``cs231n``, ``deeplearning-ai``) and is tested through the same adapters ``tinycnn check
   --api NAME`` uses (:mod:`tinycnn.grading.adapters`), on the cases ``check --api`` grades; the
@@ -31,8 +36,12 @@ of an environment where tinycnn is installed.
 from __future__ import annotations
 
 import argparse
+import atexit
+import importlib
 import importlib.util
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -52,8 +61,11 @@ OPTIONS = (
     ("--tinycnn-impl-api", "--impl-api", "tinycnn_impl_api", "tinycnn"),
 )
 _HELP = {
-    "tinycnn_impl": "Python file implementing the op contract, tested instead of "
-    "tinycnn.reference.ops (its folder goes first on sys.path, for its sibling modules)",
+    "tinycnn_impl": "the implementation of the op contract tested instead of "
+    "tinycnn.reference.ops: a .py file (its folder goes first on sys.path, for its sibling "
+    "modules), a .ipynb notebook (its definitions only) or one student's folder of modules. "
+    "It runs in this pytest process, NOT sandboxed: grade code you do not trust with "
+    "tinycnn check",
     "tinycnn_impl_api": "the layer API the implementation is written against (as tinycnn "
     "check --api): tinycnn (default), cs231n or deeplearning-ai",
 }
@@ -136,33 +148,88 @@ def _check_siblings(folder: Path) -> None:
             )
 
 
-def load_implementation(path: Path) -> ModuleType:
-    """Import a Python file as a module; raise `pytest.UsageError` if that is impossible.
+def load_implementation(path: Path, api: str = "tinycnn") -> ModuleType:
+    """Import a submission as a module; raise `pytest.UsageError` if that is impossible.
 
-    The file's folder is put first on ``sys.path`` (as ``python FILE`` does), so a submission
-    split over several modules imports its siblings, as in ``tinycnn check --one-submission``.
-    A sibling named like a module the suite may import (`_shadowed_names`: numpy, torch,
-    pytest, tinycnn, the standard library's) is refused unless it is that module itself.
+    ``path`` is what ``tinycnn check`` grades: a ``.py`` file, a ``.ipynb`` notebook or a
+    folder holding one student's modules (`_load_converted`; ``api``, the course API, decides
+    which file of a folder is the entry, as in ``tinycnn check --api``). A ``.py`` file's
+    folder is put first on ``sys.path`` (as ``python FILE`` does), so a submission split over
+    several modules imports its siblings, as in ``tinycnn check --one-submission``. A sibling
+    named like a module the suite may import (`_shadowed_names`: numpy, torch, pytest,
+    tinycnn, the standard library's) is refused unless it is that module itself.
+
+    The module runs in the calling process, unsandboxed (no limits, no import rule).
     """
-    if not path.is_file():
+    if not path.exists():
         raise pytest.UsageError(f"--impl: no such file: {path}")
-    folder = path.parent
+    if path.is_dir() or path.suffix == ".ipynb":
+        return _load_converted(path, api)
+    if not path.is_file() or path.suffix != ".py":
+        raise pytest.UsageError(
+            f"--impl: {path} is not a .py file, a .ipynb notebook or a folder of .py/.ipynb files"
+        )
+    return _import_file(path, path.parent, path)
+
+
+def _load_converted(path: Path, api: str) -> ModuleType:
+    """A notebook or a folder, read as ``tinycnn check`` reads it (one home:
+    :func:`tinycnn.grading.submission.load_submission`, notebooks through
+    :mod:`tinycnn.grading.notebook`), written to a scratch folder (removed at exit) and
+    imported from there: a notebook's converted module under the suite's name for the
+    implementation (its own folder also on ``sys.path``, for its sibling ``.py`` modules), a
+    folder's entry under its own module name (``cs231n.layers``), so that its imports of the
+    student's other modules and packages work as in ``tinycnn check``."""
+    from tinycnn.grading.submission import load_submission  # NumPy and nbformat: only here
+
+    try:
+        submission = load_submission(path, api=api)
+    except (OSError, ValueError) as error:
+        raise pytest.UsageError(f"--impl: {error}") from None
+    if submission.problem is not None:
+        problem = submission.problem.replace(
+            "; name it with --entry", f"; give that file to --impl ({path}/FILE.py)"
+        )
+        raise pytest.UsageError(f"--impl: {path}: {problem}")
+    scratch = Path(tempfile.mkdtemp(prefix="tinycnn-impl-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    entry = submission.write(scratch)
+    if path.is_dir():
+        return _import_file(entry, scratch, path, module=submission.entry.module)
+    _check_siblings(path.parent)  # the notebook's own .py siblings may be imported by name
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    return _import_file(entry, scratch, path)
+
+
+def _import_file(path: Path, folder: Path, shown: Path, module: str | None = None) -> ModuleType:
+    """Import ``path`` with ``folder`` first on ``sys.path``: as ``module`` (by that name, a
+    package's module with its package) or, by default, as the file under `IMPL_MODULE_NAME`.
+    ``shown``: the submission as the user named it, for messages."""
     _check_siblings(folder)
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
+    if module is not None:
+        try:
+            return importlib.import_module(module)
+        except (Exception, SystemExit) as error:
+            raise pytest.UsageError(
+                f"--impl: importing {shown} (its module {module}) failed: "
+                f"{type(error).__name__}: {error}"
+            ) from error
     spec = importlib.util.spec_from_file_location(IMPL_MODULE_NAME, path)
     if spec is None or spec.loader is None:
-        raise pytest.UsageError(f"--impl: cannot import {path} (is it a .py file?)")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[IMPL_MODULE_NAME] = module  # dataclasses and pickling look modules up here
+        raise pytest.UsageError(f"--impl: cannot import {shown} (is it a .py file?)")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[IMPL_MODULE_NAME] = loaded  # dataclasses and pickling look modules up here
     try:
-        spec.loader.exec_module(module)
+        spec.loader.exec_module(loaded)
     except (Exception, SystemExit) as error:
         del sys.modules[IMPL_MODULE_NAME]
         raise pytest.UsageError(
-            f"--impl: importing {path} failed: {type(error).__name__}: {error}"
+            f"--impl: importing {shown} failed: {type(error).__name__}: {error}"
         ) from error
-    return module
+    return loaded
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -171,7 +238,6 @@ def pytest_configure(config: pytest.Config) -> None:
     impl = config.getoption("tinycnn_impl")
     if impl is not None:
         path = Path(config.invocation_params.dir, impl).resolve()
-        module = load_implementation(path)
         api = config.getoption("tinycnn_impl_api")
         if api != "tinycnn":
             from tinycnn.grading import adapters  # NumPy only, like the file under test
@@ -179,6 +245,8 @@ def pytest_configure(config: pytest.Config) -> None:
             if api not in adapters.API_NAMES:
                 names = ", ".join(adapters.API_NAMES)
                 raise pytest.UsageError(f"--impl-api {api}: expected one of {names}")
+        module = load_implementation(path, api)
+        if api != "tinycnn":
             namespace, _ = adapters.contract_namespace(api, module)
             namespace.__file__ = f"{module.__file__} (through the {api} API)"
             module = namespace
@@ -189,4 +257,11 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     module = config.stash.get(IMPL_KEY, None)
     if module is None:
         return None
-    return f"tinycnn parity suite: implementation under test: {module.__file__}"
+    impl = config.getoption("tinycnn_impl")
+    api = config.getoption("tinycnn_impl_api")
+    through = f" through the {api} API" if api != "tinycnn" else ""
+    return (
+        f"tinycnn parity suite: implementation under test: {impl}{through}, imported from "
+        f"{module.__file__.removesuffix(f' (through the {api} API)')}; it runs in this "
+        "process, NOT sandboxed: grade code you do not trust with tinycnn check"
+    )

@@ -107,9 +107,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--entry",
         metavar="NAME",
-        help="in a student's folder, the module holding the functions: layers, layers.py, or "
-        "hw/layers or hw.layers for one inside a package (default: the folder's only "
-        ".py/.ipynb file at its top, or the only one defining them)",
+        help="in a student's folder, the module holding the functions: layers or layers.py "
+        "names the top-level layers.py (or .ipynb), else the one file named layers at any "
+        "depth (cs231n/layers.py, imported as cs231n.layers; two such files are an error); "
+        "hw/layers or hw.layers names one inside a package (default: the file defining the "
+        "graded functions at the shallowest level, else the folder's only .py/.ipynb file "
+        "at its top)",
     )
     parser.add_argument(
         "--one-submission",

@@ -21,6 +21,7 @@ from tinycnn.reference.ops import CONTRACT_FUNCTIONS
 
 __all__ = [
     "VISIBILITIES",
+    "failure_reason",
     "folder_table",
     "gradescope_results",
     "report_json",
@@ -368,6 +369,7 @@ SUMMARY_COLUMNS = (
     "passed",
     "functions_passed",
     *CONTRACT_FUNCTIONS,
+    "reason",
     "policy",
     "val_accuracy",
     "isolation",
@@ -375,10 +377,57 @@ SUMMARY_COLUMNS = (
     "seed",
     "regraded_alone",
 )
+#: Characters of `failure_reason` in the folder table and in the CSV (the whole text is in the
+#: submission's own table and in --json).
+TABLE_REASON, CSV_REASON = 80, 200
+
+
+def failure_reason(report: SubmissionReport, limit: int = CSV_REASON) -> str:
+    """Why a submission does not pass, in one short line of at most ``limit`` characters
+    (`clean_text`: no control characters or escapes), ``"none"`` if it passes.
+
+    The first of: the first import-policy violation (``import policy: import torch (line 8)
+    is not allowed...``); the one cause every graded function shares (the file does not
+    compile, its import failed); the first graded function that fails other than by being
+    missing (else the first missing one), with its first finding (``conv2d_backward: raised
+    ZeroDivisionError: division by zero at line 20...``, ``relu_backward: dx: wrong values in
+    8 of 32 cases``) or its detail; the training run's detail.
+    """
+    if report.passed:
+        return "none"
+    if report.policy:
+        return clean_text(f"import policy: {report.policy[0]}", limit)
+    graded = [report.functions[name] for name in report.graded_functions]
+    failing = [result for result in graded if result.status != "pass"]
+    if not failing:
+        training = report.training
+        detail = training.detail if training is not None else ""
+        status = training.status if training is not None else "not run"
+        return clean_text(f"training: {status}" + (f": {detail}" if detail else ""), limit)
+    if len({(r.status, r.detail) for r in graded}) == 1:  # one cause for all (import, compile)
+        return clean_text(failing[0].detail, limit)
+    first = next((r for r in failing if r.status != "missing"), failing[0])
+    if first.findings:
+        finding = first.findings[0]
+        what = finding.message if finding.kind == "raised" else finding.headline.split(" (")[0]
+    else:
+        what = first.detail
+    return clean_text(f"{first.name}: {what}", limit)
+
+
+def _training_column(report: SubmissionReport) -> str:
+    """The CSV's ``val_accuracy``: the accuracy, else why there is none (never empty)."""
+    training = report.training
+    if training is None:
+        return "not run"
+    if training.val_accuracy is None:
+        return training.status  # skipped, error, timeout
+    return f"{training.val_accuracy:.4f}"
 
 
 def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
-    """One row per submission (file name): verdict, each function's status, policy, accuracy."""
+    """One row per submission (file name): verdict, each function's status, the reason it
+    does not pass, policy, accuracy. No cell is empty (`summary_csv` says what each holds)."""
     rows = []
     for report in reports:
         row = {
@@ -386,23 +435,27 @@ def summary_rows(reports: list[SubmissionReport]) -> list[dict]:
             "passed": report.passed,
             "functions_passed": report.n_passed,
             **{name: report.functions[name].status for name in CONTRACT_FUNCTIONS},
-            "policy": "; ".join(report.policy),
-            "val_accuracy": (
-                ""
-                if report.training is None or report.training.val_accuracy is None
-                else f"{report.training.val_accuracy:.4f}"
-            ),
+            "reason": failure_reason(report, CSV_REASON),
+            "policy": "; ".join(report.policy) or "ok",
+            "val_accuracy": _training_column(report),
             "isolation": report.isolation,
             "network": report.network,
             "seed": report.seed,
-            "regraded_alone": "; ".join(report.regraded_alone),
+            "regraded_alone": "; ".join(report.regraded_alone) or "no",
         }
         rows.append(row)
     return rows
 
 
 def summary_csv(reports: list[SubmissionReport]) -> str:
-    """The folder summary as CSV text (columns `SUMMARY_COLUMNS`)."""
+    """The folder summary as CSV text (columns `SUMMARY_COLUMNS`), one row per submission.
+
+    No cell is empty: ``reason`` is `failure_reason` (``none`` for a passing submission);
+    ``policy`` the import-policy violations, ``ok`` for none; ``val_accuracy`` the validation
+    accuracy of the training run, else why it has none (``not run``: it runs once every
+    function passes, and not at all with --no-train or a course API without the nine;
+    ``skipped``, ``error``, ``timeout``); ``regraded_alone`` what ran out of wall-clock time
+    beside classmates, ``no`` if it was not graded again alone."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -437,7 +490,8 @@ def _not_passing(report: SubmissionReport) -> str:
 
 
 def folder_table(reports: list[SubmissionReport]) -> str:
-    """One row per submission (by file name): verdict, functions passed, what does not pass.
+    """One row per submission (by file name): verdict, functions passed, what does not pass
+    and why (`failure_reason`, cut to `TABLE_REASON` characters).
 
     A markdown table from the project's one renderer (:func:`tinycnn.markdown.markdown_table`),
     then the count of passing submissions.
@@ -450,6 +504,7 @@ def folder_table(reports: list[SubmissionReport]) -> str:
             "result": "PASS" if report.passed else "FAIL",
             "passed": f"{report.n_passed}/{len(report.graded_functions)}",
             "not passing": _not_passing(report),
+            "first reason": "-" if report.passed else failure_reason(report, TABLE_REASON),
         }
         for report in reports
     ]

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from importlib import resources
 
-__all__ = ["DEFAULT", "available", "read"]
+__all__ = ["DEFAULT", "FILE_NAMES", "available", "file_name", "read"]
 
 #: The template of the op contract itself.
 DEFAULT = "student_template"
+#: The file ``tinycnn template`` writes each template to by default: the name the course gives
+#: its file (CS231n's ``cs231n/layers.py``), the one the template's own ``tinycnn check`` line
+#: and the README use (a test keeps the three equal).
+FILE_NAMES = {
+    DEFAULT: "my_ops.py",
+    "cs231n": "layers.py",
+    "deeplearning-ai": "step_by_step.py",
+}
 
 
 def available() -> list[str]:
@@ -23,6 +31,12 @@ def available() -> list[str]:
         for entry in resources.files(__name__).iterdir()
         if entry.name.endswith(".py") and entry.name != "__init__.py"
     )
+
+
+def file_name(name: str = DEFAULT) -> str:
+    """The file template ``name`` is written to by default (`FILE_NAMES`; ``NAME.py`` for a
+    template not listed there)."""
+    return FILE_NAMES.get(name, f"{name}.py")
 
 
 def read(name: str = DEFAULT) -> str:

@@ -7,12 +7,13 @@ arguments: ``conv_param`` and ``pool_param`` dictionaries, ``(out, cache)`` pair
 weight ``w`` of shape (D, M)), on the cases the project tests its own reference with, and prints
 one row per function of the op contract (conv2d_forward <- conv_forward_naive, ...).
 
-Rules of the game (the op contract's, whatever the API)
--------------------------------------------------------
+Rules of the game (the README's "Course APIs" lists the cases each API is graded on)
+------------------------------------------------------------------------------------
 - NumPy and the standard library only (torch, scipy and this project's packages are refused).
-- Every output keeps the input dtype (float32 stays float32).
+- The checker grades this API on float64 inputs (the course allocates ``np.zeros(shape)``);
+  keep the input dtype anyway: ``np.zeros(shape, x.dtype)``.
 - Never modify an input array in place (``np.pad`` and ``x.copy()`` make copies).
-- Max pooling: on a tie the *first* maximum of the window (row by row) gets the gradient.
+- Max pooling: windows with ties are not graded under this API (the course sets no tie rule).
 - ReLU: the gradient at exactly 0 is 0.
 - The backward functions receive the ``cache`` your forward function returned, so put in it
   everything they need.

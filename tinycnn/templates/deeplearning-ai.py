@@ -6,16 +6,16 @@
 grades conv_forward, conv_backward, pool_forward and pool_backward as they are written (the
 checker's adapters hand them channels-last arrays and the ``hparameters`` dictionaries) on the
 cases the project tests its own reference with. That API has no ReLU, dense layer or loss, so
-the other five functions of the op contract are reported "missing".
+the other five functions of the op contract are reported "not graded".
 
-Rules of the game (the op contract's, whatever the API)
--------------------------------------------------------
+Rules of the game (the README's "Course APIs" lists the cases each API is graded on)
+------------------------------------------------------------------------------------
 - NumPy and the standard library only (torch, tensorflow and this project's packages are refused).
-- Every output keeps the input dtype (float32 stays float32): ``np.zeros(shape, A_prev.dtype)``.
+- The checker grades this API on float64 inputs and square kernels (``(f, f, n_C_prev, n_C) =
+  W.shape``); keep the input dtype anyway: ``np.zeros(shape, A_prev.dtype)``.
 - Never modify an input array in place.
-- Max pooling: on a tie only the *first* maximum of the window (row by row) gets the gradient
-  (a mask ``x == np.max(x)`` marks every maximum).
-- Kernels may be rectangular: read ``(f_h, f_w, n_C_prev, n_C) = W.shape``.
+- Max pooling: windows with ties are not graded under this API (the notebook's mask
+  ``x == np.max(x)`` sends a tie's gradient to every maximum).
 """
 
 import numpy as np  # noqa: F401 - you will need it
