@@ -131,6 +131,59 @@ def test_zip_has_gradescopes_files_at_its_root(bundle, fake_wheel):
     subprocess.run(["bash", "-n", "-c", setup], check=True)  # valid bash
 
 
+def test_two_builds_of_the_zip_are_byte_identical(tmp_path, fake_wheel, monkeypatch):
+    # Issue 10 review: the wheel went in with `archive.write`, carrying the wheel file's own
+    # time and mode, so two builds differed. Here the second build's wheel has another time
+    # and mode, and is built in another folder: the zips must still be the same bytes.
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    first = autograder.build_bundle(
+        tmp_path / "a.zip", ["--timeout", "20"], wheel=fake_wheel, torch_version="2.13.0"
+    )
+    other = tmp_path / "later" / fake_wheel.name
+    other.parent.mkdir()
+    other.write_bytes(fake_wheel.read_bytes())
+    os.utime(other, (1_900_000_000, 1_900_000_000))
+    other.chmod(0o600)
+    second = autograder.build_bundle(
+        tmp_path / "b.zip", ["--timeout", "20"], wheel=other, torch_version="2.13.0"
+    )
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        infos = archive.infolist()
+    assert [i.filename for i in infos] == [
+        "setup.sh",
+        "run_autograder",
+        autograder.CONFIG_NAME,
+        fake_wheel.name,
+    ]
+    assert {i.date_time for i in infos} == {(2020, 1, 1, 0, 0, 0)}
+    assert [stat.S_IMODE(i.external_attr >> 16) for i in infos] == [0o755, 0o755, 0o644, 0o644]
+    assert all(stat.S_ISREG(i.external_attr >> 16) for i in infos)
+
+
+def test_the_zip_is_stamped_with_source_date_epoch(tmp_path, fake_wheel, monkeypatch):
+    # reproducible-builds.org's convention: SOURCE_DATE_EPOCH, seconds since 1970 (UTC).
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # 2023-11-14 22:13:20 UTC
+    out = autograder.build_bundle(tmp_path / "a.zip", wheel=fake_wheel, torch_version="2.13.0")
+    with zipfile.ZipFile(out) as archive:
+        assert {i.date_time for i in archive.infolist()} == {(2023, 11, 14, 22, 13, 20)}
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")  # before 1980: a zip's earliest time
+    out = autograder.build_bundle(tmp_path / "b.zip", wheel=fake_wheel, torch_version="2.13.0")
+    with zipfile.ZipFile(out) as archive:
+        assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(CommandError, match="SOURCE_DATE_EPOCH='yesterday': expected whole"):
+        autograder.build_bundle(tmp_path / "c.zip", wheel=fake_wheel, torch_version="2.13.0")
+
+
+@pytest.mark.slow  # two pip builds of this project's wheel
+def test_two_builds_with_the_wheel_built_here_are_byte_identical(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    first = autograder.build_bundle(tmp_path / "a.zip", torch_version="2.13.0")
+    second = autograder.build_bundle(tmp_path / "b.zip", torch_version="2.13.0")
+    assert first.read_bytes() == second.read_bytes()
+
+
 @pytest.mark.parametrize(
     "check_args, message",
     [

@@ -84,6 +84,13 @@ REFUSED_OPTIONS = {
     "result (a student could then compute them); leave it out: each submission gets a fresh seed",
 }
 EXECUTABLE = 0o755
+#: The time stamped on every file of the zip and of the wheel built for it, in seconds since
+#: 1970 (2020-01-01 00:00 UTC), unless ``SOURCE_DATE_EPOCH`` says otherwise: two builds of one
+#: checkout give byte-identical zips (reproducible-builds.org's convention, which the wheel's
+#: builder honours too).
+DEFAULT_SOURCE_DATE_EPOCH = 1577836800
+#: ZIP's clock starts in 1980 (its DOS date fields cannot hold an earlier time).
+_ZIP_EPOCH = 315532800
 
 SETUP_SH = """\
 #!/usr/bin/env bash
@@ -427,11 +434,40 @@ def _not_built_from(folder: str, names: list[str]) -> set[str]:
     }
 
 
+def source_date_epoch() -> int:
+    """The build's time stamp: ``SOURCE_DATE_EPOCH`` (seconds since 1970, UTC) if set, else
+    `DEFAULT_SOURCE_DATE_EPOCH`; never before 1980, which a zip cannot store.
+
+    Raises
+    ------
+    tinycnn.cli.CommandError
+        ``SOURCE_DATE_EPOCH`` is not a whole number of seconds.
+    """
+    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not text:
+        return DEFAULT_SOURCE_DATE_EPOCH
+    if not text.isdigit():
+        raise CommandError(f"SOURCE_DATE_EPOCH={text!r}: expected whole seconds since 1970")
+    return max(int(text), _ZIP_EPOCH)
+
+
+def _zip_entry(name: str, mode: int, epoch: int) -> zipfile.ZipInfo:
+    """A zip member stamped with the build's time, ``mode`` permissions, a regular file,
+    deflated: nothing of the machine or the moment of the build gets in."""
+    info = zipfile.ZipInfo(name, date_time=time.gmtime(epoch)[:6])
+    info.external_attr = (0o100000 | mode) << 16  # S_IFREG | permissions
+    info.create_system = 3  # Unix, so the permissions are read, whatever builds it
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
 def _build_wheel(directory: Path) -> Path:
     """A wheel of this project, built from a clean copy of its source checkout (pip, PEP 517).
 
     Built in place, setuptools would reuse the checkout's ``build/lib`` and ship files deleted
     from the source since (a removed or renamed module); the copy leaves build output behind.
+    The build runs with ``SOURCE_DATE_EPOCH`` (`source_date_epoch`), so the wheel's files all
+    carry that time, not the moment of the build: two builds give the same bytes.
     """
     from tinycnn.bench import source_checkout
 
@@ -448,6 +484,7 @@ def _build_wheel(directory: Path) -> Path:
             [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(directory), copy],
             capture_output=True,
             text=True,
+            env={**os.environ, "SOURCE_DATE_EPOCH": str(source_date_epoch())},
         )
     wheels = sorted(directory.glob("tinycnn-*.whl"))
     if completed.returncode != 0 or not wheels:
@@ -497,6 +534,11 @@ def build_bundle(
 ) -> Path:
     """Write Gradescope's autograder zip to ``out``; returns its path.
 
+    Reproducible: two builds from one checkout (or with one ``wheel``) and the same arguments
+    write byte-identical zips. Members come in a fixed order, each stamped with
+    `source_date_epoch` (``SOURCE_DATE_EPOCH``, else 2020-01-01) and fixed permissions (0755
+    for the two scripts, 0644 for the rest); the wheel built here is stamped the same way.
+
     Parameters
     ----------
     out : path-like
@@ -519,6 +561,7 @@ def build_bundle(
     """
     check_args = validate_check_args(check_args)
     torch_version = torch_version or _installed_torch()
+    epoch = source_date_epoch()
     with tempfile.TemporaryDirectory() as scratch:
         if wheel is None:
             wheel_path = _build_wheel(Path(scratch))
@@ -547,11 +590,10 @@ def build_bundle(
         out = Path(out)
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, text in files.items():
-                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-                info.external_attr = (EXECUTABLE if name != CONFIG_NAME else 0o644) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, text)
-            archive.write(wheel_path, wheel_path.name)
+                mode = EXECUTABLE if name != CONFIG_NAME else 0o644
+                archive.writestr(_zip_entry(name, mode, epoch), text)
+            # Not archive.write: it would stamp the wheel file's own time and mode.
+            archive.writestr(_zip_entry(wheel_path.name, 0o644, epoch), wheel_path.read_bytes())
     return out
 
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from tinycnn.cli import CommandError, positive_int
@@ -370,6 +373,90 @@ def _reproduce(
     return PASSED if all(run.result.status == "pass" for run in runs) else FAILED
 
 
+class Progress:
+    """A progress display on the terminal while ``tinycnn check`` grades (tqdm, on stderr).
+
+    Shown only when stderr is a terminal: never in a pipe, a log, the Gradescope runner's
+    captured output, and never in the ``--json``/``--gradescope``/CSV files, which are written
+    apart. It counts ``total`` steps (submissions in folder mode), shows the time elapsed, and
+    is redrawn every `TICK` seconds from a thread of its own, so that a run waiting out a
+    submission's time limit (up to the wall-clock budget, `Limits.total_seconds`) still shows
+    its clock moving. It is erased when done (``leave=False``): the results follow on stdout.
+    Names shown are `clean_text`-ed (a student's file name may hold terminal escapes).
+    """
+
+    TICK = 0.5
+
+    def __init__(self, total: int, description: str, unit: str, stream=None):
+        from tqdm import tqdm
+
+        stream = sys.stderr if stream is None else stream
+        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
+        counted = total > 1
+        self.bar = tqdm(
+            total=total,
+            desc=description,
+            unit=unit,
+            file=stream,
+            disable=not self.enabled,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=0,  # a step is a whole submission: draw each one
+            bar_format=(
+                "{desc}: {n_fmt}/{total_fmt} {unit}s |{bar}| {elapsed}{postfix}"
+                if counted
+                else "{desc}: {elapsed} elapsed{postfix}"
+            ),
+        )
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.TICK):
+            self.bar.refresh()
+
+    def note(self, text: str) -> None:
+        """Show ``text`` (cleaned, short) after the counts: what is being done now."""
+        from tinycnn.grading.channel import clean_text
+
+        self.bar.set_postfix_str(clean_text(text, 60), refresh=False)
+
+    def advance(self, done: str) -> None:
+        """One step is done (``done``: its name, cleaned, shown as the last one finished)."""
+        self.note(f"last: {done}")
+        self.bar.update(1)
+
+    def more(self, steps: int = 1) -> None:
+        """``steps`` more to do than first counted (a submission graded again alone)."""
+        self.bar.total += steps
+        self.bar.refresh()
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            self._ticker.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        if self._ticker.is_alive():
+            self._ticker.join()
+        self.bar.close()
+
+
+def _folder_progress(bar: Progress) -> Callable[[str, str], None]:
+    """The ``progress`` callback of `grade_folder` drawn on ``bar``."""
+
+    def progress(event: str, name: str) -> None:
+        shown = Path(name).name
+        if event == "regrading":
+            bar.more()
+            bar.note(f"graded again alone: {shown}")
+        else:  # "graded", "regraded"
+            bar.advance(shown)
+
+    return progress
+
+
 def grading_options(args: argparse.Namespace) -> tuple[str, ...]:
     """The options of a ``tinycnn check`` run that change its grading, as given (the header of
     its output repeats them; the seed only if given, as the output names a fresh one)."""
@@ -490,16 +577,18 @@ def run_check(args: argparse.Namespace) -> int:
         )
 
     if not folder_mode:
-        report = grade_submission(
-            target,
-            allow_imports=allow,
-            limits=limits,
-            train=not args.no_train,
-            api=args.api,
-            entry=args.entry,
-            seed=seed,
-            isolation=isolation,
-        )
+        budget = f"at most {limits.total_seconds:g} s"
+        with Progress(1, f"grading {clean_text(target.name, 60)} ({budget})", "submission"):
+            report = grade_submission(
+                target,
+                allow_imports=allow,
+                limits=limits,
+                train=not args.no_train,
+                api=args.api,
+                entry=args.entry,
+                seed=seed,
+                isolation=isolation,
+            )
         print(submission_table(report, grading_options(args)))
         if args.json:
             _write(args.json, json.dumps(report_json(report), indent=2, allow_nan=False) + "\n")
@@ -523,18 +612,20 @@ def run_check(args: argparse.Namespace) -> int:
     if not files:
         raise CommandError(f"no .py or .ipynb files or folders of them in {args.submission}")
     try:
-        reports = grade_folder(
-            files,
-            jobs=args.jobs or JOBS_PER_CPU * default_jobs(),
-            allow_imports=allow,
-            limits=limits,
-            train=not args.no_train,
-            scheduler=args.scheduler,
-            api=args.api,
-            entry=args.entry,
-            seed=seed,
-            isolation=isolation,
-        )
+        with Progress(len(files), "grading", "submission") as bar:
+            reports = grade_folder(
+                files,
+                jobs=args.jobs or JOBS_PER_CPU * default_jobs(),
+                allow_imports=allow,
+                limits=limits,
+                train=not args.no_train,
+                scheduler=args.scheduler,
+                api=args.api,
+                entry=args.entry,
+                seed=seed,
+                isolation=isolation,
+                progress=_folder_progress(bar),
+            )
     except SchedulerError as error:  # raised before any grading starts
         raise CommandError(str(error)) from None
     print(folder_table(reports))

@@ -50,6 +50,7 @@ def grade_folder(
     entry: str | None = None,
     seed: int | None = None,
     isolation: str | None = None,
+    progress: Callable[[str, str], None] | None = None,
 ) -> list[SubmissionReport]:
     """Grade ``files`` with ``jobs`` submissions at a time; reports in the order of ``files``.
 
@@ -67,6 +68,10 @@ def grade_folder(
 
     With ``scheduler`` (a Dask scheduler's address) the submissions are graded on the cluster's
     workers, which must read each file at the same absolute path (a shared filesystem).
+
+    ``progress(event, name)``, if given, is called in this thread with ``("graded", name)`` as
+    each submission's grading is collected (in the order of ``files``), and ``("regrading",
+    name)`` then ``("regraded", name)`` around a lone re-grade; ``name`` is the path as given.
 
     Raises
     ------
@@ -87,10 +92,26 @@ def grade_folder(
     # Workers get absolute paths (their working directory is not ours); the reports name each
     # file as it was given, so the outputs are the same wherever the grading ran.
     absolute = [Path(path).resolve() for path in files]
-    reports = list(run_jobs(grade, absolute, n_jobs=jobs, scheduler=scheduler, prefer="threads"))
+    tell = progress or (lambda event, name: None)
+    names = {path: str(given) for path, given in zip(absolute, files, strict=True)}
+    reports = []
+    for path, report in zip(
+        absolute,
+        run_jobs(grade, absolute, n_jobs=jobs, scheduler=scheduler, prefer="threads"),
+        strict=True,
+    ):
+        reports.append(report)
+        tell("graded", names[path])
     if jobs > 1 or scheduler is not None:  # graded beside others: what the load cost, again alone
         alone = functools.partial(run_jobs, n_jobs=1, scheduler=scheduler, prefer="threads")
-        reports = regrade_alone(reports, absolute, lambda path: next(iter(alone(grade, [path]))))
+
+        def lone(path: Path) -> SubmissionReport:
+            tell("regrading", names[path])
+            report = next(iter(alone(grade, [path])))
+            tell("regraded", names[path])
+            return report
+
+        reports = regrade_alone(reports, absolute, lone)
     return [
         dataclasses.replace(report, submission=clean_text(path, 200))
         for path, report in zip(files, reports, strict=True)
