@@ -171,6 +171,65 @@ def test_maxpool2d_backward_first_maximum_and_last_nan_in_long_windows(dtype):
             )
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maxpool2d_backward_finds_one_nan_anywhere_among_infinities_and_huge_values(dtype):
+    # maxpool2d_backward redoes only the windows holding NaN, after one test on all values: a
+    # single NaN at any position, among infinities and values whose squares overflow (so a
+    # test by a dot product of the values with themselves would warn), must reach its
+    # window's rule, with no warning (the test suite turns warnings into errors).
+    rng = np.random.default_rng(5)
+    for N in (1, 2, 3, 5):  # 36 to 180 window values: every remainder of the BLAS loops
+        big = np.finfo(dtype).max
+        x = rng.choice(np.array([1.0, -2.0, big, -big, np.inf, -np.inf]), size=(N, 1, 6, 6))
+        x = x.astype(dtype)
+        dy = rng.normal(size=(N, 1, 3, 3)).astype(dtype)
+        for position in range(x.size):
+            with_nan = x.copy()
+            with_nan.reshape(-1)[position] = np.nan
+            np.testing.assert_array_equal(
+                ops.maxpool2d_backward(dy, with_nan, 2, 2),
+                ops.maxpool2d_backward_loops(dy, with_nan, 2, 2),
+                err_msg=f"N {N}, NaN at {position}",
+            )
+
+
+def test_maxpool2d_backward_plan_cache_serves_every_dtype_and_shape_and_still_checks():
+    # maxpool2d_backward checks its arguments cheaply and takes its index arrays from a plan
+    # cached per (shape, size, stride): the plan must serve both dtypes and several shapes in
+    # any order, and once a plan exists, bad calls must still fail with the full checks' errors.
+    rng = np.random.default_rng(6)
+    for shape, size, stride in [
+        ((4, 2, 6, 6), 2, 2),
+        ((3, 2, 7, 5), 3, 2),
+        ((4, 2, 6, 6), 2, 2),
+        ((4, 2, 6, 6), 2, 1),
+        ((0, 2, 6, 6), 2, 2),
+    ]:
+        for dtype in (np.float64, np.float32):
+            x = rng.integers(0, 3, size=shape).astype(dtype)  # ties on purpose
+            H_out, W_out = (shape[2] - size) // stride + 1, (shape[3] - size) // stride + 1
+            dy = rng.normal(size=(*shape[:2], H_out, W_out)).astype(dtype)
+            np.testing.assert_array_equal(
+                ops.maxpool2d_backward(dy, x, np.int64(size), stride),
+                ops.maxpool2d_backward_loops(dy, x, size, stride),
+            )
+    x, dy = np.zeros((4, 2, 6, 6)), np.zeros((4, 2, 3, 3))
+    ops.maxpool2d_backward(dy, x, 2, 2)  # the plan of this geometry exists now
+    bad_calls = [
+        ((dy.astype(np.float32), x, 2, 2), "dy is float32 but the forward input is float64"),
+        ((dy[:, :, :2], x, 2, 2), r"dy must have shape \(4, 2, 3, 3\), got \(4, 2, 2, 3\)"),
+        ((dy.tolist(), x, 2, 2), "dy must be a NumPy array, got list"),
+        ((dy, x.astype(np.int64), 2, 2), "x must be float32 or float64, got int64"),
+        ((dy, x[0], 2, 2), r"x must be 4-D \(N, C, H, W\), got shape \(2, 6, 6\)"),
+        ((dy, x, 2.0, 2), "size 2.0, stride 2: kernel size K must be an integer, got 2.0"),
+        ((dy, x, 2, True), "stride S must be an integer, got True"),
+        ((dy, x, 7, 1), "size 7, stride 1: kernel 7 does not fit input 6 with padding 0"),
+    ]
+    for arguments, message in bad_calls:
+        with pytest.raises(ValueError, match=message):
+            ops.maxpool2d_backward(*arguments)
+
+
 def test_epoch_batches_visit_every_sample_once_in_a_seeded_order():
     batches = reference.epoch_batches(100, 32, epoch=3, seed=7)
     assert [len(b) for b in batches] == [32, 32, 32, 4]
