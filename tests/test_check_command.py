@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -419,3 +420,38 @@ def test_source_too_deep_to_parse_in_a_helper_module_spares_the_folder(tmp_path,
     with open(tmp_path / "check_summary.csv", newline="") as handle:
         rows = {Path(row["submission"]).stem: row for row in csv.DictReader(handle)}
     assert rows["alice"]["passed"] == "True"
+
+
+@pytest.mark.slow
+def test_folder_mode_keeps_names_that_are_not_utf8_or_clean_to_the_same_text(tmp_path, capfd):
+    # Attacker, session 6, F5 and F6: a name that is not UTF-8 (what unzip makes of a Windows
+    # zip's "café") lost the CSV and the JSON of the whole class; "b\x7fob" cleaned to "bob" and
+    # its FAIL replaced bob's PASS in --json.
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "correct_vectorized.py", folder / "bob.py")
+    shutil.copy(FIXTURES / "buggy_pass_bodies.py", folder / "b\x7fob.py")
+    shutil.copy(FIXTURES / "correct_vectorized.py", os.fsdecode(bytes(folder) + b"/caf\xe9.py"))
+    summary, document = tmp_path / "summary.csv", tmp_path / "all.json"
+    assert check(folder, "--no-train", "--jobs", "2", "--csv", summary, "--json", document) == 1
+    out = capfd.readouterr().out
+    table = [line.split("|")[1:3] for line in out.splitlines() if line.startswith("| ")][1:]
+    assert {name.strip(): verdict.strip() for name, verdict in table} == {
+        "bob.py": "PASS",
+        "b\\x7fob.py": "FAIL",
+        "caf\\xe9.py": "PASS",
+    }
+    with open(summary, newline="", encoding="utf-8") as handle:
+        rows = {row["submission"]: row["passed"] for row in csv.DictReader(handle)}
+    assert rows == {"bob.py": "True", "b\\x7fob.py": "False", "caf\\xe9.py": "True"}
+    passed = {Path(k).name: v["passed"] for k, v in strict_json(document)["submissions"].items()}
+    assert passed == {"bob.py": True, "b\\x7fob.py": False, "caf\\xe9.py": True}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tinycnn-")]
+
+
+def test_an_output_that_cannot_be_encoded_leaves_no_temporary_file(tmp_path):
+    from tinycnn.grading.command import _write
+
+    with pytest.raises(UnicodeEncodeError):
+        _write(str(tmp_path / "out.csv"), "caf\udce9")
+    assert list(tmp_path.iterdir()) == []

@@ -77,3 +77,36 @@ def test_entry_for_a_single_file_must_name_it(tmp_path, capfd):
     # The file's path names the same module (before: "--entry ./single_file.py: ... is a
     # single file (module single_file)", a refusal that named what it refused).
     assert main(["check", str(single), "--entry", "./single_file.py", "--no-train"]) == 0
+
+
+NAMES = [
+    "bob",
+    "b\x7fob",
+    "b\u200bob",
+    "bo\x1b[0mb",
+    "b\nob",
+    "b\\x7fob",
+    "b\\ob",
+    "caf\udce9",
+    "caf\xe9",
+    "caf\\xe9",
+    "\x85",
+    "\udc85",
+    "\u0085",
+    "\ud800",
+    "a" * 400,
+    "a" * 399 + "b",
+]
+
+
+def test_clean_name_tells_every_name_apart_and_is_plain_printable_utf8():
+    # Attacker, session 6, F6: names that clean_text made equal took each other's place.
+    from tinycnn.grading.channel import _CONTROL, clean_name
+
+    cleaned = [clean_name(name) for name in NAMES]
+    assert len(set(cleaned)) == len(set(NAMES))
+    for text in cleaned:
+        text.encode("utf-8")  # no lone surrogate left (F5)
+        assert not _CONTROL.search(text) and "\n" not in text and "\x1b" not in text
+    assert clean_name("caf\udce9") == "caf\\xe9" and clean_name("caf\xe9") == "café"
+    assert clean_name("b\x7fob") == "b\\x7fob" and clean_name("b\\ob") == "b\\\\ob"

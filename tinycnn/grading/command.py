@@ -336,10 +336,12 @@ def _write(path: str, text: str) -> None:
             stream.write(text)
         os.chmod(temporary, 0o644)
         os.replace(temporary, target)
+        temporary = None
     except OSError as error:
+        raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:  # whatever went wrong (a full disk, text that is not UTF-8), no temporary is left
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
-        raise CommandError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def _reproduce(
@@ -485,7 +487,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     A usage error (also an output file that cannot be written) raises `CommandError`.
     """
-    from tinycnn.grading.channel import clean_text
+    from tinycnn.grading.channel import clean_name, clean_text
     from tinycnn.grading.folder import grade_folder
     from tinycnn.grading.grader import grade_submission, new_seed
     from tinycnn.grading.report import (
@@ -608,7 +610,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     files, skipped = submissions_in(target)
     for name in skipped:
-        print(f"skipped {name}")
+        print(f"skipped {clean_name(name)}")
     if not files:
         raise CommandError(f"no .py or .ipynb files or folders of them in {args.submission}")
     try:

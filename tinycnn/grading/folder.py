@@ -30,7 +30,7 @@ import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tinycnn.grading.channel import clean_text
+from tinycnn.grading.channel import clean_name
 from tinycnn.grading.grader import SubmissionReport, grade_submission, new_seed
 from tinycnn.grading.sandbox import Limits
 from tinycnn.parallel import run_jobs
@@ -113,7 +113,7 @@ def grade_folder(
 
         reports = regrade_alone(reports, absolute, lone)
     return [
-        dataclasses.replace(report, submission=clean_text(path, 200))
+        dataclasses.replace(report, submission=clean_name(path))
         for path, report in zip(files, reports, strict=True)
     ]
 

@@ -42,6 +42,7 @@ from tinycnn.grading.channel import (
     ForeignValue,
     Malformed,
     ResultDirectory,
+    clean_name,
     clean_text,
     read_function_run,
     read_training,
@@ -215,7 +216,11 @@ class TrainingResult:
 
 @dataclass
 class SubmissionReport:
-    """Everything ``tinycnn check`` found out about one submission."""
+    """Everything ``tinycnn check`` found out about one submission.
+
+    ``submission`` is its name as given, through :func:`~tinycnn.grading.channel.clean_name`
+    (printable, and different for every different name).
+    """
 
     submission: str
     functions: dict[str, FunctionResult]
@@ -1089,7 +1094,7 @@ def grade_submission(
 
     def finish(functions, training=None) -> SubmissionReport:
         return SubmissionReport(
-            clean_text(submission.name, 200),
+            clean_name(submission.name),
             _outside_api(functions, submission.api),
             policy,
             training,

@@ -500,7 +500,7 @@ def folder_table(reports: list[SubmissionReport]) -> str:
 
     rows = [
         {
-            "submission": clean_text(Path(report.submission).name, 80),
+            "submission": Path(report.submission).name,  # clean_name: told apart, uncut
             "result": "PASS" if report.passed else "FAIL",
             "passed": f"{report.n_passed}/{len(report.graded_functions)}",
             "not passing": _not_passing(report),
@@ -512,7 +512,7 @@ def folder_table(reports: list[SubmissionReport]) -> str:
     table = markdown_table(rows, align={"passed": "right"})
     run = f"\n{_run_line(reports[0])}" if reports else ""
     again = [
-        f"{clean_text(Path(r.submission).name, 80)} ({', '.join(r.regraded_alone)})"
+        f"{Path(r.submission).name} ({', '.join(r.regraded_alone)})"
         for r in reports
         if r.regraded_alone
     ]
