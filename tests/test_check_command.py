@@ -299,6 +299,7 @@ def test_folder_mode_grades_every_file_in_parallel_and_writes_a_summary_csv(tmp_
         "result",
         "passed",
         "not passing",
+        "first reason",
     ]
     rows_shown = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table[2:]}
     assert rows_shown == {
