@@ -834,6 +834,68 @@ def folder_of(root: Path, files: dict[str, bytes | Path]) -> Path:
     return root
 
 
+@pytest.mark.parametrize("top", ["run.py", "run.ipynb"])
+@pytest.mark.parametrize(
+    ("call", "imports"),
+    [
+        ('importlib.import_module("hw.layers")', True),
+        ('__import__("hw")', True),
+        ("importlib.import_module(name)", False),  # not a literal: nothing is known
+    ],
+)
+def test_a_notebook_and_a_module_are_read_for_imports_by_one_reader(tmp_path, top, call, imports):
+    # Review LASTREAD5 item 9: the notebook had an import reader of its own, which missed the
+    # literal import_module/__import__ calls that imported_modules reads in a .py file; the
+    # same code in the two forms of one upload must give one answer.
+    from tinycnn.grading.submission import imports_between
+
+    code = f"import importlib\nname = 'hw'\nlayers = {call}"
+    layout = folder_of(
+        tmp_path / "upload",
+        {
+            top: notebook(code) if top.endswith(".ipynb") else code.encode(),
+            "hw/__init__.py": b"",
+            "hw/layers.py": SUBMISSIONS / "correct_vectorized.py",
+        },
+    )
+    assert imports_between(layout) == (f"{top} imports hw" if imports else None)
+
+
+def test_every_reader_of_a_folder_skips_the_same_entries(tmp_path):
+    # Review LASTREAD5 item 6: the class folder's scan (tinycnn check DIR), one student's
+    # (submission_folder, top_entries) and the Gradescope runner's each had their own filter;
+    # the class scan descended into hidden folders, so a folder holding only .git/hooks/x.py
+    # was graded as a student's submission ("no .py or .ipynb file") instead of skipped.
+    from tinycnn.autograder import _scan
+    from tinycnn.grading.command import submissions_in
+    from tinycnn.grading.submission import top_entries
+
+    correct = SUBMISSIONS / "correct_vectorized.py"
+    root = folder_of(
+        tmp_path / "class",
+        {
+            "alice.py": correct,
+            "bob/layers.py": correct,
+            "carol/.git/hooks/post.py": b"",
+            "__MACOSX/alice.py": b"",
+            "__pycache__/x.py": b"",
+            ".ipynb_checkpoints/dan.ipynb": b"",
+            "data/notes.txt": b"",
+        },
+    )
+    (root / "eve.py").symlink_to(correct)
+    found, skipped = submissions_in(root)
+    files, folders = top_entries(root)
+    assert found == files + folders == [root / "alice.py", root / "bob"]
+    assert skipped == [
+        "carol/ (no .py or .ipynb file in it)",
+        "data/ (no .py or .ipynb file in it)",
+        "eve.py (a symbolic link)",
+    ]
+    listed, links = _scan(root)
+    assert listed == ["alice.py", "bob/layers.py", "data/notes.txt"] and links == ["eve.py"]
+
+
 def test_a_folder_laid_out_as_one_assignment_is_one_submission_not_a_class(tmp_path):
     from tinycnn.grading.submission import imports_between
 

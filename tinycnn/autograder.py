@@ -192,41 +192,27 @@ def _write_results(path: Path, results: dict) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def _upload_rules() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The suffixes of a submission's files and the folders never read: ``tinycnn check``'s
-    own (one home, :mod:`tinycnn.grading.submission`; imported when grading, so building the
-    CLI's parser does not load the grader)."""
-    from tinycnn.grading import submission
-
-    return submission.SUBMISSION_SUFFIXES, submission.SKIPPED_FOLDERS
-
-
-def _visible(entries) -> list[os.DirEntry]:
-    skipped = _upload_rules()[1]
-    return sorted(
-        (e for e in entries if not e.name.startswith(".") and e.name not in skipped),
-        key=lambda e: e.name,
-    )
-
-
 def _scan(folder: Path, relative: str = "") -> tuple[list[str], list[str]]:
     """The regular files under ``folder`` and its symbolic links, as relative paths.
 
-    Hidden entries and the skipped folders (``__MACOSX``, ``__pycache__``) are skipped; no link
-    is followed (``lstat`` only).
+    Hidden entries and the skipped folders (``__MACOSX``, ``__pycache__``) are skipped, by
+    ``tinycnn check``'s own rule (one home: :func:`tinycnn.grading.submission.visible_entries`,
+    imported when grading, so building the CLI's parser does not load the grader); no link is
+    followed (``lstat`` only).
     """
+    from tinycnn.grading.submission import visible_entries
+
     files, links = [], []
-    with os.scandir(folder) as entries:
-        for entry in _visible(entries):
-            path = f"{relative}{entry.name}"
-            if entry.is_symlink():
-                links.append(path)
-            elif entry.is_dir(follow_symlinks=False):
-                below_files, below_links = _scan(Path(entry.path), path + "/")
-                files += below_files
-                links += below_links
-            elif entry.is_file(follow_symlinks=False):
-                files.append(path)
+    for entry in visible_entries(folder):
+        path = f"{relative}{entry.name}"
+        if entry.is_symlink():
+            links.append(path)
+        elif entry.is_dir(follow_symlinks=False):
+            below_files, below_links = _scan(Path(entry.path), path + "/")
+            files += below_files
+            links += below_links
+        elif entry.is_file(follow_symlinks=False):
+            files.append(path)
     return files, links
 
 

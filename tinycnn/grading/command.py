@@ -238,36 +238,25 @@ def submissions_in(folder: Path) -> tuple[list[Path], list[str]]:
     """The submissions in a class folder, sorted, and what was skipped (in words).
 
     Each ``.py`` file, ``.ipynb`` notebook and sub-folder holding such files (one student's
-    modules) is one submission; hidden entries and ``__pycache__`` are ignored; a sub-folder
-    without any (``data/``) is skipped; symbolic links are skipped, never followed (an archive
-    unpacked into the folder may contain links to anywhere).
+    modules) is one submission (`tinycnn.grading.submission.top_entries`: the reading rule of
+    one student's folder, one home); hidden entries, ``__pycache__`` and ``__MACOSX`` are
+    ignored; a sub-folder without any (``data/``, or only hidden ones such as ``.git/``) is
+    skipped; symbolic links are skipped, never followed (an archive unpacked into the folder
+    may contain links to anywhere).
     """
-    from tinycnn.grading.submission import SUBMISSION_SUFFIXES
+    from tinycnn.grading.submission import SUBMISSION_SUFFIXES, top_entries, visible_entries
 
-    found, skipped = [], []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.name in ("__pycache__", "__MACOSX"):
-            continue
-        if path.is_symlink():
+    files, folders = top_entries(folder)
+    found = sorted(files + folders, key=lambda path: path.name)
+    skipped = []
+    for entry in visible_entries(folder):
+        path = Path(entry.path)
+        if entry.is_symlink():
             if path.is_dir() or path.suffix in SUBMISSION_SUFFIXES:
                 skipped.append(f"{path.name} (a symbolic link)")
-            continue
-        if path.is_file() and path.suffix in SUBMISSION_SUFFIXES:
-            found.append(path)
-        elif path.is_dir():
-            if _holds_submission_files(path, SUBMISSION_SUFFIXES):
-                found.append(path)
-            else:
-                skipped.append(f"{path.name}/ (no .py or .ipynb file in it)")
+        elif entry.is_dir(follow_symlinks=False) and path not in folders:
+            skipped.append(f"{path.name}/ (no .py or .ipynb file in it)")
     return found, skipped
-
-
-def _holds_submission_files(folder: Path, suffixes: tuple[str, ...]) -> bool:
-    """Whether any file under ``folder`` (links not followed) is a ``.py``/``.ipynb`` file."""
-    for _, _, names in os.walk(folder, followlinks=False):
-        if any(name.endswith(suffixes) for name in names):
-            return True
-    return False
 
 
 def _check_output_path(option: str, value: str | None) -> str | None:

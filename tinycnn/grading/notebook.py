@@ -68,7 +68,7 @@ from dataclasses import dataclass
 
 from tinycnn.grading.policy import _PARSE_LOCK
 
-__all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook", "notebook_imports"]
+__all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook", "notebook_cells"]
 
 #: Top-level modules the standard library provides (Python 3.10+).
 STDLIB_MODULES = frozenset(sys.stdlib_module_names) | {"__future__"}
@@ -726,15 +726,19 @@ def _code_cells(notebook):
             yield number, body, f"the {magic} line (the cell's code is read as usual)"
 
 
-def notebook_imports(data: bytes) -> set[str]:
-    """The modules a notebook's code cells import, every cell included (test cells too), as
-    written (``cs231n.data_utils``; relative imports left out); read, never run. Empty for a
-    file that is not a notebook; a cell that is not valid Python adds nothing."""
+def notebook_cells(data: bytes) -> list[ast.Module]:
+    """Every code cell of a notebook as the Python IPython runs from it, parsed (magics
+    replaced, `_parse_cell`), test cells included; read, never run. For what reads all of a
+    notebook's code, such as the imports between an upload's files
+    (:func:`tinycnn.grading.submission.imports_between`, through the one import reader
+    :func:`~tinycnn.grading.submission.module_imports`). Empty for a file that is not a
+    notebook; a cell that is not valid Python, or a cell magic whose body is not the
+    notebook's code (``%%bash``), is left out."""
     try:
         notebook = _read(data, "notebook")
     except NotebookError:
-        return set()
-    names: set[str] = set()
+        return []
+    trees: list[ast.Module] = []
     namespace: set[str] = set()
     for _, source, _ in _code_cells(notebook):
         if source is None:
@@ -744,12 +748,8 @@ def notebook_imports(data: bytes) -> set[str]:
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         namespace |= _bindings(tree)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-                names.add(node.module)
-    return names
+        trees.append(tree)
+    return trees
 
 
 def convert_notebook(

@@ -52,7 +52,7 @@ from pathlib import Path, PurePosixPath
 
 from tinycnn.grading.adapters import API_NAMES, course_functions
 from tinycnn.grading.notebook import NotebookError, convert_notebook
-from tinycnn.grading.policy import _PARSE_LOCK, FRAMEWORKS, PROJECT_PACKAGES
+from tinycnn.grading.policy import _PARSE_LOCK, FRAMEWORKS, PROJECT_PACKAGES, allowed_modules
 
 __all__ = [
     "MAX_BYTES",
@@ -67,9 +67,12 @@ __all__ = [
     "imported_modules",
     "imports_between",
     "load_submission",
+    "module_imports",
     "reachable_files",
     "resolve_relative",
     "submission_folder",
+    "top_entries",
+    "visible_entries",
 ]
 
 #: The files a submission is made of; anything else in a folder is ignored.
@@ -229,6 +232,47 @@ def _regular_file(path: Path) -> os.stat_result | None:
     return info if stat.S_ISREG(info.st_mode) else None
 
 
+def _hidden(name: str) -> bool:
+    """Whether an entry of an upload is never read: hidden (``.git``, ``.ipynb_checkpoints``)
+    or one of `SKIPPED_FOLDERS`. The one rule for every scan of a student's folder."""
+    return name.startswith(".") or name in SKIPPED_FOLDERS
+
+
+def visible_entries(folder: str | os.PathLike) -> list[os.DirEntry]:
+    """The entries of ``folder`` that a scan of an upload looks at, sorted by name: all but
+    the `_hidden` ones (links included: callers decide, and never follow them). The one home
+    of that rule for ``tinycnn check`` (`top_entries`, `_walk`, a class folder's submissions)
+    and the Gradescope runner (:mod:`tinycnn.autograder`).
+
+    Raises
+    ------
+    OSError
+        If ``folder`` cannot be listed.
+    """
+    with os.scandir(folder) as scanned:
+        return sorted((e for e in scanned if not _hidden(e.name)), key=lambda e: e.name)
+
+
+def top_entries(folder: Path) -> tuple[list[Path], list[Path]]:
+    """What is at the top of ``folder`` for a reader of submissions: its regular ``.py`` and
+    ``.ipynb`` files, and its sub-folders holding such files at any depth (`_holds_files`),
+    each sorted by name; `visible_entries` only, links neither listed nor followed.
+
+    Raises
+    ------
+    OSError
+        If ``folder`` cannot be listed.
+    """
+    files, folders = [], []
+    for entry in visible_entries(folder):
+        path = Path(entry.path)
+        if entry.is_file(follow_symlinks=False) and path.suffix in SUBMISSION_SUFFIXES:
+            files.append(path)
+        elif entry.is_dir(follow_symlinks=False) and _holds_files(path):
+            folders.append(path)
+    return files, folders
+
+
 def _walk(folder: Path) -> tuple[list[Path], list[str]]:
     """Candidate files under ``folder`` (sorted, relative) and what was skipped, in words.
 
@@ -236,9 +280,7 @@ def _walk(folder: Path) -> tuple[list[Path], list[str]]:
     """
     found, skipped = [], []
     for current, folders, names in os.walk(folder, followlinks=False):
-        folders[:] = sorted(
-            d for d in folders if not d.startswith(".") and d not in SKIPPED_FOLDERS
-        )
+        folders[:] = sorted(d for d in folders if not _hidden(d))
         for name in sorted(names):
             path = Path(current) / name
             relative = path.relative_to(folder)
@@ -298,22 +340,31 @@ def resolve_relative(module: str | None, level: int, package: str) -> str | None
 
 
 def imported_modules(source: SourceFile) -> set[str] | None:
-    """Absolute names of the modules ``source`` may import, read (never run): every
-    ``import``, every ``from ... import`` (relative ones resolved; ``from x import y`` counts
-    ``x`` and ``x.y``, as ``y`` may be a submodule) and every literal ``__import__("x")`` /
-    ``import_module("x")`` call, wherever it sits. None if the source does not parse."""
+    """Absolute names of the modules ``source`` may import, read (never run), as
+    `module_imports` reads them. None if the source does not parse."""
     try:
         text = source.text()
         with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads
             tree = ast.parse(text)
     except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
         return None
+    return module_imports(tree, source.package)
+
+
+def module_imports(tree: ast.AST, package: str = "") -> set[str]:
+    """Absolute names of the modules the code ``tree`` may import, from package ``package``
+    (``""``: the top of the submission): every ``import``, every ``from ... import``
+    (relative ones resolved, `resolve_relative`; ``from x import y`` counts ``x`` and
+    ``x.y``, as ``y`` may be a submodule) and every literal ``__import__("x")`` /
+    ``import_module("x")`` call, wherever it sits. The one import reader of submissions: a
+    module's (`imported_modules`) and a notebook's cells (`imports_between`,
+    :func:`tinycnn.grading.notebook.notebook_cells`)."""
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = resolve_relative(node.module, node.level, source.package)
+            base = resolve_relative(node.module, node.level, package)
             if base:
                 names.add(base)
                 names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
@@ -365,13 +416,6 @@ def _reserved_names() -> frozenset[str]:
 #: Names a student's own module may not take: ``torch.py`` in a folder would make ``import
 #: torch`` look like an import of the student's helper (and shadow NumPy or this project).
 _RESERVED_NAMES = _reserved_names()
-
-
-def _keep_imports(allow_imports: Iterable[str]) -> frozenset[str]:
-    """Imports a notebook keeps besides the standard library (see :mod:`.notebook`)."""
-    from tinycnn.grading.policy import allowed_modules
-
-    return allowed_modules(allow_imports)
 
 
 def _as_source(
@@ -513,7 +557,7 @@ def _load_files(
             f"({', '.join(shadowing)}): rename it",
             set_aside,
         )
-    keep = _keep_imports(allow_imports)
+    keep = allowed_modules(allow_imports)  # a notebook keeps imports of these (see .notebook)
     own = frozenset(m.partition(".")[0] for m in modules)
     sources: list[SourceFile] = []
     problems: dict[str, str] = {}
@@ -667,10 +711,11 @@ def _holds_files(folder: Path) -> bool:
     return bool(_walk(folder)[0])
 
 
-def _defines_graded_functions(folder: Path, api: str) -> bool:
-    """Whether a file under ``folder`` defines a function the run grades (`graded_definitions`;
-    notebooks converted, nothing run), reading at most `MAX_FILES` files and `MAX_BYTES`."""
-    budget = MAX_BYTES
+def _folder_defines(folder: Path, measure, budget: int = MAX_BYTES) -> tuple[bool, int]:
+    """Whether a file under ``folder`` has a non-zero ``measure`` (a count of definitions:
+    `graded_definitions`, `_any_course_definitions`; notebooks converted, nothing run), and
+    the byte budget left of ``budget``: at most `MAX_FILES` files are read, and the answer is
+    False once the budget is spent. The one reader of "does this folder define them"."""
     for relative in _walk(folder)[0][:MAX_FILES]:
         try:
             data = _read_bytes(folder / relative, budget)
@@ -678,11 +723,10 @@ def _defines_graded_functions(folder: Path, api: str) -> bool:
             continue
         budget -= len(data)
         if budget < 0:
-            return False
-        source, _, _ = _as_source(relative, data, frozenset())
-        if graded_definitions(source, api):
-            return True
-    return False
+            return False, budget
+        if measure(_as_source(relative, data, frozenset())[0]):
+            return True, budget
+    return False, budget
 
 
 def _names_a_file(folder: Path, entry: str) -> bool:
@@ -715,51 +759,27 @@ def submission_folder(folder: Path, api: str = "tinycnn", entry: str | None = No
         Several sub-folders hold files, none at the top, and not exactly one of them defines
         the graded functions.
     """
+
+    def defines(path: Path) -> bool:
+        return _folder_defines(path, lambda source: graded_definitions(source, api))[0]
+
     while True:
         if entry is not None and _names_a_file(folder, entry):
             return folder
         try:
-            with os.scandir(folder) as scanned:
-                listed = sorted(scanned, key=lambda e: e.name)
+            files, holding = top_entries(folder)
         except OSError:  # unreadable: reading it finds no file, and says so
             return folder
-        entries = [
-            e for e in listed if not e.name.startswith(".") and e.name not in SKIPPED_FOLDERS
-        ]
-        if any(
-            e.is_file(follow_symlinks=False) and Path(e.name).suffix in SUBMISSION_SUFFIXES
-            for e in entries
-        ):
+        if files:
             return folder
-        holding = [
-            Path(e.path)
-            for e in entries
-            if e.is_dir(follow_symlinks=False) and _holds_files(Path(e.path))
-        ]
         if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
-            defining = [p for p in holding if _defines_graded_functions(p, api)]
+            defining = [p for p in holding if defines(p)]
             if len(defining) != 1:
                 raise SeveralFolders(folder, [p.name for p in holding])
             holding = defining
         if not holding or _regular_file(holding[0] / "__init__.py") is not None:
             return folder
         folder = holding[0]
-
-
-def _defines_any_api(folder: Path, budget: int) -> tuple[bool, int]:
-    """Whether a file under ``folder`` defines functions of any API (`_any_course_definitions`,
-    notebooks converted, nothing run), and the byte budget left (at most `MAX_FILES` files)."""
-    for relative in _walk(folder)[0][:MAX_FILES]:
-        try:
-            data = _read_bytes(folder / relative, budget)
-        except OSError:
-            continue
-        budget -= len(data)
-        if budget < 0:
-            return False, budget
-        if _any_course_definitions(_as_source(relative, data, frozenset())[0]):
-            return True, budget
-    return False, budget
 
 
 def imports_between(folder: Path) -> str | None:
@@ -778,22 +798,13 @@ def imports_between(folder: Path) -> str | None:
     plain module that defines them (only a classmate's file would). Every import counts, a
     notebook's test cells' too; read (at most `MAX_FILES` files, `MAX_BYTES`), never run.
     """
-    from tinycnn.grading.notebook import notebook_imports
+    from tinycnn.grading.notebook import notebook_cells
 
-    tops, folders = [], {}
     try:
-        with os.scandir(folder) as scanned:
-            listed = sorted(scanned, key=lambda e: e.name)
+        tops, holding = top_entries(folder)
     except OSError:
         return None
-    for item in listed:
-        if item.name.startswith(".") or item.name in SKIPPED_FOLDERS:
-            continue
-        path = Path(item.path)
-        if item.is_file(follow_symlinks=False) and path.suffix in SUBMISSION_SUFFIXES:
-            tops.append(path)
-        elif item.is_dir(follow_symlinks=False) and _holds_files(path):
-            folders[path.name] = path
+    folders = {path.name: path for path in holding}
     if len(tops) + len(folders) > MAX_FILES:
         return None
     budget = MAX_BYTES
@@ -810,15 +821,15 @@ def imports_between(folder: Path) -> str | None:
             return None
         source = _as_source(Path(path.name), data, frozenset())[0]
         defines[path.stem] = defines.get(path.stem, False) or bool(_any_course_definitions(source))
-        if path.suffix == ".ipynb":
-            names = notebook_imports(data)
+        if path.suffix == ".ipynb":  # every cell, test cells too: what the notebook imports
+            names = set().union(*(module_imports(cell) for cell in notebook_cells(data)))
         else:
             names = imported_modules(SourceFile(path.name, data, path.name)) or set()
         imports[path.name] = {n.partition(".")[0] for n in names} & (entries - {path.stem})
     if not any(imports.values()):
         return None
     for name, path in folders.items():
-        defines[name], budget = _defines_any_api(path, budget)
+        defines[name], budget = _folder_defines(path, _any_course_definitions, budget)
         if budget < 0:
             return None
     if sum(defines.values()) > 1:
