@@ -2,7 +2,8 @@
 
 Small images go through dense matrix products, large ones through unfolded patches (see the
 convolution section of ``reference/ops.py``). The catalogue's images are all small, so the
-second route is forced here by lowering the size limit to zero.
+second route is forced here by lowering the size limit to zero. (``test_ops.py`` runs every case
+on the first route; here one case of each kind runs by default, every case in the slow run.)
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from tinycnn.parity_tests.cases import cases_for
+from tinycnn.parity_tests.kinds import one_of_each_kind
 from tinycnn.parity_tests.torch_oracle import assert_matches_torch
 from tinycnn.reference import ops
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf - inf
-@pytest.mark.parametrize("case", cases_for("conv2d"), ids=lambda case: case.id)
+@pytest.mark.parametrize("case", one_of_each_kind(cases_for("conv2d")))
 def test_patch_route_matches_torch(case, monkeypatch):
     monkeypatch.setattr(ops, "DENSE_BACKWARD_MAX_ENTRIES", 0)
     assert_matches_torch(ops, case, "backward")

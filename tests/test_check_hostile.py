@@ -663,6 +663,9 @@ def test_the_submission_is_imported_once_per_run(tmp_path):
     assert statuses_of(report)["relu_backward"] == "pass"
 
 
+# Waits out a 6 s cap: slow. The default suite's cover, with a 0.5 s limit:
+# test_sandbox_budgets.py::test_the_time_limit_counts_processor_time_and_waiting_is_capped.
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="processor time needs Linux")
 def test_the_time_limit_counts_processor_time_and_caps_waiting(tmp_path):
     # timeout 2 s: relu_forward sleeps 2.5 s once (beyond the limit in wall-clock time, but no
@@ -860,6 +863,9 @@ def test_the_import_finds_no_input_of_any_case(level):
     assert result.status == "pass", result.detail
 
 
+# Waits out an 8 s budget: slow. The default suite's cover, with a 1.5 s budget:
+# test_sandbox_budgets.py::test_the_runs_of_one_submission_share_its_wall_clock_budget.
+@pytest.mark.slow
 def test_a_file_that_idles_under_every_cap_is_bounded_as_a_whole():
     # Attack finding F5: each run stays under its own caps (import 2.5 s, a function 2.5 s, at
     # timeout 1 s), but the file's runs together may take only total_timeout: here 8 s, less

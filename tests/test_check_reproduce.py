@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from tinycnn.parity_tests.cases import CASES, find_case, make_inputs
 from tinycnn.parity_tests.harness import FUNCTIONS, call_op
+from tinycnn.parity_tests.kinds import one_of_each_kind
 from tinycnn.reference import ops as reference_ops
 
 from tinycnn.grading.grader import CaseRun, FunctionResult, output_names
@@ -43,9 +44,10 @@ def execute(code: str, function) -> tuple[dict, str]:
 
 
 # The reference ops, like NumPy, warn where IEEE arithmetic creates a NaN (inf - inf, 0 * inf) in
-# the special-value cases; the values are PyTorch's (see reference/ops.py).
+# the special-value cases; the values are PyTorch's (see reference/ops.py). One case of each kind
+# (every layout, special value and dtype of each op) by default, every case in the slow run.
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("case", one_of_each_kind(CASES))
 def test_the_snippet_rebuilds_every_input_bit_for_bit_in_its_memory_layout(case):
     direction = "backward" if case.op != "softmax_cross_entropy" else "forward"
     run = run_for(case.id, direction)

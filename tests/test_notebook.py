@@ -49,7 +49,9 @@ def check(path: Path, capsys, *options: str) -> str:
 
 
 # The end-to-end gradings cost about a second each: where a unit test of the conversion above
-# it checks the rule, the grading is marked slow (CI runs it); four stay in the default suite.
+# it checks the rule, the grading is marked slow (CI runs it); three stay in the default suite
+# (a refused import the kept code uses, a helper notebook that does not compile, a notebook entry
+# beside a helper only its test cells import).
 def passes_all(out: str) -> bool:
     return f"PASS, {len(CONTRACT_FUNCTIONS)} of {len(CONTRACT_FUNCTIONS)} functions pass" in out
 
@@ -309,6 +311,7 @@ def test_what_only_the_whole_module_fails_on_is_said_at_its_cell_and_line():
     assert nonlocal_.syntax_error == "cell 3, line 2: no binding for nonlocal 'q' found"
 
 
+@pytest.mark.slow  # its rule's fast test: the conversion's, above
 def test_a_notebook_with_a_future_import_in_a_later_cell_passes_check(tmp_path, capsys):
     path = tmp_path / "future.ipynb"
     path.write_bytes(
@@ -504,6 +507,7 @@ def test_a_read_of_the_module_level_alias_anywhere_uses_the_import():
         assert "import torch" not in lines, cell  # torch itself: no kept code reads it
 
 
+@pytest.mark.slow  # its rules' fast tests: the refused imports', above
 def test_a_cs231n_notebook_with_a_pytorch_self_check_cell_passes_check(tmp_path, capsys):
     # The reviewer's notebook: the course's layers, and a test cell comparing with PyTorch.
     layers = (COURSES / "cs231n_layers_float64.py").read_text()
@@ -679,6 +683,7 @@ def test_an_assignment_to_a_magics_name_is_python():
     assert result.set_aside == ()
 
 
+@pytest.mark.slow  # its rule's fast test: the conversion's, above
 def test_a_notebook_with_magics_without_percent_passes_check(tmp_path, capsys):
     path = tmp_path / "hw.ipynb"
     cells = ("pip install numpy", "cd ..", "import numpy as np", correct_body(), "ls -l data")
@@ -858,6 +863,7 @@ def test_a_notebook_of_the_reference_ops_keeps_all_its_module_level_code():
     )
 
 
+@pytest.mark.slow  # its rule's fast test: the conversion's, above
 def test_a_notebook_made_from_the_reference_ops_passes_check(tmp_path, capsys):
     path = tmp_path / "homework.ipynb"
     path.write_bytes(
