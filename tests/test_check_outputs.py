@@ -110,3 +110,56 @@ def test_clean_name_tells_every_name_apart_and_is_plain_printable_utf8():
         assert not _CONTROL.search(text) and "\n" not in text and "\x1b" not in text
     assert clean_name("caf\udce9") == "caf\\xe9" and clean_name("caf\xe9") == "café"
     assert clean_name("b\x7fob") == "b\\x7fob" and clean_name("b\\ob") == "b\\\\ob"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["file", "folder"])
+def test_text_no_output_can_encode_is_escaped_and_every_output_is_written(mode, tmp_path):
+    # Attacker, session 6, F11: a lone surrogate in an exception message or class name killed the
+    # checker at its first print: no table, no --json, no Gradescope results, no class CSV.
+    import csv
+    import json
+    import os
+    import subprocess
+    import sys
+
+    hostile = FIXTURES / "hostile_surrogate_text.py"
+    outputs = {"--json": tmp_path / "verdict.json"}
+    if mode == "file":
+        target, outputs["--gradescope"] = hostile, tmp_path / "results.json"
+    else:
+        target, outputs["--csv"] = tmp_path / "class", tmp_path / "summary.csv"
+        target.mkdir()
+        shutil.copy(hostile, target / "alice.py")
+        shutil.copy(CORRECT, target / "bob.py")
+    argv = [str(target), "--no-train", *[str(x) for pair in outputs.items() for x in pair]]
+    completed = subprocess.run(
+        [sys.executable, "-m", "tinycnn", "check", *argv],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},  # strict, as a terminal's
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 1, completed.stderr.decode("utf-8", "replace")
+    out = completed.stdout.decode("utf-8")  # strict: it must be UTF-8
+    assert "Traceback" not in completed.stderr.decode("utf-8", "replace")
+    assert "bad \\ud800 value \\xe9" in out if mode == "file" else "alice.py" in out
+    for path in outputs.values():
+        path.read_text(encoding="utf-8")  # strict: written, and UTF-8
+    document = json.loads(outputs["--json"].read_text())
+    if mode == "file":
+        functions = document["functions"]
+        assert functions["relu_forward"]["status"] == "error"
+        assert "worse \\udfff" in functions["relu_backward"]["detail"]  # from __str__, escaped
+    else:
+        passed = {Path(k).name: v["passed"] for k, v in document["submissions"].items()}
+        assert passed == {"alice.py": False, "bob.py": True}
+        with open(outputs["--csv"], newline="", encoding="utf-8") as handle:
+            assert [row["submission"] for row in csv.DictReader(handle)] == ["alice.py", "bob.py"]
+
+
+def test_clean_text_writes_a_lone_surrogate_as_its_escape():
+    from tinycnn.grading.channel import clean_text
+
+    assert clean_text("bad \ud800 value \udce9") == "bad \\ud800 value \\xe9"
+    clean_text("\udfff" * 1000).encode("utf-8")

@@ -83,6 +83,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u
 # What clean_name writes as an escape: a backslash, what _CONTROL drops, the whitespace that
 # clean_text turns into spaces, escape itself, and every surrogate (never valid in a name's text).
 _ESCAPED = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
 
 
@@ -92,8 +93,11 @@ class Malformed(ValueError):
 
 def clean_text(text: object, limit: int = MAX_TEXT) -> str:
     """Untrusted text made safe to print and store: no escape sequences or control characters
-    (a newline or tab becomes a space), at most ``limit`` characters (``...`` marks a cut)."""
+    (a newline or tab becomes a space), no lone surrogate (which no output could encode: written
+    as its escape, ``\\ud800``, as :func:`clean_name` does), at most ``limit`` characters
+    (``...`` marks a cut)."""
     text = str(text)
+    text = _SURROGATE.sub(_escape, text)
     text = _ANSI.sub("", text)
     text = text.replace("\r\n", " ").replace("\n", " ").replace("\t", " ").replace("\r", " ")
     text = _CONTROL.sub("", text)
