@@ -50,6 +50,7 @@ from tinycnn.grading.channel import (
 from tinycnn.grading.hints import Observation, hints_for_finding
 from tinycnn.grading.policy import (
     ImportUse,
+    SourceTooLarge,
     UnsafeEncoding,
     allowed_modules,
     policy_messages,
@@ -1080,7 +1081,13 @@ def grade_submission(
     if isinstance(path, Submission):
         submission = path
     else:
-        submission = load_submission(path, api=api, entry=entry, allow_imports=allow_imports)
+        try:
+            submission = load_submission(path, api=api, entry=entry, allow_imports=allow_imports)
+        except (RecursionError, MemoryError) as error:
+            # Each reader of an upload has its limits, so nothing should get here; if something
+            # does, it costs that submission its grade, never a class run its outputs.
+            problem = f"the checker could not read it ({type(error).__name__})"
+            submission = Submission(Path(path).name, (), api, problem=problem)
     allowed = allowed_modules(allow_imports) | _own_top_modules(submission)
     sandbox = Sandbox(
         limits,
@@ -1135,10 +1142,11 @@ def grade_submission(
             line = getattr(error, "lineno", None)
             where = f" ({submission.locate(entry_file.path, line)})" if line else ""
             reason = error.msg if isinstance(error, SyntaxError) else str(error)
+            verdict = "is too large" if isinstance(error, SourceTooLarge) else "does not compile"
             return finish(
                 _all_with(
                     "error",
-                    f"the file does not compile: {clean_text(reason)}{where}.",
+                    f"the file {verdict}: {clean_text(reason)}{where}.",
                     submission.api,
                 )
             )

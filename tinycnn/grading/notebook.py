@@ -66,7 +66,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tinycnn.grading.policy import _PARSE_LOCK
+from tinycnn.grading.policy import _PARSE_LOCK, check_size, parse_source
 
 __all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook", "notebook_cells"]
 
@@ -274,16 +274,14 @@ def _parse_cell(
         RecursionError, MemoryError: nested too deeply to parse).
     """
     try:
-        with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads
-            return ast.parse(source), source.split("\n"), False
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        return parse_source(source), source.split("\n"), False
+    except (SyntaxError, ValueError) as error:
         failure = error
     magic = _automagic(source, namespace)
     if magic is not None:
         lines = source.split("\n")
         lines[magic] = "pass"  # IPython strips a one-line cell's indentation too
-        with _PARSE_LOCK:
-            return ast.parse("\n".join(lines)), lines, True
+        return parse_source("\n".join(lines)), lines, True
     # Tokenizing is slow in pure Python: only up to the last line that looks like a magic.
     candidates = [i for i, line in enumerate(source.split("\n")) if _MAGIC_LINE.match(line)]
     if not candidates:
@@ -299,8 +297,7 @@ def _parse_cell(
         return f"{indent}pass" + line[len(line.rstrip("\r\n")) :]
 
     lines = _at_statement_starts(source, replace, until=candidates[-1])
-    with _PARSE_LOCK:
-        return ast.parse("\n".join(lines)), lines, replaced
+    return parse_source("\n".join(lines)), lines, replaced
 
 
 #: Calls a constant's value may make: constructors that only build a value from their
@@ -546,8 +543,17 @@ def _decide(
 
 
 def _statement_text(node: ast.stmt) -> str:
-    """A statement as one short line, for a note: ``X = f()``, ``for i in range(3): ...``."""
-    text = ast.unparse(node)
+    """A statement as one short line, for a note: ``X = f()``, ``for i in range(3): ...``.
+
+    Nested too deeply for ``ast.unparse`` (which recurses: ``X = lambda: lambda: ... 1``, 600
+    deep, raised RecursionError and lost a whole class's run: attacker, session 6, F13), it is
+    ``X = ...``: the names it binds, or its kind."""
+    try:
+        with _PARSE_LOCK:  # ast.unparse builds strings from the tree; one thread, as parsing
+            text = ast.unparse(node)
+    except (RecursionError, MemoryError):
+        names = sorted(_bindings(ast.Module(body=[node], type_ignores=[])))
+        return f"{', '.join(names)} = ..." if names else f"a {type(node).__name__} statement"
     return text if len(text) <= 60 and "\n" not in text else text.split("\n")[0][:57] + "..."
 
 
@@ -673,8 +679,7 @@ def _bindings(tree: ast.Module) -> set[str]:
 
 def _constant_note(node: ast.stmt, unbound: list[str]) -> str:
     """``"x_ref = x (reads x, which no kept code binds)"``: why a constant is set aside."""
-    text = ast.unparse(node)
-    text = text if len(text) <= 60 and "\n" not in text else text.split("\n")[0][:57] + "..."
+    text = _statement_text(node)
     names = unbound[0] if len(unbound) == 1 else ", ".join(unbound[:-1]) + " and " + unbound[-1]
     return f"{text} (reads {names}, which no kept code binds)"
 
@@ -854,6 +859,7 @@ def convert_notebook(
     with _PARSE_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SyntaxWarning, DeprecationWarning: not ours to print
         try:
+            check_size(source)
             compile(source, origin, "exec", dont_inherit=True)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
             # What only compiling the whole module finds (``from __future__ import braces``,

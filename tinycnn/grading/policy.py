@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import codecs
 import io
+import re
 import sys
 import threading
 import tokenize
@@ -36,8 +37,11 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_ALLOWED",
     "ImportUse",
+    "SourceTooLarge",
     "UnsafeEncoding",
     "allowed_modules",
+    "check_size",
+    "parse_source",
     "policy_messages",
     "read_source",
     "refuse_unsafe_encoding",
@@ -74,6 +78,57 @@ PROJECT_PACKAGES = ("tinycnn", "reference", "torch_impl", "parity_tests", "repor
 
 
 _PARSE_LOCK = threading.Lock()
+
+#: Most words and symbols (`_TOKEN`) of one text the checker parses. CPython's syntax tree takes
+#: about 1 kB of memory per token (a list literal of 8 million ``1,`` inside the 16 MiB read
+#: budget took the checker 8.7 GB and a minute: attacker, session 6, F12); the reference ops are
+#: about 12,000, so 200,000 (about 200 MB and a second at most) leaves any real file room.
+MAX_TOKENS = 200_000
+# A word (name, number) or one other non-space character: at least as many as Python's tokens
+# in code, more in strings and comments. Counting is fast (C regex) and stops at the limit.
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_TOKEN_BYTES = re.compile(rb"\w+|[^\w\s]")
+
+
+def parse_source(source: str | bytes) -> ast.Module:
+    """``ast.parse(source)`` as the checker parses a student's text: one thread at a time
+    (CPython 3.11's AST constructor is not thread-safe) and never more than `MAX_TOKENS`.
+
+    Raises
+    ------
+    SyntaxError
+        The source does not parse, or is nested too deeply for the parser (``RecursionError``,
+        ``MemoryError``, as Python would not run it either), or is too large for the checker to
+        read (`SourceTooLarge`: more than `MAX_TOKENS` words and symbols).
+    ValueError
+        NUL bytes in the source.
+    """
+    check_size(source)
+    with _PARSE_LOCK:
+        try:
+            return ast.parse(source)
+        except (RecursionError, MemoryError) as error:
+            raise SyntaxError(
+                f"nested too deeply for Python to compile ({type(error).__name__})"
+            ) from None
+
+
+def check_size(source: str | bytes) -> None:
+    """Raise `SourceTooLarge` (a SyntaxError) if ``source`` has more than `MAX_TOKENS` words
+    and symbols."""
+    if len(source) <= MAX_TOKENS:  # every token is at least one character
+        return
+    pattern = _TOKEN_BYTES if isinstance(source, bytes) else _TOKEN
+    for count, _ in enumerate(pattern.finditer(source), start=1):
+        if count > MAX_TOKENS:
+            raise SourceTooLarge(
+                f"more than {MAX_TOKENS:,} words and symbols, more than the checker reads "
+                f"(the reference layer file has about 12,000)"
+            )
+
+
+class SourceTooLarge(SyntaxError):
+    """The text has more than `MAX_TOKENS` words and symbols: the checker does not parse it."""
 
 
 class UnsafeEncoding(ValueError):
@@ -168,13 +223,7 @@ def scan_imports(source: str | bytes) -> list[ImportUse]:
         too deeply for the parser (Python raises RecursionError or MemoryError for
         ``1+1+...+1`` with thousands of terms, or ``------1``; it would not run such a file).
     """
-    with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads at once
-        try:
-            tree = ast.parse(source)
-        except (RecursionError, MemoryError) as error:
-            raise SyntaxError(
-                f"nested too deeply for Python to compile ({type(error).__name__})"
-            ) from None
+    tree = parse_source(source)
     uses = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -52,7 +52,7 @@ from pathlib import Path, PurePosixPath
 
 from tinycnn.grading.adapters import API_NAMES, course_functions
 from tinycnn.grading.notebook import NotebookError, convert_notebook
-from tinycnn.grading.policy import _PARSE_LOCK, FRAMEWORKS, PROJECT_PACKAGES, allowed_modules
+from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES, allowed_modules, parse_source
 
 __all__ = [
     "MAX_BYTES",
@@ -307,8 +307,7 @@ def defined_functions(source: SourceFile) -> set[str]:
     """Names of the top-level functions a module defines (read, never run)."""
     try:
         text = source.text()
-        with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads
-            tree = ast.parse(text)
+        tree = parse_source(text)
     except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
         return set()  # reported when the file is graded, not here
     return {
@@ -344,8 +343,7 @@ def imported_modules(source: SourceFile) -> set[str] | None:
     `module_imports` reads them. None if the source does not parse."""
     try:
         text = source.text()
-        with _PARSE_LOCK:  # CPython 3.11's AST constructor is not safe on several threads
-            tree = ast.parse(text)
+        tree = parse_source(text)
     except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
         return None
     return module_imports(tree, source.package)
