@@ -252,6 +252,8 @@ def test_an_empty_or_missing_submission_gets_a_failed_result(bundle, tmp_path):
 # -- what of the upload is graded ----------------------------------------------------------
 
 CORRECT = (FIXTURES / "correct_vectorized.py").read_bytes()
+#: A student's own test file, beside the graded module in a repository upload.
+TESTS = b"import layers\n\n\ndef test_relu():\n    pass\n"
 
 
 @pytest.mark.parametrize(
@@ -279,12 +281,23 @@ CORRECT = (FIXTURES / "correct_vectorized.py").read_bytes()
         # A package is graded from the folder holding it (its modules import it by name).
         ({"hw/__init__.py": b"", "hw/layers.py": CORRECT, "hw/utils.py": b""}, "."),
         ({"a/hw/__init__.py": b"", "a/hw/layers.py": CORRECT, "a/README.md": b""}, "a"),
+        # A repository (Gradescope's GitHub upload): the folder that defines the functions.
+        ({"README.md": b"# hw", "src/layers.py": CORRECT, "tests/test_layers.py": TESTS}, "src"),
     ],
 )
 def test_the_graded_file_or_folder_of_an_upload(tmp_path, files, graded):
     lay_out(tmp_path / "submission", files)
     target = autograder._submission_target(tmp_path / "submission")
     assert target == (tmp_path / "submission" / graded).resolve()
+
+
+def test_a_course_apis_names_choose_the_folder_of_a_course_bundles_upload(tmp_path):
+    # The course's layers.py in hw/ beside the student's tests/: for a course bundle the
+    # course's function names make hw/ the folder that defines the functions.
+    course = (COURSES / "cs231n_layers_float64.py").read_bytes()
+    lay_out(tmp_path / "submission", {"hw/layers.py": course, "tests/test_layers.py": TESTS})
+    target = autograder._submission_target(tmp_path / "submission", api="cs231n")
+    assert target == (tmp_path / "submission" / "hw").resolve()
 
 
 @pytest.mark.parametrize(
@@ -581,6 +594,11 @@ def test_the_runner_reads_an_upload_by_checks_own_rules(tmp_path, monkeypatch):
     assert autograder._submission_target(tmp_path) == tmp_path  # x/ counts as a source folder
 
 
+# Three gradings: slow. The default suite's cover: the repository and course-API rows of
+# test_the_graded_file_or_folder_of_an_upload and
+# test_a_course_apis_names_choose_the_folder_of_a_course_bundles_upload (which folder), the
+# refused uploads (several folders), and the end-to-end gradings of folders above.
+@pytest.mark.slow
 def test_a_repository_upload_is_graded_in_the_folder_that_defines_the_functions(tmp_path):
     # Gradescope's GitHub upload: README.md, src/layers.py, tests/test_layers.py (review 3,
     # finding 9; before: score 0, "your .py/.ipynb files are in several folders").

@@ -558,7 +558,10 @@ def test_a_run_can_write_nothing_shared_outside_its_scratch_directory(tmp_path, 
 
 
 # uid first: the level the fixture attacks (bubblewrap's reads: test_the_import_finds_no_input...)
-@pytest.mark.parametrize("level", _first_level_fast(_contained_levels()[::-1]))
+# The thief looks for 4 s: slow. The default suite's cover at level uid, one look at every place:
+# test_sandbox_private_root.py::test_at_level_uid_the_import_sees_no_other_run_no_processes_and...
+@pytest.mark.slow
+@pytest.mark.parametrize("level", _contained_levels()[::-1])
 def test_a_submission_cannot_copy_a_classmate_graded_at_the_same_time(tmp_path, level):
     folder = tmp_path / "class"
     folder.mkdir()
