@@ -1141,6 +1141,46 @@ def test_a_graded_function_may_not_start_processes_but_may_start_threads(level):
     assert report.functions["relu_backward"].status == "pass"
 
 
+def _sysv_segments(keys: tuple[int, ...]) -> list[tuple[int, int]]:
+    """``(key, shmid)`` of the machine's System V shared-memory segments with these keys."""
+    try:
+        rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    return [(int(r.split()[0]), int(r.split()[1])) for r in rows if int(r.split()[0]) in keys]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp, /proc/sysvipc")
+@pytest.mark.parametrize("level", _f2_levels(default=True))
+def test_no_system_v_shared_memory_hides_from_the_budgets_or_outlives_the_run(level):
+    # Attack finding F2 (session 6): detached System V shared memory is memory in no process:
+    # 1.5 GiB held under a 512 MiB budget, and at level uid (no IPC namespace) the segments
+    # outlived the run and the checker. The child's filter refuses every System V IPC call:
+    # nothing is made, and nothing is left. (Before: relu_forward raised "holding 32 MiB";
+    # at level uid two segments of the run's uid stayed.)
+    from tinycnn.grading.sandbox import _network_filter_works
+
+    if not _network_filter_works():
+        pytest.skip("no seccomp filter here (not Linux x86-64/ARM64)")
+    keys = (0x7E5A0000, 0x7E5A0001)
+    try:
+        report = grade_submission(
+            FIXTURES / "hostile_sysv_shared_memory.py",
+            limits=_F2_LIMITS,
+            train=False,
+            seed=SEED,
+            isolation=level,
+        )
+        for name in ("relu_forward", "relu_backward"):
+            assert report.functions[name].status == "pass", report.functions[name].detail
+        assert _sysv_segments(keys) == []
+    finally:  # a failed run must not leave them on the machine
+        import ctypes
+
+        for _key, shmid in _sysv_segments(keys):
+            ctypes.CDLL(None).shmctl(shmid, 0, None)  # IPC_RMID
+
+
 @pytest.mark.parametrize("level", _f2_levels(default=True))
 def test_no_process_of_a_submission_makes_a_session_of_its_own(tmp_path, level):
     # Attack finding F1 (session 3): with Linux's autogroup scheduling each session gets an

@@ -232,6 +232,42 @@ def test_every_process_of_a_run_uid_is_killed_wherever_it_hid(kill_binary, monke
     assert sleeper.wait(timeout=5) == -9
 
 
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0, reason="needs root and /proc"
+)
+def test_a_run_uids_processes_are_found_even_when_not_dumpable():
+    # Review LASTREAD5 item 4 feared that a process that is not dumpable (every process of a
+    # sandbox run: the supervisor clears the flag and its forks inherit it) escapes the run's
+    # uid filters, since the files in its /proc entry then belong to root. The directory
+    # /proc/PID itself keeps the process's effective uid (the kernel's ``task_dump_owner``
+    # exempts it), which is what both filters read (`_uid_of`): the process is found, by the
+    # run's process list (processor time, memory and files held open are measured over it)
+    # and by the kill of the uid, even when it is not below the run's top process.
+    from tinycnn.grading.sandbox import UID_BASE, UID_RANGE, _live_processes_of, _processes_of
+
+    uid = UID_BASE + UID_RANGE - 1025 - os.getpid() % 1024  # a uid no sandbox of this run uses
+    # Like the supervisor (`child.main`): started as root, it drops to the uid, then makes
+    # itself not dumpable (``prctl(PR_SET_DUMPABLE, 0)``); and it is not below the run's top.
+    hidden = (
+        f"import ctypes, os, time; os.setgroups([]); os.setgid({uid}); os.setuid({uid}); "
+        "ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); print('hidden', flush=True); time.sleep(60)"
+    )
+    top = subprocess.Popen(["sleep", "60"])
+    process = subprocess.Popen(
+        [sys.executable, "-c", hidden], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert process.stdout.readline().strip() == "hidden"
+        assert os.stat(f"/proc/{process.pid}/stat").st_uid == 0  # not dumpable: root's files
+        assert process.pid in _processes_of(top.pid, uid)
+        assert _live_processes_of(uid) == [process.pid]
+    finally:
+        for started in (top, process):
+            started.kill()
+            started.wait()
+        process.stdout.close()
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -509,8 +509,7 @@ def importer(job, finder, adapter, report_fd, cpu_limits, go_fds):
     # Registered before any code of the submission's, so run first in every child this
     # process forks: a worker refuses new processes before a fork hook of the submission's
     # (``os.register_at_fork(after_in_child=...)``) runs in it (`refuse_processes`).
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_refuse_processes_in_worker)
+    os.register_at_fork(after_in_child=_refuse_processes_in_worker)
     namespaces = NamespaceGuard(submission_path)
     started = _perf_counter()
     module = failure = None
@@ -554,10 +553,8 @@ def importer(job, finder, adapter, report_fd, cpu_limits, go_fds):
         pid = _os_fork()
         if pid == 0:
             try:
-                # No process the worker starts could escape its limit (`refuse_processes`,
-                # already in place through the fork hook where Python has one).
-                if not _NO_PROCESSES["on"]:
-                    refuse_processes()
+                # `refuse_processes` is in place (the fork hook): no process the worker starts
+                # could escape its limit.
                 os.close(report_fd)
                 for other, fd in go_fds.items():
                     if other != index:
@@ -858,7 +855,7 @@ class _Tree:
 
     def __init__(self):
         self.me = os.getpid()
-        self.table = {}
+        self.table, self.children = {}, {}
 
     def read(self):
         """Read every process's parent, state and processor time; False without ``/proc``."""
@@ -920,12 +917,12 @@ class Watched:
         return max(own or 0.0, self.tree_cpu) if own is not None or self.tree_cpu else None
 
     def exceeded(self, now):
+        """The limit the process has run out of at ``now``: "wall" (its wall-clock cap), "cpu"
+        (its processor time), or None."""
         if now - self.started > self.wall_limit:
-            return True
-        if self.cpu_limit is None:
-            return False
-        cpu = self.cpu()
-        return cpu is not None and cpu > self.cpu_limit
+            return "wall"
+        cpu = self.cpu() if self.cpu_limit is not None else None
+        return "cpu" if cpu is not None and cpu > self.cpu_limit else None
 
     def ran_out(self, exit_status, cpu):
         """Whether a process that ended with ``exit_status`` after ``cpu`` seconds of processor
@@ -988,51 +985,35 @@ def kill_orphans(own_uid=False):
 
     With ``own_uid`` (the run has a uid of its own: levels bubblewrap and uid as root) first
     ``kill(-1, SIGKILL)``: every process of that uid but the supervisor, at once, wherever it
-    hid (at level uid there is no /proc to list them). Never at level process, where the uid
-    is the user's."""
+    hid. Never at level process, where the uid is the user's."""
     import signal
 
-    me = os.getpid()
     for _round in range(100 if own_uid else 0):
         try:
             os.kill(-1, signal.SIGKILL)
         except OSError:  # ESRCH: no process left to signal
             break
         finally:
-            while True:
-                try:
-                    if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                        break
-                except ChildProcessError:
-                    break
+            _reap_ended()
+    tree = _Tree()
     for _round in range(100):
-        children = []
-        try:
-            names = os.listdir("/proc")
-        except OSError:  # no /proc (level uid's root): the checker kills the uid
+        if not tree.read():  # no /proc (not Linux): the checker kills what is left
             return
-        for name in names:
-            try:
-                with _open(f"/proc/{name}/stat", "rb") as handle:
-                    fields = handle.read().rsplit(b")", 1)[1].split()
-            except (OSError, IndexError, ValueError):
-                continue
-            if _int(fields[1]) == me:  # zombies too: a "Z" leader may have live threads
-                children.append(_int(name))
+        children = tree.children.get(tree.me, [])  # zombies too: a "Z" leader may have threads
         for pid in children:
-            for send in (os.killpg, os.kill):
-                try:
-                    send(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-        while True:  # reap: the dead children's own children are reparented to us
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                pid = 0
-            if pid == 0:
-                break
+            _kill_group(pid)
+        _reap_ended()  # the dead children's own children are reparented to us
         if not children:
+            return
+
+
+def _reap_ended():
+    """Reap every child that has ended, without waiting for the others."""
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
             return
 
 
@@ -1169,10 +1150,13 @@ def supervise(job, finder, adapter, cpu_limits, dumpable=None):
         return strays
 
     def end(pid, status, cpu, now):
+        nonlocal next_sweep
         index, entry = running.pop(pid)
         _kill_group(pid)  # whatever it left behind in its group
         cpu = max(cpu, entry.tree_cpu)
-        sweep()  # ... and below it, wherever it went: adopted by the supervisor, now strays
+        # ... and below it, wherever it went: adopted by the supervisor, now strays, which the
+        # tick's one sweep kills.
+        next_sweep = now
         timed_out = "run" if entry.ran_out(status, cpu) else None
         finish(index, timed_out, status, now - entry.started, timed_out and "cpu", cpu)
 
@@ -1264,21 +1248,21 @@ def supervise(job, finder, adapter, cpu_limits, dumpable=None):
             sweep()
             cost = time.monotonic() - cost
             next_sweep = now + max(SWEEP_SECONDS, 20 * cost)
-        if phase is not None and stopped is None and watched.exceeded(now):
+        over = watched.exceeded(now) if phase is not None and stopped is None else None
+        if over is not None:
             stopped = "import" if phase == "import" else "run"
-            import_cpu = watched.cpu()
-            import_limit = "wall" if now - watched.started > watched.wall_limit else "cpu"
+            import_cpu, import_limit = watched.cpu(), over
             if phase == "start":  # starting the workers: named apart (its cap is one timeout)
-                import_limit = "start" if import_limit == "wall" else "start-cpu"
+                import_limit = "start" if over == "wall" else "start-cpu"
                 import_cpu = max(0.0, (import_cpu or 0.0) - start_cpu)
             _kill_group(importer_pid)
         for pid, (index, entry) in _list(running.items()):
-            if entry.exceeded(now):
+            limit = entry.exceeded(now)
+            if limit is not None:
                 cpu = entry.cpu()
                 _kill_group(pid)
                 running.pop(pid)
-                sweep()  # what it started
-                limit = "wall" if now - entry.started > entry.wall_limit else "cpu"
+                next_sweep = now  # what it started: strays for the next tick's sweep
                 finish(index, "run", None, now - entry.started, limit, cpu)
                 continue
             try:  # reaped by someone else (a thread of the import): gone, status unknown
@@ -1551,58 +1535,90 @@ def preload(job):
                 pass
 
 
-#: Linux system call numbers of ``socket`` and ``prctl`` by machine, with the kernel's audit
-#: architecture.
-_SOCKET_SYSCALL = {"x86_64": (0xC000003E, 41, 157), "aarch64": (0xC00000B7, 198, 167)}
-#: ``setsid``'s system call number by machine (`keep_in_session`).
-_SETSID = {"x86_64": 112, "aarch64": 157}
+#: Linux system call numbers of the calls the seccomp filters name, by machine, with the kernel's
+#: audit architecture (ARM64 has no ``fork`` nor ``vfork``).
+_SYSCALLS = {
+    "x86_64": {
+        "audit_arch": 0xC000003E,
+        "socket": 41,
+        "prctl": 157,
+        "setsid": 112,
+        "clone": 56,
+        "fork": 57,
+        "vfork": 58,
+        "io_uring_setup": 425,
+        "clone3": 435,
+        "shmget": 29,
+        "shmat": 30,
+        "shmctl": 31,
+        "semget": 64,
+        "semop": 65,
+        "semctl": 66,
+        "shmdt": 67,
+        "msgget": 68,
+        "msgsnd": 69,
+        "msgrcv": 70,
+        "msgctl": 71,
+        "semtimedop": 220,
+    },
+    "aarch64": {
+        "audit_arch": 0xC00000B7,
+        "socket": 198,
+        "prctl": 167,
+        "setsid": 157,
+        "clone": 220,
+        "io_uring_setup": 425,
+        "clone3": 435,
+        "msgget": 186,
+        "msgctl": 187,
+        "msgrcv": 188,
+        "msgsnd": 189,
+        "semget": 190,
+        "semctl": 191,
+        "semtimedop": 192,
+        "semop": 193,
+        "shmget": 194,
+        "shmctl": 195,
+        "shmat": 196,
+        "shmdt": 197,
+    },
+}
+#: System V IPC: shared memory, message queues, semaphore sets (`deny_network`).
+_SYSV_IPC = ("shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl")
+_SYSV_IPC += ("semget", "semop", "semtimedop", "semctl")
+# Classic BPF as seccomp runs it: instructions, the offsets in ``struct seccomp_data`` and the
+# filter's answers.
+_BPF_LOAD, _BPF_JEQ, _BPF_JGE, _BPF_JSET, _BPF_RET = 0x20, 0x15, 0x35, 0x45, 0x06
+_DATA_NR, _DATA_ARCH, _DATA_ARGS = 0, 4, 16  # args[i]'s low half at 16 + 8 i (little-endian)
+_SECCOMP_ALLOW, _SECCOMP_ERRNO = 0x7FFF0000, 0x00050000
+_X32_SYSCALL_BIT = 0x40000000
+_ENOSYS, _EACCES, _EPERM = 38, 13, 1  # the same numbers on x86-64 and ARM64
+_AF_UNIX, _CLONE_THREAD = 1, 0x00010000
 #: ``prctl`` option that sets or clears the subreaper flag (`become_subreaper`).
 _PR_SET_CHILD_SUBREAPER = 36
-#: ``io_uring_setup`` (the same number on both): io_uring can open sockets without ``socket``.
-_IO_URING_SETUP = 425
 
 
 def deny_network():
     """Refuse every socket but a Unix one, for this process and all it forks: a seccomp filter
-    (``prctl(PR_SET_SECCOMP)``, Linux x86-64 and ARM64) makes ``socket()`` fail with EACCES for
-    every family but ``AF_UNIX``, and ``io_uring_setup`` and foreign-ABI system calls (32-bit,
-    x32) with ENOSYS. Irrevocable. Returns whether it is in place: at level uid (no network
-    namespace) it is what keeps the submission off the network; inside bubblewrap it repeats
-    what the empty network namespace gives.
+    (Linux x86-64 and ARM64) makes ``socket()`` fail with EACCES for every family but
+    ``AF_UNIX``, and ``io_uring_setup`` (io_uring can open sockets without ``socket``) with
+    ENOSYS. Irrevocable. Returns whether it is in place: at level uid (no network namespace) it
+    is what keeps the submission off the network; inside bubblewrap it repeats what the empty
+    network namespace gives.
 
     The same filter refuses (EPERM) ``prctl(PR_SET_CHILD_SUBREAPER, 0)``: a worker cannot turn
-    off the flag that keeps whatever it starts below it (`_Tree`)."""
-    machine = _SOCKET_SYSCALL.get(os.uname().machine) if hasattr(os, "uname") else None
-    if machine is None or not sys.platform.startswith("linux"):
-        return False
-    import errno
-
-    audit_arch, socket_nr, prctl_nr = machine
-    load, equal, at_least, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, JEQ|K, JGE|K, RET|K
-    allow, refuse = 0x7FFF0000, 0x00050000  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
-    program = [
-        (load, 0, 0, 4),  # seccomp_data.arch
-        (equal, 1, 0, audit_arch),
-        (ret, 0, 0, refuse | errno.ENOSYS),
-        (load, 0, 0, 0),  # seccomp_data.nr
-        (at_least, 0, 1, 0x40000000),  # the x32 ABI's numbers (x86-64)
-        (ret, 0, 0, refuse | errno.ENOSYS),
-        (equal, 0, 4, socket_nr),
-        (load, 0, 0, 16),  # seccomp_data.args[0], low half: the address family
-        (equal, 0, 1, 1),  # AF_UNIX
-        (ret, 0, 0, allow),
-        (ret, 0, 0, refuse | errno.EACCES),
-        (equal, 0, 1, _IO_URING_SETUP),
-        (ret, 0, 0, refuse | errno.ENOSYS),
-        (equal, 0, 5, prctl_nr),
-        (load, 0, 0, 16),  # seccomp_data.args[0], low half: the option
-        (equal, 0, 3, _PR_SET_CHILD_SUBREAPER),
-        (load, 0, 0, 24),  # seccomp_data.args[1], low half: 0 clears the flag
-        (equal, 0, 1, 0),
-        (ret, 0, 0, refuse | errno.EPERM),
-        (ret, 0, 0, allow),
-    ]
-    return _install_filter(program)
+    off the flag that keeps whatever it starts below it (`_Tree`); and every System V IPC call
+    (shared memory, message queues, semaphores; EPERM): a segment's pages belong to no process,
+    so no memory budget counts them, and at level uid and process (no IPC namespace) they would
+    outlive the run and be reachable by later runs (attack finding F2, session 6)."""
+    return _install_filter(
+        [
+            ("socket", [(0, "is not", _AF_UNIX)], _EACCES),
+            ("io_uring_setup", [], _ENOSYS),
+            ("prctl", [(0, "is", _PR_SET_CHILD_SUBREAPER), (1, "is", 0)], _EPERM),
+            *[(call, [], _EPERM) for call in _SYSV_IPC],
+        ]
+    )
 
 
 def keep_in_session():
@@ -1612,27 +1628,10 @@ def keep_in_session():
     processors between sessions, not processes, so a submission making dozens of sessions
     would take nearly all of them from the classmates graded beside it (attack finding F1);
     kept in one, it gets one session's share. Returns whether it is in place. Installed by the
-    importer after its own ``setsid``; `deny_network`'s filter is already there."""
-    machine = _SOCKET_SYSCALL.get(os.uname().machine) if hasattr(os, "uname") else None
-    if machine is None or not sys.platform.startswith("linux"):
-        return False
-    audit_arch, setsid_nr = machine[0], _SETSID[os.uname().machine]
-    load, equal, ret = 0x20, 0x15, 0x06
-    allow, refuse = 0x7FFF0000, 0x00050000
-    program = [
-        (load, 0, 0, 4),  # seccomp_data.arch (another ABI: the first filter refuses it)
-        (equal, 0, 3, audit_arch),
-        (load, 0, 0, 0),  # seccomp_data.nr
-        (equal, 0, 1, setsid_nr),
-        (ret, 0, 0, refuse | 0),  # not run, returns 0: "success"
-        (ret, 0, 0, allow),
-    ]
-    return _install_filter(program)
+    importer after its own ``setsid``."""
+    return _install_filter([("setsid", [], 0)])  # not run, returns 0: "success"
 
 
-#: ``(clone, clone3, fork or None, vfork or None)`` system call numbers by machine
-#: (`refuse_processes`; ARM64 has no ``fork`` nor ``vfork``).
-_PROCESS_SYSCALLS = {"x86_64": (56, 435, 57, 58), "aarch64": (220, 435, None, None)}
 #: ``on``: `refuse_processes` is in place in this process (an error it caused is explained);
 #: ``workers``: the importer is forking the workers (`_refuse_processes_in_worker`).
 _NO_PROCESSES = {"on": False, "workers": False}
@@ -1656,35 +1655,14 @@ def refuse_processes():
     children's work counted against no limit. A layer function has no business starting
     processes. Installed in each worker by the importer's first fork hook, before any fork
     hook of the submission's. Returns whether the filter is in place."""
-    machine = os.uname().machine if hasattr(os, "uname") else None
-    numbers = _PROCESS_SYSCALLS.get(machine)
-    if numbers is None or not sys.platform.startswith("linux"):
-        return False
-    import errno
-
-    audit_arch = _SOCKET_SYSCALL[machine][0]
-    clone_nr, clone3_nr, fork_nr, vfork_nr = numbers
-    load, equal, has_bits, ret = 0x20, 0x15, 0x45, 0x06  # BPF_LD|W|ABS, JEQ|K, JSET|K, RET|K
-    allow, refuse = 0x7FFF0000, 0x00050000
-    clone_thread = 0x00010000
-    program = [
-        (load, 0, 0, 4),  # seccomp_data.arch (another ABI: the first filter refuses it)
-        (equal, 1, 0, audit_arch),
-        (ret, 0, 0, allow),
-        (load, 0, 0, 0),  # seccomp_data.nr
-        (equal, 0, 4, clone_nr),
-        (load, 0, 0, 16),  # seccomp_data.args[0], low half: clone's flags
-        (has_bits, 0, 1, clone_thread),
-        (ret, 0, 0, allow),  # a thread
-        (ret, 0, 0, refuse | errno.EPERM),
-        (equal, 0, 1, clone3_nr),
-        (ret, 0, 0, refuse | errno.ENOSYS),
-    ]
-    for number in (fork_nr, vfork_nr):
-        if number is not None:
-            program += [(equal, 0, 1, number), (ret, 0, 0, refuse | errno.EPERM)]
-    program.append((ret, 0, 0, allow))
-    _NO_PROCESSES["on"] = _install_filter(program)
+    _NO_PROCESSES["on"] = _install_filter(
+        [
+            ("clone", [(0, "lacks", _CLONE_THREAD)], _EPERM),
+            ("clone3", [], _ENOSYS),
+            ("fork", [], _EPERM),
+            ("vfork", [], _EPERM),
+        ]
+    )
     return _NO_PROCESSES["on"]
 
 
@@ -1696,13 +1674,50 @@ def _refuse_processes_in_worker():
         refuse_processes()
 
 
-def _install_filter(program):
-    """Install a seccomp BPF ``program`` (``(code, jt, jf, k)`` tuples) for this process and
-    its future children; whether it worked."""
+def _filter_program(numbers, rules):
+    """The seccomp BPF program (``(code, jt, jf, k)`` tuples) of ``rules`` for a machine's
+    system call ``numbers`` (a `_SYSCALLS` entry).
+
+    Each rule is ``(system call, conditions, errno)``: the call fails with ``errno`` (0: it
+    "succeeds" without running) when every condition ``(argument index, test, value)`` holds,
+    ``test`` being "is", "is not" or "lacks" (none of ``value``'s bits set); a rule naming a
+    call the machine lacks is left out. Before the rules, a call of another ABI (32-bit, x32)
+    fails with ENOSYS; after them, everything else is allowed."""
+    program = [
+        (_BPF_LOAD, 0, 0, _DATA_ARCH),
+        (_BPF_JEQ, 1, 0, numbers["audit_arch"]),
+        (_BPF_RET, 0, 0, _SECCOMP_ERRNO | _ENOSYS),
+        (_BPF_LOAD, 0, 0, _DATA_NR),
+        (_BPF_JGE, 0, 1, _X32_SYSCALL_BIT),  # the x32 ABI's numbers (x86-64)
+        (_BPF_RET, 0, 0, _SECCOMP_ERRNO | _ENOSYS),
+    ]
+    for call, conditions, errno in rules:
+        if call not in numbers:
+            continue
+        # Past the test of the number: two instructions per condition, then the answer.
+        left = 2 * _len(conditions) + 1
+        program += [(_BPF_LOAD, 0, 0, _DATA_NR), (_BPF_JEQ, 0, left, numbers[call])]
+        for index, test, value in conditions:
+            left -= 2  # instructions after this condition's jump: where "does not hold" goes
+            jump = _BPF_JSET if test == "lacks" else _BPF_JEQ
+            holds, fails = (0, left) if test == "is" else (left, 0)
+            program += [(_BPF_LOAD, 0, 0, _DATA_ARGS + 8 * index), (jump, holds, fails, value)]
+        program.append((_BPF_RET, 0, 0, _SECCOMP_ERRNO | errno))
+    program.append((_BPF_RET, 0, 0, _SECCOMP_ALLOW))
+    return program
+
+
+def _install_filter(rules):
+    """Install the seccomp filter of ``rules`` (`_filter_program`) for this process and its
+    future children (Linux x86-64 and ARM64); whether it worked."""
+    numbers = _SYSCALLS.get(os.uname().machine) if hasattr(os, "uname") else None
+    if numbers is None or not sys.platform.startswith("linux"):
+        return False
     try:  # loaded before the chroot (level uid), by `main`
         import ctypes
     except ImportError:
         return False
+    program = _filter_program(numbers, rules)
     raw = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *op) for op in program))
 
     class SockFprog(ctypes.Structure):

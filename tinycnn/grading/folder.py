@@ -18,7 +18,8 @@ checker's outputs are written only after every sandbox has ended.
 Load: submissions graded at the same time share the machine. A time limit counts processor
 time, which a classmate's load does not use up, but the wall-clock cap (3 times the limit) and
 the submission's wall-clock budget do run out faster on a busy machine. So a submission in which
-something ran out of wall-clock time with processor time to spare (`busy_timeouts`) is graded
+something ran out of wall-clock time with processor time to spare (its report's
+``busy_timeouts``, see :attr:`~tinycnn.grading.grader.SubmissionReport.busy_timeouts`) is graded
 again *alone* once every other grading is over (`regrade_alone`), and that verdict is the one
 recorded: one student's verdict never depends on what else ran beside it.
 """
@@ -35,7 +36,7 @@ from tinycnn.grading.grader import SubmissionReport, grade_submission, new_seed
 from tinycnn.grading.sandbox import Limits
 from tinycnn.parallel import run_jobs
 
-__all__ = ["busy_timeouts", "grade_folder", "regrade_alone"]
+__all__ = ["grade_folder", "regrade_alone"]
 
 
 def grade_folder(
@@ -118,15 +119,6 @@ def grade_folder(
     ]
 
 
-def busy_timeouts(report: SubmissionReport) -> list[str]:
-    """What in ``report`` timed out because wall-clock time ran out while it still had
-    processor time to spare (the import, functions, the training run: see
-    :meth:`~tinycnn.grading.channel.ChildRun.ran_out_of_wall_clock`): a busy machine can cause
-    that, so in folder mode such a submission is graded again alone. Empty for everything else
-    (a pass, a wrong value, a processor-time limit, a budget on disk or memory)."""
-    return list(report.busy_timeouts)
-
-
 def cpu_pressure() -> str | None:
     """The machine's processor pressure as Linux measures it, in words: ``/proc/pressure/cpu``
     (pressure stall information, kernel 4.20+), the share of time in which some runnable task
@@ -148,15 +140,15 @@ def cpu_pressure() -> str | None:
     )
 
 
-def _still_busy(report: SubmissionReport, pressure: Callable[[], str | None]) -> SubmissionReport:
+def _still_busy(report: SubmissionReport) -> SubmissionReport:
     """``report`` of a lone re-grade, each timeout that again ran out of wall-clock time with
     processor time to spare saying so: alone within this checker is not alone on the machine
     (other users, other checkers, a cluster's other jobs), so it may not be the code's own
     waiting. The verdict stays (a timeout); the detail names the machine's measured load."""
-    busy = busy_timeouts(report)
+    busy = report.busy_timeouts
     if not busy:
         return report
-    measured = pressure() or "this machine does not report its CPU pressure"
+    measured = cpu_pressure() or "this machine does not report its CPU pressure"
     note = (
         "Graded again alone (no other grading of this checker running), it still ran out of "
         f"wall-clock time with processor time to spare: the machine may be loaded from outside "
@@ -183,7 +175,9 @@ def regrade_alone(
     paths: Sequence[Path],
     grade: Callable[[Path], SubmissionReport],
 ) -> list[SubmissionReport]:
-    """Grade again, one at a time, every submission with `busy_timeouts`; the lone verdict
+    """Grade again, one at a time, every submission with ``busy_timeouts`` (what ran out of
+    wall-clock time with processor time to spare, see
+    :attr:`~tinycnn.grading.grader.SubmissionReport.busy_timeouts`); the lone verdict
     replaces the first, marked with what had run out (``regraded_alone``).
 
     Called once the parallel grading is over: each sandbox's processes are gone when its run
@@ -199,8 +193,7 @@ def regrade_alone(
     """
     out = list(reports)
     for index, report in enumerate(reports):
-        busy = busy_timeouts(report)
-        if busy:
-            lone = _still_busy(grade(paths[index]), cpu_pressure)
-            out[index] = dataclasses.replace(lone, regraded_alone=busy)
+        if report.busy_timeouts:
+            lone = _still_busy(grade(paths[index]))
+            out[index] = dataclasses.replace(lone, regraded_alone=list(report.busy_timeouts))
     return out

@@ -1097,9 +1097,8 @@ def grade_submission(
     )
     policy: list[str] = []
     graded_as: dict[str, str] = {}
-    busy: list[str] = []  # what ran out of wall-clock time, not processor time (folder mode)
 
-    def finish(functions, training=None) -> SubmissionReport:
+    def finish(functions, training=None, busy=()) -> SubmissionReport:
         return SubmissionReport(
             clean_name(submission.name),
             _outside_api(functions, submission.api),
@@ -1173,7 +1172,6 @@ def grade_submission(
                 finish,
                 policy,
                 graded_as,
-                busy,
             )
 
 
@@ -1221,17 +1219,10 @@ def _sub(results: ResultDirectory, name: str) -> ResultDirectory | str | None:
         return clean_text(error)
 
 
-def _read_run(
-    results: ResultDirectory,
-    name: str,
-    n_calls: int,
-    finished: bool,
-    stopped: str | None = None,
-    stopped_limit: str | None = None,
-) -> ChildRun:
-    """One task's run, read through the channel (a refused directory is a malformed run).
-    ``stopped``: why the checker stopped the whole run, if it did (`Sandbox.stopped_because`,
-    and as a word `Sandbox.stopped_limit`)."""
+def _read_run(sandbox: Sandbox, results: ResultDirectory, name: str, n_calls: int) -> ChildRun:
+    """One task's run of ``sandbox``'s last run, read through the channel (a refused directory
+    is a malformed run). A task cut short because the checker stopped the whole run says why
+    (`Sandbox.stopped_because`, and as a word `Sandbox.stopped_limit`)."""
     directory = _sub(results, name)
     if isinstance(directory, str):
         return ChildRun(malformed=directory)
@@ -1244,10 +1235,10 @@ def _read_run(
                 run.train = read_training(
                     directory, ("conv.weight", "conv.bias", "fc.weight", "fc.bias")
                 )
-    if not finished and run.timed_out is None and run.exit_status is None:
-        # The whole sandbox was stopped at its deadline while this task ran.
+    if sandbox.stopped_because is not None and run.timed_out is None and run.exit_status is None:
+        # The whole sandbox was stopped while this task ran.
         run.timed_out = "run" if run.import_result is not None else "import"
-        run.stopped, run.stopped_limit = stopped, stopped_limit
+        run.stopped, run.stopped_limit = sandbox.stopped_because, sandbox.stopped_limit
     return run
 
 
@@ -1322,11 +1313,10 @@ def _run_functions(
             api=submission.api,
             root=_root_of(path, submission),
             read_files=_read_files(submission),
-        ) as (results, finished):
-            why = (sandbox.stopped_because, sandbox.stopped_limit)
-            probe = _read_run(results, "probe", 0, finished, *why)
+        ) as results:
+            probe = _read_run(sandbox, results, "probe", 0)
             runs = {
-                name: _read_run(results, f"fn-{name}", len(cases), finished, *why)
+                name: _read_run(sandbox, results, f"fn-{name}", len(cases))
                 for name, cases in plan.items()
             }
         expecting.join()
@@ -1347,15 +1337,19 @@ def _grade_in_sandbox(
     finish,
     policy: list[str],
     graded_as: dict[str, str],
-    busy: list[str],
 ) -> SubmissionReport:
-    """The part of `grade_submission` that runs the submission (once the file parses).
-    ``busy`` receives what ran out of wall-clock time with processor time to spare."""
+    """The part of `grade_submission` that runs the submission (once the file parses)."""
     limits = sandbox.limits
     runtime_imports: list[ImportUse] = []
     tampered: set[str] = set()
+    busy: list[str] = []  # what ran out of wall-clock time, not processor time (folder mode)
 
-    def note(run: ChildRun) -> None:
+    def note(run: ChildRun, what: str | None = None, cpu_limit: float = limits.timeout) -> None:
+        """Record ``run``'s denied imports and tampering; and ``what`` ran (the import, a
+        function, the training) as `busy` if it timed out on wall-clock time with processor
+        time to spare (`ChildRun.ran_out_of_wall_clock`)."""
+        if what is not None and run.ran_out_of_wall_clock(cpu_limit):
+            busy.append(what)
         for record in (run.import_result, run.done):
             if record:
                 runtime_imports.extend(
@@ -1374,11 +1368,9 @@ def _grade_in_sandbox(
     hidden = hidden_cases(seed)
     plan = {name: cases_of(name, hidden, submission.api) for name in CONTRACT_FUNCTIONS}
     probe, runs = _run_functions(sandbox, path, submission, plan)
-    note(probe)
+    note(probe, "import" if probe.timed_out == "import" else None)
     settle_policy()
     if probe.timed_out == "import":
-        if probe.ran_out_of_wall_clock(limits.timeout):
-            busy.append("import")
         what = _import_timeout(probe, limits)
         message = (
             f"importing the submission {what}: code at the top level of the file runs on "
@@ -1386,7 +1378,7 @@ def _grade_in_sandbox(
         )
         if probe.stopped:  # the checker stopped the run (a budget, a stopped supervisor)
             message = f"the submission did not finish importing: {probe.stopped}."
-        return finish(_all_with("timeout", message, submission.api))
+        return finish(_all_with("timeout", message, submission.api), busy=busy)
     if probe.import_result is None:
         reason = (
             f"the checker could not start Python within {limits.startup_timeout:g} s"
@@ -1410,11 +1402,8 @@ def _grade_in_sandbox(
     for name in CONTRACT_FUNCTIONS:
         state = present.get(name, "missing")
         if state == "callable":
-            run = runs[name]
-            note(run)
-            results[name] = _judge_function(name, run, plan[name], limits)
-            if results[name].status == "timeout" and run.ran_out_of_wall_clock(limits.timeout):
-                busy.append(name)
+            note(runs[name], name)  # timed out on wall-clock time: `_judge_function` says timeout
+            results[name] = _judge_function(name, runs[name], plan[name], limits)
         else:
             shown = graded_as.get(name, name)
             detail = (
@@ -1452,18 +1441,15 @@ def _grade_in_sandbox(
                 api=submission.api,
                 root=_root_of(path, submission),
                 read_files=_read_files(submission),
-            ) as (results_dir, finished):
-                why = (sandbox.stopped_because, sandbox.stopped_limit)
-                run = _read_run(results_dir, "train", 0, finished, *why)
+            ) as results_dir:
+                run = _read_run(sandbox, results_dir, "train", 0)
             _relocate(run, submission)
-            note(run)
+            note(run, "training", limits.train_timeout)
             settle_policy()
             training = _judge_training(run, setup, limits)
-            if training.status == "timeout" and run.ran_out_of_wall_clock(limits.train_timeout):
-                busy.append("training")
         else:
             training = TrainingResult("skipped", setup.describe(), detail="not requested.")
-    return finish(functions, training)
+    return finish(functions, training, busy)
 
 
 @dataclass

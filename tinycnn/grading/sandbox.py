@@ -433,6 +433,32 @@ def _tree_usage(root: Path, max_entries: int, max_depth: int) -> tuple[int, int,
     return total, entries, None
 
 
+def _stat_of(pid: int | str) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (the state first, then the
+    parent's pid...), or None (no such process; no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    return raw.rsplit(b")", 1)[1].split() if b")" in raw else None
+
+
+def _state_of(pid: int | str) -> bytes | None:
+    fields = _stat_of(pid)
+    return fields[0] if fields else None
+
+
+def _uid_of(pid: int | str) -> int | None:
+    """The effective uid of a process: the owner of its ``/proc/PID`` directory, which the
+    kernel keeps the process's even when it is not dumpable (``task_dump_owner``: only the
+    files inside then belong to root); None if it is gone."""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
 def _processes_of(top: int, uid: int | None) -> list[int]:
     """Processes of a run: ``top`` and its descendants, and every process of ``uid`` (a uid of
     the run's own), from ``/proc`` (empty where there is none); zombies included."""
@@ -443,15 +469,11 @@ def _processes_of(top: int, uid: int | None) -> list[int]:
     except OSError:
         return []
     for name in names:
-        if not name.isdigit():
+        fields = _stat_of(name) if name.isdigit() else None
+        if fields is None:
             continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-            if uid is not None and os.stat(f"/proc/{name}").st_uid == uid:
-                found.add(int(name))  # (one that is not dumpable is root's here: the tree has it)
-        except (OSError, IndexError):
-            continue
+        if uid is not None and _uid_of(name) == uid:
+            found.add(int(name))
         # Zombies too: a "Z" thread-group leader may have live threads (`_running`), and what
         # it started is below it.
         parents.setdefault(int(fields[1]), []).append(int(name))
@@ -515,21 +537,10 @@ def _cpu_seconds_of(pids: Sequence[int]) -> float:
     time is in its reaper's ``cutime``, and the run's reapers are its own processes)."""
     ticks = 0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
+        fields = _stat_of(pid) or []
+        with contextlib.suppress(ValueError):
             ticks += sum(int(field) for field in fields[11:15])
-        except (OSError, ValueError, IndexError):
-            continue
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _state_of(pid: int) -> bytes | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
 
 
 def _supervisor_chain(top: int) -> tuple[list[int], bool]:
@@ -559,7 +570,9 @@ class _Watch:
     ``cpu_seconds`` is the run's processor-time budget, counted over all its processes
     (`_cpu_seconds_of`), helpers that left the workers' sessions included; `out_of_time` says
     when it is used up, or when the supervisor was stopped (a submission shares its uid and can
-    ``SIGSTOP`` it, which would stop every clock inside the sandbox)."""
+    ``SIGSTOP`` it, which would stop every clock inside the sandbox). Both return
+    ``(why in words, limit)`` (the words of `Sandbox.stopped_because` and
+    `Sandbox.stopped_limit`), or None."""
 
     def __init__(
         self,
@@ -574,50 +587,50 @@ class _Watch:
         self.cpu_seconds, self.cpu_used = cpu_seconds, 0.0
         self.pids: list[int] = []
         self.chain: list[int] | None = None
-        self.supervisor_stopped = False
 
-    def out_of_time(self) -> str | None:
+    def out_of_time(self) -> tuple[str, str] | None:
         """Why the run must be stopped now and its unfinished tasks count as timed out, or
-        None: its supervisor is stopped, or its processes used up the run's processor time."""
+        None: its supervisor is stopped ("supervisor"), or its processes used up the run's
+        processor time ("cpu")."""
         chain = self.chain
         if chain is None:
             chain, reached = _supervisor_chain(self.top)
             if reached:
                 self.chain = chain
         if any(_state_of(pid) in (b"T", b"t") for pid in chain):
-            self.supervisor_stopped = True
-            return "the submission stopped the sandbox's supervisor: the checker stopped the run"
+            why = "the submission stopped the sandbox's supervisor: the checker stopped the run"
+            return why, "supervisor"
         self.pids = _processes_of(self.top, self.uid)
         # The largest sum seen: a process between its end and its reaping counts nowhere.
         self.cpu_used = max(self.cpu_used, _cpu_seconds_of(self.pids))
         if self.cpu_used > self.cpu_seconds:
-            return (
+            why = (
                 f"the run's processes together used more than {self.cpu_seconds:g} s of "
                 f"processor time: the checker stopped it"
             )
+            return why, "cpu"
         return None
 
-    def over(self) -> str | None:
-        """Why the run must be stopped, in words, or None."""
+    def over(self) -> tuple[str, str] | None:
+        """Why the run must be stopped over its disk or memory budget ("budget"), or None."""
         total = entries = 0
         for directory in self.directories:
             size, count, reason = _tree_usage(directory, MAX_RUN_ENTRIES - entries, MAX_RUN_DEPTH)
             if reason is not None:
-                return f"the run {reason}: the checker stopped it"
+                return f"the run {reason}: the checker stopped it", "budget"
             total, entries = total + size, entries + count
         pids = self.pids or _processes_of(self.top, self.uid)
         total += _held_files(pids, set())
         if total > MAX_RUN_BYTES:
-            return (
-                f"the run wrote more than {MAX_RUN_BYTES // 2**20} MiB of files: "
-                f"the checker stopped it"
-            )
-        if _memory_of(pids) > self.memory_bytes:
-            return (
+            why = f"the run wrote more than {MAX_RUN_BYTES // 2**20} MiB of files"
+        elif _memory_of(pids) > self.memory_bytes:
+            why = (
                 f"the run's processes together used more than {self.memory_bytes // 2**20} MiB "
-                f"of memory: the checker stopped it"
+                f"of memory"
             )
-        return None
+        else:
+            return None
+        return f"{why}: the checker stopped it", "budget"
 
 
 # --------------------------------------------------------------------------------------------
@@ -708,12 +721,13 @@ def _kill_uid(uid: int) -> None:
         time.sleep(0.01)
 
 
-def _running(pid: int | str, state: bytes) -> bool:
-    """Whether a process in ``state`` (of ``/proc/PID/stat``) may still run code: not a
-    zombie, or a zombie thread-group leader with other threads (its main thread ended alone,
-    ``SYS_exit``: attack finding F1, session 5). Linux ``/proc``."""
+def _running(pid: int | str) -> bool:
+    """Whether a process may still run code: it exists and is not a zombie, or is a zombie
+    thread-group leader with other threads (its main thread ended alone, ``SYS_exit``: attack
+    finding F1, session 5). Linux ``/proc``."""
+    state = _state_of(pid)
     if state != b"Z":
-        return True
+        return state is not None
     try:
         return len(os.listdir(f"/proc/{pid}/task")) > 1
     except OSError:
@@ -725,50 +739,19 @@ def _wait_until_gone(pids: Sequence[int], seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
     pending = list(pids)
     while pending and time.monotonic() < deadline:
-        still = []
-        for pid in pending:
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as handle:
-                    if _running(pid, handle.read().rsplit(b")", 1)[1].split()[0]):
-                        still.append(pid)
-            except (OSError, IndexError):
-                continue
-        pending = still
+        pending = [pid for pid in pending if _running(pid)]
         if pending:
             time.sleep(0.01)
 
 
-def _real_uid(pid: int | str) -> int | None:
-    """The real uid of a process (``Uid:`` of ``/proc/PID/status``), or None. Not the owner of
-    ``/proc/PID``: a process that changed its uid is not dumpable, and its ``/proc`` entry then
-    belongs to root."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as handle:
-            for line in handle:
-                if line.startswith(b"Uid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def _live_processes_of(uid: int) -> list[int]:
-    """Pids of the processes of ``uid`` that may still run code (`_running`; Linux
-    ``/proc``; else empty)."""
-    pids = []
-    with contextlib.suppress(OSError):
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                if _real_uid(name) != uid:
-                    continue
-                with open(f"/proc/{name}/stat", "rb") as handle:
-                    if _running(name, handle.read().rsplit(b")", 1)[1].split()[0]):
-                        pids.append(int(name))
-            except (OSError, IndexError):
-                continue
-    return pids
+    """Pids of the processes of ``uid`` (`_uid_of`) that may still run code (`_running`;
+    Linux ``/proc``; else empty)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    return [int(n) for n in names if n.isdigit() and _uid_of(n) == uid and _running(n)]
 
 
 @dataclass
@@ -973,8 +956,8 @@ class Sandbox:
         api: str = "tinycnn",
         root: Path | None = None,
         read_files: Sequence[str] | None = None,
-    ) -> Iterator[tuple[ResultDirectory, bool]]:
-        """Run ``tasks`` on a private copy of ``submission``; yield ``(results, finished)``.
+    ) -> Iterator[ResultDirectory]:
+        """Run ``tasks`` on a private copy of ``submission``; yield its result directory.
 
         ``submission`` is the student's entry module, alone in a folder with the student's other
         modules (``student_modules``, which may import each other); the whole folder is copied.
@@ -986,8 +969,10 @@ class Sandbox:
         one only a set-aside file names (`child.NEVER_PRELOADED` never).
         ``inputs`` maps each ``.npz`` file name used by the tasks to its arrays (or to the bytes
         `pack_inputs` made of them); the checker writes them before the sandbox starts.
-        ``finished`` is False if the whole run was killed at its overall deadline. Every process
-        of the run has ended before this yields, and the scratch directory is deleted afterwards.
+        If the checker stopped the whole run before its supervisor ended, `stopped_because` and
+        `stopped_limit` say why (else both are None); over a disk or memory budget, every read
+        of the results is refused with that reason. Every process of the run has ended before
+        this yields, and the scratch directory is deleted afterwards.
         """
         scratch = Path(tempfile.mkdtemp(prefix="tinycnn-check-"))
         claim = None
@@ -1047,9 +1032,12 @@ class Sandbox:
             }
             (job_dir / "job.json").write_text(json.dumps(job))
             self._open_up(scratch, job_dir, out_dir, work_dir, uid)
-            finished, stopped = self._execute(scratch, job_dir, out_dir, uid, tasks, packed)
-            with ResultDirectory(out_dir, refused=stopped) as results:
-                yield results, finished
+            self._execute(scratch, job_dir, out_dir, uid, tasks, packed)
+            # Over a disk or memory budget, every task's files are refused; out of time, the
+            # unfinished tasks count as timed out and what ended stands.
+            refused = self.stopped_because if self.stopped_limit == "budget" else None
+            with ResultDirectory(out_dir, refused=refused) as results:
+                yield results
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             if claim is not None:  # its processes are gone (`_execute`): the uid is free again
@@ -1128,12 +1116,11 @@ class Sandbox:
 
     def _execute(
         self, scratch: Path, job_dir: Path, out_dir: Path, uid, tasks, inputs: dict[str, bytes]
-    ) -> tuple[bool, str | None]:
+    ) -> None:
         """Start the sandbox, send it ``inputs`` (file name -> ``.npz`` bytes) on its standard
         input (`frame_inputs`), watch it up to the deadline, then make sure all of it is gone.
-
-        Returns ``(finished, stopped)``: ``finished`` is False if the run was killed before
-        its supervisor ended; ``stopped`` says why, when a budget (`_Watch`) was exceeded."""
+        If the checker stopped the run before its supervisor ended, `stopped_because` and
+        `stopped_limit` say why (else both are None)."""
         work_dir = scratch / "work"
         process = subprocess.Popen(
             self._command(job_dir, out_dir, work_dir),
@@ -1162,7 +1149,7 @@ class Sandbox:
         started = time.monotonic()
         own, left = self._deadline(tasks), self._wall_left()
         deadline = started + max(0.0, min(own, left))
-        finished, stopped, self.stopped_because, self.stopped_limit = True, None, None, None
+        stop = None  # (why in words, which limit) once the checker stops the run
         try:
             while True:
                 try:
@@ -1171,22 +1158,15 @@ class Sandbox:
                 except subprocess.TimeoutExpired:
                     pass
                 if time.monotonic() >= deadline:
-                    finished, self.stopped_limit = False, "wall"
-                    self.stopped_because = (
+                    spent = (
                         f"the run took more than its {own:g} s"
                         if own <= left
                         else f"the submission's runs took more than {self.limits.total_seconds:g} s"
-                    ) + " of wall-clock time: the checker stopped it"
-                    break
-                # Out of time: the unfinished tasks count as timed out, what ended stands.
-                self.stopped_because = watch.out_of_time()
-                if self.stopped_because is not None:
-                    finished = False
-                    self.stopped_limit = "supervisor" if watch.supervisor_stopped else "cpu"
-                    break
-                stopped = watch.over()
-                if stopped is not None:
-                    finished, self.stopped_because, self.stopped_limit = False, stopped, "budget"
+                    )
+                    stop = f"{spent} of wall-clock time: the checker stopped it", "wall"
+                else:
+                    stop = watch.out_of_time() or watch.over()
+                if stop is not None:
                     break
         finally:
             self.seconds_spent += time.monotonic() - started
@@ -1204,4 +1184,4 @@ class Sandbox:
             _wait_until_gone(left)
             if uid is not None:  # forked after the listing: they die with the namespace
                 _wait_until_gone(_live_processes_of(uid))
-        return finished, stopped
+            self.stopped_because, self.stopped_limit = stop or (None, None)
