@@ -1313,7 +1313,7 @@ def _run_functions(
             api=submission.api,
             root=_root_of(path, submission),
             read_files=_read_files(submission),
-        ) as results:
+        ) as (results, _finished):  # if not, `_read_run` reads why from the sandbox
             probe = _read_run(sandbox, results, "probe", 0)
             runs = {
                 name: _read_run(sandbox, results, f"fn-{name}", len(cases))
@@ -1441,7 +1441,7 @@ def _grade_in_sandbox(
                 api=submission.api,
                 root=_root_of(path, submission),
                 read_files=_read_files(submission),
-            ) as results_dir:
+            ) as (results_dir, _finished):
                 run = _read_run(sandbox, results_dir, "train", 0)
             _relocate(run, submission)
             note(run, "training", limits.train_timeout)

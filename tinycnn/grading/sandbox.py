@@ -956,8 +956,8 @@ class Sandbox:
         api: str = "tinycnn",
         root: Path | None = None,
         read_files: Sequence[str] | None = None,
-    ) -> Iterator[ResultDirectory]:
-        """Run ``tasks`` on a private copy of ``submission``; yield its result directory.
+    ) -> Iterator[tuple[ResultDirectory, bool]]:
+        """Run ``tasks`` on a private copy of ``submission``; yield ``(results, finished)``.
 
         ``submission`` is the student's entry module, alone in a folder with the student's other
         modules (``student_modules``, which may import each other); the whole folder is copied.
@@ -969,10 +969,10 @@ class Sandbox:
         one only a set-aside file names (`child.NEVER_PRELOADED` never).
         ``inputs`` maps each ``.npz`` file name used by the tasks to its arrays (or to the bytes
         `pack_inputs` made of them); the checker writes them before the sandbox starts.
-        If the checker stopped the whole run before its supervisor ended, `stopped_because` and
-        `stopped_limit` say why (else both are None); over a disk or memory budget, every read
-        of the results is refused with that reason. Every process of the run has ended before
-        this yields, and the scratch directory is deleted afterwards.
+        ``finished`` is False if the checker stopped the whole run before its supervisor ended;
+        `stopped_because` and `stopped_limit` then say why (else both are None); over a disk or
+        memory budget, every read of the results is refused with that reason. Every process of
+        the run has ended before this yields, and the scratch directory is deleted afterwards.
         """
         scratch = Path(tempfile.mkdtemp(prefix="tinycnn-check-"))
         claim = None
@@ -1037,7 +1037,7 @@ class Sandbox:
             # unfinished tasks count as timed out and what ended stands.
             refused = self.stopped_because if self.stopped_limit == "budget" else None
             with ResultDirectory(out_dir, refused=refused) as results:
-                yield results
+                yield results, self.stopped_limit is None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             if claim is not None:  # its processes are gone (`_execute`): the uid is free again
