@@ -43,7 +43,11 @@ def fixture(name: str):
         # does not compile: `def conv2d_forward(x, w, b, stride=1, padding=0)` lacks its colon
         ("hostile_syntax_error", "the file does not compile: expected ':' (line 6)."),
         # `import torch` on line 8: the policy leads, whatever else fails
-        ("hostile_imports_torch", "import policy: import torch (line 8) is not allowed"),
+        # (and `import jax` on line 18: counted, the rule's reason left to the policy column)
+        (
+            "hostile_imports_torch",
+            "import policy: import torch (line 8) is not allowed (and 1 more)",
+        ),
         # conv2d_forward raises NotImplementedError (missing), conv2d_backward divides by zero:
         # a function that fails for a reason of its own leads over one not written yet
         (

@@ -386,17 +386,19 @@ def failure_reason(report: SubmissionReport, limit: int = CSV_REASON) -> str:
     """Why a submission does not pass, in one short line of at most ``limit`` characters
     (`clean_text`: no control characters or escapes), ``"none"`` if it passes.
 
-    The first of: the first import-policy violation (``import policy: import torch (line 8)
-    is not allowed...``); the one cause every graded function shares (the file does not
-    compile, its import failed); the first graded function that fails other than by being
-    missing (else the first missing one), with its first finding (``conv2d_backward: raised
-    ZeroDivisionError: division by zero at line 20...``, ``relu_backward: dx: wrong values in
-    8 of 32 cases``) or its detail; the training run's detail.
+    The first of: the first import-policy violation, without the rule's reason (``import
+    policy: import torch (line 8) is not allowed (and 1 more)``); the one cause every graded
+    function shares (the file does not compile, its import failed); the first graded function
+    that fails other than by being missing (else the first missing one), with its first
+    finding (``conv2d_backward: raised ZeroDivisionError: division by zero at line 20...``,
+    ``relu_backward: dx: wrong values in 8 of 32 cases``) or its detail; the training run's
+    detail.
     """
     if report.passed:
         return "none"
-    if report.policy:
-        return clean_text(f"import policy: {report.policy[0]}", limit)
+    if report.policy:  # the violation, not why the rule exists (--json has every word)
+        more = f" (and {len(report.policy) - 1} more)" if len(report.policy) > 1 else ""
+        return clean_text(f"import policy: {report.policy[0].split(': ')[0]}{more}", limit)
     graded = [report.functions[name] for name in report.graded_functions]
     failing = [result for result in graded if result.status != "pass"]
     if not failing:
