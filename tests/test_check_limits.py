@@ -8,6 +8,8 @@ raise RecursionError and lost a whole class's outputs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 import pytest
 
@@ -83,3 +85,93 @@ def test_a_reader_that_still_fails_costs_that_submission_its_grade_not_the_run(
         f"the checker could not read it ({error.__name__})"
         in report.functions["relu_forward"].detail
     )
+
+
+def test_a_long_line_of_spaces_in_a_notebook_cell_is_read_in_one_pass(tmp_path):
+    # F14: the magic-line pattern tried every split of the spaces: 60,000 took 26 s, a 1 MB
+    # cell hours. The alarm only turns such a hang into a failure (not a speed target).
+    import signal
+
+    from tinycnn.grading.notebook import _is_magic_line
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(RELU),
+        nbformat.v4.new_code_cell(" " * 200_000 + "a b"),
+    ]
+    path = tmp_path / "spaces.ipynb"
+    path.write_text(nbformat.writes(notebook))
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("reading the notebook hung"))
+    signal.alarm(60)
+    try:
+        assert not _is_magic_line(" " * 200_000 + "a b")
+        assert not _is_magic_line(" " * 2_000 + "a b c d e f")
+        submission = load_submission(path)
+    finally:
+        signal.alarm(0)
+    assert submission.problem is not None and "cell 2" in submission.problem  # not Python
+    for line in ("%matplotlib inline", "files = !ls", "a, b = %time f()", "np.pad?", "?np.pad"):
+        assert _is_magic_line(line), line
+    assert not _is_magic_line("x = 1") and not _is_magic_line(" = %x")
+
+
+def test_a_constant_too_deep_to_read_is_set_aside_not_raised(tmp_path):
+    # F13's other form: ``X = - - ... - y`` (the parser takes it: no parentheses) made the
+    # converter's reader of constant expressions raise RecursionError.
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("import numpy as np\ny = 1.0"),
+        nbformat.v4.new_code_cell("X = " + "- " * 1500 + "y"),
+        nbformat.v4.new_code_cell("def relu_forward(x):\n    X\n    return np.maximum(x, 0)"),
+    ]
+    path = tmp_path / "minus.ipynb"
+    path.write_text(nbformat.writes(notebook))
+    submission = load_submission(path)
+    assert submission.problem is None
+    assert any("cell 2" in note and "X = ..." in note for note in submission.set_aside)
+
+
+def test_a_path_too_long_for_the_checkers_copy_is_a_problem_of_that_submission(tmp_path):
+    # F15: a helper whose path fit where the student put it, but not below the checker's own
+    # temporary folders, raised OSError (file name too long) and lost the class run.
+    from tinycnn.grading.submission import MAX_PATH
+
+    student = tmp_path / "alice"
+    deep = student.joinpath(*["d" * 200] * 2)
+    deep.mkdir(parents=True)
+    (student / "layers.py").write_text(RELU)
+    (deep / "helper.py").write_text("X = 1\n")
+    problem = load_submission(student, entry="layers").problem
+    assert problem is not None and "is too long" in problem and f"at most {MAX_PATH}" in problem
+    (deep / "helper.py").unlink()
+    assert load_submission(student, entry="layers").problem is None
+
+
+def test_any_failure_of_grading_one_submission_becomes_its_report(tmp_path, monkeypatch):
+    from tinycnn.grading.folder import grade_folder
+    from tinycnn.grading.grader import grade_or_report_failure
+    from tinycnn.grading.sandbox import SandboxUnavailable
+
+    real = grader.grade_submission
+
+    def grade(path, **options):
+        if Path(path).name == "alice.py":
+            raise OSError(36, "File name too long")
+        return real(path, **options)
+
+    monkeypatch.setattr(grader, "grade_submission", grade)
+    for name in ("alice.py", "bob.py"):
+        (tmp_path / name).write_text(RELU)
+    alice, bob = grade_folder([tmp_path / "alice.py", tmp_path / "bob.py"], train=False, seed=1)
+    assert {r.status for r in alice.functions.values()} == {"error"}
+    assert (
+        "the checker failed on this submission (OSError)" in alice.functions["relu_forward"].detail
+    )
+    assert bob.functions["relu_forward"].status == "pass"
+
+    def unavailable(path, **options):
+        raise SandboxUnavailable("no bubblewrap")
+
+    monkeypatch.setattr(grader, "grade_submission", unavailable)
+    with pytest.raises(SandboxUnavailable):  # the machine's fault, not the submission's
+        grade_or_report_failure(tmp_path / "bob.py")

@@ -478,7 +478,7 @@ def run_check(args: argparse.Namespace) -> int:
     """
     from tinycnn.grading.channel import clean_name, clean_text
     from tinycnn.grading.folder import grade_folder
-    from tinycnn.grading.grader import grade_submission, new_seed
+    from tinycnn.grading.grader import grade_or_report_failure, new_seed
     from tinycnn.grading.report import (
         folder_table,
         gradescope_results,
@@ -570,7 +570,7 @@ def run_check(args: argparse.Namespace) -> int:
     if not folder_mode:
         budget = f"at most {limits.total_seconds:g} s"
         with Progress(1, f"grading {clean_text(target.name, 60)} ({budget})", "submission"):
-            report = grade_submission(
+            report = grade_or_report_failure(
                 target,
                 allow_imports=allow,
                 limits=limits,

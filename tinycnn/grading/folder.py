@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tinycnn.grading.channel import clean_name
-from tinycnn.grading.grader import SubmissionReport, grade_submission, new_seed
+from tinycnn.grading.grader import SubmissionReport, grade_or_report_failure, new_seed
 from tinycnn.grading.sandbox import Limits
 from tinycnn.parallel import run_jobs
 
@@ -81,7 +81,7 @@ def grade_folder(
     """
     jobs = max(1, min(int(jobs), len(files)))
     grade = functools.partial(
-        grade_submission,
+        grade_or_report_failure,  # one student's file never costs the class its outputs
         allow_imports=allow_imports,
         limits=limits,
         train=train,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
 import secrets
 import tempfile
@@ -57,7 +58,14 @@ from tinycnn.grading.policy import (
     refuse_unsafe_encoding,
     scan_imports,
 )
-from tinycnn.grading.sandbox import WALL_FACTOR, Limits, Sandbox, Task, pack_inputs
+from tinycnn.grading.sandbox import (
+    WALL_FACTOR,
+    Limits,
+    Sandbox,
+    SandboxUnavailable,
+    Task,
+    pack_inputs,
+)
 from tinycnn.grading.submission import (
     SourceFile,
     Submission,
@@ -76,6 +84,8 @@ from tinycnn.parity_tests.harness import FUNCTIONS, call_op, stage_name
 from tinycnn.parity_tests.tolerances import tolerance
 from tinycnn.reference import ops as reference_ops
 from tinycnn.reference.ops import CONTRACT_FUNCTIONS
+
+_LOG = logging.getLogger(__name__)
 
 __all__ = [
     "KINDS",
@@ -1450,6 +1460,42 @@ def _grade_in_sandbox(
         else:
             training = TrainingResult("skipped", setup.describe(), detail="not requested.")
     return finish(functions, training, busy)
+
+
+def grade_or_report_failure(path: str | Path, **options) -> SubmissionReport:
+    """:func:`grade_submission` of ``path`` with ``options``, for a run that must go on.
+
+    Whatever a submission does, the checker writes its outputs (issue 9): an exception nothing
+    foresaw (a bug of the checker that a submission triggered; attacker, session 6, F3, F13 and
+    F15 each lost a whole class's outputs this way) becomes that submission's report, every
+    function "error" naming the exception's type and asking for a bug report; the traceback
+    goes to the log (stderr), not into the student's output.
+
+    Raises
+    ------
+    tinycnn.grading.sandbox.SandboxUnavailable
+        As :func:`grade_submission` (the machine, not the submission).
+    """
+    try:
+        return grade_submission(path, **options)
+    except SandboxUnavailable:
+        raise
+    except Exception as error:
+        _LOG.exception("grading %s failed", clean_name(path))
+        api = options.get("api", "tinycnn")
+        message = (
+            f"the checker failed on this submission ({type(error).__name__}); this is a bug of "
+            f"tinycnn: please report it with the submission"
+        )
+        return SubmissionReport(
+            clean_name(path),
+            _outside_api(_all_with("error", message, api), api),
+            [],
+            None,
+            api=api,
+            seed=options.get("seed"),
+            isolation=options.get("isolation") or "",
+        )
 
 
 @dataclass

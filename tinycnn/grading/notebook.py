@@ -82,10 +82,20 @@ _MAGIC_LINE = re.compile(
         [%!]                                   # %matplotlib inline, !pip install numpy
       | [\w.]+\s*\?{1,2}\s*$                    # np.pad?  np.pad??
       | \?{1,2}\s*[\w.]+\s*$                    # ?np.pad
-      | [\w\s,]+=\s*[%!]                        # files = !ls   t = %timeit -o f()
+      | \w[\w\s,]*=\s*[%!]                      # files = !ls   t = %timeit -o f()
     )""",
     re.VERBOSE,
 )
+# Every alternative starts with a character \s cannot match, so the leading \s* never trades
+# spaces with what follows: one pass per line. (With ``[\w\s,]+=`` a line of 60,000 spaces took
+# 26 s: attacker, session 6, F14.) A magic is a short line; a longer one is read as Python.
+_MAGIC_LINE_MAX = 1000
+
+
+def _is_magic_line(line: str) -> bool:
+    """Whether ``line`` looks like an IPython magic, shell escape or help line (`_MAGIC_LINE`)."""
+    return len(line) <= _MAGIC_LINE_MAX and _MAGIC_LINE.match(line) is not None
+
 
 #: IPython's line magics in a Jupyter kernel (``%lsmagic`` of ipykernel 7.4 / IPython 9.18 on
 #: Linux, the shell aliases ``ls``, ``cp``, ``mkdir``... included): with automagic, IPython's
@@ -283,14 +293,14 @@ def _parse_cell(
         lines[magic] = "pass"  # IPython strips a one-line cell's indentation too
         return parse_source("\n".join(lines)), lines, True
     # Tokenizing is slow in pure Python: only up to the last line that looks like a magic.
-    candidates = [i for i, line in enumerate(source.split("\n")) if _MAGIC_LINE.match(line)]
+    candidates = [i for i, line in enumerate(source.split("\n")) if _is_magic_line(line)]
     if not candidates:
         raise failure
     replaced = False
 
     def replace(line: str) -> str:
         nonlocal replaced
-        if not _MAGIC_LINE.match(line):
+        if not _is_magic_line(line):
             return line
         replaced = True
         indent = line[: len(line) - len(line.lstrip())]
@@ -525,7 +535,10 @@ def _decide(
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         names = [_target_names(t) for t in targets]
-        read = _value_names(node.value, modules, bound)
+        try:
+            read = _value_names(node.value, modules, bound)
+        except RecursionError:  # ``X = - - ... - y``, 600 deep: not a constant we can read (F13)
+            read = None
         if None not in names and read is not None:
             # A name the kept code does not bind (``x_ref = x`` after a set-aside ``x = ...``)
             # would fail the whole module when imported: such an assignment is set aside, and

@@ -57,6 +57,7 @@ from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES, allowed_modules
 __all__ = [
     "MAX_BYTES",
     "MAX_FILES",
+    "MAX_PATH",
     "SKIPPED_FOLDERS",
     "SUBMISSION_SUFFIXES",
     "SeveralFolders",
@@ -80,6 +81,10 @@ SUBMISSION_SUFFIXES = (".py", ".ipynb")
 #: Limits on what is read from one student's folder (a runaway upload, a hostile one).
 MAX_FILES = 100
 MAX_BYTES = 16 * 2**20
+#: Longest path of a file inside an upload (``hw2/cs231n/layers.py`` is 20 characters): the
+#: checker copies the files below folders of its own, where a path that fit where the student
+#: put it could exceed the system's limit (attacker, session 6, F15).
+MAX_PATH = 255
 #: Folders of an upload never read (besides hidden ones): Python leaves ``__pycache__``,
 #: macOS's zip ``__MACOSX``. The Gradescope runner skips the same (one home for both).
 SKIPPED_FOLDERS = ("__pycache__", "__MACOSX")
@@ -535,6 +540,14 @@ def _load_files(
         )
     by_module: dict[str, Path] = {}
     for relative in files:
+        if len(relative.as_posix()) > MAX_PATH:
+            return _failed(
+                name,
+                api,
+                f"the path {prefix}{relative.as_posix()[:60]}... is too long "
+                f"({len(relative.as_posix()):,} characters; at most {MAX_PATH} are read)",
+                set_aside,
+            )
         key = relative.with_suffix("").as_posix()
         if key in by_module:
             return _failed(
