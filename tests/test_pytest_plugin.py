@@ -296,3 +296,32 @@ def test_the_readme_and_the_help_say_impl_is_not_sandboxed(tmp_path):
     assert "NOT sandboxed: grade code you do not trust with tinycnn check" in " ".join(
         run.stdout.split()
     )
+
+
+@pytest.mark.slow  # four gradings and four pytest runs
+def test_check_and_pytest_impl_agree_on_notebooks_and_a_course_folder(tmp_path):
+    # Issue 10: "check and pytest --impl agree on every kept submission", for the submissions
+    # --impl now reads as check does. A notebook whose pool_backward routes the gradient to
+    # the window's minimum fails maxpool2d_backward in both, and only there.
+    from tests.test_check_agreement import function_of
+
+    broken = tmp_path / "dlai_min_mask.ipynb"
+    source = (HERE / "fixtures" / "courses" / "deeplearning_ai_as_written.ipynb").read_text()
+    broken.write_text(source.replace("mask = (x == np.max(x))", "mask = (x == np.min(x))"))
+    submissions = [
+        (NOTEBOOK, "deeplearning-ai"),
+        (broken, "deeplearning-ai"),
+        (ASSIGNMENT, "cs231n"),
+    ]
+    for path, api in submissions:
+        report = grade_submission(path, api=api, limits=Limits(), train=False)
+        run = pytest_run(
+            str(TEST_OPS), "--impl", str(path), "--impl-api", api, "--tb=no", "-rf", cwd=HERE
+        )
+        assert run.returncode in (0, 1), run.stdout[-2000:] + run.stderr[-2000:]
+        failing = {function_of(t) for t in re.findall(r"^FAILED \S*::(\S+)", run.stdout, re.M)}
+        for function in report.graded_functions:
+            passes = report.functions[function].status == "pass"
+            assert passes != (function in failing), (path.name, function, run.stdout[-1500:])
+        expected = {"maxpool2d_backward"} if path == broken else set()
+        assert failing == expected, (path.name, failing)
