@@ -2,12 +2,12 @@
 
 ``pytest parity_tests --impl path/to/student.py`` (or, from an installed package,
 ``pytest --pyargs tinycnn.parity_tests --impl path/to/student.py``) runs the op cases against
-that file instead of ``tinycnn.reference.ops``; ``--impl`` also takes a ``.ipynb`` notebook or
-one student's folder of modules, read as ``tinycnn check`` reads them. The code runs in the
-pytest process, unsandboxed: ``tinycnn check`` is for code one does not trust. The ``--impl`` option (``--tinycnn-impl``
-where another project's conftest.py has an ``--impl``) and the ``slow`` marker come from the
-plugin :mod:`tinycnn.pytest_plugin`, which pytest loads by entry point before it reads the
-command line, so the option can stand anywhere on it.
+that file instead of ``tinycnn.reference.ops``; ``--impl`` also takes a ``.ipynb`` notebook
+or one student's folder of modules, read as ``tinycnn check`` reads them. The code runs in
+the pytest process, unsandboxed: ``tinycnn check`` is for code one does not trust. The
+``--impl`` option (``--tinycnn-impl`` where another project's conftest.py has an ``--impl``)
+and the ``slow`` marker come from the plugin :mod:`tinycnn.pytest_plugin`, which pytest
+loads by entry point before it reads the command line, so the option can stand anywhere on it.
 """
 
 from __future__ import annotations

@@ -242,6 +242,18 @@ def test_impl_grades_one_students_folder_from_the_entry_check_finds(tmp_path, cl
     )
 
 
+def test_a_folders_entry_named_like_a_module_already_imported_is_refused(tmp_path, clean_imports):
+    # Imported by name, it would be the installed hypothesis (or replace it for the suite).
+    (tmp_path / "hw").mkdir()
+    (tmp_path / "hw" / "hypothesis.py").write_text(CORRECT.read_text())
+    with pytest.raises(
+        pytest.UsageError, match="its module hypothesis has the name of a module installed here"
+    ):
+        load_implementation(tmp_path / "hw")
+    (tmp_path / "hw" / "hypothesis.py").rename(tmp_path / "hw" / "layers.py")  # must not
+    assert load_implementation(tmp_path / "hw").__name__ == "layers"
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

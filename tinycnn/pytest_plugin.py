@@ -195,6 +195,15 @@ def _load_converted(path: Path, api: str) -> ModuleType:
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     entry = submission.write(scratch)
     if path.is_dir():
+        # Its modules are imported by name: one named like an installed module would be
+        # replaced by it, or replace it for the suite (hypothesis.py, a sibling's utils).
+        for name in sorted({module.partition(".")[0] for module in submission.modules}):
+            installed = _installed_file(name)
+            if installed is not None:
+                raise pytest.UsageError(
+                    f"--impl: {path}: its module {name} has the name of a module installed "
+                    f"here ({installed}); rename it"
+                )
         return _import_file(entry, scratch, path, module=submission.entry.module)
     _check_siblings(path.parent)  # the notebook's own .py siblings may be imported by name
     if str(path.parent) not in sys.path:
@@ -211,12 +220,13 @@ def _import_file(path: Path, folder: Path, shown: Path, module: str | None = Non
         sys.path.insert(0, str(folder))
     if module is not None:
         try:
-            return importlib.import_module(module)
+            loaded = importlib.import_module(module)
         except (Exception, SystemExit) as error:
             raise pytest.UsageError(
                 f"--impl: importing {shown} (its module {module}) failed: "
                 f"{type(error).__name__}: {error}"
             ) from error
+        return loaded
     spec = importlib.util.spec_from_file_location(IMPL_MODULE_NAME, path)
     if spec is None or spec.loader is None:
         raise pytest.UsageError(f"--impl: cannot import {shown} (is it a .py file?)")
