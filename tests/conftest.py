@@ -5,15 +5,16 @@ Many tests start Python in a subprocess as a user would: ``tinycnn check ...``, 
 (``PYTHONDONTWRITEBYTECODE``, as on some CI images and shared machines), every such process
 compiles this project and re-applies pytest's assertion rewriting to the plugins it loads, which
 costs a pytest subprocess about a second of processor time. Here the subprocesses of one session
-share a bytecode cache in a temporary directory of their own (``PYTHONPYCACHEPREFIX``, Python's
-documented mirror of ``__pycache__``): nothing is written next to any source file, Python checks
-each cached file against its source as usual, and the directory is removed at the end of the
-session. The sandboxed child of ``tinycnn check`` is unaffected: it runs with ``-I -B``.
+share a bytecode cache (``PYTHONPYCACHEPREFIX``, Python's documented mirror of ``__pycache__``)
+in one of the session's pytest temporary folders: nothing is written next to any source file,
+Python checks each cached file against its source as usual, and pytest removes the folder with
+the session's other temporary folders. The sandboxed child of ``tinycnn check`` is unaffected:
+it runs with ``-I -B``.
 
 A process given a prefix reads bytecode only there, so the installed packages' own
 ``__pycache__`` files (PyTorch's, thousands) would be compiled again by the first subprocess:
-once the test modules are imported, the cached files this process read are linked into the
-prefix (the same bytes, checked against their sources all the same).
+the cached files this process read are linked into the prefix first (the same bytes, checked
+against their sources all the same).
 """
 
 from __future__ import annotations
@@ -22,31 +23,23 @@ import importlib.util
 import os
 import shutil
 import sys
-import tempfile
 
-_CACHE: list[str] = []
+import pytest
 
 
-def pytest_configure(config):
+@pytest.fixture(scope="session", autouse=True)
+def _subprocesses_share_bytecode(tmp_path_factory):
+    """From the first test on, subprocesses share a bytecode cache in this session's temporary
+    folder (pytest keeps the last three sessions' and removes older ones)."""
     if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
-        return  # bytecode is cached as the user set it up
-    cache = tempfile.mkdtemp(prefix="tinycnn-test-pycache-")
-    setting = os.environ.pop("PYTHONDONTWRITEBYTECODE")
-    os.environ["PYTHONPYCACHEPREFIX"] = cache
-    _CACHE.append(cache)
-
-    def restore():
-        os.environ.pop("PYTHONPYCACHEPREFIX", None)
-        os.environ["PYTHONDONTWRITEBYTECODE"] = setting
-        shutil.rmtree(cache, ignore_errors=True)
-        _CACHE.clear()
-
-    config.add_cleanup(restore)
-
-
-def pytest_collection_finish(session):
-    if _CACHE:
-        _share_read_bytecode(_CACHE[0])
+        yield  # bytecode is cached as the user set it up
+        return
+    cache = str(tmp_path_factory.mktemp("pycache"))
+    _share_read_bytecode(cache)  # every test module is imported by now
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PYTHONDONTWRITEBYTECODE")
+        patch.setenv("PYTHONPYCACHEPREFIX", cache)
+        yield
 
 
 def _share_read_bytecode(cache: str) -> None:
@@ -54,8 +47,11 @@ def _share_read_bytecode(cache: str) -> None:
     with ``PYTHONPYCACHEPREFIX=cache`` looks for it (`importlib.util.cache_from_source`)."""
     sources = {}
     for module in list(sys.modules.values()):
+        # (Some entries of sys.modules are not modules: torch.ops answers any attribute.)
         source, cached = getattr(module, "__file__", None), getattr(module, "__cached__", None)
-        if source and cached and source.endswith(".py") and os.path.isfile(cached):
+        if not (isinstance(source, str) and isinstance(cached, str)):
+            continue
+        if source.endswith(".py") and os.path.isfile(cached):
             sources[source] = cached
     previous = sys.pycache_prefix
     sys.pycache_prefix = cache  # only to name the mirror paths; restored at once
