@@ -1141,6 +1141,76 @@ def test_a_graded_function_may_not_start_processes_but_may_start_threads(level):
     assert report.functions["relu_backward"].status == "pass"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp")
+@pytest.mark.parametrize("level", _f2_levels(default=True))
+def test_no_tampering_at_import_lets_a_graded_function_start_processes(level):
+    # Attack finding F1 (session 6): one line at import, __main__.refuse_processes = lambda:
+    # False, kept the workers' filter out (it was installed by the importer's Python code,
+    # after the import had run in that process), and a function's 3.2 s of work in children
+    # the kernel releases uncounted passed under a 2 s limit. Now the filter that decides new
+    # processes is installed in the importer before the import and the supervisor answers it
+    # (child.gate_processes): relu_forward raises PermissionError, explained; relu_backward
+    # (a thread) passes. (Before: relu_forward PASS on an idle machine.)
+    from tinycnn.grading.child import NO_PROCESS_NOTE, _listener_answers_go_on
+    from tinycnn.grading.sandbox import _network_filter_works
+
+    if not _network_filter_works():
+        pytest.skip("no seccomp filter here (not Linux x86-64/ARM64)")
+    if not _listener_answers_go_on():
+        pytest.skip("Linux before 5.5: each worker's own filter, which tampering can switch off")
+    report = grade_submission(
+        FIXTURES / "hostile_tampers_process_filter.py",
+        limits=_F2_LIMITS,
+        train=False,
+        seed=SEED,
+        isolation=level,
+    )
+    forward = report.functions["relu_forward"]
+    assert forward.status == "error", forward.detail
+    assert "PermissionError" in forward.detail and NO_PROCESS_NOTE[2:40] in forward.detail
+    assert report.functions["relu_backward"].status == "pass"
+
+
+def _keys_described(description: str) -> list[int]:
+    """Serial numbers of the machine's kernel keys with this description (``/proc/keys``)."""
+    try:
+        lines = Path("/proc/keys").read_text().splitlines()
+    except OSError:
+        return []
+    return [int(line.split()[0], 16) for line in lines if f" {description}:" in line]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="seccomp, /proc/keys")
+@pytest.mark.parametrize("level", _f2_levels(default=True))
+def test_no_kernel_key_namespace_or_mount_escapes_the_run(level):
+    # Attack findings F7 and F9 (session 6): a run added a key readable by every uid to its
+    # uid's keyring, which outlived the run and a classmate's later run read; and became root
+    # in a user namespace of its own, where it mounted a tmpfs no budget saw. The child's filter
+    # refuses key management, new namespaces and mounts: nothing works, nothing is left.
+    # (Before: "added a key; made a user namespace" at level bubblewrap.)
+    from tinycnn.grading.sandbox import _network_filter_works
+
+    if not _network_filter_works():
+        pytest.skip("no seccomp filter here (not Linux x86-64/ARM64)")
+    try:
+        report = grade_submission(
+            FIXTURES / "hostile_keyring_and_namespaces.py",
+            limits=_F2_LIMITS,
+            train=False,
+            seed=SEED,
+            isolation=level,
+        )
+        for name in ("relu_forward", "relu_backward"):
+            assert report.functions[name].status == "pass", report.functions[name].detail
+        assert _keys_described("tinycnn-test-drop") == []
+    finally:  # a failed run must not leave its key on the machine
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        for serial in _keys_described("tinycnn-test-drop"):
+            libc.syscall(250 if os.uname().machine == "x86_64" else 219, 21, serial)  # INVALIDATE
+
+
 def _sysv_segments(keys: tuple[int, ...]) -> list[tuple[int, int]]:
     """``(key, shmid)`` of the machine's System V shared-memory segments with these keys."""
     try:
