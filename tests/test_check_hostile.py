@@ -1015,7 +1015,7 @@ def test_a_submission_that_ran_out_of_wall_clock_time_beside_others_is_regraded_
         busy = ["conv2d_backward"] if path.name == "bob.py" and beside else []
         return _report(busy, name=str(path), status="timeout" if busy else "pass")
 
-    monkeypatch.setattr(folder, "grade_submission", fake)
+    monkeypatch.setattr(folder, "grade_or_report_failure", fake)
     files = [tmp_path / "aaron.py", tmp_path / "bob.py"]
     for file in files:
         file.write_text("")
