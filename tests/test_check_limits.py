@@ -175,3 +175,81 @@ def test_any_failure_of_grading_one_submission_becomes_its_report(tmp_path, monk
     monkeypatch.setattr(grader, "grade_submission", unavailable)
     with pytest.raises(SandboxUnavailable):  # the machine's fault, not the submission's
         grade_or_report_failure(tmp_path / "bob.py")
+
+
+def chain(top: Path, depth: int) -> Path:
+    """``top/d/d/.../d``, ``depth`` folders (``os.makedirs`` recurses too: one at a time)."""
+    folder = top
+    for _ in range(depth):
+        folder = folder / "d"
+        folder.mkdir()
+    return folder
+
+
+def test_a_folder_chain_too_deep_to_search_is_that_submissions_problem(tmp_path):
+    # F3: Python 3.11's os.walk recursed, and 1,100 folders raised RecursionError.
+    from tinycnn.grading.submission import MAX_DEPTH
+
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    (alice / "layers.py").write_text(RELU)
+    bottom = chain(alice, 1100)
+    try:
+        problem = load_submission(alice).problem
+    finally:  # shutil.rmtree recurses too: pytest could not clean this up
+        while bottom != alice:
+            bottom.rmdir()
+            bottom = bottom.parent
+    assert problem == f"the upload cannot be read: its folders are more than {MAX_DEPTH} deep"
+    bob = tmp_path / "bob"
+    bob.mkdir()
+    (bob / "layers.py").write_text(RELU)
+    (chain(bob, MAX_DEPTH) / "helper.py").write_text("X = 1\n")  # as deep as may be: read
+    assert load_submission(bob, entry="layers").problem is None
+
+
+@pytest.mark.slow  # 10,001 files
+def test_an_upload_with_too_many_entries_is_refused_and_searching_it_is_bounded(tmp_path):
+    # F4: below a chain of folders, 20,000 files made the search for the submission's folder
+    # walk the whole tree again at every level (minutes of the checker's own time).
+    from tinycnn.grading.submission import MAX_ENTRIES, submission_folder
+
+    bottom = chain(tmp_path, 5)
+    for number in range(MAX_ENTRIES + 1):
+        (bottom / f"{number}.txt").touch()
+    (bottom / "layers.py").write_text(RELU)
+    assert submission_folder(tmp_path) == bottom  # each level searched at most MAX_ENTRIES deep
+    problem = load_submission(tmp_path).problem
+    assert (
+        problem
+        == f"the upload cannot be read: it holds more than {MAX_ENTRIES:,} files and folders"
+    )
+
+
+def test_the_walk_lists_files_as_before_and_skips_links_and_hidden_entries(tmp_path):
+    from tinycnn.grading.submission import _walk
+
+    for name in (
+        "b.py",
+        "a.ipynb",
+        "notes.txt",
+        ".hidden.py",
+        "sub/c.py",
+        "sub/deeper/d.py",
+        "__pycache__/x.py",
+        ".git/y.py",
+        "z/e.py",
+    ):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "link.py").symlink_to(tmp_path / "b.py")
+    (tmp_path / "sub" / "up").symlink_to(tmp_path)
+    found, skipped = _walk(tmp_path)
+    assert [p.as_posix() for p in found] == [
+        "a.ipynb",
+        "b.py",
+        "sub/c.py",
+        "sub/deeper/d.py",
+        "z/e.py",
+    ]
+    assert skipped == ["link.py (not a regular file)"]

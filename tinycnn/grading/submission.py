@@ -56,6 +56,8 @@ from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES, allowed_modules
 
 __all__ = [
     "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_ENTRIES",
     "MAX_FILES",
     "MAX_PATH",
     "SKIPPED_FOLDERS",
@@ -85,6 +87,11 @@ MAX_BYTES = 16 * 2**20
 #: checker copies the files below folders of its own, where a path that fit where the student
 #: put it could exceed the system's limit (attacker, session 6, F15).
 MAX_PATH = 255
+#: Most folders deep, and most entries (files of any kind, folders), of one upload: far above a
+#: course assignment's (CS231n's: 3 deep, about 60), far below what costs the checker time (a
+#: 300-deep chain over 20,000 files took minutes to search: attacker, session 6, F4).
+MAX_DEPTH = 32
+MAX_ENTRIES = 10_000
 #: Folders of an upload never read (besides hidden ones): Python leaves ``__pycache__``,
 #: macOS's zip ``__MACOSX``. The Gradescope runner skips the same (one home for both).
 SKIPPED_FOLDERS = ("__pycache__", "__MACOSX")
@@ -279,22 +286,44 @@ def top_entries(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _walk(folder: Path) -> tuple[list[Path], list[str]]:
-    """Candidate files under ``folder`` (sorted, relative) and what was skipped, in words.
+    """Candidate files under ``folder`` (relative; each folder's files by name, then its
+    sub-folders by name) and what was skipped, in words. `visible_entries` only; never follows
+    a symbolic link, to a file or to a folder; a folder that cannot be listed is passed over.
 
-    Never follows a symbolic link, to a file or to a folder.
+    Iterative, with a stack of its own (Python 3.11's ``os.walk`` recurses: a chain of 1,100
+    folders raised RecursionError and lost a class run, attacker session 6, F3), and bounded.
+
+    Raises
+    ------
+    UploadTooLarge
+        More than `MAX_ENTRIES` entries under ``folder`` (files of any kind and folders), or
+        folders more than `MAX_DEPTH` deep.
     """
     found, skipped = [], []
-    for current, folders, names in os.walk(folder, followlinks=False):
-        folders[:] = sorted(d for d in folders if not _hidden(d))
-        for name in sorted(names):
-            path = Path(current) / name
-            relative = path.relative_to(folder)
-            if name.startswith(".") or path.suffix not in SUBMISSION_SUFFIXES:
-                continue
-            if _regular_file(path) is None:
-                skipped.append(f"{relative.as_posix()} (not a regular file)")
-                continue
-            found.append(relative)
+    seen = 0
+    stack = [(Path(), 0)]  # folders still to list: (relative path, depth)
+    while stack:
+        here, depth = stack.pop()
+        try:
+            entries = visible_entries(folder / here)
+        except OSError:
+            continue
+        seen += len(entries)
+        if seen > MAX_ENTRIES:
+            raise UploadTooLarge(f"it holds more than {MAX_ENTRIES:,} files and folders")
+        below = []
+        for entry in entries:
+            relative = here / entry.name
+            if entry.is_dir(follow_symlinks=False):
+                below.append(relative)
+            elif relative.suffix in SUBMISSION_SUFFIXES:
+                if entry.is_file(follow_symlinks=False):
+                    found.append(relative)
+                else:
+                    skipped.append(f"{relative.as_posix()} (not a regular file)")
+        if below and depth == MAX_DEPTH:
+            raise UploadTooLarge(f"its folders are more than {MAX_DEPTH} deep")
+        stack += [(path, depth + 1) for path in reversed(below)]
     return found, skipped
 
 
@@ -513,7 +542,10 @@ def load_submission(
             f"{name} holds its .py/.ipynb files in several folders ({listed}) and none at its "
             f"top, and cannot tell which holds the functions to grade; name it with --entry",
         )
-    files, skipped = _walk(root)
+    try:
+        files, skipped = _walk(root)
+    except UploadTooLarge as error:
+        return _failed(name, api, f"the upload cannot be read: {error}")
     prefix = root.relative_to(target).as_posix() + "/" if root != target else ""
     set_aside = [f"{prefix}{item} was not read" for item in skipped]
     if not files:
@@ -708,6 +740,10 @@ def _defining_most(sources: list[SourceFile], measure) -> list[SourceFile]:
     return [source for source, count in level if count == most]
 
 
+class UploadTooLarge(ValueError):
+    """An upload with more entries or deeper folders than the checker searches."""
+
+
 class SeveralFolders(ValueError):
     """An upload keeps its files in several sub-folders and none at its top, and nothing tells
     which of them holds the functions to grade (`submission_folder`)."""
@@ -718,8 +754,12 @@ class SeveralFolders(ValueError):
 
 
 def _holds_files(folder: Path) -> bool:
-    """Whether a regular ``.py``/``.ipynb`` file is under ``folder`` (links not followed)."""
-    return bool(_walk(folder)[0])
+    """Whether a regular ``.py``/``.ipynb`` file is under ``folder`` (links not followed); True
+    for a folder too large to search (`UploadTooLarge`: reading it says so)."""
+    try:
+        return bool(_walk(folder)[0])
+    except UploadTooLarge:
+        return True
 
 
 def _folder_defines(folder: Path, measure, budget: int = MAX_BYTES) -> tuple[bool, int]:
@@ -727,7 +767,11 @@ def _folder_defines(folder: Path, measure, budget: int = MAX_BYTES) -> tuple[boo
     `graded_definitions`, `_any_course_definitions`; notebooks converted, nothing run), and
     the byte budget left of ``budget``: at most `MAX_FILES` files are read, and the answer is
     False once the budget is spent. The one reader of "does this folder define them"."""
-    for relative in _walk(folder)[0][:MAX_FILES]:
+    try:
+        files = _walk(folder)[0][:MAX_FILES]
+    except UploadTooLarge:
+        return False, budget
+    for relative in files:
         try:
             data = _read_bytes(folder / relative, budget)
         except OSError:
