@@ -410,6 +410,58 @@ def test_an_ordinary_user_grades_in_the_bubblewrap_sandbox(instructor, tmp_path)
         shutil.rmtree(home, ignore_errors=True)
 
 
+def _scratch_directories_of(uid: int) -> set[str]:
+    """The checker's scratch directories (``tinycnn-check-*``) in /tmp that ``uid`` owns."""
+    found = set()
+    for path in Path(tempfile.gettempdir()).glob("tinycnn-check-*"):
+        try:
+            if path.lstat().st_uid == uid:
+                found.add(path.name)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="bubblewrap is Linux")
+def test_an_ordinary_users_run_hides_nothing_from_the_disk_budget_and_leaves_nothing(
+    instructor,
+):
+    # Attack finding F8 (session 6): graded by an ordinary user, a run's folder of mode 000
+    # hid its files from the disk budget (the checker, not root, cannot enter it either: 300
+    # MiB under 256) and from the clean-up (they stayed in /tmp after the checker exited). Now
+    # a folder the checker cannot read stops the run, and the scratch directory is deleted,
+    # hidden folder and all. (Before: relu_forward "12 MiB written under a folder of mode
+    # 000", the run not stopped, a tinycnn-check-* directory of the user's left in /tmp.)
+    uid = int(subprocess.run(["id", "-u", USER], capture_output=True, text=True).stdout)
+    before = _scratch_directories_of(uid)
+    home = Path(tempfile.mkdtemp(prefix="tinycnn-user-"))
+    try:
+        shutil.copy(FIXTURES / "hostile_hides_files.py", home / "hides.py")
+        subprocess.run(["chown", "-R", f"{USER}:{USER}", str(home)], check=True)
+        out = home / "hides.json"
+        check = "import sys; from tinycnn.cli import main; sys.exit(main(sys.argv[1:]))"
+        completed = subprocess.run(
+            [*instructor, "-c", check, "check", "hides.py", "--no-train", "--json", str(out)],
+            capture_output=True,
+            text=True,
+            cwd=home,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(home), "LC_ALL": "C.UTF-8"},
+            timeout=300,
+        )
+        assert out.exists(), completed.stderr[-2000:]
+        report = json.loads(out.read_text())
+        if report["isolation"] != "bubblewrap":
+            pytest.skip(f"bubblewrap does not work for an ordinary user here: {report}")
+        forward = report["functions"]["relu_forward"]
+        assert "made a folder the checker cannot read" in forward["detail"], forward
+        assert _scratch_directories_of(uid) == before
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        for name in _scratch_directories_of(uid) - before:  # what a failure left (root may)
+            shutil.rmtree(Path(tempfile.gettempdir()) / name, ignore_errors=True)
+
+
 _FILTER_PROBE = """
 import ctypes, importlib.util, sys
 spec = importlib.util.spec_from_file_location("child_under_test", sys.argv[1])

@@ -414,6 +414,8 @@ def _tree_usage(root: Path, max_entries: int, max_depth: int) -> tuple[int, int,
         directory, depth = stack.pop()
         try:
             iterator = os.scandir(directory)
+        except PermissionError:  # a folder of mode 000 hides what is in it (not from root)
+            return total, entries, "made a folder the checker cannot read"
         except OSError:  # removed, or replaced by a link meanwhile
             continue
         with iterator:
@@ -457,6 +459,28 @@ def _uid_of(pid: int | str) -> int | None:
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return None
+
+
+def _remove_tree(root: Path) -> None:
+    """Delete a run's scratch directory, whatever modes the submission left in it: a folder
+    it made unreadable or unwritable (mode 000) is opened up and deleted too (attack finding F8,
+    session 6: otherwise its files stayed on the instructor's disk). Called once every process
+    of the run is gone; links are never followed."""
+
+    def open_up(function, path, error):
+        if isinstance(error[1], FileNotFoundError):  # gone already
+            return
+        for folder in (os.path.dirname(path), path):
+            with contextlib.suppress(OSError):
+                if stat.S_ISDIR(os.lstat(folder).st_mode):
+                    os.chmod(folder, 0o700)
+        with contextlib.suppress(OSError, RecursionError):
+            if function in (os.rmdir, os.unlink):
+                function(path)
+            else:  # it could not be listed: again, now that it can
+                shutil.rmtree(path, onerror=open_up)
+
+    shutil.rmtree(root, onerror=open_up)
 
 
 def _processes_of(top: int, uid: int | None) -> list[int]:
@@ -1039,7 +1063,7 @@ class Sandbox:
             with ResultDirectory(out_dir, refused=refused) as results:
                 yield results, self.stopped_limit is None
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            _remove_tree(scratch)
             if claim is not None:  # its processes are gone (`_execute`): the uid is free again
                 claim.release()
 
