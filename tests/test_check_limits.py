@@ -131,20 +131,20 @@ def test_a_constant_too_deep_to_read_is_set_aside_not_raised(tmp_path):
     assert any("cell 2" in note and "X = ..." in note for note in submission.set_aside)
 
 
-def test_a_path_too_long_for_the_checkers_copy_is_a_problem_of_that_submission(tmp_path):
+def test_a_path_too_long_for_the_checkers_copy_is_set_aside_and_said(tmp_path):
     # F15: a helper whose path fit where the student put it, but not below the checker's own
     # temporary folders, raised OSError (file name too long) and lost the class run.
     from tinycnn.grading.submission import MAX_PATH
 
     student = tmp_path / "alice"
-    deep = student.joinpath(*["d" * 200] * 2)
+    deep = student.joinpath(*["d" * 200] * 6)  # 1,206 characters below alice/
     deep.mkdir(parents=True)
     (student / "layers.py").write_text(RELU)
     (deep / "helper.py").write_text("X = 1\n")
-    problem = load_submission(student, entry="layers").problem
-    assert problem is not None and "is too long" in problem and f"at most {MAX_PATH}" in problem
-    (deep / "helper.py").unlink()
-    assert load_submission(student, entry="layers").problem is None
+    submission = load_submission(student, entry="layers")
+    assert submission.problem is None and [s.path for s in submission.files] == ["layers.py"]
+    note = f"... was not read (its path is longer than {MAX_PATH} bytes)"
+    assert [n for n in submission.set_aside if n.endswith(note)] == [f"{'d' * 60}{note}"]
 
 
 def test_any_failure_of_grading_one_submission_becomes_its_report(tmp_path, monkeypatch):
@@ -208,21 +208,57 @@ def test_a_folder_chain_too_deep_to_search_is_that_submissions_problem(tmp_path)
     assert load_submission(bob, entry="layers").problem is None
 
 
-@pytest.mark.slow  # 10,001 files
-def test_an_upload_with_too_many_entries_is_refused_and_searching_it_is_bounded(tmp_path):
+def test_an_upload_with_too_many_entries_is_refused_and_searching_it_is_bounded(
+    tmp_path, monkeypatch
+):
     # F4: below a chain of folders, 20,000 files made the search for the submission's folder
-    # walk the whole tree again at every level (minutes of the checker's own time).
-    from tinycnn.grading.submission import MAX_ENTRIES, submission_folder
+    # walk the whole tree again at every level (minutes of the checker's own time). The bound
+    # is made small here so that the test need not write 100,000 files.
+    from tinycnn.grading import submission
 
+    monkeypatch.setattr(submission, "MAX_ENTRIES", 500)
     bottom = chain(tmp_path, 5)
-    for number in range(MAX_ENTRIES + 1):
+    for number in range(500):
         (bottom / f"{number}.txt").touch()
     (bottom / "layers.py").write_text(RELU)
-    assert submission_folder(tmp_path) == bottom  # each level searched at most MAX_ENTRIES deep
+    assert submission.submission_folder(tmp_path) == bottom  # each level searched, bounded
     problem = load_submission(tmp_path).problem
-    assert (
-        problem
-        == f"the upload cannot be read: it holds more than {MAX_ENTRIES:,} files and folders"
+    assert problem == "the upload cannot be read: it holds more than 500 files and folders"
+    (bottom / "0.txt").unlink()
+    (bottom / "1.txt").unlink()
+    assert load_submission(tmp_path).problem is None  # 499 entries: read
+
+
+def test_the_gradescope_runner_scans_an_upload_within_the_same_bounds(tmp_path):
+    # Review, session 6: the runner's own scan still recursed (RecursionError at 1,100 deep).
+    from tinycnn import autograder
+    from tinycnn.grading.submission import MAX_DEPTH, UploadTooLarge
+
+    (tmp_path / "layers.py").write_text(RELU)
+    chain(tmp_path, MAX_DEPTH)
+    assert autograder._scan(tmp_path) == (["layers.py"], [])
+    chain(tmp_path / "e", 0).mkdir()
+    chain(tmp_path / "e", MAX_DEPTH + 1)
+    with pytest.raises(UploadTooLarge, match=f"more than {MAX_DEPTH} deep"):
+        autograder._scan(tmp_path)
+
+
+def test_a_notebook_whose_cells_together_are_over_the_budget_is_refused_before_parsing(
+    tmp_path,
+):
+    # Review, session 6: each cell was under the budget, and all their trees were kept before
+    # the whole notebook was measured (82 s and 6.6 GB for 60 cells of 99,000 items).
+    notebook = nbformat.v4.new_notebook()
+    cell = "B = [" + "1," * (MAX_TOKENS // 8) + "]"
+    notebook.cells = [nbformat.v4.new_code_cell(RELU)] + [
+        nbformat.v4.new_code_cell(cell.replace("B", f"B{i}")) for i in range(5)
+    ]
+    path = tmp_path / "big.ipynb"
+    path.write_text(nbformat.writes(notebook))
+    problem = load_submission(path).problem
+    assert problem == (
+        "big.ipynb is too large: its code cells hold more than 200,000 words and symbols, "
+        "more than the checker reads (the reference layer file has about 9,000)"
     )
 
 

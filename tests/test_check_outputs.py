@@ -163,3 +163,33 @@ def test_clean_text_writes_a_lone_surrogate_as_its_escape():
 
     assert clean_text("bad \ud800 value \udce9") == "bad \\ud800 value \\xe9"
     clean_text("\udfff" * 1000).encode("utf-8")
+
+
+def test_clean_name_escapes_what_a_reader_cannot_see_without_collisions():
+    # Review, session 6: a word joiner (U+2060) left "b\u2060ob" looking like "bob".
+    from tinycnn.grading.channel import clean_name
+
+    names = ["bob", "b\u2060ob", "b\u00a0ob", "b ob", "\ue000" + "1", "\U000e0001", "b\u2028ob"]
+    cleaned = [clean_name(name) for name in names]
+    assert len(set(cleaned)) == len(names)
+    assert cleaned[1] == "b\\u2060ob" and cleaned[3] == "b ob" and cleaned[5] == "\\U000e0001"
+    assert all(c.isprintable() for c in cleaned)
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"), [("bob.py", "bob.py"), ("it's.py", "'it'\"'\"'s.py'"), ("a\\b.py", "FILE")]
+)
+def test_the_one_case_command_names_the_file_only_when_its_name_is_its_own(name, shown):
+    # Review, session 6: a name clean_name escaped ("a\\\\b.py", "caf\\\\xe9.py") is not the
+    # file's name; pasting the command failed with "no such file".
+    from tinycnn.reference.ops import CONTRACT_FUNCTIONS
+
+    from tinycnn.grading.channel import clean_name
+    from tinycnn.grading.grader import Finding, FunctionResult, SubmissionReport
+    from tinycnn.grading.report import _reproduce_line
+
+    finding = Finding("dx", "value", (CASE,), 1, (("float64", 1),), (), CASE, "wrong")
+    functions = {n: FunctionResult(n, "pass") for n in CONTRACT_FUNCTIONS}
+    functions["conv2d_backward"] = FunctionResult("conv2d_backward", "fail", findings=[finding])
+    report = SubmissionReport(clean_name(name), functions, [], None)
+    assert _reproduce_line(report) == f"one case in full: tinycnn check {shown} --case {CASE}"

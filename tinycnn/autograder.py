@@ -192,28 +192,43 @@ def _write_results(path: Path, results: dict) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def _scan(folder: Path, relative: str = "") -> tuple[list[str], list[str]]:
+def _scan(folder: Path) -> tuple[list[str], list[str]]:
     """The regular files under ``folder`` and its symbolic links, as relative paths.
 
     Hidden entries and the skipped folders (``__MACOSX``, ``__pycache__``) are skipped, by
     ``tinycnn check``'s own rule (one home: :func:`tinycnn.grading.submission.visible_entries`,
     imported when grading, so building the CLI's parser does not load the grader); no link is
-    followed (``lstat`` only).
-    """
-    from tinycnn.grading.submission import visible_entries
+    followed (``lstat`` only). Iterative, within ``tinycnn check``'s bounds on an upload.
 
-    files, links = [], []
-    for entry in visible_entries(folder):
-        path = f"{relative}{entry.name}"
-        if entry.is_symlink():
-            links.append(path)
-        elif entry.is_dir(follow_symlinks=False):
-            below_files, below_links = _scan(Path(entry.path), path + "/")
-            files += below_files
-            links += below_links
-        elif entry.is_file(follow_symlinks=False):
-            files.append(path)
-    return files, links
+    Raises
+    ------
+    tinycnn.grading.submission.UploadTooLarge
+        A ValueError: more than ``MAX_ENTRIES`` entries, or folders more than ``MAX_DEPTH``
+        deep (a 1,100-deep chain made this recursion fail: review, session 6).
+    """
+    from tinycnn.grading.submission import MAX_DEPTH, MAX_ENTRIES, UploadTooLarge, visible_entries
+
+    files, links, seen = [], [], 0
+    stack = [(folder, "", 0)]
+    while stack:
+        here, relative, depth = stack.pop()
+        entries = visible_entries(here)
+        seen += len(entries)
+        if seen > MAX_ENTRIES:
+            raise UploadTooLarge(f"your upload holds more than {MAX_ENTRIES:,} files and folders")
+        below = []
+        for entry in entries:
+            path = f"{relative}{entry.name}"
+            if entry.is_symlink():
+                links.append(path)
+            elif entry.is_dir(follow_symlinks=False):
+                below.append((Path(entry.path), path + "/", depth + 1))
+            elif entry.is_file(follow_symlinks=False):
+                files.append(path)
+        if below and depth == MAX_DEPTH:
+            raise UploadTooLarge(f"your upload's folders are more than {MAX_DEPTH} deep")
+        stack += reversed(below)
+    return sorted(files), sorted(links)
 
 
 def _submission_target(folder: Path, api: str = "tinycnn", entry: str | None = None) -> Path:

@@ -44,6 +44,7 @@ import os
 import re
 import signal
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,9 +81,6 @@ MAX_NDIM, MAX_DIM = 32, 2**31
 _ALLOWED_DTYPE_KINDS = "biufc"
 _CONTAINERS = ("ndarray", "numpy scalar", "python float", "python int")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-# What clean_name writes as an escape: a backslash, what _CONTROL drops, the whitespace that
-# clean_text turns into spaces, escape itself, and every surrogate (never valid in a name's text).
-_ESCAPED = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
 
@@ -97,7 +95,7 @@ def clean_text(text: object, limit: int = MAX_TEXT) -> str:
     as its escape, ``\\ud800``, as :func:`clean_name` does), at most ``limit`` characters
     (``...`` marks a cut)."""
     text = str(text)
-    text = _SURROGATE.sub(_escape, text)
+    text = _SURROGATE.sub(lambda match: _escape(match.group()), text)
     text = _ANSI.sub("", text)
     text = text.replace("\r\n", " ").replace("\n", " ").replace("\t", " ").replace("\r", " ")
     text = _CONTROL.sub("", text)
@@ -108,7 +106,9 @@ def clean_name(name: object) -> str:
     """A file or folder name made safe to print and store, still told apart from every other.
 
     Where :func:`clean_text` drops a character, this writes it as Python writes it in a string
-    literal: a control, zero-width or direction character as ``\\x7f``, ``\\x0a``, ``\\u200b``;
+    literal: a character a reader cannot see or a terminal acts on (Unicode's categories C and
+    Z but the space: controls, zero-width and direction marks, other spaces) as ``\\x7f``,
+    ``\\x0a``, ``\\u200b``;
     a byte that is not UTF-8 (``os.listdir`` hands it over as a lone surrogate, PEP 383: what
     ``unzip`` makes of a Windows zip's accented name) as ``\\xe9``; a backslash as ``\\\\``.
     Nothing is cut. Two different names never give the same text, so one student's row cannot
@@ -119,18 +119,27 @@ def clean_name(name: object) -> str:
     >>> clean_name("b\\x7fob"), clean_name("caf\\udce9"), clean_name("bob")
     ('b\\\\x7fob', 'caf\\\\xe9', 'bob')
     """
-    return _ESCAPED.sub(_escape, str(name))
+    return "".join(_escape(c) if _needs_escape(c) else c for c in str(name))
 
 
-def _escape(match: re.Match) -> str:
-    code = ord(match.group())
+def _needs_escape(character: str) -> bool:
+    """A backslash, or a character of Unicode's "other" categories (controls, format characters
+    such as zero-width and direction marks, surrogates, private use, unassigned) or a line or
+    paragraph separator: what a reader cannot see, or a terminal would act on."""
+    return character == "\\" or (unicodedata.category(character)[0] in "CZ" and character != " ")
+
+
+def _escape(character: str) -> str:
+    code = ord(character)
     if code == ord("\\"):
         return "\\\\"
     if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, as os.fsdecode passes it on: \x80-\xff
         return f"\\x{code - 0xDC00:02x}"
-    # \x00-\x7f for an ASCII control, four hex digits above, so that no byte and no character
-    # share an escape (U+0085 is \u0085, the byte 0x85 is \x85).
-    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
+    # \x00-\x7f for an ASCII control, \uXXXX or \UXXXXXXXX above, as in a Python literal, so
+    # that no byte and no character share an escape (U+0085 is \u0085, the byte 0x85 is \x85).
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 @dataclass(frozen=True)

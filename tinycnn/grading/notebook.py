@@ -66,7 +66,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tinycnn.grading.policy import _PARSE_LOCK, check_size, parse_source
+from tinycnn.grading.policy import _PARSE_LOCK, SourceTooLarge, check_size, parse_source
 
 __all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook", "notebook_cells"]
 
@@ -87,14 +87,13 @@ _MAGIC_LINE = re.compile(
     re.VERBOSE,
 )
 # Every alternative starts with a character \s cannot match, so the leading \s* never trades
-# spaces with what follows: one pass per line. (With ``[\w\s,]+=`` a line of 60,000 spaces took
-# 26 s: attacker, session 6, F14.) A magic is a short line; a longer one is read as Python.
-_MAGIC_LINE_MAX = 1000
+# spaces with what follows: one pass per line (with ``[\w\s,]+=`` a line of 60,000 spaces took
+# 26 s: attacker, session 6, F14; now a 1 MB line takes a tenth of a second).
 
 
 def _is_magic_line(line: str) -> bool:
     """Whether ``line`` looks like an IPython magic, shell escape or help line (`_MAGIC_LINE`)."""
-    return len(line) <= _MAGIC_LINE_MAX and _MAGIC_LINE.match(line) is not None
+    return _MAGIC_LINE.match(line) is not None
 
 
 #: IPython's line magics in a Jupyter kernel (``%lsmagic`` of ipykernel 7.4 / IPython 9.18 on
@@ -758,7 +757,12 @@ def notebook_cells(data: bytes) -> list[ast.Module]:
         return []
     trees: list[ast.Module] = []
     namespace: set[str] = set()
-    for _, source, _ in _code_cells(notebook):
+    code = list(_code_cells(notebook))
+    try:
+        check_size("\n".join(source for _, source, _ in code if source is not None))
+    except SourceTooLarge:
+        return []  # too large to read: grading it says so
+    for _, source, _ in code:
         if source is None:
             continue
         try:
@@ -820,7 +824,12 @@ def convert_notebook(
     bound: set[str] = set()
     modules: dict[str, str] = {}  # name -> what a kept import binds to it ("np" -> "numpy")
     cells: list[_Cell] = []
-    for number, source, note in _code_cells(notebook):
+    code = list(_code_cells(notebook))
+    try:  # the whole notebook's code within the parse budget before any cell's tree is kept
+        check_size("\n".join(source for _, source, _ in code if source is not None))
+    except SourceTooLarge as error:
+        raise NotebookError(f"{origin} is too large: its code cells hold {error.msg}") from None
+    for number, source, note in code:
         if note is not None:
             set_aside.append(f"cell {number}: {note}")
         if source is None:

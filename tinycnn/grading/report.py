@@ -195,9 +195,9 @@ def _reproduce_line(report: SubmissionReport) -> str:
         return ""
     api = f" --api {report.api}" if report.api != "tinycnn" else ""
     seed = f" --seed {report.seed}" if hidden else ""
-    return (
-        f"one case in full: tinycnn check {shlex.quote(report.submission)}{api} --case {case}{seed}"
-    )
+    # A name clean_name escaped is not the file's name: the command says FILE instead.
+    file = "FILE" if "\\" in report.submission else shlex.quote(report.submission)
+    return f"one case in full: tinycnn check {file}{api} --case {case}{seed}"
 
 
 def report_json(report: SubmissionReport) -> dict:
@@ -512,7 +512,9 @@ def folder_table(reports: list[SubmissionReport]) -> str:
     ]
     n_passed = sum(r.passed for r in reports)
     table = markdown_table(rows, align={"passed": "right"})
-    run = f"\n{_run_line(reports[0])}" if reports else ""
+    # The sandbox's line from a submission that ran in it (a checker failure's report did not).
+    ran = [r for r in reports if r.network != "unknown"] or reports
+    run = f"\n{_run_line(ran[0])}" if reports else ""
     again = [
         f"{Path(r.submission).name} ({', '.join(r.regraded_alone)})"
         for r in reports
