@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -735,8 +736,13 @@ def test_work_done_by_detached_helpers_at_import_counts_against_the_import():
         seed=SEED,
     )
     forward = next(run for run in runs if run.function == "relu_forward")
-    assert forward.result.status == "timeout", forward.result.detail
-    assert "importing the submission used more than 2 s of processor time" in forward.result.detail
+    detail = forward.result.detail
+    assert forward.result.status == "timeout", detail
+    if "wall-clock cap" in detail:  # a busy machine: the 6 s cap came first, helpers counted
+        used = re.search(r"it used ([\d.]+) s", detail)  # a sleeping importer alone: ~0.05 s
+        assert "cap of 6 s" in detail and used and float(used.group(1)) >= 0.5, detail
+    else:
+        assert "importing the submission used more than 2 s of processor time" in detail
 
 
 _F2_LIMITS = Limits(timeout=2.0)
