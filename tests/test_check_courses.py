@@ -32,7 +32,7 @@ from tinycnn import templates
 from tinycnn.cli import main
 from tinycnn.grading import adapters
 from tinycnn.grading.grader import grade_submission
-from tinycnn.grading.notebook import convert_notebook
+from tinycnn.grading.notebook import NotebookError, convert_notebook
 from tinycnn.grading.report import gradescope_results
 from tinycnn.grading.sandbox import Limits
 from tinycnn.grading.submission import MAX_FILES, load_submission
@@ -569,10 +569,13 @@ def test_case_reproduces_a_course_file_and_its_snippet_runs_in_the_students_name
 
 
 def test_a_hostile_notebook_is_a_compile_error_not_a_crash():
-    deep = "x = " + "[" * 100_000 + "]" * 100_000
+    deep = "x = " + "[" * 5_000 + "]" * 5_000  # nested deeper than the parser allows
     assert convert_notebook(notebook("def f():\n    pass", deep)).syntax_error.startswith(
         "cell 3, line 1: "
     )
+    deeper = "x = " + "[" * 100_000 + "]" * 100_000  # more than the checker parses at all
+    with pytest.raises(NotebookError, match="is too large: its code cells hold more than"):
+        convert_notebook(notebook("def f():\n    pass", deeper))
     assert "null bytes" in convert_notebook(notebook("x = 1\x00")).syntax_error
     nested = b'{"cells": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     with pytest.raises(ValueError, match="is not a Jupyter notebook"):

@@ -258,7 +258,7 @@ def test_a_notebook_whose_cells_together_are_over_the_budget_is_refused_before_p
     problem = load_submission(path).problem
     assert problem == (
         "big.ipynb is too large: its code cells hold more than 200,000 words and symbols, "
-        "more than the checker reads (the reference layer file has about 9,000)"
+        "more than the checker reads (the reference layer file has about 12,000)"
     )
 
 
@@ -289,3 +289,30 @@ def test_the_walk_lists_files_as_before_and_skips_links_and_hidden_entries(tmp_p
         "z/e.py",
     ]
     assert skipped == ["link.py (not a regular file)"]
+
+
+def test_every_symbol_counts_so_a_run_of_brackets_cannot_hide_a_large_tree():
+    # Attacker, session 6, G5: counting a run of symbols as one token let a list of 1,000,000
+    # empty lists (3 MB) through, at 1.8 GB for the checker's parse.
+    with pytest.raises(SourceTooLarge):
+        parse_source(RELU + "X = [" + "[]," * (MAX_TOKENS // 3 + 10) + "]\n")
+    assert parse_source(RELU + "X = [" + "[]," * (MAX_TOKENS // 3 - 100) + "]\n").body
+
+
+def test_a_notebook_of_many_json_objects_is_refused_before_nbformat_reads_it(tmp_path):
+    # Attacker, session 6, G3: nbformat's reader and validator took 755 MB for a 4 MB notebook
+    # whose cell metadata held a list of empty objects.
+    from tinycnn.grading.notebook import MAX_JSON_CONTAINERS
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(RELU)]
+    notebook.cells[0].metadata["x"] = [{}] * (MAX_JSON_CONTAINERS + 1)
+    path = tmp_path / "objects.ipynb"
+    path.write_text(nbformat.writes(notebook, version=4))
+    problem = load_submission(path).problem
+    assert problem.startswith(
+        f"objects.ipynb is too large: more than {MAX_JSON_CONTAINERS:,} JSON objects and lists"
+    )
+    notebook.cells[0].metadata["x"] = [{}] * 1000
+    path.write_text(nbformat.writes(notebook, version=4))
+    assert load_submission(path).problem is None

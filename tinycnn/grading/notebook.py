@@ -170,9 +170,21 @@ class ConvertedNotebook:
         return None
 
 
+#: Most JSON objects and arrays (counted as ``{`` and ``[``, in strings too) of a notebook the
+#: checker reads: a real notebook has a few per cell; each costs nbformat's reader and validator
+#: a few hundred bytes of memory (a 4 MB file of ``{}`` took 755 MB: attacker, session 6, G3).
+MAX_JSON_CONTAINERS = 200_000
+
+
 def _read(data: bytes, origin: str):
     import nbformat  # imported here: only notebook submissions need it
 
+    containers = data.count(b"{") + data.count(b"[")
+    if containers > MAX_JSON_CONTAINERS:
+        raise NotebookError(
+            f"{origin} is too large: more than {MAX_JSON_CONTAINERS:,} JSON objects and lists, "
+            f"more than the checker reads ({containers:,})"
+        )
     try:
         text = data.decode("utf-8-sig")  # notebooks are UTF-8 JSON (a BOM is tolerated)
     except UnicodeDecodeError as error:
