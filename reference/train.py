@@ -227,7 +227,10 @@ class _progress_bar:
             return lambda epoch, history: None
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.epochs, desc=f"train {self.description}", unit="epoch")
+        # disable=None: tqdm draws the bar only on a terminal, never into a pipe or a log.
+        self.bar = tqdm(
+            total=self.epochs, desc=f"train {self.description}", unit="epoch", disable=None
+        )
 
         def report(epoch: int, history: History) -> None:
             self.bar.set_postfix(

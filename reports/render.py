@@ -194,7 +194,10 @@ def write_figures(
 
     jobs = figure_jobs(data, out / "figures")
     n_jobs = default_jobs() if n_jobs is None else n_jobs
-    with tqdm(total=len(jobs), desc="figures", unit="fig", disable=not progress) as bar:
+    # disable=None: tqdm draws the bar only on a terminal, never into a pipe or a log.
+    with tqdm(
+        total=len(jobs), desc="figures", unit="fig", disable=None if progress else True
+    ) as bar:
         if n_jobs == 1:
             drawn = (_draw(f, a) for f, a in jobs)
         else:

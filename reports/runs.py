@@ -314,7 +314,10 @@ def run_all(
     n_runs = sum(len(task) for task in tasks)
     finished = run_jobs(execute_all, tasks, n_jobs=n_jobs, scheduler=scheduler, ordered=False)
     results: dict[RunSpec, RunResult] = {}
-    with tqdm(total=n_runs, desc="training runs", unit="run", disable=not progress) as bar:
+    # disable=None: tqdm draws the bar only on a terminal, never into a pipe or a log.
+    with tqdm(
+        total=n_runs, desc="training runs", unit="run", disable=None if progress else True
+    ) as bar:
         for task_results in finished:
             for result in task_results:
                 results[result.spec] = result

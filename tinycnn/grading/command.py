@@ -170,7 +170,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="let the submission import NAME besides numpy and math (repeatable)",
+        help="let the submission import NAME besides NumPy and the standard library (repeatable)",
     )
     parser.add_argument(
         "--memory",
