@@ -194,7 +194,10 @@ def test_two_builds_with_the_wheel_built_here_are_byte_identical(tmp_path, monke
         # A bundle that runs one case writes no results.json: every student would get 0.
         (["--case", "conv-n2c3f4-h7w5-k3x3-s1-p0-f64"], "--case runs one case"),
         # A fixed seed gives every student the same hidden cases, and each result prints it.
-        (["--seed", "42"], "--seed would give every student the same hidden cases"),
+        (
+            ["--seed", "42"],
+            "--seed would give every student, and every resubmission, the same hidden cases",
+        ),
         (["--se", "42"], "--seed would give"),  # argparse's abbreviations are caught too
         (["--gradesc", "x.json"], "--gradescope is set by the autograder itself"),
         (["--jobs=2"], "--jobs applies to a folder of submissions"),

@@ -193,3 +193,11 @@ def test_the_one_case_command_names_the_file_only_when_its_name_is_its_own(name,
     functions["conv2d_backward"] = FunctionResult("conv2d_backward", "fail", findings=[finding])
     report = SubmissionReport(clean_name(name), functions, [], None)
     assert _reproduce_line(report) == f"one case in full: tinycnn check {shown} --case {CASE}"
+
+
+def test_require_sandbox_names_the_variable_that_forced_a_weaker_level(capfd, monkeypatch):
+    # New user, session 6, finding 3: the message said to install bubblewrap, which was there.
+    monkeypatch.setenv("TINYCNN_SANDBOX", "process")
+    err = usage_error(capfd, CORRECT, "--require-sandbox")
+    assert "TINYCNN_SANDBOX=process forces level 'process'; unset it" in err
+    assert "install" not in err

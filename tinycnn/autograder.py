@@ -80,8 +80,9 @@ REFUSED_OPTIONS = {
     "leave it out",
     "case": "--case runs one case and writes no results.json, so every student would get 0; "
     "leave it out",
-    "seed": "--seed would give every student the same hidden cases and print the seed in each "
-    "result (a student could then compute them); leave it out: each submission gets a fresh seed",
+    "seed": "--seed would give every student, and every resubmission, the same hidden cases (a "
+    "result prints its seed, so a student could then compute them); leave it out: each "
+    "submission gets a fresh seed",
 }
 EXECUTABLE = 0o755
 #: The time stamped on every file of the zip and of the wheel built for it, in seconds since

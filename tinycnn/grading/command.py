@@ -554,10 +554,14 @@ def run_check(args: argparse.Namespace) -> int:
     except SandboxUnavailable as error:
         raise CommandError(str(error)) from None
     if args.require_sandbox and isolation != "bubblewrap":
-        raise CommandError(
-            f"--require-sandbox: bubblewrap is not usable here (isolation would be "
-            f"{isolation!r}); install it (apt-get install bubblewrap) or allow user namespaces"
+        forced = os.environ.get("TINYCNN_SANDBOX")
+        why = (
+            f"TINYCNN_SANDBOX={forced} forces level {isolation!r}; unset it"
+            if forced
+            else f"bubblewrap is not usable here (isolation would be {isolation!r}); install it "
+            f"(apt-get install bubblewrap) or allow user namespaces"
         )
+        raise CommandError(f"--require-sandbox: {why}")
     seed = new_seed() if args.seed is None else args.seed
 
     if args.case is not None:
