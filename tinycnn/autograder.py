@@ -197,9 +197,9 @@ def _scan(folder: Path) -> tuple[list[str], list[str]]:
     """The regular files under ``folder`` and its symbolic links, as relative paths.
 
     Hidden entries and the skipped folders (``__MACOSX``, ``__pycache__``) are skipped, by
-    ``tinycnn check``'s own rule (one home: :func:`tinycnn.grading.submission.visible_entries`,
-    imported when grading, so building the CLI's parser does not load the grader); no link is
-    followed (``lstat`` only). Iterative, within ``tinycnn check``'s bounds on an upload.
+    ``tinycnn check``'s own walk of an upload (one home:
+    :func:`tinycnn.grading.submission.upload_entries`, imported when grading, so building the
+    CLI's parser does not load the grader), with its bounds; no link is followed.
 
     Raises
     ------
@@ -207,28 +207,17 @@ def _scan(folder: Path) -> tuple[list[str], list[str]]:
         A ValueError: more than ``MAX_ENTRIES`` entries, or folders more than ``MAX_DEPTH``
         deep (a 1,100-deep chain made this recursion fail: review, session 6).
     """
-    from tinycnn.grading.submission import MAX_DEPTH, MAX_ENTRIES, UploadTooLarge, visible_entries
+    from tinycnn.grading.submission import UploadTooLarge, upload_entries
 
-    files, links, seen = [], [], 0
-    stack = [(folder, "", 0)]
-    while stack:
-        here, relative, depth = stack.pop()
-        entries = visible_entries(here)
-        seen += len(entries)
-        if seen > MAX_ENTRIES:
-            raise UploadTooLarge(f"your upload holds more than {MAX_ENTRIES:,} files and folders")
-        below = []
-        for entry in entries:
-            path = f"{relative}{entry.name}"
+    files, links = [], []
+    try:
+        for relative, entry in upload_entries(folder):
             if entry.is_symlink():
-                links.append(path)
-            elif entry.is_dir(follow_symlinks=False):
-                below.append((Path(entry.path), path + "/", depth + 1))
+                links.append(relative.as_posix())
             elif entry.is_file(follow_symlinks=False):
-                files.append(path)
-        if below and depth == MAX_DEPTH:
-            raise UploadTooLarge(f"your upload's folders are more than {MAX_DEPTH} deep")
-        stack += reversed(below)
+                files.append(relative.as_posix())
+    except UploadTooLarge as error:
+        raise UploadTooLarge(f"your upload cannot be read: {error}") from None
     return sorted(files), sorted(links)
 
 

@@ -46,7 +46,7 @@ import ast
 import importlib.util
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -75,6 +75,7 @@ __all__ = [
     "resolve_relative",
     "submission_folder",
     "top_entries",
+    "upload_entries",
     "visible_entries",
 ]
 
@@ -287,10 +288,11 @@ def top_entries(folder: Path) -> tuple[list[Path], list[Path]]:
     return files, folders
 
 
-def _walk(folder: Path) -> tuple[list[Path], list[str]]:
-    """Candidate files under ``folder`` (relative; each folder's files by name, then its
-    sub-folders by name) and what was skipped, in words. `visible_entries` only; never follows
-    a symbolic link, to a file or to a folder; a folder that cannot be listed is passed over.
+def upload_entries(folder: Path) -> Iterator[tuple[Path, os.DirEntry]]:
+    """Every entry under ``folder`` that is not a folder (files, links, anything else), with
+    its path relative to ``folder``: each folder's entries by name, then its sub-folders by
+    name. `visible_entries` only; a link is listed, never followed; a folder that cannot be
+    listed is passed over. The one walk of an upload (`_walk`; the Gradescope runner's scan).
 
     Iterative, with a stack of its own (Python 3.11's ``os.walk`` recurses: a chain of 1,100
     folders raised RecursionError and lost a class run, attacker session 6, F3), and bounded.
@@ -301,7 +303,6 @@ def _walk(folder: Path) -> tuple[list[Path], list[str]]:
         More than `MAX_ENTRIES` entries under ``folder`` (files of any kind and folders), or
         folders more than `MAX_DEPTH` deep.
     """
-    found, skipped = [], []
     seen = 0
     stack = [(Path(), 0)]  # folders still to list: (relative path, depth)
     while stack:
@@ -315,17 +316,32 @@ def _walk(folder: Path) -> tuple[list[Path], list[str]]:
             raise UploadTooLarge(f"it holds more than {MAX_ENTRIES:,} files and folders")
         below = []
         for entry in entries:
-            relative = here / entry.name
             if entry.is_dir(follow_symlinks=False):
-                below.append(relative)
-            elif relative.suffix in SUBMISSION_SUFFIXES:
-                if entry.is_file(follow_symlinks=False):
-                    found.append(relative)
-                else:
-                    skipped.append(f"{relative.as_posix()} (not a regular file)")
+                below.append(here / entry.name)
+            else:
+                yield here / entry.name, entry
         if below and depth == MAX_DEPTH:
             raise UploadTooLarge(f"its folders are more than {MAX_DEPTH} deep")
         stack += [(path, depth + 1) for path in reversed(below)]
+
+
+def _walk(folder: Path) -> tuple[list[Path], list[str]]:
+    """Candidate files under ``folder`` (relative, in `upload_entries`' order) and what was
+    skipped, in words. Never follows a symbolic link, to a file or to a folder.
+
+    Raises
+    ------
+    UploadTooLarge
+        As `upload_entries`.
+    """
+    found, skipped = [], []
+    for relative, entry in upload_entries(folder):
+        if relative.suffix not in SUBMISSION_SUFFIXES:
+            continue
+        if entry.is_file(follow_symlinks=False):
+            found.append(relative)
+        else:
+            skipped.append(f"{relative.as_posix()} (not a regular file)")
     return found, skipped
 
 
