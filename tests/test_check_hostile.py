@@ -161,6 +161,35 @@ def test_the_reference_cannot_be_reached_from_the_sandbox(fixture, level):
         assert any(message.startswith("import tinycnn") for message in report.policy)
 
 
+@pytest.mark.parametrize("level", _contained_levels())
+def test_no_other_python_tree_of_the_machine_is_visible_in_the_sandbox(level):
+    # The fixture walks all it can see for .py files outside the standard library, NumPy and
+    # its own: on the main of session 6 (/usr and the prefix mounted whole) it found 27 here
+    # (the prefix's bin/*.py) and, below them, the Cloud SDK's bundled Python under /usr/lib.
+    report = grade_submission(
+        FIXTURES / "hostile_foreign_python_trees.py",
+        limits=Limits(timeout=10.0),
+        train=False,
+        seed=SEED,
+        isolation=level,
+    )
+    details = {result.detail for name, result in report.functions.items()}
+    assert all("foreign Python files: 0 []" in detail for detail in details), details
+
+
+def test_the_dynamic_linker_named_by_the_interpreter_is_the_one_ldd_reports():
+    from tinycnn.grading.sandbox import _elf_interpreter, _interpreter
+
+    ldd = shutil.which("ldd")
+    if ldd is None or not sys.platform.startswith("linux"):
+        pytest.skip("needs ldd (glibc) to compare with")
+    listed = subprocess.run([ldd, _interpreter()], capture_output=True, text=True).stdout
+    # ldd lists the program interpreter as the one line with a path and no "=>".
+    linkers = [line.split()[0] for line in listed.splitlines() if "=>" not in line and "/" in line]
+    assert _elf_interpreter(_interpreter()) == linkers[0]
+    assert _elf_interpreter(str(FIXTURES / "correct_vectorized.py")) is None  # not ELF
+
+
 def test_a_utf7_coding_line_is_refused_before_anything_runs():
     with pytest.raises(UnsafeEncoding, match="utf-7"):
         read_source(FIXTURES / "hostile_utf7.py")

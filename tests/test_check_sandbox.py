@@ -581,3 +581,24 @@ def test_two_checkers_never_share_a_sandbox_uid(tmp_path, monkeypatch):
         holder.wait()
         sleeper.wait()
         holder.stdout.close()
+
+
+def test_without_the_runtimes_libraries_bubblewrap_is_not_claimed(monkeypatch):
+    # Where the libraries cannot be learnt (no /proc, no ctypes), the sandbox would have to
+    # mount /usr whole, with the machine's other Python trees: the level is a weaker one, and
+    # the outputs say so, rather than "only Python and NumPy visible".
+    from tinycnn.grading import sandbox
+
+    caches = (sandbox._bubblewrap_works, sandbox._runtime_mounts, sandbox._library_directories)
+    monkeypatch.delenv("TINYCNN_SANDBOX", raising=False)
+    monkeypatch.setattr(sandbox, "_library_directories", lambda packages: None)
+    try:
+        for cache in caches[:2]:
+            cache.cache_clear()
+        assert sandbox.isolation_level() != "bubblewrap"
+        with pytest.raises(SandboxUnavailable, match="not available here"):
+            sandbox.isolation_level("bubblewrap")
+    finally:
+        monkeypatch.undo()
+        for cache in caches:
+            cache.cache_clear()

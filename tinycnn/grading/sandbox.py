@@ -14,10 +14,11 @@ Isolation levels (:func:`isolation_level`), strongest first:
 ``bubblewrap``
     The child runs under `bubblewrap <https://github.com/containers/bubblewrap>`_ (``bwrap``):
     fresh PID, network, IPC and UTS namespaces (no network at all), an unprivileged uid, and a
-    file system holding only, read-only, the Python runtime (its standard library; every
-    ``site-packages`` hidden), NumPy, the child script, the submission's private copy and its
-    inputs; plus its own empty result and work directories (writable; the work directory is its
-    ``/tmp``), ``/dev`` read-only. Torch,
+    file system holding only, read-only, the interpreter, its standard library (its
+    ``site-packages`` hidden), the directories of the shared libraries they and NumPy load
+    (`_runtime_mounts`: not ``/usr`` as a whole, which holds other Python trees), NumPy, the
+    child script, the submission's private copy and its inputs; plus its own empty result and
+    work directories (writable; the work directory is its ``/tmp``), ``/dev`` read-only. Torch,
     the other frameworks, this project, other submissions and the checker's outputs do not exist
     inside. When the supervisor ends, the kernel kills every process left in the namespace.
 ``uid``
@@ -55,6 +56,7 @@ import shutil
 import signal
 import site
 import stat
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -207,11 +209,15 @@ def _is_root() -> bool:
 
 @functools.cache
 def _bubblewrap_works() -> bool:
-    """Whether ``bwrap`` is installed and can create the namespaces here (tried once)."""
+    """Whether ``bwrap`` is installed and can create the namespaces here, and the runtime's
+    shared libraries could be found (`_runtime_mounts`); tried once."""
     binary = shutil.which("bwrap")
     if binary is None or not sys.platform.startswith("linux"):
         return False
-    command = [binary, *_namespace_options(), *_runtime_mounts(), "--", _interpreter(), "-c", ""]
+    mounts = _default_mounts()
+    if mounts is None:
+        return False
+    command = [binary, *_namespace_options(), *mounts, "--", _interpreter(), "-c", ""]
     try:
         result = subprocess.run(command, capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
@@ -323,49 +329,167 @@ def _parents_then(option: str, source: str, target: str, made: set[str]) -> list
     return [*out, option, source, target]
 
 
-def _hidden_package_directories() -> list[str]:
-    """Every directory of installed packages the runtime mounts could expose."""
+def _hidden_package_directories(roots: Sequence[str] = ()) -> list[str]:
+    """Every directory of installed packages the runtime mounts could expose: the
+    interpreter's own and the usual system ones, and any ``python3*/site-packages`` or
+    ``dist-packages`` directly under one of ``roots`` (a library directory such as Fedora's
+    ``/usr/lib64`` holds the system Python's)."""
     candidates = set(site.getsitepackages()) | {site.getusersitepackages()}
     for scheme_path in ("purelib", "platlib"):
         candidates.add(sysconfig.get_paths()[scheme_path])
         for base in (sys.base_prefix, sys.base_exec_prefix):
             candidates.add(sysconfig.get_paths(vars={"base": base, "platbase": base})[scheme_path])
     candidates |= {p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
-    for pattern in (
+    patterns = [
         "/usr/lib/python3*/dist-packages",
         "/usr/lib/python3*/site-packages",
         "/usr/local/lib/python3*/dist-packages",
         "/usr/local/lib/python3*/site-packages",
         "/usr/lib64/python3*/site-packages",
-    ):
+    ]
+    for root in roots:
+        patterns += [f"{glob.escape(root)}/python*/{name}" for name in _PACKAGE_DIRECTORY_NAMES]
+    for pattern in patterns:
         candidates.update(glob.glob(pattern))
     return sorted({os.path.realpath(p) for p in candidates if p and os.path.isdir(p)})
 
 
+_PACKAGE_DIRECTORY_NAMES = ("site-packages", "dist-packages")
+
+#: Run by the sandbox's interpreter (``-I -S``) to learn which shared libraries the runtime
+#: needs: it loads (``dlopen``, nothing initialised) each file named on its command line and
+#: prints the paths of every file then mapped into it, dependencies included, as the dynamic
+#: linker resolved them.
+_LIBRARY_PROBE = """\
+import ctypes, sys
+for name in sys.argv[1:]:
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        pass
+with open("/proc/self/maps") as maps:
+    for line in maps:
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith("/"):
+            print(fields[5].rstrip("\\n"))
+"""
+
+
+def _elf_interpreter(path: str) -> str | None:
+    """The program interpreter (dynamic linker) an ELF executable names in its ``PT_INTERP``
+    program header, such as ``/lib64/ld-linux-x86-64.so.2``; None for a static executable or
+    a file that is not ELF. Layout: the System V ABI's ELF header and program header table
+    (``e_phoff``, ``e_phentsize``, ``e_phnum``; ``p_type`` 3 is ``PT_INTERP``)."""
+    with open(path, "rb") as file:
+        header = file.read(64)
+        if len(header) < 64 or header[:4] != b"\x7fELF" or header[4] not in (1, 2):
+            return None
+        order = "<" if header[5] == 1 else ">"
+        wide = header[4] == 2  # ELFCLASS64
+        if wide:
+            (table_offset,) = struct.unpack_from(order + "Q", header, 32)
+            entry_size, entries = struct.unpack_from(order + "HH", header, 54)
+        else:
+            (table_offset,) = struct.unpack_from(order + "I", header, 28)
+            entry_size, entries = struct.unpack_from(order + "HH", header, 42)
+        file.seek(table_offset)
+        table = file.read(entry_size * entries)
+        for start in range(0, len(table) - entry_size + 1, entry_size):
+            if struct.unpack_from(order + "I", table, start)[0] != 3:
+                continue
+            if wide:
+                (offset,) = struct.unpack_from(order + "Q", table, start + 8)
+                (size,) = struct.unpack_from(order + "Q", table, start + 32)
+            else:
+                (offset,) = struct.unpack_from(order + "I", table, start + 4)
+                (size,) = struct.unpack_from(order + "I", table, start + 16)
+            file.seek(offset)
+            return os.fsdecode(file.read(min(size, 4096)).split(b"\0")[0]) or None
+    return None
+
+
+def _within(path: str, roots: Sequence[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def _standard_library() -> list[str]:
+    """The real paths of the base interpreter's standard library directories (``stdlib``,
+    ``platstdlib``: a virtual environment's sysconfig names its own prefix instead)."""
+    base = {
+        "base": sys.base_prefix,
+        "platbase": sys.base_exec_prefix,
+        "installed_base": sys.base_prefix,
+        "installed_platbase": sys.base_exec_prefix,
+    }
+    paths = sysconfig.get_paths(vars=base)
+    return sorted({os.path.realpath(paths[key]) for key in ("stdlib", "platstdlib")})
+
+
 @functools.cache
-def _runtime_mounts() -> tuple[str, ...]:
-    """bwrap options giving a read-only view of the interpreter and its standard library only."""
-    made: set[str] = set()
+def _library_directories(packages: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The directories of the shared libraries the interpreter, its standard library's
+    extension modules and the ``packages``' extension modules load (real paths, outside
+    those packages and the standard library), and the directory of the dynamic linker the
+    interpreter names; None where they cannot be learnt (no ``/proc``, no ``ctypes``)."""
+    stdlib = _standard_library()
+    objects = glob.glob(os.path.join(glob.escape(stdlib[0]), "lib-dynload", "*.so"))
+    for directory in packages:
+        objects += glob.glob(os.path.join(glob.escape(directory), "**", "*.so*"), recursive=True)
+    try:
+        probe = subprocess.run(
+            [_interpreter(), "-I", "-S", "-c", _LIBRARY_PROBE, *objects],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        linker = _elf_interpreter(_interpreter())
+    except (OSError, subprocess.SubprocessError):
+        return None
+    own = [*stdlib, *(os.path.realpath(p) for p in packages), _interpreter()]
+    mapped = {line for line in probe.stdout.splitlines() if os.path.isfile(line)}
+    directories = {os.path.dirname(os.path.realpath(p)) for p in mapped if not _within(p, own)}
+    if not directories:
+        return None
+    if linker:
+        directories.add(os.path.realpath(os.path.dirname(linker)))
+    return tuple(sorted(directories))
+
+
+@functools.cache
+def _runtime_mounts(packages: tuple[str, ...]) -> tuple[str, ...] | None:
+    """bwrap options giving a read-only view of the interpreter, its standard library and the
+    directories of the shared libraries they and ``packages`` (directories of allowed
+    packages) load, and nothing else of the machine: not ``/usr`` as a whole, where other
+    Python trees lie (a Debian ``dist-packages``, the Google Cloud SDK's bundled Python,
+    ...). The top-level ``/lib*`` links of a merged ``/usr`` are kept. Every package directory
+    under what is mounted is hidden behind an empty tmpfs. None where the libraries cannot be
+    learnt (`_library_directories`): bubblewrap is then not used (`_bubblewrap_works`)."""
+    libraries = _library_directories(packages)
+    if libraries is None:
+        return None
     options: list[str] = []
-    roots = ["/usr"]
-    for name in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):
+    for name in ("/lib", "/lib64", "/lib32", "/libx32"):
         if os.path.islink(name):
             options += ["--symlink", os.readlink(name), name]
-        elif os.path.isdir(name):
-            roots.append(name)
-    for prefix in {os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix)}:
-        if not any(prefix == r or prefix.startswith(r + "/") for r in roots):
-            roots.append(prefix)
-    interpreter = _interpreter()
+    roots = [*libraries, *_standard_library()]
+    nested = [r for r in roots if _within(r, [o for o in roots if o != r])]
+    roots = [r for r in dict.fromkeys(roots) if r not in nested]
+    made: set[str] = set()
     for root in roots:
         options += _parents_then("--ro-bind", root, root, made)
-    if not any(interpreter.startswith(r + "/") for r in roots):
+    interpreter = _interpreter()
+    if not _within(interpreter, roots):
         options += _parents_then("--ro-bind", interpreter, interpreter, made)
-    mounted = tuple(roots)
-    for directory in _hidden_package_directories():
-        if any(directory == r or directory.startswith(r + "/") for r in mounted):
+    for directory in _hidden_package_directories(tuple(roots)):
+        if _within(directory, roots):
             options += ["--tmpfs", directory]
     return tuple(options)
+
+
+def _default_mounts() -> tuple[str, ...] | None:
+    """`_runtime_mounts` for a sandbox that may import NumPy only."""
+    return _runtime_mounts(tuple(str(p) for p in _package_directories(["numpy"])))
 
 
 def _package_directories(names: Sequence[str]) -> list[Path]:
@@ -1151,7 +1275,10 @@ class Sandbox:
         if self.isolation != "bubblewrap":
             return [_interpreter(), "-I", "-S", "-B", str(CHILD_SCRIPT), str(job_dir / "job.json")]
         made: set[str] = set()
-        command = [shutil.which("bwrap") or "bwrap", *_namespace_options(), *_runtime_mounts()]
+        # `_default_mounts` worked (`_bubblewrap_works`); a probe of the extra packages that
+        # failed leaves those packages' own libraries out, and only their import fails.
+        mounts = _runtime_mounts(tuple(map(str, self.packages))) or _default_mounts() or ()
+        command = [shutil.which("bwrap") or "bwrap", *_namespace_options(), *mounts]
         for directory in self.packages:
             command += _parents_then(
                 "--ro-bind", str(directory), f"{BOX_SITE}/{directory.name}", made
