@@ -409,6 +409,34 @@ def test_a_syntax_error_gives_every_function_an_error():
     )
 
 
+@pytest.mark.parametrize(
+    ("helper", "reason"),
+    [
+        ("y = 1\n\nx = (\n", "'(' was never closed"),
+        ("y = 1\n\nx = 'ab\n", "unterminated string literal"),
+        ("y = 1\n\n    x = 2\n", "unexpected indent"),
+    ],
+)
+def test_a_compile_error_names_its_line_once(tmp_path, helper, reason):
+    # New user's README walkthrough, finding 2: the line of a compile error was said twice
+    # ("unterminated string literal (detected at line 3) (line 3)"), and a helper's also with the
+    # entry's import line ("... (utils.py, line 3) (line 1, in <module>)").
+    template = TEMPLATE.read_text()
+    (tmp_path / "alone.py").write_text(template + helper)
+    line = len((template + helper).splitlines())  # the helper's last line is the wrong one
+    report = grade_submission(tmp_path / "alone.py", limits=FAST, train=False)
+    expected = f"the file does not compile: {reason} (line {line})."
+    assert {r.detail for r in report.functions.values()} == {expected}
+
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "utils.py").write_text(helper)
+    (folder / "layers.py").write_text("import utils\n\n" + template)
+    report = grade_submission(folder, limits=FAST, train=False, entry="layers")
+    expected = f"the file does not compile: {reason} (utils.py, line 3)."
+    assert {r.detail for r in report.functions.values()} == {expected}
+
+
 def test_missing_functions_stubs_non_functions_and_exceptions():
     report = graded("hostile_missing_and_raising")
     got = statuses(report)

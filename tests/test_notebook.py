@@ -405,6 +405,12 @@ def test_a_notebook_that_does_not_compile_raises_at_its_cell_and_line_when_impor
     assert result.locate(raised.traceback[-1].lineno + 1) == "cell 3, line 1"
 
 
+def test_a_cell_that_does_not_compile_names_its_line_once():
+    # New user's README walkthrough, finding 2: not "line 2: ... (detected at line 2)".
+    result = converted("def pad(x, p):\n    return x", "y = 1\nx = 'ab")
+    assert result.syntax_error == "cell 3, line 2: unterminated string literal"
+
+
 def student_folder(tmp_path: Path, helper: bytes) -> Path:
     folder = tmp_path / "student"
     folder.mkdir()
