@@ -1505,7 +1505,8 @@ def register(subparsers) -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="fewer repeats, float32 training only; of the commands only "
-        "`report --quick` and `check` (well under a minute)",
+        "`report --quick` (15 s on an idle 2-core machine, over a minute on a busy one) and "
+        "`check`",
     )
     parser.add_argument(
         "--no-commands",
