@@ -171,6 +171,25 @@ def test_wrong_dtype_shape_and_output_count_are_named():
     assert softmax.status == "fail" and "loss is a Python float" in softmax.hint
 
 
+def test_the_table_names_what_failed_when_the_values_are_right():
+    # New user's README walkthrough, finding 3: a function failing only on its dtype showed
+    # "FAIL  0.0e+00" (the values, cast, are exact), which reads like a pass.
+    from tinycnn.grading.report import submission_table
+
+    table = submission_table(graded("buggy_shapes_and_dtypes"))
+    rows = {line.split()[0]: line.split()[1:] for line in table.splitlines() if line[:1].strip()}
+    # The fixture's docstring: linear_forward and the loss fail on dtype only, the pooling on
+    # shape only, linear_backward on the structure it returns.
+    assert rows["linear_forward"] == ["FAIL", "dtype"]
+    assert rows["softmax_cross_entropy"] == ["FAIL", "dtype"]
+    assert rows["maxpool2d_forward"] == ["FAIL", "shape"]
+    assert rows["linear_backward"] == ["FAIL", "structure"]
+    # Wrong values keep their measured error in that column.
+    flipped = submission_table(graded("buggy_flipped_kernel"))
+    conv = next(line.split() for line in flipped.splitlines() if line.startswith("conv2d_forward"))
+    assert conv[1] == "FAIL" and float(conv[2]) > 1e-3
+
+
 def test_a_modified_input_fails_although_the_output_is_right():
     report = graded("buggy_modifies_input")
     relu = report.functions["relu_forward"]
@@ -388,6 +407,34 @@ def test_a_syntax_error_gives_every_function_an_error():
     assert all(
         "does not compile" in r.detail and "line 6" in r.detail for r in report.functions.values()
     )
+
+
+@pytest.mark.parametrize(
+    ("helper", "reason"),
+    [
+        ("y = 1\n\nx = (\n", "'(' was never closed"),
+        ("y = 1\n\nx = 'ab\n", "unterminated string literal"),
+        ("y = 1\n\n    x = 2\n", "unexpected indent"),
+    ],
+)
+def test_a_compile_error_names_its_line_once(tmp_path, helper, reason):
+    # New user's README walkthrough, finding 2: the line of a compile error was said twice
+    # ("unterminated string literal (detected at line 3) (line 3)"), and a helper's also with the
+    # entry's import line ("... (utils.py, line 3) (line 1, in <module>)").
+    template = TEMPLATE.read_text()
+    (tmp_path / "alone.py").write_text(template + helper)
+    line = len((template + helper).splitlines())  # the helper's last line is the wrong one
+    report = grade_submission(tmp_path / "alone.py", limits=FAST, train=False)
+    expected = f"the file does not compile: {reason} (line {line})."
+    assert {r.detail for r in report.functions.values()} == {expected}
+
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "utils.py").write_text(helper)
+    (folder / "layers.py").write_text("import utils\n\n" + template)
+    report = grade_submission(folder, limits=FAST, train=False, entry="layers")
+    expected = f"the file does not compile: {reason} (utils.py, line 3)."
+    assert {r.detail for r in report.functions.values()} == {expected}
 
 
 def test_missing_functions_stubs_non_functions_and_exceptions():

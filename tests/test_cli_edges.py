@@ -54,6 +54,27 @@ def test_a_usage_error_is_one_line_from_either_module_entry(module, tmp_path):
     assert completed.stderr == f"tinycnn check: error: no such file or folder: {missing}\n"
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--bogus"],
+        ["template", "--bogus"],
+        ["report", "--bogus"],
+        ["check", "submission.py", "--bogus"],
+        ["bench", "--bogus"],
+        ["autograder", "--out", "autograder.zip", "--bogus"],
+    ],
+)
+def test_an_unknown_option_is_refused_by_its_subcommand_not_by_tinycnn(capsys, argv):
+    # New user's README walkthrough, finding 1: `tinycnn check --bogus` said "tinycnn: error:
+    # ... (see tinycnn --help)", the top-level command's name, whose help lists no such options.
+    command = argv[0]
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == ""
+    assert err.startswith(f"tinycnn {command}: error: unrecognized arguments: --bogus"), err
+    assert err.endswith(f" (see tinycnn {command} --help)\n") and len(err.splitlines()) == 1
+
+
 # -- tinycnn template ---------------------------------------------------------------------------
 
 

@@ -405,6 +405,12 @@ def test_a_notebook_that_does_not_compile_raises_at_its_cell_and_line_when_impor
     assert result.locate(raised.traceback[-1].lineno + 1) == "cell 3, line 1"
 
 
+def test_a_cell_that_does_not_compile_names_its_line_once():
+    # New user's README walkthrough, finding 2: not "line 2: ... (detected at line 2)".
+    result = converted("def pad(x, p):\n    return x", "y = 1\nx = 'ab")
+    assert result.syntax_error == "cell 3, line 2: unterminated string literal"
+
+
 def student_folder(tmp_path: Path, helper: bytes) -> Path:
     folder = tmp_path / "student"
     folder.mkdir()
@@ -909,3 +915,27 @@ def test_a_notebook_the_entry_imports_keeps_its_notes_and_one_it_does_not_loses_
     # The graded notebook itself keeps its notes.
     alone = load_submission(tmp_path / "scratch.ipynb")
     assert alone.set_aside == ("scratch.ipynb, cell 2: code (not run)",), alone.set_aside
+
+
+# --------------------------------------------------------------------------------------------
+# What was set aside is said in every mode (new user's README walkthrough, finding 6)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # two end-to-end gradings; the notes themselves have the fast tests above
+def test_one_submission_with_a_notebook_says_what_was_set_aside_as_a_single_notebook_does(
+    tmp_path, capsys
+):
+    text = notebook(
+        "import numpy as np", correct_body(), "import matplotlib.pyplot as plt\nplt.plot([1])"
+    )
+    note = "set aside, not run: hw2.ipynb, cell 4: import matplotlib, code (not run)"
+    (tmp_path / "hw2.ipynb").write_bytes(text)
+    alone = check(tmp_path / "hw2.ipynb", capsys)
+    assert note in alone, alone
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "hw2.ipynb").write_bytes(text)
+    together = check(folder, capsys, "--one-submission")
+    assert note in together, together
+    assert passes_all(alone) and passes_all(together)

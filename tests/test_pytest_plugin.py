@@ -87,6 +87,30 @@ def test_impl_and_impl_api_remain_the_short_names_elsewhere(tmp_path):
     assert "--impl: no such file" in run.stderr
 
 
+def test_a_relative_impl_path_is_read_from_where_pytest_starts_not_its_rootdir(tmp_path):
+    # New user's README walkthrough, finding 5: README and --help now say which folder a
+    # relative --impl PATH starts from; here the rootdir (pytest.ini) is above that folder.
+    project = tmp_path / "project"
+    here = project / "student"
+    here.mkdir(parents=True)
+    (project / "pytest.ini").write_text("[pytest]\n")
+    (here / "ops.py").write_bytes(CORRECT.read_bytes())
+    (project / "test_where.py").write_text(
+        "from tinycnn.pytest_plugin import IMPL_KEY\n\n"
+        "def test_where(request):\n"
+        "    print('IMPL', request.config.stash[IMPL_KEY].__file__)\n"
+    )
+    run = pytest_run("../test_where.py", "--impl", "ops.py", "-s", cwd=here)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"IMPL {(here / 'ops.py').resolve()}" in run.stdout
+    # The same path from the rootdir is not where it is read from.
+    run = pytest_run("../test_where.py", "--impl", "student/ops.py", cwd=here)
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.stdout + run.stderr
+    assert f"no such file: {(here / 'student' / 'ops.py').resolve()}" in run.stderr
+    help_text = " ".join(pytest_run("--help", cwd=here).stdout.split())
+    assert "a relative PATH is from the folder pytest is started in" in help_text
+
+
 @pytest.fixture
 def clean_imports(monkeypatch):
     """Undo what loading an implementation does to sys.path and sys.modules."""

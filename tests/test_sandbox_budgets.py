@@ -16,6 +16,7 @@ from the code's own messages.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -96,3 +97,24 @@ def test_the_time_limit_counts_processor_time_and_waiting_is_capped(tmp_path):
     detail = report.functions["relu_backward"].detail
     assert f"did not finish within its wall-clock cap of {cap:g} s" in detail, detail
     assert f"(3 x its processor-time limit of {timeout:g} s, of which it used 0.0 s:" in detail
+
+
+def test_the_readme_states_a_submissions_wall_clock_limits_as_multiples_of_timeout():
+    # New user's README walkthrough, finding 5: the README's one sentence on it, against the
+    # documented rules (`Limits`, `WALL_FACTOR`).
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    stated = re.search(
+        r"A submission's wall-clock limits are multiples of `--timeout` T \(T s of processor "
+        r"time for the import and again for each function on all its cases, (\d+) s by "
+        r"default\): (\d+) T for each of those, and (\d+) T plus the training's limit \((\d+) s, "
+        r"or \d+ T if more\) for the whole submission, (\d+) s by default",
+        readme,
+    )
+    assert stated, "README must state the wall-clock limits as multiples of --timeout"
+    timeout, wall, whole, training, total = map(float, stated.groups())
+    default = Limits()
+    assert (default.timeout, WALL_FACTOR, default.train_timeout) == (timeout, wall, training)
+    assert default.total_seconds == whole * timeout + training == total
+    assert Limits(timeout=4.0, train_timeout=training).total_seconds == whole * 4.0 + training

@@ -295,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_template(subparsers)
     for register in _optional_commands():
         register(subparsers)
+    parser.commands = subparsers.choices  # each subcommand's parser, by name (see `main`)
     return parser
 
 
@@ -322,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = (
                 f"; options of tinycnn check go after --: tinycnn autograder ... -- {unknown[0]}"
             )
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}{where}")
+        # Said by the subcommand's parser ("tinycnn check: error: ..."): the arguments are its.
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}{where}")
     try:
         status = args.func(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit

@@ -63,9 +63,9 @@ OPTIONS = (
 _HELP = {
     "tinycnn_impl": "the implementation of the op contract tested instead of "
     "tinycnn.reference.ops: a .py file (its folder goes first on sys.path, for its sibling "
-    "modules), a .ipynb notebook (its definitions only) or one student's folder of modules. "
-    "It runs in this pytest process, NOT sandboxed: grade code you do not trust with "
-    "tinycnn check",
+    "modules), a .ipynb notebook (its definitions only) or one student's folder of modules; "
+    "a relative PATH is from the folder pytest is started in, not from its rootdir. It runs "
+    "in this pytest process, NOT sandboxed: grade code you do not trust with tinycnn check",
     "tinycnn_impl_api": "the layer API the implementation is written against (as tinycnn "
     "check --api): tinycnn (default), cs231n or deeplearning-ai",
 }

@@ -224,12 +224,20 @@ def describe_exception(error, submission_path):
                 location = {"file": relative, "line": frame.lineno, "function": frame.name}
     except _BaseException:
         where = location = None
-    if where is None and _isinstance(error, SyntaxError):  # raised while compiling a helper
-        relative = _student_file(_getattr(error, "filename", None), submission_path)
-        line = _getattr(error, "lineno", None)
+    if _isinstance(error, SyntaxError):
+        # Compiling a student's file (a helper the entry imports): the place is the line that
+        # does not compile, not the import statement the traceback ends at, and the message is
+        # the error's own (its str() repeats the place: "'(' was never closed (utils.py, line 3)").
+        try:
+            relative = _student_file(_getattr(error, "filename", None), submission_path)
+            line, reason = _getattr(error, "lineno", None), _getattr(error, "msg", None)
+        except _BaseException:
+            relative = line = reason = None
         if relative is not None and _type(line) is _int:
             where = f"line {line}"
             location = {"file": relative, "line": line, "function": None}
+            if _type(reason) is _str:
+                message = reason
     described = {
         "type": _type(error).__name__[:100],
         "message": message[:300],

@@ -57,6 +57,7 @@ from tinycnn.grading.policy import (
     policy_messages,
     refuse_unsafe_encoding,
     scan_imports,
+    syntax_reason,
 )
 from tinycnn.grading.sandbox import (
     WALL_FACTOR,
@@ -975,9 +976,10 @@ def _judge_training(run: ChildRun, setup: TrainingSetup, limits: Limits) -> Trai
 
 def _import_failure(import_result: dict, limits: Limits) -> str:
     error = import_result["error"]
-    if error.get("type") == "SyntaxError":
+    if error.get("type") in ("SyntaxError", "IndentationError", "TabError"):
         where = f" ({error['where']})" if error.get("where") else ""
-        return f"the file does not compile: {error.get('message')}{where}"
+        reason = syntax_reason(error.get("message", ""), error.get("line"))
+        return f"the file does not compile: {reason}{where}"
     return "importing the submission failed: " + _exception_text(error, limits.memory_mb)
 
 
@@ -1150,7 +1152,9 @@ def grade_submission(
             # ValueError: NUL bytes; UnicodeDecodeError, LookupError: undecodable text
             line = getattr(error, "lineno", None)
             where = f" ({submission.locate(entry_file.path, line)})" if line else ""
-            reason = error.msg if isinstance(error, SyntaxError) else str(error)
+            reason = (
+                syntax_reason(error.msg, line) if isinstance(error, SyntaxError) else str(error)
+            )
             verdict = "is too large" if isinstance(error, SourceTooLarge) else "does not compile"
             return finish(
                 _all_with(

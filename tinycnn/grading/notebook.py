@@ -66,7 +66,13 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tinycnn.grading.policy import _PARSE_LOCK, SourceTooLarge, check_size, parse_source
+from tinycnn.grading.policy import (
+    _PARSE_LOCK,
+    SourceTooLarge,
+    check_size,
+    parse_source,
+    syntax_reason,
+)
 
 __all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook", "notebook_cells"]
 
@@ -984,9 +990,10 @@ def _module(header: str, cells: list[_Cell]) -> tuple[str, tuple[tuple[int, int]
 def _not_compiling(header: str, number: int, error: Exception, line: int | None = None):
     """The `ConvertedNotebook` of a notebook whose cell ``number`` is not valid Python."""
     # ValueError: NUL bytes; RecursionError, MemoryError: nesting too deep to parse
-    line = line or getattr(error, "lineno", None) or 1
+    raised_at = getattr(error, "lineno", None)
+    line = line or raised_at or 1
     if isinstance(error, SyntaxError):
-        reason = error.msg
+        reason = syntax_reason(error.msg, raised_at)
     elif isinstance(error, ValueError):
         reason = str(error)
     else:

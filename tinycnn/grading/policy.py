@@ -46,6 +46,7 @@ __all__ = [
     "read_source",
     "refuse_unsafe_encoding",
     "scan_imports",
+    "syntax_reason",
 ]
 
 #: Besides the standard library (``sys.stdlib_module_names``).
@@ -127,6 +128,12 @@ def check_size(source: str | bytes) -> None:
                 f"more than {MAX_TOKENS:,} words and symbols, more than the checker reads "
                 f"(the reference layer file has about 12,000)"
             )
+
+
+def syntax_reason(message: str, line: int | None) -> str:
+    """A SyntaxError's message (``error.msg``, raised at ``line``) for a report that names the
+    line itself: without the tokenizer's "(detected at line N)" when N is that same line."""
+    return message.removesuffix(f" (detected at line {line})") if line else message
 
 
 class SourceTooLarge(SyntaxError):

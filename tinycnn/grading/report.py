@@ -61,11 +61,23 @@ def _wrapped(label: str, text: str) -> list[str]:
     )
 
 
+#: Findings whose failure the error column measures; for any other (a wrong dtype or shape, with
+#: values that may even be exact) the column names the kinds instead of an error that reads
+#: like a pass ("FAIL  0.0e+00").
+_MEASURED_KINDS = ("values", "non-finite")
+
+
+def _error_cell(result: FunctionResult) -> str:
+    """The table's "max rel error" cell: the error, or, for a FAIL whose values did not fail,
+    what did (``dtype``, ``shape``, ``structure``...)."""
+    kinds = [finding.kind for finding in result.findings]
+    if result.status != "fail" or not kinds or any(k in _MEASURED_KINDS for k in kinds):
+        return _error_text(result.max_rel_error)
+    return ", ".join(dict.fromkeys(kinds))
+
+
 def _function_rows(result: FunctionResult) -> list[str]:
-    rows = [
-        f"{result.name:<22} {_STATUS_SHOWN[result.status]:<10} "
-        f"{_error_text(result.max_rel_error):>13}"
-    ]
+    rows = [f"{result.name:<22} {_STATUS_SHOWN[result.status]:<10} {_error_cell(result):>13}"]
     if result.findings:
         header = (
             result.detail.split("\n")[0]
