@@ -602,3 +602,52 @@ def test_without_the_runtimes_libraries_bubblewrap_is_not_claimed(monkeypatch):
         monkeypatch.undo()
         for cache in caches:
             cache.cache_clear()
+
+
+def test_the_library_probe_survives_a_package_whose_libraries_abort_at_exit():
+    # matplotlib's extension modules, dlopen-ed without Python initialising them, abort the
+    # probe's interpreter as it finalises (rc -6): the probe ends before that (attacker
+    # session 7, F6), or `--allow-import matplotlib` would lose its libraries.
+    from tinycnn.grading import sandbox
+
+    pytest.importorskip("matplotlib")
+    packages = tuple(str(p) for p in sandbox._package_directories(["matplotlib"]))
+    directories = sandbox._library_directories(packages)
+    assert directories is not None
+    assert not any(d == p or d.startswith(p + "/") for d in directories for p in packages)
+
+
+def test_the_checkers_helpers_run_in_the_root_with_the_sandboxes_environment(tmp_path, monkeypatch):
+    # An LD_LIBRARY_PATH with an empty entry makes the dynamic linker search the working
+    # directory: run from a student's folder, the library probe loaded a libtk8.6.so the
+    # student left there, as root, outside any sandbox (attacker session 7, F2).
+    from tinycnn.grading import sandbox
+
+    monkeypatch.setenv("LD_LIBRARY_PATH", f":{tmp_path}")
+    monkeypatch.chdir(tmp_path)
+    script = "import os; print(os.environ.get('LD_LIBRARY_PATH'), os.getcwd())"
+    shown = sandbox._helper([sandbox._interpreter(), "-I", "-S", "-c", script])
+    assert shown.stdout.decode().split() == ["None", "/"]
+
+
+def test_the_dynamic_linker_is_mounted_alone_never_its_directory(tmp_path, monkeypatch):
+    # On arm64 the interpreter names /lib/ld-linux-aarch64.so.1, and /lib is a link to
+    # usr/lib: mounting the linker's directory mounted all of /usr/lib, with every Python
+    # tree under it (attacker session 7, F1). A merged-/usr layout of that shape:
+    from tinycnn.grading import sandbox
+
+    (tmp_path / "usr/lib/aarch64-linux-gnu").mkdir(parents=True)
+    real = tmp_path / "usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1"
+    real.write_bytes(b"")
+    (tmp_path / "usr/lib/ld-linux-aarch64.so.1").symlink_to("aarch64-linux-gnu/" + real.name)
+    (tmp_path / "lib").symlink_to("usr/lib")
+    named = str(tmp_path / "lib/ld-linux-aarch64.so.1")
+    monkeypatch.setattr(sandbox, "_elf_interpreter", lambda path: named)
+    options = sandbox._linker_mount(set())
+    binds = [options[i + 1 : i + 3] for i, o in enumerate(options) if o == "--ro-bind"]
+    assert binds == [[str(real), str(tmp_path / "usr/lib/ld-linux-aarch64.so.1")]]
+    # And on this machine: what the mounts bind of the linker is a file.
+    monkeypatch.undo()
+    here = sandbox._linker_mount(set())
+    sources = [here[i + 1] for i, option in enumerate(here) if option == "--ro-bind"]
+    assert len(sources) == 1 and os.path.isfile(sources[0])

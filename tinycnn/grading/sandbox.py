@@ -219,10 +219,25 @@ def _bubblewrap_works() -> bool:
         return False
     command = [binary, *_namespace_options(), *mounts, "--", _interpreter(), "-c", ""]
     try:
-        result = subprocess.run(command, capture_output=True, timeout=30, check=False)
+        return _helper(command).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return result.returncode == 0
+
+
+def _helper(command: list[str]) -> subprocess.CompletedProcess:
+    """Run a helper of the checker's own (a probe of what this machine can do) in ``/``, with
+    the sandbox's environment (`_environment`): an ``LD_LIBRARY_PATH`` of the checker naming
+    an empty entry (the working directory, perhaps a student's folder) is not passed, so no
+    library resolves from there (attacker session 7, F2). Output captured, at most 60 s.
+
+    Raises
+    ------
+    OSError, subprocess.TimeoutExpired
+        As `subprocess.run`.
+    """
+    return subprocess.run(
+        command, capture_output=True, timeout=60, check=False, cwd="/", env=_environment()
+    )
 
 
 @functools.cache
@@ -233,7 +248,7 @@ def _chroot_works() -> bool:
         return False
     command = [_interpreter(), "-I", "-S", "-c", "import os; os.chroot('/')"]
     try:
-        return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+        return _helper(command).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -244,7 +259,7 @@ def _network_filter_works() -> bool:
     network here (Linux x86-64 or ARM64 with seccomp), tried once in a helper process."""
     command = [_interpreter(), "-I", "-S", "-B", str(CHILD_SCRIPT), "--deny-network"]
     try:
-        return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+        return _helper(command).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -356,10 +371,11 @@ def _hidden_package_directories(roots: Sequence[str] = ()) -> list[str]:
 
 _PACKAGE_DIRECTORY_NAMES = ("site-packages", "dist-packages")
 
-#: Run by the sandbox's interpreter (``-I -S``) to learn which shared libraries the runtime
-#: needs: it loads (``dlopen``, nothing initialised) each file named on its command line and
-#: prints the paths of every file then mapped into it, dependencies included, as the dynamic
-#: linker resolved them.
+#: Run by the sandbox's interpreter (``-I -S``, the sandbox's environment, in ``/``) to learn
+#: which shared libraries the runtime needs: it loads (``dlopen``: their ELF constructors run,
+#: no Python module is initialised) each file named on its command line and prints the paths
+#: of every file then mapped into it, dependencies included, as the dynamic linker resolved
+#: them; it ends without finalising (a package's library may abort at exit).
 _LIBRARY_PROBE = """\
 import ctypes, sys
 for name in sys.argv[1:]:
@@ -367,11 +383,14 @@ for name in sys.argv[1:]:
         ctypes.CDLL(name)
     except OSError:
         pass
+import os
 with open("/proc/self/maps") as maps:
     for line in maps:
         fields = line.split(maxsplit=5)
         if len(fields) == 6 and fields[5].startswith("/"):
             print(fields[5].rstrip("\\n"))
+sys.stdout.flush()
+os._exit(0)
 """
 
 
@@ -429,31 +448,36 @@ def _standard_library() -> list[str]:
 def _library_directories(packages: tuple[str, ...]) -> tuple[str, ...] | None:
     """The directories of the shared libraries the interpreter, its standard library's
     extension modules and the ``packages``' extension modules load (real paths, outside
-    those packages and the standard library), and the directory of the dynamic linker the
-    interpreter names; None where they cannot be learnt (no ``/proc``, no ``ctypes``)."""
+    those packages and the standard library); None where they cannot be learnt (no
+    ``/proc``, no ``ctypes``)."""
     stdlib = _standard_library()
     objects = glob.glob(os.path.join(glob.escape(stdlib[0]), "lib-dynload", "*.so"))
     for directory in packages:
         objects += glob.glob(os.path.join(glob.escape(directory), "**", "*.so*"), recursive=True)
     try:
-        probe = subprocess.run(
-            [_interpreter(), "-I", "-S", "-c", _LIBRARY_PROBE, *objects],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        linker = _elf_interpreter(_interpreter())
+        probe = _helper([_interpreter(), "-I", "-S", "-c", _LIBRARY_PROBE, *objects])
     except (OSError, subprocess.SubprocessError):
         return None
+    if probe.returncode != 0:
+        return None
     own = [*stdlib, *(os.path.realpath(p) for p in packages), _interpreter()]
-    mapped = {line for line in probe.stdout.splitlines() if os.path.isfile(line)}
+    mapped = {line for line in os.fsdecode(probe.stdout).splitlines() if os.path.isfile(line)}
     directories = {os.path.dirname(os.path.realpath(p)) for p in mapped if not _within(p, own)}
     if not directories:
         return None
-    if linker:
-        directories.add(os.path.realpath(os.path.dirname(linker)))
     return tuple(sorted(directories))
+
+
+def _linker_mount(made: set[str]) -> list[str]:
+    """bwrap options putting the dynamic linker at the path the interpreter names
+    (``PT_INTERP``), its parent directories resolved on the host (``/lib64`` is a link to
+    ``usr/lib64`` on a merged ``/usr``): the file alone, never its directory (on arm64 that
+    is ``/lib``, all of ``/usr/lib``; attacker session 7, F1)."""
+    linker = _elf_interpreter(_interpreter())
+    if not linker:
+        return []
+    target = os.path.join(os.path.realpath(os.path.dirname(linker)), os.path.basename(linker))
+    return _parents_then("--ro-bind", os.path.realpath(linker), target, made)
 
 
 @functools.cache
@@ -481,8 +505,18 @@ def _runtime_mounts(packages: tuple[str, ...]) -> tuple[str, ...] | None:
     interpreter = _interpreter()
     if not _within(interpreter, roots):
         options += _parents_then("--ro-bind", interpreter, interpreter, made)
-    for directory in _hidden_package_directories(tuple(roots)):
-        if _within(directory, roots):
+    options += _linker_mount(made)
+    hidden = _hidden_package_directories(tuple(roots))
+    # Not the runtime a submission needs, and holding wheels zipimport can load: the standard
+    # library's own copies of pip and setuptools (attacker session 7, F4) and CPython's
+    # regression tests with their test data (Debian ships them apart, libpython3-testsuite).
+    for directory in _standard_library():
+        hidden += [
+            os.path.join(directory, "ensurepip", "_bundled"),
+            os.path.join(directory, "test"),
+        ]
+    for directory in hidden:
+        if os.path.isdir(directory) and _within(directory, roots):
             options += ["--tmpfs", directory]
     return tuple(options)
 
