@@ -68,7 +68,13 @@ from dataclasses import dataclass
 
 from tinycnn.grading.policy import _PARSE_LOCK, SourceTooLarge, check_size, parse_source
 
-__all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook", "notebook_cells"]
+__all__ = [
+    "MAX_SET_ASIDE_NOTES",
+    "ConvertedNotebook",
+    "NotebookError",
+    "convert_notebook",
+    "notebook_cells",
+]
 
 #: Top-level modules the standard library provides (Python 3.10+).
 STDLIB_MODULES = frozenset(sys.stdlib_module_names) | {"__future__"}
@@ -149,7 +155,8 @@ class ConvertedNotebook:
         For line ``k`` of ``source`` (1-based), ``origins[k - 1]`` is ``(cell, line)`` in the
         notebook (both 1-based), or None for the lines the converter wrote itself.
     set_aside : tuple of str
-        What was not kept, in words (one entry per cell), for the report.
+        What was not kept, in words (one entry per cell), for the report: at most
+        `MAX_SET_ASIDE_NOTES` entries, then one saying how many more there were.
     syntax_error : str or None
         ``"cell 4, line 2: invalid syntax"`` when a code cell is not valid Python; the
         module's source then only raises ``SyntaxError("invalid syntax")`` from a line whose
@@ -169,6 +176,13 @@ class ConvertedNotebook:
             return f"cell {cell}, line {cell_line}"
         return None
 
+
+#: Most notes a notebook's reading keeps on what it set aside (`ConvertedNotebook.set_aside`;
+#: one per cell with code set aside, per constant set aside, per statement binding a name a kept
+#: definition reads): the course notebooks of the tests give about ten; a notebook of 20,000
+#: cells gave 930 KB of them for the report (attacker, session 6b, G4). Past it, one more note
+#: says how many were left out (`_capped_notes`).
+MAX_SET_ASIDE_NOTES = 100
 
 #: Most JSON objects and arrays (counted as ``{`` and ``[``, in strings too) of a notebook the
 #: checker reads: a real notebook has a few per cell; each costs nbformat's reader and validator
@@ -625,6 +639,23 @@ def _missing_bindings(cells: list[_Cell], unbound: set[str]) -> dict[int, list[s
     return notes
 
 
+def _capped_notes(notes: list[str], first: set[str]) -> list[str]:
+    """``notes`` if there are at most `MAX_SET_ASIDE_NOTES` of them; else that many, in their
+    order, the ones in ``first`` (the statements a kept definition reads: `_missing_bindings`,
+    which explain a NameError) chosen before the others, and one note of how many were left
+    out."""
+    if len(notes) <= MAX_SET_ASIDE_NOTES:
+        return notes
+    ranked = sorted(range(len(notes)), key=lambda index: (notes[index] not in first, index))
+    kept = sorted(ranked[:MAX_SET_ASIDE_NOTES])
+    left_out = len(notes) - MAX_SET_ASIDE_NOTES
+    return [
+        *(notes[index] for index in kept),
+        f"{left_out:,} more {'note' if left_out == 1 else 'notes'} on what was set aside, "
+        "not listed",
+    ]
+
+
 def _track_modules(node: ast.stmt, decision: _Decision, modules: dict[str, str]) -> None:
     """Record in ``modules`` what a kept statement binds: an import's names, to what they
     import (``np`` -> ``numpy``, ``dtype`` -> ``numpy.dtype``); any other binding forgets."""
@@ -889,6 +920,7 @@ def convert_notebook(
         notes += [f"cell {cell.number}: {d.constant}" for _, d in cell.decisions if d.constant]
         notes += missing.get(cell.number, [])
         set_aside[cell.notes_at : cell.notes_at] = notes
+    set_aside = _capped_notes(set_aside, {note for notes in missing.values() for note in notes})
     source, origins = _module(header, cells)
     with _PARSE_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SyntaxWarning, DeprecationWarning: not ours to print
