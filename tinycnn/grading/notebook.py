@@ -72,6 +72,7 @@ __all__ = [
     "MAX_SET_ASIDE_NOTES",
     "ConvertedNotebook",
     "NotebookError",
+    "bound_names",
     "convert_notebook",
     "notebook_cells",
 ]
@@ -590,7 +591,7 @@ def _statement_text(node: ast.stmt) -> str:
         with _PARSE_LOCK:  # ast.unparse builds strings from the tree; one thread, as parsing
             text = ast.unparse(node)
     except (RecursionError, MemoryError):
-        names = sorted(_bindings(ast.Module(body=[node], type_ignores=[])))
+        names = sorted(bound_names(ast.Module(body=[node], type_ignores=[])))
         return f"{', '.join(names)} = ..." if names else f"a {type(node).__name__} statement"
     return text if len(text) <= 60 and "\n" not in text else text.split("\n")[0][:57] + "..."
 
@@ -608,7 +609,7 @@ def _missing_bindings(cells: list[_Cell], unbound: set[str]) -> dict[int, list[s
         for node, decision in cell.decisions:
             if decision.kept:
                 continue
-            for name in sorted(_bindings(ast.Module([node], [])) & unbound):
+            for name in sorted(bound_names(ast.Module([node], [])) & unbound):
                 binder.setdefault(name, (cell.number, node))
     if not binder:
         return {}
@@ -708,10 +709,11 @@ def _global_reads(statements: list[ast.stmt]) -> set[str]:
     return reads
 
 
-def _bindings(tree: ast.Module) -> set[str]:
-    """The names a cell binds in the notebook's namespace when it runs: its top-level
+def bound_names(tree: ast.Module) -> set[str]:
+    """The names a cell (or a module) binds in its namespace when it runs: its top-level
     definitions, imports and assignment, ``for`` and ``with`` targets (not the names that only
-    a function, class or comprehension of it binds)."""
+    a function, class or comprehension of it binds). Read, never run; names as Python reads
+    them (NFKC-normalised, PEP 3131)."""
     names: set[str] = set()
     stack: list[ast.AST] = list(tree.body)
     while stack:
@@ -812,7 +814,7 @@ def notebook_cells(data: bytes) -> list[ast.Module]:
             tree = _parse_cell(source, namespace)[0]
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        namespace |= _bindings(tree)
+        namespace |= bound_names(tree)
         trees.append(tree)
     return trees
 
@@ -881,7 +883,7 @@ def convert_notebook(
             tree, cell_lines, had_magics = _parse_cell(source, namespace)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
             return _not_compiling(header, number, error)
-        namespace |= _bindings(tree)
+        namespace |= bound_names(tree)
         late_future = _late_future(tree)
         if late_future is not None:
             return _not_compiling(header, number, late_future)

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from tinycnn.grading.adapters import API_NAMES, course_functions
-from tinycnn.grading.notebook import NotebookError, convert_notebook
+from tinycnn.grading.notebook import NotebookError, bound_names, convert_notebook
 from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES, allowed_modules, parse_source
 
 __all__ = [
@@ -67,6 +67,7 @@ __all__ = [
     "SourceFile",
     "Submission",
     "defined_functions",
+    "defined_names",
     "graded_definitions",
     "imported_modules",
     "imports_between",
@@ -371,16 +372,31 @@ def _read_bytes(path: Path, budget: int) -> bytes:
         return handle.read(budget + 1)
 
 
+def _tree(source: SourceFile) -> ast.Module | None:
+    """The module's syntax tree (read, never run), or None if it does not parse (reported when
+    the file is graded, not by its readers here)."""
+    try:
+        return parse_source(source.text())
+    except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
+        return None
+
+
 def defined_functions(source: SourceFile) -> set[str]:
     """Names of the top-level functions a module defines (read, never run)."""
-    try:
-        text = source.text()
-        tree = parse_source(text)
-    except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
-        return set()  # reported when the file is graded, not here
+    tree = _tree(source)
+    if tree is None:
+        return set()
     return {
         node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
     }
+
+
+def defined_names(source: SourceFile) -> set[str]:
+    """Every name a module binds at its top level when it runs (its functions, classes,
+    imports, assignments: :func:`tinycnn.grading.notebook.bound_names`), read, never run; empty
+    if it does not parse."""
+    tree = _tree(source)
+    return set() if tree is None else bound_names(tree)
 
 
 def resolve_relative(module: str | None, level: int, package: str) -> str | None:
@@ -409,12 +425,8 @@ def resolve_relative(module: str | None, level: int, package: str) -> str | None
 def imported_modules(source: SourceFile) -> set[str] | None:
     """Absolute names of the modules ``source`` may import, read (never run), as
     `module_imports` reads them. None if the source does not parse."""
-    try:
-        text = source.text()
-        tree = parse_source(text)
-    except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
-        return None
-    return module_imports(tree, source.package)
+    tree = _tree(source)
+    return None if tree is None else module_imports(tree, source.package)
 
 
 def module_imports(tree: ast.AST, package: str = "") -> set[str]:
