@@ -331,6 +331,24 @@ def test_an_upload_over_the_bound_is_refused_after_one_walk_within_it(tmp_path, 
     assert set(counted.values()) == {1} and tmp_path / "zz" not in counted
 
 
+@pytest.mark.parametrize("extra", [0, 5])
+def test_the_notes_on_an_uploads_files_not_read_are_capped(tmp_path, extra):
+    # G4's cap, for the files of an upload that are not read: 19,000 links named *.py gave
+    # 800 KB of notes for the report.
+    from tinycnn.grading.notebook import MAX_SET_ASIDE_NOTES
+
+    (tmp_path / "layers.py").write_text(RELU)
+    for number in range(MAX_SET_ASIDE_NOTES + extra):
+        (tmp_path / f"l{number:04d}.py").symlink_to("layers.py")
+    submission = load_submission(tmp_path)
+    assert submission.problem is None
+    notes = list(submission.set_aside)
+    listed = [f"l{n:04d}.py (not a regular file) was not read" for n in range(MAX_SET_ASIDE_NOTES)]
+    if extra:
+        listed.append(f"{extra} more notes on what was set aside, not listed")
+    assert notes == listed
+
+
 def test_a_class_folder_search_stops_at_each_students_first_file(tmp_path, monkeypatch):
     # G6: whether a student's folder holds a file is searched up to the first one found (a
     # class folder's students, `top_entries`), not through all of the folder.

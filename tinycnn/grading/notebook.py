@@ -63,7 +63,7 @@ import symtable
 import sys
 import tokenize
 import warnings
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from tinycnn.grading.policy import _PARSE_LOCK, SourceTooLarge, check_size, parse_source
@@ -73,6 +73,7 @@ __all__ = [
     "ConvertedNotebook",
     "NotebookError",
     "bound_names",
+    "capped_notes",
     "convert_notebook",
     "notebook_cells",
 ]
@@ -178,11 +179,11 @@ class ConvertedNotebook:
         return None
 
 
-#: Most notes a notebook's reading keeps on what it set aside (`ConvertedNotebook.set_aside`;
-#: one per cell with code set aside, per constant set aside, per statement binding a name a kept
-#: definition reads): the course notebooks of the tests give about ten; a notebook of 20,000
-#: cells gave 930 KB of them for the report (attacker, session 6b, G4). Past it, one more note
-#: says how many were left out (`_capped_notes`).
+#: Most notes on what was set aside kept for the report, of one notebook (one per cell with
+#: code set aside, per constant set aside, per statement binding a name a kept definition
+#: reads) and of an upload's files not read (`capped_notes`): the course notebooks of the tests
+#: give about ten; a notebook of 20,000 cells gave 930 KB of them (attacker, session 6b, G4),
+#: and 19,000 links 800 KB. Past it, one more note says how many were left out.
 MAX_SET_ASIDE_NOTES = 100
 
 #: Most JSON objects and arrays (counted as ``{`` and ``[``, in strings too) of a notebook the
@@ -640,11 +641,12 @@ def _missing_bindings(cells: list[_Cell], unbound: set[str]) -> dict[int, list[s
     return notes
 
 
-def _capped_notes(notes: list[str], first: set[str]) -> list[str]:
-    """``notes`` if there are at most `MAX_SET_ASIDE_NOTES` of them; else that many, in their
-    order, the ones in ``first`` (the statements a kept definition reads: `_missing_bindings`,
-    which explain a NameError) chosen before the others, and one note of how many were left
-    out."""
+def capped_notes(notes: list[str], first: Collection[str] = ()) -> list[str]:
+    """``notes`` on what was set aside if there are at most `MAX_SET_ASIDE_NOTES` of them; else
+    that many, in their order, the ones in ``first`` chosen before the others (a notebook's
+    statements a kept definition reads: `_missing_bindings`, which explain a NameError), and
+    one note of how many were left out. The one cap of such notes: a notebook's, an upload's
+    files not read (:func:`tinycnn.grading.submission.load_submission`)."""
     if len(notes) <= MAX_SET_ASIDE_NOTES:
         return notes
     ranked = sorted(range(len(notes)), key=lambda index: (notes[index] not in first, index))
@@ -922,7 +924,7 @@ def convert_notebook(
         notes += [f"cell {cell.number}: {d.constant}" for _, d in cell.decisions if d.constant]
         notes += missing.get(cell.number, [])
         set_aside[cell.notes_at : cell.notes_at] = notes
-    set_aside = _capped_notes(set_aside, {note for notes in missing.values() for note in notes})
+    set_aside = capped_notes(set_aside, {note for notes in missing.values() for note in notes})
     source, origins = _module(header, cells)
     with _PARSE_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SyntaxWarning, DeprecationWarning: not ours to print

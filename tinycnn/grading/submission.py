@@ -52,7 +52,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from tinycnn.grading.adapters import API_NAMES, course_functions
-from tinycnn.grading.notebook import NotebookError, bound_names, convert_notebook
+from tinycnn.grading.notebook import (
+    NotebookError,
+    bound_names,
+    capped_notes,
+    convert_notebook,
+)
 from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES, allowed_modules, parse_source
 
 __all__ = [
@@ -591,7 +596,9 @@ def load_submission(
     except UploadTooLarge as error:
         return _failed(name, api, f"the upload cannot be read: {error}")
     prefix = root.relative_to(target).as_posix() + "/" if root != target else ""
-    set_aside = [f"{prefix}{p.as_posix()} (not a regular file) was not read" for p in skipped]
+    set_aside = capped_notes(
+        [f"{prefix}{p.as_posix()} (not a regular file) was not read" for p in skipped]
+    )
     if not files:
         return _failed(name, api, f"no .py or .ipynb file in {name}", set_aside)
     return _load_files(name, root, files, entry, api, set_aside, allow_imports, prefix)
