@@ -909,8 +909,9 @@ def _find_submission(
     # under the folder searched, ``depth`` folders below the top
     entries = [(relative.parts, regular) for relative, regular in _candidates(folder)]
     depth = 0
-    # One read budget for the whole descent: at each level below a chain, the folders compared
-    # hold the same files, which a budget of each comparison's own read again and again.
+    # One read budget for the whole descent: down a chain with a folder beside each link, each
+    # level compares folders holding the same files, which a budget per comparison let the
+    # checker read and parse again at every level.
     budget = MAX_BYTES
     while entry is None or not _names_a_file(folder, entry):
         here = False  # a regular file right in ``folder``
