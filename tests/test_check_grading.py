@@ -452,6 +452,78 @@ def test_missing_functions_stubs_non_functions_and_exceptions():
     assert "no function relu_backward" in report.functions["relu_backward"].detail
 
 
+def test_a_missing_function_names_a_defined_name_that_only_looks_like_it():
+    # Attacker, session 6b, G7: relu_forward written with a Cyrillic a was reported missing,
+    # and nothing said why.
+    report = graded("hostile_homoglyph_names")
+    got = statuses(report)
+    assert got["relu_forward"] == "missing"
+    assert report.functions["relu_forward"].detail == (
+        "no function relu_forward in the submission: it defines relu_forw\u0430rd, which has "
+        "U+0430 CYRILLIC SMALL LETTER A where relu_forward has 'a'."
+    )
+    # Not for an ASCII near miss (relu_backwrd), nor for a function it does not define at all.
+    assert got["relu_backward"] == "missing"
+    assert (
+        report.functions["relu_backward"].detail == "no function relu_backward in the submission."
+    )
+    assert report.functions["conv2d_forward"].detail == (
+        "no function conv2d_forward in the submission."
+    )
+    # A fullwidth letter is not a look-alike but the letter: Python reads identifiers
+    # NFKC-normalised, so the file's linear_forward is graded, and passes.
+    assert got["linear_forward"] == "pass"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "relu_forwad",  # an ASCII near miss: shorter
+        "relu_forwArd",  # an ASCII character differs
+        "relu_forw\u0430rx",  # a non-ASCII one and an ASCII one differ
+        "relu_forward",  # the name itself
+        "\u30ea\u30eb\u30fc\u524d\u65b9\u5411\u95a2\u6570\u306e\u540d\u524d\u3067",  # 12 CJK
+    ],
+)
+def test_a_name_not_differing_only_at_a_few_non_ascii_characters_gets_no_homoglyph_note(name):
+    from tinycnn.grading.grader import homoglyph_note
+
+    assert homoglyph_note("relu_forward", [name]) is None
+
+
+def test_a_homoglyph_note_names_every_differing_character_and_is_cleaned():
+    from tinycnn.grading.grader import homoglyph_note
+
+    assert homoglyph_note("relu_forward", ["r\u0435lu_forw\u0430rd"]) == (
+        "it defines r\u0435lu_forw\u0430rd, which has U+0435 CYRILLIC SMALL LETTER IE where "
+        "relu_forward has 'e', and U+0430 CYRILLIC SMALL LETTER A where it has 'a'"
+    )
+    # A character no reader sees is written as its escape (clean_name), never as itself.
+    assert homoglyph_note("relu_forward", ["relu_forw\u200brd"]) == (
+        "it defines relu_forw\\u200brd, which has U+200B ZERO WIDTH SPACE where relu_forward "
+        "has 'a'"
+    )
+    many = [f"relu_forw{c}rd" for c in "\u0430\u00e0\u00e1\u00e2\u00e4"]
+    note = homoglyph_note("relu_forward", many)
+    assert note.count("it defines") == 3 and note.endswith(" (and 2 more such names)")
+
+
+def test_a_course_api_s_missing_function_names_the_look_alike_of_each_name_it_needs():
+    from tinycnn.grading.grader import _missing_detail
+    from tinycnn.grading.submission import SourceFile, Submission, defined_names
+
+    entry = SourceFile(
+        "layers.py", "def affine_forw\u0430rd(x, w, b):\n    pass\n".encode(), "layers.py"
+    )
+    submission = Submission("layers.py", (entry,), api="cs231n")
+    detail = _missing_detail(submission, "linear_backward", defined_names(entry))
+    assert detail == (
+        "needs affine_forward and affine_backward (--api cs231n); the submission does not "
+        "define it: it defines affine_forw\u0430rd, which has U+0430 CYRILLIC SMALL LETTER A "
+        "where affine_forward has 'a'."
+    )
+
+
 @pytest.mark.slow
 def test_an_endless_loop_times_out_only_its_function():
     started = time.monotonic()

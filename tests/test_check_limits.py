@@ -8,6 +8,7 @@ raise RecursionError and lost a whole class's outputs.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import nbformat
@@ -221,12 +222,148 @@ def test_an_upload_with_too_many_entries_is_refused_and_searching_it_is_bounded(
     for number in range(500):
         (bottom / f"{number}.txt").touch()
     (bottom / "layers.py").write_text(RELU)
-    assert submission.submission_folder(tmp_path) == bottom  # each level searched, bounded
+    # Too large to search (session 6b, G6: the whole upload is walked once, within the bound):
+    # read from its top, which says so.
+    assert submission.submission_folder(tmp_path) == tmp_path
     problem = load_submission(tmp_path).problem
     assert problem == "the upload cannot be read: it holds more than 500 files and folders"
-    (bottom / "0.txt").unlink()
-    (bottom / "1.txt").unlink()
-    assert load_submission(tmp_path).problem is None  # 499 entries: read
+    for number in range(6):
+        (bottom / f"{number}.txt").unlink()
+    # 500 entries in all, its 5 folders counted (the whole upload, as the Gradescope runner
+    # counts it): read
+    assert load_submission(tmp_path).problem is None
+
+
+def listings(monkeypatch) -> Counter:
+    """How many times each folder is listed by the reader of uploads (`visible_entries`, which
+    every walk of an upload lists a folder with), from now on."""
+    from tinycnn.grading import submission
+
+    counted: Counter = Counter()
+    list_folder = submission.visible_entries
+
+    def counting(folder):
+        counted[Path(folder)] += 1
+        return list_folder(folder)
+
+    monkeypatch.setattr(submission, "visible_entries", counting)
+    return counted
+
+
+@pytest.mark.parametrize("beside", [False, True], ids=["chain", "chain-with-a-folder-beside"])
+def test_an_upload_below_a_chain_of_folders_is_walked_once(tmp_path, monkeypatch, beside):
+    # Attacker, session 6b, G6: 99,000 files below a chain of 30 folders took 19 s per read:
+    # at each level, the search for the submission's folder walked all below it again. Counted
+    # here on 300 files, not timed: each folder is listed once per read. With a folder holding
+    # a file beside each link of the chain, each level also compares what the two define.
+    from tinycnn.grading.submission import submission_folder
+
+    bottom = chain(tmp_path, 30)
+    for number in range(300):
+        (bottom / f"{number}.txt").touch()
+    (bottom / "layers.py").write_text(RELU)
+    if beside:
+        for level in bottom.parents:
+            if level == tmp_path.parent:
+                break
+            (level / "x").mkdir()
+            (level / "x" / "notes.py").write_text("NOTE = 1\n")
+    counted = listings(monkeypatch)
+    submission = load_submission(tmp_path)
+    assert submission.problem is None
+    assert submission.entry.origin == "d/" * 30 + "layers.py"
+    assert set(counted.values()) == {1}
+    assert len(counted) == 31 + 30 * beside  # every folder of the upload, once
+    counted.clear()
+    assert submission_folder(tmp_path) == bottom
+    assert set(counted.values()) == {1}
+
+
+def test_the_folders_compared_down_a_chain_are_read_within_one_budget(tmp_path, monkeypatch):
+    # G6: with a folder beside each link of a chain, each level compares what the two define,
+    # reading the same files below again; each comparison had a budget of its own (30 times
+    # MAX_BYTES of parsing for 30 levels). Bytes counted, not time.
+    from tinycnn.grading import submission
+
+    monkeypatch.setattr(submission, "MAX_BYTES", 2000)
+    bottom = chain(tmp_path, 30)
+    (bottom / "a_big.py").write_text("X = 1  #" + "x" * 600 + "\n")  # read first, defines none
+    (bottom / "layers.py").write_text(RELU)
+    for level in [bottom, *bottom.parents][1:31]:
+        (level / "x").mkdir()
+        (level / "x" / "notes.py").write_text("NOTE = 1\n")
+    read: list[int] = []
+    read_bytes = submission._read_bytes
+
+    def counting(path, budget):
+        data = read_bytes(path, budget)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(submission, "_read_bytes", counting)
+    with pytest.raises(submission.SeveralFolders):  # the budget ran out on the way down
+        submission.submission_folder(tmp_path)
+    assert 2000 < sum(read) <= 2000 + 700  # the last file read may end over the budget
+    monkeypatch.setattr(submission, "MAX_BYTES", 30 * 700)
+    read.clear()
+    assert submission.submission_folder(tmp_path) == bottom  # within the budget: found
+    assert sum(read) <= 30 * 700
+
+
+def test_an_upload_over_the_bound_is_refused_after_one_walk_within_it(tmp_path, monkeypatch):
+    # G6: a read of an upload over MAX_ENTRIES lists no folder twice and nothing past the bound.
+    from tinycnn.grading import submission
+
+    monkeypatch.setattr(submission, "MAX_ENTRIES", 200)
+    bottom = chain(tmp_path, 30)
+    for number in range(100):
+        (bottom / f"{number}.txt").touch()
+    (bottom / "layers.py").write_text(RELU)
+    (tmp_path / "zz").mkdir()  # walked after the chain: never reached
+    (tmp_path / "zz" / "more.txt").touch()
+    counted = listings(monkeypatch)
+    assert load_submission(tmp_path).problem is None  # 131 entries: read
+    for number in range(100, 200):
+        (bottom / f"{number}.txt").touch()
+    counted.clear()
+    problem = load_submission(tmp_path).problem
+    assert problem == "the upload cannot be read: it holds more than 200 files and folders"
+    assert set(counted.values()) == {1} and tmp_path / "zz" not in counted
+
+
+@pytest.mark.parametrize("extra", [0, 5])
+def test_the_notes_on_an_uploads_files_not_read_are_capped(tmp_path, extra):
+    # G4's cap, for the files of an upload that are not read: 19,000 links named *.py gave
+    # 800 KB of notes for the report.
+    from tinycnn.grading.notebook import MAX_SET_ASIDE_NOTES
+
+    (tmp_path / "layers.py").write_text(RELU)
+    for number in range(MAX_SET_ASIDE_NOTES + extra):
+        (tmp_path / f"l{number:04d}.py").symlink_to("layers.py")
+    submission = load_submission(tmp_path)
+    assert submission.problem is None
+    notes = list(submission.set_aside)
+    listed = [f"l{n:04d}.py (not a regular file) was not read" for n in range(MAX_SET_ASIDE_NOTES)]
+    if extra:
+        listed.append(f"{extra} more notes on what was set aside, not listed")
+    assert notes == listed
+
+
+def test_a_class_folder_search_stops_at_each_students_first_file(tmp_path, monkeypatch):
+    # G6: whether a student's folder holds a file is searched up to the first one found (a
+    # class folder's students, `top_entries`), not through all of the folder.
+    from tinycnn.grading.submission import top_entries
+
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "layers.py").write_text(RELU)
+    chain(tmp_path / "alice", 5)
+    bottom = chain(tmp_path / "bob", 0)
+    bottom.mkdir()
+    (chain(bottom, 5) / "layers.py").write_text(RELU)
+    counted = listings(monkeypatch)
+    assert top_entries(tmp_path) == ([], [tmp_path / "alice", tmp_path / "bob"])
+    assert tmp_path / "alice" / "d" not in counted  # alice's file was found first
+    assert counted[tmp_path / "bob" / "d" / "d" / "d" / "d" / "d"] == 1  # bob's, at the bottom
 
 
 def test_the_gradescope_runner_scans_an_upload_within_the_same_bounds(tmp_path):
@@ -288,7 +425,7 @@ def test_the_walk_lists_files_as_before_and_skips_links_and_hidden_entries(tmp_p
         "sub/deeper/d.py",
         "z/e.py",
     ]
-    assert skipped == ["link.py (not a regular file)"]
+    assert skipped == [Path("link.py")]
 
 
 def test_every_symbol_counts_so_a_run_of_brackets_cannot_hide_a_large_tree():

@@ -580,6 +580,39 @@ def test_a_set_aside_constant_is_named_with_the_names_it_reads_that_nothing_bind
     assert "EPS = 1e-8" in result.source
 
 
+@pytest.mark.parametrize("extra", [0, 1, 5000])
+def test_the_notes_on_what_was_set_aside_are_capped_and_say_how_many_more(extra):
+    # Attacker, session 6b, G4: a notebook of 20,000 cells gave 930 KB of notes for the report.
+    # One note per test cell (`print(k)`); up to the cap, every one is listed.
+    from tinycnn.grading.notebook import MAX_SET_ASIDE_NOTES
+
+    tests = [f"print({k})" for k in range(MAX_SET_ASIDE_NOTES + extra)]
+    result = converted("def relu_forward(x):\n    return x", *tests)
+    expected = [f"cell {k + 3}: code (not run)" for k in range(MAX_SET_ASIDE_NOTES)]
+    if extra:
+        expected.append(
+            f"{extra:,} more {'note' if extra == 1 else 'notes'} on what was set aside, not listed"
+        )
+    assert list(result.set_aside) == expected
+    assert "def relu_forward" in result.source  # what is kept does not depend on the notes
+
+
+def test_a_capped_list_of_notes_still_names_the_statements_a_kept_function_reads():
+    # G4: the note explaining a NameError (a set-aside statement binding what a kept function
+    # reads) is listed however many other notes come before it.
+    from tinycnn.grading.notebook import MAX_SET_ASIDE_NOTES
+
+    tests = [f"print({k})" for k in range(MAX_SET_ASIDE_NOTES + 10)]
+    result = converted("def relu_forward(x):\n    return x * SCALE", *tests, "SCALE = scale()")
+    last = MAX_SET_ASIDE_NOTES + 13
+    assert len(result.set_aside) == MAX_SET_ASIDE_NOTES + 1
+    assert result.set_aside[-3:] == (
+        f"cell {MAX_SET_ASIDE_NOTES + 1}: code (not run)",
+        f"cell {last}, line 1: `SCALE = scale()` is not run, and relu_forward reads SCALE",
+        "12 more notes on what was set aside, not listed",
+    )
+
+
 @pytest.mark.slow  # its rule's fast test: the conversion's, above
 def test_a_notebook_whose_function_reads_a_constant_after_a_star_import_passes(tmp_path, capsys):
     wrapped = (

@@ -32,6 +32,8 @@ import secrets
 import tempfile
 import threading
 import time
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -71,6 +73,7 @@ from tinycnn.grading.submission import (
     SourceFile,
     Submission,
     defined_functions,
+    defined_names,
     load_submission,
     resolve_relative,
 )
@@ -102,6 +105,7 @@ __all__ = [
     "cases_of",
     "grade_case",
     "grade_submission",
+    "homoglyph_note",
 ]
 
 #: How the ids of hidden cases begin (`HiddenCase.id`).
@@ -809,6 +813,62 @@ def _judge_function(
     return result
 
 
+def _missing_detail(
+    submission: Submission, name: str, defined: set[str], suggestion: str | None = None
+) -> str:
+    """Why contract function ``name`` is missing from ``submission``, in words: `missing_message`;
+    then, if given, the ``--api`` the file looks written for (``suggestion``: `suggest_api`);
+    then the names of ``defined`` (what the entry defines: `defined_names`) that only look like
+    a name it needed (`homoglyph_note`). The one home of a missing function's detail."""
+    detail = missing_message(submission.api, name)
+    if suggestion:
+        detail = f"{detail[:-1]} (is the file written for {suggestion}?)"
+    options = REQUIRES[submission.api].get(name, ())
+    needed = dict.fromkeys(wanted for group in options for wanted in group if wanted not in defined)
+    notes = [note for note in (homoglyph_note(wanted, defined) for wanted in needed) if note]
+    if notes:
+        detail = f"{detail.removesuffix('.')}: {'; '.join(notes)}."
+    return detail
+
+
+def homoglyph_note(wanted: str, names: Iterable[str]) -> str | None:
+    """What tells apart from ``wanted`` (an ASCII name the run needs) each of ``names`` (the
+    names a file defines) that differs from it only at non-ASCII characters, in words; None if
+    none does. Such a name has the same length, every ASCII character equal, and more equal
+    characters than different ones (a name in another script altogether is not one): a
+    ``relu_forward`` written with a Cyrillic ``a`` (U+0430), which no reader tells apart.
+
+    For that name, ``"it defines relu_forw\u0430rd, which has U+0430 CYRILLIC SMALL LETTER A
+    where relu_forward has 'a'"``; for an ASCII near miss (``relu_forwad``), None. A name written
+    with compatibility characters (a fullwidth ``r``, U+FF52) needs no note: Python reads every
+    identifier NFKC-normalised (PEP 3131), so that ``def`` defines ``relu_forward`` itself.
+    Names are shown through `clean_name` (at most 3 of them, then how many more); characters
+    by code point and Unicode name.
+    """
+    found = sorted(name for name in set(names) if _looks_like(name, wanted))
+    if not found:
+        return None
+    described = []
+    for name in found[:3]:
+        differences = [(mine, its) for mine, its in zip(name, wanted, strict=True) if mine != its]
+        where = ", and ".join(
+            f"U+{ord(mine):04X} {unicodedata.name(mine, 'an unnamed character')} where "
+            f"{wanted if index == 0 else 'it'} has '{its}'"
+            for index, (mine, its) in enumerate(differences)
+        )
+        described.append(f"it defines {clean_name(name)}, which has {where}")
+    more = len(found) - 3
+    return "; ".join(described) + (f" (and {more} more such names)" if more > 0 else "")
+
+
+def _looks_like(name: str, wanted: str) -> bool:
+    """Whether ``name`` differs from ``wanted`` only at non-ASCII characters (`homoglyph_note`)."""
+    if len(name) != len(wanted) or name == wanted:
+        return False
+    differing = [mine for mine, its in zip(name, wanted, strict=True) if mine != its]
+    return all(not mine.isascii() for mine in differing) and 2 * len(differing) < len(wanted)
+
+
 def _all_with(status: str, detail: str, api: str = "tinycnn") -> dict[str, FunctionResult]:
     """The same verdict for all nine functions (the file does not compile or import)."""
     return {
@@ -1413,6 +1473,8 @@ def _grade_in_sandbox(
     if submission.api == "tinycnn":  # course code graded without its --api: say which one
         suggestion = suggest_api(defined_functions(submission.entry))
     results: dict[str, FunctionResult] = {}
+    missing = any(present.get(name, "missing") == "missing" for name in CONTRACT_FUNCTIONS)
+    defined = defined_names(submission.entry) if missing else set()
     for name in CONTRACT_FUNCTIONS:
         state = present.get(name, "missing")
         if state == "callable":
@@ -1421,12 +1483,10 @@ def _grade_in_sandbox(
         else:
             shown = graded_as.get(name, name)
             detail = (
-                missing_message(submission.api, name)
+                _missing_detail(submission, name, defined, suggestion)
                 if state == "missing"
                 else f"{shown} is defined but is not a function."
             )
-            if state == "missing" and suggestion:
-                detail = f"{detail[:-1]} (is the file written for {suggestion}?)"
             results[name] = FunctionResult(
                 name, "missing", detail=detail, cases_total=len(plan[name])
             )
@@ -1609,7 +1669,10 @@ def grade_case(
         if probe.import_result and not probe.import_result.get("ok"):
             run.import_result = probe.import_result
         if probe.import_result and probe.import_result.get("ok") and present != "callable":
-            result = FunctionResult(name, "missing", detail=missing_message(submission.api, name))
+            defined = defined_names(submission.entry)
+            result = FunctionResult(
+                name, "missing", detail=_missing_detail(submission, name, defined)
+            )
         else:
             result = _judge_function(name, run, [(case, direction)], limits)
         returned = None

@@ -63,7 +63,7 @@ import symtable
 import sys
 import tokenize
 import warnings
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from tinycnn.grading.policy import (
@@ -74,7 +74,15 @@ from tinycnn.grading.policy import (
     syntax_reason,
 )
 
-__all__ = ["ConvertedNotebook", "NotebookError", "convert_notebook", "notebook_cells"]
+__all__ = [
+    "MAX_SET_ASIDE_NOTES",
+    "ConvertedNotebook",
+    "NotebookError",
+    "bound_names",
+    "capped_notes",
+    "convert_notebook",
+    "notebook_cells",
+]
 
 #: Top-level modules the standard library provides (Python 3.10+).
 STDLIB_MODULES = frozenset(sys.stdlib_module_names) | {"__future__"}
@@ -155,7 +163,8 @@ class ConvertedNotebook:
         For line ``k`` of ``source`` (1-based), ``origins[k - 1]`` is ``(cell, line)`` in the
         notebook (both 1-based), or None for the lines the converter wrote itself.
     set_aside : tuple of str
-        What was not kept, in words (one entry per cell), for the report.
+        What was not kept, in words (one entry per cell), for the report: at most
+        `MAX_SET_ASIDE_NOTES` entries, then one saying how many more there were.
     syntax_error : str or None
         ``"cell 4, line 2: invalid syntax"`` when a code cell is not valid Python; the
         module's source then only raises ``SyntaxError("invalid syntax")`` from a line whose
@@ -175,6 +184,13 @@ class ConvertedNotebook:
             return f"cell {cell}, line {cell_line}"
         return None
 
+
+#: Most notes on what was set aside kept for the report, of one notebook (one per cell with
+#: code set aside, per constant set aside, per statement binding a name a kept definition
+#: reads) and of an upload's files not read (`capped_notes`): the course notebooks of the tests
+#: give about ten; a notebook of 20,000 cells gave 930 KB of them (attacker, session 6b, G4),
+#: and 19,000 links 800 KB. Past it, one more note says how many were left out.
+MAX_SET_ASIDE_NOTES = 100
 
 #: Most JSON objects and arrays (counted as ``{`` and ``[``, in strings too) of a notebook the
 #: checker reads: a real notebook has a few per cell; each costs nbformat's reader and validator
@@ -582,7 +598,7 @@ def _statement_text(node: ast.stmt) -> str:
         with _PARSE_LOCK:  # ast.unparse builds strings from the tree; one thread, as parsing
             text = ast.unparse(node)
     except (RecursionError, MemoryError):
-        names = sorted(_bindings(ast.Module(body=[node], type_ignores=[])))
+        names = sorted(bound_names(ast.Module(body=[node], type_ignores=[])))
         return f"{', '.join(names)} = ..." if names else f"a {type(node).__name__} statement"
     return text if len(text) <= 60 and "\n" not in text else text.split("\n")[0][:57] + "..."
 
@@ -600,7 +616,7 @@ def _missing_bindings(cells: list[_Cell], unbound: set[str]) -> dict[int, list[s
         for node, decision in cell.decisions:
             if decision.kept:
                 continue
-            for name in sorted(_bindings(ast.Module([node], [])) & unbound):
+            for name in sorted(bound_names(ast.Module([node], [])) & unbound):
                 binder.setdefault(name, (cell.number, node))
     if not binder:
         return {}
@@ -629,6 +645,24 @@ def _missing_bindings(cells: list[_Cell], unbound: set[str]) -> dict[int, list[s
             f"{shown} {verb} {', '.join(names)}"
         )
     return notes
+
+
+def capped_notes(notes: list[str], first: Collection[str] = ()) -> list[str]:
+    """``notes`` on what was set aside if there are at most `MAX_SET_ASIDE_NOTES` of them; else
+    that many, in their order, the ones in ``first`` chosen before the others (a notebook's
+    statements a kept definition reads: `_missing_bindings`, which explain a NameError), and
+    one note of how many were left out. The one cap of such notes: a notebook's, an upload's
+    files not read (:func:`tinycnn.grading.submission.load_submission`)."""
+    if len(notes) <= MAX_SET_ASIDE_NOTES:
+        return notes
+    ranked = sorted(range(len(notes)), key=lambda index: (notes[index] not in first, index))
+    kept = sorted(ranked[:MAX_SET_ASIDE_NOTES])
+    left_out = len(notes) - MAX_SET_ASIDE_NOTES
+    return [
+        *(notes[index] for index in kept),
+        f"{left_out:,} more {'note' if left_out == 1 else 'notes'} on what was set aside, "
+        "not listed",
+    ]
 
 
 def _track_modules(node: ast.stmt, decision: _Decision, modules: dict[str, str]) -> None:
@@ -683,10 +717,11 @@ def _global_reads(statements: list[ast.stmt]) -> set[str]:
     return reads
 
 
-def _bindings(tree: ast.Module) -> set[str]:
-    """The names a cell binds in the notebook's namespace when it runs: its top-level
+def bound_names(tree: ast.Module) -> set[str]:
+    """The names a cell (or a module) binds in its namespace when it runs: its top-level
     definitions, imports and assignment, ``for`` and ``with`` targets (not the names that only
-    a function, class or comprehension of it binds)."""
+    a function, class or comprehension of it binds). Read, never run; names as Python reads
+    them (NFKC-normalised, PEP 3131)."""
     names: set[str] = set()
     stack: list[ast.AST] = list(tree.body)
     while stack:
@@ -787,7 +822,7 @@ def notebook_cells(data: bytes) -> list[ast.Module]:
             tree = _parse_cell(source, namespace)[0]
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        namespace |= _bindings(tree)
+        namespace |= bound_names(tree)
         trees.append(tree)
     return trees
 
@@ -856,7 +891,7 @@ def convert_notebook(
             tree, cell_lines, had_magics = _parse_cell(source, namespace)
         except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
             return _not_compiling(header, number, error)
-        namespace |= _bindings(tree)
+        namespace |= bound_names(tree)
         late_future = _late_future(tree)
         if late_future is not None:
             return _not_compiling(header, number, late_future)
@@ -895,6 +930,7 @@ def convert_notebook(
         notes += [f"cell {cell.number}: {d.constant}" for _, d in cell.decisions if d.constant]
         notes += missing.get(cell.number, [])
         set_aside[cell.notes_at : cell.notes_at] = notes
+    set_aside = capped_notes(set_aside, {note for notes in missing.values() for note in notes})
     source, origins = _module(header, cells)
     with _PARSE_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SyntaxWarning, DeprecationWarning: not ours to print

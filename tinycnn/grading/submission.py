@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import itertools
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -51,7 +52,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from tinycnn.grading.adapters import API_NAMES, course_functions
-from tinycnn.grading.notebook import NotebookError, convert_notebook
+from tinycnn.grading.notebook import (
+    NotebookError,
+    bound_names,
+    capped_notes,
+    convert_notebook,
+)
 from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES, allowed_modules, parse_source
 
 __all__ = [
@@ -66,6 +72,7 @@ __all__ = [
     "SourceFile",
     "Submission",
     "defined_functions",
+    "defined_names",
     "graded_definitions",
     "imported_modules",
     "imports_between",
@@ -91,10 +98,13 @@ MAX_BYTES = 16 * 2**20
 MAX_PATH = 1024
 #: Most folders deep, and most entries (files of any kind, folders), of one upload: far above a
 #: course assignment's (CS231n's: 3 deep, about 60 entries; with a data set's images, some
-#: thousands), far below what costs the checker minutes (a 300-deep chain over 20,000 files did:
-#: attacker, session 6, F4; searching 100,000 entries takes about a second).
+#: thousands; even with a virtual environment holding NumPy left in it, about 3,400), far below
+#: what costs the checker seconds (a 300-deep chain over 20,000 files took minutes: attacker,
+#: session 6, F4; 99,000 files took 19 s and, walked once, still 1 to 2 s on a busy 2-core
+#: machine, where walking 20,000 takes about 0.2 s: session 6b, G6). An upload holding a
+#: virtual environment with PyTorch (about 40,000 entries) is refused, and says why.
 MAX_DEPTH = 32
-MAX_ENTRIES = 100_000
+MAX_ENTRIES = 20_000
 #: Folders of an upload never read (besides hidden ones): Python leaves ``__pycache__``,
 #: macOS's zip ``__MACOSX``. The Gradescope runner skips the same (one home for both).
 SKIPPED_FOLDERS = ("__pycache__", "__MACOSX")
@@ -325,9 +335,10 @@ def upload_entries(folder: Path) -> Iterator[tuple[Path, os.DirEntry]]:
         stack += [(path, depth + 1) for path in reversed(below)]
 
 
-def _walk(folder: Path) -> tuple[list[Path], list[str]]:
-    """Candidate files under ``folder`` (relative, in `upload_entries`' order) and what was
-    skipped, in words. Never follows a symbolic link, to a file or to a folder.
+def _walk(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The regular ``.py``/``.ipynb`` files under ``folder`` and the other entries so named
+    (links, FIFOs: skipped), relative, in `upload_entries`' order. Never follows a symbolic
+    link, to a file or to a folder.
 
     Raises
     ------
@@ -335,14 +346,25 @@ def _walk(folder: Path) -> tuple[list[Path], list[str]]:
         As `upload_entries`.
     """
     found, skipped = [], []
-    for relative, entry in upload_entries(folder):
-        if relative.suffix not in SUBMISSION_SUFFIXES:
-            continue
-        if entry.is_file(follow_symlinks=False):
-            found.append(relative)
-        else:
-            skipped.append(f"{relative.as_posix()} (not a regular file)")
+    for relative, regular in _candidates(folder):
+        (found if regular else skipped).append(relative)
     return found, skipped
+
+
+def _candidates(folder: Path) -> Iterator[tuple[Path, bool]]:
+    """Each entry under ``folder`` named like a submission's file (`SUBMISSION_SUFFIXES`), in
+    `upload_entries`' order and relative to ``folder``, with whether it is a regular file
+    (read) or not (a link, a FIFO: never read, and said so). The one rule of which entries are
+    a submission's files, for `_walk`, `_holds_files` and `_find_submission`.
+
+    Raises
+    ------
+    UploadTooLarge
+        As `upload_entries`.
+    """
+    for relative, entry in upload_entries(folder):
+        if relative.suffix in SUBMISSION_SUFFIXES:
+            yield relative, entry.is_file(follow_symlinks=False)
 
 
 def _read_bytes(path: Path, budget: int) -> bytes:
@@ -355,16 +377,31 @@ def _read_bytes(path: Path, budget: int) -> bytes:
         return handle.read(budget + 1)
 
 
+def _tree(source: SourceFile) -> ast.Module | None:
+    """The module's syntax tree (read, never run), or None if it does not parse (reported when
+    the file is graded, not by its readers here)."""
+    try:
+        return parse_source(source.text())
+    except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
+        return None
+
+
 def defined_functions(source: SourceFile) -> set[str]:
     """Names of the top-level functions a module defines (read, never run)."""
-    try:
-        text = source.text()
-        tree = parse_source(text)
-    except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
-        return set()  # reported when the file is graded, not here
+    tree = _tree(source)
+    if tree is None:
+        return set()
     return {
         node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
     }
+
+
+def defined_names(source: SourceFile) -> set[str]:
+    """Every name a module binds at its top level when it runs (its functions, classes,
+    imports, assignments: :func:`tinycnn.grading.notebook.bound_names`), read, never run; empty
+    if it does not parse."""
+    tree = _tree(source)
+    return set() if tree is None else bound_names(tree)
 
 
 def resolve_relative(module: str | None, level: int, package: str) -> str | None:
@@ -393,12 +430,8 @@ def resolve_relative(module: str | None, level: int, package: str) -> str | None
 def imported_modules(source: SourceFile) -> set[str] | None:
     """Absolute names of the modules ``source`` may import, read (never run), as
     `module_imports` reads them. None if the source does not parse."""
-    try:
-        text = source.text()
-        tree = parse_source(text)
-    except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
-        return None
-    return module_imports(tree, source.package)
+    tree = _tree(source)
+    return None if tree is None else module_imports(tree, source.package)
 
 
 def module_imports(tree: ast.AST, package: str = "") -> set[str]:
@@ -551,7 +584,7 @@ def load_submission(
             name, target.parent, [Path(target.name)], target.name, api, (), allow_imports
         )
     try:
-        root = submission_folder(target, api, entry)
+        root, files, skipped = _find_submission(target, api, entry)  # one walk of the upload
     except SeveralFolders as several:
         listed = ", ".join(f"{folder}/" for folder in several.folders)
         return _failed(
@@ -560,12 +593,12 @@ def load_submission(
             f"{name} holds its .py/.ipynb files in several folders ({listed}) and none at its "
             f"top, and cannot tell which holds the functions to grade; name it with --entry",
         )
-    try:
-        files, skipped = _walk(root)
     except UploadTooLarge as error:
         return _failed(name, api, f"the upload cannot be read: {error}")
     prefix = root.relative_to(target).as_posix() + "/" if root != target else ""
-    set_aside = [f"{prefix}{item} was not read" for item in skipped]
+    set_aside = capped_notes(
+        [f"{prefix}{p.as_posix()} (not a regular file) was not read" for p in skipped]
+    )
     if not files:
         return _failed(name, api, f"no .py or .ipynb file in {name}", set_aside)
     return _load_files(name, root, files, entry, api, set_aside, allow_imports, prefix)
@@ -774,24 +807,30 @@ class SeveralFolders(ValueError):
 
 
 def _holds_files(folder: Path) -> bool:
-    """Whether a regular ``.py``/``.ipynb`` file is under ``folder`` (links not followed); True
-    for a folder too large to search (`UploadTooLarge`: reading it says so)."""
+    """Whether a regular ``.py``/``.ipynb`` file is under ``folder`` (links not followed),
+    searched up to the first one; True for a folder too large to search (`UploadTooLarge`:
+    reading it says so)."""
     try:
-        return bool(_walk(folder)[0])
+        return any(regular for _, regular in _candidates(folder))
     except UploadTooLarge:
         return True
 
 
-def _folder_defines(folder: Path, measure, budget: int = MAX_BYTES) -> tuple[bool, int]:
+def _folder_defines(
+    folder: Path, measure, budget: int = MAX_BYTES, files: Iterable[Path] | None = None
+) -> tuple[bool, int]:
     """Whether a file under ``folder`` has a non-zero ``measure`` (a count of definitions:
     `graded_definitions`, `_any_course_definitions`; notebooks converted, nothing run), and
     the byte budget left of ``budget``: at most `MAX_FILES` files are read, and the answer is
-    False once the budget is spent. The one reader of "does this folder define them"."""
-    try:
-        files = _walk(folder)[0][:MAX_FILES]
-    except UploadTooLarge:
-        return False, budget
-    for relative in files:
+    False once the budget is spent. ``files``: the regular ``.py``/``.ipynb`` files under
+    ``folder`` (relative, in `_walk`'s order) when already known, else ``folder`` is walked.
+    The one reader of "does this folder define them"."""
+    if files is None:
+        try:
+            files = _walk(folder)[0]
+        except UploadTooLarge:
+            return False, budget
+    for relative in itertools.islice(files, MAX_FILES):
         try:
             data = _read_bytes(folder / relative, budget)
         except OSError:
@@ -828,33 +867,82 @@ def submission_folder(folder: Path, api: str = "tinycnn", entry: str | None = No
     rule: ``tinycnn check`` (one submission, or each student's folder of a class) and the
     Gradescope runner (:mod:`tinycnn.autograder`) both use it.
 
+    The upload is walked once (`_find_submission`). An upload too large to search
+    (`UploadTooLarge`) is read from ``folder`` itself, and reading it says so.
+
     Raises
     ------
     SeveralFolders
         Several sub-folders hold files, none at the top, and not exactly one of them defines
         the graded functions.
     """
+    try:
+        return _find_submission(folder, api, entry)[0]
+    except UploadTooLarge:
+        return folder
 
-    def defines(path: Path) -> bool:
-        return _folder_defines(path, lambda source: graded_definitions(source, api))[0]
 
-    while True:
-        if entry is not None and _names_a_file(folder, entry):
-            return folder
-        try:
-            files, holding = top_entries(folder)
-        except OSError:  # unreadable: reading it finds no file, and says so
-            return folder
-        if files:
-            return folder
+def _find_submission(
+    folder: Path, api: str, entry: str | None
+) -> tuple[Path, list[Path], list[Path]]:
+    """`submission_folder`'s folder, with what `_walk` finds under it (relative to it): the
+    regular ``.py``/``.ipynb`` files and the other entries so named, all from one walk of
+    ``folder`` (`_candidates`).
+
+    Which sub-folders hold files, at every level of the descent, is read from that one walk:
+    searching each sub-folder again at each level walked the upload once per level (19 s for
+    99,000 files below a chain of 30 folders: attacker, session 6b, G6). The files of the
+    sub-folders compared are read within `MAX_BYTES` in all, not at each level.
+
+    Raises
+    ------
+    UploadTooLarge
+        As `upload_entries`, for the whole of ``folder``.
+    SeveralFolders
+        As `submission_folder`.
+    """
+
+    def measure(source: SourceFile) -> int:
+        return graded_definitions(source, api)
+
+    # (its path's parts from the upload's top, whether a regular file) of each candidate
+    # under the folder searched, ``depth`` folders below the top
+    entries = [(relative.parts, regular) for relative, regular in _candidates(folder)]
+    depth = 0
+    # One read budget for the whole descent: down a chain with a folder beside each link, each
+    # level compares folders holding the same files, which a budget per comparison let the
+    # checker read and parse again at every level.
+    budget = MAX_BYTES
+    while entry is None or not _names_a_file(folder, entry):
+        here = False  # a regular file right in ``folder``
+        below: dict[str, list[tuple[tuple[str, ...], bool]]] = {}  # by sub-folder, by name
+        for parts, regular in entries:
+            if len(parts) == depth + 1:
+                here = here or regular
+            else:
+                below.setdefault(parts[depth], []).append((parts, regular))
+        if here:
+            break
+        holding = [name for name, inside in below.items() if any(r for _, r in inside)]
         if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
-            defining = [p for p in holding if defines(p)]
+            defining = []
+            for name in holding:
+                files = (Path(*parts[depth + 1 :]) for parts, r in below[name] if r)
+                defines, budget = _folder_defines(folder / name, measure, budget, files)
+                if defines:
+                    defining.append(name)
             if len(defining) != 1:
-                raise SeveralFolders(folder, [p.name for p in holding])
+                raise SeveralFolders(folder, holding)
             holding = defining
-        if not holding or _regular_file(holding[0] / "__init__.py") is not None:
-            return folder
-        folder = holding[0]
+        if not holding:
+            break
+        inside = below[holding[0]]
+        if any(r and parts[depth + 1 :] == ("__init__.py",) for parts, r in inside):
+            break  # a Python package: read from the folder holding it
+        folder, entries, depth = folder / holding[0], inside, depth + 1
+    files = [Path(*parts[depth:]) for parts, regular in entries if regular]
+    skipped = [Path(*parts[depth:]) for parts, regular in entries if not regular]
+    return folder, files, skipped
 
 
 def imports_between(folder: Path) -> str | None:
