@@ -483,6 +483,8 @@ def test_a_missing_function_names_a_defined_name_that_only_looks_like_it():
         "relu_forw\u0430rx",  # a non-ASCII one and an ASCII one differ
         "relu_forward",  # the name itself
         "\u30ea\u30eb\u30fc\u524d\u65b9\u5411\u95a2\u6570\u306e\u540d\u524d\u3067",  # 12 CJK
+        "relu_\u65e5\u672c\u8a9eward",  # three CJK letters in place of 'for' (attacker, F7)
+        "relu_forw\u0430\u0440\u0434",  # three Cyrillic letters
     ],
 )
 def test_a_name_not_differing_only_at_a_few_non_ascii_characters_gets_no_homoglyph_note(name):
@@ -499,9 +501,9 @@ def test_a_homoglyph_note_names_every_differing_character_and_is_cleaned():
         "relu_forward has 'e', and U+0430 CYRILLIC SMALL LETTER A where it has 'a'"
     )
     # A character no reader sees is written as its escape (clean_name), never as itself.
-    assert homoglyph_note("relu_forward", ["relu_forw\u200brd"]) == (
-        "it defines relu_forw\\u200brd, which has U+200B ZERO WIDTH SPACE where relu_forward "
-        "has 'a'"
+    assert homoglyph_note("relu_forward", ["relu_forw\u034frd"]) == (
+        "it defines relu_forw\\u034frd, which has U+034F COMBINING GRAPHEME JOINER where "
+        "relu_forward has 'a'"
     )
     many = [f"relu_forw{c}rd" for c in "\u0430\u00e0\u00e1\u00e2\u00e4"]
     note = homoglyph_note("relu_forward", many)

@@ -412,6 +412,41 @@ def test_file_names_cannot_write_escape_sequences_rows_or_formulas(tmp_path):
     assert all("\x1b" not in row["submission"] and "\n" not in row["submission"] for row in rows)
 
 
+def test_names_in_the_notes_on_what_was_set_aside_cannot_draw_on_the_terminal(tmp_path):
+    # Attacker session 7, F3: links named like .py files out of escape sequences (set aside,
+    # "not a regular file") and a helper named so (set aside, "not imported") cleared the
+    # screen and drew a fake all-PASS table over the template's 0 of 9.
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    shutil.copy(FIXTURES / "correct_vectorized.py", upload / "layers.py")
+    drawn = "\x1b[2J\x1b[1;1Hresult: PASS\x1b[8m"
+    os.symlink("/nonexistent", upload / f"{drawn}.py")
+    (upload / f"helper{drawn}.py").write_text("X = 1\n")
+    report = grade_submission(upload, limits=FAST, train=False, seed=SEED)
+    notes = [*report.set_aside, *report.policy]
+    assert len(report.set_aside) == 2, notes
+    for note in notes:
+        assert "\x1b" not in note and "\\x1b[2J" in note, note
+    status, out, err = tinycnn("check", upload, "--one-submission", "--no-train", "--seed", SEED)
+    assert "\x1b" not in out and out.count("\\x1b[2J") == 2, out
+
+
+@pytest.mark.parametrize(
+    "name, shown",
+    [
+        ("relu_forward\u034f", "relu_forward\\u034f"),  # combining grapheme joiner
+        ("relu_forward\ufe0f", "relu_forward\\ufe0f"),  # variation selector 16
+        ("relu\u1160_forward", "relu\\u1160_forward"),  # Hangul filler, a letter
+        ("Jose\u0301", "Jose\u0301"),  # a combining accent draws: kept (a macOS zip's name)
+        ("caf\u00e9", "caf\u00e9"),
+    ],
+)
+def test_names_that_draw_as_nothing_are_shown_escaped(name, shown):
+    from tinycnn.grading.channel import clean_name
+
+    assert clean_name(name) == shown
+
+
 @pytest.mark.slow
 def test_a_symlink_at_an_output_path_is_replaced_not_followed(tmp_path):
     victim = tmp_path / "victim.txt"

@@ -10,6 +10,7 @@ correct notebook grades in about a second). Expected verdicts come from what the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -972,3 +973,54 @@ def test_one_submission_with_a_notebook_says_what_was_set_aside_as_a_single_note
     together = check(folder, capsys, "--one-submission")
     assert note in together, together
     assert passes_all(alone) and passes_all(together)
+
+
+@pytest.mark.parametrize(
+    "origin, shown",
+    [
+        ("r\udce9sum\udce9_notes.ipynb", "r\\xe9sum\\xe9_notes.ipynb"),
+        ("notes\nimport os\n.ipynb", "notes\\x0aimport os\\x0a.ipynb"),
+    ],
+)
+def test_a_notebook_name_that_is_not_utf8_is_converted_with_its_name_escaped(origin, shown):
+    # A Windows zip's `résumé_notes.ipynb` unzips as the bytes r\xe9sum\xe9: the converted
+    # module's header held the raw name and could not be encoded, and an honest upload beside
+    # it scored 0 (attacker session 7, F4). A newline in a name would have ended the comment.
+    source = convert_notebook(notebook("X = 1"), origin).source
+    source.encode("utf-8")  # no lone surrogate left
+    assert source.splitlines()[:3] == [
+        f"# The definitions of {shown}, as tinycnn check grades them (nothing else is run).",
+        "# cell 2",
+        "X = 1",
+    ]
+
+
+@pytest.mark.slow
+def test_a_helper_notebook_whose_name_is_not_utf8_does_not_fail_the_upload(tmp_path, capsys):
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    (upload / "layers.py").write_text("import numpy as np\n" + correct_body())
+    with open(os.path.join(os.fsencode(upload), b"r\xe9sum\xe9_notes.ipynb"), "wb") as file:
+        file.write(notebook("print('my notes')"))
+    out = check(upload, capsys, "--one-submission")
+    assert passes_all(out), out
+    assert "r\\xe9sum\\xe9_notes.ipynb" in out
+
+
+def test_the_notes_of_a_whole_upload_are_capped_not_only_each_notebooks(tmp_path, monkeypatch):
+    # 98 notebooks under the cap each gave 9,898 notes, 10 MB of output (attacker session 7,
+    # F6): the submission's notes are capped again as a whole.
+    from tinycnn.grading import notebook as notebook_module
+    from tinycnn.grading.grader import grade_submission
+    from tinycnn.grading.sandbox import Limits
+
+    monkeypatch.setattr(notebook_module, "MAX_SET_ASIDE_NOTES", 3)
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    cells = ["import numpy as np\n" + correct_body(), *(f"print({k})" for k in range(5))]
+    (upload / "layers.ipynb").write_bytes(notebook(*cells))
+    for k in range(5):
+        (upload / f"link{k}.py").symlink_to("/nonexistent")
+    report = grade_submission(upload, limits=Limits(timeout=3.0), train=False, seed=1)
+    assert len(report.set_aside) == 4, report.set_aside
+    assert report.set_aside[-1].endswith("more notes on what was set aside, not listed")

@@ -107,7 +107,8 @@ def clean_name(name: object) -> str:
 
     Where :func:`clean_text` drops a character, this writes it as Python writes it in a string
     literal: a character a reader cannot see or a terminal acts on (Unicode's categories C and
-    Z but the space: controls, zero-width and direction marks, other spaces) as ``\\x7f``,
+    Z but the space, and marks and letters that draw as nothing: controls, zero-width and
+    direction marks, other spaces, variation selectors; `_needs_escape`) as ``\\x7f``,
     ``\\x0a``, ``\\u200b``;
     a byte that is not UTF-8 (``os.listdir`` hands it over as a lone surrogate, PEP 383: what
     ``unzip`` makes of a Windows zip's accented name) as ``\\xe9``; a backslash as ``\\\\``.
@@ -122,11 +123,27 @@ def clean_name(name: object) -> str:
     return "".join(_escape(c) if _needs_escape(c) else c for c in str(name))
 
 
+#: Characters that are not "other" (category C) yet draw as nothing: the Hangul fillers
+#: (letters), the combining grapheme joiner and the variation selectors (marks, which Python
+#: accepts in names). Unicode's Default_Ignorable_Code_Point, less its category-C part.
+_INVISIBLE = frozenset("\u034f\u115f\u1160\u180b\u180c\u180d\u180f\u3164\uffa0")
+
+
+def _invisible(character: str) -> bool:
+    code = ord(character)
+    return character in _INVISIBLE or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF
+
+
 def _needs_escape(character: str) -> bool:
     """A backslash, or a character of Unicode's "other" categories (controls, format characters
-    such as zero-width and direction marks, surrogates, private use, unassigned) or a line or
-    paragraph separator: what a reader cannot see, or a terminal would act on."""
-    return character == "\\" or (unicodedata.category(character)[0] in "CZ" and character != " ")
+    such as zero-width and direction marks, surrogates, private use, unassigned), a separator
+    but the space, or one that draws as nothing (`_INVISIBLE`, the variation selectors): what a
+    reader cannot see, or a terminal would act on (attacker session 7, F7: ``relu_forward``
+    followed by U+034F printed as ``relu_forward``). Combining accents are kept (a macOS
+    zip's ``Jose`` + U+0301 is shown as José)."""
+    if character == "\\" or _invisible(character):
+        return True
+    return unicodedata.category(character)[0] in "CZ" and character != " "
 
 
 def _escape(character: str) -> str:

@@ -51,6 +51,7 @@ from tinycnn.grading.channel import (
     read_training,
 )
 from tinycnn.grading.hints import Observation, hints_for_finding
+from tinycnn.grading.notebook import capped_notes
 from tinycnn.grading.policy import (
     ImportUse,
     SourceTooLarge,
@@ -110,6 +111,8 @@ __all__ = [
 
 #: How the ids of hidden cases begin (`HiddenCase.id`).
 HIDDEN_PREFIX = "hidden-"
+#: Longest note on how an upload was read (`_clean_note`): a path of `MAX_PATH` bytes and words.
+MAX_NOTE = 2000
 
 #: Verdicts of one contract function. "not graded": the function is not part of the
 #: submission's course API (``--api deeplearning-ai`` has no ReLU, dense layer or loss), so it
@@ -834,9 +837,10 @@ def _missing_detail(
 def homoglyph_note(wanted: str, names: Iterable[str]) -> str | None:
     """What tells apart from ``wanted`` (an ASCII name the run needs) each of ``names`` (the
     names a file defines) that differs from it only at non-ASCII characters, in words; None if
-    none does. Such a name has the same length, every ASCII character equal, and more equal
-    characters than different ones (a name in another script altogether is not one): a
-    ``relu_forward`` written with a Cyrillic ``a`` (U+0430), which no reader tells apart.
+    none does. Such a name has the same length, every ASCII character equal, and at most
+    `MAX_LOOK_ALIKE_CHARACTERS` others, each a letter or a mark (a name with more of another
+    script is another name): a ``relu_forward`` written with a Cyrillic ``a`` (U+0430), which
+    no reader tells apart.
 
     For that name, ``"it defines relu_forw\u0430rd, which has U+0430 CYRILLIC SMALL LETTER A
     where relu_forward has 'a'"``; for an ASCII near miss (``relu_forwad``), None. A name written
@@ -861,12 +865,21 @@ def homoglyph_note(wanted: str, names: Iterable[str]) -> str | None:
     return "; ".join(described) + (f" (and {more} more such names)" if more > 0 else "")
 
 
+#: Most characters a look-alike name may differ at (`homoglyph_note`): one or two letters
+#: swapped for another script's; three CJK or Hebrew letters in a name are another name
+#: (attacker session 7, F7).
+MAX_LOOK_ALIKE_CHARACTERS = 2
+
+
 def _looks_like(name: str, wanted: str) -> bool:
-    """Whether ``name`` differs from ``wanted`` only at non-ASCII characters (`homoglyph_note`)."""
+    """Whether ``name`` differs from ``wanted`` only at a few non-ASCII letters or marks
+    (`homoglyph_note`)."""
     if len(name) != len(wanted) or name == wanted:
         return False
     differing = [mine for mine, its in zip(name, wanted, strict=True) if mine != its]
-    return all(not mine.isascii() for mine in differing) and 2 * len(differing) < len(wanted)
+    return len(differing) <= MAX_LOOK_ALIKE_CHARACTERS and all(
+        not mine.isascii() and unicodedata.category(mine)[0] in "LM" for mine in differing
+    )
 
 
 def _all_with(status: str, detail: str, api: str = "tinycnn") -> dict[str, FunctionResult]:
@@ -1094,6 +1107,14 @@ def new_seed() -> int:
     return secrets.randbits(32)
 
 
+def _clean_note(note: str) -> str:
+    """A note on how the upload was read, or an import rule's message, safe to print and store:
+    each character a terminal would act on or a reader cannot see written as its escape
+    (`clean_name`: ``\\x1b[2J`` is shown, not obeyed), at most `MAX_NOTE` characters."""
+    text = clean_name(note)
+    return text if len(text) <= MAX_NOTE else text[: MAX_NOTE - 3] + "..."
+
+
 def grade_submission(
     path: str | Path | Submission,
     *,
@@ -1171,15 +1192,20 @@ def grade_submission(
     graded_as: dict[str, str] = {}
 
     def finish(functions, training=None, busy=()) -> SubmissionReport:
+        # The notes and the policy's messages quote the upload's file names and statements:
+        # printed raw, names made of escape sequences drew a fake all-PASS table over a 0 of 9
+        # (attacker session 7, F3). Cleaned here, once, for every output.
         return SubmissionReport(
             clean_name(submission.name),
             _outside_api(functions, submission.api),
-            policy,
+            [_clean_note(message) for message in policy],
             training,
             time.monotonic() - started,
             api=submission.api,
             graded_as=graded_as,
-            set_aside=list(submission.set_aside),
+            # Capped per notebook and again per upload: 98 notebooks of 100 notes each gave
+            # 10 MB of output (attacker session 7, F6).
+            set_aside=capped_notes([_clean_note(note) for note in submission.set_aside]),
             cases_set_aside=api_set_aside(submission.api, hidden_cases(seed)),
             seed=seed,
             isolation=sandbox.isolation,

@@ -66,6 +66,7 @@ import warnings
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from tinycnn.grading.channel import clean_name
 from tinycnn.grading.policy import (
     _PARSE_LOCK,
     SourceTooLarge,
@@ -652,7 +653,8 @@ def capped_notes(notes: list[str], first: Collection[str] = ()) -> list[str]:
     that many, in their order, the ones in ``first`` chosen before the others (a notebook's
     statements a kept definition reads: `_missing_bindings`, which explain a NameError), and
     one note of how many were left out. The one cap of such notes: a notebook's, an upload's
-    files not read (:func:`tinycnn.grading.submission.load_submission`)."""
+    files not read (:func:`tinycnn.grading.submission.load_submission`), and all of a
+    submission's together (:func:`tinycnn.grading.grader.grade_submission`)."""
     if len(notes) <= MAX_SET_ASIDE_NOTES:
         return notes
     ranked = sorted(range(len(notes)), key=lambda index: (notes[index] not in first, index))
@@ -872,7 +874,13 @@ def convert_notebook(
     refused = frozenset(refused_imports)
     own = frozenset(own_modules)
     namespace: set[str] = set()  # what the cells above bind when run (a magic's shadow)
-    header = f"# The definitions of {origin}, as tinycnn check grades them (nothing else is run)."
+    # The name as clean_name shows it: a byte that is not UTF-8 (a Windows zip's accented name)
+    # could not be encoded in the module, a newline would end the comment (attacker session 7,
+    # F4).
+    header = (
+        f"# The definitions of {clean_name(origin)}, as tinycnn check grades them (nothing else "
+        f"is run)."
+    )
     set_aside: list[str] = []
     bound: set[str] = set()
     modules: dict[str, str] = {}  # name -> what a kept import binds to it ("np" -> "numpy")
