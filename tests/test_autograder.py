@@ -368,6 +368,17 @@ def test_advice_for_the_instructor_is_reworded_for_the_student(quick_bundle, tmp
     assert "--api" not in outputs and "--allow-import" not in outputs
 
 
+def test_the_output_shows_no_student_a_command_of_the_grading_server(quick_bundle, tmp_path):
+    # "one case in full: tinycnn check /autograder/submission/... --case ID --seed N" and
+    # "(--seed N repeats this run)" are the instructor's (new user session 7, finding 5).
+    buggy = (FIXTURES / "buggy_conv_crop.py").read_bytes()
+    results, _ = simulate(quick_bundle, tmp_path, {"layers.py": buggy})
+    output = results["output"]
+    assert "tinycnn check" not in output and "--seed" not in output and "--case" not in output
+    assert re.search(r"the first failing case: \S+ \(your instructor can show it in full\)", output)
+    assert re.search(r"; seed \d+\.", output), output  # the seed itself stays
+
+
 def test_the_instructors_entry_option_chooses_the_file(tmp_path, fake_wheel):
     bundle = autograder.build_bundle(
         tmp_path / "autograder.zip", ["--no-train", "--entry", "layers"], wheel=fake_wheel

@@ -651,3 +651,26 @@ def test_the_dynamic_linker_is_mounted_alone_never_its_directory(tmp_path, monke
     here = sandbox._linker_mount(set())
     sources = [here[i + 1] for i, option in enumerate(here) if option == "--ro-bind"]
     assert len(sources) == 1 and os.path.isfile(sources[0])
+
+
+@pytest.mark.parametrize(
+    "best, level, why",
+    [
+        ("bubblewrap", "process", "(chosen: bubblewrap works here)"),
+        ("bubblewrap", "uid", "(chosen: bubblewrap works here)"),
+        ("uid", "process", "(chosen: uid works here)"),
+        ("uid", "uid", "(no bubblewrap here)"),
+        ("process", "process", "(no bubblewrap here, not root)"),
+    ],
+)
+def test_the_outputs_say_why_the_level_is_below_bubblewrap(best, level, why, monkeypatch):
+    # TINYCNN_SANDBOX=process on a machine with bubblewrap printed "no bubblewrap, not root"
+    # (new user, session 7, finding 4).
+    from tinycnn.grading import sandbox
+
+    monkeypatch.setattr(sandbox, "isolation_level_available", lambda: best)
+    description = sandbox.describe_isolation(level, "none")
+    assert description == f"{sandbox.ISOLATION_DESCRIPTIONS[level]} {why}, no network"
+    assert sandbox.describe_isolation("bubblewrap", "none") == (
+        "bubblewrap: own namespaces, only Python and NumPy visible, no network"
+    )

@@ -283,6 +283,13 @@ STUDENT_ADVICE = (
         r"function names above; rename yours, or ask your instructor)",
     ),
     (r" \(--allow-import [\w.]+ lifts this\)", ""),
+    # A command on the grading server's path (new user session 7, finding 5); the case's id
+    # is the feedback.
+    (
+        r"one case in full: tinycnn check .* --case (\S+)(?: --seed \d+)?",
+        r"the first failing case: \1 (your instructor can show it in full)",
+    ),
+    (r" \(--seed \d+ repeats this run\)", ""),
     (r"no module (\S+) in .+? \(--entry; its files: (.*)\)", lambda m: _entry_advice(*m.groups())),
     (
         r"--entry (\S+) names several files of .+? \((.*)\): give the path of one, such as "

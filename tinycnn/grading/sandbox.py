@@ -92,9 +92,11 @@ ADAPTER_SCRIPT = Path(__file__).with_name("adapters.py")
 ISOLATION_LEVELS = ("bubblewrap", "uid", "process")
 ISOLATION_DESCRIPTIONS = {
     "bubblewrap": "bubblewrap: own namespaces, only Python and NumPy visible",
-    "uid": "own uid and root directory (chroot), no namespaces (no bubblewrap)",
-    "process": "process limits only (no bubblewrap, not root): the submission runs as you",
+    "uid": "own uid and root directory (chroot), no namespaces",
+    "process": "process limits only: the submission runs as you",
 }
+#: Why a level below bubblewrap was the best here (`describe_isolation`).
+_WHY_NOT_STRONGER = {"uid": "no bubblewrap here", "process": "no bubblewrap here, not root"}
 #: What ``network`` (`Sandbox.network`) means, as the outputs say it.
 NETWORK_DESCRIPTIONS = {
     "none": "no network",
@@ -271,9 +273,23 @@ def network_access(level: str) -> str:
 
 
 def describe_isolation(level: str, network: str) -> str:
-    """The outputs' words for an isolation level and its network access."""
+    """The outputs' words for an isolation level and its network access, with why a weaker
+    level than bubblewrap: this machine gives no stronger one, or a stronger one was passed
+    over (``$TINYCNN_SANDBOX``, ``isolation``; the reason said was wrong then: new user,
+    session 7, finding 4)."""
     description = ISOLATION_DESCRIPTIONS.get(level, level or "unknown")
+    if level in _WHY_NOT_STRONGER:
+        best = isolation_level_available()
+        if ISOLATION_LEVELS.index(best) < ISOLATION_LEVELS.index(level):
+            description += f" (chosen: {best} works here)"
+        else:
+            description += f" ({_WHY_NOT_STRONGER[level]})"
     return f"{description}, {NETWORK_DESCRIPTIONS.get(network, network)}"
+
+
+def isolation_level_available() -> str:
+    """The strongest isolation level this machine gives, whatever was asked for."""
+    return "bubblewrap" if _bubblewrap_works() else ("uid" if _chroot_works() else "process")
 
 
 def isolation_level(requested: str | None = None) -> str:
@@ -282,7 +298,7 @@ def isolation_level(requested: str | None = None) -> str:
     ``requested`` (else ``$TINYCNN_SANDBOX``) may name a level from `ISOLATION_LEVELS`; asking
     for more than the machine gives raises `SandboxUnavailable`.
     """
-    available = "bubblewrap" if _bubblewrap_works() else ("uid" if _chroot_works() else "process")
+    available = isolation_level_available()
     requested = requested or os.environ.get(ENVIRONMENT_VARIABLE) or None
     if requested is None:
         return available
