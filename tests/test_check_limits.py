@@ -395,7 +395,7 @@ def test_a_notebook_whose_cells_together_are_over_the_budget_is_refused_before_p
     problem = load_submission(path).problem
     assert problem == (
         "big.ipynb is too large: its code cells hold more than 200,000 words and symbols, "
-        "more than the checker reads (the reference layer file has about 12,000)"
+        "more than the checker reads (the reference layer file has about 13,000)"
     )
 
 

@@ -80,17 +80,21 @@ PROJECT_PACKAGES = ("tinycnn", "reference", "torch_impl", "parity_tests", "repor
 
 _PARSE_LOCK = threading.Lock()
 
-#: Most words and symbols (`_TOKEN`) of one text the checker parses. CPython's syntax tree takes
-#: about 1 to 2 kB of memory per token (a list literal of 8 million ``1,`` inside the 16 MiB read
-#: budget took the checker 8.7 GB and a minute: attacker, session 6, F12); the reference ops are
-#: about 12,000, so 200,000 (at most about 400 MB and 1.5 s measured) leaves any real file room.
+#: Most words, symbols and line breaks (`_TOKEN`) of one text the checker parses. CPython's
+#: syntax tree takes about 1 to 2 kB of memory per token (a list literal of 8 million ``1,``
+#: inside the 16 MiB read budget took the checker 8.7 GB and a minute: attacker, session 6,
+#: F12); the reference ops are about 13,000 (line breaks counted), so 200,000 (at most about
+#: 400 MB and 1.5 s measured) leaves any real file room.
 MAX_TOKENS = 200_000
-# A word (name, number) or one other non-space character: at least as many as Python's tokens
-# (every syntax-tree node costs at least one, so the count bounds the tree: a run of symbols
-# counted as one let ``[[],[],...]`` through at 1.8 GB, attacker session 6, G5), more in
-# strings and comments. Counting is fast (C regex) and stops at the limit.
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-_TOKEN_BYTES = re.compile(rb"\w+|[^\w\s]")
+# A word (name, number), one other non-space character, or a line break: at least as many as
+# Python's tokens but INDENT/DEDENT (at most two per counted line break), so the count bounds
+# the parser's work and the tree (a run of symbols counted as one let ``[[],[],...]`` through
+# at 1.8 GB, attacker session 6, G5; line breaks not counted let 41 files of 199,990 lines
+# ``a`` each through, 400,000 tokens apiece to the parser, 229 s of the checker's processor
+# time: attacker session 3, F1), more in strings and comments. Counting is fast (C regex) and
+# stops at the limit.
+_TOKEN = re.compile(r"\w+|[^\w\s]|\r\n?|\n")
+_TOKEN_BYTES = re.compile(rb"\w+|[^\w\s]|\r\n?|\n")
 
 
 def parse_source(source: str | bytes) -> ast.Module:
@@ -117,8 +121,8 @@ def parse_source(source: str | bytes) -> ast.Module:
 
 
 def check_size(source: str | bytes) -> None:
-    """Raise `SourceTooLarge` (a SyntaxError) if ``source`` has more than `MAX_TOKENS` words
-    and symbols."""
+    """Raise `SourceTooLarge` (a SyntaxError) if ``source`` has more than `MAX_TOKENS` words,
+    symbols and line breaks (`_TOKEN`)."""
     if len(source) <= MAX_TOKENS:  # every token is at least one character
         return
     pattern = _TOKEN_BYTES if isinstance(source, bytes) else _TOKEN
@@ -126,7 +130,7 @@ def check_size(source: str | bytes) -> None:
         if count > MAX_TOKENS:
             raise SourceTooLarge(
                 f"more than {MAX_TOKENS:,} words and symbols, more than the checker reads "
-                f"(the reference layer file has about 12,000)"
+                f"(the reference layer file has about 13,000)"
             )
 
 

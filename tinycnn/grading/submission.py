@@ -43,11 +43,12 @@ path, an unknown API).
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import itertools
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -68,6 +69,7 @@ __all__ = [
     "MAX_PATH",
     "SKIPPED_FOLDERS",
     "SUBMISSION_SUFFIXES",
+    "Outline",
     "SeveralFolders",
     "SourceFile",
     "Submission",
@@ -147,6 +149,16 @@ class SourceFile:
         if path.name == "__init__.py":
             return self.module if len(path.parts) > 1 else ""
         return self.module.rpartition(".")[0]
+
+    @functools.cached_property
+    def outline(self) -> Outline:
+        """What its source defines and imports (`Outline`), read (never run) on first use and
+        kept: every measure of a file (`defined_functions`, `defined_names`,
+        `imported_modules`, `graded_definitions` for each API) reads this, so a file is parsed
+        once however many measures ask (four parses of each file by `_entry_of`, each up to a
+        second or more: attacker session 3, F1). The tree itself is not kept (up to hundreds of
+        MB for a large file)."""
+        return _outline(self)
 
     def text(self) -> str:
         """The source decoded exactly as Python decodes a file (UTF-8, a BOM, a coding line).
@@ -377,31 +389,103 @@ def _read_bytes(path: Path, budget: int) -> bytes:
         return handle.read(budget + 1)
 
 
-def _tree(source: SourceFile) -> ast.Module | None:
-    """The module's syntax tree (read, never run), or None if it does not parse (reported when
-    the file is graded, not by its readers here)."""
+@dataclass(frozen=True)
+class Outline:
+    """What a module's source says at its top level, read once (never run): a
+    `SourceFile.outline`. All empty, and `parsed` False, for a source that does not parse
+    (reported when the file is graded, not by its readers here).
+
+    Attributes
+    ----------
+    parsed : bool
+        Whether the source parsed.
+    functions : frozenset of str
+        Its top-level functions (``def``, ``async def``).
+    stubs : frozenset of str
+        Those of `functions` whose body, after an optional docstring, is nothing, ``pass``,
+        ``...`` or only raises NotImplementedError: a template's placeholders (`_is_stub`).
+    names : frozenset of str
+        Every name it binds at its top level when it runs (`bound_names`).
+    imports : frozenset of str
+        The absolute names of the modules it may import (`module_imports`).
+    imported : tuple of (str, str)
+        ``(module, name)`` of each name a top-level ``from module import name`` binds (``as``
+        names as bound; relative modules resolved; ``*`` left out: what it binds is not read
+        here).
+    """
+
+    parsed: bool = False
+    functions: frozenset[str] = frozenset()
+    stubs: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+    imports: frozenset[str] = frozenset()
+    imported: tuple[tuple[str, str], ...] = ()
+
+
+def _outline(source: SourceFile) -> Outline:
+    """``source``'s `Outline`, from one parse (`SourceFile.outline` keeps it)."""
     try:
-        return parse_source(source.text())
+        tree = parse_source(source.text())
     except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
-        return None
+        return Outline()
+    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    imported = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            module = resolve_relative(node.module, node.level, source.package)
+            if module:
+                imported += [(module, a.asname or a.name) for a in node.names if a.name != "*"]
+    return Outline(
+        parsed=True,
+        functions=frozenset(f.name for f in functions),
+        stubs=frozenset(f.name for f in functions if _is_stub(f)),
+        names=frozenset(bound_names(tree)),
+        imports=frozenset(module_imports(tree, source.package)),
+        imported=tuple(imported),
+    )
+
+
+def _is_stub(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether a function is a placeholder: its body, after an optional docstring, is empty,
+    ``pass``, ``...``, or one ``raise NotImplementedError`` (with or without a message), as the
+    course's template leaves each function to write."""
+    body = function.body
+    if body and _is_docstring(body[0]):
+        body = body[1:]
+    if not body:
+        return True
+    if len(body) > 1:
+        return False
+    (statement,) = body
+    if isinstance(statement, ast.Pass):
+        return True
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+        return statement.value.value is Ellipsis
+    if isinstance(statement, ast.Raise) and statement.exc is not None:
+        raised = statement.exc.func if isinstance(statement.exc, ast.Call) else statement.exc
+        return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
+    return False
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
 
 
 def defined_functions(source: SourceFile) -> set[str]:
-    """Names of the top-level functions a module defines (read, never run)."""
-    tree = _tree(source)
-    if tree is None:
-        return set()
-    return {
-        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-    }
+    """Names of the top-level functions a module defines (read, never run), placeholders
+    included (`Outline.functions`)."""
+    return set(source.outline.functions)
 
 
 def defined_names(source: SourceFile) -> set[str]:
     """Every name a module binds at its top level when it runs (its functions, classes,
     imports, assignments: :func:`tinycnn.grading.notebook.bound_names`), read, never run; empty
     if it does not parse."""
-    tree = _tree(source)
-    return set() if tree is None else bound_names(tree)
+    return set(source.outline.names)
 
 
 def resolve_relative(module: str | None, level: int, package: str) -> str | None:
@@ -430,8 +514,8 @@ def resolve_relative(module: str | None, level: int, package: str) -> str | None
 def imported_modules(source: SourceFile) -> set[str] | None:
     """Absolute names of the modules ``source`` may import, read (never run), as
     `module_imports` reads them. None if the source does not parse."""
-    tree = _tree(source)
-    return None if tree is None else module_imports(tree, source.package)
+    outline = source.outline
+    return set(outline.imports) if outline.parsed else None
 
 
 def module_imports(tree: ast.AST, package: str = "") -> set[str]:
@@ -713,17 +797,37 @@ def _load_files(
 # --------------------------------------------------------------------------------------------
 
 
-def graded_definitions(source: SourceFile, api: str) -> int:
+def graded_definitions(source: SourceFile, api: str, modules: Collection[str] = ()) -> int:
     """How many functions the run grades ``source`` defines at its top level (the contract's
     names, or the course ``api``'s: `tinycnn.grading.adapters.course_functions`), read, never
     run. The one measure of "the file that defines the graded functions", for the entry of a
-    folder and for the folder of an upload (`submission_folder`)."""
-    return len(defined_functions(source) & set(course_functions(api)))
+    folder and for the folder of an upload (`submission_folder`).
+
+    A placeholder (`Outline.stubs`: the template's ``raise NotImplementedError``, ``pass``) is
+    not a definition, so the untouched template beside the student's work does not "define the
+    most" (attacker session 3, F5). A name bound by a top-level ``from module import name``,
+    where ``module`` is another file of the upload (``modules``: their module names), counts as
+    defined, in a file that defines at least one graded function itself (``layers.py`` taking
+    ``softmax_cross_entropy`` from the student's ``losses.py``); a file that only imports them
+    (a course notebook running ``cs231n/layers.py``) defines none, as before.
+    """
+    graded = set(course_functions(api))
+    outline = source.outline
+    own = (outline.functions - outline.stubs) & graded
+    if not own:
+        return 0
+    imported = {
+        name
+        for module, name in outline.imported
+        if name in graded and module in modules and module != source.module
+    }
+    return len(own | imported)
 
 
-def _any_course_definitions(source: SourceFile) -> int:
-    """How many functions of any API (the contract's or a course's) ``source`` defines."""
-    return max(graded_definitions(source, api) for api in API_NAMES)
+def _any_course_definitions(source: SourceFile, modules: Collection[str] = ()) -> int:
+    """How many functions of any API (the contract's or a course's) ``source`` defines, as
+    `graded_definitions` counts them."""
+    return max(graded_definitions(source, api, modules) for api in API_NAMES)
 
 
 def _entry_of(
@@ -761,7 +865,11 @@ def _entry_of(
                 )
         names = ", ".join(s.origin for s in sources[:20]) + (" ..." if len(sources) > 20 else "")
         return None, f"no module {wanted} in {name} (--entry; its files: {names or 'none'})"
-    for measure in (lambda s: graded_definitions(s, api), _any_course_definitions):
+    modules = frozenset(s.module for s in sources)
+    for measure in (
+        lambda s: graded_definitions(s, api, modules),
+        lambda s: _any_course_definitions(s, modules),
+    ):
         defining = _defining_most(sources, measure)
         if len(defining) == 1:
             return defining[0], ""
