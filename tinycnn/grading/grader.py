@@ -248,6 +248,8 @@ class SubmissionReport:
     graded_as: dict[str, str] = field(default_factory=dict)
     #: What reading the submission left out on purpose (a notebook's test cells...), in words.
     set_aside: list[str] = field(default_factory=list)
+    #: Which file was graded, when chosen among several (`Submission.chosen`); "" otherwise.
+    chosen: str = ""
     #: The cases a course API sets aside, counted, with why (`api_set_aside`); "" for none.
     cases_set_aside: str = ""
     #: The run's seed (hidden cases, training) and the sandbox's isolation level
@@ -1180,6 +1182,7 @@ def grade_submission(
             api=submission.api,
             graded_as=graded_as,
             set_aside=list(submission.set_aside),
+            chosen=submission.chosen,
             cases_set_aside=api_set_aside(submission.api, hidden_cases(seed)),
             seed=seed,
             isolation=sandbox.isolation,

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from tinycnn.grading.adapters import API_NAMES, course_functions
+from tinycnn.grading.channel import clean_name
 from tinycnn.grading.notebook import (
     NotebookError,
     bound_names,
@@ -203,6 +204,10 @@ class Submission:
         reading, `reachable_files`): the student's own tests, the course's plotting helpers.
         They are copied with the others but not checked against the import rule; if one is
         imported while grading after all, the run-time guard still applies the rule to it.
+    chosen : str
+        Which file is graded, in words, when the reader chose it among several without
+        ``--entry`` (``"graded src/layers.py, chosen among 3 .py/.ipynb files"``; names through
+        :func:`~tinycnn.grading.channel.clean_name`); "" for one file, ``--entry``, a problem.
     """
 
     name: str
@@ -211,6 +216,7 @@ class Submission:
     problem: str | None = None
     set_aside: tuple[str, ...] = field(default=())
     unimported: tuple[str, ...] = field(default=())
+    chosen: str = ""
 
     @property
     def entry(self) -> SourceFile:
@@ -671,11 +677,18 @@ def load_submission(
         root, files, skipped = _find_submission(target, api, entry)  # one walk of the upload
     except SeveralFolders as several:
         listed = ", ".join(f"{folder}/" for folder in several.folders)
+        unread = ", ".join(f"{folder}/" for folder in several.unread)
+        why = (
+            f" (it compares at most {MAX_BYTES // 2**20} MiB of files, {MAX_FILES} a folder, "
+            f"and could not read all of {unread})"
+            if unread
+            else ""
+        )
         return _failed(
             name,
             api,
             f"{name} holds its .py/.ipynb files in several folders ({listed}) and none at its "
-            f"top, and cannot tell which holds the functions to grade; name it with --entry",
+            f"top, and cannot tell which holds the functions to grade{why}; name it with --entry",
         )
     except UploadTooLarge as error:
         return _failed(name, api, f"the upload cannot be read: {error}")
@@ -789,7 +802,12 @@ def _load_files(
             f"{chosen.origin} or its imports, so not checked against the import rule unless "
             f"imported while grading)"
         )
-    return Submission(name, (chosen, *helpers), api, None, tuple(set_aside), unimported)
+    # Said whenever the reader chose: among files, or a folder below the one named.
+    note = ""
+    if entry is None and (len(sources) > 1 or prefix):
+        among = f", chosen among {len(sources)} .py/.ipynb files" if len(sources) > 1 else ""
+        note = f"graded {clean_name(chosen.origin)}{among}"
+    return Submission(name, (chosen, *helpers), api, None, tuple(set_aside), unimported, note)
 
 
 # --------------------------------------------------------------------------------------------
@@ -909,8 +927,11 @@ class SeveralFolders(ValueError):
     """An upload keeps its files in several sub-folders and none at its top, and nothing tells
     which of them holds the functions to grade (`submission_folder`)."""
 
-    def __init__(self, folder: Path, folders: list[str]):
+    def __init__(self, folder: Path, folders: list[str], unread: Iterable[str] = ()):
+        #: The sub-folders holding files; of these, those not read in full (more than
+        #: `MAX_BYTES` or `MAX_FILES` to compare), which may define the functions.
         self.folders = tuple(folders)
+        self.unread = tuple(unread)
         super().__init__(f"{folder} holds its files in several folders: {', '.join(folders)}")
 
 
@@ -925,30 +946,47 @@ def _holds_files(folder: Path) -> bool:
 
 
 def _folder_defines(
-    folder: Path, measure, budget: int = MAX_BYTES, files: Iterable[Path] | None = None
-) -> tuple[bool, int]:
+    folder: Path,
+    measure,
+    budget: int = MAX_BYTES,
+    files: Iterable[Path] | None = None,
+    counted: dict[Path, int] | None = None,
+) -> tuple[bool | None, int]:
     """Whether a file under ``folder`` has a non-zero ``measure`` (a count of definitions:
     `graded_definitions`, `_any_course_definitions`; notebooks converted, nothing run), and
-    the byte budget left of ``budget``: at most `MAX_FILES` files are read, and the answer is
-    False once the budget is spent. ``files``: the regular ``.py``/``.ipynb`` files under
-    ``folder`` (relative, in `_walk`'s order) when already known, else ``folder`` is walked.
-    The one reader of "does this folder define them"."""
+    the byte budget left of ``budget``. The one reader of "does this folder define them".
+
+    The answer is None, not known, when the folder was not read in full and no file read
+    defines: the budget ran out (a folder hidden behind a large notebook is not "defining
+    nothing": attacker session 3, F2), it has more than `MAX_FILES` files (only the first are
+    read), or it is too large to walk (`UploadTooLarge`). ``files``: the regular
+    ``.py``/``.ipynb`` files under ``folder`` (relative, in `_walk`'s order) when already known,
+    else ``folder`` is walked. ``counted``: the measure of each file already read (by path),
+    filled here, so that a caller comparing folders at several levels reads each file once."""
     if files is None:
         try:
             files = _walk(folder)[0]
         except UploadTooLarge:
-            return False, budget
-    for relative in itertools.islice(files, MAX_FILES):
-        try:
-            data = _read_bytes(folder / relative, budget)
-        except OSError:
-            continue
-        budget -= len(data)
-        if budget < 0:
-            return False, budget
-        if measure(_as_source(relative, data, frozenset())[0]):
+            return None, budget
+    files = list(itertools.islice(files, MAX_FILES + 1))
+    for relative in files[:MAX_FILES]:
+        path = folder / relative
+        if counted is not None and path in counted:
+            count = counted[path]
+        else:
+            try:
+                data = _read_bytes(path, budget)
+            except OSError:
+                continue  # not a definition; reading the folder says it cannot be read
+            budget -= len(data)
+            if budget < 0:
+                return None, budget
+            count = measure(_as_source(relative, data, frozenset())[0])
+            if counted is not None:
+                counted[path] = count
+        if count:
             return True, budget
-    return False, budget
+    return (None if len(files) > MAX_FILES else False), budget
 
 
 def _names_a_file(folder: Path, entry: str) -> bool:
@@ -982,7 +1020,8 @@ def submission_folder(folder: Path, api: str = "tinycnn", entry: str | None = No
     ------
     SeveralFolders
         Several sub-folders hold files, none at the top, and not exactly one of them defines
-        the graded functions.
+        the graded functions, or one that does not might: its files were not all read (more
+        than `MAX_BYTES` to compare in all, more than `MAX_FILES` in it).
     """
     try:
         return _find_submission(folder, api, entry)[0]
@@ -1000,7 +1039,8 @@ def _find_submission(
     Which sub-folders hold files, at every level of the descent, is read from that one walk:
     searching each sub-folder again at each level walked the upload once per level (19 s for
     99,000 files below a chain of 30 folders: attacker, session 6b, G6). The files of the
-    sub-folders compared are read within `MAX_BYTES` in all, not at each level.
+    sub-folders compared are read each once, within `MAX_BYTES` in all (not at each level);
+    a folder not read in full is never taken to define nothing (`_folder_defines`).
 
     Raises
     ------
@@ -1017,10 +1057,13 @@ def _find_submission(
     # under the folder searched, ``depth`` folders below the top
     entries = [(relative.parts, regular) for relative, regular in _candidates(folder)]
     depth = 0
-    # One read budget for the whole descent: down a chain with a folder beside each link, each
-    # level compares folders holding the same files, which a budget per comparison let the
-    # checker read and parse again at every level.
+    # One read budget for the whole descent, and each file read once (``counted``): down a
+    # chain with a folder beside each link, each level compares folders holding the same files,
+    # which a budget per comparison let the checker read and parse again at every level. A
+    # folder not read in full for want of budget is not known to define nothing: no folder is
+    # chosen over it (attacker session 3, F2).
     budget = MAX_BYTES
+    counted: dict[Path, int] = {}
     while entry is None or not _names_a_file(folder, entry):
         here = False  # a regular file right in ``folder``
         below: dict[str, list[tuple[tuple[str, ...], bool]]] = {}  # by sub-folder, by name
@@ -1033,14 +1076,16 @@ def _find_submission(
             break
         holding = [name for name, inside in below.items() if any(r for _, r in inside)]
         if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
-            defining = []
+            defining, unknown = [], []
             for name in holding:
                 files = (Path(*parts[depth + 1 :]) for parts, r in below[name] if r)
-                defines, budget = _folder_defines(folder / name, measure, budget, files)
+                defines, budget = _folder_defines(folder / name, measure, budget, files, counted)
                 if defines:
                     defining.append(name)
-            if len(defining) != 1:
-                raise SeveralFolders(folder, holding)
+                elif defines is None:
+                    unknown.append(name)
+            if len(defining) != 1 or unknown:
+                raise SeveralFolders(folder, holding, unknown)
             holding = defining
         if not holding:
             break
@@ -1100,9 +1145,10 @@ def imports_between(folder: Path) -> str | None:
     if not any(imports.values()):
         return None
     for name, path in folders.items():
-        defines[name], budget = _folder_defines(path, _any_course_definitions, budget)
+        defined, budget = _folder_defines(path, _any_course_definitions, budget)
         if budget < 0:
             return None
+        defines[name] = bool(defined)  # a folder too large to read in full: as before, none
     if sum(defines.values()) > 1:
         return None  # two entries define the functions: two students' work
     for imported in set().union(*imports.values()):
