@@ -109,6 +109,18 @@ def test_each_file_is_parsed_once_to_choose_the_entry_and_follow_its_imports(tmp
     assert set(parsed.values()) == {1}
 
 
+def test_grading_parses_each_file_in_the_checker_once(tmp_path, monkeypatch):
+    # The import rule's reader (scan_imports) parsed each file the entry imports again.
+    files = {"layers.py": LAYERS, "losses.py": LOSSES, "student_template.py": TEMPLATE}
+    parsed = counting_parses(monkeypatch)
+    scanned: list[str] = []
+    monkeypatch.setattr(policy, "parse_source", lambda source: scanned.append(source))
+    report = grade_submission(write(tmp_path, files), train=False, seed=1)
+    assert {r.status for r in report.functions.values()} == {"pass"}
+    assert sorted(parsed) == sorted(files.values()) and set(parsed.values()) == {1}
+    assert scanned == []
+
+
 def test_a_source_files_outline_is_read_once_and_keeps_no_tree():
     source = SourceFile("layers.py", CORRECT.encode(), "layers.py")
     assert source.outline is source.outline

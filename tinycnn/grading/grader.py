@@ -58,7 +58,6 @@ from tinycnn.grading.policy import (
     allowed_modules,
     policy_messages,
     refuse_unsafe_encoding,
-    scan_imports,
     syntax_reason,
 )
 from tinycnn.grading.sandbox import (
@@ -1204,7 +1203,7 @@ def grade_submission(
             continue  # nothing the entry imports: set aside (the run-time guard still applies)
         try:
             refuse_unsafe_encoding(source_file.data)
-            uses = scan_imports(source_file.text())
+            uses = source_file.import_uses()  # parsed once, when the submission was read
         except UnsafeEncoding as error:
             return finish(
                 _all_with("error", f"{source_file.origin} is refused: {error}.", submission.api)

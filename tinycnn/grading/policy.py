@@ -41,6 +41,7 @@ __all__ = [
     "UnsafeEncoding",
     "allowed_modules",
     "check_size",
+    "import_uses",
     "parse_source",
     "policy_messages",
     "read_source",
@@ -236,7 +237,12 @@ def scan_imports(source: str | bytes) -> list[ImportUse]:
         too deeply for the parser (Python raises RecursionError or MemoryError for
         ``1+1+...+1`` with thousands of terms, or ``------1``; it would not run such a file).
     """
-    tree = parse_source(source)
+    return import_uses(parse_source(source))
+
+
+def import_uses(tree: ast.AST) -> list[ImportUse]:
+    """Every import in a parsed module ``tree``, in line order, as `scan_imports` reads them
+    (for a tree already parsed: :attr:`tinycnn.grading.submission.SourceFile.outline`)."""
     uses = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -60,7 +60,14 @@ from tinycnn.grading.notebook import (
     capped_notes,
     convert_notebook,
 )
-from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES, allowed_modules, parse_source
+from tinycnn.grading.policy import (
+    FRAMEWORKS,
+    PROJECT_PACKAGES,
+    ImportUse,
+    allowed_modules,
+    import_uses,
+    parse_source,
+)
 
 __all__ = [
     "MAX_BYTES",
@@ -160,6 +167,20 @@ class SourceFile:
         second or more: attacker session 3, F1). The tree itself is not kept (up to hundreds of
         MB for a large file)."""
         return _outline(self)
+
+    def import_uses(self) -> list[ImportUse]:
+        """Every import in it with its line, as :func:`~tinycnn.grading.policy.scan_imports`
+        reads them, from `outline` (not parsed again).
+
+        Raises
+        ------
+        SyntaxError, ValueError, UnicodeDecodeError, LookupError
+            As ``scan_imports(self.text())`` would: it does not decode or parse, or is too
+            large to read (`SourceTooLarge`).
+        """
+        if self.outline.error is not None:
+            raise self.outline.error
+        return list(self.outline.uses)
 
     def text(self) -> str:
         """The source decoded exactly as Python decodes a file (UTF-8, a BOM, a coding line).
@@ -405,6 +426,9 @@ class Outline:
     ----------
     parsed : bool
         Whether the source parsed.
+    error : Exception or None
+        Why not, as Python said it (`parse_source`'s SyntaxError, `SourceTooLarge` among
+        them; ValueError for NUL bytes; UnicodeDecodeError, LookupError for undecodable text).
     functions : frozenset of str
         Its top-level functions (``def``, ``async def``).
     stubs : frozenset of str
@@ -418,22 +442,26 @@ class Outline:
         ``(module, name)`` of each name a top-level ``from module import name`` binds (``as``
         names as bound; relative modules resolved; ``*`` left out: what it binds is not read
         here).
+    uses : tuple of ImportUse
+        Every import with its line, for the import rule (`import_uses`, as `scan_imports`).
     """
 
     parsed: bool = False
+    error: Exception | None = None
     functions: frozenset[str] = frozenset()
     stubs: frozenset[str] = frozenset()
     names: frozenset[str] = frozenset()
     imports: frozenset[str] = frozenset()
     imported: tuple[tuple[str, str], ...] = ()
+    uses: tuple[ImportUse, ...] = ()
 
 
 def _outline(source: SourceFile) -> Outline:
     """``source``'s `Outline`, from one parse (`SourceFile.outline` keeps it)."""
     try:
         tree = parse_source(source.text())
-    except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
-        return Outline()
+    except (SyntaxError, ValueError, LookupError) as error:  # UnicodeDecodeError: a ValueError
+        return Outline(error=error)
     functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     imported = []
     for node in tree.body:
@@ -448,6 +476,7 @@ def _outline(source: SourceFile) -> Outline:
         names=frozenset(bound_names(tree)),
         imports=frozenset(module_imports(tree, source.package)),
         imported=tuple(imported),
+        uses=tuple(import_uses(tree)),
     )
 
 
