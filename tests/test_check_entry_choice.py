@@ -121,6 +121,32 @@ def test_grading_parses_each_file_in_the_checker_once(tmp_path, monkeypatch):
     assert scanned == []
 
 
+def test_what_the_checker_parses_of_one_upload_is_bounded_in_all(tmp_path, monkeypatch):
+    # Each file under MAX_TOKENS, but many of them: 82 such files took 2 minutes to parse.
+    monkeypatch.setattr(submission, "MAX_PARSED", 10_000)
+    junk = {f"part{number}.py": "a\n" * 1_000 for number in range(8)}  # 2,000 tokens each
+    parsed = counting_parses(monkeypatch)
+    read = load_submission(write(tmp_path / "one", junk))
+    assert read.problem == (
+        "the files add up to more than 10,000 words and symbols, more than the checker reads "
+        "(the reference layer file has about 13,000)"
+    )
+    assert sum(parsed.values()) == 6  # 5 parsed, the sixth refused before parsing
+
+
+def test_folders_compared_within_the_parse_bound_are_not_taken_to_define_nothing(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(submission, "MAX_PARSED", 10_000)
+    junk = {f"a/part{number}.py": "a\n" * 1_000 for number in range(8)}
+    upload = write(tmp_path, {**junk, "z/layers.py": CORRECT})
+    with pytest.raises(submission.SeveralFolders) as raised:
+        submission.submission_folder(upload)
+    assert raised.value.folders == raised.value.unread == ("a", "z")  # the bound spent in a/
+    monkeypatch.setattr(submission, "MAX_PARSED", 40_000)  # all of a/ parsed: defines none
+    assert submission.submission_folder(upload) == upload / "z"
+
+
 def test_a_source_files_outline_is_read_once_and_keeps_no_tree():
     source = SourceFile("layers.py", CORRECT.encode(), "layers.py")
     assert source.outline is source.outline

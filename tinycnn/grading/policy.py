@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import ast
 import codecs
+import contextlib
+import contextvars
 import io
 import re
 import sys
@@ -37,11 +39,13 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_ALLOWED",
     "ImportUse",
+    "ParseBudgetSpent",
     "SourceTooLarge",
     "UnsafeEncoding",
     "allowed_modules",
     "check_size",
     "import_uses",
+    "parse_budget",
     "parse_source",
     "policy_messages",
     "read_source",
@@ -98,12 +102,41 @@ _TOKEN = re.compile(r"\w+|[^\w\s]|\r\n?|\n")
 _TOKEN_BYTES = re.compile(rb"\w+|[^\w\s]|\r\n?|\n")
 
 
+#: What is left of the `parse_budget` in force in this thread (a one-item list), if any.
+_BUDGET: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "tinycnn_parse_budget", default=None
+)
+
+
+@contextlib.contextmanager
+def parse_budget(tokens: int):
+    """Within it (in this thread), every `parse_source` spends its text's words, symbols and
+    line breaks (`_TOKEN`) from ``tokens``, and raises `ParseBudgetSpent` instead of parsing
+    once they are spent: a bound on the checker's parsing of all the texts of one upload
+    (`MAX_TOKENS` bounds one text; 82 files each just under it took the checker two minutes to
+    parse once each: attacker session 3, F1)."""
+    reset = _BUDGET.set([tokens])
+    try:
+        yield
+    finally:
+        _BUDGET.reset(reset)
+
+
+class ParseBudgetSpent(Exception):
+    """The texts parsed within one `parse_budget` hold more words, symbols and line breaks in
+    all than it allows (not a SyntaxError: no one text is at fault)."""
+
+
 def parse_source(source: str | bytes) -> ast.Module:
     """``ast.parse(source)`` as the checker parses a student's text: one thread at a time
-    (CPython 3.11's AST constructor is not thread-safe) and never more than `MAX_TOKENS`.
+    (CPython 3.11's AST constructor is not thread-safe), never more than `MAX_TOKENS`, and
+    within the `parse_budget` in force, if any.
 
     Raises
     ------
+    ParseBudgetSpent
+        The text's words, symbols and line breaks are more than what is left of the
+        `parse_budget` in force (nothing is spent then).
     SyntaxError
         The source does not parse, or is nested too deeply for the parser (``RecursionError``,
         ``MemoryError``, as Python would not run it either), or is too large for the checker to
@@ -111,7 +144,14 @@ def parse_source(source: str | bytes) -> ast.Module:
     ValueError
         NUL bytes in the source.
     """
-    check_size(source)
+    count = check_size(source)
+    budget = _BUDGET.get()
+    if budget is not None:
+        if count is None:
+            count = _count(source, MAX_TOKENS)
+        if count > budget[0]:
+            raise ParseBudgetSpent(f"more than {budget[0]:,} words and symbols left to read")
+        budget[0] -= count
     with _PARSE_LOCK:
         try:
             return ast.parse(source)
@@ -121,18 +161,29 @@ def parse_source(source: str | bytes) -> ast.Module:
             ) from None
 
 
-def check_size(source: str | bytes) -> None:
+def check_size(source: str | bytes) -> int | None:
     """Raise `SourceTooLarge` (a SyntaxError) if ``source`` has more than `MAX_TOKENS` words,
-    symbols and line breaks (`_TOKEN`)."""
+    symbols and line breaks (`_TOKEN`); else return how many it has, or None for a text too
+    short to have too many (not counted)."""
     if len(source) <= MAX_TOKENS:  # every token is at least one character
-        return
+        return None
+    count = _count(source, MAX_TOKENS)
+    if count > MAX_TOKENS:
+        raise SourceTooLarge(
+            f"more than {MAX_TOKENS:,} words and symbols, more than the checker reads "
+            f"(the reference layer file has about 13,000)"
+        )
+    return count
+
+
+def _count(source: str | bytes, limit: int) -> int:
+    """``source``'s words, symbols and line breaks (`_TOKEN`), counted up to ``limit + 1``."""
     pattern = _TOKEN_BYTES if isinstance(source, bytes) else _TOKEN
+    count = 0
     for count, _ in enumerate(pattern.finditer(source), start=1):
-        if count > MAX_TOKENS:
-            raise SourceTooLarge(
-                f"more than {MAX_TOKENS:,} words and symbols, more than the checker reads "
-                f"(the reference layer file has about 13,000)"
-            )
+        if count > limit:
+            break
+    return count
 
 
 def syntax_reason(message: str, line: int | None) -> str:

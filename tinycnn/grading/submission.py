@@ -62,10 +62,13 @@ from tinycnn.grading.notebook import (
 )
 from tinycnn.grading.policy import (
     FRAMEWORKS,
+    MAX_TOKENS,
     PROJECT_PACKAGES,
     ImportUse,
+    ParseBudgetSpent,
     allowed_modules,
     import_uses,
+    parse_budget,
     parse_source,
 )
 
@@ -74,6 +77,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_ENTRIES",
     "MAX_FILES",
+    "MAX_PARSED",
     "MAX_PATH",
     "SKIPPED_FOLDERS",
     "SUBMISSION_SUFFIXES",
@@ -101,6 +105,13 @@ SUBMISSION_SUFFIXES = (".py", ".ipynb")
 #: Limits on what is read from one student's folder (a runaway upload, a hostile one).
 MAX_FILES = 100
 MAX_BYTES = 16 * 2**20
+#: Most words, symbols and line breaks (as `MAX_TOKENS` counts them) the checker parses of one
+#: upload's texts, all together, to choose its folder, and again to read it (a budget each:
+#: :func:`~tinycnn.grading.policy.parse_budget`). `MAX_BYTES` of files each just under
+#: `MAX_TOKENS` (82 files of 99,990 lines ``a``) took the checker two minutes to parse once
+#: each (attacker session 3, F1); five times `MAX_TOKENS` is about 7 s, and about 70 times the
+#: reference layer file.
+MAX_PARSED = 5 * MAX_TOKENS
 #: Longest path of a file inside an upload that is read (``hw2/cs231n/layers.py`` is 20
 #: characters; longer ones are set aside): the checker copies the files below folders of its
 #: own, where a path that fit where the student put it could exceed the system's limit of
@@ -741,7 +752,33 @@ def _load_files(
     prefix: str = "",
 ) -> Submission:
     """Read ``files`` (relative to ``root``) as one submission; ``prefix``: the path from the
-    folder the student named to ``root`` (``"hw2/"``), for the files' names in messages."""
+    folder the student named to ``root`` (``"hw2/"``), for the files' names in messages.
+    Parsing them all (notebooks converted, the entry chosen, its imports followed) stays
+    within `MAX_PARSED`; more is the submission's problem."""
+    try:
+        with parse_budget(MAX_PARSED):
+            return _read_files(name, root, files, entry, api, set_aside, allow_imports, prefix)
+    except ParseBudgetSpent:
+        return _failed(
+            name,
+            api,
+            f"the files add up to more than {MAX_PARSED:,} words and symbols, more than the "
+            f"checker reads (the reference layer file has about 13,000)",
+            set_aside,
+        )
+
+
+def _read_files(
+    name: str,
+    root: Path,
+    files: list[Path],
+    entry: str | None,
+    api: str,
+    set_aside: Iterable[str],
+    allow_imports: Iterable[str],
+    prefix: str = "",
+) -> Submission:
+    """`_load_files`' reading, within the `parse_budget` it sets."""
     set_aside = list(set_aside)
     if len(files) > MAX_FILES:
         return _failed(
@@ -986,8 +1023,9 @@ def _folder_defines(
     the byte budget left of ``budget``. The one reader of "does this folder define them".
 
     The answer is None, not known, when the folder was not read in full and no file read
-    defines: the budget ran out (a folder hidden behind a large notebook is not "defining
-    nothing": attacker session 3, F2), it has more than `MAX_FILES` files (only the first are
+    defines: the budget ran out, of bytes or of the `parse_budget` in force (a folder hidden
+    behind a large notebook is not "defining nothing": attacker session 3, F2), it has more
+    than `MAX_FILES` files (only the first are
     read), or it is too large to walk (`UploadTooLarge`). ``files``: the regular
     ``.py``/``.ipynb`` files under ``folder`` (relative, in `_walk`'s order) when already known,
     else ``folder`` is walked. ``counted``: the measure of each file already read (by path),
@@ -1010,7 +1048,10 @@ def _folder_defines(
             budget -= len(data)
             if budget < 0:
                 return None, budget
-            count = measure(_as_source(relative, data, frozenset())[0])
+            try:
+                count = measure(_as_source(relative, data, frozenset())[0])
+            except ParseBudgetSpent:
+                return None, budget
             if counted is not None:
                 counted[path] = count
         if count:
@@ -1093,35 +1134,38 @@ def _find_submission(
     # chosen over it (attacker session 3, F2).
     budget = MAX_BYTES
     counted: dict[Path, int] = {}
-    while entry is None or not _names_a_file(folder, entry):
-        here = False  # a regular file right in ``folder``
-        below: dict[str, list[tuple[tuple[str, ...], bool]]] = {}  # by sub-folder, by name
-        for parts, regular in entries:
-            if len(parts) == depth + 1:
-                here = here or regular
-            else:
-                below.setdefault(parts[depth], []).append((parts, regular))
-        if here:
-            break
-        holding = [name for name, inside in below.items() if any(r for _, r in inside)]
-        if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
-            defining, unknown = [], []
-            for name in holding:
-                files = (Path(*parts[depth + 1 :]) for parts, r in below[name] if r)
-                defines, budget = _folder_defines(folder / name, measure, budget, files, counted)
-                if defines:
-                    defining.append(name)
-                elif defines is None:
-                    unknown.append(name)
-            if len(defining) != 1 or unknown:
-                raise SeveralFolders(folder, holding, unknown)
-            holding = defining
-        if not holding:
-            break
-        inside = below[holding[0]]
-        if any(r and parts[depth + 1 :] == ("__init__.py",) for parts, r in inside):
-            break  # a Python package: read from the folder holding it
-        folder, entries, depth = folder / holding[0], inside, depth + 1
+    with parse_budget(MAX_PARSED):  # what comparing folders parses, all together
+        while entry is None or not _names_a_file(folder, entry):
+            here = False  # a regular file right in ``folder``
+            below: dict[str, list[tuple[tuple[str, ...], bool]]] = {}  # by sub-folder, by name
+            for parts, regular in entries:
+                if len(parts) == depth + 1:
+                    here = here or regular
+                else:
+                    below.setdefault(parts[depth], []).append((parts, regular))
+            if here:
+                break
+            holding = [name for name, inside in below.items() if any(r for _, r in inside)]
+            if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
+                defining, unknown = [], []
+                for name in holding:
+                    files = (Path(*parts[depth + 1 :]) for parts, r in below[name] if r)
+                    defines, budget = _folder_defines(
+                        folder / name, measure, budget, files, counted
+                    )
+                    if defines:
+                        defining.append(name)
+                    elif defines is None:
+                        unknown.append(name)
+                if len(defining) != 1 or unknown:
+                    raise SeveralFolders(folder, holding, unknown)
+                holding = defining
+            if not holding:
+                break
+            inside = below[holding[0]]
+            if any(r and parts[depth + 1 :] == ("__init__.py",) for parts, r in inside):
+                break  # a Python package: read from the folder holding it
+            folder, entries, depth = folder / holding[0], inside, depth + 1
     files = [Path(*parts[depth:]) for parts, regular in entries if regular]
     skipped = [Path(*parts[depth:]) for parts, regular in entries if not regular]
     return folder, files, skipped
@@ -1141,10 +1185,9 @@ def imports_between(folder: Path) -> str | None:
     who copied a classmate with ``from alice import *``, students' files beside a course
     helper they import, several notebooks beside ``public_tests.py``), or a file importing a
     plain module that defines them (only a classmate's file would). Every import counts, a
-    notebook's test cells' too; read (at most `MAX_FILES` files, `MAX_BYTES`), never run.
+    notebook's test cells' too; read (at most `MAX_FILES` files, `MAX_BYTES`, `MAX_PARSED`),
+    never run.
     """
-    from tinycnn.grading.notebook import notebook_cells
-
     try:
         tops, holding = top_entries(folder)
     except OSError:
@@ -1152,6 +1195,17 @@ def imports_between(folder: Path) -> str | None:
     folders = {path.name: path for path in holding}
     if len(tops) + len(folders) > MAX_FILES:
         return None
+    try:
+        with parse_budget(MAX_PARSED):
+            return _imports_between(tops, folders)
+    except ParseBudgetSpent:
+        return None  # more than the checker parses: not read as one upload
+
+
+def _imports_between(tops: list[Path], folders: dict[str, Path]) -> str | None:
+    """`imports_between`, its top files and folders listed, within a `parse_budget`."""
+    from tinycnn.grading.notebook import notebook_cells
+
     budget = MAX_BYTES
     defines: dict[str, bool] = {}  # entry name -> whether it defines graded functions
     imports: dict[str, set[str]] = {}  # top file -> the entries it imports
