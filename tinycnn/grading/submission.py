@@ -719,8 +719,8 @@ def load_submission(
         listed = ", ".join(f"{folder}/" for folder in several.folders)
         unread = ", ".join(f"{folder}/" for folder in several.unread)
         why = (
-            f" (it compares at most {MAX_BYTES // 2**20} MiB of files, {MAX_FILES} a folder, "
-            f"and could not read all of {unread})"
+            f" (it compares at most {MAX_BYTES // 2**20} MiB and {MAX_PARSED:,} words and "
+            f"symbols of files, {MAX_FILES} a folder, and could not read all of {unread})"
             if unread
             else ""
         )
@@ -922,7 +922,8 @@ def _entry_of(
     With ``entry``: the module it names (a path, ``hw/layers``, or a dotted name); a bare name
     (``layers``) without a top-level file of it names the one file of that name at any depth
     (``cs231n/layers.py``), and is refused if several files have that name.
-    Without ``entry``: the file that defines the graded functions (`graded_definitions`) at
+    Without ``entry``: the file that defines the graded functions (`graded_definitions`:
+    placeholders not counted, names imported from the upload's other files counted) at
     the shallowest depth where any file defines one, the one defining the most of them there
     (``cs231n/layers.py`` below a course notebook that only imports it; ``layers.py`` above
     an old copy in ``backup/``). If no file defines any: the one defining another API's
@@ -995,7 +996,7 @@ class SeveralFolders(ValueError):
 
     def __init__(self, folder: Path, folders: list[str], unread: Iterable[str] = ()):
         #: The sub-folders holding files; of these, those not read in full (more than
-        #: `MAX_BYTES` or `MAX_FILES` to compare), which may define the functions.
+        #: `MAX_BYTES`, `MAX_PARSED` or `MAX_FILES` to compare), which may define the functions.
         self.folders = tuple(folders)
         self.unread = tuple(unread)
         super().__init__(f"{folder} holds its files in several folders: {', '.join(folders)}")
@@ -1091,7 +1092,7 @@ def submission_folder(folder: Path, api: str = "tinycnn", entry: str | None = No
     SeveralFolders
         Several sub-folders hold files, none at the top, and not exactly one of them defines
         the graded functions, or one that does not might: its files were not all read (more
-        than `MAX_BYTES` to compare in all, more than `MAX_FILES` in it).
+        than `MAX_BYTES` or `MAX_PARSED` to compare in all, more than `MAX_FILES` in it).
     """
     try:
         return _find_submission(folder, api, entry)[0]
