@@ -59,7 +59,6 @@ from tinycnn.grading.policy import (
     allowed_modules,
     policy_messages,
     refuse_unsafe_encoding,
-    scan_imports,
     syntax_reason,
 )
 from tinycnn.grading.sandbox import (
@@ -251,6 +250,8 @@ class SubmissionReport:
     graded_as: dict[str, str] = field(default_factory=dict)
     #: What reading the submission left out on purpose (a notebook's test cells...), in words.
     set_aside: list[str] = field(default_factory=list)
+    #: Which file was graded, when chosen among several (`Submission.chosen`); "" otherwise.
+    chosen: str = ""
     #: The cases a course API sets aside, counted, with why (`api_set_aside`); "" for none.
     cases_set_aside: str = ""
     #: The run's seed (hidden cases, training) and the sandbox's isolation level
@@ -1206,6 +1207,7 @@ def grade_submission(
             # Capped per notebook and again per upload: 98 notebooks of 100 notes each gave
             # 10 MB of output (attacker session 7, F6).
             set_aside=capped_notes([_clean_note(note) for note in submission.set_aside]),
+            chosen=submission.chosen,  # its name through clean_name already
             cases_set_aside=api_set_aside(submission.api, hidden_cases(seed)),
             seed=seed,
             isolation=sandbox.isolation,
@@ -1227,7 +1229,7 @@ def grade_submission(
             continue  # nothing the entry imports: set aside (the run-time guard still applies)
         try:
             refuse_unsafe_encoding(source_file.data)
-            uses = scan_imports(source_file.text())
+            uses = source_file.import_uses()  # parsed once, when the submission was read
         except UnsafeEncoding as error:
             return finish(
                 _all_with("error", f"{source_file.origin} is refused: {error}.", submission.api)

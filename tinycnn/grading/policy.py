@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import ast
 import codecs
+import contextlib
+import contextvars
 import io
 import re
 import sys
@@ -37,10 +39,13 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_ALLOWED",
     "ImportUse",
+    "ParseBudgetSpent",
     "SourceTooLarge",
     "UnsafeEncoding",
     "allowed_modules",
     "check_size",
+    "import_uses",
+    "parse_budget",
     "parse_source",
     "policy_messages",
     "read_source",
@@ -80,25 +85,58 @@ PROJECT_PACKAGES = ("tinycnn", "reference", "torch_impl", "parity_tests", "repor
 
 _PARSE_LOCK = threading.Lock()
 
-#: Most words and symbols (`_TOKEN`) of one text the checker parses. CPython's syntax tree takes
-#: about 1 to 2 kB of memory per token (a list literal of 8 million ``1,`` inside the 16 MiB read
-#: budget took the checker 8.7 GB and a minute: attacker, session 6, F12); the reference ops are
-#: about 12,000, so 200,000 (at most about 400 MB and 1.5 s measured) leaves any real file room.
+#: Most words, symbols and line breaks (`_TOKEN`) of one text the checker parses. CPython's
+#: syntax tree takes about 1 to 2 kB of memory per token (a list literal of 8 million ``1,``
+#: inside the 16 MiB read budget took the checker 8.7 GB and a minute: attacker, session 6,
+#: F12); the reference ops are about 13,000 (line breaks counted), so 200,000 (at most about
+#: 400 MB and 1.5 s measured) leaves any real file room.
 MAX_TOKENS = 200_000
-# A word (name, number) or one other non-space character: at least as many as Python's tokens
-# (every syntax-tree node costs at least one, so the count bounds the tree: a run of symbols
-# counted as one let ``[[],[],...]`` through at 1.8 GB, attacker session 6, G5), more in
-# strings and comments. Counting is fast (C regex) and stops at the limit.
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-_TOKEN_BYTES = re.compile(rb"\w+|[^\w\s]")
+# A word (name, number), one other non-space character, or a line break: at least as many as
+# Python's tokens but INDENT/DEDENT (at most two per counted line break), so the count bounds
+# the parser's work and the tree (a run of symbols counted as one let ``[[],[],...]`` through
+# at 1.8 GB, attacker session 6, G5; line breaks not counted let 41 files of 199,990 lines
+# ``a`` each through, 400,000 tokens apiece to the parser, 229 s of the checker's processor
+# time: attacker session 3, F1), more in strings and comments. Counting is fast (C regex) and
+# stops at the limit.
+_TOKEN = re.compile(r"\w+|[^\w\s]|\r\n?|\n")
+_TOKEN_BYTES = re.compile(rb"\w+|[^\w\s]|\r\n?|\n")
+
+
+#: What is left of the `parse_budget` in force in this thread (a one-item list), if any.
+_BUDGET: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "tinycnn_parse_budget", default=None
+)
+
+
+@contextlib.contextmanager
+def parse_budget(tokens: int):
+    """Within it (in this thread), every `parse_source` spends its text's words, symbols and
+    line breaks (`_TOKEN`) from ``tokens``, and raises `ParseBudgetSpent` instead of parsing
+    once they are spent: a bound on the checker's parsing of all the texts of one upload
+    (`MAX_TOKENS` bounds one text; 82 files each just under it took the checker two minutes to
+    parse once each: attacker session 3, F1)."""
+    reset = _BUDGET.set([tokens])
+    try:
+        yield
+    finally:
+        _BUDGET.reset(reset)
+
+
+class ParseBudgetSpent(Exception):
+    """The texts parsed within one `parse_budget` hold more words, symbols and line breaks in
+    all than it allows (not a SyntaxError: no one text is at fault)."""
 
 
 def parse_source(source: str | bytes) -> ast.Module:
     """``ast.parse(source)`` as the checker parses a student's text: one thread at a time
-    (CPython 3.11's AST constructor is not thread-safe) and never more than `MAX_TOKENS`.
+    (CPython 3.11's AST constructor is not thread-safe), never more than `MAX_TOKENS`, and
+    within the `parse_budget` in force, if any.
 
     Raises
     ------
+    ParseBudgetSpent
+        The text's words, symbols and line breaks are more than what is left of the
+        `parse_budget` in force (nothing is spent then).
     SyntaxError
         The source does not parse, or is nested too deeply for the parser (``RecursionError``,
         ``MemoryError``, as Python would not run it either), or is too large for the checker to
@@ -106,7 +144,14 @@ def parse_source(source: str | bytes) -> ast.Module:
     ValueError
         NUL bytes in the source.
     """
-    check_size(source)
+    count = check_size(source)
+    budget = _BUDGET.get()
+    if budget is not None:
+        if count is None:
+            count = _count(source, MAX_TOKENS)
+        if count > budget[0]:
+            raise ParseBudgetSpent(f"more than {budget[0]:,} words and symbols left to read")
+        budget[0] -= count
     with _PARSE_LOCK:
         try:
             return ast.parse(source)
@@ -116,18 +161,29 @@ def parse_source(source: str | bytes) -> ast.Module:
             ) from None
 
 
-def check_size(source: str | bytes) -> None:
-    """Raise `SourceTooLarge` (a SyntaxError) if ``source`` has more than `MAX_TOKENS` words
-    and symbols."""
+def check_size(source: str | bytes) -> int | None:
+    """Raise `SourceTooLarge` (a SyntaxError) if ``source`` has more than `MAX_TOKENS` words,
+    symbols and line breaks (`_TOKEN`); else return how many it has, or None for a text too
+    short to have too many (not counted)."""
     if len(source) <= MAX_TOKENS:  # every token is at least one character
-        return
+        return None
+    count = _count(source, MAX_TOKENS)
+    if count > MAX_TOKENS:
+        raise SourceTooLarge(
+            f"more than {MAX_TOKENS:,} words and symbols, more than the checker reads "
+            f"(the reference layer file has about 13,000)"
+        )
+    return count
+
+
+def _count(source: str | bytes, limit: int) -> int:
+    """``source``'s words, symbols and line breaks (`_TOKEN`), counted up to ``limit + 1``."""
     pattern = _TOKEN_BYTES if isinstance(source, bytes) else _TOKEN
+    count = 0
     for count, _ in enumerate(pattern.finditer(source), start=1):
-        if count > MAX_TOKENS:
-            raise SourceTooLarge(
-                f"more than {MAX_TOKENS:,} words and symbols, more than the checker reads "
-                f"(the reference layer file has about 12,000)"
-            )
+        if count > limit:
+            break
+    return count
 
 
 def syntax_reason(message: str, line: int | None) -> str:
@@ -232,7 +288,12 @@ def scan_imports(source: str | bytes) -> list[ImportUse]:
         too deeply for the parser (Python raises RecursionError or MemoryError for
         ``1+1+...+1`` with thousands of terms, or ``------1``; it would not run such a file).
     """
-    tree = parse_source(source)
+    return import_uses(parse_source(source))
+
+
+def import_uses(tree: ast.AST) -> list[ImportUse]:
+    """Every import in a parsed module ``tree``, in line order, as `scan_imports` reads them
+    (for a tree already parsed: :attr:`tinycnn.grading.submission.SourceFile.outline`)."""
     uses = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

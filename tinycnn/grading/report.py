@@ -99,8 +99,9 @@ def _function_rows(result: FunctionResult) -> list[str]:
 
 
 def _reading_notes(report: SubmissionReport) -> list[str]:
-    """How the submission was read: the course API's functions, what was set aside."""
-    notes = []
+    """How the submission was read: the file graded (when chosen among several), the course
+    API's functions, what was set aside."""
+    notes = [clean_text(report.chosen, 1000)] if report.chosen else []
     if report.api != "tinycnn":
         pairs = ", ".join(f"{name} <- {course}" for name, course in report.graded_as.items())
         notes.append(f"graded through the {report.api} API ({pairs or 'none of its functions'})")
@@ -223,7 +224,8 @@ def report_json(report: SubmissionReport) -> dict:
     ``message``, ``hint``, ``hint_ids``), float64 value failures first.
 
     Also carries ``submission``, ``training`` (None unless every function passed),
-    ``seconds``, and ``cases_set_aside``: how many cases a course API (``api``) sets aside and
+    ``seconds``, ``chosen``: which file was graded when chosen among several ("" otherwise),
+    and ``cases_set_aside``: how many cases a course API (``api``) sets aside and
     why, on one line ("" for none); ``busy_timeouts``: what ran out of wall-clock time with
     processor time to spare, and ``regraded_alone``: in folder mode, what had when the
     submission was graded beside its classmates, if it was then graded again alone (its verdict
@@ -260,6 +262,7 @@ def report_json(report: SubmissionReport) -> dict:
         "api": report.api,
         "graded_as": dict(report.graded_as),
         "set_aside": list(report.set_aside),
+        "chosen": report.chosen,
         "cases_set_aside": report.cases_set_aside,
         "isolation": report.isolation,
         "network": report.network,

@@ -43,31 +43,45 @@ path, an unknown API).
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import itertools
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from tinycnn.grading.adapters import API_NAMES, course_functions
+from tinycnn.grading.channel import clean_name
 from tinycnn.grading.notebook import (
     NotebookError,
     bound_names,
     capped_notes,
     convert_notebook,
 )
-from tinycnn.grading.policy import FRAMEWORKS, PROJECT_PACKAGES, allowed_modules, parse_source
+from tinycnn.grading.policy import (
+    FRAMEWORKS,
+    MAX_TOKENS,
+    PROJECT_PACKAGES,
+    ImportUse,
+    ParseBudgetSpent,
+    allowed_modules,
+    import_uses,
+    parse_budget,
+    parse_source,
+)
 
 __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
     "MAX_ENTRIES",
     "MAX_FILES",
+    "MAX_PARSED",
     "MAX_PATH",
     "SKIPPED_FOLDERS",
     "SUBMISSION_SUFFIXES",
+    "Outline",
     "SeveralFolders",
     "SourceFile",
     "Submission",
@@ -91,6 +105,13 @@ SUBMISSION_SUFFIXES = (".py", ".ipynb")
 #: Limits on what is read from one student's folder (a runaway upload, a hostile one).
 MAX_FILES = 100
 MAX_BYTES = 16 * 2**20
+#: Most words, symbols and line breaks (as `MAX_TOKENS` counts them) the checker parses of one
+#: upload's texts, all together, to choose its folder, and again to read it (a budget each:
+#: :func:`~tinycnn.grading.policy.parse_budget`). `MAX_BYTES` of files each just under
+#: `MAX_TOKENS` (82 files of 99,990 lines ``a``) took the checker two minutes to parse once
+#: each (attacker session 3, F1); five times `MAX_TOKENS` is about 7 s, and about 70 times the
+#: reference layer file.
+MAX_PARSED = 5 * MAX_TOKENS
 #: Longest path of a file inside an upload that is read (``hw2/cs231n/layers.py`` is 20
 #: characters; longer ones are set aside): the checker copies the files below folders of its
 #: own, where a path that fit where the student put it could exceed the system's limit of
@@ -148,6 +169,30 @@ class SourceFile:
             return self.module if len(path.parts) > 1 else ""
         return self.module.rpartition(".")[0]
 
+    @functools.cached_property
+    def outline(self) -> Outline:
+        """What its source defines and imports (`Outline`), read (never run) on first use and
+        kept: every measure of a file (`defined_functions`, `defined_names`,
+        `imported_modules`, `graded_definitions` for each API) reads this, so a file is parsed
+        once however many measures ask (four parses of each file by `_entry_of`, each up to a
+        second or more: attacker session 3, F1). The tree itself is not kept (up to hundreds of
+        MB for a large file)."""
+        return _outline(self)
+
+    def import_uses(self) -> list[ImportUse]:
+        """Every import in it with its line, as :func:`~tinycnn.grading.policy.scan_imports`
+        reads them, from `outline` (not parsed again).
+
+        Raises
+        ------
+        SyntaxError, ValueError, UnicodeDecodeError, LookupError
+            As ``scan_imports(self.text())`` would: it does not decode or parse, or is too
+            large to read (`SourceTooLarge`).
+        """
+        if self.outline.error is not None:
+            raise self.outline.error
+        return list(self.outline.uses)
+
     def text(self) -> str:
         """The source decoded exactly as Python decodes a file (UTF-8, a BOM, a coding line).
 
@@ -191,6 +236,10 @@ class Submission:
         reading, `reachable_files`): the student's own tests, the course's plotting helpers.
         They are copied with the others but not checked against the import rule; if one is
         imported while grading after all, the run-time guard still applies the rule to it.
+    chosen : str
+        Which file is graded, in words, when the reader chose it among several without
+        ``--entry`` (``"graded src/layers.py, chosen among 3 .py/.ipynb files"``; names through
+        :func:`~tinycnn.grading.channel.clean_name`); "" for one file, ``--entry``, a problem.
     """
 
     name: str
@@ -199,6 +248,7 @@ class Submission:
     problem: str | None = None
     set_aside: tuple[str, ...] = field(default=())
     unimported: tuple[str, ...] = field(default=())
+    chosen: str = ""
 
     @property
     def entry(self) -> SourceFile:
@@ -377,31 +427,111 @@ def _read_bytes(path: Path, budget: int) -> bytes:
         return handle.read(budget + 1)
 
 
-def _tree(source: SourceFile) -> ast.Module | None:
-    """The module's syntax tree (read, never run), or None if it does not parse (reported when
-    the file is graded, not by its readers here)."""
+@dataclass(frozen=True)
+class Outline:
+    """What a module's source says at its top level, read once (never run): a
+    `SourceFile.outline`. All empty, and `parsed` False, for a source that does not parse
+    (reported when the file is graded, not by its readers here).
+
+    Attributes
+    ----------
+    parsed : bool
+        Whether the source parsed.
+    error : Exception or None
+        Why not, as Python said it (`parse_source`'s SyntaxError, `SourceTooLarge` among
+        them; ValueError for NUL bytes; UnicodeDecodeError, LookupError for undecodable text).
+    functions : frozenset of str
+        Its top-level functions (``def``, ``async def``).
+    stubs : frozenset of str
+        Those of `functions` whose body, after an optional docstring, is nothing, ``pass``,
+        ``...`` or only raises NotImplementedError: a template's placeholders (`_is_stub`).
+    names : frozenset of str
+        Every name it binds at its top level when it runs (`bound_names`).
+    imports : frozenset of str
+        The absolute names of the modules it may import (`module_imports`).
+    imported : tuple of (str, str)
+        ``(module, name)`` of each name a top-level ``from module import name`` binds (``as``
+        names as bound; relative modules resolved; ``*`` left out: what it binds is not read
+        here).
+    uses : tuple of ImportUse
+        Every import with its line, for the import rule (`import_uses`, as `scan_imports`).
+    """
+
+    parsed: bool = False
+    error: Exception | None = None
+    functions: frozenset[str] = frozenset()
+    stubs: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+    imports: frozenset[str] = frozenset()
+    imported: tuple[tuple[str, str], ...] = ()
+    uses: tuple[ImportUse, ...] = ()
+
+
+def _outline(source: SourceFile) -> Outline:
+    """``source``'s `Outline`, from one parse (`SourceFile.outline` keeps it)."""
     try:
-        return parse_source(source.text())
-    except (SyntaxError, ValueError, LookupError, RecursionError, MemoryError):
-        return None
+        tree = parse_source(source.text())
+    except (SyntaxError, ValueError, LookupError) as error:  # UnicodeDecodeError: a ValueError
+        return Outline(error=error)
+    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    imported = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            module = resolve_relative(node.module, node.level, source.package)
+            if module:
+                imported += [(module, a.asname or a.name) for a in node.names if a.name != "*"]
+    return Outline(
+        parsed=True,
+        functions=frozenset(f.name for f in functions),
+        stubs=frozenset(f.name for f in functions if _is_stub(f)),
+        names=frozenset(bound_names(tree)),
+        imports=frozenset(module_imports(tree, source.package)),
+        imported=tuple(imported),
+        uses=tuple(import_uses(tree)),
+    )
+
+
+def _is_stub(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether a function is a placeholder: its body, after an optional docstring, is empty,
+    ``pass``, ``...``, or one ``raise NotImplementedError`` (with or without a message), as the
+    course's template leaves each function to write."""
+    body = function.body
+    if body and _is_docstring(body[0]):
+        body = body[1:]
+    if not body:
+        return True
+    if len(body) > 1:
+        return False
+    (statement,) = body
+    if isinstance(statement, ast.Pass):
+        return True
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
+        return statement.value.value is Ellipsis
+    if isinstance(statement, ast.Raise) and statement.exc is not None:
+        raised = statement.exc.func if isinstance(statement.exc, ast.Call) else statement.exc
+        return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
+    return False
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
 
 
 def defined_functions(source: SourceFile) -> set[str]:
-    """Names of the top-level functions a module defines (read, never run)."""
-    tree = _tree(source)
-    if tree is None:
-        return set()
-    return {
-        node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-    }
+    """Names of the top-level functions a module defines (read, never run), placeholders
+    included (`Outline.functions`)."""
+    return set(source.outline.functions)
 
 
 def defined_names(source: SourceFile) -> set[str]:
     """Every name a module binds at its top level when it runs (its functions, classes,
     imports, assignments: :func:`tinycnn.grading.notebook.bound_names`), read, never run; empty
     if it does not parse."""
-    tree = _tree(source)
-    return set() if tree is None else bound_names(tree)
+    return set(source.outline.names)
 
 
 def resolve_relative(module: str | None, level: int, package: str) -> str | None:
@@ -430,8 +560,8 @@ def resolve_relative(module: str | None, level: int, package: str) -> str | None
 def imported_modules(source: SourceFile) -> set[str] | None:
     """Absolute names of the modules ``source`` may import, read (never run), as
     `module_imports` reads them. None if the source does not parse."""
-    tree = _tree(source)
-    return None if tree is None else module_imports(tree, source.package)
+    outline = source.outline
+    return set(outline.imports) if outline.parsed else None
 
 
 def module_imports(tree: ast.AST, package: str = "") -> set[str]:
@@ -587,11 +717,18 @@ def load_submission(
         root, files, skipped = _find_submission(target, api, entry)  # one walk of the upload
     except SeveralFolders as several:
         listed = ", ".join(f"{folder}/" for folder in several.folders)
+        unread = ", ".join(f"{folder}/" for folder in several.unread)
+        why = (
+            f" (it compares at most {MAX_BYTES // 2**20} MiB and {MAX_PARSED:,} words and "
+            f"symbols of files, {MAX_FILES} a folder, and could not read all of {unread})"
+            if unread
+            else ""
+        )
         return _failed(
             name,
             api,
             f"{name} holds its .py/.ipynb files in several folders ({listed}) and none at its "
-            f"top, and cannot tell which holds the functions to grade; name it with --entry",
+            f"top, and cannot tell which holds the functions to grade{why}; name it with --entry",
         )
     except UploadTooLarge as error:
         return _failed(name, api, f"the upload cannot be read: {error}")
@@ -615,7 +752,33 @@ def _load_files(
     prefix: str = "",
 ) -> Submission:
     """Read ``files`` (relative to ``root``) as one submission; ``prefix``: the path from the
-    folder the student named to ``root`` (``"hw2/"``), for the files' names in messages."""
+    folder the student named to ``root`` (``"hw2/"``), for the files' names in messages.
+    Parsing them all (notebooks converted, the entry chosen, its imports followed) stays
+    within `MAX_PARSED`; more is the submission's problem."""
+    try:
+        with parse_budget(MAX_PARSED):
+            return _read_files(name, root, files, entry, api, set_aside, allow_imports, prefix)
+    except ParseBudgetSpent:
+        return _failed(
+            name,
+            api,
+            f"the files add up to more than {MAX_PARSED:,} words and symbols, more than the "
+            f"checker reads (the reference layer file has about 13,000)",
+            set_aside,
+        )
+
+
+def _read_files(
+    name: str,
+    root: Path,
+    files: list[Path],
+    entry: str | None,
+    api: str,
+    set_aside: Iterable[str],
+    allow_imports: Iterable[str],
+    prefix: str = "",
+) -> Submission:
+    """`_load_files`' reading, within the `parse_budget` it sets."""
     set_aside = list(set_aside)
     if len(files) > MAX_FILES:
         return _failed(
@@ -705,7 +868,12 @@ def _load_files(
             f"{chosen.origin} or its imports, so not checked against the import rule unless "
             f"imported while grading)"
         )
-    return Submission(name, (chosen, *helpers), api, None, tuple(set_aside), unimported)
+    # Said whenever the reader chose: among files, or a folder below the one named.
+    note = ""
+    if entry is None and (len(sources) > 1 or prefix):
+        among = f", chosen among {len(sources)} .py/.ipynb files" if len(sources) > 1 else ""
+        note = f"graded {clean_name(chosen.origin)}{among}"
+    return Submission(name, (chosen, *helpers), api, None, tuple(set_aside), unimported, note)
 
 
 # --------------------------------------------------------------------------------------------
@@ -713,17 +881,37 @@ def _load_files(
 # --------------------------------------------------------------------------------------------
 
 
-def graded_definitions(source: SourceFile, api: str) -> int:
+def graded_definitions(source: SourceFile, api: str, modules: Collection[str] = ()) -> int:
     """How many functions the run grades ``source`` defines at its top level (the contract's
     names, or the course ``api``'s: `tinycnn.grading.adapters.course_functions`), read, never
     run. The one measure of "the file that defines the graded functions", for the entry of a
-    folder and for the folder of an upload (`submission_folder`)."""
-    return len(defined_functions(source) & set(course_functions(api)))
+    folder and for the folder of an upload (`submission_folder`).
+
+    A placeholder (`Outline.stubs`: the template's ``raise NotImplementedError``, ``pass``) is
+    not a definition, so the untouched template beside the student's work does not "define the
+    most" (attacker session 3, F5). A name bound by a top-level ``from module import name``,
+    where ``module`` is another file of the upload (``modules``: their module names), counts as
+    defined, in a file that defines at least one graded function itself (``layers.py`` taking
+    ``softmax_cross_entropy`` from the student's ``losses.py``); a file that only imports them
+    (a course notebook running ``cs231n/layers.py``) defines none, as before.
+    """
+    graded = set(course_functions(api))
+    outline = source.outline
+    own = (outline.functions - outline.stubs) & graded
+    if not own:
+        return 0
+    imported = {
+        name
+        for module, name in outline.imported
+        if name in graded and module in modules and module != source.module
+    }
+    return len(own | imported)
 
 
-def _any_course_definitions(source: SourceFile) -> int:
-    """How many functions of any API (the contract's or a course's) ``source`` defines."""
-    return max(graded_definitions(source, api) for api in API_NAMES)
+def _any_course_definitions(source: SourceFile, modules: Collection[str] = ()) -> int:
+    """How many functions of any API (the contract's or a course's) ``source`` defines, as
+    `graded_definitions` counts them."""
+    return max(graded_definitions(source, api, modules) for api in API_NAMES)
 
 
 def _entry_of(
@@ -734,7 +922,8 @@ def _entry_of(
     With ``entry``: the module it names (a path, ``hw/layers``, or a dotted name); a bare name
     (``layers``) without a top-level file of it names the one file of that name at any depth
     (``cs231n/layers.py``), and is refused if several files have that name.
-    Without ``entry``: the file that defines the graded functions (`graded_definitions`) at
+    Without ``entry``: the file that defines the graded functions (`graded_definitions`:
+    placeholders not counted, names imported from the upload's other files counted) at
     the shallowest depth where any file defines one, the one defining the most of them there
     (``cs231n/layers.py`` below a course notebook that only imports it; ``layers.py`` above
     an old copy in ``backup/``). If no file defines any: the one defining another API's
@@ -761,7 +950,11 @@ def _entry_of(
                 )
         names = ", ".join(s.origin for s in sources[:20]) + (" ..." if len(sources) > 20 else "")
         return None, f"no module {wanted} in {name} (--entry; its files: {names or 'none'})"
-    for measure in (lambda s: graded_definitions(s, api), _any_course_definitions):
+    modules = frozenset(s.module for s in sources)
+    for measure in (
+        lambda s: graded_definitions(s, api, modules),
+        lambda s: _any_course_definitions(s, modules),
+    ):
         defining = _defining_most(sources, measure)
         if len(defining) == 1:
             return defining[0], ""
@@ -801,8 +994,11 @@ class SeveralFolders(ValueError):
     """An upload keeps its files in several sub-folders and none at its top, and nothing tells
     which of them holds the functions to grade (`submission_folder`)."""
 
-    def __init__(self, folder: Path, folders: list[str]):
+    def __init__(self, folder: Path, folders: list[str], unread: Iterable[str] = ()):
+        #: The sub-folders holding files; of these, those not read in full (more than
+        #: `MAX_BYTES`, `MAX_PARSED` or `MAX_FILES` to compare), which may define the functions.
         self.folders = tuple(folders)
+        self.unread = tuple(unread)
         super().__init__(f"{folder} holds its files in several folders: {', '.join(folders)}")
 
 
@@ -817,30 +1013,51 @@ def _holds_files(folder: Path) -> bool:
 
 
 def _folder_defines(
-    folder: Path, measure, budget: int = MAX_BYTES, files: Iterable[Path] | None = None
-) -> tuple[bool, int]:
+    folder: Path,
+    measure,
+    budget: int = MAX_BYTES,
+    files: Iterable[Path] | None = None,
+    counted: dict[Path, int] | None = None,
+) -> tuple[bool | None, int]:
     """Whether a file under ``folder`` has a non-zero ``measure`` (a count of definitions:
     `graded_definitions`, `_any_course_definitions`; notebooks converted, nothing run), and
-    the byte budget left of ``budget``: at most `MAX_FILES` files are read, and the answer is
-    False once the budget is spent. ``files``: the regular ``.py``/``.ipynb`` files under
-    ``folder`` (relative, in `_walk`'s order) when already known, else ``folder`` is walked.
-    The one reader of "does this folder define them"."""
+    the byte budget left of ``budget``. The one reader of "does this folder define them".
+
+    The answer is None, not known, when the folder was not read in full and no file read
+    defines: the budget ran out, of bytes or of the `parse_budget` in force (a folder hidden
+    behind a large notebook is not "defining nothing": attacker session 3, F2), it has more
+    than `MAX_FILES` files (only the first are
+    read), or it is too large to walk (`UploadTooLarge`). ``files``: the regular
+    ``.py``/``.ipynb`` files under ``folder`` (relative, in `_walk`'s order) when already known,
+    else ``folder`` is walked. ``counted``: the measure of each file already read (by path),
+    filled here, so that a caller comparing folders at several levels reads each file once."""
     if files is None:
         try:
             files = _walk(folder)[0]
         except UploadTooLarge:
-            return False, budget
-    for relative in itertools.islice(files, MAX_FILES):
-        try:
-            data = _read_bytes(folder / relative, budget)
-        except OSError:
-            continue
-        budget -= len(data)
-        if budget < 0:
-            return False, budget
-        if measure(_as_source(relative, data, frozenset())[0]):
+            return None, budget
+    files = list(itertools.islice(files, MAX_FILES + 1))
+    for relative in files[:MAX_FILES]:
+        path = folder / relative
+        if counted is not None and path in counted:
+            count = counted[path]
+        else:
+            try:
+                data = _read_bytes(path, budget)
+            except OSError:
+                continue  # not a definition; reading the folder says it cannot be read
+            budget -= len(data)
+            if budget < 0:
+                return None, budget
+            try:
+                count = measure(_as_source(relative, data, frozenset())[0])
+            except ParseBudgetSpent:
+                return None, budget
+            if counted is not None:
+                counted[path] = count
+        if count:
             return True, budget
-    return False, budget
+    return (None if len(files) > MAX_FILES else False), budget
 
 
 def _names_a_file(folder: Path, entry: str) -> bool:
@@ -874,7 +1091,8 @@ def submission_folder(folder: Path, api: str = "tinycnn", entry: str | None = No
     ------
     SeveralFolders
         Several sub-folders hold files, none at the top, and not exactly one of them defines
-        the graded functions.
+        the graded functions, or one that does not might: its files were not all read (more
+        than `MAX_BYTES` or `MAX_PARSED` to compare in all, more than `MAX_FILES` in it).
     """
     try:
         return _find_submission(folder, api, entry)[0]
@@ -892,7 +1110,8 @@ def _find_submission(
     Which sub-folders hold files, at every level of the descent, is read from that one walk:
     searching each sub-folder again at each level walked the upload once per level (19 s for
     99,000 files below a chain of 30 folders: attacker, session 6b, G6). The files of the
-    sub-folders compared are read within `MAX_BYTES` in all, not at each level.
+    sub-folders compared are read each once, within `MAX_BYTES` in all (not at each level);
+    a folder not read in full is never taken to define nothing (`_folder_defines`).
 
     Raises
     ------
@@ -909,37 +1128,45 @@ def _find_submission(
     # under the folder searched, ``depth`` folders below the top
     entries = [(relative.parts, regular) for relative, regular in _candidates(folder)]
     depth = 0
-    # One read budget for the whole descent: down a chain with a folder beside each link, each
-    # level compares folders holding the same files, which a budget per comparison let the
-    # checker read and parse again at every level.
+    # One read budget for the whole descent, and each file read once (``counted``): down a
+    # chain with a folder beside each link, each level compares folders holding the same files,
+    # which a budget per comparison let the checker read and parse again at every level. A
+    # folder not read in full for want of budget is not known to define nothing: no folder is
+    # chosen over it (attacker session 3, F2).
     budget = MAX_BYTES
-    while entry is None or not _names_a_file(folder, entry):
-        here = False  # a regular file right in ``folder``
-        below: dict[str, list[tuple[tuple[str, ...], bool]]] = {}  # by sub-folder, by name
-        for parts, regular in entries:
-            if len(parts) == depth + 1:
-                here = here or regular
-            else:
-                below.setdefault(parts[depth], []).append((parts, regular))
-        if here:
-            break
-        holding = [name for name, inside in below.items() if any(r for _, r in inside)]
-        if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
-            defining = []
-            for name in holding:
-                files = (Path(*parts[depth + 1 :]) for parts, r in below[name] if r)
-                defines, budget = _folder_defines(folder / name, measure, budget, files)
-                if defines:
-                    defining.append(name)
-            if len(defining) != 1:
-                raise SeveralFolders(folder, holding)
-            holding = defining
-        if not holding:
-            break
-        inside = below[holding[0]]
-        if any(r and parts[depth + 1 :] == ("__init__.py",) for parts, r in inside):
-            break  # a Python package: read from the folder holding it
-        folder, entries, depth = folder / holding[0], inside, depth + 1
+    counted: dict[Path, int] = {}
+    with parse_budget(MAX_PARSED):  # what comparing folders parses, all together
+        while entry is None or not _names_a_file(folder, entry):
+            here = False  # a regular file right in ``folder``
+            below: dict[str, list[tuple[tuple[str, ...], bool]]] = {}  # by sub-folder, by name
+            for parts, regular in entries:
+                if len(parts) == depth + 1:
+                    here = here or regular
+                else:
+                    below.setdefault(parts[depth], []).append((parts, regular))
+            if here:
+                break
+            holding = [name for name, inside in below.items() if any(r for _, r in inside)]
+            if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
+                defining, unknown = [], []
+                for name in holding:
+                    files = (Path(*parts[depth + 1 :]) for parts, r in below[name] if r)
+                    defines, budget = _folder_defines(
+                        folder / name, measure, budget, files, counted
+                    )
+                    if defines:
+                        defining.append(name)
+                    elif defines is None:
+                        unknown.append(name)
+                if len(defining) != 1 or unknown:
+                    raise SeveralFolders(folder, holding, unknown)
+                holding = defining
+            if not holding:
+                break
+            inside = below[holding[0]]
+            if any(r and parts[depth + 1 :] == ("__init__.py",) for parts, r in inside):
+                break  # a Python package: read from the folder holding it
+            folder, entries, depth = folder / holding[0], inside, depth + 1
     files = [Path(*parts[depth:]) for parts, regular in entries if regular]
     skipped = [Path(*parts[depth:]) for parts, regular in entries if not regular]
     return folder, files, skipped
@@ -959,10 +1186,9 @@ def imports_between(folder: Path) -> str | None:
     who copied a classmate with ``from alice import *``, students' files beside a course
     helper they import, several notebooks beside ``public_tests.py``), or a file importing a
     plain module that defines them (only a classmate's file would). Every import counts, a
-    notebook's test cells' too; read (at most `MAX_FILES` files, `MAX_BYTES`), never run.
+    notebook's test cells' too; read (at most `MAX_FILES` files, `MAX_BYTES`, `MAX_PARSED`),
+    never run.
     """
-    from tinycnn.grading.notebook import notebook_cells
-
     try:
         tops, holding = top_entries(folder)
     except OSError:
@@ -970,6 +1196,17 @@ def imports_between(folder: Path) -> str | None:
     folders = {path.name: path for path in holding}
     if len(tops) + len(folders) > MAX_FILES:
         return None
+    try:
+        with parse_budget(MAX_PARSED):
+            return _imports_between(tops, folders)
+    except ParseBudgetSpent:
+        return None  # more than the checker parses: not read as one upload
+
+
+def _imports_between(tops: list[Path], folders: dict[str, Path]) -> str | None:
+    """`imports_between`, its top files and folders listed, within a `parse_budget`."""
+    from tinycnn.grading.notebook import notebook_cells
+
     budget = MAX_BYTES
     defines: dict[str, bool] = {}  # entry name -> whether it defines graded functions
     imports: dict[str, set[str]] = {}  # top file -> the entries it imports
@@ -992,9 +1229,10 @@ def imports_between(folder: Path) -> str | None:
     if not any(imports.values()):
         return None
     for name, path in folders.items():
-        defines[name], budget = _folder_defines(path, _any_course_definitions, budget)
+        defined, budget = _folder_defines(path, _any_course_definitions, budget)
         if budget < 0:
             return None
+        defines[name] = bool(defined)  # a folder too large to read in full: as before, none
     if sum(defines.values()) > 1:
         return None  # two entries define the functions: two students' work
     for imported in set().union(*imports.values()):
