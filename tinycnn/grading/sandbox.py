@@ -360,6 +360,9 @@ def _parents_then(option: str, source: str, target: str, made: set[str]) -> list
     return [*out, option, source, target]
 
 
+_PACKAGE_DIRECTORY_NAMES = ("site-packages", "dist-packages")
+
+
 def _hidden_package_directories(roots: Sequence[str] = ()) -> list[str]:
     """Every directory of installed packages the runtime mounts could expose: the
     interpreter's own and the usual system ones, and any ``python3*/site-packages`` or
@@ -385,21 +388,18 @@ def _hidden_package_directories(roots: Sequence[str] = ()) -> list[str]:
     return sorted({os.path.realpath(p) for p in candidates if p and os.path.isdir(p)})
 
 
-_PACKAGE_DIRECTORY_NAMES = ("site-packages", "dist-packages")
-
 #: Run by the sandbox's interpreter (``-I -S``, the sandbox's environment, in ``/``) to learn
 #: which shared libraries the runtime needs: it loads (``dlopen``: their ELF constructors run,
 #: no Python module is initialised) each file named on its command line and prints the paths
 #: of every file then mapped into it, dependencies included, as the dynamic linker resolved
 #: them; it ends without finalising (a package's library may abort at exit).
 _LIBRARY_PROBE = """\
-import ctypes, sys
+import ctypes, os, sys
 for name in sys.argv[1:]:
     try:
         ctypes.CDLL(name)
     except OSError:
         pass
-import os
 with open("/proc/self/maps") as maps:
     for line in maps:
         fields = line.split(maxsplit=5)
