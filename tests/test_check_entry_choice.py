@@ -182,6 +182,8 @@ def large_notebook(mib: int) -> str:
 def test_a_folder_behind_a_large_notebook_is_not_graded_over_the_real_one(tmp_path):
     # The attacker's up_wrong: backup/ (an old buggy copy) was read, notebooks/ spent the
     # budget, src/ (the real work) then read as "defines nothing": backup/ was graded, 1 of 9.
+    # notebooks/ alone is more than the checker reads, so it is passed over (session 7c, F3),
+    # and backup/ and src/ both define the functions: the choice is refused, not guessed.
     notebook = large_notebook(17)
     assert len(notebook) > submission.MAX_BYTES
     upload = write(
@@ -198,15 +200,34 @@ def test_a_folder_behind_a_large_notebook_is_not_graded_over_the_real_one(tmp_pa
         f"{upload} holds its .py/.ipynb files in several folders (backup/, notebooks/, src/)"
         in (read.problem)
     )
-    assert "could not read all of notebooks/, src/); name it with --entry" in read.problem
-    with pytest.raises(submission.SeveralFolders) as raised:
-        submission.submission_folder(upload)
-    assert raised.value.unread == ("notebooks", "src")
+    (upload / "backup" / "layers.py").unlink()
+    (upload / "backup").rmdir()
+    assert submission.submission_folder(upload) == upload / "src"
 
 
-def test_a_folder_with_more_files_than_are_read_is_not_taken_to_define_nothing(
-    tmp_path, monkeypatch
-):
+def test_a_folder_beside_the_work_too_large_to_grade_is_passed_over(tmp_path):
+    # Attacker session 7c, F3: a virtual environment left in the upload (more .py files than
+    # are read) or a notebook of plots (more bytes than are read) made honest uploads "several
+    # folders", 0 points on Gradescope. Neither could be graded: the work beside them is.
+    upload = write(
+        tmp_path / "venv_left",
+        {
+            "hw2/layers.py": CORRECT,
+            **{
+                f"venv/lib/python3.11/site-packages/six_pkg/m{k}.py": "X = 1\n"
+                for k in range(submission.MAX_FILES + 1)
+            },
+        },
+    )
+    assert submission.submission_folder(upload) == upload / "hw2"
+    upload = write(
+        tmp_path / "plots",
+        {"code/layers.py": CORRECT, "notebooks/analysis.ipynb": large_notebook(17)},
+    )
+    assert submission.submission_folder(upload) == upload / "code"
+
+
+def test_a_folder_with_more_files_than_are_read_is_passed_over_not_guessed(tmp_path, monkeypatch):
     monkeypatch.setattr(submission, "MAX_FILES", 3)
     upload = write(
         tmp_path,
@@ -215,11 +236,16 @@ def test_a_folder_with_more_files_than_are_read_is_not_taken_to_define_nothing(
             "src/layers.py": CORRECT,
         },
     )
+    assert submission.submission_folder(upload) == upload / "src"
+    # Within the limit but not read in full (the byte budget spent by a folder before it):
+    # not taken to define nothing.
+    monkeypatch.setattr(submission, "MAX_BYTES", len(CORRECT) + 10)
+    (upload / "a_notes" / "n3.py").unlink()
+    (upload / "0_big" / "notes.py").parent.mkdir()
+    (upload / "0_big" / "notes.py").write_text("X = 1\n" * (len(CORRECT) // 6))
     with pytest.raises(submission.SeveralFolders) as raised:
         submission.submission_folder(upload)
-    assert raised.value.unread == ("a_notes",)
-    (upload / "a_notes" / "n3.py").unlink()  # all read now: defines nothing, src/ is chosen
-    assert submission.submission_folder(upload) == upload / "src"
+    assert "src" in raised.value.unread
 
 
 def test_the_folders_compared_at_every_level_read_each_file_once(tmp_path, monkeypatch):
@@ -341,3 +367,23 @@ def test_a_single_file_and_entry_are_not_said_to_be_chosen(tmp_path):
     assert load_submission(tmp_path / "student_template.py").chosen == ""
     assert load_submission(tmp_path / "hw", entry="b").chosen == ""
     assert load_submission(tmp_path / "hw").chosen == "graded a.py, chosen among 2 .py/.ipynb files"
+
+
+def test_the_templates_placeholders_above_the_real_functions_do_not_hide_them(tmp_path):
+    # Attacker session 7c, F1: the template kept at the top of a file, the real functions below
+    # (the last def is what runs): the file was counted as placeholders and a scratch file
+    # defining one function was graded, 1 of 9.
+    upload = write(
+        tmp_path,
+        {
+            "layers.py": TEMPLATE + "\n\n" + CORRECT,
+            "scratch.py": BUGGY.split("def relu_backward")[0],
+        },
+    )
+    read = load_submission(upload)
+    assert read.problem is None and read.entry.origin == "layers.py", read.problem
+    source = SourceFile("layers.py", (upload / "layers.py").read_bytes(), "layers.py")
+    assert not source.outline.stubs
+    # The other way round, the placeholders run: they are placeholders.
+    source = SourceFile("layers.py", (CORRECT + "\n\n" + TEMPLATE).encode(), "layers.py")
+    assert source.outline.stubs

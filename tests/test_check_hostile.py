@@ -431,6 +431,28 @@ def test_names_in_the_notes_on_what_was_set_aside_cannot_draw_on_the_terminal(tm
     assert "\x1b" not in out and out.count("\\x1b[2J") == 2, out
 
 
+def test_a_refused_encoding_and_a_cases_problem_name_files_through_their_escapes(tmp_path):
+    # Attacker session 7c, F5 and F6: a UTF-7 file named out of escape sequences put them raw
+    # into every function's detail; `--case` printed an upload's problem (which names its
+    # files) and its own first line raw, and a name that is not UTF-8 crashed it.
+    from tinycnn.grading.grader import grade_case
+    from tinycnn.grading.reproduce import case_report
+
+    drawn = "\x1b[2J\x1b[32mresult: PASS\x1b[8m"
+    named = tmp_path / f"{drawn}.py"
+    shutil.copy(FIXTURES / "hostile_utf7.py", named)
+    report = grade_submission(named, limits=FAST, train=False, seed=SEED)
+    assert all("\x1b" not in r.detail and "\\x1b[2J" in r.detail for r in report.functions.values())
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    for name in (f"{drawn}\nfake.py", "b\udce9.py"):  # two files defining all: a problem
+        shutil.copy(FIXTURES / "correct_vectorized.py", upload / name)
+    runs = grade_case(upload, "relu-n2c3-h4w5-f64", limits=FAST, seed=SEED)
+    text = case_report(runs, str(upload / f"{drawn}.py"), seed=SEED)
+    text.encode("utf-8")  # no lone surrogate: printable under a strict UTF-8 stdout
+    assert "\x1b" not in text and "\\x1b[2J" in text, text
+
+
 @pytest.mark.parametrize(
     "name, shown",
     [

@@ -1232,7 +1232,11 @@ def grade_submission(
             uses = source_file.import_uses()  # parsed once, when the submission was read
         except UnsafeEncoding as error:
             return finish(
-                _all_with("error", f"{source_file.origin} is refused: {error}.", submission.api)
+                _all_with(
+                    "error",
+                    f"{clean_name(source_file.origin)} is refused: {error}.",
+                    submission.api,
+                )
             )
         except (SyntaxError, ValueError, UnicodeDecodeError, LookupError) as error:
             if source_file is not entry_file:
@@ -1682,7 +1686,7 @@ def grade_case(
                 case,
                 *_expected(case, direction),
                 None,
-                FunctionResult(name, "error", detail=submission.problem),
+                FunctionResult(name, "error", detail=clean_text(submission.problem, 500)),
                 submission.api,
             )
             for name, [(case, direction)] in plan.items()

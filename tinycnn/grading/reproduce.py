@@ -15,6 +15,7 @@ import textwrap
 
 import numpy as np
 
+from tinycnn.grading.channel import clean_name
 from tinycnn.grading.grader import HIDDEN_PREFIX, CaseRun, output_names
 from tinycnn.grading.sandbox import ForeignValue
 from tinycnn.parity_tests.tolerances import tolerance
@@ -82,7 +83,7 @@ def case_report(
     NumPy only), and a note says so (README, "Course APIs").
     """
     case = runs[0].case
-    command = f"tinycnn check {submission} --case {case.id}"
+    command = f"tinycnn check {clean_name(submission)} --case {case.id}"
     if seed is not None and case.id.startswith(HIDDEN_PREFIX):
         command += f" --seed {seed}"
     lines = [command, "", f"case: {case.describe()}"]

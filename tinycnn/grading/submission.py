@@ -43,6 +43,7 @@ path, an unknown API).
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib.util
 import itertools
@@ -480,10 +481,13 @@ def _outline(source: SourceFile) -> Outline:
             module = resolve_relative(node.module, node.level, source.package)
             if module:
                 imported += [(module, a.asname or a.name) for a in node.names if a.name != "*"]
+    # The last def of a name is what runs: the template's placeholders kept above the real
+    # functions do not make them placeholders (attacker session 7c, F1).
+    last = {function.name: function for function in functions}
     return Outline(
         parsed=True,
-        functions=frozenset(f.name for f in functions),
-        stubs=frozenset(f.name for f in functions if _is_stub(f)),
+        functions=frozenset(last),
+        stubs=frozenset(name for name, function in last.items() if _is_stub(function)),
         names=frozenset(bound_names(tree)),
         imports=frozenset(module_imports(tree, source.package)),
         imported=tuple(imported),
@@ -1060,6 +1064,23 @@ def _folder_defines(
     return (None if len(files) > MAX_FILES else False), budget
 
 
+def _too_large_to_grade(folder: Path, files: list[Path]) -> bool:
+    """Whether ``files`` (the regular ``.py``/``.ipynb`` files under ``folder``, relative) are
+    more than `MAX_FILES` or add up to more than `MAX_BYTES` (their sizes, not read): a folder
+    `load_submission` would refuse to read, so never the one to grade, on its own merits, not
+    because other folders spent a shared budget (a virtual environment left in an upload, a
+    notebook of large plots beside the code)."""
+    if len(files) > MAX_FILES:
+        return True
+    total = 0
+    for relative in files:
+        with contextlib.suppress(OSError):
+            total += os.lstat(folder / relative).st_size
+        if total > MAX_BYTES:
+            return True
+    return False
+
+
 def _names_a_file(folder: Path, entry: str) -> bool:
     """Whether ``--entry``'s module is a file right under ``folder`` (its path or dotted name)."""
     wanted = entry.removesuffix(".py").removesuffix(".ipynb").rstrip("/")
@@ -1150,7 +1171,9 @@ def _find_submission(
             if len(holding) > 1:  # a repository's src/ beside its tests/: the one with functions
                 defining, unknown = [], []
                 for name in holding:
-                    files = (Path(*parts[depth + 1 :]) for parts, r in below[name] if r)
+                    files = [Path(*parts[depth + 1 :]) for parts, r in below[name] if r]
+                    if _too_large_to_grade(folder / name, files):
+                        continue  # never the one graded (attacker session 7c, F3)
                     defines, budget = _folder_defines(
                         folder / name, measure, budget, files, counted
                     )
