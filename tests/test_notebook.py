@@ -10,6 +10,7 @@ correct notebook grades in about a second). Expected verdicts come from what the
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -1024,3 +1025,21 @@ def test_the_notes_of_a_whole_upload_are_capped_not_only_each_notebooks(tmp_path
     report = grade_submission(upload, limits=Limits(timeout=3.0), train=False, seed=1)
     assert len(report.set_aside) == 4, report.set_aside
     assert report.set_aside[-1].endswith("more notes on what was set aside, not listed")
+
+
+def test_a_notebooks_cells_are_charged_to_the_uploads_parse_budget():
+    # Attacker session 7c, F4: ten notebooks of 65,900 one-line cells (3 MB each) cost the
+    # checker about 100 s of processor time in nbformat's validation, bounded only by bytes.
+    from tinycnn.grading.notebook import CELL_TOKENS
+    from tinycnn.grading.policy import ParseBudgetSpent, parse_budget
+
+    many = notebook(*(f"X{k} = {k}" for k in range(20)))  # a title and 20 code cells
+    with parse_budget(20 * CELL_TOKENS), pytest.raises(ParseBudgetSpent, match="the cells of"):
+        convert_notebook(many, "many.ipynb")
+    with parse_budget(21 * CELL_TOKENS + 1000):  # the cells, then their code
+        assert "X19 = 19" in convert_notebook(many, "many.ipynb").source
+    # A version 3 notebook's cells are in its worksheets.
+    old = {"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": []}
+    old["worksheets"] = [{"cells": [{"cell_type": "code", "input": "X = 1", "outputs": []}] * 30}]
+    with parse_budget(29 * CELL_TOKENS), pytest.raises(ParseBudgetSpent):
+        convert_notebook(json.dumps(old).encode(), "old.ipynb")

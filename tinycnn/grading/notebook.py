@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import json
 import keyword
 import re
 import symtable
@@ -72,6 +73,7 @@ from tinycnn.grading.policy import (
     SourceTooLarge,
     check_size,
     parse_source,
+    spend_parse_budget,
     syntax_reason,
 )
 
@@ -199,6 +201,35 @@ MAX_SET_ASIDE_NOTES = 100
 MAX_JSON_CONTAINERS = 200_000
 
 
+#: What reading one cell costs, in the words and symbols of `policy.parse_budget`: nbformat
+#: validates each cell twice (reading, upgrading a version 3 notebook) and the reader splits
+#: its lines, about 0.15 ms a cell, what parsing 100 words costs. Ten notebooks of 65,900 tiny
+#: cells each (3 MB) cost the checker about 100 s of processor time before (attacker session
+#: 7c, F4); a course notebook has a few hundred cells.
+CELL_TOKENS = 100
+
+
+def _cell_count(text: str) -> int:
+    """How many cells a notebook's JSON holds (version 4 ``cells``; version 3 worksheets'),
+    read with the json module before nbformat reads and validates them; 0 if it is not a
+    notebook's JSON (nbformat then says why)."""
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):  # nested too deeply: nbformat says it is no notebook
+        return 0
+    if not isinstance(document, dict):
+        return 0
+    cells = document.get("cells")
+    if isinstance(cells, list):
+        return len(cells)
+    sheets = document.get("worksheets")
+    if not isinstance(sheets, list):
+        return 0
+    return sum(
+        len(s["cells"]) for s in sheets if isinstance(s, dict) and isinstance(s.get("cells"), list)
+    )
+
+
 def _read(data: bytes, origin: str):
     import nbformat  # imported here: only notebook submissions need it
 
@@ -212,6 +243,7 @@ def _read(data: bytes, origin: str):
         text = data.decode("utf-8-sig")  # notebooks are UTF-8 JSON (a BOM is tolerated)
     except UnicodeDecodeError as error:
         raise NotebookError(f"{origin} is not UTF-8 text ({error.reason})") from None
+    spend_parse_budget(CELL_TOKENS * _cell_count(text), f"the cells of {origin}")
     with warnings.catch_warnings():
         # nbformat warns about fields it would add (cell ids); reading is all we do.
         warnings.simplefilter("ignore")

@@ -51,6 +51,7 @@ __all__ = [
     "read_source",
     "refuse_unsafe_encoding",
     "scan_imports",
+    "spend_parse_budget",
     "syntax_reason",
 ]
 
@@ -127,6 +128,23 @@ class ParseBudgetSpent(Exception):
     all than it allows (not a SyntaxError: no one text is at fault)."""
 
 
+def spend_parse_budget(tokens: int, what: str) -> None:
+    """Spend ``tokens`` of the `parse_budget` in force, if any, on reading ``what`` (work that
+    is not `parse_source`'s but grows as parsing does, such as a notebook's cells).
+
+    Raises
+    ------
+    ParseBudgetSpent
+        Fewer than ``tokens`` are left (nothing is spent then).
+    """
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    if tokens > budget[0]:
+        raise ParseBudgetSpent(f"more than {budget[0]:,} words and symbols left to read ({what})")
+    budget[0] -= tokens
+
+
 def parse_source(source: str | bytes) -> ast.Module:
     """``ast.parse(source)`` as the checker parses a student's text: one thread at a time
     (CPython 3.11's AST constructor is not thread-safe), never more than `MAX_TOKENS`, and
@@ -145,13 +163,8 @@ def parse_source(source: str | bytes) -> ast.Module:
         NUL bytes in the source.
     """
     count = check_size(source)
-    budget = _BUDGET.get()
-    if budget is not None:
-        if count is None:
-            count = _count(source, MAX_TOKENS)
-        if count > budget[0]:
-            raise ParseBudgetSpent(f"more than {budget[0]:,} words and symbols left to read")
-        budget[0] -= count
+    if _BUDGET.get() is not None:
+        spend_parse_budget(_count(source, MAX_TOKENS) if count is None else count, "a text")
     with _PARSE_LOCK:
         try:
             return ast.parse(source)
