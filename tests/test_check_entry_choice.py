@@ -1,4 +1,4 @@
-"""Which file and folder of an upload ``tinycnn check`` grades, against attacker session 3.
+"""Which file and folder of an upload ``tinycnn check`` grades, against attacker session 7b.
 
 F1: an upload of many large files defining nothing kept the checker parsing for minutes (line
 breaks were not counted toward `MAX_TOKENS`, and each file was parsed once per measure). F2: a

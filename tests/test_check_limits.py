@@ -283,7 +283,7 @@ def test_the_folders_compared_down_a_chain_are_read_within_one_budget(tmp_path, 
     # G6: with a folder beside each link of a chain, each level compares what the two define,
     # reading the same files below again; each comparison had a budget of its own (30 times
     # MAX_BYTES of parsing for 30 levels). Bytes counted, not time. Each file is read once for
-    # the whole descent (attacker session 3, F2), so 2,000 bytes read all the files here.
+    # the whole descent (attacker session 7b, F2), so 2,000 bytes read all the files here.
     from tinycnn.grading import submission
 
     monkeypatch.setattr(submission, "MAX_BYTES", 500)

@@ -97,7 +97,7 @@ MAX_TOKENS = 200_000
 # the parser's work and the tree (a run of symbols counted as one let ``[[],[],...]`` through
 # at 1.8 GB, attacker session 6, G5; line breaks not counted let 41 files of 199,990 lines
 # ``a`` each through, 400,000 tokens apiece to the parser, 229 s of the checker's processor
-# time: attacker session 3, F1), more in strings and comments. Counting is fast (C regex) and
+# time: attacker session 7b, F1), more in strings and comments. Counting is fast (C regex) and
 # stops at the limit.
 _TOKEN = re.compile(r"\w+|[^\w\s]|\r\n?|\n")
 _TOKEN_BYTES = re.compile(rb"\w+|[^\w\s]|\r\n?|\n")
@@ -115,7 +115,7 @@ def parse_budget(tokens: int):
     line breaks (`_TOKEN`) from ``tokens``, and raises `ParseBudgetSpent` instead of parsing
     once they are spent: a bound on the checker's parsing of all the texts of one upload
     (`MAX_TOKENS` bounds one text; 82 files each just under it took the checker two minutes to
-    parse once each: attacker session 3, F1)."""
+    parse once each: attacker session 7b, F1)."""
     reset = _BUDGET.set([tokens])
     try:
         yield

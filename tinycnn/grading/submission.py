@@ -110,7 +110,7 @@ MAX_BYTES = 16 * 2**20
 #: upload's texts, all together, to choose its folder, and again to read it (a budget each:
 #: :func:`~tinycnn.grading.policy.parse_budget`). `MAX_BYTES` of files each just under
 #: `MAX_TOKENS` (82 files of 99,990 lines ``a``) took the checker two minutes to parse once
-#: each (attacker session 3, F1); five times `MAX_TOKENS` is about 7 s, and about 70 times the
+#: each (attacker session 7b, F1); five times `MAX_TOKENS` is about 7 s, and about 70 times the
 #: reference layer file.
 MAX_PARSED = 5 * MAX_TOKENS
 #: Longest path of a file inside an upload that is read (``hw2/cs231n/layers.py`` is 20
@@ -176,7 +176,7 @@ class SourceFile:
         kept: every measure of a file (`defined_functions`, `defined_names`,
         `imported_modules`, `graded_definitions` for each API) reads this, so a file is parsed
         once however many measures ask (four parses of each file by `_entry_of`, each up to a
-        second or more: attacker session 3, F1). The tree itself is not kept (up to hundreds of
+        second or more: attacker session 7b, F1). The tree itself is not kept (up to hundreds of
         MB for a large file)."""
         return _outline(self)
 
@@ -893,7 +893,7 @@ def graded_definitions(source: SourceFile, api: str, modules: Collection[str] = 
 
     A placeholder (`Outline.stubs`: the template's ``raise NotImplementedError``, ``pass``) is
     not a definition, so the untouched template beside the student's work does not "define the
-    most" (attacker session 3, F5). A name bound by a top-level ``from module import name``,
+    most" (attacker session 7b, F5). A name bound by a top-level ``from module import name``,
     where ``module`` is another file of the upload (``modules``: their module names), counts as
     defined, in a file that defines at least one graded function itself (``layers.py`` taking
     ``softmax_cross_entropy`` from the student's ``losses.py``); a file that only imports them
@@ -1029,7 +1029,7 @@ def _folder_defines(
 
     The answer is None, not known, when the folder was not read in full and no file read
     defines: the budget ran out, of bytes or of the `parse_budget` in force (a folder hidden
-    behind a large notebook is not "defining nothing": attacker session 3, F2), it has more
+    behind a large notebook is not "defining nothing": attacker session 7b, F2), it has more
     than `MAX_FILES` files (only the first are
     read), or it is too large to walk (`UploadTooLarge`). ``files``: the regular
     ``.py``/``.ipynb`` files under ``folder`` (relative, in `_walk`'s order) when already known,
@@ -1153,7 +1153,7 @@ def _find_submission(
     # chain with a folder beside each link, each level compares folders holding the same files,
     # which a budget per comparison let the checker read and parse again at every level. A
     # folder not read in full for want of budget is not known to define nothing: no folder is
-    # chosen over it (attacker session 3, F2).
+    # chosen over it (attacker session 7b, F2).
     budget = MAX_BYTES
     counted: dict[Path, int] = {}
     with parse_budget(MAX_PARSED):  # what comparing folders parses, all together
